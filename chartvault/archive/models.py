@@ -1,0 +1,223 @@
+"""The catalog schema: the system of record.
+
+State lives here so that every pipeline stage can be resumed after a crash:
+a page's ``status`` says which stage it has passed, and each stage checks it
+before acting.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+# Batch status
+BATCH_RECEIVING = "receiving"
+BATCH_PROCESSING = "processing"
+BATCH_COMPLETE = "complete"  # every file archived (or a recognised duplicate)
+BATCH_COMPLETE_WITH_ERRORS = "complete_with_errors"  # some files quarantined or failed
+BATCH_STATUSES = (BATCH_RECEIVING, BATCH_PROCESSING, BATCH_COMPLETE, BATCH_COMPLETE_WITH_ERRORS)
+
+# File status
+FILE_RECEIVED = "received"
+FILE_PROCESSING = "processing"
+FILE_ARCHIVED = "archived"
+FILE_DUPLICATE = "duplicate"  # same sha256 as an archived file: linked, not stored twice
+FILE_QUARANTINED = "quarantined"  # refused input, kept aside with the reason
+FILE_FAILED = "failed"  # accepted but processing failed; kept, can be retried
+FILE_DONE_STATES = (FILE_ARCHIVED, FILE_DUPLICATE, FILE_QUARANTINED, FILE_FAILED)
+
+# Page status, in pipeline order
+PAGE_RECEIVED = "received"
+PAGE_OCR = "ocr"
+PAGE_CLASSIFIED = "classified"
+PAGE_ARCHIVED = "archived"
+PAGE_INDEXED = "indexed"
+PAGE_FAILED = "failed"
+PAGE_ORDER = (PAGE_RECEIVED, PAGE_OCR, PAGE_CLASSIFIED, PAGE_ARCHIVED, PAGE_INDEXED)
+
+
+class Batch(Base):
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    source: Mapped[str] = mapped_column(String(16))  # cli | api | hotfolder
+    station: Mapped[str | None] = mapped_column(String(128))
+    operator: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(32), default=BATCH_RECEIVING, index=True)
+    manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Problems to be looked at by a person, e.g. page-count mismatches against the manifest.
+    flags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    files: Mapped[list[BatchFile]] = relationship(
+        back_populates="batch", order_by="BatchFile.seq", cascade="all, delete-orphan"
+    )
+
+
+class BatchFile(Base):
+    """One input file of a batch, whatever became of it."""
+
+    __tablename__ = "batch_files"
+    __table_args__ = (UniqueConstraint("batch_id", "seq"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    # As given by the scanner or uploader. May contain PHI: never logged.
+    original_name: Mapped[str] = mapped_column(String(1024))
+    source_path: Mapped[str | None] = mapped_column(String(4096))  # hot-folder / CLI origin
+    staged_path: Mapped[str | None] = mapped_column(String(1024))  # relative to the data folder
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str | None] = mapped_column(String(16))
+    page_count: Mapped[int | None] = mapped_column(Integer)
+    expected_pages: Mapped[int | None] = mapped_column(Integer)  # from the manifest
+    mrn_hint: Mapped[str | None] = mapped_column(String(64))
+    doc_type_hint: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32), default=FILE_RECEIVED, index=True)
+    reason_code: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    duplicate_of: Mapped[str | None] = mapped_column(ForeignKey("documents.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    batch: Mapped[Batch] = relationship(back_populates="files")
+    pages: Mapped[list[Page]] = relationship(
+        back_populates="file", order_by="Page.page_no", cascade="all, delete-orphan"
+    )
+    documents: Mapped[list[Document]] = relationship(
+        back_populates="file", foreign_keys="Document.file_id"
+    )
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    mrn: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(256))
+    dob: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Document(Base):
+    """An archived document: one original object plus its pages, type and identifiers."""
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        Index("ix_documents_mrn_dos", "mrn", "date_of_service"),
+        UniqueConstraint("file_id", "first_page"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    file_id: Mapped[str] = mapped_column(ForeignKey("batch_files.id"), index=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), index=True)
+    first_page: Mapped[int] = mapped_column(Integer, default=1)
+    page_count: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)  # of the original file
+    size: Mapped[int] = mapped_column(BigInteger)
+    mime: Mapped[str] = mapped_column(String(64))
+    object_key: Mapped[str | None] = mapped_column(String(512))
+    object_version: Mapped[str | None] = mapped_column(String(256))
+    doc_type: Mapped[str | None] = mapped_column(String(64), index=True)
+    doc_type_confidence: Mapped[float | None] = mapped_column(Float)
+    mrn: Mapped[str | None] = mapped_column(String(64), index=True)
+    patient_name: Mapped[str | None] = mapped_column(String(256))
+    dob: Mapped[date | None] = mapped_column(Date)
+    date_of_service: Mapped[date | None] = mapped_column(Date)
+    account: Mapped[str | None] = mapped_column(String(64))
+    encounter: Mapped[str | None] = mapped_column(String(64))
+    # Confidence of each identifier, e.g. {"mrn": 0.98, "dob": 0.9}
+    identifier_confidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    patient_id: Mapped[str | None] = mapped_column(ForeignKey("patients.id"), index=True)
+    status: Mapped[str] = mapped_column(String(32), default=PAGE_CLASSIFIED, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    indexed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    file: Mapped[BatchFile] = relationship(back_populates="documents", foreign_keys=[file_id])
+    pages: Mapped[list[Page]] = relationship(back_populates="document", order_by="Page.page_no")
+    patient: Mapped[Patient | None] = relationship()
+
+
+class Page(Base):
+    __tablename__ = "pages"
+    __table_args__ = (UniqueConstraint("file_id", "page_no"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    file_id: Mapped[str] = mapped_column(ForeignKey("batch_files.id"), index=True)
+    document_id: Mapped[str | None] = mapped_column(ForeignKey("documents.id"), index=True)
+    page_no: Mapped[int] = mapped_column(Integer)  # 1-based within the file
+    status: Mapped[str] = mapped_column(String(32), default=PAGE_RECEIVED, index=True)
+    text: Mapped[str | None] = mapped_column(Text)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    source: Mapped[str | None] = mapped_column(String(16))  # ocr | text_layer
+    rotation: Mapped[int] = mapped_column(Integer, default=0)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    # Word boxes as [[text, conf, left, top, width, height], ...]
+    words: Mapped[list[Any] | None] = mapped_column(JSON)
+    identifiers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    ocr_ms: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    file: Mapped[BatchFile] = relationship(back_populates="pages")
+    document: Mapped[Document | None] = relationship(back_populates="pages")
+
+
+class IndexTask(Base):
+    """Work for the single index writer. Rows are deleted once the index has committed them."""
+
+    __tablename__ = "index_tasks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    document_id: Mapped[str] = mapped_column(String(32), index=True)
+    op: Mapped[str] = mapped_column(String(8), default="upsert")  # upsert | delete
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class HotFolderEntry(Base):
+    """A file the hot folder has taken, so that a restart never takes it twice."""
+
+    __tablename__ = "hotfolder_entries"
+    __table_args__ = (UniqueConstraint("folder", "claim_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    folder: Mapped[str] = mapped_column(String(4096))
+    claim_name: Mapped[str] = mapped_column(String(1024))  # its name inside .processing/
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"))
+    file_id: Mapped[str | None] = mapped_column(ForeignKey("batch_files.id"))
+    state: Mapped[str] = mapped_column(String(16), default="claimed")  # claimed | done | failed
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

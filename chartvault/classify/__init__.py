@@ -1,0 +1,1 @@
+"""Document type and patient identifiers from page text. Knows nothing of HTTP or the database."""

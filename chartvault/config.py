@@ -1,0 +1,71 @@
+"""Settings, read from ``CHARTVAULT_*`` environment variables or a ``.env`` file.
+
+Every setting has an embedded default so that one machine runs ChartVault with no
+server: a SQLite catalog, a local object folder and a whoosh index, all under
+``data_dir``. Production changes these by configuration only.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHARTVAULT_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("./data"), description="Folder for the catalog, objects, index and staging.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the catalog; default sqlite:///<data_dir>/catalog.sqlite3."
+    )
+    object_store: Literal["local", "s3"] = Field("local", description="Where originals are archived.")
+    search_backend: Literal["whoosh", "tantivy"] = Field("whoosh", description="Full-text search backend.")
+    workers: int = Field(0, ge=0, description="OCR worker processes; 0 means one per core.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Input limits: a file over any of them is quarantined with the reason, never half-read.
+    max_file_bytes: int = Field(512 * 1024 * 1024, gt=0, description="Largest accepted file, in bytes.")
+    max_pages: int = Field(2000, gt=0, description="Most pages accepted in one file.")
+    max_pixels: int = Field(120_000_000, gt=0, description="Most pixels in one page (also Pillow's bomb guard).")
+    max_upload_files: int = Field(1000, gt=0, description="Most files in one upload request.")
+
+    # OCR
+    ocr_lang: str = "eng"
+    ocr_dpi: int = Field(300, ge=72, le=600, description="Resolution PDF pages are rendered at for OCR.")
+    ocr_timeout_s: int = Field(180, gt=0, description="Tesseract time limit per page.")
+    text_layer_min_chars: int = Field(
+        40, ge=0, description="A PDF page whose text layer has fewer characters is OCR'd instead."
+    )
+
+    # Hot folder
+    watch_interval_s: float = Field(2.0, gt=0, description="How often the hot folder is scanned.")
+    watch_settle_s: float = Field(
+        5.0, ge=0, description="A hot-folder file must be unchanged this long before it is taken."
+    )
+
+    # Search
+    index_commit_interval_s: float = Field(1.0, gt=0, description="How often the indexer commits queued work.")
+
+    @cached_property
+    def catalog_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'catalog.sqlite3').resolve()}"
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or max(1, os.cpu_count() or 1)
+
+    def path(self, *parts: str) -> Path:
+        """A path under the data folder, created on first use (its parent folder)."""
+        p = self.data_dir.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+
+def get_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]
