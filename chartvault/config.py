@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     # Input limits: a file over any of them is quarantined with the reason, never half-read.
     max_file_bytes: int = Field(512 * 1024 * 1024, gt=0, description="Largest accepted file, in bytes.")
     max_pages: int = Field(2000, gt=0, description="Most pages accepted in one file.")
-    max_pixels: int = Field(120_000_000, gt=0, description="Most pixels in one page (also Pillow's bomb guard).")
+    max_pixels: int = Field(
+        120_000_000, gt=0, description="Most pixels in one page (also Pillow's bomb guard)."
+    )
     max_upload_files: int = Field(1000, gt=0, description="Most files in one upload request.")
 
     # OCR
@@ -50,7 +52,9 @@ class Settings(BaseSettings):
     )
 
     # Search
-    index_commit_interval_s: float = Field(1.0, gt=0, description="How often the indexer commits queued work.")
+    index_commit_interval_s: float = Field(
+        1.0, gt=0, description="How often the indexer commits queued work."
+    )
 
     @cached_property
     def catalog_url(self) -> str:

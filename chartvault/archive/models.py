@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Date,
     DateTime,
+    Dialect,
     Float,
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -35,8 +38,52 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    SQLite has no timezone type and hands back naive values while PostgreSQL hands
+    back aware ones; without this, code comparing with ``utcnow()`` works on one
+    catalog and raises TypeError on the other.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC column; use an aware datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# A Python None is stored as SQL NULL (plain JSON stores the JSON text 'null', which
+# ``column.is_(None)`` does not find).
+JSONType = JSON(none_as_null=True)
+
+# Named constraints, so later migrations (SQLite batch mode in particular) can address them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSONType,
+        list[Any]: JSONType,
+        datetime: UTCDateTime,
+    }
 
 
 # Batch status
@@ -73,12 +120,12 @@ class Batch(Base):
     station: Mapped[str | None] = mapped_column(String(128))
     operator: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(32), default=BATCH_RECEIVING, index=True)
-    manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    manifest: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     # Problems to be looked at by a person, e.g. page-count mismatches against the manifest.
-    flags: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
-    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    flags: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     files: Mapped[list[BatchFile]] = relationship(
         back_populates="batch", order_by="BatchFile.seq", cascade="all, delete-orphan"
@@ -108,17 +155,16 @@ class BatchFile(Base):
     status: Mapped[str] = mapped_column(String(32), default=FILE_RECEIVED, index=True)
     reason_code: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
-    duplicate_of: Mapped[str | None] = mapped_column(ForeignKey("documents.id"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    # documents.file_id points back here: the cycle is broken by adding this key after both tables exist.
+    duplicate_of: Mapped[str | None] = mapped_column(ForeignKey("documents.id", use_alter=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     batch: Mapped[Batch] = relationship(back_populates="files")
     pages: Mapped[list[Page]] = relationship(
         back_populates="file", order_by="Page.page_no", cascade="all, delete-orphan"
     )
-    documents: Mapped[list[Document]] = relationship(
-        back_populates="file", foreign_keys="Document.file_id"
-    )
+    documents: Mapped[list[Document]] = relationship(back_populates="file", foreign_keys="Document.file_id")
 
 
 class Patient(Base):
@@ -128,7 +174,7 @@ class Patient(Base):
     mrn: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str | None] = mapped_column(String(256))
     dob: Mapped[date | None] = mapped_column(Date)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Document(Base):
@@ -159,12 +205,12 @@ class Document(Base):
     account: Mapped[str | None] = mapped_column(String(64))
     encounter: Mapped[str | None] = mapped_column(String(64))
     # Confidence of each identifier, e.g. {"mrn": 0.98, "dob": 0.9}
-    identifier_confidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    identifier_confidence: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     patient_id: Mapped[str | None] = mapped_column(ForeignKey("patients.id"), index=True)
     status: Mapped[str] = mapped_column(String(32), default=PAGE_CLASSIFIED, index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    indexed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    indexed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     file: Mapped[BatchFile] = relationship(back_populates="documents", foreign_keys=[file_id])
     pages: Mapped[list[Page]] = relationship(back_populates="document", order_by="Page.page_no")
@@ -187,11 +233,11 @@ class Page(Base):
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     # Word boxes as [[text, conf, left, top, width, height], ...]
-    words: Mapped[list[Any] | None] = mapped_column(JSON)
-    identifiers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    words: Mapped[list[Any] | None] = mapped_column(JSONType)
+    identifiers: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     ocr_ms: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     file: Mapped[BatchFile] = relationship(back_populates="pages")
     document: Mapped[Document | None] = relationship(back_populates="pages")
@@ -205,7 +251,7 @@ class IndexTask(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     document_id: Mapped[str] = mapped_column(String(32), index=True)
     op: Mapped[str] = mapped_column(String(8), default="upsert")  # upsert | delete
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class HotFolderEntry(Base):
@@ -220,4 +266,4 @@ class HotFolderEntry(Base):
     batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"))
     file_id: Mapped[str | None] = mapped_column(ForeignKey("batch_files.id"))
     state: Mapped[str] = mapped_column(String(16), default="claimed")  # claimed | done | failed
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,0 +1,219 @@
+"""The FastAPI application: routes over ``chartvault.service.Vault``.
+
+Errors are JSON ``{"error": {"code": ..., "message": ...}}`` with the right
+status; messages carry ids, never names or page text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from chartvault import __version__
+from chartvault.api.uploads import UploadError, receive_upload
+from chartvault.config import Settings
+from chartvault.ingest.manifest import ManifestError, parse_manifest
+from chartvault.ingest.runner import BackgroundRunner
+from chartvault.search.types import SearchQuery
+from chartvault.service import NotFound, Vault
+
+log = logging.getLogger("chartvault.api")
+
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
+Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def create_app(settings: Settings | None = None, start_background: bool = True) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        vault = Vault(settings)
+        runner = BackgroundRunner(vault)
+        app.state.vault, app.state.runner = vault, runner
+        if start_background:
+            runner.start()
+        try:
+            yield
+        finally:
+            runner.stop()
+            vault.close()
+
+    app = FastAPI(
+        title="ChartVault",
+        version=__version__,
+        description="Scanned medical records: batches in, searchable archived documents out.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, "not_found", str(exc))
+
+    @app.exception_handler(UploadError)
+    async def upload_error(_: Request, exc: UploadError) -> JSONResponse:
+        return _error(exc.status, "bad_upload", str(exc))
+
+    @app.exception_handler(ManifestError)
+    async def manifest_error(_: Request, exc: ManifestError) -> JSONResponse:
+        return _error(422, "bad_manifest", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(x) for x in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in exc.errors()]
+        return _error(422, "invalid_request", "; ".join(parts))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, "http_error", str(exc.detail))
+
+    def vault_of(request: Request) -> Vault:
+        return request.app.state.vault
+
+    @app.get("/health", tags=["service"])
+    def health(request: Request) -> dict[str, Any]:
+        vault = vault_of(request)
+        return {"status": "ok", "version": __version__, "index_queue": vault.indexer.pending()}
+
+    @app.post(
+        "/batches",
+        status_code=202,
+        tags=["batches"],
+        summary="Upload a batch of scanned files (multipart/form-data, streamed to disk)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["files"],
+                            "properties": {
+                                "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                                "station": {"type": "string"},
+                                "operator": {"type": "string"},
+                                "manifest": {"type": "string", "description": "Batch manifest as JSON."},
+                            },
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def post_batch(request: Request) -> JSONResponse:
+        vault = vault_of(request)
+        upload = await receive_upload(
+            request.headers.get("content-type", ""),
+            request.stream(),
+            settings.data_dir / "staging" / ".incoming",
+            settings.max_file_bytes,
+            settings.max_upload_files,
+        )
+        try:
+            if not upload.files:
+                raise UploadError(422, "no files in the request (send them as form field 'files')")
+            manifest = parse_manifest(upload.fields["manifest"]) if upload.fields.get("manifest") else None
+        except (UploadError, ManifestError):
+            upload.discard()
+            raise
+        batch_id = vault.new_batch(
+            "api", upload.fields.get("station"), upload.fields.get("operator"), manifest
+        )
+        for name, staged in upload.files:
+            vault.add_staged(batch_id, staged, name, manifest)
+        vault.close_intake(batch_id, manifest)
+        request.app.state.runner.submit(batch_id)
+        report = vault.batch_report(batch_id)
+        log.info("batch received batch=%s files=%d", batch_id, len(upload.files))
+        return JSONResponse(
+            {
+                "batch_id": batch_id,
+                "status": report["status"],
+                "status_url": f"/batches/{batch_id}",
+                "files": [
+                    {
+                        "file_id": f["id"],
+                        "name": f["name"],
+                        "status": f["status"],
+                        "reason_code": f["reason_code"],
+                        "reason": f["reason"],
+                    }
+                    for f in report["files"]
+                ],
+            },
+            status_code=202,
+        )
+
+    @app.get("/batches", tags=["batches"])
+    def list_batches(request: Request, limit: Limit = 50, offset: Offset = 0) -> dict[str, Any]:
+        items = vault_of(request).list_batches(limit, offset)
+        return {"limit": limit, "offset": offset, "items": items}
+
+    @app.get("/batches/{batch_id}", tags=["batches"])
+    def get_batch(request: Request, batch_id: str) -> dict[str, Any]:
+        return vault_of(request).batch_report(batch_id)
+
+    @app.get("/documents/{doc_id}", tags=["documents"])
+    def get_document(request: Request, doc_id: str) -> dict[str, Any]:
+        return vault_of(request).document(doc_id, with_text=False)
+
+    @app.get("/documents/{doc_id}/original", tags=["documents"], response_class=StreamingResponse)
+    def get_original(request: Request, doc_id: str) -> StreamingResponse:
+        vault = vault_of(request)
+        original = vault.original(doc_id)
+        return StreamingResponse(
+            vault.stream_original(original),
+            media_type=original.mime,
+            headers={
+                "Content-Length": str(original.size),
+                "Content-Disposition": f'attachment; filename="{original.filename}"',
+                "X-Content-SHA256": original.ref.sha256,
+                "Cache-Control": "no-store",
+            },
+        )
+
+    @app.get("/documents/{doc_id}/pages/{page_no}/text", tags=["documents"])
+    def get_page_text(request: Request, doc_id: str, page_no: int) -> dict[str, Any]:
+        return vault_of(request).page_text(doc_id, page_no)
+
+    @app.get("/search", tags=["search"])
+    def search(
+        request: Request,
+        q: Annotated[str | None, Query(description='Words, "phrases", AND/OR/NOT, prefix*.')] = None,
+        mrn: str | None = None,
+        doc_type: Annotated[str | None, Query(alias="type")] = None,
+        date_from: Annotated[date | None, Query(alias="from")] = None,
+        date_to: Annotated[date | None, Query(alias="to")] = None,
+        batch: str | None = None,
+        limit: Limit = 20,
+        offset: Offset = 0,
+    ) -> Any:
+        if not (q or mrn or doc_type or date_from or date_to or batch):
+            return _error(
+                422, "invalid_request", "give q or at least one filter (mrn, type, from, to, batch)"
+            )
+        query = SearchQuery(
+            text=q,
+            mrn=mrn,
+            doc_type=doc_type,
+            date_from=date_from,
+            date_to=date_to,
+            batch_id=batch,
+            limit=limit,
+            offset=offset,
+        )
+        return vault_of(request).search(query)
+
+    return app

@@ -1,0 +1,19 @@
+"""Choosing the object store from the settings."""
+
+from __future__ import annotations
+
+from chartvault.archive.localstore import LocalObjectStore
+from chartvault.archive.objectstore import ObjectStore
+from chartvault.config import Settings
+
+
+def open_object_store(settings: Settings) -> ObjectStore:
+    """The object store named by ``settings.object_store``, so callers never pick a backend themselves."""
+    if settings.object_store == "local":
+        return LocalObjectStore(settings.data_dir / "objects")
+    if settings.object_store == "s3":
+        raise NotImplementedError(
+            "object_store='s3' is not available yet: the S3 backend is added by a later task; "
+            "use CHARTVAULT_OBJECT_STORE=local"
+        )
+    raise ValueError(f"unknown object_store {settings.object_store!r}")

@@ -1,0 +1,506 @@
+"""Patient identifiers from the OCR text of one chart page, and their merge over a document.
+
+Identifiers drive patient matching and misfile detection, so a wrong value costs more than a missing one:
+only labelled fields are read (never a bare number or a date mentioned in the report body), values are
+validated (real dates, plausible ID shapes), and every value carries a confidence the caller can threshold.
+
+Nothing here logs or raises with page content: the text is PHI.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from chartvault.classify.types import Extracted, Identifiers
+
+__all__ = ["extract_identifiers", "merge_identifiers", "normalise_name", "parse_date"]
+
+# Lines at the top (and bottom) of a page where labels and imprints live. Values found there are preferred
+# over body mentions, because report bodies quote other dates and sometimes other people.
+_HEADER_LINES = 14
+_FOOTER_LINES = 3
+
+# OCR confusions corrected only inside a labelled numeric field (MRN, account, dates...).
+_DIGIT_FIX = str.maketrans(
+    {
+        "O": "0",
+        "o": "0",
+        "Q": "0",
+        "D": "0",
+        "l": "1",
+        "I": "1",
+        "i": "1",
+        "|": "1",
+        "!": "1",
+        "S": "5",
+        "s": "5",
+        "B": "8",
+        "Z": "2",
+        "z": "2",
+    }
+)
+_CONFUSABLE = set("OoQDlIi|!SsBZz")
+
+_MONTHS = {
+    "jan": 1, "january": 1, "feb": 2, "february": 2, "mar": 3, "march": 3, "apr": 4, "april": 4, "may": 5,
+    "jun": 6, "june": 6, "jul": 7, "july": 7, "aug": 8, "august": 8, "sep": 9, "sept": 9, "september": 9,
+    "oct": 10, "october": 10, "nov": 11, "november": 11, "dec": 12, "december": 12,
+}  # fmt: skip
+
+# Labels. Each is matched case-insensitively, must not be glued to a preceding letter or digit, and is
+# followed by optional separators (OCR turns ':' into ';' or '.', adds spaces before it).
+_SEP = r"[ \t]*[:;.#=]*[ \t]*"
+_B = r"(?<![A-Za-z0-9])"
+
+_MRN_LABEL = (
+    r"(?:M[ ]?R[ ]?N(?:[ ]?(?:#|No\b\.?))?|MR[ ]*(?:#|No\b\.?|Number)|"
+    r"Med(?:ical)?\.?[ ]*Rec(?:ord)?s?\.?[ ]*(?:#|No\b\.?|Number|Num\b)?|"
+    r"Unit[ ]*(?:#|No\b\.?|Number)|Chart[ ]*(?:#|No\b\.?|Number)|(?:Patient|Pt\.?)[ ]*ID|EMPI)"
+)
+_ACCT_LABEL = (
+    r"(?:ACCT\b\.?[ ]*(?:#|No\b\.?|Number)?|Account[ ]*(?:#|No\b\.?|Number)?|(?-i:FIN|Fin)\b[ ]*(?:#|No\b\.?)?|"
+    r"(?-i:HAR)\b[ ]*#?|Billing[ ]*(?:#|No\b\.?|Number))"
+)
+_ENC_LABEL = (
+    r"(?:ENC\b\.?[ ]*(?:#|No\b\.?)?|Encounter[ ]*(?:#|No\b\.?|Number|ID)?|Visit[ ]*(?:#|No\b\.?|Number|ID)|"
+    r"(?-i:CSN)\b[ ]*#?)"
+)
+_DOB_LABEL = r"(?:D\.?[ ]?[O0o]\.?[ ]?[B8](?![A-Za-z])\.?|Birth[ ]*-?[ ]*Date|Date[ ]+of[ ]+Birth)"
+_DOS_LABEL = r"(?:D\.?[ ]?[O0o]\.?[ ]?S(?![A-Za-z])\.?|Date[ ]+of[ ]+(?:Service|Visit)|(?:Service|Svc|Visit|Encounter)[ ]+Date)"
+_ADM_LABEL = r"(?:Adm(?:it|ission|\.)?(?:[ ]*(?:Date|Dt))?(?:[ ]*/[ ]*Disch(?:arge)?\.?(?:[ ]*Date)?)?|Date[ ]+of[ ]+Admission)"
+_NAME_LABEL = r"(?:Patient[ ]*Name|Pt\.?[ ]*Name|Name[ ]+of[ ]+Patient|PATIENT|NAME)"
+_AGE_LABEL = r"(?:AGE)"
+
+_DATE_TOKEN = (
+    r"(?:\d{4}-\d{1,2}-\d{1,2}"  # ISO
+    r"|[0-9OoIlSB|]{1,2}[ ]?[/\-.][ ]?[0-9OoIlSB|]{1,2}[ ]?[/\-.][ ]?[0-9OoIlSB|]{2,4}"  # 05/01/1980, 5-1-80
+    r"|\d{1,2}[ \-]?[A-Za-z]{3,9}\.?[ \-,]+\d{2,4}"  # 05-JAN-1980, 5 Jan 1980
+    r"|[A-Za-z]{3,9}\.?[ ]+\d{1,2}(?:st|nd|rd|th)?,?[ ]+\d{2,4})"  # January 5, 1980 / Jan 5, 1980
+    r"(?![0-9])"
+)
+_ID_TOKEN = r"[A-Za-z0-9|!][A-Za-z0-9|!\-]{2,24}"
+
+_MRN_RE = re.compile(_B + "(" + _MRN_LABEL + ")" + _SEP + "(" + _ID_TOKEN + ")", re.I)
+_ACCT_RE = re.compile(_B + "(" + _ACCT_LABEL + ")" + _SEP + "(" + _ID_TOKEN + ")", re.I)
+_ENC_RE = re.compile(_B + "(" + _ENC_LABEL + ")" + _SEP + "(" + _ID_TOKEN + ")", re.I)
+_DOB_RE = re.compile(_B + "(" + _DOB_LABEL + ")" + _SEP + "(" + _DATE_TOKEN + ")", re.I)
+_DOS_RE = re.compile(_B + "(" + _DOS_LABEL + ")" + _SEP + "(" + _DATE_TOKEN + ")", re.I)
+_ADM_RE = re.compile(_B + "(" + _ADM_LABEL + ")" + _SEP + "(" + _DATE_TOKEN + ")", re.I)
+_AGE_RE = re.compile(
+    _B + _AGE_LABEL + r"[ \t]*[:;.]?[ \t]*(\d{1,3})[ ]*(?:Y|YR|YRS|YO|years?)?(?![0-9A-Za-z])", re.I
+)
+_NAME_RE = re.compile(
+    r"(?:^|(?<=[ \t]{2})|(?<=\t)|(?<=\|))[ \t]*(" + _NAME_LABEL + r")[ \t]*[:;][ \t]*(.+)", re.I
+)
+_RE_NAME_RE = re.compile(r"^[ \t]*RE[ \t]*:[ \t]*(.+)", re.I)
+
+# Words that end a name value when OCR collapsed the gap before the next label.
+_NAME_STOP = re.compile(
+    r"(?:[ \t]{2,}|\t|\||(?<=[ \t])(?=(?:MRN\b|MR[ ]?#|MR\b|DOB\b|D\.O\.B|SEX\b|AGE\b|ACCT\b|FIN\b|ENC\b|DOS\b|"
+    r"ROOM\b|RM\b|ATTENDING\b|PHYSICIAN\b|ADMIT\b|ACCOUNT\b|UNIT\b|VISIT\b|BIRTH\b|DATE\b|\(continued\))))",
+    re.I,
+)
+_NAME_TOKEN = re.compile(r"^[A-Za-z][A-Za-z'\u2019\-]*\.?$")
+_PARTICLES = {"VAN", "VON", "DER", "DEN", "DE", "DEL", "DELA", "LA", "LE", "DA", "DI", "DOS", "DU", "ST", "ST.", "MC",
+              "MAC", "AL", "EL", "BIN", "BEN", "TER", "TEN"}  # fmt: skip
+_SUFFIXES = {"JR", "SR", "II", "III", "IV", "JR.", "SR."}
+_NOT_NAMES = {"SAMPLE", "PATIENT", "NAME", "UNKNOWN", "DOE", "ABC", "XYZ", "TEST", "MR", "MRS", "MS", "DR"}
+# "LAST, FIRST M" printed before an MRN/DOB label on continuation pages and addressograph imprints.
+_BARE_NAME = re.compile(
+    r"^[ \t]*([A-Z][A-Z'\-]+(?:[ ][A-Z][A-Z'\-]+){0,3},[ ]?[A-Z][A-Z'\-]+(?:[ ][A-Z][A-Z'\-]*\.?)?)"
+    r"(?:[ \t]{2,}|[ \t]+(?=MRN|MR#|DOB|D\.O\.B)|[ \t]*$)"
+)
+
+
+@dataclass(slots=True)
+class _Cand:
+    value: str
+    conf: float
+    line: int
+    priority: int  # higher label priority wins before position and confidence
+    header: bool
+
+
+def _fix_digits(raw: str) -> tuple[str, int]:
+    """Map OCR letter/digit confusions to digits; return the fixed string and how many were fixed."""
+    fixed = raw.translate(_DIGIT_FIX)
+    return fixed, sum(1 for a, b in zip(raw, fixed, strict=True) if a != b)
+
+
+def _clean_id(raw: str, *, min_digits: int) -> tuple[str, int] | None:
+    """Validate an ID token (optional 1-2 letter prefix + digits); return (value, OCR fixes) or None.
+
+    A leading uppercase letter that is not a common digit confusion is a facility prefix ('E0073032') and
+    is kept; everything after it must read as digits once confusions are fixed.
+    """
+    tok = raw.strip(".-")
+    prefix = ""
+    while len(prefix) < 2 and tok[:1].isalpha() and tok[:1].isupper() and tok[0] not in _CONFUSABLE:
+        prefix, tok = prefix + tok[0], tok[1:]
+    tok = tok.replace("-", "")
+    if not tok:
+        return None
+    real_digits = sum(c.isdigit() for c in tok)
+    fixed, nfix = _fix_digits(tok)
+    if not fixed.isdigit() or len(fixed) < min_digits or len(fixed) > 15:
+        return None
+    if real_digits * 2 < len(fixed):  # mostly letters: a word, not an OCR-damaged number
+        return None
+    return prefix + fixed, nfix
+
+
+def _year4(yy: int, *, ref: date, past_only: bool) -> list[int]:
+    """Candidate four-digit years for a two-digit year, most plausible first."""
+    cands = [2000 + yy, 1900 + yy]
+    if past_only:
+        return [y for y in cands if y <= ref.year] or [1900 + yy]
+    return [y for y in cands if y <= ref.year + 1] or [1900 + yy]
+
+
+@dataclass(slots=True)
+class _RawDate:
+    year: int | None  # None: two-digit year still to resolve
+    yy: int
+    month: int
+    day: int
+    ocr_fixes: int
+
+    def resolve(self, year: int) -> date | None:
+        try:
+            return date(year, self.month, self.day)
+        except ValueError:
+            return None
+
+
+def _parse_raw_date(token: str) -> _RawDate | None:
+    """Parse one date token in any supported layout; None when it is not a real calendar date."""
+    tok = token.strip().rstrip(".,")
+    m = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", tok)
+    if m:
+        y, mo, d = (int(g) for g in m.groups())
+        return _checked(_RawDate(y, y % 100, mo, d, 0))
+    m = re.fullmatch(r"([0-9OoIlSB|]{1,2}) ?[/\-.] ?([0-9OoIlSB|]{1,2}) ?[/\-.] ?([0-9OoIlSB|]{2,4})", tok)
+    if m:
+        parts, nfix = [], 0
+        for g in m.groups():
+            f, n = _fix_digits(g)
+            parts.append(f)
+            nfix += n
+        if not all(p.isdigit() for p in parts) or len(parts[2]) == 3:
+            return None
+        mo, d, y = (int(p) for p in parts)
+        if len(parts[2]) == 2:
+            return _checked(_RawDate(None, y, mo, d, nfix))
+        return _checked(_RawDate(y, y % 100, mo, d, nfix))
+    m = re.fullmatch(r"(\d{1,2})[ \-]?([A-Za-z]{3,9})\.?[ \-,]+(\d{2,4})", tok)
+    if m and m.group(2).lower() in _MONTHS and len(m.group(3)) != 3:
+        d, mo, ys = int(m.group(1)), _MONTHS[m.group(2).lower()], m.group(3)
+        y = int(ys)
+        return _checked(_RawDate(None if len(ys) == 2 else y, y % 100, mo, d, 0))
+    m = re.fullmatch(r"([A-Za-z]{3,9})\.? +(\d{1,2})(?:st|nd|rd|th)?,? +(\d{2,4})", tok)
+    if m and m.group(1).lower() in _MONTHS and len(m.group(3)) != 3:
+        mo, d, ys = _MONTHS[m.group(1).lower()], int(m.group(2)), m.group(3)
+        y = int(ys)
+        return _checked(_RawDate(None if len(ys) == 2 else y, y % 100, mo, d, 0))
+    return None
+
+
+def _checked(rd: _RawDate) -> _RawDate | None:
+    if not (1 <= rd.month <= 12 and 1 <= rd.day <= 31):
+        return None
+    if rd.year is not None and (rd.year < 1850 or rd.resolve(rd.year) is None):
+        return None
+    if rd.year is None and rd.resolve(2000 + rd.yy) is None and rd.resolve(1900 + rd.yy) is None:
+        return None
+    return rd
+
+
+def parse_date(token: str, *, ref: date | None = None, past_only: bool = False) -> date | None:
+    """Parse a printed date (MM/DD/YYYY, M/D/YY, ISO, DD-MON-YYYY, 'Month D, YYYY') into a real date.
+
+    Two-digit years go to the latest century that is not after ``ref`` (today by default); with
+    ``past_only`` the date must not be after ``ref`` at all (dates of birth).
+    """
+    rd = _parse_raw_date(token)
+    if rd is None:
+        return None
+    ref = ref or date.today()
+    years = [rd.year] if rd.year is not None else _year4(rd.yy, ref=ref, past_only=past_only)
+    for y in years:
+        d = rd.resolve(y)
+        if d is not None and (not past_only or d <= ref):
+            return d
+    return None
+
+
+def _age_on(dob: date, when: date) -> int:
+    return when.year - dob.year - ((when.month, when.day) < (dob.month, dob.day))
+
+
+def _split_name_value(raw: str) -> str:
+    """Cut a labelled name value at the next field (two spaces, a bar, or a following label)."""
+    m = _NAME_STOP.search(raw)
+    return (raw[: m.start()] if m else raw).strip(" \t,;:.-")
+
+
+def normalise_name(raw: str) -> str | None:
+    """Normalise a printed patient name to 'LAST, FIRST M'; None when it does not look like a name.
+
+    Accepts 'LAST, FIRST M', 'Last, First Middle', 'First M. Last' and 'First Van Der Last'; the middle name
+    is reduced to its initial because labels print it either way.
+    """
+    s = re.sub(r"\s+", " ", raw.replace("\u2019", "'")).strip(" ,.;:")
+    if not s or any(c.isdigit() for c in s):
+        return None
+    if "," in s:
+        last_part, _, rest = s.partition(",")
+        last_toks = last_part.split()
+        rest_toks = [t for t in rest.replace(",", " ").split()]
+        suffix = [t for t in rest_toks if t.upper().rstrip(".") in {x.rstrip(".") for x in _SUFFIXES}]
+        rest_toks = [t for t in rest_toks if t not in suffix]
+        last_toks += suffix
+        if not rest_toks:
+            return None
+        first, middle = rest_toks[0], rest_toks[1:]
+    else:
+        toks = s.split()
+        if len(toks) < 2:
+            return None
+        suffix = []
+        if toks[-1].upper() in _SUFFIXES:
+            suffix = [toks.pop()]
+        if len(toks) < 2:
+            return None
+        first = toks[0]
+        i = len(toks) - 1
+        while i > 1 and toks[i - 1].upper() in _PARTICLES:
+            i -= 1
+        last_toks = toks[i:] + suffix
+        middle = toks[1:i]
+    toks_all = [*last_toks, first, *middle]
+    if not last_toks or not all(_NAME_TOKEN.match(t) for t in toks_all):
+        return None
+    if len(first.rstrip(".")) < 1 or len("".join(last_toks)) < 2 or len(middle) > 2:
+        return None
+    if {t.upper().rstrip(".") for t in [*last_toks, first]} & _NOT_NAMES:
+        return None
+    last = " ".join(t.upper().rstrip(".") if t.upper().rstrip(".") not in _SUFFIXES else t.upper()
+                    for t in last_toks)  # fmt: skip
+    out = f"{last}, {first.upper().rstrip('.')}"
+    if middle:
+        out += f" {middle[0][0].upper()}"
+    return out
+
+
+def _in_header(i: int, n: int) -> bool:
+    return i < _HEADER_LINES or i >= n - _FOOTER_LINES
+
+
+def _best(cands: list[_Cand]) -> Extracted | None:
+    """Pick the strongest candidate: label priority, then header area, confidence and earliest line.
+
+    Confidence drops when other credible candidates disagree, so a page with two MRNs is not trusted.
+    """
+    if not cands:
+        return None
+    best = max(cands, key=lambda c: (c.priority, c.header, c.conf, -c.line))
+    conf = best.conf if best.header else best.conf * 0.85
+    rivals = [
+        c for c in cands if c.value != best.value and c.header == best.header and c.priority == best.priority
+    ]
+    if rivals:
+        agree = sum(c.conf for c in cands if c.value == best.value and c.priority == best.priority)
+        conf *= agree / (agree + sum(c.conf for c in rivals))
+    return Extracted(best.value, round(max(0.0, min(1.0, conf)), 3))
+
+
+# Abbreviated labels may stand without a separator ('MRN 123456'); spelled-out ones ('Account', 'Patient ID')
+# need ':', '#' or 'No' so that prose such as 'take into account 12 ...' never matches.
+_BARE_OK = re.compile(r"(?i)^(?:M[ ]?R[ ]?N|ACCT|FIN|ENC|CSN|HAR|EMPI)")
+_HAS_SEP = re.compile(r"(?i)[:;#]|\bNo\b|Number")
+
+
+def _id_cands(pattern: re.Pattern[str], lines: list[str], *, min_digits: int) -> list[_Cand]:
+    """Labelled ID values, OCR confusions fixed at a lower confidence."""
+    out: list[_Cand] = []
+    n = len(lines)
+    for i, line in enumerate(lines):
+        for m in pattern.finditer(line):
+            label, value = m.group(1), m.group(2)
+            has_sep = bool(_HAS_SEP.search(label + line[m.end(1) : m.start(2)]))
+            if not has_sep and not _BARE_OK.match(label):
+                continue
+            cleaned = _clean_id(value, min_digits=min_digits)
+            if cleaned is None:
+                continue
+            val, nfix = cleaned
+            conf = 0.97 if has_sep else 0.9
+            if nfix:
+                conf = min(conf, 0.75) - 0.05 * (nfix - 1)
+            out.append(_Cand(val, max(conf, 0.3), i, 1, _in_header(i, n)))
+    return out
+
+
+def _date_cands(pattern: re.Pattern[str], lines: list[str], priority: int) -> list[tuple[_RawDate, _Cand]]:
+    out: list[tuple[_RawDate, _Cand]] = []
+    n = len(lines)
+    for i, line in enumerate(lines):
+        for m in pattern.finditer(line):
+            rd = _parse_raw_date(m.group(2))
+            if rd is None:
+                continue
+            conf = 0.97
+            if rd.ocr_fixes:
+                conf = 0.75 - 0.05 * (rd.ocr_fixes - 1)
+            out.append((rd, _Cand("", max(conf, 0.3), i, priority, _in_header(i, n))))
+    return out
+
+
+def _resolve_dates(
+    raws: list[tuple[_RawDate, _Cand]], *, today: date, is_dob: bool, age: int | None, when: date | None
+) -> list[_Cand]:
+    """Turn raw dates into ISO candidates, choosing the century of two-digit years.
+
+    A date of birth cannot be in the future; one after the date of service is kept but distrusted. A printed
+    age (checked against the date of service) settles the century of a two-digit year and raises or lowers
+    confidence in a four-digit one.
+    """
+    out: list[_Cand] = []
+    for rd, cand in raws:
+        conf = cand.conf
+        if rd.year is not None:
+            options = [rd.resolve(rd.year)]
+        else:
+            conf *= 0.85
+            options = [rd.resolve(2000 + rd.yy), rd.resolve(1900 + rd.yy)]
+        dates = [d for d in options if d is not None]
+        if is_dob:
+            dates = [d for d in dates if d <= today]
+            if rd.year is None and when is not None:
+                dates = [d for d in dates if d <= when] or dates
+        else:
+            dates = [d for d in dates if d.year <= today.year + 1] or ([dates[-1]] if rd.year is None else [])
+        if not dates:
+            continue
+        d = dates[0]
+        if is_dob and age is not None and when is not None:
+            fitting = [x for x in dates if abs(_age_on(x, when) - age) <= 1]
+            if fitting:
+                d = fitting[0]
+                conf = min(0.99, cand.conf + 0.02) if rd.year is not None else min(0.95, cand.conf)
+            else:
+                conf *= 0.85
+        if is_dob and when is not None and d > when:
+            conf *= 0.5
+        out.append(_Cand(d.isoformat(), conf, cand.line, cand.priority, cand.header))
+    return out
+
+
+def _name_cands(lines: list[str]) -> list[_Cand]:
+    out: list[_Cand] = []
+    n = len(lines)
+    for i, line in enumerate(lines):
+        header = _in_header(i, n)
+        for m in _NAME_RE.finditer(line):
+            raw = _split_name_value(m.group(2))
+            name = normalise_name(raw)
+            if name is None:
+                continue
+            conf = 0.96 if "," in raw else 0.88
+            if (
+                re.search(r"[a-z]", raw)
+                and "," not in raw
+                and m.group(1).strip().upper() in {"NAME", "PATIENT"}
+            ):
+                conf = 0.8  # 'Name: John Smith' in prose-like text is weaker evidence than a label block
+            out.append(_Cand(name, conf, i, 3, header))
+            break
+        else:
+            m2 = _BARE_NAME.match(line)
+            if m2 and header:
+                rest = line[m2.end() :]
+                labelled = bool(re.search(r"(?i)\b(?:MRN|MR\s*#|DOB|D\.O\.B)", rest))
+                name = normalise_name(m2.group(1))
+                if name is not None and (labelled or i < _HEADER_LINES):
+                    out.append(_Cand(name, 0.88 if labelled else 0.55, i, 2 if labelled else 1, header))
+                continue
+            m3 = _RE_NAME_RE.match(line)
+            if m3:
+                name = normalise_name(_split_name_value(m3.group(1)))
+                if name is not None:
+                    out.append(_Cand(name, 0.5, i, 0, header))
+    return out
+
+
+def extract_identifiers(text: str, *, today: date | None = None) -> Identifiers:
+    """Read MRN, name, DOB, date of service, account and encounter from one page of OCR text.
+
+    Only labelled values count; header/footer lines beat body mentions, so a date the report quotes
+    ('EEG on August 04, 2002') never becomes the date of service. ``today`` bounds dates of birth and
+    two-digit years (injectable for tests).
+    """
+    ids = Identifiers()
+    if not text or not text.strip():
+        return ids
+    ref = today or date.today()
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+    ids.mrn = _best(_id_cands(_MRN_RE, lines, min_digits=5))
+    ids.account = _best(_id_cands(_ACCT_RE, lines, min_digits=4))
+    ids.encounter = _best(_id_cands(_ENC_RE, lines, min_digits=4))
+    ids.name = _best(_name_cands(lines))
+
+    ages = [
+        int(m.group(1))
+        for i, ln in enumerate(lines)
+        if _in_header(i, len(lines))
+        for m in _AGE_RE.finditer(ln)
+    ]
+    age = ages[0] if ages and 0 <= ages[0] <= 130 else None
+
+    dos_raw = _date_cands(_DOS_RE, lines, 3) + _date_cands(_ADM_RE, lines, 2)
+    ids.date_of_service = _best(_resolve_dates(dos_raw, today=ref, is_dob=False, age=None, when=None))
+    when = date.fromisoformat(ids.date_of_service.value) if ids.date_of_service else None
+
+    dob_raw = _date_cands(_DOB_RE, lines, 3)
+    ids.dob = _best(_resolve_dates(dob_raw, today=ref, is_dob=True, age=age, when=when))
+    if ids.dob and ids.date_of_service and ids.dob.value == ids.date_of_service.value:
+        # Same date under both labels is usually a misread label; keep both but trust them less.
+        ids.dob = Extracted(ids.dob.value, round(ids.dob.confidence * 0.6, 3))
+    return ids
+
+
+def merge_identifiers(pages: list[Identifiers]) -> Identifiers:
+    """Document-level identifiers: per field, the value with the largest confidence-weighted vote.
+
+    Agreeing pages raise confidence (independent evidence: 1 - prod(1 - c)); disagreeing pages lower it by
+    the winner's share of the vote, so a document whose pages name two MRNs is flagged by a low score.
+    """
+    merged = Identifiers()
+    fields = [name for name, _ in Identifiers().as_items()]
+    for fname in fields:
+        votes: dict[str, list[float]] = {}
+        order: list[str] = []
+        for page in pages:
+            ex = getattr(page, fname)
+            if ex is None:
+                continue
+            if ex.value not in votes:
+                votes[ex.value] = []
+                order.append(ex.value)
+            votes[ex.value].append(max(0.0, min(1.0, ex.confidence)))
+        if not votes:
+            continue
+        total = sum(sum(v) for v in votes.values())
+        winner = max(order, key=lambda v: (sum(votes[v]), -order.index(v)))
+        if total <= 0:
+            setattr(merged, fname, Extracted(winner, 0.0))
+            continue
+        share = sum(votes[winner]) / total
+        miss = 1.0
+        for c in votes[winner]:
+            miss *= 1.0 - c
+        setattr(merged, fname, Extracted(winner, round(share * (1.0 - miss), 3)))
+    return merged

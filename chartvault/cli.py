@@ -1,0 +1,375 @@
+"""The ``chartvault`` command: a thin shell over ``chartvault.service.Vault``.
+
+Scripts rely on the ``--json`` outputs and on exit statuses:
+0 all taken; 1 some file refused or failed; 2 usage error; 3 all taken but the
+batch needs review (e.g. a page count differs from the manifest); 4 not found.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import re
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from chartvault.config import Settings
+from chartvault.ingest.manifest import Manifest, ManifestError, parse_manifest
+from chartvault.search.types import SearchQuery
+
+app = typer.Typer(
+    help="ChartVault: scan, OCR, classify, index and archive paper medical records.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+EXIT_REFUSED, EXIT_REVIEW, EXIT_NOT_FOUND = 1, 3, 4
+
+
+def _vault():  # imported late so `chartvault --help` stays fast
+    from chartvault.service import Vault
+
+    return Vault(Settings())
+
+
+def _emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+@app.callback()
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log progress (ids only, no PHI).")
+    ] = False,
+) -> None:
+    _setup_logging(verbose)
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    """Files named, and every regular file under folders named, in a stable order; content decides type."""
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith(".")))
+        else:
+            files.append(p)
+    return files
+
+
+def _load_manifest(path: Path | None) -> Manifest | None:
+    if path is None:
+        return None
+    try:
+        return parse_manifest(path.read_bytes())
+    except (OSError, ManifestError) as exc:
+        err.print(f"[red]manifest refused:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to take as one batch.")],
+    station: Annotated[str | None, typer.Option(help="Scanning station id.")] = None,
+    operator: Annotated[str | None, typer.Option(help="Operator id.")] = None,
+    manifest: Annotated[
+        Path | None, typer.Option(help="Batch manifest (JSON): expected pages, MRN, type hint.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object when done.")] = False,
+) -> None:
+    """Ingest a batch: stage, OCR, classify, archive and index every page."""
+    man = _load_manifest(manifest)
+    files = _expand(paths)
+    with _vault() as vault:
+        batch_id = vault.new_batch("cli", station, operator, man)
+        missing: list[dict[str, Any]] = []
+        by_file: dict[str, str] = {}
+        for f in files:
+            try:
+                by_file[vault.add_path(batch_id, f, man)] = str(f)
+            except OSError as exc:
+                missing.append(
+                    {
+                        "path": str(f),
+                        "status": "refused",
+                        "reason_code": "unreadable",
+                        "reason": f"Could not read the file ({exc.strerror or type(exc).__name__}).",
+                        "documents": [],
+                    }
+                )
+        vault.close_intake(batch_id, man)
+        _run_with_progress(vault, batch_id, quiet=as_json)
+        indexed_here = vault.owns_index_writer()
+        if indexed_here:
+            vault.index_pending()
+        report = vault.batch_report(batch_id)
+    results = [
+        {
+            "path": by_file.get(f["id"], f["name"]),
+            "file_id": f["id"],
+            "status": f["status"],
+            "reason_code": f["reason_code"],
+            "reason": f["reason"] if f["status"] in ("quarantined", "failed") else None,
+            "pages": f["page_count"],
+            "documents": f["documents"],
+        }
+        for f in report["files"]
+    ] + missing
+    refused = [r for r in results if r["status"] in ("quarantined", "failed", "refused")]
+    summary = {
+        "batch_id": batch_id,
+        "status": report["status"],
+        "needs_review": report["needs_review"],
+        "flags": report["flags"],
+        "pages": report["pages"],
+        "indexed": indexed_here,
+        "files": results,
+    }
+    if as_json:
+        _emit_json(summary)
+    else:
+        _print_ingest(summary, refused)
+    if refused:
+        raise typer.Exit(EXIT_REFUSED)
+    if report["needs_review"]:
+        raise typer.Exit(EXIT_REVIEW)
+
+
+class _PagesPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:.2f} pages/s" if task.speed else "- pages/s")
+
+
+def _run_with_progress(vault: Any, batch_id: str, quiet: bool) -> None:
+    if quiet or not err.is_terminal:
+        vault.process(batch_id)
+        return
+    columns = (
+        TextColumn("OCR"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("pages"),
+        _PagesPerSecond(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("pages", total=None)
+
+        def tick(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or None)
+
+        vault.process(batch_id, tick)
+
+
+def _print_ingest(summary: dict[str, Any], refused: list[dict[str, Any]]) -> None:
+    ok = sum(1 for r in summary["files"] if r["status"] == "archived")
+    dup = sum(1 for r in summary["files"] if r["status"] == "duplicate")
+    out.print(
+        f"batch [bold]{summary['batch_id']}[/bold]: {summary['status']}, {summary['pages']} pages, "
+        f"{ok} files archived, {dup} duplicates linked, {len(refused)} refused"
+    )
+    if not summary["indexed"]:
+        out.print(
+            "[yellow]indexing is queued for the running ChartVault server (it owns the index writer)[/yellow]"
+        )
+    for r in refused:
+        err.print(f"[red]refused[/red] {r['path']}: {r['reason_code']}: {r['reason']}")
+    for flag in summary["flags"]:
+        err.print(f"[yellow]needs review[/yellow] {flag.get('code')}: {flag.get('message')}")
+
+
+@app.command()
+def resume(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Finish every batch that a crash or restart interrupted."""
+    with _vault() as vault:
+        ids = vault.incomplete_batches()
+        for batch_id in ids:
+            vault.process(batch_id)
+        if vault.owns_index_writer():
+            vault.index_pending()
+        reports = [vault.batch_report(b) for b in ids]
+    if as_json:
+        _emit_json({"resumed": [{"batch_id": r["id"], "status": r["status"]} for r in reports]})
+    else:
+        out.print(f"resumed {len(ids)} batch(es)")
+
+
+@app.command()
+def batch(batch_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show a batch: per-file and per-page state, refusals and review flags."""
+    from chartvault.service import NotFound
+
+    with _vault() as vault:
+        try:
+            report = vault.batch_report(batch_id)
+        except NotFound as exc:
+            err.print(str(exc))
+            raise typer.Exit(EXIT_NOT_FOUND) from None
+    if as_json:
+        _emit_json(report)
+        return
+    out.print(f"batch {report['id']}: {report['status']} ({report['pages']} pages)")
+    table = Table("#", "file", "status", "pages", "reason")
+    for f in report["files"]:
+        table.add_row(str(f["seq"]), f["id"], f["status"], str(f["page_count"] or ""), f["reason"] or "")
+    out.print(table)
+
+
+@app.command()
+def show(doc_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """A document's metadata: type, identifiers, sha256, and its pages with text and confidence."""
+    from chartvault.service import NotFound
+
+    with _vault() as vault:
+        try:
+            doc = vault.document(doc_id, with_text=True)
+        except NotFound as exc:
+            err.print(str(exc))
+            raise typer.Exit(EXIT_NOT_FOUND) from None
+    if as_json:
+        _emit_json(doc)
+        return
+    conf = doc["doc_type_confidence"] or 0.0
+    out.print(f"[bold]{doc['id']}[/bold] {doc['doc_type']} ({conf:.2f}) sha256 {doc['sha256']}")
+    for key, val in doc["identifiers"].items():
+        if val:
+            out.print(f"  {key}: {val['value']} ({val['confidence']})")
+    for p in doc["pages"]:
+        out.rule(f"page {p['page_no']} ({p['source']}, confidence {p['confidence']})")
+        out.print(p["text"], markup=False, highlight=False)
+
+
+def _parse_date(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        err.print(f"{name}: expected a date as YYYY-MM-DD")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def search(
+    query: Annotated[str | None, typer.Argument(help='Words, "phrases", AND/OR/NOT, prefix*.')] = None,
+    mrn: Annotated[str | None, typer.Option(help="Only this MRN.")] = None,
+    doc_type: Annotated[str | None, typer.Option("--type", help="Only this document type.")] = None,
+    date_from: Annotated[
+        str | None, typer.Option("--from", help="Date of service from (YYYY-MM-DD).")
+    ] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Date of service to (YYYY-MM-DD).")] = None,
+    batch_id: Annotated[str | None, typer.Option("--batch", help="Only this batch.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Search the archive; the query may be left out when a filter is given."""
+    q = SearchQuery(
+        text=query,
+        mrn=mrn,
+        doc_type=doc_type,
+        date_from=_parse_date(date_from, "--from"),
+        date_to=_parse_date(date_to, "--to"),
+        batch_id=batch_id,
+        limit=limit,
+        offset=offset,
+    )
+    if not (query or mrn or doc_type or date_from or date_to or batch_id):
+        err.print("give a query or at least one filter (--mrn, --type, --from/--to, --batch)")
+        raise typer.Exit(2)
+    with _vault() as vault:
+        result = vault.search(q)
+    if as_json:
+        _emit_json(result)
+        return
+    out.print(f"{result['total']} document(s)")
+    for h in result["hits"]:
+        out.print(
+            f"[bold]{h['document_id']}[/bold] {h['doc_type']} MRN {h['mrn']} DOS {h['date_of_service']} "
+            f"pages {h['pages']}"
+        )
+        for sn in h["snippets"][:2]:
+            out.print(Text(f"   p{sn['page_no']}: ") + _snippet_text(sn["html"]))
+
+
+def _snippet_text(snippet_html: str) -> Text:
+    """Render a <mark>-highlighted, HTML-escaped snippet for the terminal."""
+    text = Text()
+    for i, part in enumerate(re.split(r"</?mark>", snippet_html)):
+        text.append(html.unescape(part), style="reverse" if i % 2 else "")
+    return text
+
+
+@app.command()
+def reindex() -> None:
+    """Rebuild the search index from the catalog."""
+    with _vault() as vault:
+        n = vault.reindex()
+    out.print(f"reindexed {n} document(s)")
+
+
+@app.command()
+def watch(
+    folder: Annotated[Path, typer.Argument(help="The hot folder scanners write into.")],
+    station: Annotated[str | None, typer.Option(help="Station id recorded on the batches.")] = None,
+    once: Annotated[bool, typer.Option(help="Take what is ready now, then exit.")] = False,
+) -> None:
+    """Watch a hot folder: take each file once it stops growing, file it under done/ or failed/."""
+    from chartvault.ingest.hotfolder import HotFolder
+
+    with _vault() as vault:
+        hot = HotFolder(vault, folder, station=station)
+        if once:
+            hot.poll(final=True)
+        else:
+            err.print(f"watching (every {vault.settings.watch_interval_s}s); Ctrl-C to stop")
+            hot.run_forever()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default CHARTVAULT_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default CHARTVAULT_PORT).")] = None,
+) -> None:
+    """Run the HTTP API (OpenAPI at /docs)."""
+    import uvicorn
+
+    from chartvault.api.app import create_app
+
+    settings = Settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="info",
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    app()

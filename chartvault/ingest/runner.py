@@ -1,0 +1,79 @@
+"""Background work inside a long-running process (the API server): batches and the indexer.
+
+One thread processes batches in arrival order (the worker pool parallelises
+their pages); another drains the index queue every ``index_commit_interval_s``
+while this process owns the index writer, and keeps trying to become the owner
+while another process (a CLI ingest, say) holds it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chartvault.service import Vault
+
+log = logging.getLogger("chartvault.runner")
+
+
+class BackgroundRunner:
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+        self._batches: queue.Queue[str | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._batch_loop, name="cv-batches", daemon=True),
+            threading.Thread(target=self._index_loop, name="cv-indexer", daemon=True),
+        ]
+        self._queued: set[str] = set()
+        self._lock = threading.Lock()
+
+    def start(self, resume: bool = True) -> None:
+        for t in self._threads:
+            t.start()
+        if resume:
+            for batch_id in self.vault.incomplete_batches():
+                log.info("resuming batch=%s", batch_id)
+                self.vault.close_intake_if_open(batch_id)
+                self.submit(batch_id)
+
+    def submit(self, batch_id: str) -> None:
+        with self._lock:
+            if batch_id in self._queued:
+                return
+            self._queued.add(batch_id)
+        self._batches.put(batch_id)
+
+    def idle(self) -> bool:
+        with self._lock:
+            return not self._queued
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._batches.put(None)
+        for t in self._threads:
+            t.join(timeout)
+
+    def _batch_loop(self) -> None:
+        while not self._stop.is_set():
+            batch_id = self._batches.get()
+            if batch_id is None:
+                return
+            try:
+                self.vault.process(batch_id)
+            except Exception:  # keep serving; the batch stays resumable in the catalog
+                log.exception("batch failed batch=%s", batch_id)
+            finally:
+                with self._lock:
+                    self._queued.discard(batch_id)
+
+    def _index_loop(self) -> None:
+        interval = self.vault.settings.index_commit_interval_s
+        while not self._stop.wait(interval):
+            try:
+                self.vault.index_pending()
+            except Exception:
+                log.exception("indexing failed; will retry")
