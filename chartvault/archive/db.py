@@ -6,6 +6,7 @@ server, CLI, hot-folder watcher) or against PostgreSQL; what differs is set here
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,9 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 # Key of the PostgreSQL advisory lock that serialises concurrent upgrades ("CVMIGRAT").
 _PG_MIGRATION_LOCK_KEY = 0x43564D4947524154
+
+# Alembic's ``context``/``op`` are process-global proxies: one migration run at a time per process.
+_ALEMBIC_LOCK = threading.Lock()
 
 
 def _is_sqlite_file(url: URL) -> bool:
@@ -111,6 +115,11 @@ def upgrade(engine_or_url: Engine | str | URL) -> None:
 
 
 def _upgrade_with(engine: Engine) -> None:
+    with _ALEMBIC_LOCK:
+        _upgrade_locked(engine)
+
+
+def _upgrade_locked(engine: Engine) -> None:
     if engine.dialect.name == "sqlite":
         _upgrade_sqlite(engine)
         return

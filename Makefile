@@ -1,0 +1,28 @@
+# The two commands of the README:
+#   make run    set up and start ChartVault on its embedded defaults at http://127.0.0.1:8000
+#   make test   set up (with test dependencies) and run the whole test suite
+.PHONY: run test setup setup-test bench lint
+
+PY := .venv/bin/python
+
+setup:
+	scripts/setup.sh
+
+setup-test:
+	scripts/setup.sh test
+
+run: setup
+	@mkdir -p "$${CHARTVAULT_DATA_DIR:-data}"
+	@echo "ChartVault: data in $${CHARTVAULT_DATA_DIR:-./data}; API docs at http://$${CHARTVAULT_HOST:-127.0.0.1}:$${CHARTVAULT_PORT:-8000}/docs"
+	.venv/bin/chartvault serve
+
+test: setup-test
+	.venv/bin/ruff check chartvault tests bench
+	OMP_THREAD_LIMIT=1 $(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: setup-test
+	$(PY) -m bench.pipeline
+
+lint: setup-test
+	.venv/bin/ruff check chartvault tests bench
+	.venv/bin/ruff format --check chartvault tests bench

@@ -1,0 +1,62 @@
+"""Shared fixtures: the development corpus, isolated data folders and a ready Vault."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dbfixtures import *  # noqa: F403 - sqlite_url, pg_url, db_url
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def corpus_path() -> Path:
+    return Path(os.environ.get("CHARTVAULT_CORPUS", REPO.parent / "shared" / "corpus"))
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    path = corpus_path()
+    if not (path / "manifest.jsonl").exists():
+        pytest.skip(f"development corpus not found at {path} (set CHARTVAULT_CORPUS)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def corpus(corpus_dir: Path) -> list[dict]:
+    """The corpus manifest, one dict per file, with ``file`` set to its absolute path."""
+    entries = []
+    for line in (corpus_dir / "manifest.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        entry["file"] = corpus_dir / entry["path"]
+        entries.append(entry)
+    return entries
+
+
+def pick(corpus: list[dict], fmt: str, pages: int | None = None, tier: str | None = None) -> dict:
+    """The first corpus file of a format (and page count / degradation tier) — deterministic."""
+    for e in corpus:
+        if e["format"] != fmt or (pages is not None and e["page_count"] != pages):
+            continue
+        if tier is not None and e["render"]["degrade"].get("tier") != tier:
+            continue
+        return e
+    raise LookupError(f"no corpus file of format {fmt} with {pages} pages")
+
+
+@pytest.fixture
+def settings(tmp_path: Path):
+    from chartvault.config import Settings
+
+    return Settings(data_dir=tmp_path / "data", workers=2, watch_settle_s=0, _env_file=None)
+
+
+@pytest.fixture
+def vault(settings) -> Iterator:
+    from chartvault.service import Vault
+
+    with Vault(settings) as v:
+        yield v

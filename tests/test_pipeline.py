@@ -1,0 +1,216 @@
+"""The CLI contract, duplicates, manifests, resume after SIGKILL, and the hot folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import pick
+
+CLI = [sys.executable, "-m", "chartvault.cli"]
+
+
+def run_cli(data: Path, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+    environ = {**os.environ, "CHARTVAULT_DATA_DIR": str(data), "CHARTVAULT_WORKERS": "2", **env}
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env=environ)
+
+
+def test_ingest_json_contract_and_exit_status(tmp_path, corpus):
+    born = [e for e in corpus if e["format"] == "pdf_text"][:2]
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for e in born:
+        shutil.copy(e["file"], folder / e["file"].name)
+    (folder / "readme.tif").write_text("a text file pretending to be a TIFF")
+    data = tmp_path / "data"
+    res = run_cli(data, "ingest", str(folder), "--station", "s1", "--operator", "o1", "--json")
+    assert res.returncode == 1, res.stderr  # one file refused
+    report = json.loads(res.stdout)
+    files = {Path(f["path"]).name: f for f in report["files"]}
+    assert files["readme.tif"]["status"] == "quarantined"
+    assert files["readme.tif"]["reason_code"] == "unsupported_type" and files["readme.tif"]["reason"]
+    for e in born:
+        f = files[e["file"].name]
+        assert f["status"] == "archived" and len(f["documents"]) == 1
+    assert report["indexed"] is True
+
+    doc_id = files[born[0]["file"].name]["documents"][0]
+    shown = json.loads(run_cli(data, "show", doc_id, "--json").stdout)
+    assert shown["identifiers"]["mrn"]["value"] == born[0]["patient"]["mrn"]
+    assert shown["identifiers"]["dob"]["value"] == born[0]["patient"]["dob"]
+    assert shown["identifiers"]["date_of_service"]["value"] == born[0]["patient"]["service_date"]
+    assert shown["doc_type"] and 0 <= shown["doc_type_confidence"] <= 1
+    assert len(shown["pages"]) == born[0]["page_count"] and shown["pages"][0]["source"] == "text_layer"
+    assert born[0]["patient"]["mrn"] in shown["pages"][0]["text"]
+
+    found = json.loads(run_cli(data, "search", "--mrn", born[0]["patient"]["mrn"], "--json").stdout)
+    assert [h["document_id"] for h in found["hits"]] == [doc_id]
+    assert run_cli(data, "show", "nope").returncode == 4
+    assert run_cli(data, "search").returncode == 2
+
+    # The quarantined bytes are kept, with a reason file, never silently dropped.
+    qfile = next((data / "quarantine").rglob("*.reason.txt"))
+    assert "unsupported_type" in qfile.read_text()
+
+
+def test_exact_duplicate_is_linked_not_stored_twice(vault, corpus, tmp_path):
+    e = pick(corpus, "pdf_text")
+    first = vault.new_batch("cli")
+    vault.add_path(first, e["file"])
+    vault.close_intake(first)
+    vault.process(first)
+    doc_id = vault.batch_report(first)["files"][0]["documents"][0]
+    copy = tmp_path / "rescanned-copy.pdf"
+    shutil.copy(e["file"], copy)
+    second = vault.new_batch("cli")
+    vault.add_path(second, copy)
+    vault.add_path(second, copy)  # the same file twice within a batch, too
+    vault.close_intake(second)
+    vault.process(second)
+    report = vault.batch_report(second)
+    assert [f["status"] for f in report["files"]] == ["duplicate", "duplicate"]
+    assert all(f["documents"] == [doc_id] for f in report["files"])
+    objects = [p for p in (vault.settings.data_dir / "objects").rglob("*") if p.is_file()]
+    assert len(objects) == 1
+    assert len(vault.document(doc_id)["linked_duplicate_files"]) == 2
+
+
+def test_duplicates_within_one_new_batch_are_stored_once(vault, corpus, tmp_path):
+    e = pick(corpus, "pdf_text")
+    batch = vault.new_batch("cli")
+    vault.add_path(batch, e["file"])
+    vault.add_path(batch, e["file"])
+    vault.close_intake(batch)
+    vault.process(batch)
+    files = vault.batch_report(batch)["files"]
+    assert sorted(f["status"] for f in files) == ["archived", "duplicate"]
+    assert files[0]["documents"] == files[1]["documents"]
+
+
+def test_manifest_page_count_mismatch_is_flagged(tmp_path, corpus):
+    e = pick(corpus, "pdf_text", pages=2)
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(
+        json.dumps({"files": [{"name": e["file"].name, "pages": 3}, {"name": "never-sent.tif", "pages": 1}]})
+    )
+    res = run_cli(tmp_path / "data", "ingest", str(e["file"]), "--manifest", str(manifest), "--json")
+    assert res.returncode == 3, res.stderr  # taken, but the batch needs review
+    report = json.loads(res.stdout)
+    codes = {f["code"] for f in report["flags"]}
+    assert {"page_count_mismatch", "missing_file"} <= codes
+    assert report["needs_review"] is True
+    assert "never-sent" not in json.dumps(report["flags"])  # names stay out of flags
+
+
+def _page_states(db: Path) -> dict[int, tuple[str, int | None]]:
+    con = sqlite3.connect(db)
+    try:
+        rows = con.execute("select page_no, status, ocr_ms from pages").fetchall()
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        con.close()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def test_sigkill_mid_batch_then_resume_loses_nothing_and_redoes_nothing(tmp_path, corpus):
+    e = pick(corpus, "pdf_image", pages=3)
+    data = tmp_path / "data"
+    env = {**os.environ, "CHARTVAULT_DATA_DIR": str(data), "CHARTVAULT_WORKERS": "1"}
+    proc = subprocess.Popen(
+        [*CLI, "ingest", str(e["file"]), "--json"],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    db = data / "catalog.sqlite3"
+    deadline = time.monotonic() + 120
+    done_before: dict[int, tuple[str, int | None]] = {}
+    while time.monotonic() < deadline:
+        states = _page_states(db) if db.exists() else {}
+        done_before = {n: s for n, s in states.items() if s[0] != "received"}
+        if done_before:
+            break
+        time.sleep(0.1)
+    assert done_before, "no page was OCR'd before the deadline"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(done_before) < 3, "the batch finished before it could be interrupted"
+
+    res = run_cli(data, "resume", "--json")
+    assert res.returncode == 0, res.stderr
+    after = _page_states(db)
+    assert sorted(after) == [1, 2, 3] and all(s == "indexed" for s, _ in after.values())
+    for n, (_, ocr_ms_before) in done_before.items():
+        # Same OCR timing recorded: the page was not OCR'd a second time after the restart.
+        assert after[n][1] == ocr_ms_before
+    con = sqlite3.connect(db)
+    assert con.execute("select count(*) from documents").fetchone()[0] == 1
+    con.close()
+    objects = [p for p in (data / "objects").rglob("*") if p.is_file() and not p.name.startswith(".tmp")]
+    assert len(objects) == 1
+    found = json.loads(run_cli(data, "search", "--mrn", e["patient"]["mrn"], "--json").stdout)
+    assert len(found["hits"]) == 1
+
+
+@pytest.fixture
+def hot(tmp_path, vault):
+    from chartvault.ingest.hotfolder import HotFolder
+
+    folder = tmp_path / "hot"
+    folder.mkdir()
+    return HotFolder(vault, folder, station="hot-1")
+
+
+def test_hot_folder_files_done_and_failed(hot, corpus):
+    e = pick(corpus, "pdf_text")
+    shutil.copy(e["file"], hot.folder / "good.pdf")
+    (hot.folder / "bad.pdf").write_bytes(b"")
+    assert hot.poll() is None  # first sight: not yet known to have stopped growing
+    batch_id = hot.poll()
+    assert batch_id is not None
+    assert (hot.folder / "done" / "good.pdf").exists()
+    assert (hot.folder / "failed" / "bad.pdf").exists()
+    assert "empty_file" in (hot.folder / "failed" / "bad.pdf.reason.txt").read_text()
+    assert not any(hot.processing.iterdir()) and not (hot.folder / "good.pdf").exists()
+    assert hot.poll() is None  # nothing is taken twice
+
+
+def test_hot_folder_ignores_a_growing_file(hot, corpus):
+    target = hot.folder / "growing.pdf"
+    target.write_bytes(b"%PDF-1.7\n")
+    hot.poll()
+    with target.open("ab") as fp:
+        fp.write(b"% more bytes\n")
+    assert hot.poll() is None and target.exists()
+
+
+def test_hot_folder_restart_finishes_claimed_files_once(tmp_path, settings, corpus):
+    from chartvault.ingest.hotfolder import HotFolder
+    from chartvault.service import Vault
+
+    folder = tmp_path / "hot2"
+    folder.mkdir()
+    e = pick(corpus, "pdf_text")
+    shutil.copy(e["file"], folder / "a.pdf")
+    with Vault(settings) as v1:
+        first = HotFolder(v1, folder)
+        claim = first._claim(folder / "a.pdf")  # a crash right after claiming
+        assert claim is not None and claim.exists()
+    with Vault(settings) as v2:
+        second = HotFolder(v2, folder)
+        second.poll(final=True)
+        assert (folder / "done" / "a.pdf").exists()
+        assert not any(second.processing.iterdir())
+        second.poll(final=True)
+        batches = v2.list_batches(50, 0)
+        assert len(batches) == 1
