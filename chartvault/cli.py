@@ -7,6 +7,7 @@ batch needs review (e.g. a page count differs from the manifest); 4 not found.
 
 from __future__ import annotations
 
+import getpass
 import html
 import json
 import logging
@@ -48,7 +49,7 @@ EXIT_REFUSED, EXIT_REVIEW, EXIT_NOT_FOUND = 1, 3, 4
 def _vault():  # imported late so `chartvault --help` stays fast
     from chartvault.service import Vault
 
-    return Vault(Settings())
+    return Vault(Settings(), actor=f"cli:{getpass.getuser()}")  # the machine's operator
 
 
 def _emit_json(obj: Any) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from chartvault.archive import audit
 from chartvault.archive.db import make_engine, session_factory, upgrade
 from chartvault.archive.models import (
     BATCH_COMPLETE,
@@ -70,8 +71,9 @@ class Original:
 
 
 class Vault:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, actor: str = "system") -> None:
         self.settings = settings
+        self.actor = actor  # who the audit log names for reads through this Vault
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         for sub in ("staging", "quarantine", "tmp", "index"):
             (settings.data_dir / sub).mkdir(exist_ok=True)
@@ -225,7 +227,18 @@ class Vault:
                 )
             )
 
-    # -- reading --------------------------------------------------------------------------------
+    # -- reading (every read of a document is audited) ------------------------------------------
+
+    def audit(
+        self,
+        action: str,
+        target_type: str | None = None,
+        target_id: str | None = None,
+        outcome: str = "ok",
+        detail: dict[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> None:
+        audit.record(self.sessions, actor or self.actor, action, target_type, target_id, outcome, detail)
 
     def batch_report(self, batch_id: str) -> dict[str, Any]:
         with self.sessions() as s:
@@ -280,9 +293,12 @@ class Vault:
         with self.sessions() as s:
             doc = s.get(Document, doc_id, options=[selectinload(Document.pages)])
             if doc is None:
+                self.audit("document.read", "document", doc_id, outcome="not_found")
                 raise NotFound(f"document {doc_id} not found")
             linked = s.scalars(select(BatchFile.id).where(BatchFile.duplicate_of == doc.id)).all()
-            return _document_dict(doc, list(linked), with_text)
+            result = _document_dict(doc, list(linked), with_text)
+        self.audit("document.read", "document", doc_id, detail={"with_text": with_text})
+        return result
 
     def page_text(self, doc_id: str, page_no: int) -> dict[str, Any]:
         with self.sessions() as s:
@@ -319,7 +335,9 @@ class Vault:
                 f"{doc.id}.{ext.get(doc.mime, 'bin')}",
             )
 
-    def stream_original(self, original: Original) -> Iterator[bytes]:
+    def stream_original(self, doc_id: str, original: Original) -> Iterator[bytes]:
+        """The original's bytes; the download is audited before the first byte leaves."""
+        self.audit("document.download", "document", doc_id, detail={"sha256": original.ref.sha256})
         return self.store.open(original.ref)
 
     def page_texts(self, doc_id: str) -> Sequence[str]:
@@ -358,10 +376,23 @@ class Vault:
                     "snippets": [{"page_no": sn.page_no, "html": sn.html} for sn in h.snippets],
                 }
             )
+        self.audit("search", detail={"filters": _query_filters(query), "results": len(hits)})
         return {"total": results.total, "offset": results.offset, "limit": results.limit, "hits": hits}
 
     def reindex(self) -> int:
         return self.indexer.rebuild()
+
+
+def _query_filters(query: SearchQuery) -> dict[str, Any]:
+    """What a search asked for, minus free text and names (which may be PHI): ids and codes only."""
+    return {
+        "has_text": bool(query.text),
+        "mrn": query.mrn,
+        "doc_type": query.doc_type,
+        "from": _d(query.date_from),
+        "to": _d(query.date_to),
+        "batch": query.batch_id,
+    }
 
 
 def _ts(value: Any) -> str | None:

@@ -1,4 +1,4 @@
-"""Catalog database fixtures (a pytest plugin: load with ``pytest_plugins = ["dbfixtures"]``).
+"""Catalog database fixtures, a pytest plugin (conftest: ``from dbfixtures import *``).
 
 ``db_url`` runs a test on both SQLite and PostgreSQL. PostgreSQL tests get a fresh
 database on the server at ``CHARTVAULT_TEST_PG_URL``; when that server is not
@@ -19,6 +19,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
 from chartvault.archive.db import make_engine, upgrade
+
+# What ``from dbfixtures import *`` in conftest brings in: the fixtures only.
+__all__ = ["db_engine", "db_url", "pg_server", "pg_url", "sqlite_url"]
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 

@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        vault = Vault(settings)
+        vault = Vault(settings, actor="api:anonymous")  # named callers arrive with API tokens
         runner = BackgroundRunner(vault)
         app.state.vault, app.state.runner = vault, runner
         if start_background:
@@ -174,7 +174,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         vault = vault_of(request)
         original = vault.original(doc_id)
         return StreamingResponse(
-            vault.stream_original(original),
+            vault.stream_original(doc_id, original),
             media_type=original.mime,
             headers={
                 "Content-Length": str(original.size),

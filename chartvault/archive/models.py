@@ -267,3 +267,24 @@ class HotFolderEntry(Base):
     file_id: Mapped[str | None] = mapped_column(ForeignKey("batch_files.id"))
     state: Mapped[str] = mapped_column(String(16), default="claimed")  # claimed | done | failed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AuditEvent(Base):
+    """One access or action: who, what, which ids, outcome. Never names or page text.
+
+    Append-only by convention here; the hash chain that makes tampering evident
+    (``prev_hash`` -> ``hash``) is filled in by ``chartvault.archive.audit``.
+    """
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(128))  # e.g. "cli:root", "api:anonymous"
+    action: Mapped[str] = mapped_column(String(64), index=True)  # e.g. document.read
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    outcome: Mapped[str] = mapped_column(String(16), default="ok")
+    detail: Mapped[dict[str, Any] | None] = mapped_column()
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))

@@ -19,7 +19,7 @@ __all__ = ["classify_text"]
 _TITLE_SEARCH_LINES = 22
 _TITLE_WEIGHT = 14.0  # a printed title decides unless the body contradicts it strongly
 _TITLE_IN_TEXT_WEIGHT = 3.0  # the same words as a heading ('DISCHARGE SUMMARY:') further down
-_OTHER_BASELINE = 1.2  # raw score of 'other': below it nothing recognisable was printed
+_OTHER_BASELINE = 0.5  # raw score of 'other': below it nothing recognisable was printed
 _TEMPERATURE = 2.5  # softmax temperature over raw scores
 
 _PREFIX = r"(?:[A-Z][A-Z/&\-]*[ ]){0,3}"  # 'CARDIOLOGY CONSULTATION', 'BRIEF OPERATIVE NOTE'
@@ -29,7 +29,10 @@ _SUFFIX = r"(?:[ ](?:NOTE|REPORT|RECORD|FORM|SHEET|VISIT|SUMMARY|EXAMINATION|EXA
 _TITLES: list[tuple[str, str]] = [
     ("discharge_summary", _PREFIX + r"(?:DISCHARGE|DEATH|TRANSFER)[ ]SUMMARY(?:[ ]REPORT)?"),
     ("discharge_summary", r"(?:HOSPITAL[ ])?DISCHARGE[ ](?:NOTE|RECORD|REPORT)"),
-    ("operative_report", _PREFIX + r"(?:OPERATIVE|OPERATION|SURGICAL|SURGERY|OP|PROCEDURE)[ ](?:NOTE|REPORT|RECORD)"),
+    (
+        "operative_report",
+        _PREFIX + r"(?:OPERATIVE|OPERATION|SURGICAL|SURGERY|OP|PROCEDURE)[ ](?:NOTE|REPORT|RECORD)",
+    ),
     ("operative_report", r"REPORT[ ]OF[ ](?:OPERATION|PROCEDURE|SURGERY)"),
     ("operative_report", r"(?:BRIEF[ ])?OP(?:ERATIVE)?[ ]NOTE"),
     ("history_and_physical", _PREFIX + r"HISTORY[ ]?(?:AND|&)[ ]?PHYSICAL" + _SUFFIX),
@@ -37,213 +40,299 @@ _TITLES: list[tuple[str, str]] = [
     ("history_and_physical", r"(?:ADMISSION|ADMIT|ADMITTING)[ ](?:NOTE|HISTORY)"),
     ("consult_note", _PREFIX + r"CONSULT(?:ATION)?(?:[ ](?:NOTE|REPORT|REQUEST))?"),
     ("consult_note", _PREFIX + r"CONSULTATIVE[ ](?:NOTE|REPORT|EVALUATION)"),
-    ("radiology_report", _PREFIX + r"(?:RADIOLOGY|IMAGING|X-?RAY|CT|MRI|ULTRASOUND|SONOGRAPHY|MAMMOGRA(?:M|PHY)|"
-     r"NUCLEAR[ ]MEDICINE|FLUOROSCOPY)[ ](?:REPORT|RESULTS?|EXAMINATION|CONSULTATION)"),  # fmt: skip
+    (
+        "radiology_report",
+        _PREFIX + r"(?:RADIOLOGY|IMAGING|X-?RAY|CT|MRI|ULTRASOUND|SONOGRAPHY|MAMMOGRA(?:M|PHY)|"
+        r"NUCLEAR[ ]MEDICINE|FLUOROSCOPY)[ ](?:REPORT|RESULTS?|EXAMINATION|CONSULTATION)",
+    ),  # fmt: skip
     ("radiology_report", r"(?:DIAGNOSTIC[ ])?(?:RADIOLOGY|IMAGING)(?:[ ]REPORT)?"),
     ("progress_note", _PREFIX + r"(?:PROGRESS|CLINIC|OFFICE|FOLLOW[- ]?UP|SOAP|VISIT|OUTPATIENT)[ ]NOTES?"),
     ("progress_note", r"(?:OFFICE|CLINIC|FOLLOW[- ]?UP|RETURN)[ ]VISIT"),
     ("progress_note", r"PROGRESS[ ]NOTES?|INTERVAL[ ]NOTE"),
-    ("ed_note", r"(?:EMERGENCY|ER|ED)(?:[ ](?:DEPARTMENT|DEPT\.?|ROOM|MEDICINE))?[ ](?:PHYSICIAN[ ]|PROVIDER[ ]|"
-     r"TREATMENT[ ]|VISIT[ ])?(?:NOTE|REPORT|RECORD|SUMMARY|DOCUMENTATION|CHART)"),  # fmt: skip
+    (
+        "ed_note",
+        r"(?:EMERGENCY|ER|ED)(?:[ ](?:DEPARTMENT|DEPT\.?|ROOM|MEDICINE))?[ ](?:PHYSICIAN[ ]|PROVIDER[ ]|"
+        r"TREATMENT[ ]|VISIT[ ])?(?:NOTE|REPORT|RECORD|SUMMARY|DOCUMENTATION|CHART)",
+    ),  # fmt: skip
     ("ed_note", r"EMERGENCY[ ](?:DEPARTMENT|ROOM)"),
     ("lab_report", _PREFIX + r"(?:LABORATORY|LAB)[ ](?:REPORT|RESULTS?|SUMMARY|DATA)"),
     ("lab_report", r"CUMULATIVE[ ](?:LAB(?:ORATORY)?[ ])?(?:REPORT|SUMMARY)|CHEMISTRY|HEMATOLOGY|URINALYSIS"),
-    ("pathology_report", _PREFIX + r"(?:PATHOLOGY|CYTOLOGY|AUTOPSY|HISTOPATHOLOGY|BIOPSY)[ ](?:REPORT|CONSULTATION)"),
+    (
+        "pathology_report",
+        _PREFIX + r"(?:PATHOLOGY|CYTOLOGY|AUTOPSY|HISTOPATHOLOGY|BIOPSY)[ ](?:REPORT|CONSULTATION)",
+    ),
     ("pathology_report", r"(?:SURGICAL[ ])?PATHOLOGY"),
     ("consent", _PREFIX + r"CONSENT(?:[ ](?:FORM|TO|FOR)[A-Z ,/&\-]*)?"),
     ("consent", r"CONDITIONS[ ]OF[ ](?:ADMISSION|TREATMENT|SERVICE)"),
-    ("advance_directive", r"(?:ADVANCE[ ](?:HEALTH[ ]CARE[ ])?DIRECTIVES?|LIVING[ ]WILL|HEALTH[ ]?CARE[ ]PROXY|POLST|MOLST|"
-     r"DURABLE[ ]POWER[ ]OF[ ]ATTORNEY[A-Z ]*|DO[ ]NOT[ ]RESUSCITATE[A-Z ]*|DNR[ ]ORDER)"),  # fmt: skip
-    ("correspondence", r"(?:FAX[ ]COVER(?:[ ]SHEET)?|FACSIMILE[ ]TRANSMITTAL|(?:[A-Z]+[ ]){0,2}LETTER|MEMORANDUM)"),
-    ("billing", r"(?:EXPLANATION[ ]OF[ ]BENEFITS|ITEMIZED[ ](?:STATEMENT|BILL)|PATIENT[ ]STATEMENT|STATEMENT[ ]OF[ ]"
-     r"ACCOUNT|UB-?04|CMS-?1500|HCFA-?1500|BILLING[ ]STATEMENT|INVOICE)"),  # fmt: skip
-    ("roi_authorization", r"(?:AUTHORIZATION[ ](?:FOR|TO)[ ](?:THE[ ])?(?:RELEASE|USE|DISCLOS)[A-Z ,/&\-]*|"
-     r"REQUEST[ ]FOR[ ](?:MEDICAL[ ])?RECORDS|RELEASE[ ]OF[ ]INFORMATION[A-Z ]*)"),  # fmt: skip
-    ("legal", r"(?:SUBPOENA(?:[ ]DUCES[ ]TECUM)?|COURT[ ]ORDER|AFFIDAVIT[A-Z ]*|NOTICE[ ]OF[ ]DEPOSITION|"
-     r"LETTERS?[ ]OF[ ]GUARDIANSHIP|IN[ ]THE[ ][A-Z ]*COURT[A-Z ,]*)"),  # fmt: skip
+    (
+        "advance_directive",
+        r"(?:ADVANCE[ ](?:HEALTH[ ]CARE[ ])?DIRECTIVES?|LIVING[ ]WILL|HEALTH[ ]?CARE[ ]PROXY|POLST|MOLST|"
+        r"DURABLE[ ]POWER[ ]OF[ ]ATTORNEY[A-Z ]*|DO[ ]NOT[ ]RESUSCITATE[A-Z ]*|DNR[ ]ORDER)",
+    ),  # fmt: skip
+    (
+        "correspondence",
+        r"(?:FAX[ ]COVER(?:[ ]SHEET)?|FACSIMILE[ ]TRANSMITTAL|(?:[A-Z]+[ ]){0,2}LETTER|MEMORANDUM)",
+    ),
+    (
+        "billing",
+        r"(?:EXPLANATION[ ]OF[ ]BENEFITS|ITEMIZED[ ](?:STATEMENT|BILL)|PATIENT[ ]STATEMENT|STATEMENT[ ]OF[ ]"
+        r"ACCOUNT|UB-?04|CMS-?1500|HCFA-?1500|BILLING[ ]STATEMENT|INVOICE)",
+    ),  # fmt: skip
+    (
+        "roi_authorization",
+        r"(?:AUTHORIZATION[ ](?:FOR|TO)[ ](?:THE[ ])?(?:RELEASE|USE|DISCLOS)[A-Z ,/&\-]*|"
+        r"REQUEST[ ]FOR[ ](?:MEDICAL[ ])?RECORDS|RELEASE[ ]OF[ ]INFORMATION[A-Z ]*)",
+    ),  # fmt: skip
+    (
+        "legal",
+        r"(?:SUBPOENA(?:[ ]DUCES[ ]TECUM)?|COURT[ ]ORDER|AFFIDAVIT[A-Z ]*|NOTICE[ ]OF[ ]DEPOSITION|"
+        r"LETTERS?[ ]OF[ ]GUARDIANSHIP|IN[ ]THE[ ][A-Z ]*COURT[A-Z ,]*)",
+    ),  # fmt: skip
     # Chart sections without a type of their own: recognised so they are not forced into a clinical type.
-    ("other", r"(?:FACE[ ]SHEET|ADMISSION[ ]RECORD|REGISTRATION(?:[ ]FORM)?|(?:PHYSICIAN'?S?|DOCTOR'?S?|ADMISSION|"
-     r"POST-?OP(?:ERATIVE)?)[ ]ORDERS|ORDER[ ]SHEET|MEDICATION[ ]ADMINISTRATION[ ]RECORD|NURS(?:ING|ES'?)[ ]"
-     r"(?:NOTES?|ASSESSMENT)|ANESTHESIA[ ]RECORD|DEATH[ ]CERTIFICATE)"),  # fmt: skip
+    (
+        "other",
+        r"(?:FACE[ ]SHEET|ADMISSION[ ]RECORD|REGISTRATION(?:[ ]FORM)?|(?:PHYSICIAN'?S?|DOCTOR'?S?|ADMISSION|"
+        r"POST-?OP(?:ERATIVE)?)[ ]ORDERS|ORDER[ ]SHEET|MEDICATION[ ]ADMINISTRATION[ ]RECORD|NURS(?:ING|ES'?)[ ]"
+        r"(?:NOTES?|ASSESSMENT)|ANESTHESIA[ ]RECORD|DEATH[ ]CERTIFICATE)",
+    ),  # fmt: skip
 ]
 _TITLE_RES = [(t, re.compile(r"[ ]*" + p + r"[ ]*[:.]?[ ]*", re.I)) for t, p in _TITLES]
+
+
+def _expand(pattern: str) -> list[str]:
+    """Expand '{a|b|} c' into ['a c', 'b c', 'c'] (no nesting): readable rule tables, literal matching."""
+    m = re.search(r"\{([^{}]*)\}", pattern)
+    if not m:
+        return [re.sub(r"\s+", " ", pattern).strip()]
+    out: list[str] = []
+    for alt in m.group(1).split("|"):
+        out.extend(_expand(pattern[: m.start()] + alt + pattern[m.end() :]))
+    return out
+
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+_MAX_NGRAM = 7
+
+
+def _phrase_key(phrase: str) -> str:
+    return " ".join(_TOKEN.findall(phrase.lower()))
+
+
+def _heading_key(heading: str) -> str:
+    s = heading.upper().replace("&", " AND ").replace("-", "")
+    return " ".join(re.findall(r"[A-Z0-9/]+", s))
 
 
 @dataclass(frozen=True, slots=True)
 class _Rule:
     doc_type: str
     weight: float
-    rx: re.Pattern[str]
+    keys: frozenset[str]
+    heading: bool  # True: match section headings exactly; False: match word n-grams anywhere
 
 
-def _heading(words: str) -> str:
-    """A section heading: at a line start (or after ',' in run-together transcriptions) and before ':'."""
-    return r"(?:^|(?<=[,.])|(?<=[ ]{2}))[ \t]*(?:" + words + r")[ \t]*[:;]"
+def _h(doc_type: str, weight: float, *patterns: str) -> _Rule:
+    keys = frozenset(_heading_key(x) for p in patterns for x in _expand(p))
+    return _Rule(doc_type, weight, keys, True)
 
 
-def _h(doc_type: str, weight: float, words: str) -> _Rule:
-    return _Rule(doc_type, weight, re.compile(_heading(words), re.I | re.M))
+def _p(doc_type: str, weight: float, *patterns: str) -> _Rule:
+    keys = frozenset(_phrase_key(x) for p in patterns for x in _expand(p))
+    if any(len(k.split()) > _MAX_NGRAM for k in keys):
+        raise ValueError("phrase longer than _MAX_NGRAM words")
+    return _Rule(doc_type, weight, keys, False)
 
 
-def _p(doc_type: str, weight: float, phrase: str, *, case: bool = False) -> _Rule:
-    flags = re.M if case else re.I | re.M
-    return _Rule(doc_type, weight, re.compile(r"(?<![A-Za-z])(?:" + phrase + r")(?![A-Za-z])", flags))
-
-
-# Weighted evidence from the A3 taxonomy, checked against labelled report bodies (dev_texts.csv). Each rule
-# counts once per page: presence, not frequency, so one long section cannot drown the rest.
+# Weighted evidence from the A3 taxonomy, checked against labelled report bodies (dev_texts.csv). Headings
+# ('HOSPITAL COURSE:') are matched exactly after normalisation; phrases as word sequences, so line breaks and
+# hyphenation ('follow-up' / 'follow up') do not matter. Each rule counts once per page: presence, not
+# frequency, so one long section cannot drown the rest.
 _RULES: list[_Rule] = [
     # Discharge summary
-    _h("discharge_summary", 4.0, r"HOSPITAL[ ]COURSE|COURSE[ ]IN[ ](?:THE[ ])?HOSPITAL|BRIEF[ ]HOSPITAL[ ]COURSE"),
-    _h("discharge_summary", 4.0, r"DISCHARGE[ ]DIAGNOS[IE]S|FINAL[ ]DISCHARGE[ ]DIAGNOS[IE]S"),
-    _h("discharge_summary", 3.0, r"DISCHARGE[ ](?:MEDICATIONS?|INSTRUCTIONS|CONDITION|PLAN|DISPOSITION|DATE|"
-       r"FOLLOW[- ]?UP|DIET|ACTIVITY)|CONDITION[ ](?:ON|AT|UPON)[ ]DISCHARGE|MEDICATIONS[ ](?:ON|AT|AND[ ]ADVICE[ ]ON)"
-       r"[ ]DISCHARGE"),  # fmt: skip
-    _h("discharge_summary", 2.0, r"(?:DATE[ ]OF[ ])?(?:ADMISSION|ADMIT)[ ]DATE|DATE[ ]OF[ ]ADMISSION|DATE[ ]OF[ ]DISCHARGE"),
-    _h("discharge_summary", 1.5, r"ADMI(?:SSION|TTING)[ ]DIAGNOS[IE]S"),
-    _p("discharge_summary", 2.5, r"hospital[ ]course|hospital[ ]stay|during[ ](?:her|his|the)[ ](?:hospital|hospitalization)"),
-    _p("discharge_summary", 2.0, r"(?:was|is|being|be)[ ]discharged|discharged[ ](?:home|to)|on[ ]discharge|"
-       r"at[ ](?:the[ ]time[ ]of[ ])?discharge|upon[ ]discharge|prior[ ]to[ ]discharge|day[ ]of[ ]discharge"),  # fmt: skip
-    _p("discharge_summary", 1.0, r"was[ ]admitted|admitted[ ](?:to|for|with)|hospitalization"),
-    _p("discharge_summary", 0.8, r"postoperative[ ]day|post-op[ ]day|POD[ ]#?\d"),
-    _p("discharge_summary", 3.0, r"discharge[ ]summary"),
+    _h("discharge_summary", 4.0, "{BRIEF |SUMMARY OF |}HOSPITAL COURSE", "COURSE IN {THE |}HOSPITAL",
+       "HOSPITAL COURSE AND TREATMENT"),
+    _h("discharge_summary", 4.0, "{FINAL |}DISCHARGE {DIAGNOSIS|DIAGNOSES}"),
+    _h("discharge_summary", 3.0, "DISCHARGE {MEDICATIONS|MEDICATION|INSTRUCTIONS|CONDITION|PLAN|DISPOSITION|DATE|"
+       "FOLLOWUP|FOLLOW UP|DIET|ACTIVITY|STATUS}", "CONDITION {ON|AT|UPON} DISCHARGE",
+       "{MEDICATIONS|MEDICATIONS AND ADVICE|INSTRUCTIONS} {ON|AT|UPON} DISCHARGE", "DATE OF DISCHARGE"),
+    _h("discharge_summary", 1.5, "{ADMISSION|ADMITTING} {DIAGNOSIS|DIAGNOSES}", "DATE OF ADMISSION", "ADMISSION DATE",
+       "CONDITION", "PROCEDURES", "CONSULTATIONS", "CONSULTANTS"),
+    _p("discharge_summary", 3.0, "hospital course", "hospital stay", "discharge summary",
+       "during {his|her|the|this} {hospital stay|hospitalization|stay|admission}"),
+    _p("discharge_summary", 2.0, "{was|is|being|be|will be} discharged", "discharged {home|to}",
+       "{on|upon|at|prior to|day of|time of|at the time of} discharge", "stable for discharge"),
+    _p("discharge_summary", 1.0, "was admitted", "admitted {to|for|with}", "hospitalization",
+       "postoperative day", "post op day"),
     # Operative / procedure report
-    _h("operative_report", 4.0, r"PRE-?[ ]?OPERATIVE[ ]DIAGNOS[IE]S|POST-?[ ]?OPERATIVE[ ]DIAGNOS[IE]S|PRE-?OP[ ]DIAGNOS[IE]S|"
-       r"POST-?OP[ ]DIAGNOS[IE]S|PRE-?PROCEDURE[ ]DIAGNOS[IE]S|POST-?PROCEDURE[ ]DIAGNOS[IE]S"),  # fmt: skip
-    _h("operative_report", 3.5, r"(?:NAME[ ]OF[ ]|TITLE[ ]OF[ ])?(?:PROCEDURES?|OPERATIONS?)[ ](?:PERFORMED|DONE)|"
-       r"(?:NAME|TITLE)[ ]OF[ ](?:PROCEDURES?|OPERATIONS?)|OPERATIVE[ ]PROCEDURES?|DESCRIPTION[ ]OF[ ](?:THE[ ])?"
-       r"(?:PROCEDURES?|OPERATIONS?)|PROCEDURE[ ]IN[ ]DETAIL|DETAILS?[ ]OF[ ](?:THE[ ])?(?:PROCEDURE|OPERATION)|"
-       r"(?:OPERATIVE|OPERATION|PROCEDURE)[ ](?:DETAILS|DESCRIPTION|TECHNIQUE|NOTE|REPORT)"),  # fmt: skip
-    _h("operative_report", 3.0, r"ESTIMATED[ ]BLOOD[ ]LOSS|EBL|BLOOD[ ]LOSS|TOURNIQUET[ ]TIME|SPECIMENS?(?:[ ]REMOVED)?|"
-       r"DRAINS?|IMPLANTS?|SURGEON|ASSISTANTS?|ASSISTANT[ ]SURGEON|FIRST[ ]ASSISTANT|"
-       r"(?:INTRA-?)?OPERATIVE[ ]FINDINGS|FLUIDS|(?:IV[ ])?FLUIDS[ ]GIVEN|URINE[ ]OUTPUT|COUNTS"),  # fmt: skip
-    _h("operative_report", 2.5, r"ANESTHESIA|TYPE[ ]OF[ ]ANESTHESIA|ANESTHETIC|ANESTHESIOLOGIST|COMPLICATIONS|"
-       r"INDICATIONS?(?:[ ]FOR[ ](?:THE[ ])?(?:PROCEDURE|OPERATION|SURGERY))?|PROCEDURES?|OPERATIONS?|DISPOSITION"),  # fmt: skip
-    _p("operative_report", 3.0, r"prepped[ ]and[ ]draped|prepped[ ]and[ ]draped|draped[ ]in[ ](?:the[ ])?(?:usual|standard)|"
-       r"(?:usual|standard|normal)[ ]sterile[ ]fashion|time[- ]?out"),  # fmt: skip
-    _p("operative_report", 2.5, r"(?:brought|taken|wheeled)[ ](?:back[ ])?to[ ]the[ ](?:operating|OR|procedure|"
-       r"endoscopy|cath(?:eterization)?)|operating[ ](?:room|table)|recovery[ ]room|PACU|tolerated[ ]the[ ]"
-       r"(?:procedure|operation|surgery)"),  # fmt: skip
-    _p("operative_report", 2.0, r"incision|sutures?|Vicryl|Monocryl|Prolene|nylon|staples|cautery|Bovie|"
-       r"dissect(?:ed|ion)|retractor|trocar|irrigated|hemostasis|closed[ ]in[ ]layers|skin[ ]was[ ]closed"),  # fmt: skip
-    _p("operative_report", 1.5, r"general[ ](?:endotracheal[ ])?anesthesia|under[ ](?:general|local|spinal|MAC|IV)|"
-       r"endotracheal|intubated|LMA|lidocaine|Marcaine|sedation"),  # fmt: skip
-    _p("operative_report", 1.0, r"scope|endoscope|catheter|guidewire|sheath|needle|specimen"),
+    _h("operative_report", 4.0, "{PREOPERATIVE|POSTOPERATIVE|PRE OPERATIVE|POST OPERATIVE|PREOP|POSTOP|"
+       "PREPROCEDURE|POSTPROCEDURE|PRE PROCEDURE|POST PROCEDURE} {DIAGNOSIS|DIAGNOSES}"),
+    _h("operative_report", 3.5, "{PROCEDURE|PROCEDURES|OPERATION|OPERATIONS} {PERFORMED|DONE}",
+       "{NAME|TITLE} OF {PROCEDURE|PROCEDURES|OPERATION|OPERATIONS}", "OPERATIVE {PROCEDURE|PROCEDURES}",
+       "DESCRIPTION OF {THE |}{PROCEDURE|PROCEDURES|OPERATION|OPERATIONS}", "PROCEDURE IN DETAIL",
+       "{DETAILS|DETAIL} OF {THE |}{PROCEDURE|OPERATION}", "{OPERATIVE|OPERATION|PROCEDURE} {DETAILS|DESCRIPTION|"
+       "TECHNIQUE|NOTE|REPORT}", "OPERATION", "OPERATIVE FINDINGS", "INTRAOPERATIVE FINDINGS"),
+    _h("operative_report", 3.0, "ESTIMATED BLOOD LOSS", "EBL", "BLOOD LOSS", "TOURNIQUET TIME", "{SPECIMEN|SPECIMENS}",
+       "SPECIMENS REMOVED", "{DRAIN|DRAINS}", "{IMPLANT|IMPLANTS}", "{SURGEON|SURGEONS}", "{ASSISTANT|ASSISTANTS}",
+       "ASSISTANT SURGEON", "FIRST ASSISTANT", "{IV |}FLUIDS", "FLUIDS GIVEN", "URINE OUTPUT", "COUNTS",
+       "SPONGE AND NEEDLE COUNTS", "{INDICATION|INDICATIONS} FOR {THE |}{PROCEDURE|OPERATION|SURGERY}",
+       "{TYPE OF |}{ANESTHESIA|ANESTHETIC}", "ANESTHESIOLOGIST", "{COMPLICATION|COMPLICATIONS}"),
+    _h("operative_report", 1.5, "{PROCEDURE|PROCEDURES}", "{INDICATION|INDICATIONS}"),
+    _p("operative_report", 3.0, "prepped and draped", "prepped and draped in", "draped in {the |}{usual|standard}",
+       "{usual|standard|normal} sterile fashion", "time out"),
+    _p("operative_report", 2.5, "{brought|taken|wheeled} {back |}to the {operating|or|procedure|endoscopy|cath}",
+       "operating {room|table}", "recovery room", "pacu", "tolerated the {procedure|operation|surgery}"),
+    _p("operative_report", 2.0, "incision", "{suture|sutures}", "vicryl", "monocryl", "prolene", "staples",
+       "{cautery|electrocautery|bovie}", "{dissected|dissection}", "{retractor|retractors}", "{trocar|trocars}",
+       "irrigated", "hemostasis", "closed in layers", "skin was closed", "steri strips"),
+    _p("operative_report", 1.5, "general {endotracheal |}anesthesia", "under {general|local|spinal|mac|iv}",
+       "endotracheal", "intubated", "lma", "lidocaine", "marcaine", "sedation"),
+    _p("operative_report", 1.0, "{scope|endoscope}", "catheter", "guidewire", "sheath", "needle", "specimen"),
     # Radiology
-    _h("radiology_report", 3.0, r"EXAM(?:INATION)?|STUDY|PROCEDURE[ ]DATE|EXAM[ ]DATE|TYPE[ ]OF[ ]EXAM"),
-    _h("radiology_report", 3.5, r"TECHNIQUE|COMPARISON|COMPARISONS|PRIOR[ ]STUDIES|CONTRAST|VIEWS|"
-       r"REASON[ ]FOR[ ](?:THE[ ])?(?:EXAM(?:INATION)?|STUDY)|CLINICAL[ ](?:HISTORY|INDICATIONS?|INFORMATION|DATA)"),  # fmt: skip
-    _h("radiology_report", 2.0, r"FINDINGS|IMPRESSIONS?|CONCLUSIONS?|INDICATIONS?"),
-    _p("radiology_report", 2.5, r"(?:axial|coronal|sagittal)[ ](?:images|sections|views|T1|T2|plane)|images[ ]"
-       r"(?:were|are)[ ](?:obtained|acquired)|without[ ](?:and[ ]with[ ])?(?:IV[ ])?contrast|with[ ](?:and[ ]without[ ])?"
-       r"(?:IV[ ])?contrast|(?:AP|PA|lateral|oblique)[ ](?:and[ ]lateral[ ])?views?|two[ ]views|single[ ]view|"
-       r"Doppler|sonographic(?:ally)?|echogenic(?:ity)?|hypoechoic|hyperechoic|attenuation|enhancement|"
-       r"signal[ ]intensity|radiologist|mm[ ]in[ ](?:size|diameter)|cm[ ]in[ ](?:size|diameter)"),  # fmt: skip
-    _p("radiology_report", 1.5, r"no[ ](?:acute|focal|significant)[ ][a-z]+[ ]?[a-z]*[ ]?(?:abnormality|process|"
-       r"findings?|disease|lesion|fracture|mass)|is[ ]unremarkable|are[ ]unremarkable|within[ ]normal[ ]limits[ ]in"
-       r"[ ]size|normal[ ]in[ ](?:size|caliber|appearance)|visualized|demonstrates?|there[ ]is[ ]no[ ]evidence"),  # fmt: skip
-    _p("radiology_report", 1.0, r"CT|MRI|MRA|x-?ray|radiograph(?:s|y)?|ultrasound|mammogra(?:m|phy)|fluoroscop(?:y|ic)|"
-       r"scan|angiogra(?:m|phy)|echocardiogra(?:m|phy)|nuclear"),  # fmt: skip
+    _h("radiology_report", 3.0, "{EXAM|EXAMINATION|EXAMS|STUDY}", "{TYPE OF|NAME OF} {EXAM|EXAMINATION|STUDY}",
+       "EXAM DATE", "PROCEDURE DATE"),
+    _h("radiology_report", 3.5, "TECHNIQUE", "{COMPARISON|COMPARISONS}", "PRIOR {STUDIES|STUDY}", "CONTRAST",
+       "VIEWS", "REASON FOR {THE |}{EXAM|EXAMINATION|STUDY}", "CLINICAL {HISTORY|INDICATION|INDICATIONS|"
+       "INFORMATION|DATA}"),
+    _h("radiology_report", 2.5, "FINDINGS", "BIOMETRY", "AMNIOTIC FLUID", "FETAL {LIE|PRESENTATION|POSITION|"
+       "CARDIAC ACTIVITY|HEART RATE}", "ESTIMATED FETAL WEIGHT"),
+    _h("radiology_report", 1.0, "{IMPRESSION|IMPRESSIONS|CONCLUSION|CONCLUSIONS}"),
+    _p("radiology_report", 2.5, "{axial|coronal|sagittal} {images|sections|views|t1|t2|plane|imaging}",
+       "images {were|are} {obtained|acquired}", "{with|without} {iv |}contrast", "with and without {iv |}contrast",
+       "{ap|pa|lateral|oblique} {and lateral |}{view|views}", "two views", "single view", "doppler",
+       "{sonographic|sonographically}", "{echogenic|echogenicity|hypoechoic|hyperechoic|anechoic}", "attenuation",
+       "enhancement", "signal intensity", "radiologist", "{mm|cm} in {size|diameter}"),
+    _p("radiology_report", 1.5, "is unremarkable", "are unremarkable", "normal in {size|caliber|appearance}",
+       "visualized", "demonstrates", "there is no evidence of"),
+    _p("radiology_report", 0.5, "ct", "mri", "mra", "x ray", "{radiograph|radiographs|radiography}", "ultrasound",
+       "{mammogram|mammography}", "fluoroscopy", "scan", "{angiogram|angiography}"),
     # Consultation
-    _h("consult_note", 5.0, r"REASON[ ]FOR[ ](?:THE[ ])?(?:CONSULT(?:ATION)?|REFERRAL)|CONSULT(?:ATION)?[ ]REQUESTED[ ]BY|"
-       r"(?:REQUESTING|REFERRING)[ ](?:PHYSICIAN|PROVIDER|DOCTOR)|REFERRED[ ]BY|CONSULTING[ ]PHYSICIAN"),  # fmt: skip
-    _p("consult_note", 3.5, r"(?:asked|requested)[ ]to[ ](?:see|evaluate)|(?:seen|evaluated)[ ](?:today[ ])?(?:in|at[ ]the)"
-       r"[ ](?:request|consultation)|at[ ]the[ ]request[ ]of|in[ ]consultation|for[ ](?:a[ ])?consultation|consulted[ ]"
-       r"(?:for|by|to|regarding)|referred[ ](?:to[ ](?:me|us|our)|by|for)|thank[ ]you[ ]for[ ](?:this|the|allowing|"
-       r"involving)"),  # fmt: skip
-    _p("consult_note", 2.5, r"consultation|consult"),
-    _h("consult_note", 1.5, r"RECOMMENDATIONS?|SUGGESTIONS"),
-    _p("consult_note", 1.0, r"we[ ]will[ ]follow|will[ ]follow[ ](?:along|with[ ]you)|would[ ]recommend|I[ ]recommend|"
-       r"recommend(?:ed|ations?)"),  # fmt: skip
+    _h("consult_note", 5.0, "REASON FOR {THE |}{CONSULTATION|CONSULT|REFERRAL}", "{CONSULTATION|CONSULT} REQUESTED BY",
+       "{REQUESTING|REFERRING} {PHYSICIAN|PROVIDER|DOCTOR|MD}", "REFERRED BY", "CONSULTING PHYSICIAN", "CONSULTANT"),
+    _p("consult_note", 3.5, "{asked|requested} to {see|evaluate}", "at the request of",
+       "for {a |}{consultation|consult}", "consulted {for|by|to|regarding}", "referred to {me|us|our}",
+       "referred by", "thank you for {this|the|allowing|involving}", "new patient",
+       "initial {consultation|evaluation|visit}"),
+    _p("consult_note", 3.0, "{consultation|consult|consulted}"),
+    _h("consult_note", 2.0, "{RECOMMENDATION|RECOMMENDATIONS|SUGGESTIONS}", "REASON FOR {VISIT|EVALUATION}"),
+    _p("consult_note", 1.0, "{recommend|recommended|recommendations}", "would recommend", "we will follow",
+       "will follow along"),
     # Correspondence
-    _p("correspondence", 6.0, r"Dear[ ](?:Dr|Doctor|Mr|Mrs|Ms|Sir|Madam|Colleague|Sample|[A-Z][a-z]+)|Sincerely|"
-       r"Yours[ ](?:truly|sincerely)|(?:Best|Kind|Warm)[ ]regards|Respectfully[ ]yours", case=True),  # fmt: skip
-    _p("correspondence", 3.0, r"thank[ ]you[ ]for[ ](?:your[ ](?:kind[ ])?referral|referring|(?:the[ ])?(?:kind[ ])?"
-       r"referral|sending|allowing[ ]me)|I[ ]had[ ]the[ ]pleasure|your[ ]patient|this[ ]letter|please[ ](?:do[ ]not"
-       r"[ ]hesitate|feel[ ]free)|(?:call|contact)[ ](?:me|my[ ]office)|keep[ ]you[ ](?:informed|updated|posted)"),  # fmt: skip
-    _p("correspondence", 2.0, r"^[ \t]*(?:RE|Re)[ ]?:|^[ \t]*(?:cc|CC)[ ]?:|enclosed|to[ ]whom[ ]it[ ]may[ ]concern",
-       case=True),  # fmt: skip
+    _p("correspondence", 6.0, "dear", "sincerely", "yours {truly|sincerely}", "{best|kind|warm} regards",
+       "respectfully yours"),
+    _p("correspondence", 3.0, "thank you for {your |}{kind |}referral", "thank you for referring",
+       "thank you for the {kind |}referral", "i had the pleasure", "your patient", "this letter",
+       "please do not hesitate", "please feel free", "{call|contact} {me|my office}", "keep you {informed|updated|posted}",
+       "to whom it may concern", "enclosed"),
+    _h("correspondence", 2.0, "RE"),
     # Progress note (SOAP)
-    _h("progress_note", 3.5, r"SUBJECTIVE|S"),
-    _h("progress_note", 3.0, r"OBJECTIVE|O"),
-    _h("progress_note", 1.5, r"ASSESSMENT|A|ASSESSMENT/PLAN|A/P|P"),
-    _h("progress_note", 3.5, r"INTERVAL[ ](?:HISTORY|EVENTS)|SINCE[ ]LAST[ ]VISIT|PROGRESS"),
-    _p("progress_note", 2.5, r"(?:returns|returned|comes[ ]back|is[ ]back|presents|is[ ]here|came[ ]in|comes[ ]in)"
-       r"[ ](?:today[ ])?(?:for[ ](?:a[ ])?(?:follow[- ]?up|recheck|re-?evaluation)|to[ ](?:the[ ])?(?:clinic|office))|"
-       r"follow[- ]?up[ ](?:visit|appointment|evaluation)|(?:last|previous|prior)[ ](?:visit|office[ ]visit|clinic[ ]"
-       r"visit|appointment)|since[ ](?:his|her|the)[ ]last[ ](?:visit|appointment)|(?:doing|feeling)[ ](?:well|better|"
-       r"much[ ]better|a[ ]bit[ ]better|fine)|recheck|here[ ]for|for[ ]follow[- ]?up"),  # fmt: skip
-    _p("progress_note", 1.0, r"follow[- ]?up|clinic|office"),
-    _p("progress_note", 1.0, r"continue[ ](?:current|the[ ]same|with)|no[ ]new[ ]complaints|overnight|today"),
+    _h("progress_note", 3.5, "SUBJECTIVE", "INTERVAL {HISTORY|EVENTS}", "SINCE LAST VISIT", "PROGRESS"),
+    _h("progress_note", 3.0, "OBJECTIVE"),
+    _h("progress_note", 1.5, "ASSESSMENT", "A/P", "ASSESSMENT/PLAN"),
+    _p("progress_note", 2.5, "{returns|returned|comes back|is back|presents|is here|came in|comes in} {today |}"
+       "{for|for a} {follow up|followup|recheck|reevaluation|re evaluation}",
+       "{follow up|followup} {visit|appointment|evaluation}", "{last|previous|prior} {visit|office visit|clinic visit|"
+       "appointment}", "since {his|her|the|my} last {visit|appointment}", "{doing|feeling} {well|better|much better|"
+       "a bit better|fine}", "recheck", "here for", "for {follow up|followup}", "comes in {today|for}",
+       "{follow up|followup} {on|of|for|visit|appointment}", "{i am|i have been|we have been|been} following",
+       "{checkup|check up}", "{return|returns|come back|follow up} {to|in} {clinic|the clinic|the office}"),
+    _p("progress_note", 0.5, "{follow up|followup}", "clinic", "office", "continue {current|the same|with}",
+       "no new complaints", "today"),
     # History and physical
-    _h("history_and_physical", 2.5, r"CHIEF[ ]COMPLAINTS?|CC"),
-    _h("history_and_physical", 2.0, r"FAMILY[ ]HISTORY|FH|FAMILY[ ]MEDICAL[ ]HISTORY"),
-    _h("history_and_physical", 2.0, r"SOCIAL[ ]HISTORY|SH"),
-    _h("history_and_physical", 1.0, r"PAST[ ]MEDICAL[ ]HISTORY|PMH|PAST[ ]SURGICAL[ ]HISTORY|PSH|ALLERGIES|"
-       r"MEDICATIONS|CURRENT[ ]MEDICATIONS|HOME[ ]MEDICATIONS"),  # fmt: skip
-    _h("history_and_physical", 1.5, r"REVIEW[ ]OF[ ]SYSTEMS|ROS|PHYSICAL[ ]EXAM(?:INATION)?|PE|HEENT|"
-       r"HISTORY[ ]OF[ ](?:THE[ ])?PRESENT[ ]ILLNESS|HPI|ASSESSMENT[ ]AND[ ]PLAN|IMPRESSION[ ]AND[ ]PLAN"),  # fmt: skip
-    _p("history_and_physical", 2.5, r"will[ ]be[ ]admitted|admit[ ](?:to|him|her|the[ ]patient)|(?:being|is)[ ]admitted|"
-       r"admission[ ](?:for|to)|plan[ ]to[ ]admit|(?:is|was)[ ]admitted[ ](?:to|for)"),  # fmt: skip
+    _h("history_and_physical", 2.0, "CHIEF {COMPLAINT|COMPLAINTS}", "CC"),
+    _h("history_and_physical", 1.5, "FAMILY HISTORY", "FH", "FAMILY MEDICAL HISTORY", "FHX"),
+    _h("history_and_physical", 1.5, "SOCIAL HISTORY", "SH", "SHX", "FAMILY AND SOCIAL HISTORY",
+       "SOCIAL AND FAMILY HISTORY"),
+    _h("history_and_physical", 1.0, "PAST MEDICAL HISTORY", "PMH", "PAST SURGICAL HISTORY", "PSH", "ALLERGIES",
+       "MEDICATIONS", "{CURRENT|HOME} MEDICATIONS", "IMMUNIZATIONS"),
+    _h("history_and_physical", 1.5, "REVIEW OF SYSTEMS", "ROS", "PHYSICAL {EXAM|EXAMINATION}", "PE", "HEENT",
+       "HISTORY OF {THE |}PRESENT ILLNESS", "HPI", "{ASSESSMENT|IMPRESSION} AND PLAN"),
+    _p("history_and_physical", 1.0, "will be admitted", "plan to admit", "admit {to|him|her|the patient}",
+       "being admitted", "we will admit"),
     # Emergency department
-    _p("ed_note", 4.0, r"emergency[ ](?:room|department|dept)|ER[ ]course|ED[ ]course|in[ ]the[ ](?:ER|ED)|to[ ]the[ ]"
-       r"(?:ER|ED)|triage|(?:brought|transported)[ ](?:in[ ])?by[ ](?:ambulance|EMS|paramedics|squad|police)|"
-       r"(?:EMS|paramedics|ambulance)"),  # fmt: skip
-    _h("ed_note", 3.5, r"(?:ER|ED|EMERGENCY[ ](?:DEPARTMENT|ROOM))[ ]COURSE|MEDICAL[ ]DECISION[ ]MAKING|MDM|"
-       r"(?:FINAL|CLINICAL|ED|ER)[ ](?:DIAGNOS[IE]S|IMPRESSIONS?)|DISPOSITION|TIME[ ]SEEN|MODE[ ]OF[ ]ARRIVAL|"
-       r"TRIAGE|NURSING[ ]NOTES?"),  # fmt: skip
-    _p("ed_note", 1.5, r"discharged[ ]home|sent[ ]home|return[ ]to[ ]the[ ](?:ER|ED|emergency)|return[ ]if|"
-       r"(?:warning|return)[ ]precautions|poison[ ]control|(?:motor[ ]vehicle|car)[ ](?:accident|collision)|MVA|MVC|"
-       r"laceration|fell|fall|injury|acute[ ]distress|differential"),  # fmt: skip
+    _p("ed_note", 4.5, "{er|ed|emergency room|emergency department} course", "triage", "urgent care",
+       "{presents|presented|presenting|came|brought|arrived|comes|transported|walked} {in |}{to|into|in to} the "
+       "{er|ed|emergency}", "{brought|transported} {in |}by", "{here|evaluated|examined} in the {er|ed|emergency}",
+       "{discharged|released} {home |}from the {er|ed|emergency}",
+       "in the {er|ed}", "{er|ed} {visit|physician|provider}"),
+    _p("ed_note", 2.5, "emergency {room|department|dept|physician}", "ambulance", "ems", "paramedics", "tetanus"),
+    _h("ed_note", 3.5, "{ER|ED|EMERGENCY DEPARTMENT|EMERGENCY ROOM} COURSE", "MEDICAL DECISION MAKING", "MDM",
+       "COURSE IN THE {ER|ED|EMERGENCY DEPARTMENT|EMERGENCY ROOM}", "LAST TETANUS {SHOT|IMMUNIZATION|}",
+       "{FINAL|CLINICAL|ED|ER} {DIAGNOSIS|DIAGNOSES|IMPRESSION|IMPRESSIONS}", "DISPOSITION", "TIME SEEN",
+       "MODE OF ARRIVAL", "TRIAGE", "NURSING {NOTE|NOTES}"),
+    _h("ed_note", 1.0, "VITAL SIGNS"),
+    _p("ed_note", 1.5, "discharged home", "sent home", "return to the {er|ed|emergency}", "return if",
+       "{warning|return} precautions", "poison control", "{motor vehicle|car} {accident|collision}", "mva", "mvc",
+       "laceration", "injury"),
     # Laboratory
-    _h("lab_report", 4.0, r"REFERENCE[ ](?:RANGE|INTERVAL|VALUES)|REF[ ]RANGE|COLLECTED|RECEIVED|REPORTED|PERFORMING[ ]"
-       r"(?:LAB(?:ORATORY)?|SITE)|SPECIMEN[ ](?:TYPE|SOURCE|COLLECTED)|ORDERING[ ](?:PHYSICIAN|PROVIDER)|CLIA"),  # fmt: skip
-    _p("lab_report", 3.0, r"reference[ ](?:range|interval)|CLIA[ ]?#?|abnormal[ ]flag|result[ ]flag|(?:mg/dL|mmol/L|"
-       r"g/dL|U/L|mEq/L|10\^?3/uL|K/uL)[ \t]+[\d.]+[ \t]*-[ \t]*[\d.]+"),  # fmt: skip
-    _p("lab_report", 1.0, r"CBC|BMP|CMP|hemoglobin|hematocrit|platelets|WBC|creatinine|BUN|glucose|sodium|"
-       r"potassium|urinalysis|culture"),  # fmt: skip
+    _h("lab_report", 4.0, "REFERENCE {RANGE|INTERVAL|VALUES}", "REF RANGE", "COLLECTED", "RECEIVED", "REPORTED",
+       "PERFORMING {LAB|LABORATORY|SITE}", "SPECIMEN {TYPE|SOURCE|COLLECTED}", "ORDERING {PHYSICIAN|PROVIDER}",
+       "CLIA"),
+    _p("lab_report", 3.0, "reference {range|interval}", "clia", "abnormal flag", "result flag"),
+    _p("lab_report", 1.0, "cbc", "bmp", "cmp", "hemoglobin", "hematocrit", "platelets", "wbc", "creatinine", "bun",
+       "glucose", "sodium", "potassium", "urinalysis", "culture"),
     # Pathology
-    _h("pathology_report", 4.5, r"GROSS[ ](?:DESCRIPTION|EXAMINATION)|MICROSCOPIC(?:[ ](?:DESCRIPTION|EXAMINATION))?|"
-       r"FROZEN[ ]SECTION(?:[ ]DIAGNOSIS)?|SPECIMENS?[ ]RECEIVED|SYNOPTIC[ ]REPORT|IMMUNOHISTOCHEM(?:ISTRY|ICAL)[A-Z ]*"),  # fmt: skip
-    _p("pathology_report", 3.0, r"received[ ](?:fresh|in[ ]formalin)|submitted[ ](?:entirely|in[ ]toto|in[ ]cassettes?)|"
-       r"cassettes?|paraffin|representative[ ]sections|margins?[ ](?:are|is)[ ](?:free|negative|involved)|"
-       r"pathologist|histologic(?:al)?[ ]grade|tumor[ ]size"),  # fmt: skip
+    _h("pathology_report", 4.5, "GROSS {DESCRIPTION|EXAMINATION}", "MICROSCOPIC {DESCRIPTION|EXAMINATION|}",
+       "FROZEN SECTION {DIAGNOSIS|}", "{SPECIMEN|SPECIMENS} RECEIVED", "SYNOPTIC REPORT", "IMMUNOHISTOCHEMISTRY"),
+    _p("pathology_report", 3.0, "received {fresh|in formalin}", "submitted {entirely|in toto|in cassettes}",
+       "{cassette|cassettes}", "paraffin", "representative sections", "{margin|margins} {are|is} {free|negative|"
+       "involved}", "pathologist", "histologic grade", "tumor size"),
     # Consent
-    _p("consent", 5.0, r"informed[ ]consent[ ](?:form|for)|consent[ ](?:to|for)[ ](?:treatment|surgery|procedure|"
-       r"operation|anesthesia|transfusion|admission)|I[ ](?:hereby[ ])?(?:consent|authorize[ ]Dr)|risks,?[ ]benefits,?"
-       r"[ ]and[ ]alternatives|conditions[ ]of[ ]admission"),  # fmt: skip
-    _h("consent", 3.0, r"WITNESS|INTERPRETER|SIGNATURE[ ]OF[ ](?:PATIENT|WITNESS)|PATIENT[ ]SIGNATURE|RELATIONSHIP[ ]TO"
-       r"[ ]PATIENT"),  # fmt: skip
-    _p("consent", 1.5, r"I[ ]understand[ ]that|I[ ]acknowledge|(?:have[ ]been|was)[ ](?:informed|explained)|"
-       r"no[ ]guarantee"),  # fmt: skip
+    _p("consent", 5.0, "i hereby consent", "i consent", "i authorize dr", "i hereby authorize dr",
+       "conditions of admission", "informed consent form"),
+    _p("consent", 2.0, "informed consent for", "consent {to|for} {treatment|surgery|the procedure|procedure|"
+       "operation|anesthesia|transfusion|admission}"),
+    _h("consent", 3.0, "{WITNESS|INTERPRETER}", "SIGNATURE OF {PATIENT|WITNESS}", "PATIENT SIGNATURE",
+       "RELATIONSHIP TO PATIENT"),
+    _p("consent", 1.0, "i understand that", "i acknowledge", "no guarantee", "risks benefits and alternatives"),
     # Advance directive
-    _p("advance_directive", 6.0, r"advance[ ](?:health[ ]care[ ])?directive|living[ ]will|health[ ]?care[ ]proxy|"
-       r"durable[ ]power[ ]of[ ]attorney[ ]for[ ]health[ ]?care|POLST|MOLST|(?:health[ ]?care|medical)[ ]"
-       r"(?:agent|surrogate|power[ ]of[ ]attorney)"),  # fmt: skip
-    _p("advance_directive", 3.0, r"life[- ]sustaining[ ](?:treatment|procedures)|terminal[ ]condition|persistent"
-       r"[ ]vegetative|artificial(?:ly)?[ ](?:nutrition|hydration)|do[ ]not[ ]resuscitate|DNR|full[ ]code|"
-       r"comfort[ ]measures|my[ ]wishes"),  # fmt: skip
+    _p("advance_directive", 6.0, "advance {health care |healthcare |}directive", "living will",
+       "{health care|healthcare} proxy", "durable power of attorney for {health care|healthcare}", "polst", "molst",
+       "{health care|healthcare|medical} {agent|surrogate|power of attorney}"),
+    _p("advance_directive", 3.0, "life sustaining {treatment|procedures}", "terminal condition",
+       "persistent vegetative", "{artificial|artificially} {nutrition|hydration}", "do not resuscitate", "my wishes"),
     # Billing
-    _p("billing", 6.0, r"explanation[ ]of[ ]benefits|this[ ]is[ ]not[ ]a[ ]bill|itemized[ ](?:statement|bill)|"
-       r"UB-?04|CMS-?1500|HCFA-?1500"),  # fmt: skip
-    _h("billing", 3.0, r"CLAIM[ ](?:#|NO\.?|NUMBER)|AMOUNT[ ](?:DUE|BILLED|PAID|ALLOWED)|BALANCE(?:[ ]DUE)?|TOTAL[ ]CHARGES|"
-       r"PATIENT[ ]RESPONSIBILITY|DEDUCTIBLE|CO-?PAY(?:MENT)?|CO-?INSURANCE|GUARANTOR|SUBSCRIBER|POLICY[ ](?:#|NO)|"
-       r"GROUP[ ](?:#|NO)|PAYER|INSURANCE|CPT|REVENUE[ ]CODE|HCPCS"),  # fmt: skip
-    _p("billing", 2.0, r"allowed[ ]amount|amount[ ]due|patient[ ]responsibility|deductible|co-?pay(?:ment)?|"
-       r"(?:total|itemized)[ ]charges|adjustments?|write-?off|statement[ ]date|pay[ ]this[ ]amount|remit"),  # fmt: skip
+    _p("billing", 6.0, "explanation of benefits", "this is not a bill", "itemized {statement|bill}", "ub 04",
+       "cms 1500", "hcfa 1500"),
+    _h("billing", 3.0, "CLAIM {#|NO|NUMBER|}", "AMOUNT {DUE|BILLED|PAID|ALLOWED}", "BALANCE {DUE|}", "TOTAL CHARGES",
+       "PATIENT RESPONSIBILITY", "DEDUCTIBLE", "{COPAY|COPAYMENT|COINSURANCE}", "GUARANTOR", "SUBSCRIBER",
+       "POLICY {#|NO|NUMBER}", "GROUP {#|NO|NUMBER}", "PAYER", "INSURANCE", "REVENUE CODE"),
+    _p("billing", 2.0, "allowed amount", "amount due", "patient responsibility", "deductible", "{copay|copayment}",
+       "{total|itemized} charges", "adjustment", "write off", "statement date", "pay this amount", "remit"),
     # ROI authorization
-    _p("roi_authorization", 6.0, r"authoriz(?:ation|e)[ ](?:for|to)[ ](?:the[ ])?(?:release|use|disclos)|release[ ]of"
-       r"[ ](?:medical[ ])?(?:information|records)|protected[ ]health[ ]information|this[ ]authorization[ ]"
-       r"(?:expires|will[ ]expire)|(?:I[ ]may|right[ ]to)[ ]revoke|re-?disclos(?:ed|ure)"),  # fmt: skip
-    _p("roi_authorization", 2.5, r"HIPAA|45[ ]CFR|purpose[ ]of[ ](?:the[ ])?(?:disclosure|release|request)|"
-       r"information[ ]to[ ]be[ ](?:released|disclosed)|expiration[ ]date|psychotherapy[ ]notes"),  # fmt: skip
+    _p("roi_authorization", 6.0, "{authorization|authorize} {for|to} {the |}{release|use|disclose|disclosure}",
+       "protected health information",
+       "this authorization {expires|will expire}", "{i may|right to} revoke", "{redisclosed|redisclosure|re disclosed}"),
+    _p("roi_authorization", 2.5, "release of {medical |}{information|records}", "hipaa", "45 cfr", "purpose of {the |}{disclosure|release|request}",
+       "information to be {released|disclosed}", "expiration date", "psychotherapy notes"),
     # Legal
-    _p("legal", 6.0, r"subpoena|duces[ ]tecum|court[ ]order|custodian[ ]of[ ]records|notice[ ]of[ ]deposition|"
-       r"letters[ ]of[ ]guardianship|in[ ]the[ ](?:[A-Z][a-z]+[ ]){0,4}court[ ]of|superior[ ]court|district[ ]court|"
-       r"circuit[ ]court"),  # fmt: skip
-    _p("legal", 3.0, r"plaintiffs?|defendants?|case[ ](?:no\.?|number|#)|docket|affidavit|attorney[ ]for|"
-       r"hereby[ ]commanded|notary[ ]public|sworn|under[ ]penalty[ ]of[ ]perjury"),  # fmt: skip
+    _p("legal", 6.0, "subpoena", "duces tecum", "court order", "custodian of records", "notice of deposition",
+       "letters of guardianship", "superior court", "district court", "circuit court", "court of"),
+    _p("legal", 3.0, "{plaintiff|plaintiffs|defendant|defendants}", "case {no|number}", "docket", "affidavit",
+       "attorney for", "hereby commanded", "notary public", "sworn", "under penalty of perjury"),
 ]
+
+# A few signals need more than word sequences (second-person address without 'thank you').
+_REGEX_RULES: list[tuple[str, float, re.Pattern[str]]] = [
+    ("correspondence", 3.0, re.compile(r"(?<!thank )\byou(?:rs?)?\b")),
+    ("lab_report", 2.0, re.compile(r"\b(?:mg/dl|mmol/l|g/dl|u/l|meq/l|k/ul)[ \t]+[\d.]+[ \t]*-[ \t]*[\d.]+")),
+]
+
+# Section headings: at a line start (or after ',' / '.' in run-together transcriptions) and before ':'; or a
+# short all-capitals line on its own.
+_HEADING = re.compile(r"(?:^|(?<=[,.])|(?<=[ ]{2}))[ \t]*([A-Za-z][A-Za-z0-9 /&'\-()#]{0,60}?)[ \t]*[:;]", re.M)
+_CAPS_LINE = re.compile(r"^[ \t]*([A-Z][A-Z /&'\-()]{2,60})[ \t]*$", re.M)
+
+
+def _evidence(body: str) -> tuple[set[str], set[str]]:
+    """Normalised headings and word n-grams of a text, computed once and shared by all rules."""
+    headings = {_heading_key(h) for h in _HEADING.findall(body)}
+    headings |= {_heading_key(h) for h in _CAPS_LINE.findall(body)}
+    toks = _TOKEN.findall(body.lower())
+    grams: set[str] = set(toks)
+    for n in range(2, _MAX_NGRAM + 1):
+        grams.update(" ".join(toks[i : i + n]) for i in range(len(toks) - n + 1))
+    return headings, grams
+
 
 # Lines of the patient label / header / footer: printed on every page whatever the type, so they must not
 # vote ('ADMIT DATE:' would otherwise count for H&P, 'Encounter:' for others).
@@ -253,12 +342,17 @@ _LABEL_LINE = re.compile(
     r"PHYSICIAN)[ ]?:|\(continued\)|Page[ ]\d+[ ]of[ ]\d+|^\s*Tel\b|\bFax[ ]\(|CONFIDENTIAL)"
 )
 _HEADER_ZONE = 14
+_LABEL_LINE_MAX = 100  # a longer line is report text that happens to quote a label
 
 
 def _strip_label_lines(lines: list[str]) -> list[str]:
     """Drop the patient-label, header and footer lines so only the report itself is scored."""
     n = len(lines)
-    return [ln for i, ln in enumerate(lines) if not ((i < _HEADER_ZONE or i >= n - 3) and _LABEL_LINE.search(ln))]
+    return [
+        ln
+        for i, ln in enumerate(lines)
+        if not ((i < _HEADER_ZONE or i >= n - 3) and len(ln) <= _LABEL_LINE_MAX and _LABEL_LINE.search(ln))
+    ]
 
 
 def _title_votes(lines: list[str]) -> dict[str, float]:
@@ -297,9 +391,14 @@ def raw_scores(text: str) -> dict[str, float]:
     for doc_type, w in _title_votes(lines).items():
         scores[doc_type] += w
     body = "\n".join(lines)
+    headings, grams = _evidence(body)
     for rule in _RULES:
-        if rule.rx.search(body):
+        if not rule.keys.isdisjoint(headings if rule.heading else grams):
             scores[rule.doc_type] += rule.weight
+    low = body.lower()
+    for doc_type, weight, rx in _REGEX_RULES:
+        if rx.search(low):
+            scores[doc_type] += weight
     return scores
 
 

@@ -51,7 +51,8 @@ _MONTHS = {
 
 # Labels. Each is matched case-insensitively, must not be glued to a preceding letter or digit, and is
 # followed by optional separators (OCR turns ':' into ';' or '.', adds spaces before it).
-_SEP = r"[ \t]*[:;.#=]*[ \t]*"
+# OCR adds stray characters around separators ("MR#t:", "DOB-", "ENC;"): tolerate one letter before a colon.
+_SEP = r"[ \t]*(?:[A-Za-z](?=[:;]))?[ \t]*[:;.#=\-]*[ \t]*"
 _B = r"(?<![A-Za-z0-9])"
 
 _MRN_LABEL = (
@@ -67,7 +68,7 @@ _ENC_LABEL = (
     r"(?:ENC\b\.?[ ]*(?:#|No\b\.?)?|Encounter[ ]*(?:#|No\b\.?|Number|ID)?|Visit[ ]*(?:#|No\b\.?|Number|ID)|"
     r"(?-i:CSN)\b[ ]*#?)"
 )
-_DOB_LABEL = r"(?:D\.?[ ]?[O0o]\.?[ ]?[B8](?![A-Za-z])\.?|Birth[ ]*-?[ ]*Date|Date[ ]+of[ ]+Birth)"
+_DOB_LABEL = r"(?:D\.?[ ]?[O0o]\.?[ ]?[B8](?![A-Za-z])\.?|Birth[ ]*-?[ ]*[DB]ate|Date[ ]+of[ ]+Birth)"
 _DOS_LABEL = r"(?:D\.?[ ]?[O0o]\.?[ ]?S(?![A-Za-z])\.?|Date[ ]+of[ ]+(?:Service|Visit)|(?:Service|Svc|Visit|Encounter)[ ]+Date)"
 _ADM_LABEL = r"(?:Adm(?:it|ission|\.)?(?:[ ]*(?:Date|Dt))?(?:[ ]*/[ ]*Disch(?:arge)?\.?(?:[ ]*Date)?)?|Date[ ]+of[ ]+Admission)"
 _NAME_LABEL = r"(?:Patient[ ]*Name|Pt\.?[ ]*Name|Name[ ]+of[ ]+Patient|PATIENT|NAME)"
@@ -88,6 +89,12 @@ _ENC_RE = re.compile(_B + "(" + _ENC_LABEL + ")" + _SEP + "(" + _ID_TOKEN + ")",
 _DOB_RE = re.compile(_B + "(" + _DOB_LABEL + ")" + _SEP + "(" + _DATE_TOKEN + ")", re.I)
 _DOS_RE = re.compile(_B + "(" + _DOS_LABEL + ")" + _SEP + "(" + _DATE_TOKEN + ")", re.I)
 _ADM_RE = re.compile(_B + "(" + _ADM_LABEL + ")" + _SEP + "(" + _DATE_TOKEN + ")", re.I)
+# Misread labels ('MBN:', 'MRWN:', 'AGCT:', 'EN€:'): used only when no well-read label is on the page, need a
+# colon, and give lower confidence.
+_FUZZY_SEP = r"[ \t]*[:;][ \t]*"
+_MRN_FUZZY_RE = re.compile(_B + r"(M[RBAKHW]{1,2}N|M[RBAKHW]?#)" + _FUZZY_SEP + "(" + _ID_TOKEN + ")")
+_ACCT_FUZZY_RE = re.compile(_B + r"(A[CG]{1,2}[CGT]T?|F[I1l]N)" + _FUZZY_SEP + "(" + _ID_TOKEN + ")")
+_ENC_FUZZY_RE = re.compile(_B + r"(EN\S{0,3}?|V[I1l]S[I1l]T\S?)" + _FUZZY_SEP + "(" + _ID_TOKEN + ")")
 _AGE_RE = re.compile(
     _B + _AGE_LABEL + r"[ \t]*[:;.]?[ \t]*(\d{1,3})[ ]*(?:Y|YR|YRS|YO|years?)?(?![0-9A-Za-z])", re.I
 )
@@ -109,8 +116,8 @@ _SUFFIXES = {"JR", "SR", "II", "III", "IV", "JR.", "SR."}
 _NOT_NAMES = {"SAMPLE", "PATIENT", "NAME", "UNKNOWN", "DOE", "ABC", "XYZ", "TEST", "MR", "MRS", "MS", "DR"}
 # "LAST, FIRST M" printed before an MRN/DOB label on continuation pages and addressograph imprints.
 _BARE_NAME = re.compile(
-    r"^[ \t]*([A-Z][A-Z'\-]+(?:[ ][A-Z][A-Z'\-]+){0,3},[ ]?[A-Z][A-Z'\-]+(?:[ ][A-Z][A-Z'\-]*\.?)?)"
-    r"(?:[ \t]{2,}|[ \t]+(?=MRN|MR#|DOB|D\.O\.B)|[ \t]*$)"
+    r"^[ \t]*([A-Z][A-Z'\-]+(?:[ ][A-Z][A-Z'\-]+){0,3},[ ]?[A-Z][A-Z'\-]+(?:[ ][A-Z][A-Z'\-]*\.?)?)[._|]*"
+    r"(?:[ \t]{2,}|[ \t]+(?=_?[A-Z][A-Za-z#.]{1,5}[:;])|[ \t]*$)"
 )
 
 
@@ -136,6 +143,8 @@ def _clean_id(raw: str, *, min_digits: int) -> tuple[str, int] | None:
     is kept; everything after it must read as digits once confusions are fixed.
     """
     tok = raw.strip(".-")
+    if tok[:1] in {"£", "€"}:  # OCR reads a prefix 'E' as a currency sign
+        tok = "E" + tok[1:]
     prefix = ""
     while len(prefix) < 2 and tok[:1].isalpha() and tok[:1].isupper() and tok[0] not in _CONFUSABLE:
         prefix, tok = prefix + tok[0], tok[1:]
@@ -322,24 +331,31 @@ _BARE_OK = re.compile(r"(?i)^(?:M[ ]?R[ ]?N|ACCT|FIN|ENC|CSN|HAR|EMPI)")
 _HAS_SEP = re.compile(r"(?i)[:;#]|\bNo\b|Number")
 
 
-def _id_cands(pattern: re.Pattern[str], lines: list[str], *, min_digits: int) -> list[_Cand]:
-    """Labelled ID values, OCR confusions fixed at a lower confidence."""
+def _id_cands(
+    pattern: re.Pattern[str], lines: list[str], *, min_digits: int, fuzzy: bool = False
+) -> list[_Cand]:
+    """Labelled ID values, OCR confusions fixed at a lower confidence; misread labels lower still."""
     out: list[_Cand] = []
     n = len(lines)
     for i, line in enumerate(lines):
         for m in pattern.finditer(line):
             label, value = m.group(1), m.group(2)
             has_sep = bool(_HAS_SEP.search(label + line[m.end(1) : m.start(2)]))
-            if not has_sep and not _BARE_OK.match(label):
+            if not has_sep and not fuzzy and not _BARE_OK.match(label):
                 continue
             cleaned = _clean_id(value, min_digits=min_digits)
             if cleaned is None:
                 continue
             val, nfix = cleaned
             conf = 0.97 if has_sep else 0.9
+            after = line[m.end(2) : m.end(2) + 1]
+            if after and not after.isspace() and after not in ".,;:)":
+                conf = 0.6  # glued to junk ('0893250?'): a digit was probably misread
             if nfix:
                 conf = min(conf, 0.75) - 0.05 * (nfix - 1)
-            out.append(_Cand(val, max(conf, 0.3), i, 1, _in_header(i, n)))
+            if fuzzy:
+                conf -= 0.15
+            out.append(_Cand(val, max(conf, 0.3), i, 0 if fuzzy else 1, _in_header(i, n)))
     return out
 
 
@@ -447,9 +463,15 @@ def extract_identifiers(text: str, *, today: date | None = None) -> Identifiers:
     ref = today or date.today()
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
-    ids.mrn = _best(_id_cands(_MRN_RE, lines, min_digits=5))
-    ids.account = _best(_id_cands(_ACCT_RE, lines, min_digits=4))
-    ids.encounter = _best(_id_cands(_ENC_RE, lines, min_digits=4))
+    ids.mrn = _best(
+        _id_cands(_MRN_RE, lines, min_digits=5) + _id_cands(_MRN_FUZZY_RE, lines, min_digits=6, fuzzy=True)
+    )
+    ids.account = _best(
+        _id_cands(_ACCT_RE, lines, min_digits=4) + _id_cands(_ACCT_FUZZY_RE, lines, min_digits=6, fuzzy=True)
+    )
+    ids.encounter = _best(
+        _id_cands(_ENC_RE, lines, min_digits=4) + _id_cands(_ENC_FUZZY_RE, lines, min_digits=6, fuzzy=True)
+    )
     ids.name = _best(_name_cands(lines))
 
     ages = [

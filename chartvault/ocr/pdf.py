@@ -19,12 +19,6 @@ from chartvault.ocr.errors import OcrError
 from chartvault.ocr.images import check_pixels, temp_path
 from chartvault.ocr.types import PageText, Word
 
-_JPEG_COLORSPACES = {
-    pdfium_c.FPDF_COLORSPACE_DEVICEGRAY,
-    pdfium_c.FPDF_COLORSPACE_DEVICERGB,
-    pdfium_c.FPDF_COLORSPACE_ICCBASED,
-}
-
 
 @contextmanager
 def open_page(path: Path, page_no: int) -> Iterator[pdfium.PdfPage]:
@@ -80,31 +74,31 @@ def _words_from_chars(textpage: pdfium.PdfTextPage, text: str, to_top_left: _ToT
     n = textpage.count_chars()
     aligned = len(text) == n  # the usual case: one text char per page char
     get_box = pdfium_c.FPDFText_GetCharBox
-    l, r, b, t = ctypes.c_double(), ctypes.c_double(), ctypes.c_double(), ctypes.c_double()
-    refs = (ctypes.byref(l), ctypes.byref(r), ctypes.byref(b), ctypes.byref(t))
+    cl, cr, cb, ct = ctypes.c_double(), ctypes.c_double(), ctypes.c_double(), ctypes.c_double()
+    refs = (ctypes.byref(cl), ctypes.byref(cr), ctypes.byref(cb), ctypes.byref(ct))
     words: list[Word] = []
     chars: list[str] = []
-    x0 = y0 = x1 = y1 = 0.0
+    box: list[float] = []  # x0, y0, x1, y1 of the word so far; empty until a char has a box
 
     def flush() -> None:
-        if chars:
-            words.append(to_top_left.box(x0, y0, x1, y1, "".join(chars)))
-            chars.clear()
+        if chars and box:  # a word with no measurable char has no place on the page
+            words.append(to_top_left.box(*box, "".join(chars)))
+        chars.clear()
+        box.clear()
 
     for i in range(n):
         ch = text[i] if aligned else chr(pdfium_c.FPDFText_GetUnicode(textpage, i) or 32)
         if ch.isspace() or not ch.isprintable():
             flush()
             continue
-        if not get_box(textpage, i, *refs):
-            chars.append(ch)
-            continue
-        if chars and (b.value > y1 or t.value < y0):  # no vertical overlap: a new line
-            flush()
-        if chars:
-            x0, y0, x1, y1 = min(x0, l.value), min(y0, b.value), max(x1, r.value), max(y1, t.value)
-        else:
-            x0, y0, x1, y1 = l.value, b.value, r.value, t.value
+        if get_box(textpage, i, *refs):
+            left, right, bottom, top = cl.value, cr.value, cb.value, ct.value
+            if box and (bottom > box[3] or top < box[1]):  # no vertical overlap: a new line
+                flush()
+            if box:
+                box[:] = min(box[0], left), min(box[1], bottom), max(box[2], right), max(box[3], top)
+            else:
+                box[:] = left, bottom, right, top
         chars.append(ch)
     flush()
     return words
@@ -138,42 +132,6 @@ def text_layer_page(page: pdfium.PdfPage, page_no: int, min_chars: int) -> PageT
     )
 
 
-def embedded_scan(page: pdfium.PdfPage, page_no: int, dpi: int, workdir: Path) -> tuple[Path, int] | None:
-    """The scanned JPEG of an image-only page, written out as is: (path, its dpi), or None.
-
-    Saves the ~180 ms render and a resample. Only for the plain case a scanner produces: the page
-    holds one upright DCT (JPEG) image that covers it, gray or RGB, at about the OCR resolution;
-    anything else is rendered.
-    """
-    if page.get_rotation() % 360:
-        return None
-    objects = list(page.get_objects(max_depth=1))
-    if len(objects) != 1 or objects[0].type != pdfium_c.FPDF_PAGEOBJ_IMAGE:
-        return None
-    image = objects[0]
-    if image.get_filters() != ["DCTDecode"]:
-        return None
-    m = image.get_matrix()
-    if m.b or m.c or m.a <= 0 or m.d <= 0:  # rotated or mirrored placement
-        return None
-    left, bottom, right, top = page.get_cropbox()
-    il, ib, ir, it = image.get_bounds()
-    if il > left + 1 or ib > bottom + 1 or ir < right - 1 or it < top - 1:
-        return None
-    meta = image.get_metadata()
-    if meta.colorspace not in _JPEG_COLORSPACES or meta.bits_per_pixel not in (8, 24):
-        return None
-    native_dpi = min(meta.horizontal_dpi, meta.vertical_dpi)
-    # Below the OCR resolution rendering upsamples (helps tesseract); far above it, tesseract on
-    # the full-resolution scan would cost more than the render that downsamples it.
-    if not 0.9 * dpi <= native_dpi <= 1.5 * dpi:
-        return None
-    check_pixels(page_no, meta.width, meta.height)
-    out = temp_path(workdir, page_no, "jpg")
-    out.write_bytes(image.get_data(decode_simple=False))
-    return out, round(native_dpi)
-
-
 def render_page(page: pdfium.PdfPage, page_no: int, dpi: int, workdir: Path) -> Path:
     """Rasterise in grayscale at `dpi` and write an uncompressed PGM (a PNG encode costs ~1 s)."""
     scale = dpi / 72
@@ -203,7 +161,8 @@ def words_with_pdfplumber(path: Path, page_no: int) -> list[Word]:
     """Precise word positions of a text-layer page, in points from the top-left corner.
 
     For the API's on-demand word lookup, where pdfplumber's cost (~270 ms/page) buys better word
-    segmentation than the ingest path's whitespace grouping. Never called while ingesting.
+    segmentation than the ingest path's whitespace grouping (which keeps e.g. "PATIENT:HILL,"
+    together when the PDF positions the gap without a space). Never called while ingesting.
     """
     import pdfplumber  # imported here so OCR workers never load it
 
@@ -227,5 +186,7 @@ def words_with_pdfplumber(path: Path, page_no: int) -> list[Word]:
                 max(1, math.ceil(w["x1"] - w["x0"])),
                 max(1, math.ceil(w["bottom"] - w["top"])),
             )
-            for w in page.extract_words()
+            # 1 pt, not pdfplumber's default 3: body-size serif text is set with inter-word gaps
+            # under 3 pt, which the default glues into one "word" per line fragment.
+            for w in page.extract_words(x_tolerance=1)
         ]

@@ -12,6 +12,9 @@ import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
+
+from whoosh.support.charset import accent_map
 
 from chartvault.search.analysis import tokens
 from chartvault.search.query import MatchSpec
@@ -27,6 +30,8 @@ _WS = re.compile(r"\s+")
 class _Fragment:
     page_no: int
     spans: list[tuple[int, int, str]]  # (start, end, what matched) on the page
+    lo: int = 0  # context may not reach past these: halfway to the neighbouring fragments,
+    hi: int = 0  # so snippets never overlap nor show a match without its mark
 
     @property
     def rank(self) -> tuple[int, int]:
@@ -70,29 +75,46 @@ def highlight(
     """
     if not spec:
         return [], []
+    needles = _needles(spec)
     hit_pages: list[int] = []
     fragments: list[_Fragment] = []
     for page_no, text in enumerate(pages, start=1):
+        folded = text.lower().translate(accent_map)
+        if not any(needle in folded for needle in needles):
+            continue  # cheap skip: most pages of a long record hold none of the words
         spans = find_spans(text, spec)
         if not spans:
             continue
         hit_pages.append(page_no)
-        current = _Fragment(page_no, [spans[0]])
+        page_frags = [_Fragment(page_no, [spans[0]])]
         for span in spans[1:]:
-            if span[1] - current.spans[0][0] <= MAX_CORE_CHARS:
-                current.spans.append(span)
+            if span[1] - page_frags[-1].spans[0][0] <= MAX_CORE_CHARS:
+                page_frags[-1].spans.append(span)
             else:
-                fragments.append(current)
-                current = _Fragment(page_no, [span])
-        fragments.append(current)
+                page_frags.append(_Fragment(page_no, [span]))
+        for before, after in pairwise(page_frags):
+            before.hi = after.lo = (before.spans[-1][1] + after.spans[0][0]) // 2
+        page_frags[-1].hi = len(text)
+        fragments += page_frags
     best = sorted(fragments, key=lambda f: (-f.rank[0], -f.rank[1], f.page_no, f.spans[0][0]))
     chosen = sorted(best[:max_snippets], key=lambda f: (f.page_no, f.spans[0][0]))
-    return hit_pages, [Snippet(f.page_no, _render(pages[f.page_no - 1], f.spans)) for f in chosen]
+    return hit_pages, [Snippet(f.page_no, _render(pages[f.page_no - 1], f)) for f in chosen]
 
 
-def _render(text: str, spans: list[tuple[int, int, str]]) -> str:
-    start = _word_start(text, max(0, spans[0][0] - CONTEXT_CHARS), spans[0][0])
-    end = _word_end(text, min(len(text), spans[-1][1] + CONTEXT_CHARS), spans[-1][1])
+def _needles(spec: MatchSpec) -> set[str]:
+    """Substrings every matching page must contain once lowercased and folded.
+
+    An index term is the folded word minus a plural ending, or with ``ies`` turned into ``y``;
+    dropping a final ``y`` therefore leaves a prefix of the word as written.
+    """
+    words = [*spec.terms, *spec.prefixes, *(phrase[0] for phrase in spec.phrases)]
+    return {word[:-1] if word.endswith("y") and len(word) > 1 else word for word in words}
+
+
+def _render(text: str, fragment: _Fragment) -> str:
+    spans = fragment.spans
+    start = _word_start(text, max(fragment.lo, spans[0][0] - CONTEXT_CHARS), spans[0][0])
+    end = _word_end(text, min(fragment.hi, spans[-1][1] + CONTEXT_CHARS), spans[-1][1])
     parts: list[str] = []
     pos = start
     for s, e, _ in spans:
@@ -112,13 +134,11 @@ def _word_start(text: str, pos: int, limit: int) -> int:
     """Move a cut forward to a word boundary so a snippet does not open mid-word."""
     if pos == 0 or text[pos - 1].isspace():
         return pos
-    nxt = next((i for i in range(pos, limit) if text[i].isspace()), limit)
-    return nxt if nxt < limit else pos
+    return next((i for i in range(pos, limit) if text[i].isspace()), limit)
 
 
 def _word_end(text: str, pos: int, limit: int) -> int:
     """Move a cut back to a word boundary so a snippet does not close mid-word."""
     if pos >= len(text) or text[pos].isspace():
         return pos
-    prev = next((i for i in range(pos - 1, limit - 1, -1) if text[i].isspace()), limit)
-    return prev if prev > limit else pos
+    return next((i for i in range(pos - 1, limit - 1, -1) if text[i].isspace()), limit)

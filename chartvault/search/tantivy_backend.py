@@ -165,7 +165,9 @@ class TantivyBackend:
             for score, address in result.hits[:limit]
         ]
         total = result.count if result.count is not None else len(rows)
-        return SearchResults(total=total, offset=offset, limit=limit, hits=build_hits(rows, parsed, load_pages))
+        return SearchResults(
+            total=total, offset=offset, limit=limit, hits=build_hits(rows, parsed, load_pages)
+        )
 
     def _filters(self, query: SearchQuery) -> list[TQuery]:
         out: list[TQuery] = []

@@ -5,7 +5,7 @@ batch and commit once, under a process-wide lock per folder (``common.write_lock
 makes a writer in a *second process* fail immediately with ``whoosh.index.LockError``: only the single
 indexing process may call the write methods; every other process only searches.
 
-Reads reuse one searcher, refreshed after our own commits and whenever another process has committed
+Reads reuse one searcher, reopened after our own commits and whenever another process has committed
 (checked cheaply per search). Whoosh searchers are not thread-safe, so searches on one instance are
 serialised; use the tantivy backend where query throughput matters.
 """
@@ -106,8 +106,7 @@ class WhooshBackend:
                 raise
             writer.commit(**commit_kwargs)
         with self._read_lock:
-            if self._searcher is not None:
-                self._searcher = self._searcher.refresh()
+            self._reopen_searcher()
 
     @staticmethod
     def _fields(doc: IndexDocument) -> dict[str, str]:
@@ -151,7 +150,9 @@ class WhooshBackend:
                 (hit["doc_id"], float(hit.score or 0.0) if ranked else 0.0)
                 for hit in results[offset : offset + limit]
             ]
-        return SearchResults(total=total, offset=offset, limit=limit, hits=build_hits(rows, parsed, load_pages))
+        return SearchResults(
+            total=total, offset=offset, limit=limit, hits=build_hits(rows, parsed, load_pages)
+        )
 
     @staticmethod
     def _filter(query: SearchQuery) -> wq.Query | None:
@@ -176,11 +177,18 @@ class WhooshBackend:
 
     def _current_searcher(self) -> Searcher:
         """Caller holds ``_read_lock``. Picks up commits made by this or another process."""
-        if self._searcher is None:
-            self._searcher = self._ix.searcher()
-        elif not self._searcher.up_to_date():
-            self._searcher = self._searcher.refresh()
+        if self._searcher is None or not self._searcher.up_to_date():
+            self._reopen_searcher()
+        assert self._searcher is not None
         return self._searcher
+
+    def _reopen_searcher(self) -> None:
+        """Caller holds ``_read_lock``. A new searcher, not ``Searcher.refresh()``: in whoosh-reloaded
+        2.7.5 refresh() keeps the segments of the old reader, resurrecting merged or cleared documents.
+        """
+        if self._searcher is not None:
+            self._searcher.close()
+        self._searcher = self._ix.searcher()
 
     # -- lifecycle -------------------------------------------------------------------------------
 

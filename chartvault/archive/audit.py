@@ -1,0 +1,80 @@
+"""Audit entries: who read or did what, to which ids, with what outcome.
+
+Entries carry ids and codes only, never names or page text. Each entry's hash
+covers its content and the previous entry's hash, so an altered, inserted or
+deleted entry breaks the chain (verification and role-based actors arrive with
+the release-of-information work).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from chartvault.archive.db import transaction
+from chartvault.archive.models import AuditEvent
+
+GENESIS = "0" * 64
+
+
+def _digest(prev: str, event: AuditEvent) -> str:
+    body = json.dumps(
+        [
+            prev,
+            event.at.isoformat(),
+            event.actor,
+            event.action,
+            event.target_type,
+            event.target_id,
+            event.outcome,
+            event.detail,
+        ],
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def record(
+    sessions: sessionmaker[Session],
+    actor: str,
+    action: str,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    outcome: str = "ok",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append one entry in its own short transaction, serialised so the chain never forks."""
+    with transaction(sessions, immediate=True) as s:
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(7261531)"))
+        prev = s.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)) or GENESIS
+        event = AuditEvent(
+            at=datetime.now(UTC),
+            actor=actor,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            outcome=outcome,
+            detail=detail,
+            prev_hash=prev,
+        )
+        event.hash = _digest(prev, event)
+        s.add(event)
+
+
+def verify(sessions: sessionmaker[Session]) -> int | None:
+    """The id of the first entry whose chain is broken, or None when the log is intact."""
+    prev = GENESIS
+    with sessions() as s:
+        for event in s.scalars(select(AuditEvent).order_by(AuditEvent.id)).yield_per(1000):
+            if event.prev_hash != prev or event.hash != _digest(prev, event):
+                return event.id
+            prev = event.hash or ""
+    return None

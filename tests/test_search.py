@@ -1,0 +1,373 @@
+"""Contract tests for every search backend: the same assertions run against whoosh and tantivy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from chartvault.search import (
+    BACKEND_KINDS,
+    IndexDocument,
+    SearchBackend,
+    SearchQuery,
+    SearchResults,
+    open_backend,
+)
+
+# Synthetic records; MRNs are fake. d1 and d4 belong to the same patient (MRN with leading zeros).
+DOCS = [
+    IndexDocument(
+        doc_id="d1",
+        pages=[
+            "Admitted for congestive heart failure exacerbation.",
+            "Echocardiogram shows reduced ejection fraction.",
+            "Discharged on furosemide 40 mg daily.",
+        ],
+        mrn="0012345",
+        patient_name="Alice Jones",
+        doc_type="discharge_summary",
+        date_of_service=date(2024, 3, 1),
+        batch_id="B1",
+    ),
+    IndexDocument(
+        doc_id="d2",
+        pages=[
+            "Heart rate regular. No signs of failure of the kidney graft.",
+            "Metformin started for diabetes.",
+        ],
+        mrn="12345",
+        patient_name="Robert Brown",
+        doc_type="lab_report",
+        date_of_service=date(2024, 3, 15),
+        batch_id="B1",
+    ),
+    IndexDocument(
+        doc_id="d3",
+        pages=[
+            "Follow-up for pneumonia. Chest x-ray clear.",
+            "Patient typed <script>alert(1)</script> & reports anxiety.",
+        ],
+        mrn="7654321",
+        patient_name="Carol White",
+        doc_type="progress_note",
+        date_of_service=date(2024, 3, 31),
+        batch_id="B2",
+    ),
+    IndexDocument(
+        doc_id="d4",
+        pages=[
+            "Laboratory cover sheet.",
+            "Hemoglobin A1c elevated; diabetes poorly controlled.",
+            "Reviewed and signed by the attending physician.",
+        ],
+        mrn="0012345",
+        patient_name="Alice Jones",
+        doc_type="lab_report",
+        date_of_service=date(2024, 4, 1),
+        batch_id="B2",
+    ),
+    IndexDocument(
+        doc_id="d5",
+        pages=["Pneumothorax ruled out on imaging."],
+        mrn="5550001",
+        patient_name="Dan Green",
+        doc_type="progress_note",
+        date_of_service=None,
+        batch_id="B3",
+    ),
+]
+
+
+class Catalog:
+    """Stands in for the catalog: the only holder of page text."""
+
+    def __init__(self, docs: Sequence[IndexDocument]) -> None:
+        self.pages = {doc.doc_id: list(doc.pages) for doc in docs}
+
+    def __call__(self, doc_id: str) -> Sequence[str]:
+        return self.pages[doc_id]
+
+
+@pytest.fixture(params=BACKEND_KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def backend(kind: str, tmp_path: Path) -> Iterator[SearchBackend]:
+    be = open_backend(kind, tmp_path)
+    be.index(DOCS)
+    yield be
+    be.close()
+
+
+def search(be: SearchBackend, text: str | None = None, **kw: object) -> SearchResults:
+    return be.search(SearchQuery(text=text, **kw), load_pages=Catalog(DOCS))  # type: ignore[arg-type]
+
+
+def ids(results: SearchResults) -> set[str]:
+    return {hit.doc_id for hit in results.hits}
+
+
+def test_phrase_finds_only_the_adjacent_words(backend: SearchBackend) -> None:
+    assert ids(search(backend, '"heart failure"')) == {"d1"}
+    assert ids(search(backend, "heart failure")) == {"d1", "d2"}  # both words, not adjacent in d2
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("diabetes metformin", {"d2"}),  # default operator is AND
+        ("diabetes AND metformin", {"d2"}),
+        ("furosemide OR metformin", {"d1", "d2"}),
+        ("diabetes NOT metformin", {"d4"}),
+        ("(furosemide OR hemoglobin) NOT echocardiogram", {"d4"}),
+        ("diabetic", set()),  # plural stemming only: no Porter-style conflation
+        ("fractions", {"d1"}),  # ...but plurals match singulars
+    ],
+)
+def test_boolean_operators(backend: SearchBackend, text: str, expected: set[str]) -> None:
+    assert ids(search(backend, text)) == expected
+
+
+def test_prefix(backend: SearchBackend) -> None:
+    assert ids(search(backend, "pneumo*")) == {"d3", "d5"}
+    assert ids(search(backend, "pneumonia")) == {"d3"}
+    assert ids(search(backend, "echocardio* furosemide")) == {"d1"}
+
+
+def test_mrn_filter_with_and_without_text(backend: SearchBackend) -> None:
+    listing = search(backend, mrn="0012345")
+    assert [hit.doc_id for hit in listing.hits] == ["d4", "d1"]  # filter only: newest first
+    assert listing.total == 2
+    assert all(not hit.snippets for hit in listing.hits)
+    assert ids(search(backend, "diabetes", mrn="0012345")) == {"d4"}
+
+
+def test_mrn_with_leading_zeros_matches_exactly(backend: SearchBackend) -> None:
+    assert ids(search(backend, mrn="12345")) == {"d2"}
+    assert ids(search(backend, mrn="0012345")) == {"d1", "d4"}
+    # Typed as a free-text word, the MRN matches too, still exactly.
+    assert ids(search(backend, "0012345")) == {"d1", "d4"}
+    assert ids(search(backend, "12345")) == {"d2"}
+
+
+def test_patient_name_as_free_text(backend: SearchBackend) -> None:
+    assert ids(search(backend, "alice jones")) == {"d1", "d4"}
+
+
+def test_type_filter(backend: SearchBackend) -> None:
+    assert ids(search(backend, doc_type="lab_report")) == {"d2", "d4"}
+    assert ids(search(backend, "diabetes", doc_type="lab_report")) == {"d2", "d4"}
+    assert ids(search(backend, "pneumonia", doc_type="lab_report")) == set()
+
+
+def test_date_range_is_inclusive(backend: SearchBackend) -> None:
+    both_ends = search(backend, date_from=date(2024, 3, 15), date_to=date(2024, 3, 31))
+    assert ids(both_ends) == {"d2", "d3"}
+    assert ids(search(backend, date_from=date(2024, 4, 1))) == {"d4"}
+    assert ids(search(backend, date_to=date(2024, 3, 1))) == {"d1"}  # the undated d5 is excluded
+    assert ids(search(backend, "diabetes", date_from=date(2024, 3, 16))) == {"d4"}
+
+
+def test_batch_filter(backend: SearchBackend) -> None:
+    assert ids(search(backend, batch_id="B2")) == {"d3", "d4"}
+    assert ids(search(backend, "diabetes", batch_id="B1")) == {"d2"}
+
+
+def test_no_text_and_no_filter_is_empty_not_an_error(backend: SearchBackend) -> None:
+    for text in (None, "", "   "):
+        results = search(backend, text)
+        assert results.total == 0
+        assert results.hits == []
+
+
+def test_upsert_replaces_the_old_text(backend: SearchBackend) -> None:
+    replaced = IndexDocument(
+        doc_id="d1",
+        pages=["Hip fracture repaired."],
+        mrn="0012345",
+        doc_type="operative_note",
+        date_of_service=date(2024, 3, 1),
+        batch_id="B1",
+    )
+    backend.index([replaced])
+    assert ids(search(backend, "furosemide")) == set()
+    assert ids(search(backend, "fracture")) == {"d1"}
+    assert ids(search(backend, doc_type="discharge_summary")) == set()
+    assert search(backend, mrn="0012345").total == 2
+    assert backend.doc_ids() == {doc.doc_id for doc in DOCS}
+
+
+def test_repeated_id_in_one_batch_keeps_the_last(backend: SearchBackend) -> None:
+    backend.index(
+        [IndexDocument("d9", ["first version"]), IndexDocument("d9", ["second version"], batch_id="B9")]
+    )
+    assert ids(search(backend, "first")) == set()
+    assert search(backend, "version").total == 1
+
+
+def test_delete_removes_and_ignores_unknown_ids(backend: SearchBackend) -> None:
+    backend.delete(["d2", "no-such-doc"])
+    assert ids(search(backend, "metformin")) == set()
+    assert backend.doc_ids() == {"d1", "d3", "d4", "d5"}
+
+
+def test_doc_ids_and_clear(backend: SearchBackend) -> None:
+    assert backend.doc_ids() == {doc.doc_id for doc in DOCS}
+    backend.clear()
+    assert backend.doc_ids() == set()
+    assert search(backend, "diabetes").total == 0
+    backend.index(DOCS[:1])
+    assert backend.doc_ids() == {"d1"}
+
+
+@pytest.mark.parametrize("text", ["routine", None])
+def test_pagination_is_stable_and_total_correct(backend: SearchBackend, text: str | None) -> None:
+    bulk = [
+        IndexDocument(
+            f"p{i:02d}",
+            [f"Routine checkup visit number {i}. " + "routine " * (i % 4)],
+            batch_id="BULK",
+            date_of_service=date(2023, 1, 1 + i % 5),  # ties on the date too
+        )
+        for i in range(25)
+    ]
+    backend.index(bulk)
+    seen: list[str] = []
+    for offset in (0, 10, 20):
+        page = search(backend, text, batch_id="BULK", limit=10, offset=offset)
+        assert page.total == 25
+        assert (page.offset, page.limit) == (offset, 10)
+        seen += [hit.doc_id for hit in page.hits]
+        assert page.hits == search(backend, text, batch_id="BULK", limit=10, offset=offset).hits
+    assert len(seen) == 25
+    assert set(seen) == {doc.doc_id for doc in bulk}
+    beyond = search(backend, text, batch_id="BULK", limit=10, offset=30)
+    assert (beyond.total, beyond.hits) == (25, [])
+    counted = search(backend, text, batch_id="BULK", limit=0)
+    assert (counted.total, counted.hits) == (25, [])
+
+
+def test_ranked_results_are_ordered_by_score(backend: SearchBackend) -> None:
+    hits = search(backend, "diabetes").hits
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert all(h.score > 0 for h in hits)
+
+
+def test_snippet_marks_the_term_on_the_right_page(backend: SearchBackend) -> None:
+    (hit,) = search(backend, "hemoglobin").hits
+    assert hit.doc_id == "d4"
+    assert hit.pages == [2]
+    assert hit.snippets
+    assert all(snippet.page_no == 2 for snippet in hit.snippets)
+    assert "<mark>Hemoglobin</mark> A1c elevated" in hit.snippets[0].html
+
+
+def test_snippets_for_a_phrase_and_several_pages(backend: SearchBackend) -> None:
+    (hit,) = search(backend, '"heart failure" OR furosemide').hits
+    assert hit.pages == [1, 3]
+    assert [s.page_no for s in hit.snippets] == [1, 3]
+    assert "<mark>heart failure</mark>" in hit.snippets[0].html
+    assert "<mark>furosemide</mark>" in hit.snippets[1].html
+    (prefixed,) = search(backend, "echocardio*").hits
+    assert "<mark>Echocardiogram</mark>" in prefixed.snippets[0].html
+
+
+def test_plural_forms_are_found_and_highlighted(backend: SearchBackend) -> None:
+    extra = IndexDocument("s1", ["Cover page.", "Two sleep STUDIES and one Study of gait."])
+    backend.index([extra])
+    (hit,) = backend.search(SearchQuery(text="study"), load_pages=Catalog([extra])).hits
+    assert hit.pages == [2]
+    assert "<mark>STUDIES</mark> and one <mark>Study</mark>" in hit.snippets[0].html
+
+
+def test_negated_words_are_not_highlighted(backend: SearchBackend) -> None:
+    (hit,) = search(backend, "diabetes NOT metformin").hits
+    assert "<mark>diabetes</mark>" in hit.snippets[0].html
+    assert search(backend, "NOT diabetes", batch_id="B1").hits[0].snippets == []
+
+
+def test_html_in_page_text_is_escaped(backend: SearchBackend) -> None:
+    (hit,) = search(backend, "anxiety").hits
+    html = hit.snippets[0].html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; reports <mark>anxiety</mark>" in html
+    assert "<script>" not in html
+
+
+def test_no_snippets_without_a_page_loader(backend: SearchBackend) -> None:
+    (hit,) = backend.search(SearchQuery(text="hemoglobin")).hits
+    assert (hit.pages, hit.snippets) == ([], [])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"heart failure',
+        'heart failure"',
+        "AND",
+        "OR OR",
+        "NOT",
+        "heart AND",
+        "NOT NOT heart",
+        "(((heart",
+        "heart)))",
+        "*",
+        "**heart",
+        "he*rt",
+        '"',
+        '""',
+        "\\",
+        "mrn:0012345",
+        "[a TO",
+        "heart^2",
+        "heart~",
+        "covid-1*",
+        "\x00 heart",
+        "x" * 5000,
+        "héart fàilure",
+    ],
+)
+def test_malformed_queries_do_not_raise(backend: SearchBackend, text: str) -> None:
+    results = search(backend, text)
+    assert isinstance(results, SearchResults)
+    assert results.total == len(results.hits)
+
+
+def test_unbalanced_quote_falls_back_to_words(backend: SearchBackend) -> None:
+    assert ids(search(backend, '"heart failure')) == {"d1", "d2"}
+    assert ids(search(backend, "héart fàilure")) == {"d1", "d2"}  # accents folded
+
+
+def test_index_persists_across_instances(kind: str, tmp_path: Path) -> None:
+    first = open_backend(kind, tmp_path)
+    first.index(DOCS)
+    first.close()
+    second = open_backend(kind, tmp_path)
+    try:
+        assert ids(search(second, '"heart failure"')) == {"d1"}
+        assert second.doc_ids() == {doc.doc_id for doc in DOCS}
+        assert (tmp_path / kind / "schema.json").is_file()
+    finally:
+        second.close()
+
+
+def test_searcher_sees_commits_from_another_instance(kind: str, tmp_path: Path) -> None:
+    writer, reader = open_backend(kind, tmp_path), open_backend(kind, tmp_path)
+    try:
+        assert search(reader, "hemoglobin").total == 0
+        writer.index(DOCS)
+        if kind == "tantivy":
+            reader._ix.reload()  # type: ignore[attr-defined]  # otherwise reloads on a ~0.5 s timer
+        assert search(reader, "hemoglobin").total == 1
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_unknown_backend_kind(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown search backend"):
+        open_backend("lucene", tmp_path)
