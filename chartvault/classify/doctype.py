@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from chartvault.classify.types import DOC_TYPES, DocTypePrediction
 
-__all__ = ["classify_text"]
+__all__ = ["classify_document", "classify_text"]
 
 # A title is looked for in the first lines of the page (after hospital name, address and patient label).
 _TITLE_SEARCH_LINES = 22
@@ -382,15 +382,27 @@ def _softmax(scores: dict[str, float]) -> dict[str, float]:
 
 
 def raw_scores(text: str) -> dict[str, float]:
-    """Unnormalised evidence per type (title + keyword weights); exposed for tuning and debugging."""
+    """Unnormalised evidence per type (title + keyword weights) for one page; for tuning and debugging."""
+    return _raw_scores([text])
+
+
+def _raw_scores(pages: list[str]) -> dict[str, float]:
     scores = dict.fromkeys(DOC_TYPES, 0.0)
     scores["other"] = _OTHER_BASELINE
-    if not text or not text.strip():
+    kept = [
+        _strip_label_lines(p.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+        for p in pages
+        if p and p.strip()
+    ]
+    if not kept:
         return scores
-    lines = _strip_label_lines(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
-    for doc_type, w in _title_votes(lines).items():
-        scores[doc_type] += w
-    body = "\n".join(lines)
+    for lines in kept:  # the first page that prints a title speaks for the document
+        votes = _title_votes(lines)
+        if votes:
+            for doc_type, w in votes.items():
+                scores[doc_type] += w
+            break
+    body = "\n".join(ln for lines in kept for ln in lines)
     headings, grams = _evidence(body)
     for rule in _RULES:
         if not rule.keys.isdisjoint(headings if rule.heading else grams):
@@ -402,15 +414,49 @@ def raw_scores(text: str) -> dict[str, float]:
     return scores
 
 
-def classify_text(text: str, hint: str | None = None) -> DocTypePrediction:
-    """Classify one page (or a whole document's text) into one of DOC_TYPES.
+# Manifest vocabularies that differ from ours.
+_HINT_ALIASES = {"letter": "correspondence", "h&p": "history_and_physical", "consult": "consult_note"}
 
-    ``hint`` is a type already known from the scanning manifest (cover sheet, batch metadata); a valid one
-    wins with confidence 1.0 because staff assigned it. Otherwise the printed title decides when there is
-    one, and weighted headings/phrases when there is not; 'other' when nothing recognisable scores.
-    """
-    if hint is not None and hint in DOC_TYPES:
-        return DocTypePrediction(hint, 1.0, {t: (1.0 if t == hint else 0.0) for t in DOC_TYPES})
-    probs = _softmax(raw_scores(text))
+
+def _valid_hint(hint: str | None) -> str | None:
+    if hint is None:
+        return None
+    h = hint.strip().lower()
+    h = _HINT_ALIASES.get(h, h)
+    return h if h in DOC_TYPES else None
+
+
+def _predict(scores: dict[str, float]) -> DocTypePrediction:
+    probs = _softmax(scores)
     best = max(DOC_TYPES, key=lambda t: (probs[t], t == "other"))
     return DocTypePrediction(best, round(probs[best], 4), {k: round(v, 4) for k, v in probs.items()})
+
+
+def _hinted(hint: str) -> DocTypePrediction:
+    return DocTypePrediction(hint, 1.0, {t: (1.0 if t == hint else 0.0) for t in DOC_TYPES})
+
+
+def classify_text(text: str, hint: str | None = None) -> DocTypePrediction:
+    """Classify one page of text into one of DOC_TYPES.
+
+    ``hint`` is a type already known from the scanning manifest (cover sheet, batch metadata); a valid one
+    wins with confidence 1.0 because staff assigned it (an unknown hint is ignored). Otherwise the printed
+    title decides when there is one, and weighted headings/phrases when there is not; 'other' when nothing
+    recognisable scores. Continuation pages carry little evidence: prefer ``classify_document``.
+    """
+    h = _valid_hint(hint)
+    if h is not None:
+        return _hinted(h)
+    return _predict(_raw_scores([text]))
+
+
+def classify_document(pages: list[str], hint: str | None = None) -> DocTypePrediction:
+    """Classify a multi-page document: the first printed title plus evidence pooled over all pages.
+
+    More reliable than classifying pages one by one, because a continuation page often holds only an
+    exam or a signature block.
+    """
+    h = _valid_hint(hint)
+    if h is not None:
+        return _hinted(h)
+    return _predict(_raw_scores(pages))
