@@ -41,7 +41,7 @@ def pick(corpus: list[dict], fmt: str, pages: int | None = None, tier: str | Non
     for e in corpus:
         if e["format"] != fmt or (pages is not None and e["page_count"] != pages):
             continue
-        if tier is not None and e["render"]["degrade"].get("tier") != tier:
+        if tier is not None and (e["render"].get("degrade") or {}).get("tier") != tier:
             continue
         return e
     raise LookupError(f"no corpus file of format {fmt} with {pages} pages")

@@ -23,31 +23,16 @@ _HEADER_LINES = 14
 _FOOTER_LINES = 3
 
 # OCR confusions corrected only inside a labelled numeric field (MRN, account, dates...).
-_DIGIT_FIX = str.maketrans(
-    {
-        "O": "0",
-        "o": "0",
-        "Q": "0",
-        "D": "0",
-        "l": "1",
-        "I": "1",
-        "i": "1",
-        "|": "1",
-        "!": "1",
-        "S": "5",
-        "s": "5",
-        "B": "8",
-        "Z": "2",
-        "z": "2",
-    }
-)
-_CONFUSABLE = set("OoQDlIi|!SsBZz")
+_DIGIT_FIX = str.maketrans("OoQlIi|!SsBZz", "0001111155822")
+_CONFUSABLE = frozenset("OoQlIi|!SsBZz")
 
-_MONTHS = {
-    "jan": 1, "january": 1, "feb": 2, "february": 2, "mar": 3, "march": 3, "apr": 4, "april": 4, "may": 5,
-    "jun": 6, "june": 6, "jul": 7, "july": 7, "aug": 8, "august": 8, "sep": 9, "sept": 9, "september": 9,
-    "oct": 10, "october": 10, "nov": 11, "november": 11, "dec": 12, "december": 12,
-}  # fmt: skip
+# fmt: off
+_MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
+                "october", "november", "december")
+# fmt: on
+_MONTHS = {name[:3]: i + 1 for i, name in enumerate(_MONTH_NAMES)}
+_MONTHS |= {name: i + 1 for i, name in enumerate(_MONTH_NAMES)}
+_MONTHS["sept"] = 9
 
 # Labels. Each is matched case-insensitively, must not be glued to a preceding letter or digit, and is
 # followed by optional separators (OCR turns ':' into ';' or '.', adds spaces before it).
@@ -61,16 +46,22 @@ _MRN_LABEL = (
     r"Unit[ ]*(?:#|No\b\.?|Number)|Chart[ ]*(?:#|No\b\.?|Number)|(?:Patient|Pt\.?)[ ]*ID|EMPI)"
 )
 _ACCT_LABEL = (
-    r"(?:ACCT\b\.?[ ]*(?:#|No\b\.?|Number)?|Account[ ]*(?:#|No\b\.?|Number)?|(?-i:FIN|Fin)\b[ ]*(?:#|No\b\.?)?|"
-    r"(?-i:HAR)\b[ ]*#?|Billing[ ]*(?:#|No\b\.?|Number))"
+    r"(?:ACCT\b\.?[ ]*(?:#|No\b\.?|Number)?|Account[ ]*(?:#|No\b\.?|Number)?|"
+    r"(?-i:FIN|Fin)\b[ ]*(?:#|No\b\.?)?|(?-i:HAR)\b[ ]*#?|Billing[ ]*(?:#|No\b\.?|Number))"
 )
 _ENC_LABEL = (
     r"(?:ENC\b\.?[ ]*(?:#|No\b\.?)?|Encounter[ ]*(?:#|No\b\.?|Number|ID)?|Visit[ ]*(?:#|No\b\.?|Number|ID)|"
     r"(?-i:CSN)\b[ ]*#?)"
 )
 _DOB_LABEL = r"(?:D\.?[ ]?[O0o]\.?[ ]?[B8](?![A-Za-z])\.?|Birth[ ]*-?[ ]*[DB]ate|Date[ ]+of[ ]+Birth)"
-_DOS_LABEL = r"(?:D\.?[ ]?[O0o]\.?[ ]?S(?![A-Za-z])\.?|Date[ ]+of[ ]+(?:Service|Visit)|(?:Service|Svc|Visit|Encounter)[ ]+Date)"
-_ADM_LABEL = r"(?:Adm(?:it|ission|\.)?(?:[ ]*(?:Date|Dt))?(?:[ ]*/[ ]*Disch(?:arge)?\.?(?:[ ]*Date)?)?|Date[ ]+of[ ]+Admission)"
+_DOS_LABEL = (
+    r"(?:D\.?[ ]?[O0o]\.?[ ]?S(?![A-Za-z])\.?|Date[ ]+of[ ]+(?:Service|Visit)|"
+    r"(?:Service|Svc|Visit|Encounter)[ ]+Date)"
+)
+_ADM_LABEL = (
+    r"(?:Adm(?:it|ission|\.)?(?:[ ]*(?:Date|Dt))?(?:[ ]*/[ ]*Disch(?:arge)?\.?(?:[ ]*Date)?)?|"
+    r"Date[ ]+of[ ]+Admission)"
+)
 _NAME_LABEL = r"(?:Patient[ ]*Name|Pt\.?[ ]*Name|Name[ ]+of[ ]+Patient|PATIENT|NAME)"
 _AGE_LABEL = r"(?:AGE)"
 
@@ -81,7 +72,7 @@ _DATE_TOKEN = (
     r"|[A-Za-z]{3,9}\.?[ ]+\d{1,2}(?:st|nd|rd|th)?,?[ ]+\d{2,4})"  # January 5, 1980 / Jan 5, 1980
     r"(?![0-9])"
 )
-_ID_TOKEN = r"[A-Za-z0-9|!][A-Za-z0-9|!\-]{2,24}"
+_ID_TOKEN = r"[A-Za-z0-9|!£€][A-Za-z0-9|!\-]{2,24}"
 
 _MRN_RE = re.compile(_B + "(" + _MRN_LABEL + ")" + _SEP + "(" + _ID_TOKEN + ")", re.I)
 _ACCT_RE = re.compile(_B + "(" + _ACCT_LABEL + ")" + _SEP + "(" + _ID_TOKEN + ")", re.I)
@@ -105,15 +96,21 @@ _RE_NAME_RE = re.compile(r"^[ \t]*RE[ \t]*:[ \t]*(.+)", re.I)
 
 # Words that end a name value when OCR collapsed the gap before the next label.
 _NAME_STOP = re.compile(
-    r"(?:[ \t]{2,}|\t|\||(?<=[ \t])(?=(?:MRN\b|MR[ ]?#|MR\b|DOB\b|D\.O\.B|SEX\b|AGE\b|ACCT\b|FIN\b|ENC\b|DOS\b|"
-    r"ROOM\b|RM\b|ATTENDING\b|PHYSICIAN\b|ADMIT\b|ACCOUNT\b|UNIT\b|VISIT\b|BIRTH\b|DATE\b|\(continued\))))",
+    r"(?:[ \t]{2,}|\t|\||(?<=[ \t])(?=(?:MRN\b|MR[ ]?#|MR\b|DOB\b|D\.O\.B|SEX\b|AGE\b|ACCT\b|FIN\b|ENC\b|"
+    r"DOS\b|ROOM\b|RM\b|ATTENDING\b|PHYSICIAN\b|ADMIT\b|ACCOUNT\b|UNIT\b|VISIT\b|BIRTH\b|DATE\b|"
+    r"MED\b|CHART\b|PATIENT\b|PT\b|GENDER\b|HAR\b|CSN\b|EMPI\b|ENCOUNTER\b|\(continued\))))",
     re.I,
 )
 _NAME_TOKEN = re.compile(r"^[A-Za-z][A-Za-z'\u2019\-]*\.?$")
-_PARTICLES = {"VAN", "VON", "DER", "DEN", "DE", "DEL", "DELA", "LA", "LE", "DA", "DI", "DOS", "DU", "ST", "ST.", "MC",
-              "MAC", "AL", "EL", "BIN", "BEN", "TER", "TEN"}  # fmt: skip
+# Surname particles: 'Edward Van Der Berg' -> 'VAN DER BERG, EDWARD'.
+# fmt: off
+_PARTICLES = frozenset({"VAN", "VON", "DER", "DEN", "DE", "DEL", "DELA", "LA", "LE", "DA", "DI", "DOS", "DU",
+                        "ST", "ST.", "MC", "MAC", "AL", "EL", "BIN", "BEN", "TER", "TEN"})
+# fmt: on
+_HONORIFICS = {"MR", "MRS", "MS", "MISS", "DR"}
 _SUFFIXES = {"JR", "SR", "II", "III", "IV", "JR.", "SR."}
-_NOT_NAMES = {"SAMPLE", "PATIENT", "NAME", "UNKNOWN", "DOE", "ABC", "XYZ", "TEST", "MR", "MRS", "MS", "DR"}
+# Template placeholders and titles that follow a name label but are not a name.
+_NOT_NAMES = {"SAMPLE", "PATIENT", "NAME", "UNKNOWN", "ABC", "XYZ", "MR", "MRS", "MS", "DR"}
 # "LAST, FIRST M" printed before an MRN/DOB label on continuation pages and addressograph imprints.
 _BARE_NAME = re.compile(
     r"^[ \t]*([A-Z][A-Z'\-]+(?:[ ][A-Z][A-Z'\-]+){0,3},[ ]?[A-Z][A-Z'\-]+(?:[ ][A-Z][A-Z'\-]*\.?)?)[._|]*"
@@ -275,6 +272,8 @@ def normalise_name(raw: str) -> str | None:
         first, middle = rest_toks[0], rest_toks[1:]
     else:
         toks = s.split()
+        while toks and toks[0].upper().rstrip(".") in _HONORIFICS:
+            toks = toks[1:]
         if len(toks) < 2:
             return None
         suffix = []
@@ -295,8 +294,7 @@ def normalise_name(raw: str) -> str | None:
         return None
     if {t.upper().rstrip(".") for t in [*last_toks, first]} & _NOT_NAMES:
         return None
-    last = " ".join(t.upper().rstrip(".") if t.upper().rstrip(".") not in _SUFFIXES else t.upper()
-                    for t in last_toks)  # fmt: skip
+    last = " ".join(t.upper().rstrip(".") for t in last_toks)
     out = f"{last}, {first.upper().rstrip('.')}"
     if middle:
         out += f" {middle[0][0].upper()}"
@@ -327,7 +325,7 @@ def _best(cands: list[_Cand]) -> Extracted | None:
 
 # Abbreviated labels may stand without a separator ('MRN 123456'); spelled-out ones ('Account', 'Patient ID')
 # need ':', '#' or 'No' so that prose such as 'take into account 12 ...' never matches.
-_BARE_OK = re.compile(r"(?i)^(?:M[ ]?R[ ]?N|ACCT|FIN|ENC|CSN|HAR|EMPI)")
+_BARE_OK = re.compile(r"(?i)^(?:M[ ]?R[ ]?N|ACCT|FIN|ENC|CSN|HAR|EMPI)\b")
 _HAS_SEP = re.compile(r"(?i)[:;#]|\bNo\b|Number")
 
 

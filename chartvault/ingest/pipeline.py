@@ -46,7 +46,7 @@ from chartvault.archive.models import (
     new_id,
 )
 from chartvault.archive.objectstore import ObjectStore
-from chartvault.classify import classify_text, extract_identifiers, merge_identifiers
+from chartvault.classify import classify_document, extract_identifiers, merge_identifiers
 from chartvault.classify.types import Identifiers
 from chartvault.filetypes import FileKind
 from chartvault.ingest.batches import archived_document_for, quarantine_staged
@@ -271,7 +271,7 @@ class Pipeline:
     def _classify(self, s: Session, f: BatchFile) -> Document:
         texts = [p.text or "" for p in f.pages]
         ids = merge_identifiers([extract_identifiers(t) for t in texts])
-        prediction = classify_text("\n\n".join(texts), hint=f.doc_type_hint)
+        prediction = classify_document(texts, hint=f.doc_type_hint)
         doc = Document(
             id=new_id(),
             file_id=f.id,
