@@ -47,7 +47,7 @@ from chartvault.archive.models import (
 )
 from chartvault.archive.objectstore import ObjectStore
 from chartvault.classify import classify_document, extract_identifiers, merge_identifiers
-from chartvault.classify.types import Identifiers
+from chartvault.classify.types import Extracted, Identifiers
 from chartvault.filetypes import FileKind
 from chartvault.ingest.batches import archived_document_for, quarantine_staged
 from chartvault.ingest.sniff import Limits
@@ -249,7 +249,7 @@ class Pipeline:
                 page.text, page.confidence, page.source = r.text, r.confidence, r.source
                 page.rotation, page.width, page.height = r.rotation, r.width, r.height
                 page.words = [[w.text, w.conf, w.left, w.top, w.width, w.height] for w in r.words]
-                page.identifiers = extract_identifiers(r.text).to_dict()
+                page.identifiers = out.identifiers
                 page.ocr_ms = r.elapsed_ms
                 page.status = PAGE_OCR
             run.done_pages += 1
@@ -270,7 +270,7 @@ class Pipeline:
 
     def _classify(self, s: Session, f: BatchFile) -> Document:
         texts = [p.text or "" for p in f.pages]
-        ids = merge_identifiers([extract_identifiers(t) for t in texts])
+        ids = merge_identifiers([_page_identifiers(p) for p in f.pages])
         prediction = classify_document(texts, hint=f.doc_type_hint)
         doc = Document(
             id=new_id(),
@@ -357,6 +357,14 @@ class Pipeline:
             batch.status = BATCH_COMPLETE_WITH_ERRORS if bad else BATCH_COMPLETE
             batch.completed_at = batch.completed_at or datetime.now(UTC)
             s.commit()
+
+
+def _page_identifiers(page: Page) -> Identifiers:
+    """The identifiers the worker extracted from this page (or extract them now, for older rows)."""
+    if page.identifiers is None:
+        return extract_identifiers(page.text or "")
+    fields = {k: Extracted(**v) for k, v in page.identifiers.items() if v}
+    return Identifiers(**fields)
 
 
 def _flag(batch: Batch, flag: dict) -> None:

@@ -120,7 +120,7 @@ def _check_image(path: Path, kind: FileKind, limits: Limits) -> int:
                 for i in range(frames):
                     im.seek(i)
                     _check_pixels(im.width, im.height, i + 1, limits)
-                    im.load()
+                    _decode_cheaply(im, kind)
                 return frames
     except Refused:
         raise
@@ -132,6 +132,18 @@ def _check_image(path: Path, kind: FileKind, limits: Limits) -> int:
         raise Refused(
             "corrupt", f"The {kind.value.upper()} image could not be decoded ({_short(exc)})."
         ) from None
+
+
+def _decode_cheaply(im: Image.Image, kind: FileKind) -> None:
+    """Decode enough to catch corrupt or truncated data without paying for a full decode.
+
+    OCR decodes the page again anyway; here a JPEG is decoded at 1/8 scale (DCT
+    scaling still reads every entropy-coded byte, so truncation is caught) and
+    other frames in full (G4/LZW TIFF frames and PNGs decode fast).
+    """
+    if kind is FileKind.JPEG:
+        im.draft("L", (max(1, im.width // 8), max(1, im.height // 8)))
+    im.load()
 
 
 def _check_pixels(width: int, height: int, page_no: int, limits: Limits) -> None:

@@ -31,6 +31,7 @@ class SniffOutcome:
 @dataclass(slots=True)
 class PageOutcome:
     page: PageText | None = None
+    identifiers: dict | None = None  # extracted in the worker: the main process stays light
     error: str | None = None  # page numbers and reasons only, never content
 
 
@@ -57,12 +58,14 @@ def sniff_task(path: str, limits: Limits) -> SniffOutcome:
 
 
 def ocr_task(path: str, kind: str, page_no: int, options: OcrOptions, tmp_root: str) -> PageOutcome:
+    from chartvault.classify import extract_identifiers
     from chartvault.filetypes import FileKind
     from chartvault.ocr import OcrError, extract_page
 
     try:
         with tempfile.TemporaryDirectory(prefix="ocr-", dir=tmp_root) as workdir:
-            return PageOutcome(page=extract_page(Path(path), FileKind(kind), page_no, options, Path(workdir)))
+            page = extract_page(Path(path), FileKind(kind), page_no, options, Path(workdir))
+        return PageOutcome(page=page, identifiers=extract_identifiers(page.text).to_dict())
     except OcrError as exc:
         return PageOutcome(error=str(exc))
     except Exception as exc:
