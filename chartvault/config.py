@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -54,6 +54,27 @@ class Settings(BaseSettings):
     # Search
     index_commit_interval_s: float = Field(
         1.0, gt=0, description="How often the indexer commits queued work."
+    )
+
+    # S3 object store (object_store="s3"); the bucket must have Object Lock.
+    s3_endpoint: str | None = Field(
+        None, description="S3 endpoint, host:port or http(s)://host:port (a scheme overrides s3_secure)."
+    )
+    s3_access_key: str | None = Field(None, description="S3 access key.")
+    s3_secret_key: SecretStr | None = Field(None, description="S3 secret key (kept out of repr/logs).")
+    s3_bucket: str = Field("chartvault-archive", description="Archive bucket, created with Object Lock.")
+    s3_secure: bool = Field(
+        True,
+        description="Use TLS: without it AWS refuses lock uploads (no Content-MD5) and PHI travels clear.",
+    )
+    s3_region: str = Field("us-east-1", description="Region; set so presigning needs no round trip.")
+    s3_cert_check: bool = Field(True, description="Verify the server's TLS certificate (off only for tests).")
+    s3_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] = Field(
+        "GOVERNANCE",
+        description="Object-lock mode for new versions; COMPLIANCE makes misfiles undeletable until expiry.",
+    )
+    s3_default_retention_days: int = Field(
+        3650, gt=0, description="Retain-until for a version stored without an explicit date, in days."
     )
 
     @cached_property

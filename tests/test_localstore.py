@@ -214,5 +214,5 @@ def test_open_object_store_factory(tmp_path: Path) -> None:
     s: ObjectStore = open_object_store(Settings(data_dir=tmp_path, object_store="local"))
     assert isinstance(s, LocalObjectStore)
     assert s.root == (tmp_path / "objects").resolve()
-    with pytest.raises(NotImplementedError, match="later task"):
-        open_object_store(Settings(data_dir=tmp_path, object_store="s3"))
+    with pytest.raises(ObjectStoreError, match="CHARTVAULT_S3_ENDPOINT"):
+        open_object_store(Settings(data_dir=tmp_path, object_store="s3", _env_file=None))

@@ -12,8 +12,7 @@ def open_object_store(settings: Settings) -> ObjectStore:
     if settings.object_store == "local":
         return LocalObjectStore(settings.data_dir / "objects")
     if settings.object_store == "s3":
-        raise NotImplementedError(
-            "object_store='s3' is not available yet: the S3 backend is added by a later task; "
-            "use CHARTVAULT_OBJECT_STORE=local"
-        )
+        from chartvault.archive.s3store import S3ObjectStore  # minio only loaded when used
+
+        return S3ObjectStore.from_settings(settings)
     raise ValueError(f"unknown object_store {settings.object_store!r}")
