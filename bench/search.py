@@ -9,7 +9,8 @@
    indexing documents/s (time spent in ``backend.index`` only) and index size, then query latency
    p50/p95 over ``Q`` queries of 1-3 words (words of a sampled document, so queries find something),
    without and with an MRN filter, returning the top 10 with snippets (page text read from the store,
-   as the service does) and facet counts.
+   as the service does) and facet counts; and the same word queries with one letter changed ("typo":
+   mostly a miss, then the fuzzy "did you mean" retry), and the word queries again without facets.
 3. Ratios tantivy/whoosh for every figure (docs/s above 1 and latencies below 1 mean tantivy wins).
    ``--whoosh-procs 2`` indexes whoosh batches with two processes (whoosh's ``MpWriter``).
 
@@ -84,6 +85,21 @@ def make_queries(count: int, pool: int, seed: int, with_mrn: bool) -> list[tuple
     return out
 
 
+def misspell(queries: Sequence[tuple[str, str | None]], seed: int) -> list[tuple[str, str | None]]:
+    """The same queries with one letter of one word changed, as OCR or a hurried typist would."""
+    rng = random.Random(seed + 2)
+    out: list[tuple[str, str | None]] = []
+    for text, mrn in queries:
+        words = text.split()
+        i = rng.randrange(len(words))
+        word = words[i]
+        pos = rng.randrange(1, len(word) - 1)
+        swap = "e" if word[pos] != "e" else "a"
+        words[i] = word[:pos] + swap + word[pos + 1 :]
+        out.append((" ".join(words), mrn))
+    return out
+
+
 def percentile(values: Sequence[float], pct: float) -> float:
     """Nearest-rank percentile (no interpolation: a reported latency was actually observed)."""
     ordered = sorted(values)
@@ -130,22 +146,26 @@ def index_range(be: SearchBackend, store: PageStore, start: int, stop: int, batc
 
 
 def run_queries(
-    be: SearchBackend, store: PageStore, queries: Sequence[tuple[str, str | None]]
+    be: SearchBackend, store: PageStore, queries: Sequence[tuple[str, str | None]], facets: bool = True
 ) -> dict[str, float]:
     """Latency of each query (top 10 with snippets), query-parse cache cleared first."""
     parse_user_query.cache_clear()
     times: list[float] = []
     totals: list[int] = []
+    suggested = 0
     for text, mrn in queries:
         t0 = time.perf_counter()
-        results = be.search(SearchQuery(text=text, mrn=mrn, limit=10), load_pages=store.load_pages)
+        q = SearchQuery(text=text, mrn=mrn, limit=10, with_facets=facets)
+        results = be.search(q, load_pages=store.load_pages)
         times.append(time.perf_counter() - t0)
         totals.append(results.total)
+        suggested += results.suggestion is not None
     return {
         "p50_ms": round(percentile(times, 50) * 1000, 2),
         "p95_ms": round(percentile(times, 95) * 1000, 2),
         "mean_total": round(sum(totals) / len(totals), 1),
         "no_hits": sum(1 for t in totals if t == 0),
+        "suggested": suggested,
     }
 
 
@@ -193,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         pool = sizes[0]  # sampled among documents present at every size: same queries throughout
         plain = make_queries(args.queries, pool, SEED, with_mrn=False)
         with_mrn = make_queries(args.queries, pool, SEED, with_mrn=True)
+        typos = misspell(plain, SEED)  # mostly the "did you mean" path: a miss, then a fuzzy retry
         warmup = make_queries(10, pool, SEED + 99, with_mrn=False)
 
         per_size: dict[str, dict[str, Any]] = {str(size): {} for size in sizes}
@@ -212,8 +233,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                         "index_docs_per_s_cumulative": round(size / spent_total, 1) if spent_total else None,
                         "index_mb": round(dir_bytes(root / kind) / 1e6, 2),
                     }
-                    for name, queries in (("text", plain), ("text_mrn", with_mrn)):
-                        for key, value in run_queries(be, store, queries).items():
+                    passes = (
+                        ("text", plain, True),
+                        ("text_mrn", with_mrn, True),
+                        ("typo", typos, True),
+                        ("text_nofacets", plain, False),  # what counting every match costs
+                    )
+                    for name, queries, facets in passes:
+                        for key, value in run_queries(be, store, queries, facets).items():
                             row[f"{name}_{key}"] = value
                     per_size[str(size)][kind] = row
                     print(f"[{kind} {size}] {json.dumps(row)}", file=sys.stderr, flush=True)
@@ -230,14 +257,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     "text_p95_ms",
                     "text_mrn_p50_ms",
                     "text_mrn_p95_ms",
+                    "typo_p50_ms",
+                    "typo_p95_ms",
+                    "text_nofacets_p50_ms",
+                    "text_nofacets_p95_ms",
                 )
                 if t[key] is not None and w[key] is not None
             }
             # Both engines hold the same terms, so they must agree on how many documents match.
-            row["same_totals"] = (w["text_mean_total"], w["text_mrn_mean_total"]) == (
-                t["text_mean_total"],
-                t["text_mrn_mean_total"],
-            )
+            keys = ("text_mean_total", "text_mrn_mean_total", "typo_mean_total", "typo_suggested")
+            row["same_totals"] = all(w[key] == t[key] for key in keys)
         figures["results"] = per_size
     finally:
         store.close()

@@ -125,12 +125,18 @@ def test_phrase_finds_only_the_adjacent_words(backend: SearchBackend) -> None:
         ("furosemide OR metformin", {"d1", "d2"}),
         ("diabetes NOT metformin", {"d4"}),
         ("(furosemide OR hemoglobin) NOT echocardiogram", {"d4"}),
-        ("diabetic", set()),  # plural stemming only: no Porter-style conflation
-        ("fractions", {"d1"}),  # ...but plurals match singulars
+        ("fractions", {"d1"}),  # plurals match singulars
     ],
 )
 def test_boolean_operators(backend: SearchBackend, text: str, expected: set[str]) -> None:
-    assert ids(search(backend, text)) == expected
+    results = search(backend, text)
+    assert ids(results) == expected
+    assert results.suggestion is None
+
+
+def test_no_porter_conflation(backend: SearchBackend) -> None:
+    # Plural stemming only: "diabetic" is not "diabetes"; only the did-you-mean retry finds them.
+    assert search(backend, "diabetic").suggestion == "diabetes"
 
 
 def test_prefix(backend: SearchBackend) -> None:
@@ -368,6 +374,197 @@ def test_searcher_sees_commits_from_another_instance(kind: str, tmp_path: Path) 
         reader.close()
 
 
+def test_empty_index_answers_every_kind_of_query(kind: str, tmp_path: Path) -> None:
+    be = open_backend(kind, tmp_path)
+    try:
+        for text in ("hemoglobin", "hemoglobn~", "hemoglobn", "pneumo*", '"heart failure"'):
+            results = be.search(SearchQuery(text=text, sort="date_asc"))
+            assert (results.total, results.hits, results.suggestion) == (0, [], None)
+            assert results.facets == {"doc_type": {}, "year": {}}
+    finally:
+        be.close()
+
+
+def test_fuzzy_sees_words_added_after_the_first_search(backend: SearchBackend) -> None:
+    assert ids(search(backend, "warfarn~")) == set()
+    backend.index([IndexDocument("w1", ["Started warfarin."])])
+    results = backend.search(SearchQuery(text="warfarn~"))
+    assert ids(results) == {"w1"}
+
+
 def test_unknown_backend_kind(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown search backend"):
         open_backend("lucene", tmp_path)
+
+
+# -- fuzzy matching (OCR errors) and "did you mean" ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("hemoglobn~", {"d4"}),  # one deletion
+        ("hemoglobinn~", {"d4"}),  # one insertion
+        ("furosemlde~", {"d1"}),  # one substitution (OCR: i read as l)
+        ("furosemide~", {"d1"}),  # the exact word is within any distance
+        ("furosenide~1", {"d1"}),
+        ("hernoglobin~", set()),  # rn for m: two edits...
+        ("hernoglobin~2", {"d4"}),  # ...found with ~2
+        ("metfromin~", set()),  # a swap is two edits in both engines (plain Levenshtein)
+        ("metfromin~2", {"d2"}),
+        ("metformin~9", {"d2"}),  # clamped to 2, not an error
+        ("diabetes echocardiogran~", set()),  # fuzzy words are still required (AND)
+        ("pneumonla~ OR furosemide", {"d1", "d3"}),
+        ("diabetes NOT metfornin~", {"d4"}),
+        ("covid-19~", set()),  # punctuation: can match no indexed term
+        ("alise~ jones", {"d1", "d4"}),  # names too
+    ],
+)
+def test_fuzzy_terms(backend: SearchBackend, text: str, expected: set[str]) -> None:
+    results = search(backend, text)
+    assert ids(results) == expected
+    if expected:
+        assert results.suggestion is None  # explicit fuzziness is not a fallback
+
+
+def test_fuzzy_match_is_highlighted(backend: SearchBackend) -> None:
+    (hit,) = search(backend, "hemoglobn~").hits
+    assert hit.pages == [2]
+    assert "<mark>Hemoglobin</mark> A1c" in hit.snippets[0].html
+
+
+def test_did_you_mean_retries_fuzzily_and_suggests(backend: SearchBackend) -> None:
+    results = search(backend, "diabetis")
+    assert ids(results) == {"d2", "d4"}
+    assert results.total == 2
+    assert results.suggestion == "diabetes"
+    assert any("<mark>diabetes</mark>" in s.html for s in results.hits[0].snippets)
+
+
+def test_did_you_mean_keeps_correct_words_and_operators(backend: SearchBackend) -> None:
+    results = search(backend, "echocardiogarm AND Furosemide")
+    assert ids(results) == {"d1"}
+    assert results.suggestion == "echocardiogram AND Furosemide"
+    negated = search(backend, "hemoglobim NOT metformin")
+    assert (ids(negated), negated.suggestion) == ({"d4"}, "hemoglobin NOT metformin")
+
+
+def test_did_you_mean_keeps_the_filters(backend: SearchBackend) -> None:
+    assert ids(search(backend, "diabetis", mrn="0012345")) == {"d4"}
+    nothing = search(backend, "diabetis", doc_type="progress_note")
+    assert (nothing.total, nothing.hits, nothing.suggestion) == (0, [], None)
+
+
+def test_no_suggestion_when_something_matched_or_nothing_to_bend(backend: SearchBackend) -> None:
+    assert search(backend, "diabetes").suggestion is None
+    for text in ("0012346", "zzz", "xqzvbnmwrt"):  # digits are never bent (another patient's MRN)
+        results = search(backend, text)
+        assert (results.total, results.suggestion) == (0, None)
+
+
+def test_did_you_mean_without_page_text_marks_the_bent_words(backend: SearchBackend) -> None:
+    results = backend.search(SearchQuery(text="diabetis"))
+    assert ids(results) == {"d2", "d4"}
+    assert results.suggestion == "diabetis~"
+    long_word = backend.search(SearchQuery(text="echocardiogarm"))
+    assert (ids(long_word), long_word.suggestion) == ({"d1"}, "echocardiogarm~2")
+
+
+# -- sort by date, facets -------------------------------------------------------------------------------
+
+
+def order(results: SearchResults) -> list[str]:
+    return [hit.doc_id for hit in results.hits]
+
+
+def test_sort_by_date_with_words(backend: SearchBackend) -> None:
+    assert order(search(backend, "diabetes", sort="date_desc")) == ["d4", "d2"]
+    assert order(search(backend, "diabetes", sort="date_asc")) == ["d2", "d4"]
+    dated = search(backend, "diabetes", sort="date_asc")
+    assert all(hit.score == 0.0 for hit in dated.hits)  # not ranked
+    assert all(hit.snippets for hit in dated.hits)  # still highlighted
+    assert dated.total == 2
+
+
+def test_sort_by_date_puts_undated_last_both_ways(backend: SearchBackend) -> None:
+    assert order(search(backend, "pneumo*", sort="date_desc")) == ["d3", "d5"]
+    assert order(search(backend, "pneumo*", sort="date_asc")) == ["d3", "d5"]
+    assert order(search(backend, doc_type="progress_note", sort="date_asc")) == ["d3", "d5"]
+    listing = search(backend, batch_id="B1", sort="date_asc")
+    assert order(listing) == ["d1", "d2"]
+
+
+def test_relevance_is_the_default_and_lists_stay_newest_first(backend: SearchBackend) -> None:
+    assert search(backend, "diabetes").hits == search(backend, "diabetes", sort="relevance").hits
+    assert order(search(backend, mrn="0012345", sort="relevance")) == ["d4", "d1"]
+
+
+def test_unknown_sort_is_rejected(backend: SearchBackend) -> None:
+    with pytest.raises(ValueError, match="unknown sort"):
+        search(backend, "diabetes", sort="newest")
+
+
+@pytest.mark.parametrize("sort", ["date_asc", "date_desc"])
+def test_pagination_by_date_is_stable(backend: SearchBackend, sort: str) -> None:
+    bulk = [
+        IndexDocument(
+            f"p{i:02d}",
+            [f"Routine checkup visit number {i}."],
+            batch_id="BULK",
+            date_of_service=date(2023, 1, 1 + i % 5) if i % 7 else None,  # ties, and undated ones
+        )
+        for i in range(25)
+    ]
+    backend.index(bulk)
+    seen: list[str] = []
+    for offset in (0, 10, 20):
+        page = search(backend, "routine", batch_id="BULK", limit=10, offset=offset, sort=sort)
+        assert page.total == 25
+        assert (
+            page.hits == search(backend, "routine", batch_id="BULK", limit=10, offset=offset, sort=sort).hits
+        )
+        seen += order(page)
+    assert sorted(seen) == sorted(doc.doc_id for doc in bulk)
+    dates = {doc.doc_id: doc.date_of_service for doc in bulk}
+    dated = [dates[doc_id] for doc_id in seen if dates[doc_id] is not None]
+    assert dated == sorted(dated, reverse=sort == "date_desc")
+    assert all(dates[doc_id] is None for doc_id in seen[len(dated) :])  # undated last
+
+
+def test_facets_count_every_match_not_just_the_page(backend: SearchBackend) -> None:
+    results = search(backend, date_from=date(2000, 1, 1), limit=1)
+    assert results.total == 4
+    assert results.facets == {
+        "doc_type": {"discharge_summary": 1, "lab_report": 2, "progress_note": 1},
+        "year": {"2024": 4},
+    }
+
+
+def test_facets_follow_words_filters_and_skip_missing_values(backend: SearchBackend) -> None:
+    assert search(backend, "diabetes").facets == {"doc_type": {"lab_report": 2}, "year": {"2024": 2}}
+    # d5 has no date: counted by type, not by year.
+    assert search(backend, "pneumo*").facets == {"doc_type": {"progress_note": 2}, "year": {"2024": 1}}
+    assert search(backend, "diabetes", mrn="0012345").facets == {
+        "doc_type": {"lab_report": 1},
+        "year": {"2024": 1},
+    }
+    assert search(backend, "zzzz").facets == {"doc_type": {}, "year": {}}
+
+
+def test_facets_by_year_and_after_changes(backend: SearchBackend) -> None:
+    backend.index(
+        [
+            IndexDocument(
+                "old", ["Diabetes noted."], doc_type="referral_letter", date_of_service=date(1999, 12, 31)
+            )
+        ]
+    )
+    backend.delete(["d2"])
+    assert search(backend, "diabetes", limit=1).facets == {
+        "doc_type": {"lab_report": 1, "referral_letter": 1},
+        "year": {"1999": 1, "2024": 1},
+    }
+
+
+def test_facets_can_be_skipped(backend: SearchBackend) -> None:
+    assert search(backend, "diabetes", with_facets=False).facets == {}

@@ -3,6 +3,10 @@
 ``open_backend("tantivy" | "whoosh", path)`` returns a ``SearchBackend``; each kind keeps its index in
 its own subfolder of ``path``, so switching the setting never opens one engine's files with the other.
 Only one process may call the write methods (``index``/``delete``/``clear``); any number may search.
+
+Both backends offer the same query syntax (see ``query``), fuzzy words (``word~``, ``word~2``) and a
+"did you mean" retry when nothing matched (``SearchResults.suggestion``), ordering by relevance or date
+(``SearchQuery.sort``) and counts per type and year over all matches (``SearchResults.facets``).
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from chartvault.search.types import (
+    FACETS,
+    SORT_ORDERS,
     IndexDocument,
     PageLoader,
     SearchBackend,
@@ -23,6 +29,8 @@ BACKEND_KINDS = ("whoosh", "tantivy")
 
 __all__ = [
     "BACKEND_KINDS",
+    "FACETS",
+    "SORT_ORDERS",
     "IndexDocument",
     "PageLoader",
     "SearchBackend",

@@ -67,6 +67,27 @@ def tokens(text: str) -> Iterator[tuple[str, int, int]]:
             yield term, m.start(), m.end()
 
 
+@lru_cache(maxsize=200_000)
+def within_edits(a: str, b: str, k: int) -> bool:
+    """Whether plain Levenshtein distance (no transpositions, as both engines count) is at most ``k``.
+
+    Cached: highlighting a fuzzy word compares it with every word of the hits' pages, mostly repeats.
+    """
+    if abs(len(a) - len(b)) > k:
+        return False
+    if a == b:
+        return True
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i]
+        for j, cb in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        if min(current) > k:
+            return False  # every later row only grows
+        previous = current
+    return previous[-1] <= k
+
+
 def terms(text: str) -> list[str]:
     """The index terms of ``text`` in order (positions are list indexes)."""
     return [term for term, _, _ in tokens(text)]

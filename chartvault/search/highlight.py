@@ -1,7 +1,8 @@
 """Hit pages and HTML snippets from page text supplied at query time (the index stores no text).
 
 Shared by both backends so that they highlight identically. Matching uses the same analysis as the
-index: a word is marked when its term equals a query term or starts with a query prefix; a phrase is
+index: a word is marked when its term equals a query term, starts with a query prefix or is within a
+fuzzy term's edits (same distance as the engines); a phrase is
 marked only where its words occur consecutively on the page. Everything outside ``<mark>`` is
 HTML-escaped, and runs of whitespace (OCR line breaks) are collapsed to one space.
 """
@@ -16,7 +17,7 @@ from itertools import pairwise
 
 from whoosh.support.charset import accent_map
 
-from chartvault.search.analysis import tokens
+from chartvault.search.analysis import tokens, within_edits
 from chartvault.search.query import MatchSpec
 from chartvault.search.types import Snippet
 
@@ -50,6 +51,11 @@ def find_spans(text: str, spec: MatchSpec) -> list[tuple[int, int, str]]:
                 if term.startswith(prefix):
                     spans.append((start, end, prefix + "*"))
                     break
+            else:
+                for fuzzy, edits in spec.fuzzy:
+                    if within_edits(term, fuzzy, edits):
+                        spans.append((start, end, f"{fuzzy}~{edits}"))
+                        break
     for phrase in spec.phrases:
         n = len(phrase)
         for i in range(len(toks) - n + 1):
@@ -75,13 +81,14 @@ def highlight(
     """
     if not spec:
         return [], []
-    needles = _needles(spec)
+    needles = None if spec.fuzzy else _needles(spec)  # a misspelt word has no substring to look for
     hit_pages: list[int] = []
     fragments: list[_Fragment] = []
     for page_no, text in enumerate(pages, start=1):
-        folded = text.lower().translate(accent_map)
-        if not any(needle in folded for needle in needles):
-            continue  # cheap skip: most pages of a long record hold none of the words
+        if needles is not None:
+            folded = text.lower().translate(accent_map)
+            if not any(needle in folded for needle in needles):
+                continue  # cheap skip: most pages of a long record hold none of the words
         spans = find_spans(text, spec)
         if not spans:
             continue

@@ -28,14 +28,17 @@ from whoosh import query as wq
 from chartvault.search.analysis import date_key, index_text, terms
 from chartvault.search.common import (
     build_hits,
+    check_sort,
     page_window,
     read_schema_version,
+    search_with_suggestion,
     unique_docs,
     write_lock,
     write_schema_version,
+    year_of,
 )
 from chartvault.search.query import NAME_FIELD, TEXT_FIELD, ParsedQuery, parse_user_query
-from chartvault.search.types import IndexDocument, PageLoader, SearchQuery, SearchResults
+from chartvault.search.types import FACETS, IndexDocument, PageLoader, SearchQuery, SearchResults
 
 SCHEMA_VERSION = 1
 WRITER_HEAP_BYTES = 64_000_000
@@ -136,15 +139,30 @@ class TantivyBackend:
     # -- reading ---------------------------------------------------------------------------------
 
     def search(self, query: SearchQuery, load_pages: PageLoader | None = None) -> SearchResults:
-        """Ranked (BM25) documents; filter-only or negative-only queries list newest first."""
+        """Ranked (BM25) documents, or by date (``query.sort``); lists without words come newest first.
+
+        A text query that matches nothing is retried with fuzzy words (``SearchResults.suggestion``).
+        """
+        self._index()
+        check_sort(query.sort)
+        as_typed = parse_user_query(query.text)
+
+        def run(parsed: ParsedQuery | None, load: PageLoader | None) -> SearchResults:
+            main = self._compile(query.text) if parsed is as_typed else self._translate(parsed.query)
+            return self._run(query, parsed, main, load)
+
+        return search_with_suggestion(query.text, run, load_pages)
+
+    def _run(
+        self, query: SearchQuery, parsed: ParsedQuery | None, main: TQuery, load_pages: PageLoader | None
+    ) -> SearchResults:
         ix = self._index()
         limit, offset = page_window(query.limit, query.offset)
-        parsed = parse_user_query(query.text)
         filters = self._filters(query)
         if parsed is None and not filters:
             return SearchResults(total=0, offset=offset, limit=limit, hits=[])
-        ranked = parsed is not None and bool(parsed.match)
-        main = self._compile(query.text) if parsed is not None else TQuery.all_query()
+        ranked = parsed is not None and bool(parsed.match) and query.sort == "relevance"
+        main = main if parsed is not None else TQuery.all_query()
         # Filters score 0 so they narrow without changing the ranking (like whoosh's filter=).
         clauses = [(Occur.Must, main)] + [(Occur.Must, TQuery.const_score_query(f, 0.0)) for f in filters]
         q = TQuery.boolean_query(clauses) if len(clauses) > 1 else main
@@ -152,13 +170,14 @@ class TantivyBackend:
         if ranked:
             result = searcher.search(q, limit=max(1, limit), offset=offset, count=True)
         else:
+            # By date; tantivy puts documents without a value last in both orders.
             result = searcher.search(
                 q,
                 limit=max(1, limit),  # tantivy panics on 0
                 offset=offset,
                 count=True,
                 order_by_field="date_of_service",
-                order=Order.Desc,
+                order=Order.Asc if query.sort == "date_asc" else Order.Desc,
             )
         rows = [
             (searcher.doc(address).get_first("doc_id"), float(score) if ranked else 0.0)
@@ -166,8 +185,27 @@ class TantivyBackend:
         ]
         total = result.count if result.count is not None else len(rows)
         return SearchResults(
-            total=total, offset=offset, limit=limit, hits=build_hits(rows, parsed, load_pages)
+            total=total,
+            offset=offset,
+            limit=limit,
+            hits=build_hits(rows, parsed, load_pages),
+            facets=(self._facets(searcher, q) if total else {name: {} for name in FACETS})
+            if query.with_facets
+            else {},
         )
+
+    @staticmethod
+    def _facets(searcher: tantivy.Searcher, q: TQuery) -> dict[str, dict[str, int]]:
+        """Counts over every match: types from the term dictionary restricted to the matches (no fast
+        field needed, so indexes built before facets existed work), years from a date histogram."""
+        types = {term: n for term, n in searcher.terms_with_prefix("doc_type", "", filter_query=q) if n}
+        agg = searcher.aggregate(q, {"year": {"histogram": {"field": "date_of_service", "interval": 10_000}}})
+        years = {
+            year_of(int(bucket["key"])): int(bucket["doc_count"])
+            for bucket in agg["year"]["buckets"]
+            if bucket["doc_count"]
+        }
+        return {"doc_type": types, "year": years}
 
     def _filters(self, query: SearchQuery) -> list[TQuery]:
         out: list[TQuery] = []
@@ -195,7 +233,15 @@ class TantivyBackend:
 
     def _translate(self, q: wq.Query) -> TQuery:
         """Whoosh query tree -> tantivy query (node types limited by ``query._is_supported``)."""
-        if isinstance(q, wq.Term):
+        if isinstance(q, wq.FuzzyTerm):
+            # Plain Levenshtein like whoosh (a swap costs 2); a term that cannot exist matches nothing.
+            if _TERM_CHARS.fullmatch(q.text):
+                out = TQuery.fuzzy_term_query(
+                    self._schema, q.fieldname, q.text, distance=int(q.maxdist), transposition_cost_one=False
+                )
+            else:
+                out = TQuery.empty_query()
+        elif isinstance(q, wq.Term):
             out = TQuery.term_query(self._schema, q.fieldname, q.text)
         elif isinstance(q, wq.Phrase):
             words = list(q.words)

@@ -36,6 +36,10 @@ class SearchQuery:
     batch_id: str | None = None
     limit: int = 20
     offset: int = 0
+    # "relevance" (best first; lists without words come newest first), "date_desc" or "date_asc".
+    # By date, undated documents come last either way and scores are 0.
+    sort: str = "relevance"
+    with_facets: bool = True  # counting every match costs time; lists that show no facets can skip it
 
 
 @dataclass(slots=True)
@@ -58,6 +62,16 @@ class SearchResults:
     offset: int
     limit: int
     hits: list[SearchHit]
+    # Set when the query as typed matched nothing and these are the results of a fuzzy retry: the query
+    # with the words the hits actually contain ("did you mean"), else with ``~`` added to the words.
+    suggestion: str | None = None
+    # Counts over all matches (not just this page): {"doc_type": {type: n}, "year": {"2024": n}}.
+    # Documents without a type or a date are not counted in that facet.
+    facets: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+SORT_ORDERS = ("relevance", "date_desc", "date_asc")
+FACETS = ("doc_type", "year")
 
 
 # Given a doc id, return its page texts (from the catalog) for highlighting.
