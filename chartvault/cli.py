@@ -285,6 +285,7 @@ def search(
     ] = None,
     date_to: Annotated[str | None, typer.Option("--to", help="Date of service to (YYYY-MM-DD).")] = None,
     batch_id: Annotated[str | None, typer.Option("--batch", help="Only this batch.")] = None,
+    sort: Annotated[str, typer.Option(help="relevance | date_desc | date_asc")] = "relevance",
     limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
     offset: Annotated[int, typer.Option(min=0)] = 0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -297,9 +298,13 @@ def search(
         date_from=_parse_date(date_from, "--from"),
         date_to=_parse_date(date_to, "--to"),
         batch_id=batch_id,
+        sort=sort,
         limit=limit,
         offset=offset,
     )
+    if sort not in ("relevance", "date_desc", "date_asc"):
+        err.print("--sort: expected relevance, date_desc or date_asc")
+        raise typer.Exit(2)
     if not (query or mrn or doc_type or date_from or date_to or batch_id):
         err.print("give a query or at least one filter (--mrn, --type, --from/--to, --batch)")
         raise typer.Exit(2)
@@ -309,6 +314,8 @@ def search(
         _emit_json(result)
         return
     out.print(f"{result['total']} document(s)")
+    if result.get("suggestion"):
+        out.print(f"nothing matched exactly; showing results for: {result['suggestion']}", markup=False)
     for h in result["hits"]:
         out.print(
             f"[bold]{h['document_id']}[/bold] {h['doc_type']} MRN {h['mrn']} DOS {h['date_of_service']} "

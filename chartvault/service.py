@@ -377,7 +377,14 @@ class Vault:
                 }
             )
         self.audit("search", detail={"filters": _query_filters(query), "results": len(hits)})
-        return {"total": results.total, "offset": results.offset, "limit": results.limit, "hits": hits}
+        return {
+            "total": results.total,
+            "offset": results.offset,
+            "limit": results.limit,
+            "suggestion": results.suggestion,
+            "facets": results.facets,
+            "hits": hits,
+        }
 
     def reindex(self) -> int:
         return self.indexer.rebuild()
@@ -392,6 +399,7 @@ def _query_filters(query: SearchQuery) -> dict[str, Any]:
         "from": _d(query.date_from),
         "to": _d(query.date_to),
         "batch": query.batch_id,
+        "sort": query.sort,
     }
 
 

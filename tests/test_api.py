@@ -90,6 +90,13 @@ def test_multi_format_batch_end_to_end(client, corpus, tmp_path):
         assert hit is not None, f"phrase search missed {e['format']}"
         assert 1 in hit["pages"] and any("<mark>" in s["html"] for s in hit["snippets"])
 
+    # Facets count every match; a date sort orders by date of service.
+    everything = client.get("/search", params={"batch": batch_id, "sort": "date_asc", "limit": 50}).json()
+    assert sum(everything["facets"]["doc_type"].values()) == len(entries) == everything["total"]
+    dates = [h["date_of_service"] for h in everything["hits"] if h["date_of_service"]]
+    assert dates == sorted(dates)
+    assert client.get("/search", params={"batch": batch_id, "sort": "sideways"}).status_code == 422
+
     # Metadata, page text and the original, byte for byte.
     e = entries[2]
     doc_id = by_name[e["file"].name]["documents"][0]

@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -197,6 +197,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         date_from: Annotated[date | None, Query(alias="from")] = None,
         date_to: Annotated[date | None, Query(alias="to")] = None,
         batch: str | None = None,
+        sort: Annotated[Literal["relevance", "date_desc", "date_asc"], Query()] = "relevance",
         limit: Limit = 20,
         offset: Offset = 0,
     ) -> Any:
@@ -211,6 +212,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
             date_from=date_from,
             date_to=date_to,
             batch_id=batch,
+            sort=sort,
             limit=limit,
             offset=offset,
         )
