@@ -73,6 +73,13 @@ def corpus_doc_type(manifest: list[dict], model: mdl.DocTypeModel | None) -> dic
     }
 
 
+def _label_area(page: dict) -> str:
+    """The printed header/label of a page: everything before the report body."""
+    body = page["body_text"]
+    cut = page["text"].find(body[:40]) if body else -1
+    return page["text"][:cut] if cut > 0 else ""
+
+
 def identifier_rates(manifest: list[dict]) -> dict:
     """Exact-match rates per page (DOS only where the label prints it) and merged per document."""
     fields = {"mrn": "mrn", "dob": "dob", "name": "name_printed", "date_of_service": "service_date"}
@@ -85,8 +92,8 @@ def identifier_rates(manifest: list[dict]) -> dict:
             ids = extract_identifiers(page["text"])
             per_page.append(ids)
             for attr, key in fields.items():
-                if attr == "date_of_service" and pt["service_date_printed"] not in page["text"]:
-                    continue
+                if attr == "date_of_service" and pt["service_date_printed"] not in _label_area(page):
+                    continue  # scored only where the patient label prints it
                 ex = getattr(ids, attr)
                 page_n[attr] += 1
                 page_hits[attr] += ex is not None and ex.value == pt[key]
