@@ -32,6 +32,10 @@ class BackgroundRunner:
         self._lock = threading.Lock()
 
     def start(self, resume: bool = True) -> None:
+        from chartvault.classify import get_default_model
+
+        # Load (or, on a new machine, train) the classifier now rather than inside the first batch.
+        threading.Thread(target=get_default_model, name="cv-model", daemon=True).start()
         for t in self._threads:
             t.start()
         if resume:
