@@ -55,8 +55,6 @@ from chartvault.search.types import SearchBackend, SearchQuery
 
 log = logging.getLogger("chartvault")
 
-SUPPORTED_SUFFIXES = None  # content decides, never the name: every regular file in a folder is offered
-
 
 class NotFound(LookupError):
     """No such batch, document or page (the message names the id only)."""

@@ -48,6 +48,9 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     """
     u = make_url(url)
     backend = u.get_backend_name()
+    # Bound parameters are names, MRNs and page text: keep them out of every SQL error message,
+    # so no exception that reaches a log (e.g. log.exception in the batch runner) carries PHI.
+    kwargs = {"hide_parameters": True, **kwargs}
     if backend == "sqlite":
         engine = create_engine(u, **kwargs)
         wal = _is_sqlite_file(u)

@@ -18,17 +18,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from chartvault.archive.objectstore import IntegrityError, ObjectRef, ObjectStoreError
+from chartvault.archive.objectstore import (
+    IntegrityError,
+    ObjectNotFoundError,
+    ObjectRef,
+    ObjectStoreError,
+    verified_stream,
+)
 
 TEMP_PREFIX = ".tmp-"
 _PREFIX = "sha256"
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 _KEY_RE = re.compile(r"sha256/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})")
 _COPY_CHUNK = 1 << 20
-
-
-class ObjectNotFoundError(ObjectStoreError):
-    """No object is stored under the ref's key."""
 
 
 def _check_sha(sha256: str) -> str:
@@ -144,19 +146,8 @@ class LocalObjectStore:
 
     @staticmethod
     def _stream(fp: BinaryIO, ref: ObjectRef, chunk_size: int) -> Iterator[bytes]:
-        digest = hashlib.sha256()
-        size = 0
         with fp:
-            while chunk := fp.read(chunk_size):
-                digest.update(chunk)
-                size += len(chunk)
-                yield chunk
-        actual = digest.hexdigest()
-        if actual != ref.sha256 or size != ref.size:
-            raise IntegrityError(
-                f"object {ref.key} is corrupt: sha256 {actual}, {size} bytes; "
-                f"expected {ref.sha256}, {ref.size} bytes"
-            )
+            yield from verified_stream(iter(lambda: fp.read(chunk_size), b""), ref)
 
     def exists(self, ref: ObjectRef) -> bool:
         """True when the object is present with the ref's size (contents are checked on read)."""

@@ -7,7 +7,8 @@ the catalog keeps that ref; reads name the ref and verify the sha256.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
@@ -18,6 +19,10 @@ class ObjectStoreError(Exception):
 
 class IntegrityError(ObjectStoreError):
     """Stored bytes do not match their recorded sha256."""
+
+
+class ObjectNotFoundError(ObjectStoreError):
+    """No object (or no such version) is stored under the ref's key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +48,23 @@ class ObjectStore(Protocol):
 
     def read_into(self, ref: ObjectRef, fp: BinaryIO) -> None:
         """Copy the whole object into ``fp``, verifying its sha256."""
+
+
+def verified_stream(chunks: Iterable[bytes], ref: ObjectRef, what: str | None = None) -> Iterator[bytes]:
+    """Pass ``chunks`` through, hashing them; IntegrityError at the end unless they are exactly ``ref``.
+
+    Every backend's ``open`` ends here, so bit rot or tampering is caught the same way
+    everywhere. The caller must treat what it streamed as suspect until iteration ends cleanly.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        digest.update(chunk)
+        size += len(chunk)
+        yield chunk
+    actual = digest.hexdigest()
+    if actual != ref.sha256 or size != ref.size:
+        raise IntegrityError(
+            f"object {what or ref.key} is corrupt: sha256 {actual}, {size} bytes; "
+            f"expected {ref.sha256}, {ref.size} bytes"
+        )

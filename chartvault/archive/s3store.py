@@ -35,8 +35,14 @@ from minio.deleteobjects import DeleteObject
 from minio.error import MinioException, S3Error
 from minio.retention import Retention
 
-from chartvault.archive.localstore import ObjectNotFoundError, key_for
-from chartvault.archive.objectstore import IntegrityError, ObjectRef, ObjectStoreError
+from chartvault.archive.localstore import key_for
+from chartvault.archive.objectstore import (
+    IntegrityError,
+    ObjectNotFoundError,
+    ObjectRef,
+    ObjectStoreError,
+    verified_stream,
+)
 
 if TYPE_CHECKING:
     from chartvault.config import Settings
@@ -348,24 +354,15 @@ class S3ObjectStore:
 
     @staticmethod
     def _stream(response: urllib3.BaseHTTPResponse, ref: ObjectRef, chunk_size: int) -> Iterator[bytes]:
-        digest = hashlib.sha256()
-        size = 0
         try:
-            for chunk in response.stream(chunk_size):
-                digest.update(chunk)
-                size += len(chunk)
-                yield chunk
+            yield from verified_stream(
+                response.stream(chunk_size), ref, f"{ref.key} version {ref.version_id}"
+            )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ObjectStoreError(f"reading {ref.key} failed: {type(exc).__name__}") from exc
         finally:
             response.close()
             response.release_conn()
-        actual = digest.hexdigest()
-        if actual != ref.sha256 or size != ref.size:
-            raise IntegrityError(
-                f"object {ref.key} version {ref.version_id} is corrupt: sha256 {actual}, {size} bytes; "
-                f"expected {ref.sha256}, {ref.size} bytes"
-            )
 
     def exists(self, ref: ObjectRef) -> bool:
         """True when the ref's version is present with the ref's size (contents are checked on read)."""

@@ -12,7 +12,6 @@ in this process, so SQLite sees one writer per pipeline.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from chartvault.archive.models import (
@@ -254,7 +253,11 @@ class Pipeline:
                 page.status = PAGE_OCR
             run.done_pages += 1
             s.commit()
-        if all(p.status != PAGE_RECEIVED for p in f.pages):
+        # One indexed count, not a load of every page of the file per page result.
+        waiting = s.scalar(
+            select(func.count()).select_from(Page).where(Page.file_id == f.id, Page.status == PAGE_RECEIVED)
+        )
+        if not waiting:
             self._complete_file(s, f)
 
     def _complete_file(self, s: Session, f: BatchFile) -> None:
@@ -397,7 +400,3 @@ def _match_patient(s: Session, doc: Document) -> str | None:
         bool(doc.patient_name) and doc.patient_name == patient.name
     )
     return patient.id if agrees else None
-
-
-def elapsed(t0: float) -> float:
-    return time.perf_counter() - t0

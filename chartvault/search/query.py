@@ -98,7 +98,8 @@ def parse_user_query(text: str | None) -> ParsedQuery | None:
         if q is wq.NullQuery or not _is_supported(q):
             raise ValueError(f"unsupported query tree {q!r}")
     except Exception:  # whoosh has many ways to choke on odd input; users must never see that
-        log.debug("query %r not parsed, falling back to plain terms", text, exc_info=True)
+        # The query text may be a patient's name: log that it happened, never what was typed.
+        log.debug("query not parsed (%d chars), falling back to plain terms", len(text))
         q = _plain_terms_query(text)
     if q is wq.NullQuery:
         return None
