@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     Dialect,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -101,6 +103,19 @@ FILE_DUPLICATE = "duplicate"  # same sha256 as an archived file: linked, not sto
 FILE_QUARANTINED = "quarantined"  # refused input, kept aside with the reason
 FILE_FAILED = "failed"  # accepted but processing failed; kept, can be retried
 FILE_DONE_STATES = (FILE_ARCHIVED, FILE_DUPLICATE, FILE_QUARANTINED, FILE_FAILED)
+
+# Document status beyond the page states
+DOC_DISPOSED = "disposed"  # tombstone: content destroyed by disposition, row kept
+DOC_SUPERSEDED = "superseded"  # replaced by corrected documents (misfile correction)
+
+# Review queue
+REVIEW_PENDING = "pending"
+REVIEW_RESOLVED = "resolved"
+
+# Legal holds
+HOLD_ACTIVE = "active"
+HOLD_RELEASED = "released"
+HOLD_SCOPES = ("patient", "encounter", "documents")
 
 # Page status, in pipeline order
 PAGE_RECEIVED = "received"
@@ -208,6 +223,22 @@ class Document(Base):
     identifier_confidence: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     patient_id: Mapped[str | None] = mapped_column(ForeignKey("patients.id"), index=True)
     status: Mapped[str] = mapped_column(String(32), default=PAGE_CLASSIFIED, index=True)
+    # Where the type came from: model | rules | cover_sheet | hint | staff
+    classification_source: Mapped[str | None] = mapped_column(String(16))
+    icd_codes: Mapped[list[Any] | None] = mapped_column(JSONType)
+    blank_pages: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Review queue: REVIEW_PENDING while a person must look (low confidence, possible misfile).
+    review_status: Mapped[str | None] = mapped_column(String(16), index=True)
+    review_reasons: Mapped[list[Any] | None] = mapped_column(JSONType)
+    # Retention: the date the rules give (None with a rule id = permanent) and the rule that won.
+    retain_until: Mapped[date | None] = mapped_column(Date, index=True)
+    retention_rule: Mapped[str | None] = mapped_column(String(128))
+    retention_computed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The retain-until last applied to the object version in the store (only ever extended).
+    object_retain_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Tombstone: set when disposition destroyed the content; the row itself is kept.
+    disposed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    disposition_id: Mapped[str | None] = mapped_column(ForeignKey("dispositions.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     indexed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -237,6 +268,12 @@ class Page(Base):
     identifiers: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     ocr_ms: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    # Back of a one-sided sheet: kept in the archive, left out of the text and counts staff see.
+    blank: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Barcodes read on the page: [{"format": "Code128", "text": "..."}]
+    barcodes: Mapped[list[Any] | None] = mapped_column(JSONType)
+    # Problems with this page, e.g. [{"code": "possible_misfile", ...}] (ids only, never values)
+    flags: Mapped[list[Any] | None] = mapped_column(JSONType)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     file: Mapped[BatchFile] = relationship(back_populates="pages")
@@ -288,3 +325,73 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column()
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class LegalHold(Base):
+    """A hold on a patient, an encounter or a set of documents: nothing under it is disposed of.
+
+    The S3 legal hold flag can be lifted by anyone with the permission and has no
+    owner, so the catalog row (who placed it, for which matter, who released it) is
+    the authority; disposition checks these rows, not only the flag.
+    """
+
+    __tablename__ = "legal_holds"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    matter: Mapped[str] = mapped_column(String(256))
+    scope: Mapped[str] = mapped_column(String(16))  # patient | encounter | documents
+    scope_value: Mapped[str | None] = mapped_column(String(128))  # the MRN or encounter number
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=HOLD_ACTIVE, index=True)
+    placed_by: Mapped[str] = mapped_column(String(128))
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    released_by: Mapped[str | None] = mapped_column(String(128))
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    release_reason: Mapped[str | None] = mapped_column(Text)
+
+    items: Mapped[list[LegalHoldItem]] = relationship(back_populates="hold", cascade="all, delete-orphan")
+
+
+class LegalHoldItem(Base):
+    """One document under a hold; ``applied_at`` says the store's hold flag was set on its version."""
+
+    __tablename__ = "legal_hold_items"
+
+    hold_id: Mapped[str] = mapped_column(ForeignKey("legal_holds.id"), primary_key=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"), primary_key=True, index=True)
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    hold: Mapped[LegalHold] = relationship(back_populates="items")
+
+
+class Disposition(Base):
+    """One executed disposition run; its certificate of destruction is itself archived."""
+
+    __tablename__ = "dispositions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    executed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    executed_by: Mapped[str] = mapped_column(String(128))
+    approved_by: Mapped[str | None] = mapped_column(String(128))
+    witness: Mapped[str | None] = mapped_column(String(128))
+    method: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running | complete | partial
+    document_count: Mapped[int] = mapped_column(Integer, default=0)
+    certificate_key: Mapped[str | None] = mapped_column(String(512))
+    certificate_version: Mapped[str | None] = mapped_column(String(256))
+    certificate_sha256: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class ClassificationCorrection(Base):
+    """A person's correction of a document's type: recorded, and fed to the next training."""
+
+    __tablename__ = "classification_corrections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"), index=True)
+    old_type: Mapped[str | None] = mapped_column(String(64))
+    new_type: Mapped[str] = mapped_column(String(64))
+    corrected_by: Mapped[str] = mapped_column(String(128))
+    corrected_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
