@@ -49,8 +49,11 @@ def record(
     target_id: str | None = None,
     outcome: str = "ok",
     detail: dict[str, Any] | None = None,
-) -> None:
-    """Append one entry in its own short transaction, serialised so the chain never forks."""
+) -> str:
+    """Append one entry in its own short transaction, serialised so the chain never forks.
+
+    Returns the entry's hash, which a certificate of destruction quotes.
+    """
     with transaction(sessions, immediate=True) as s:
         if s.get_bind().dialect.name == "postgresql":
             s.execute(text("SELECT pg_advisory_xact_lock(7261531)"))
@@ -67,6 +70,7 @@ def record(
         )
         event.hash = _digest(prev, event)
         s.add(event)
+    return event.hash
 
 
 def verify(sessions: sessionmaker[Session]) -> int | None:

@@ -4,25 +4,36 @@ Layout: ``<root>/sha256/ab/cd/<sha256>``. An object is written to a ``.tmp-*``
 file next to its final place, hashed while copied, fsynced, checked against the
 caller's sha256 and only then renamed into place, so a crash can leave a stray
 temp file (see ``sweep_temp``) but never a partial object under its final name.
+
+Retention and legal holds follow S3 Object Lock semantics (GOVERNANCE or
+COMPLIANCE, retain-until only ever extended, a hold blocks every delete) and are
+kept in ``<root>/locks/ab/cd/<sha256>.json``. This store enforces them on every
+call through it; it cannot stop root with ``rm`` - that needs WORM storage (S3).
+A local object has one version, so refs carry no version id.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from chartvault.archive.objectstore import (
+    LOCK_COMPLIANCE,
+    LOCK_GOVERNANCE,
     IntegrityError,
     ObjectNotFoundError,
     ObjectRef,
     ObjectStoreError,
+    RetentionLockedError,
     verified_stream,
 )
 
@@ -57,9 +68,12 @@ def _fsync_dir(path: Path) -> None:
 class LocalObjectStore:
     """An ``ObjectStore`` in a folder on local disk (the single-machine default)."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, lock_mode: str = LOCK_GOVERNANCE) -> None:
+        if lock_mode not in (LOCK_GOVERNANCE, LOCK_COMPLIANCE):
+            raise ValueError("lock_mode must be GOVERNANCE or COMPLIANCE")
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self.lock_mode = lock_mode
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -90,13 +104,33 @@ class LocalObjectStore:
 
     # -- ObjectStore -------------------------------------------------------------------------
 
-    def put_file(self, path: str, sha256: str, content_type: str) -> ObjectRef:
-        """Store the file at ``path`` under its sha256, verifying the bytes actually written.
+    def put_file(
+        self,
+        path: str,
+        sha256: str,
+        content_type: str,
+        *,
+        retain_until: datetime | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> ObjectRef:
+        """Store the file at ``path`` under its sha256, locked until ``retain_until``.
 
         Idempotent: when the object is already there with the same size it is not
-        rewritten. An object of the wrong size (e.g. truncated) is replaced.
-        ``content_type`` is not kept: the catalog records it.
+        rewritten (its retention is extended, never shortened). An object of the
+        wrong size (e.g. truncated) is replaced. ``content_type`` is not kept: the
+        catalog records it. Without ``retain_until`` the object has no lock.
         """
+        if retain_until is not None and _utc(retain_until) <= datetime.now(UTC):
+            raise ValueError("retain_until must be in the future")
+        checked_tags = _check_tags(tags)
+        ref = self._put(path, sha256)
+        if retain_until is not None:
+            self.extend_retention(ref, retain_until)
+        if checked_tags is not None:
+            self._update_lock(ref, tags=checked_tags)
+        return ref
+
+    def _put(self, path: str, sha256: str) -> ObjectRef:
         key = key_for(sha256)
         final = self._path_for_key(key)
         src_size = os.stat(path).st_size
@@ -161,6 +195,87 @@ class LocalObjectStore:
         for chunk in self.open(ref):
             fp.write(chunk)
 
+    # -- locks (S3 Object Lock semantics) ------------------------------------------------------
+
+    def _lock_path(self, ref: ObjectRef) -> Path:
+        obj = self._path_for_ref(ref)
+        return self.root / "locks" / obj.parent.parent.name / obj.parent.name / f"{obj.name}.json"
+
+    def _lock(self, ref: ObjectRef) -> dict[str, object]:
+        try:
+            return json.loads(self._lock_path(ref).read_text())
+        except FileNotFoundError:
+            if not self.exists(ref):
+                raise ObjectNotFoundError(f"object not found: {ref.key}") from None
+            return {}
+
+    def _update_lock(self, ref: ObjectRef, **changes: object) -> None:
+        state = {**self._lock(ref), **changes}
+        path = self._lock_path(ref)
+        self._make_dirs(path.parent)
+        tmp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        with open(tmp, "w") as out:
+            json.dump(state, out, sort_keys=True)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+
+    def retention(self, ref: ObjectRef) -> tuple[str | None, datetime | None]:
+        """The object's (lock mode, retain-until in UTC), or (None, None) when it has none."""
+        state = self._lock(ref)
+        until = state.get("retain_until")
+        if not isinstance(until, str):
+            return None, None
+        return str(state.get("mode") or self.lock_mode), datetime.fromisoformat(until)
+
+    def extend_retention(self, ref: ObjectRef, until: datetime) -> tuple[str, datetime]:
+        """Make retain-until at least ``until``; never shortens, keeps the mode it was locked with."""
+        until = _utc(until)
+        mode, current = self.retention(ref)
+        if current is not None and current >= until:
+            return mode or self.lock_mode, current
+        new_mode = mode or self.lock_mode
+        self._update_lock(ref, mode=new_mode, retain_until=until.isoformat())
+        return new_mode, until
+
+    def set_legal_hold(self, ref: ObjectRef, on: bool) -> None:
+        """Place or lift the hold flag (the catalog records who and why)."""
+        self._update_lock(ref, legal_hold=bool(on))
+
+    def legal_hold(self, ref: ObjectRef) -> bool:
+        return bool(self._lock(ref).get("legal_hold"))
+
+    def tags(self, ref: ObjectRef) -> dict[str, str]:
+        found = self._lock(ref).get("tags")
+        return dict(found) if isinstance(found, dict) else {}
+
+    def versions(self, ref: ObjectRef) -> list[ObjectRef]:
+        """The one version a local object has, or none once deleted."""
+        return [ObjectRef(key=ref.key, sha256=ref.sha256, size=ref.size)] if self.exists(ref) else []
+
+    def delete_version(self, ref: ObjectRef, bypass_governance: bool = False) -> None:
+        """Delete the object unless a hold or an unexpired lock protects it (as S3 would refuse).
+
+        GOVERNANCE gives way to ``bypass_governance``; COMPLIANCE and holds never do.
+        """
+        path = self._path_for_ref(ref)
+        if not path.exists():
+            raise ObjectNotFoundError(f"object not found: {ref.key}")
+        if self.legal_hold(ref):
+            raise RetentionLockedError(f"delete of {ref.key} refused by the store: legal hold is on")
+        mode, until = self.retention(ref)
+        locked = until is not None and until > datetime.now(UTC)
+        if locked and (mode == LOCK_COMPLIANCE or not bypass_governance):
+            extra = "" if mode == LOCK_COMPLIANCE else ", bypass not requested"
+            raise RetentionLockedError(
+                f"delete of {ref.key} refused by the store: {mode} retention until {until}{extra}"
+            )
+        path.unlink()
+        _fsync_dir(path.parent)
+        with contextlib.suppress(FileNotFoundError):
+            self._lock_path(ref).unlink()
+
     # -- housekeeping ------------------------------------------------------------------------
 
     def sweep_temp(self, older_than_s: float = 3600.0) -> int:
@@ -184,3 +299,23 @@ class LocalObjectStore:
                 except FileNotFoundError:
                     continue
         return removed
+
+
+def _utc(when: datetime) -> datetime:
+    if when.tzinfo is None:
+        raise ValueError("retention dates must be timezone-aware")
+    return when.astimezone(UTC)
+
+
+def _check_tags(tags: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The same limits S3 puts on object tags, so both stores accept the same labels."""
+    if tags is None:
+        return None
+    if len(tags) > 10:
+        raise ValueError("at most 10 object tags")
+    out: dict[str, str] = {}
+    for k, v in tags.items():
+        if not isinstance(k, str) or not isinstance(v, str) or not 0 < len(k) <= 128 or len(v) > 256:
+            raise ValueError("tag keys must be 1-128 characters and values at most 256")
+        out[k] = v
+    return out

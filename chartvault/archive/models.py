@@ -381,6 +381,7 @@ class Disposition(Base):
     certificate_key: Mapped[str | None] = mapped_column(String(512))
     certificate_version: Mapped[str | None] = mapped_column(String(256))
     certificate_sha256: Mapped[str | None] = mapped_column(String(64))
+    certificate_size: Mapped[int | None] = mapped_column(BigInteger)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 

@@ -8,8 +8,9 @@ the catalog keeps that ref; reads name the ref and verify the sha256.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO, Protocol
 
 
@@ -33,12 +34,34 @@ class ObjectRef:
     version_id: str | None = None
 
 
-class ObjectStore(Protocol):
-    def put_file(self, path: str, sha256: str, content_type: str) -> ObjectRef:
-        """Store the file at ``path`` whose sha256 the caller computed.
+class RetentionLockedError(ObjectStoreError):
+    """The store refused to delete (or shorten) because a retention lock or legal hold is in force."""
 
-        Idempotent: storing the same content twice returns a ref to the one copy.
-        The sha256 is checked against the bytes actually written.
+
+LOCK_GOVERNANCE = "GOVERNANCE"
+LOCK_COMPLIANCE = "COMPLIANCE"
+
+
+class ObjectStore(Protocol):
+    """Where originals live. Every backend enforces retention and legal holds itself,
+    so a delete that goes around the catalog is still refused by the store."""
+
+    lock_mode: str  # GOVERNANCE | COMPLIANCE, for versions written from now on
+
+    def put_file(
+        self,
+        path: str,
+        sha256: str,
+        content_type: str,
+        *,
+        retain_until: datetime | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> ObjectRef:
+        """Store the file at ``path`` whose sha256 the caller computed, locked until ``retain_until``.
+
+        Idempotent: storing the same content twice returns a ref to the one copy
+        (whose retention is extended, never shortened). The sha256 is checked
+        against the bytes actually written. ``tags`` are operator labels (at most 10).
         """
 
     def open(self, ref: ObjectRef, chunk_size: int = 1 << 20) -> Iterator[bytes]:
@@ -48,6 +71,24 @@ class ObjectStore(Protocol):
 
     def read_into(self, ref: ObjectRef, fp: BinaryIO) -> None:
         """Copy the whole object into ``fp``, verifying its sha256."""
+
+    def retention(self, ref: ObjectRef) -> tuple[str | None, datetime | None]:
+        """(lock mode, retain-until in UTC) of the ref's version, or (None, None)."""
+
+    def extend_retention(self, ref: ObjectRef, until: datetime) -> tuple[str, datetime]:
+        """Make the version's retain-until at least ``until`` (never shortens)."""
+
+    def set_legal_hold(self, ref: ObjectRef, on: bool) -> None: ...
+
+    def legal_hold(self, ref: ObjectRef) -> bool: ...
+
+    def tags(self, ref: ObjectRef) -> dict[str, str]: ...
+
+    def versions(self, ref: ObjectRef) -> list[ObjectRef]:
+        """Every stored version of the ref's key (the ref's own included while it exists)."""
+
+    def delete_version(self, ref: ObjectRef, bypass_governance: bool = False) -> None:
+        """Permanently delete exactly this version; RetentionLockedError while a lock or hold holds it."""
 
 
 def verified_stream(chunks: Iterable[bytes], ref: ObjectRef, what: str | None = None) -> Iterator[bytes]:

@@ -41,6 +41,7 @@ from chartvault.archive.objectstore import (
     ObjectNotFoundError,
     ObjectRef,
     ObjectStoreError,
+    RetentionLockedError,
     verified_stream,
 )
 
@@ -454,10 +455,35 @@ class S3ObjectStore:
             )
         if errors:
             err = errors[0]
-            raise ObjectStoreError(
+            raise RetentionLockedError(
                 f"delete of {key} version {version} refused by the store ({err.code}): "
                 f"{self._lock_state(ref, bypass_governance)}"
             )
+
+    def tags(self, ref: ObjectRef) -> dict[str, str]:
+        """The version's object tags (labels for operators; the catalog is the truth)."""
+        key = self._check_ref(ref)
+        version = self._need_version(ref, "tags")
+        with self._errors("get tags", ref):
+            found = self.client.get_object_tags(self.bucket, key, version_id=version)
+        return dict(found or {})
+
+    def versions(self, ref: ObjectRef) -> list[ObjectRef]:
+        """Every version of the ref's key, delete markers included, newest first.
+
+        Disposition deletes all of them: a content-addressed key can hold several
+        versions (two first writers, a re-upload after a delete marker).
+        """
+        key = self._check_ref(ref)
+        with self._errors("list versions", ref):
+            found = [
+                o
+                for o in self.client.list_objects(self.bucket, prefix=key, include_version=True)
+                if o.object_name == key and o.version_id
+            ]
+        return [
+            ObjectRef(key=key, sha256=ref.sha256, size=o.size or 0, version_id=o.version_id) for o in found
+        ]
 
     def _lock_state(self, ref: ObjectRef, bypass: bool) -> str:
         """Why a delete was probably refused, for the error message (best effort)."""

@@ -10,7 +10,7 @@ from chartvault.config import Settings
 def open_object_store(settings: Settings) -> ObjectStore:
     """The object store named by ``settings.object_store``, so callers never pick a backend themselves."""
     if settings.object_store == "local":
-        return LocalObjectStore(settings.data_dir / "objects")
+        return LocalObjectStore(settings.data_dir / "objects", lock_mode=settings.s3_lock_mode)
     if settings.object_store == "s3":
         from chartvault.archive.s3store import S3ObjectStore  # minio only loaded when used
 

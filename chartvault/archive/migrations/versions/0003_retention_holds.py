@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("certificate_key", sa.String(length=512), nullable=True),
         sa.Column("certificate_version", sa.String(length=256), nullable=True),
         sa.Column("certificate_sha256", sa.String(length=64), nullable=True),
+        sa.Column("certificate_size", sa.BigInteger(), nullable=True),
         sa.Column("detail", sa.JSON(none_as_null=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dispositions")),
     )
