@@ -375,3 +375,38 @@ def test_compliance_refuses_the_split(tmp_path: Path) -> None:
             v.correct_misfile(mixed, B["mrn"], "page 2 is another patient's", pages=[2], break_glass=True)
         assert doc_row(v, mixed).status != "superseded"
         assert v.store.versions(document_ref(doc_row(v, mixed)))
+
+
+@pytest.mark.postgres
+def test_hold_and_disposition_on_postgresql_and_s3(
+    tmp_path: Path, pg_url: str, s3_settings: Settings
+) -> None:
+    """The production combination: PostgreSQL catalog, S3 object lock."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=pg_url,
+        workers=1,
+        object_lock_min_seconds=MIN_LOCK_S,
+        s3_endpoint=s3_settings.s3_endpoint,
+        s3_access_key=s3_settings.s3_access_key,
+        s3_secret_key=s3_settings.s3_secret_key,
+        s3_secure=s3_settings.s3_secure,
+        s3_cert_check=s3_settings.s3_cert_check,
+        s3_bucket=f"cv-pg-{uuid.uuid4().hex[:12]}",
+        _env_file=None,
+    )
+    assert settings.object_store == "s3"  # chosen by the endpoint alone
+    with Vault(settings, actor="test:him_admin") as v:
+        (held,) = ingest(v, chart_pdf(tmp_path / "h.pdf", mrn="00430001", dob="03/04/1950", dos="05/06/2004"))
+        (old,) = ingest(v, chart_pdf(tmp_path / "o.pdf", mrn="00430002", dob="03/04/1950", dos="05/06/2004"))
+        v.place_hold("M-1", "documents", "subpoena", document_ids=[held])
+        time.sleep(MIN_LOCK_S + 0.5)
+        planned = v.disposition_plan()
+        assert [c.document_id for c in planned.eligible] == [old]
+        assert [c.document_id for c in planned.held] == [held]
+        result = v.dispose([old, held], approved_by="HIM manager")
+        assert result.destroyed == [old]
+        assert result.refused == [{"document_id": held, "by": "catalog", "reason": "under legal hold"}]
+        assert v.store.versions(document_ref(doc_row(v, held)))
+        assert v.certificate(result.disposition_id)["items"][0]["document_id"] == old
+        v.engine.dispose()

@@ -375,7 +375,7 @@ class Disposition(Base):
     executed_by: Mapped[str] = mapped_column(String(128))
     approved_by: Mapped[str | None] = mapped_column(String(128))
     witness: Mapped[str | None] = mapped_column(String(128))
-    method: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(256))
     status: Mapped[str] = mapped_column(String(16), default="running")  # running | complete | partial
     document_count: Mapped[int] = mapped_column(Integer, default=0)
     certificate_key: Mapped[str | None] = mapped_column(String(512))

@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("executed_by", sa.String(length=128), nullable=False),
         sa.Column("approved_by", sa.String(length=128), nullable=True),
         sa.Column("witness", sa.String(length=128), nullable=True),
-        sa.Column("method", sa.String(length=64), nullable=False),
+        sa.Column("method", sa.String(length=256), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("document_count", sa.Integer(), nullable=False),
         sa.Column("certificate_key", sa.String(length=512), nullable=True),
