@@ -78,7 +78,7 @@ def test_exact_duplicate_is_linked_not_stored_twice(vault, corpus, tmp_path):
     report = vault.batch_report(second)
     assert [f["status"] for f in report["files"]] == ["duplicate", "duplicate"]
     assert all(f["documents"] == [doc_id] for f in report["files"])
-    objects = [p for p in (vault.settings.data_dir / "objects").rglob("*") if p.is_file()]
+    objects = [p for p in (vault.settings.data_dir / "objects" / "sha256").rglob("*") if p.is_file()]
     assert len(objects) == 1
     assert len(vault.document(doc_id)["linked_duplicate_files"]) == 2
 
@@ -156,7 +156,9 @@ def test_sigkill_mid_batch_then_resume_loses_nothing_and_redoes_nothing(tmp_path
     con = sqlite3.connect(db)
     assert con.execute("select count(*) from documents").fetchone()[0] == 1
     con.close()
-    objects = [p for p in (data / "objects").rglob("*") if p.is_file() and not p.name.startswith(".tmp")]
+    objects = [
+        p for p in (data / "objects" / "sha256").rglob("*") if p.is_file() and not p.name.startswith(".tmp")
+    ]
     assert len(objects) == 1
     found = json.loads(run_cli(data, "search", "--mrn", e["patient"]["mrn"], "--json").stdout)
     assert len(found["hits"]) == 1
