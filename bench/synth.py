@@ -8,7 +8,8 @@ sampler does). Generation streams: nothing is held beyond the current batch.
 
 Every word list below was written by hand for this file; names, MRNs and dates are invented.
 Patients accumulate documents as the archive grows (document ``i`` picks one of the first ``i/8 + 1``
-patients), so early patients have long charts, as real ones do. About 0.5 % of words carry an
+patients), so early patients have long charts, as real ones do. A patient's documents within the same
+30-day window share an encounter id; each document carries 0-3 ICD-10 codes. About 0.5 % of words carry an
 OCR-style misreading (``l``/``1``, ``o``/``0``, ``rn``/``m``...).
 """
 
@@ -216,6 +217,29 @@ _TYPE_CUM = list(accumulate(weight for _, weight in DOC_TYPES))
 _OCR_SWAPS = (("l", "1"), ("o", "0"), ("rn", "m"), ("m", "rn"), ("e", "c"), ("i", "l"), ("s", "5"),
               ("h", "b"), ("n", "h"), ("a", "o"))
 # fmt: on
+# Common ICD-10 codes (real code values; which document gets which is random).
+ICD_CODES = (
+    "E11.9",
+    "I10",
+    "J44.9",
+    "I50.9",
+    "N18.3",
+    "E78.5",
+    "J18.9",
+    "K21.9",
+    "F32.9",
+    "M17.11",
+    "I48.91",
+    "E03.9",
+    "G47.33",
+    "J45.909",
+    "D64.9",
+    "E11.65",
+    "I25.10",
+    "N39.0",
+    "M54.5",
+    "R07.9",
+)
 _FIRST_DAY = date(2012, 1, 1)
 _DAYS = 14 * 365
 
@@ -314,14 +338,18 @@ def generate_doc(i: int, seed: int = SEED) -> IndexDocument:
             words += body.count(" ") + 1 + heading.count(" ") + 1
         lines.append(f"Page {page_no + 1} of {n_pages}")
         pages.append(_ocr_noise(rng, "\n".join(lines)))
+    doc_type = rng.choices(_TYPE_NAMES, cum_weights=_TYPE_CUM)[0]
+    day = rng.randrange(_DAYS)
     return IndexDocument(
         doc_id=f"syn-{i:07d}",
         pages=pages,
         mrn=mrn_of(patient),
         patient_name=name_of(patient),
-        doc_type=rng.choices(_TYPE_NAMES, cum_weights=_TYPE_CUM)[0],
-        date_of_service=_FIRST_DAY + timedelta(days=rng.randrange(_DAYS)),
+        doc_type=doc_type,
+        date_of_service=_FIRST_DAY + timedelta(days=day),
         batch_id=f"B{i // BATCH_DOCS:05d}",
+        encounter=f"E{patient:06d}-{day // 30:03d}",
+        icd_codes=rng.sample(ICD_CODES, rng.choices((0, 1, 2, 3), weights=(20, 40, 25, 15))[0]),
     )
 
 
@@ -339,7 +367,8 @@ class PageStore:
         self._db = sqlite3.connect(self.path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS docs (n INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, mrn TEXT,"
-            " patient_name TEXT, doc_type TEXT, date_of_service TEXT, batch_id TEXT, pages TEXT)"
+            " patient_name TEXT, doc_type TEXT, date_of_service TEXT, batch_id TEXT, pages TEXT,"
+            " encounter TEXT, icd TEXT)"
         )
 
     def __len__(self) -> int:
@@ -352,7 +381,7 @@ class PageStore:
         for start in range(have, n_docs, 5_000):
             stop = min(n_docs, start + 5_000)
             self._db.executemany(
-                "INSERT INTO docs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO docs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     (
                         int(doc.doc_id[4:]),
@@ -363,6 +392,8 @@ class PageStore:
                         doc.date_of_service.isoformat() if doc.date_of_service else None,
                         doc.batch_id,
                         PAGE_SEP.join(doc.pages),
+                        doc.encounter,
+                        " ".join(doc.icd_codes),
                     )
                     for doc in generate(start, stop, seed)
                 ),
@@ -375,11 +406,12 @@ class PageStore:
     def docs(self, start: int, stop: int) -> Iterator[IndexDocument]:
         """Documents ``start``..``stop-1`` as the indexer would receive them from the catalog."""
         rows = self._db.execute(
-            "SELECT doc_id, mrn, patient_name, doc_type, date_of_service, batch_id, pages FROM docs"
+            "SELECT doc_id, mrn, patient_name, doc_type, date_of_service, batch_id, pages, encounter, icd"
+            " FROM docs"
             " WHERE n >= ? AND n < ? ORDER BY n",
             (start, stop),
         )
-        for doc_id, mrn, name, doc_type, dos, batch_id, pages in rows:
+        for doc_id, mrn, name, doc_type, dos, batch_id, pages, encounter, icd in rows:
             yield IndexDocument(
                 doc_id=doc_id,
                 pages=pages.split(PAGE_SEP),
@@ -388,6 +420,8 @@ class PageStore:
                 doc_type=doc_type,
                 date_of_service=date.fromisoformat(dos) if dos else None,
                 batch_id=batch_id,
+                encounter=encounter,
+                icd_codes=icd.split() if icd else [],
             )
 
     def load_pages(self, doc_id: str) -> Sequence[str]:

@@ -285,6 +285,9 @@ def search(
     ] = None,
     date_to: Annotated[str | None, typer.Option("--to", help="Date of service to (YYYY-MM-DD).")] = None,
     batch_id: Annotated[str | None, typer.Option("--batch", help="Only this batch.")] = None,
+    name: Annotated[str | None, typer.Option(help="Every word in the patient name.")] = None,
+    icd: Annotated[str | None, typer.Option(help="ICD-10 code (E11.9) or category (E11*).")] = None,
+    encounter: Annotated[str | None, typer.Option(help="Only this encounter.")] = None,
     sort: Annotated[str, typer.Option(help="relevance | date_desc | date_asc")] = "relevance",
     limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
     offset: Annotated[int, typer.Option(min=0)] = 0,
@@ -298,6 +301,9 @@ def search(
         date_from=_parse_date(date_from, "--from"),
         date_to=_parse_date(date_to, "--to"),
         batch_id=batch_id,
+        name=name,
+        icd=icd,
+        encounter=encounter,
         sort=sort,
         limit=limit,
         offset=offset,
@@ -305,11 +311,11 @@ def search(
     if sort not in ("relevance", "date_desc", "date_asc"):
         err.print("--sort: expected relevance, date_desc or date_asc")
         raise typer.Exit(2)
-    if not (query or mrn or doc_type or date_from or date_to or batch_id):
-        err.print("give a query or at least one filter (--mrn, --type, --from/--to, --batch)")
+    if not (query or mrn or doc_type or date_from or date_to or batch_id or name or icd or encounter):
+        err.print("give a query or at least one filter (--mrn, --type, --from/--to, --batch, --name, --icd)")
         raise typer.Exit(2)
     with _vault() as vault:
-        result = vault.search(q)
+        result = _index_call(lambda: vault.search(q))
     if as_json:
         _emit_json(result)
         return
@@ -333,12 +339,104 @@ def _snippet_text(snippet_html: str) -> Text:
     return text
 
 
+EXIT_INCONSISTENT, EXIT_INDEX_UNAVAILABLE = 1, 5
+
+
+def _index_call(call: Any) -> Any:
+    """Run a search-side call; "no usable index" becomes a message and exit status 5, not a trace."""
+    from chartvault.search.types import IndexUnavailable
+
+    try:
+        return call()
+    except IndexUnavailable as exc:
+        err.print(f"{exc}; try again shortly (or run `chartvault reindex` if no server is running)")
+        raise typer.Exit(EXIT_INDEX_UNAVAILABLE) from None
+
+
 @app.command()
-def reindex() -> None:
-    """Rebuild the search index from the catalog."""
+def reindex(
+    fresh: Annotated[
+        bool, typer.Option(help="Start over instead of resuming an interrupted rebuild.")
+    ] = False,
+) -> None:
+    """Rebuild the search index from the catalog into a new generation, then swap it in.
+
+    Streams the catalog in chunks (bounded memory) and resumes where an interrupted run stopped.
+    Searches keep answering from the previous generation until the swap.
+    """
     with _vault() as vault:
-        n = vault.reindex()
+        try:
+            n = vault.reindex(fresh=fresh)
+        except RuntimeError as exc:  # another process (a running server) owns the index writer
+            err.print(str(exc))
+            raise typer.Exit(1) from None
     out.print(f"reindexed {n} document(s)")
+
+
+@app.command("index-check")
+def index_check(
+    repair: Annotated[bool, typer.Option(help="Queue (and, without a server, apply) the fixes.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Compare the catalog with the search index: missing, extra and stale documents (ids only).
+
+    Exit status 0 only when they agree (after a repair, when the repair made them agree).
+    """
+    with _vault() as vault:
+        report = vault.reconcile_index(repair=repair)
+    if as_json:
+        _emit_json(report)
+    else:
+        out.print(
+            f"index {report['index_state']}: catalog {report['catalog_documents']} document(s), "
+            f"index {report['index_documents']}; missing {len(report['missing'])}, "
+            f"extra {len(report['extra'])}, stale {len(report['stale'])}, queued {report['pending']}"
+        )
+        for key in ("missing", "extra", "stale"):
+            for doc_id in report[key][:20]:
+                out.print(f"  {key} {doc_id}")
+        out.print("consistent" if report["consistent"] else "NOT consistent")
+    if not report["consistent"]:
+        raise typer.Exit(EXIT_INCONSISTENT)
+
+
+@app.command()
+def timeline(mrn: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """A patient's documents in date-of-service order, grouped by encounter."""
+    with _vault() as vault:
+        result = _index_call(lambda: vault.timeline(mrn))
+    if as_json:
+        _emit_json(result)
+        return
+    out.print(f"MRN {result['mrn']}: {result['total']} document(s)")
+    for group in result["encounters"]:
+        out.print(f"[bold]encounter {group['encounter'] or '(none)'}[/bold]", markup=True)
+        for d in group["documents"]:
+            out.print(f"  {d['date_of_service'] or '(undated)'}  {d['doc_type']}  {d['document_id']}")
+
+
+@app.command()
+def similar(
+    doc_id: str,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 10,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Documents whose content resembles this one's ("more like this")."""
+    from chartvault.service import NotFound
+
+    with _vault() as vault:
+        try:
+            result = _index_call(lambda: vault.more_like_this(doc_id, limit))
+        except NotFound as exc:
+            err.print(str(exc))
+            raise typer.Exit(EXIT_NOT_FOUND) from None
+    if as_json:
+        _emit_json(result)
+        return
+    for h in result["hits"]:
+        out.print(
+            f"{h['document_id']} {h['doc_type']} MRN {h['mrn']} DOS {h['date_of_service']} ({h['score']})"
+        )
 
 
 @app.command()
@@ -377,6 +475,107 @@ def serve(
         log_level="info",
         access_log=False,
     )
+
+
+# Records management (retention, holds, disposition) lives in its own module.
+from chartvault import cli_records  # noqa: E402 - needs the helpers above
+
+cli_records.register(app)
+
+
+# -- classification, review queue and cover sheets ---------------------------------------------------
+
+classifier_app = typer.Typer(help="The document-type classifier.", no_args_is_help=True)
+app.add_typer(classifier_app, name="classifier")
+
+
+@classifier_app.command("train")
+def classifier_train(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Retrain the type model on the labelled texts, the packaged samples and the staff corrections."""
+    with _vault() as vault:
+        info = vault.train_classifier()
+    if as_json:
+        _emit_json(info)
+        return
+    out.print(
+        f"model {info['version']}: {info['n_train']} texts ({info['corrections']} staff corrections), "
+        f"trained in {info['train_s']} s -> {info['path']}",
+        markup=False,
+    )
+
+
+@app.command()
+def review(
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Documents waiting in the review queue, with the reasons (ids and codes only)."""
+    with _vault() as vault:
+        queue = vault.review_queue(limit, offset)
+    if as_json:
+        _emit_json(queue)
+        return
+    out.print(f"{queue['total']} document(s) waiting for review")
+    table = Table("document", "type", "conf", "source", "reasons")
+    for item in queue["items"]:
+        conf = item["doc_type_confidence"]
+        table.add_row(
+            item["document_id"],
+            item["doc_type"] or "",
+            f"{conf:.2f}" if conf is not None else "",
+            item["classification_source"] or "",
+            ", ".join(r.get("code", "") for r in item["reasons"]),
+        )
+    out.print(table)
+
+
+@app.command()
+def classify(
+    doc_id: str,
+    doc_type: Annotated[str, typer.Option("--type", help="The document type staff assign.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Correct a document's type (recorded for the next `classifier train`)."""
+    from chartvault.service import InvalidInput, NotFound
+
+    with _vault() as vault:
+        try:
+            result = vault.correct_classification(doc_id, doc_type)
+        except NotFound as exc:
+            err.print(str(exc))
+            raise typer.Exit(EXIT_NOT_FOUND) from None
+        except InvalidInput as exc:
+            err.print(str(exc))
+            raise typer.Exit(2) from None
+    if as_json:
+        _emit_json(result)
+    else:
+        out.print(f"{doc_id}: {result['old_type']} -> {result['doc_type']} ({result['review_status']})")
+
+
+@app.command()
+def coversheet(
+    mrn: Annotated[str, typer.Option(help="The patient's MRN (kept as printed: leading zeros matter).")],
+    doc_type: Annotated[str, typer.Option("--type", help="Document type of the pages behind the sheet.")],
+    dob: Annotated[str | None, typer.Option(help="Date of birth, YYYY-MM-DD (a second identifier).")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="PDF file to write (else stdout).")] = None,
+) -> None:
+    """Print a scanning cover sheet (PDF with a QR code and a Code 128): a batch is split at each one."""
+    from chartvault.classify.coversheet import CoverSheetError, encode_payload, parse_payload, render_pdf
+
+    try:
+        sheet = parse_payload(encode_payload(mrn, doc_type, _parse_date(dob, "--dob")))
+    except CoverSheetError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from None
+    pdf = render_pdf(sheet)
+    if out_path is None:
+        sys.stdout.buffer.write(pdf)
+        sys.stdout.flush()
+    else:
+        out_path.write_bytes(pdf)
+        err.print(f"cover sheet written to {out_path}", markup=False)
 
 
 if __name__ == "__main__":

@@ -9,28 +9,32 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from chartvault.archive import audit
 from chartvault.archive.db import make_engine, session_factory, upgrade
+from chartvault.archive.lifecycle import INACTIVE, RetentionPolicy, apply_retention, recompute_patient
 from chartvault.archive.models import (
     BATCH_COMPLETE,
     BATCH_COMPLETE_WITH_ERRORS,
     BATCH_RECEIVING,
+    DOC_DISPOSED,
     FILE_DONE_STATES,
-    PAGE_ARCHIVED,
-    PAGE_INDEXED,
+    REVIEW_PENDING,
+    REVIEW_RESOLVED,
     Batch,
     BatchFile,
+    ClassificationCorrection,
     Document,
+    IndexTask,
     Page,
 )
 from chartvault.archive.objectstore import ObjectRef
@@ -44,16 +48,28 @@ from chartvault.ingest.batches import (
     read_chunks,
     stage_chunks,
 )
-from chartvault.ingest.indexer import Indexer, WriterLock
+from chartvault.ingest.indexer import Indexer, ReconcileReport, WriterLock, visible_clause
 from chartvault.ingest.manifest import Manifest
 from chartvault.ingest.pipeline import Pipeline, Progress
 from chartvault.ingest.sniff import Limits
 from chartvault.ingest.workers import make_pool
 from chartvault.ocr.types import OcrOptions
-from chartvault.search import open_backend
-from chartvault.search.types import SearchBackend, SearchQuery
+from chartvault.records import RecordsMixin
+from chartvault.search.types import SearchBackend, SearchQuery, SearchResults
 
 log = logging.getLogger("chartvault")
+
+
+class InvalidInput(ValueError):
+    """A request the core refuses as malformed (the message names fields, never values)."""
+
+
+def _drop_reasons(doc: Document, codes: set[str]) -> None:
+    """Remove resolved review reasons; the review is resolved once none is left."""
+    left = [r for r in doc.review_reasons or [] if r.get("code") not in codes]
+    doc.review_reasons = left or None
+    if doc.review_status == REVIEW_PENDING and not left:
+        doc.review_status = REVIEW_RESOLVED
 
 
 class NotFound(LookupError):
@@ -68,7 +84,7 @@ class Original:
     filename: str
 
 
-class Vault:
+class Vault(RecordsMixin):
     def __init__(self, settings: Settings, actor: str = "system") -> None:
         self.settings = settings
         self.actor = actor  # who the audit log names for reads through this Vault
@@ -79,8 +95,7 @@ class Vault:
         upgrade(self.engine)
         self.sessions = session_factory(self.engine)
         self.store = open_object_store(settings)
-        self._backend: SearchBackend | None = None
-        self._backend_lock = threading.Lock()
+        self.retention_policy = RetentionPolicy.from_settings(settings)
         self._pool: ProcessPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self.limits = Limits(
@@ -103,18 +118,26 @@ class Vault:
             self.limits,
             self.ocr_options,
             self.reset_pool,
+            self.retention_policy,
         )
+        # Document-type model for this catalog (base training data + its staff corrections).
+        self._model_lock = threading.Lock()
+        self._model: Any = None
+        self._model_marker: tuple[int, int] | None = None
+        self.pipeline.doc_model = self.classifier_model
+        self.pipeline.review_threshold = settings.review_confidence_threshold
         self.indexer = Indexer(
-            self.sessions, self.backend, WriterLock(settings.data_dir / "index" / "writer.lock")
+            self.sessions,
+            settings.search_backend,
+            settings.data_dir / "index",
+            WriterLock(settings.data_dir / "index" / "writer.lock"),
         )
 
     # -- resources ------------------------------------------------------------------------------
 
     def backend(self) -> SearchBackend:
-        with self._backend_lock:
-            if self._backend is None:
-                self._backend = open_backend(self.settings.search_backend, self.settings.data_dir / "index")
-            return self._backend
+        """The current index generation (``IndexUnavailable`` while there is none to answer from)."""
+        return self.indexer.reader()
 
     def pool(self) -> ProcessPoolExecutor:
         with self._pool_lock:
@@ -130,8 +153,7 @@ class Vault:
 
     def close(self) -> None:
         self.reset_pool()
-        if self._backend is not None:
-            self._backend.close()
+        self.indexer.close()
         self.indexer.lock.release()
         self.engine.dispose()
 
@@ -235,8 +257,11 @@ class Vault:
         outcome: str = "ok",
         detail: dict[str, Any] | None = None,
         actor: str | None = None,
-    ) -> None:
-        audit.record(self.sessions, actor or self.actor, action, target_type, target_id, outcome, detail)
+    ) -> str:
+        """Append an audit entry; returns its chain hash."""
+        return audit.record(
+            self.sessions, actor or self.actor, action, target_type, target_id, outcome, detail
+        )
 
     def batch_report(self, batch_id: str) -> dict[str, Any]:
         with self.sessions() as s:
@@ -312,7 +337,8 @@ class Vault:
             return {
                 "document_id": doc_id,
                 "page_no": page.page_no,
-                "text": page.text or "",
+                "text": "" if page.blank else (page.text or ""),  # a blank back: no text to show
+                "blank": bool(page.blank),
                 "confidence": page.confidence,
                 "source": page.source,
                 "status": page.status,
@@ -323,6 +349,8 @@ class Vault:
             doc = s.get(Document, doc_id)
             if doc is None:
                 raise NotFound(f"document {doc_id} not found")
+            if doc.status == DOC_DISPOSED:
+                raise NotFound(f"document {doc_id} was destroyed by disposition {doc.disposition_id}")
             if doc.object_key is None:
                 raise NotFound(f"document {doc_id} is not archived yet")
             ext = {"image/tiff": "tif", "image/png": "png", "image/jpeg": "jpg", "application/pdf": "pdf"}
@@ -339,41 +367,223 @@ class Vault:
         return self.store.open(original.ref)
 
     def page_texts(self, doc_id: str) -> Sequence[str]:
+        """Page texts in page order; a blank page gives "" (kept in place so positions stay page numbers)."""
         with self.sessions() as s:
             rows = s.scalars(select(Page).where(Page.document_id == doc_id).order_by(Page.page_no)).all()
-            return [p.text or "" for p in rows]
+            return ["" if p.blank else (p.text or "") for p in rows]
 
-    def search(self, query: SearchQuery) -> dict[str, Any]:
-        """Ranked hits, each checked against the catalog: the index never decides what exists."""
-        results = self.backend().search(query, self.page_texts)
-        ids = [h.doc_id for h in results.hits]
+    # -- classification and the review queue ------------------------------------------------------
+
+    def _corrections_marker(self) -> tuple[int, int]:
         with self.sessions() as s:
-            docs = {
-                d.id: d
-                for d in s.scalars(
-                    select(Document).where(
-                        Document.id.in_(ids), Document.status.in_((PAGE_ARCHIVED, PAGE_INDEXED))
-                    )
-                )
-            }
-        hits = []
-        for h in results.hits:
-            d = docs.get(h.doc_id)
-            if d is None:
-                continue
-            hits.append(
+            row = s.execute(
+                select(func.count(ClassificationCorrection.id), func.max(ClassificationCorrection.id))
+            ).one()
+            return int(row[0] or 0), int(row[1] or 0)
+
+    def classifier_corrections(self) -> list[tuple[str, str]]:
+        """(text, doc_type) of every staff-corrected document, latest correction per document, for training.
+
+        The text is the document's non-blank page texts; documents whose text is gone (disposed) are skipped.
+        """
+        with self.sessions() as s:
+            latest: dict[str, str] = {}
+            for c in s.scalars(select(ClassificationCorrection).order_by(ClassificationCorrection.id)):
+                latest[c.document_id] = c.new_type
+            out: list[tuple[str, str]] = []
+            for doc_id in sorted(latest):
+                rows = s.scalars(
+                    select(Page).where(Page.document_id == doc_id).order_by(Page.page_no)
+                ).all()
+                text = "\n".join(p.text or "" for p in rows if not p.blank and p.text)
+                if text.strip():
+                    out.append((text, latest[doc_id]))
+            return out
+
+    def _model_dir(self, with_corrections: bool) -> Path:
+        # Corrections belong to this catalog, so a model trained on them is cached with its data;
+        # the base model is shared by every catalog on the machine (CHARTVAULT_MODEL_DIR).
+        from chartvault.classify.doctype import model_dir
+
+        return self.settings.data_dir / "models" if with_corrections else model_dir()
+
+    def classifier_model(self) -> Any:
+        """The type model for this catalog, reloaded when its corrections change (retrained if stale).
+
+        None when it cannot be built (no training data or scikit-learn): the rules then work alone.
+        """
+        from chartvault.classify import get_default_model
+        from chartvault.classify.model import default_model
+
+        marker = self._corrections_marker()
+        with self._model_lock:
+            if self._model_marker != marker:
+                corrections = self.classifier_corrections() if marker[0] else []
+                try:
+                    if corrections:
+                        self._model = default_model(self._model_dir(True), corrections)
+                    else:
+                        self._model = get_default_model()
+                except (FileNotFoundError, ImportError) as exc:
+                    log.warning("document-type model unavailable, using rules only: %s", type(exc).__name__)
+                    self._model = None
+                self._model_marker = marker
+            return self._model
+
+    def train_classifier(self) -> dict[str, Any]:
+        """Retrain the type model on the labelled texts + samples + this catalog's staff corrections."""
+        import time
+
+        from chartvault.classify import doctype
+        from chartvault.classify.model import cache_path, retrain
+
+        marker = self._corrections_marker()
+        corrections = self.classifier_corrections()
+        folder = self._model_dir(bool(corrections))
+        started = time.perf_counter()
+        model = retrain(folder, corrections)
+        elapsed = round(time.perf_counter() - started, 2)
+        with self._model_lock:
+            self._model, self._model_marker = model, marker
+        if not corrections:
+            doctype.set_default_model(model)
+        self.audit("classifier.train", detail={"version": model.version, "corrections": len(corrections)})
+        return {
+            "version": model.version,
+            "sklearn_version": model.sklearn_version,
+            "n_train": model.n_train,
+            "corrections": len(corrections),
+            "train_s": elapsed,
+            "path": str(cache_path(folder)),
+        }
+
+    def review_queue(self, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """Documents waiting for a person (oldest first) with their reasons: ids and codes, never PHI."""
+        with self.sessions() as s:
+            pending = Document.review_status == REVIEW_PENDING
+            total = s.scalar(select(func.count()).select_from(Document).where(pending)) or 0
+            docs = s.scalars(
+                select(Document)
+                .where(pending)
+                .options(selectinload(Document.pages))
+                .order_by(Document.created_at, Document.id)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            items = [
                 {
                     "document_id": d.id,
-                    "score": round(h.score, 4),
+                    "batch_id": d.batch_id,
+                    "file_id": d.file_id,
+                    "first_page": d.first_page,
+                    "page_count": d.page_count - (d.blank_pages or 0),
                     "doc_type": d.doc_type,
-                    "mrn": d.mrn,
-                    "patient_name": d.patient_name,
-                    "date_of_service": _d(d.date_of_service),
-                    "page_count": d.page_count,
-                    "pages": h.pages,
-                    "snippets": [{"page_no": sn.page_no, "html": sn.html} for sn in h.snippets],
+                    "doc_type_confidence": d.doc_type_confidence,
+                    "classification_source": d.classification_source,
+                    "patient_linked": d.patient_id is not None,
+                    "reasons": list(d.review_reasons or []),
+                    "flagged_pages": [
+                        {"page_no": p.page_no, "flags": p.flags} for p in d.pages if p.flags
+                    ],
+                    "created_at": _ts(d.created_at),
                 }
+                for d in docs
+            ]
+        self.audit("review.list", detail={"results": len(items)})
+        return {"total": total, "limit": limit, "offset": offset, "items": items}
+
+    def correct_classification(self, doc_id: str, doc_type: str, actor: str | None = None) -> dict[str, Any]:
+        """A person sets the type: recorded for training, resolves the type review, re-queued for indexing."""
+        from chartvault.classify import DOC_TYPES
+        from chartvault.classify.types import SOURCE_STAFF
+        from chartvault.ingest.pipeline import REVIEW_LOW_CONFIDENCE
+
+        if doc_type not in DOC_TYPES:
+            raise InvalidInput(f"unknown document type (expected one of {', '.join(DOC_TYPES)})")
+        who = actor or self.actor
+        with self.sessions() as s:
+            doc = s.get(Document, doc_id)
+            if doc is None:
+                raise NotFound(f"document {doc_id} not found")
+            old = doc.doc_type
+            correction = ClassificationCorrection(
+                document_id=doc.id, old_type=old, new_type=doc_type, corrected_by=who
             )
+            s.add(correction)
+            doc.doc_type, doc.doc_type_confidence, doc.classification_source = doc_type, 1.0, SOURCE_STAFF
+            _drop_reasons(doc, {REVIEW_LOW_CONFIDENCE, "invalid_cover_sheet"})
+            s.add(IndexTask(document_id=doc.id, op="upsert"))
+            if doc.object_key and doc.status not in INACTIVE:
+                apply_retention(s, self.store, doc, self.retention_policy)  # the type drives the rules
+            s.commit()
+            status = doc.review_status
+        self.audit(
+            "document.classify",
+            "document",
+            doc_id,
+            detail={"old_type": old, "new_type": doc_type},
+            actor=who,
+        )
+        return {"document_id": doc_id, "doc_type": doc_type, "old_type": old, "review_status": status}
+
+    def resolve_review(self, doc_id: str, mrn: str | None = None, actor: str | None = None) -> dict[str, Any]:
+        """A person confirms whose document this is (optionally correcting the MRN): every reason is
+        resolved, page misfile flags are cleared, and the document is linked to a patient if two
+        identifiers agree."""
+        from chartvault.ingest.pipeline import _match_patient
+
+        who = actor or self.actor
+        with self.sessions() as s:
+            doc = s.get(Document, doc_id, options=[selectinload(Document.pages)])
+            if doc is None:
+                raise NotFound(f"document {doc_id} not found")
+            codes = [r.get("code") for r in doc.review_reasons or []]
+            if mrn is not None:
+                if not mrn.strip() or len(mrn.strip()) > 64:
+                    raise InvalidInput("mrn must be 1-64 characters")
+                doc.mrn = mrn.strip()
+                doc.identifier_confidence = {**(doc.identifier_confidence or {}), "mrn": 1.0}
+            doc.review_reasons = None
+            doc.review_status = REVIEW_RESOLVED
+            for p in doc.pages:
+                if p.flags:
+                    p.flags = [f for f in p.flags if f.get("code") != "possible_misfile"] or None
+            doc.patient_id = _match_patient(s, doc)
+            s.add(IndexTask(document_id=doc.id, op="upsert"))
+            if doc.object_key and doc.status not in INACTIVE:
+                s.flush()
+                apply_retention(s, self.store, doc, self.retention_policy)
+                if doc.mrn:  # this encounter may be the patient's latest
+                    recompute_patient(s, self.store, doc.mrn, self.retention_policy, skip=[doc.id])
+            s.commit()
+            linked = doc.patient_id is not None
+        self.audit(
+            "document.review_resolve",
+            "document",
+            doc_id,
+            detail={"codes": codes, "mrn_changed": mrn is not None, "patient_linked": linked},
+            actor=who,
+        )
+        return {"document_id": doc_id, "review_status": REVIEW_RESOLVED, "patient_linked": linked}
+
+    def search(self, query: SearchQuery) -> dict[str, Any]:
+        """Ranked hits, each checked against the catalog: the index never decides what exists.
+
+        Hits the catalog does not show (disposed, gone, not archived) are dropped, excluded from a
+        re-run so that totals and facets stay honest, and queued for removal from the index.
+        """
+        results, docs = self._shown(
+            lambda hidden: self.backend().search(replace(query, exclude_ids=hidden), self.page_texts)
+        )
+        hits = [
+            {
+                **_hit_dict(docs[h.doc_id]),
+                "score": round(h.score, 4),
+                "pages": h.pages,
+                "snippets": [{"page_no": sn.page_no, "html": sn.html} for sn in h.snippets],
+            }
+            for h in results.hits
+        ]
         self.audit("search", detail={"filters": _query_filters(query), "results": len(hits)})
         return {
             "total": results.total,
@@ -384,8 +594,116 @@ class Vault:
             "hits": hits,
         }
 
-    def reindex(self) -> int:
-        return self.indexer.rebuild()
+    def _shown(
+        self, run: Callable[[frozenset[str]], SearchResults], attempts: int = 3
+    ) -> tuple[SearchResults, dict[str, Document]]:
+        """Run a search and keep only what the catalog shows, re-running without what it does not.
+
+        The index lags the catalog by up to one commit (and may hold what a repair has not yet
+        removed); the catalog decides. After ``attempts`` runs, leftovers are dropped from the page
+        and the total lowered by as many, so no number counts a document nobody may see.
+        """
+        hidden = self.indexer.hidden() | self.indexer.unshown_in_index()
+        for attempt in range(attempts):
+            results = run(hidden)
+            ids = [h.doc_id for h in results.hits]
+            with self.sessions() as s:
+                docs = {
+                    d.id: d for d in s.scalars(select(Document).where(Document.id.in_(ids), visible_clause()))
+                }
+            dropped = [doc_id for doc_id in ids if doc_id not in docs]
+            if not dropped:
+                return results, docs
+            self.indexer.hide(dropped)
+            hidden = hidden | set(dropped)
+            if attempt == attempts - 1:
+                results.hits = [h for h in results.hits if h.doc_id in docs]
+                results.total = max(len(results.hits), results.total - len(dropped))
+        return results, docs
+
+    def timeline(self, mrn: str) -> dict[str, Any]:
+        """Every document of a patient in date-of-service order (undated last), grouped by encounter.
+
+        The index finds the documents (one term lookup); the catalog decides which may be shown and
+        supplies what is displayed. Groups come in the order of their first document; documents
+        without an encounter form the group whose ``encounter`` is null.
+        """
+        entries = self.backend().timeline(mrn)
+        ids = [e.doc_id for e in entries]
+        with self.sessions() as s:
+            docs = {
+                d.id: d
+                for d in s.scalars(
+                    select(Document).where(Document.id.in_(ids), Document.mrn == mrn, visible_clause())
+                )
+            }
+        dropped = [doc_id for doc_id in ids if doc_id not in docs]
+        if dropped:
+            self.indexer.hide(dropped)
+        groups: dict[str | None, list[dict[str, Any]]] = {}
+        for e in entries:
+            d = docs.get(e.doc_id)
+            if d is not None:
+                groups.setdefault(d.encounter, []).append(_hit_dict(d))
+        self.audit("patient.timeline", "patient", mrn, detail={"documents": len(docs)})
+        return {
+            "mrn": mrn,
+            "total": len(docs),
+            "encounters": [
+                {
+                    "encounter": encounter,
+                    "first_date": next((x["date_of_service"] for x in items if x["date_of_service"]), None),
+                    "last_date": next(
+                        (x["date_of_service"] for x in reversed(items) if x["date_of_service"]), None
+                    ),
+                    "documents": items,
+                }
+                for encounter, items in groups.items()
+            ],
+        }
+
+    def more_like_this(self, doc_id: str, limit: int = 10) -> dict[str, Any]:
+        """Documents whose content resembles this one's (its most distinctive words, not its patient).
+
+        The document must be one the catalog shows; similar documents are checked the same way.
+        """
+        with self.sessions() as s:
+            doc = s.scalars(select(Document).where(Document.id == doc_id, visible_clause())).first()
+            if doc is None:
+                raise NotFound(f"document {doc_id} not found")
+            identifiers = [x for x in (doc.mrn, doc.patient_name) if x]
+        pages = self.page_texts(doc_id)
+        results, docs = self._shown(
+            lambda hidden: self.backend().more_like_this(doc_id, pages, limit, hidden, identifiers)
+        )
+        hits = [{**_hit_dict(docs[h.doc_id]), "score": round(h.score, 4)} for h in results.hits]
+        self.audit("document.similar", "document", doc_id, detail={"results": len(hits)})
+        return {"document_id": doc_id, "total": results.total, "hits": hits}
+
+    def reindex(self, fresh: bool = False) -> int:
+        """Rebuild the index from the catalog into a new generation and swap it in (resumable:
+        an interrupted rebuild continues where it stopped unless ``fresh``)."""
+        return self.indexer.rebuild(fresh=fresh)
+
+    def reconcile_index(self, repair: bool = False) -> dict[str, Any]:
+        """Catalog against index by id and fingerprint: missing, extra and stale documents (ids only);
+        with ``repair`` they are queued for the writer (and fixed at once if this process is it)."""
+        report: ReconcileReport = self.indexer.reconcile(repair=repair)
+        self.audit("index.check", detail={"repair": repair, "consistent": report.consistent})
+        return report.as_dict()
+
+
+def _hit_dict(d: Document) -> dict[str, Any]:
+    """What a result list shows of a document, from the catalog."""
+    return {
+        "document_id": d.id,
+        "doc_type": d.doc_type,
+        "mrn": d.mrn,
+        "patient_name": d.patient_name,
+        "date_of_service": _d(d.date_of_service),
+        "encounter": d.encounter,
+        "page_count": d.page_count,
+    }
 
 
 def _query_filters(query: SearchQuery) -> dict[str, Any]:
@@ -397,6 +715,9 @@ def _query_filters(query: SearchQuery) -> dict[str, Any]:
         "from": _d(query.date_from),
         "to": _d(query.date_to),
         "batch": query.batch_id,
+        "encounter": query.encounter,
+        "icd": query.icd,
+        "has_name": bool(query.name),
         "sort": query.sort,
     }
 
@@ -432,6 +753,8 @@ def _file_report(f: BatchFile) -> dict[str, Any]:
                 "confidence": p.confidence,
                 "source": p.source,
                 "error": p.error,
+                "blank": bool(p.blank),
+                "flags": p.flags or [],
             }
             for p in f.pages
         ],
@@ -463,7 +786,13 @@ def _document_dict(doc: Document, linked_files: list[str], with_text: bool) -> d
         "sha256": doc.sha256,
         "size": doc.size,
         "mime": doc.mime,
-        "page_count": doc.page_count,
+        "page_count": doc.page_count - (doc.blank_pages or 0),  # blank backs are archived, not counted
+        "blank_pages": doc.blank_pages or 0,
+        "first_page": doc.first_page,
+        "classification_source": doc.classification_source,
+        "icd_codes": list(doc.icd_codes or []),
+        "review_status": doc.review_status,
+        "review_reasons": list(doc.review_reasons or []),
         "archived_at": _ts(doc.archived_at),
         "indexed_at": _ts(doc.indexed_at),
         "linked_duplicate_files": linked_files,
@@ -474,8 +803,10 @@ def _document_dict(doc: Document, linked_files: list[str], with_text: bool) -> d
                 "confidence": p.confidence,
                 "source": p.source,
                 "rotation": p.rotation,
+                **({"flags": p.flags} if p.flags else {}),
                 **({"text": p.text or ""} if with_text else {}),
             }
             for p in doc.pages
+            if not p.blank
         ],
     }

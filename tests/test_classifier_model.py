@@ -110,8 +110,10 @@ def manifest() -> list[dict]:
 
 def test_samples_cover_the_non_corpus_types(samples: tuple[list[str], list[str]]) -> None:
     counts = {t: samples[1].count(t) for t in NON_CORPUS_TYPES}
-    assert set(samples[1]) == set(NON_CORPUS_TYPES)
+    # Our samples: the 7 types the corpus lacks, plus 'other' chart sections and more correspondence.
+    assert set(samples[1]) == {*NON_CORPUS_TYPES, "other", "correspondence"}
     assert all(n >= 15 for n in counts.values()), counts
+    assert samples[1].count("other") >= 10 and samples[1].count("correspondence") >= 8
 
 
 def test_training_is_fast(split: dict) -> None:
@@ -134,7 +136,7 @@ def test_dev_held_out_combined(split: dict) -> None:
 
 def test_non_corpus_types_recognised_on_held_out_samples(split: dict) -> None:
     texts, labels = split["samples"]
-    assert set(labels) == set(NON_CORPUS_TYPES)
+    assert set(NON_CORPUS_TYPES) <= set(labels)
     combined = [classify_text(t, model=split["model"]).doc_type for t in texts]
     alone = [split["model"].predict(t).doc_type for t in texts]
     assert _acc(labels, combined) >= FLOOR_SAMPLES_COMBINED

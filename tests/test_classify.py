@@ -400,6 +400,7 @@ def test_full_header_block() -> None:
         "date_of_service": {"value": "2021-04-09", "confidence": ids.date_of_service.confidence},
         "account": {"value": "4555463079", "confidence": ids.account.confidence},
         "encounter": {"value": "2104099752", "confidence": ids.encounter.confidence},
+        "icd_codes": [],
     }
     assert all(ex.confidence >= 0.9 for _, ex in ids.as_items())
 
@@ -625,8 +626,9 @@ def test_hint_wins_only_when_given_and_valid() -> None:
     assert unknown.doc_type == "discharge_summary" and unknown.confidence < 1.0
     assert classify_text(body).confidence < 1.0
     assert classify_text("", hint="billing") == DocTypePrediction(
-        "billing", 1.0, {t: float(t == "billing") for t in DOC_TYPES}
+        "billing", 1.0, {t: float(t == "billing") for t in DOC_TYPES}, source="hint"
     )
+    assert classify_text(body, use_model=False).source == "rules"
 
 
 def test_classify_document_pools_pages() -> None:

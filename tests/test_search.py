@@ -16,8 +16,11 @@ from chartvault.search import (
     SearchResults,
     open_backend,
 )
+from chartvault.search.common import fingerprint
+from chartvault.search.lifecycle import IndexLocation, schema_version_of
 
-# Synthetic records; MRNs are fake. d1 and d4 belong to the same patient (MRN with leading zeros).
+# Synthetic records; MRNs are fake. d1 and d4 belong to the same patient (MRN with leading zeros) and
+# encounter E100; ICD codes are written as a scanner would find them (dots, lower case).
 DOCS = [
     IndexDocument(
         doc_id="d1",
@@ -31,6 +34,8 @@ DOCS = [
         doc_type="discharge_summary",
         date_of_service=date(2024, 3, 1),
         batch_id="B1",
+        encounter="E100",
+        icd_codes=["I50.9"],
     ),
     IndexDocument(
         doc_id="d2",
@@ -43,6 +48,8 @@ DOCS = [
         doc_type="lab_report",
         date_of_service=date(2024, 3, 15),
         batch_id="B1",
+        encounter="E200",
+        icd_codes=["E11.9", "n18.3"],
     ),
     IndexDocument(
         doc_id="d3",
@@ -68,6 +75,8 @@ DOCS = [
         doc_type="lab_report",
         date_of_service=date(2024, 4, 1),
         batch_id="B2",
+        encounter="E100",
+        icd_codes=["E11.65"],
     ),
     IndexDocument(
         doc_id="d5",
@@ -356,7 +365,9 @@ def test_index_persists_across_instances(kind: str, tmp_path: Path) -> None:
     try:
         assert ids(search(second, '"heart failure"')) == {"d1"}
         assert second.doc_ids() == {doc.doc_id for doc in DOCS}
-        assert (tmp_path / kind / "schema.json").is_file()
+        current = IndexLocation(tmp_path, kind).current()
+        assert current is not None and (current / "schema.json").is_file()
+        assert second.schema_version == schema_version_of(kind)
     finally:
         second.close()
 
@@ -380,7 +391,7 @@ def test_empty_index_answers_every_kind_of_query(kind: str, tmp_path: Path) -> N
         for text in ("hemoglobin", "hemoglobn~", "hemoglobn", "pneumo*", '"heart failure"'):
             results = be.search(SearchQuery(text=text, sort="date_asc"))
             assert (results.total, results.hits, results.suggestion) == (0, [], None)
-            assert results.facets == {"doc_type": {}, "year": {}}
+            assert results.facets == {"doc_type": {}, "year": {}, "encounter": {}}
     finally:
         be.close()
 
@@ -537,18 +548,28 @@ def test_facets_count_every_match_not_just_the_page(backend: SearchBackend) -> N
     assert results.facets == {
         "doc_type": {"discharge_summary": 1, "lab_report": 2, "progress_note": 1},
         "year": {"2024": 4},
+        "encounter": {"E100": 2, "E200": 1},
     }
 
 
 def test_facets_follow_words_filters_and_skip_missing_values(backend: SearchBackend) -> None:
-    assert search(backend, "diabetes").facets == {"doc_type": {"lab_report": 2}, "year": {"2024": 2}}
-    # d5 has no date: counted by type, not by year.
-    assert search(backend, "pneumo*").facets == {"doc_type": {"progress_note": 2}, "year": {"2024": 1}}
+    assert search(backend, "diabetes").facets == {
+        "doc_type": {"lab_report": 2},
+        "year": {"2024": 2},
+        "encounter": {"E100": 1, "E200": 1},
+    }
+    # d5 has no date and no encounter: counted by type only.
+    assert search(backend, "pneumo*").facets == {
+        "doc_type": {"progress_note": 2},
+        "year": {"2024": 1},
+        "encounter": {},
+    }
     assert search(backend, "diabetes", mrn="0012345").facets == {
         "doc_type": {"lab_report": 1},
         "year": {"2024": 1},
+        "encounter": {"E100": 1},
     }
-    assert search(backend, "zzzz").facets == {"doc_type": {}, "year": {}}
+    assert search(backend, "zzzz").facets == {"doc_type": {}, "year": {}, "encounter": {}}
 
 
 def test_facets_by_year_and_after_changes(backend: SearchBackend) -> None:
@@ -563,8 +584,177 @@ def test_facets_by_year_and_after_changes(backend: SearchBackend) -> None:
     assert search(backend, "diabetes", limit=1).facets == {
         "doc_type": {"lab_report": 1, "referral_letter": 1},
         "year": {"1999": 1, "2024": 1},
+        "encounter": {"E100": 1},
     }
 
 
 def test_facets_can_be_skipped(backend: SearchBackend) -> None:
     assert search(backend, "diabetes", with_facets=False).facets == {}
+
+
+# -- name and ICD filters, encounters ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kw", "expected"),
+    [
+        ({"name": "jones"}, {"d1", "d4"}),
+        ({"name": "Jones, Alice"}, {"d1", "d4"}),  # any order, punctuation ignored
+        ({"name": "alice brown"}, set()),  # every word must be in the same name
+        ({"name": "ALICE", "text": "diabetes"}, {"d4"}),
+        ({"text": "name:jones diabetes"}, {"d4"}),  # typed in the search box
+        ({"text": 'name:"alice jones"'}, {"d1", "d4"}),
+        ({"text": "name:brown"}, {"d2"}),
+    ],
+)
+def test_name_filter(backend: SearchBackend, kw: dict[str, str], expected: set[str]) -> None:
+    results = search(backend, **kw)
+    assert ids(results) == expected
+    assert results.total == len(expected)
+
+
+@pytest.mark.parametrize(
+    ("kw", "expected"),
+    [
+        ({"icd": "E11.9"}, {"d2"}),
+        ({"icd": "e119"}, {"d2"}),  # dots and case do not matter
+        ({"icd": "N18.3"}, {"d2"}),  # indexed from "n18.3"
+        ({"icd": "E11*"}, {"d2", "d4"}),  # a category: every code under it
+        ({"icd": "E11"}, set()),  # a category is not a code
+        ({"icd": "Z99.9"}, set()),
+        ({"text": "icd:E11* diabetes"}, {"d2", "d4"}),
+        ({"text": "icd:i50.9 furosemide"}, {"d1"}),
+        ({"icd": "E11*", "mrn": "0012345"}, {"d4"}),
+    ],
+)
+def test_icd_filter(backend: SearchBackend, kw: dict[str, str], expected: set[str]) -> None:
+    results = search(backend, **kw)
+    assert ids(results) == expected
+    assert results.total == len(expected)
+
+
+def test_encounter_filter_and_facet(backend: SearchBackend) -> None:
+    results = search(backend, encounter="E100")
+    assert ids(results) == {"d1", "d4"}
+    assert results.facets["encounter"] == {"E100": 2}
+    assert results.facets["doc_type"] == {"discharge_summary": 1, "lab_report": 1}
+
+
+def test_excluded_ids_leave_hits_totals_and_facets(backend: SearchBackend) -> None:
+    full = search(backend, "diabetes")
+    assert ids(full) == {"d2", "d4"}
+    narrowed = search(backend, "diabetes", exclude_ids=frozenset({"d4", "not-indexed"}))
+    assert ids(narrowed) == {"d2"}
+    assert narrowed.total == 1
+    assert narrowed.facets["encounter"] == {"E200": 1}
+    listing = search(backend, mrn="0012345", exclude_ids=frozenset({"d1"}))
+    assert (order(listing), listing.total) == (["d4"], 1)
+
+
+# -- stable pagination: ties broken by document id ------------------------------------------------------
+
+
+@pytest.mark.parametrize("sort", ["relevance", "date_asc", "date_desc"])
+def test_ties_are_broken_by_document_id(backend: SearchBackend, sort: str) -> None:
+    # Identical documents: identical scores and dates; only the id can order them. Indexed in an
+    # order unrelated to their ids and over several commits (segments), as real archives grow.
+    names = [f"t{(i * 7) % 30:02d}" for i in range(30)]
+    for start in (0, 10, 20):
+        backend.index(
+            [
+                IndexDocument(n, ["Identical tie text."], batch_id="TIE", date_of_service=date(2022, 5, 5))
+                for n in names[start : start + 10]
+            ]
+        )
+    seen: list[str] = []
+    for offset in range(0, 30, 7):
+        page = search(backend, "identical", batch_id="TIE", limit=7, offset=offset, sort=sort)
+        assert page.total == 30
+        seen += order(page)
+    assert seen == sorted(names)
+
+
+# -- patient timeline ---------------------------------------------------------------------------------
+
+
+def test_timeline_lists_a_patients_documents_by_date(backend: SearchBackend) -> None:
+    backend.index(
+        [
+            IndexDocument("d6", ["Undated note."], mrn="0012345", doc_type="consent"),
+            IndexDocument("d0", ["Same day as d1."], mrn="0012345", date_of_service=date(2024, 3, 1)),
+        ]
+    )
+    entries = backend.timeline("0012345")
+    assert [e.doc_id for e in entries] == ["d0", "d1", "d4", "d6"]  # same day: by id; undated last
+    d1 = entries[1]
+    assert (d1.date_of_service, d1.doc_type, d1.encounter) == (date(2024, 3, 1), "discharge_summary", "E100")
+    assert entries[3].date_of_service is None
+    assert [e.doc_id for e in backend.timeline("12345")] == ["d2"]  # exact MRN: leading zeros matter
+    assert backend.timeline("9999999") == []
+    assert backend.timeline("  ") == []
+    backend.delete(["d4"])
+    assert [e.doc_id for e in backend.timeline("0012345")] == ["d0", "d1", "d6"]
+
+
+# -- more like this -----------------------------------------------------------------------------------
+
+
+SIMILAR = [
+    IndexDocument(
+        "hf2",
+        ["Congestive heart failure with reduced ejection fraction; furosemide increased."],
+        mrn="3000001",
+        patient_name="Eve Stone",
+    ),
+    IndexDocument(
+        "hf3",
+        ["Echocardiogram: ejection fraction reduced. Heart failure clinic follow-up, furosemide."],
+        mrn="3000002",
+        patient_name="Frank Hill",
+    ),
+    IndexDocument("same-patient", ["Alice Jones dental cleaning, unremarkable."], mrn="0012345"),
+    IndexDocument("other", ["Fractured wrist splinted in the emergency department."], mrn="3000003"),
+]
+
+
+def test_more_like_this_finds_similar_content_not_the_same_patient(backend: SearchBackend) -> None:
+    backend.index(SIMILAR)
+    catalog = Catalog([*DOCS, *SIMILAR])
+    d1 = DOCS[0]
+    results = backend.more_like_this(
+        "d1", catalog("d1"), 10, identifiers=[d1.mrn or "", d1.patient_name or ""]
+    )
+    found = [hit.doc_id for hit in results.hits]
+    assert "d1" not in found  # never itself
+    assert set(found[:2]) == {"hf2", "hf3"}
+    assert "same-patient" not in found and "other" not in found
+    assert [h.score for h in results.hits] == sorted((h.score for h in results.hits), reverse=True)
+    excluded = backend.more_like_this("d1", catalog("d1"), 10, exclude_ids=frozenset({"hf2"}))
+    assert "hf2" not in [hit.doc_id for hit in excluded.hits]
+    assert backend.more_like_this("d1", [""], 10).hits == []  # nothing to go on: nothing, not an error
+
+
+# -- the index holds ids and filter values, never text --------------------------------------------------
+
+
+def test_index_stores_no_page_text(kind: str, tmp_path: Path) -> None:
+    be = open_backend(kind, tmp_path)
+    marker = "Zyxwvut Quokka-Marmalade Sentinel"
+    be.index([IndexDocument("secret", [f"Page one. {marker}, 42 units."], mrn="7777777")])
+    be.close()
+    blobs = b"".join(f.read_bytes() for f in (tmp_path / kind).rglob("*") if f.is_file())
+    assert marker.encode() not in blobs
+    assert b"Quokka-Marmalade" not in blobs and b"Page one." not in blobs
+
+
+def test_fingerprints_track_what_was_indexed(backend: SearchBackend) -> None:
+    prints = backend.fingerprints()
+    assert set(prints) == {doc.doc_id for doc in DOCS}
+    assert prints["d1"] == fingerprint(DOCS[0])
+    changed = IndexDocument(
+        **{**{f: getattr(DOCS[0], f) for f in DOCS[0].__slots__}, "doc_type": "consult_note"}
+    )
+    assert fingerprint(changed) != prints["d1"]
+    backend.index([changed])
+    assert backend.fingerprints()["d1"] == fingerprint(changed)
+    assert backend.doc_count() == len(DOCS)

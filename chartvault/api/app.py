@@ -15,15 +15,17 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chartvault import __version__
 from chartvault.api.uploads import UploadError, receive_upload
+from chartvault.classify.types import DOC_TYPES
 from chartvault.config import Settings
 from chartvault.ingest.manifest import ManifestError, parse_manifest
 from chartvault.ingest.runner import BackgroundRunner
-from chartvault.search.types import SearchQuery
-from chartvault.service import NotFound, Vault
+from chartvault.search.types import IndexUnavailable, SearchQuery
+from chartvault.service import InvalidInput, NotFound, Vault
 
 log = logging.getLogger("chartvault.api")
 
@@ -58,6 +60,10 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         lifespan=lifespan,
     )
 
+    @app.exception_handler(InvalidInput)
+    async def invalid_input(_: Request, exc: InvalidInput) -> JSONResponse:
+        return _error(422, "invalid_request", str(exc))
+
     @app.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:
         return _error(404, "not_found", str(exc))
@@ -74,6 +80,13 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         parts = [f"{'.'.join(str(x) for x in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in exc.errors()]
         return _error(422, "invalid_request", "; ".join(parts))
+
+    @app.exception_handler(IndexUnavailable)
+    async def index_unavailable(_: Request, exc: IndexUnavailable) -> JSONResponse:
+        # No usable index yet (first build, or a corrupt one being rebuilt): try again shortly.
+        response = _error(503, "index_rebuilding", str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -197,11 +210,14 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         date_from: Annotated[date | None, Query(alias="from")] = None,
         date_to: Annotated[date | None, Query(alias="to")] = None,
         batch: str | None = None,
+        name: Annotated[str | None, Query(description="Every word in the patient name.")] = None,
+        icd: Annotated[str | None, Query(description="ICD-10 code (E11.9) or category (E11*).")] = None,
+        encounter: str | None = None,
         sort: Annotated[Literal["relevance", "date_desc", "date_asc"], Query()] = "relevance",
         limit: Limit = 20,
         offset: Offset = 0,
     ) -> Any:
-        if not (q or mrn or doc_type or date_from or date_to or batch):
+        if not (q or mrn or doc_type or date_from or date_to or batch or name or icd or encounter):
             return _error(
                 422, "invalid_request", "give q or at least one filter (mrn, type, from, to, batch)"
             )
@@ -212,10 +228,53 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
             date_from=date_from,
             date_to=date_to,
             batch_id=batch,
+            name=name,
+            icd=icd,
+            encounter=encounter,
             sort=sort,
             limit=limit,
             offset=offset,
         )
         return vault_of(request).search(query)
 
+    @app.get("/patients/{mrn}/timeline", tags=["search"])
+    def patient_timeline(request: Request, mrn: str) -> dict[str, Any]:
+        """Every document of the patient, oldest date of service first, grouped by encounter."""
+        return vault_of(request).timeline(mrn)
+
+    @app.get("/documents/{doc_id}/similar", tags=["search"])
+    def similar_documents(
+        request: Request, doc_id: str, limit: Annotated[int, Query(ge=1, le=100)] = 10
+    ) -> dict[str, Any]:
+        """Documents whose content resembles this one's ("more like this")."""
+        return vault_of(request).more_like_this(doc_id, limit)
+
+    @app.get("/review", tags=["review"], summary="Documents waiting for a person, with reasons (ids only)")
+    def review_queue(request: Request, limit: Limit = 50, offset: Offset = 0) -> dict[str, Any]:
+        return vault_of(request).review_queue(limit, offset)
+
+    @app.post("/documents/{doc_id}/classification", tags=["review"], summary="Set a document's type")
+    def correct_classification(request: Request, doc_id: str, body: ClassificationBody) -> dict[str, Any]:
+        return vault_of(request).correct_classification(doc_id, body.doc_type)
+
+    @app.post(
+        "/documents/{doc_id}/review/resolve",
+        tags=["review"],
+        summary="Confirm whose document this is (e.g. after a possible misfile); optionally fix the MRN",
+    )
+    def resolve_review(request: Request, doc_id: str, body: ResolveBody | None = None) -> dict[str, Any]:
+        return vault_of(request).resolve_review(doc_id, mrn=body.mrn if body else None)
+
     return app
+
+
+class ClassificationBody(BaseModel):
+    """A staff correction of a document's type."""
+
+    doc_type: Literal[DOC_TYPES] = Field(description="One of the document types.")  # type: ignore[valid-type]
+
+
+class ResolveBody(BaseModel):
+    """Resolution of a document's review; ``mrn`` replaces the document's MRN when given."""
+
+    mrn: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9\-]+$")

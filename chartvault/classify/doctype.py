@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chartvault.classify.types import DOC_TYPES, DocTypePrediction
+from chartvault.classify.types import DOC_TYPES, SOURCE_HINT, SOURCE_MODEL, DocTypePrediction
 
 if TYPE_CHECKING:
     from chartvault.classify.model import DocTypeModel
@@ -477,7 +477,9 @@ def _predict(scores: dict[str, float]) -> DocTypePrediction:
 
 
 def _hinted(hint: str) -> DocTypePrediction:
-    return DocTypePrediction(hint, 1.0, {t: (1.0 if t == hint else 0.0) for t in DOC_TYPES})
+    return DocTypePrediction(
+        hint, 1.0, {t: (1.0 if t == hint else 0.0) for t in DOC_TYPES}, source=SOURCE_HINT
+    )
 
 
 # Blend of rule and model probabilities when no title is printed: p = (1 - w) * rules + w * model, with
@@ -543,7 +545,9 @@ def blend(
     rules = _softmax(scores)
     probs = {t: (1.0 - w) * rules[t] + w * learned.get(t, 0.0) for t in DOC_TYPES}
     best = max(DOC_TYPES, key=lambda t: (probs[t], t == "other"))
-    return DocTypePrediction(best, round(probs[best], 4), {k: round(v, 4) for k, v in probs.items()})
+    return DocTypePrediction(
+        best, round(probs[best], 4), {k: round(v, 4) for k, v in probs.items()}, source=SOURCE_MODEL
+    )
 
 
 def _classify(pages: list[str], model: DocTypeModel | None, use_model: bool) -> DocTypePrediction:

@@ -48,10 +48,12 @@ __all__ = [
     "SAMPLES_DIR",
     "DocTypeModel",
     "ModelVersionError",
+    "cache_path",
     "default_model",
     "dev_texts_path",
     "load",
     "model_text",
+    "retrain",
     "sample_data",
     "train",
     "training_data",
@@ -177,7 +179,9 @@ class DocTypeModel:
         """Model-only prediction for one page, or a document given as a list of pages."""
         probs = self.proba([text])[0]
         best = max(DOC_TYPES, key=lambda t: probs[t])
-        return DocTypePrediction(best, round(probs[best], 4), {k: round(v, 4) for k, v in probs.items()})
+        return DocTypePrediction(
+            best, round(probs[best], 4), {k: round(v, 4) for k, v in probs.items()}, source="model"
+        )
 
     def save(self, path: Path) -> None:
         """Write atomically (another process may be loading the same cache file)."""
@@ -194,6 +198,12 @@ class DocTypeModel:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         joblib.dump(blob, tmp, compress=3)
         os.replace(tmp, path)
+        # The version beside the model, readable without unpickling anything (ops, `classifier train`).
+        meta = {k: blob[k] for k in ("format", "version", "sklearn_version", "n_train")}
+        side = path.with_suffix(".json")
+        tmp_meta = side.with_name(f".{side.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp_meta.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp_meta, side)
 
 
 def load(path: Path, expected_version: str | None = None) -> DocTypeModel:
@@ -283,6 +293,22 @@ def training_data(
 
 
 _train_lock = threading.Lock()
+
+
+def cache_path(cache_dir: Path) -> Path:
+    """Where ``default_model`` keeps the model in a cache folder (its version sits beside it as .json)."""
+    return Path(cache_dir) / _CACHE_NAME
+
+
+def retrain(
+    cache_dir: Path, corrections: Iterable[tuple[str, str]] = (), dev_path: Path | None = None
+) -> DocTypeModel:
+    """Train now (whatever the cache holds) and replace the cached model: ``chartvault classifier train``."""
+    texts, labels = training_data(dev_path, corrections)
+    with _train_lock:
+        model = train(texts, labels)
+        model.save(cache_path(cache_dir))
+    return model
 
 
 def default_model(

@@ -45,11 +45,23 @@ class Identifiers:
     date_of_service: Extracted | None = None
     account: Extracted | None = None
     encounter: Extracted | None = None
+    # ICD-10-CM codes printed in a diagnosis context (Dx:, Diagnosis:, ICD-10:, Impression:), in page order.
+    icd_codes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {k: (asdict(v) if v else None) for k, v in self.as_items()}
+        """JSON-ready form (stored per page in the catalog)."""
+        out: dict = {k: (asdict(v) if v else None) for k, v in self.as_items()}
+        out["icd_codes"] = list(self.icd_codes)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Identifiers:
+        """Inverse of ``to_dict``; unknown keys are ignored so older catalog rows still load."""
+        fields = {k: Extracted(**v) for k, v in data.items() if k in _EXTRACTED_FIELDS and v}
+        return cls(**fields, icd_codes=[str(c) for c in data.get("icd_codes") or []])
 
     def as_items(self) -> list[tuple[str, Extracted | None]]:
+        """The single-valued identifier fields, in a fixed order."""
         return [
             ("mrn", self.mrn),
             ("name", self.name),
@@ -60,8 +72,21 @@ class Identifiers:
         ]
 
 
+_EXTRACTED_FIELDS = frozenset({"mrn", "name", "dob", "date_of_service", "account", "encounter"})
+
+# Where a document type came from (documents.classification_source).
+SOURCE_MODEL, SOURCE_RULES, SOURCE_COVER_SHEET, SOURCE_HINT, SOURCE_STAFF = (
+    "model",
+    "rules",
+    "cover_sheet",
+    "hint",
+    "staff",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class DocTypePrediction:
     doc_type: str
     confidence: float  # [0, 1]
     scores: dict[str, float] = field(default_factory=dict)
+    source: str = SOURCE_RULES  # model (rules blended with the trained model) | rules | hint

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import tempfile
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,9 @@ class PageOutcome:
     page: PageText | None = None
     identifiers: dict | None = None  # extracted in the worker: the main process stays light
     error: str | None = None  # page numbers and reasons only, never content
+    # Code 128 / Code 39 / QR read on the page ([{"format", "text"}]); None when reading failed.
+    barcodes: list[dict[str, str]] | None = None
+    barcode_ms: int = 0
 
 
 def _init_worker(max_pixels: int) -> None:
@@ -65,8 +69,30 @@ def ocr_task(path: str, kind: str, page_no: int, options: OcrOptions, tmp_root: 
     try:
         with tempfile.TemporaryDirectory(prefix="ocr-", dir=tmp_root) as workdir:
             page = extract_page(Path(path), FileKind(kind), page_no, options, Path(workdir))
-        return PageOutcome(page=page, identifiers=extract_identifiers(page.text).to_dict())
+        barcodes, barcode_ms = _barcodes(Path(path), FileKind(kind), page_no)
+        return PageOutcome(
+            page=page,
+            identifiers=extract_identifiers(page.text).to_dict(),
+            barcodes=barcodes,
+            barcode_ms=barcode_ms,
+        )
     except OcrError as exc:
         return PageOutcome(error=str(exc))
     except Exception as exc:
         return PageOutcome(error=f"page {page_no}: {type(exc).__name__}")
+
+
+def _barcodes(path: Path, kind: object, page_no: int) -> tuple[list[dict[str, str]] | None, int]:
+    """Barcodes of the page and the milliseconds spent; None (not an error) when they cannot be read.
+
+    A page whose barcodes cannot be decoded still has its text: reading them is an extra, never a reason
+    to fail the page.
+    """
+    from chartvault.ocr.barcodes import page_barcodes
+
+    started = time.perf_counter()
+    try:
+        found: list[dict[str, str]] | None = page_barcodes(path, kind, page_no)  # type: ignore[arg-type]
+    except Exception:
+        found = None
+    return found, round((time.perf_counter() - started) * 1000)

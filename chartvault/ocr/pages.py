@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 
 from chartvault.filetypes import FileKind
-from chartvault.ocr import images, pdf
+from chartvault.ocr import images, pdf, preprocess
+from chartvault.ocr.blank import is_blank_page
 from chartvault.ocr.errors import OcrError
 from chartvault.ocr.tess import Deadline, OcrPass, detect_rotation, ocr_image
 from chartvault.ocr.types import OcrOptions, PageText, Word
@@ -82,6 +83,8 @@ def _ocr(
     deadline: Deadline,
 ) -> PageText:
     """One tesseract pass; orientation detection and a second pass only if the first looks wrong."""
+    if options.preprocess:
+        src = _preprocessed(src, page_no, dpi, workdir, temps)
     first = ocr_image(src, page_no, options.lang, deadline, dpi)
     chosen, rotation = first, 0
     if options.osd and _looks_turned(first):
@@ -101,7 +104,27 @@ def _ocr(
         height=chosen.height,
         rotation=rotation,
         words=chosen.words,
+        blank=is_blank_page(src, chosen.words, dpi),
     )
+
+
+def _preprocessed(src: Path, page_no: int, dpi: int | None, workdir: Path, temps: list[Path]) -> Path:
+    """The page image deskewed and cleaned (chartvault.ocr.preprocess) as a temporary PNM.
+
+    `src` itself when preprocessing would not change it. Word boxes are then in the deskewed image,
+    which has the original's size (turned about its centre: boxes move by up to ~35 px at 1.5 degrees).
+    """
+    with images.open_image(src, page_no) as im:
+        try:
+            im.load()
+        except Exception:
+            raise OcrError(page_no, "image could not be decoded") from None
+        prepared = preprocess.prepare(im, dpi)
+    if prepared is None:
+        return src
+    out = images.write_pnm(prepared, workdir, page_no)
+    temps.append(out)
+    return out
 
 
 def _vertical_share(words: list[Word]) -> float:

@@ -31,6 +31,9 @@ class PageText:
     rotation: int = 0  # degrees clockwise applied before OCR (from OSD)
     words: list[Word] = field(default_factory=list)
     elapsed_ms: int = 0
+    # The back of a one-sided sheet (near-white, no confident words): kept and archived, but
+    # not counted as a page of the document or given text (chartvault.ocr.blank).
+    blank: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,3 +48,5 @@ class OcrOptions:
     # Orientation detection costs an extra tesseract pass, so it runs only when the
     # first pass looks like a sideways or upside-down page (low confidence, few words).
     osd: bool = True
+    # Deskew and clean scanned page images before tesseract (chartvault.ocr.preprocess).
+    preprocess: bool = True

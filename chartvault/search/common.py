@@ -1,20 +1,40 @@
-"""Plumbing shared by the backends: schema-version file, write locks, hit assembly, "did you mean"."""
+"""Plumbing shared by the backends: schema-version file, write locks, hit assembly, "did you mean",
+field filters typed in the query, stable ordering, fingerprints and "more like this" key terms."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import math
 import os
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from chartvault.search.analysis import normalize, tokens, within_edits
+from whoosh import query as wq
+
+from chartvault.search.analysis import normalize, terms, tokens, within_edits
 from chartvault.search.highlight import highlight
-from chartvault.search.query import ParsedQuery, fuzzy_variant, parse_user_query, rewrite_words
-from chartvault.search.types import SORT_ORDERS, IndexDocument, PageLoader, SearchHit, SearchResults
+from chartvault.search.query import (
+    TEXT_FIELD,
+    MatchSpec,
+    ParsedQuery,
+    fuzzy_variant,
+    parse_user_query,
+    rewrite_words,
+)
+from chartvault.search.types import (
+    SORT_ORDERS,
+    IndexDocument,
+    PageLoader,
+    SearchHit,
+    SearchQuery,
+    SearchResults,
+)
 
 log = logging.getLogger(__name__)
 
@@ -173,3 +193,148 @@ def _suggestion(text: str, fuzzy: ParsedQuery, hits: Sequence[SearchHit], load: 
 
 def _distance(a: str, b: str, limit: int) -> int:
     return next((k for k in range(limit + 1) if within_edits(a, b, k)), limit + 1)
+
+
+# -- field filters ------------------------------------------------------------------------------------
+
+# ``name:jones``, ``name:"alice jones"``, ``icd:E11.9``, ``icd:E11*`` typed in the search box. Only these two
+# are lifted out of the text: MRN, type, dates and batch already have their own inputs.
+_FIELD_RE = re.compile(r'(?<![\w:])(name|icd):(?:"([^"]*)"?|(\S+))', re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """The filters of one query, after lifting ``name:``/``icd:`` out of the typed text."""
+
+    text: str | None
+    names: tuple[str, ...]  # each: every word required in the patient name
+    icds: tuple[str, ...]  # each: a normalised code, or a prefix ending in ``*``
+
+
+def split_field_filters(query: SearchQuery) -> Filters:
+    """Lift ``name:`` and ``icd:`` terms out of the text and merge them with the query's own filters."""
+    names: list[str] = [query.name] if query.name and query.name.strip() else []
+    icds: list[str] = [query.icd] if query.icd and query.icd.strip() else []
+    text = query.text
+
+    def lift(m: re.Match[str]) -> str:
+        value = m.group(2) if m.group(2) is not None else m.group(3)
+        (names if m.group(1).lower() == "name" else icds).append(value)
+        return " "
+
+    if text and ":" in text:
+        text = _FIELD_RE.sub(lift, text)
+    codes = tuple(code for code in (normalize_icd_query(v) for v in icds) if code)
+    return Filters(text, tuple(n for n in names if terms(n)), codes)
+
+
+def normalize_icd(code: str) -> str:
+    """ICD-10 codes compare without case, dots or spaces: ``e11.9`` and ``E119`` are the same code."""
+    return re.sub(r"[^0-9A-Za-z]", "", code).upper()
+
+
+def normalize_icd_query(value: str) -> str:
+    """A typed code or category prefix (``E11*``); "" when nothing of it can match."""
+    value = value.strip()
+    prefix = value.endswith("*")
+    code = normalize_icd(value.rstrip("*"))
+    return (code + "*") if prefix and code else code
+
+
+# -- stable ordering ----------------------------------------------------------------------------------
+
+Row = tuple[str, float]  # (doc_id, score)
+
+
+def stable_window(
+    fetch: Callable[[int], list[tuple[str, Hashable, float]]],
+    total: int,
+    offset: int,
+    limit: int,
+    key: Callable[[tuple[str, Hashable, float]], tuple[object, ...]],
+) -> list[Row]:
+    """Rows ``offset``..``offset+limit`` of a result ordered by ``key`` with ties broken by document id.
+
+    ``fetch(n)`` returns the engine's first ``n`` rows as ``(doc_id, sort_value, score)``, first asked
+    for ``offset + limit + 1``; engines order ties arbitrarily (by internal address, which merges
+    change), so a tie group crossing the window's end is fetched whole before sorting: pages then
+    never repeat or skip a document.
+    """
+    want = offset + limit
+    if limit == 0 or offset >= total:
+        return []
+    n = want + 1  # one row past the window shows whether a tie group runs on beyond it
+    while True:
+        rows = fetch(n)
+        if len(rows) < n or n >= total:
+            break
+        boundary = sorted(rows, key=key)[want - 1][1]
+        if rows[-1][1] != boundary:  # the engine's last row sorts after the window's last value
+            break
+        n *= 2
+    ordered = sorted(rows, key=key)
+    return [(doc_id, score) for doc_id, _, score in ordered[offset:want]]
+
+
+def fingerprint(doc: IndexDocument) -> str:
+    """A digest of everything indexed for a document: a different digest in the catalog means stale."""
+    h = hashlib.blake2b(digest_size=12)
+    parts = (
+        doc.doc_id,
+        doc.mrn,
+        doc.patient_name,
+        doc.doc_type,
+        doc.date_of_service.isoformat() if doc.date_of_service else None,
+        doc.batch_id,
+        doc.encounter,
+        " ".join(sorted({normalize_icd(c) for c in doc.icd_codes})),
+    )
+    for part in parts:
+        h.update((part or "").encode())
+        h.update(b"\x1f")
+    for page in doc.pages:
+        h.update(page.encode())
+        h.update(b"\x1e")
+    return h.hexdigest()
+
+
+# -- more like this -----------------------------------------------------------------------------------
+
+MLT_TERMS = 20
+MLT_MAX_DF_SHARE = 0.3  # words in more documents than this say nothing about a document
+MLT_MIN_COMMON_DF = 10  # ...but in a small archive, a word in 3 of 6 documents is not "common"
+
+
+def key_terms(
+    pages: Sequence[str],
+    exclude: set[str],
+    doc_freq: Callable[[str], int],
+    n_docs: int,
+    k: int = MLT_TERMS,
+) -> list[tuple[str, float]]:
+    """The document's ``k`` most distinctive words, by tf-idf against the index.
+
+    Identifiers (the patient's MRN and name, passed in ``exclude``) and words with digits (values,
+    dates) are left out: "similar" should mean similar clinical content, not the same patient.
+    Words found in no other document cannot find anything and are skipped.
+    """
+    tf = Counter(t for page in pages for t in terms(page))
+    scored: list[tuple[str, float]] = []
+    for term, count in tf.items():
+        if len(term) < 3 or term in exclude or any(ch.isdigit() for ch in term):
+            continue
+        df = doc_freq(term)
+        if df < 2 or df > max(MLT_MIN_COMMON_DF, n_docs * MLT_MAX_DF_SHARE):
+            continue
+        scored.append((term, (1 + math.log(count)) * math.log((n_docs + 1) / df)))
+    scored.sort(key=lambda item: (-item[1], item[0]))
+    return scored[:k]
+
+
+def similar_query(weighted: Sequence[tuple[str, float]]) -> ParsedQuery | None:
+    """An OR of the key terms, each boosted by its weight; None when there are none."""
+    if not weighted:
+        return None
+    top = weighted[0][1] or 1.0
+    q = wq.Or([wq.Term(TEXT_FIELD, term, boost=round(w / top, 4)) for term, w in weighted])
+    return ParsedQuery(query=q, match=MatchSpec(terms=frozenset(t for t, _ in weighted)))

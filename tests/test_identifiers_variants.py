@@ -1,0 +1,211 @@
+"""Identifier label variants and date formats of the domain README (A4), ICD-10-CM codes in context, and one
+rendered label block read back through real tesseract.
+
+Every variant is checked inside a realistic header (hospital name, label block, title), not alone on a line.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from chartvault.classify import extract_identifiers, merge_identifiers
+from chartvault.classify.identifiers import extract_icd_codes
+from chartvault.classify.types import Extracted, Identifiers
+
+TODAY = date(2024, 6, 1)
+
+
+def header(*label_lines: str, title: str = "PROGRESS NOTE") -> str:
+    return "\n".join(
+        ["RIVERBEND GENERAL HOSPITAL", "1200 River Road, Springfield", *label_lines, "", title, "",
+         "SUBJECTIVE: Doing well. Follow-up in 3 months."]
+    )  # fmt: skip
+
+
+MRN_LABELS = [
+    *("MRN:", "MRN", "MR#:", "MR #", "MR#", "Med Rec No:", "Med Rec No.", "Med Rec #:"),
+    *("Medical Record Number:", "Medical Record No:", "Unit #:", "Chart #:", "Patient ID:", "EMPI:"),
+]
+
+
+@pytest.mark.parametrize("label", MRN_LABELS)
+@pytest.mark.parametrize("mrn", ["0012345678", "000123", "E0073032"])
+def test_mrn_labels_keep_the_string(label: str, mrn: str) -> None:
+    ids = extract_identifiers(header("DOE, JANE A", f"{label} {mrn}   DOB: 01/05/1980"), today=TODAY)
+    assert ids.mrn is not None and ids.mrn.value == mrn  # a string: leading zeros and prefix kept
+    assert ids.mrn.confidence >= 0.9
+
+
+DATE_FORMATS = {
+    "01/05/1980": "1980-01-05",  # MM/DD/YYYY
+    "1/5/1980": "1980-01-05",
+    "1980-01-05": "1980-01-05",  # ISO
+    "05-JAN-1980": "1980-01-05",  # DD-MON-YYYY
+    "05-Jan-1980": "1980-01-05",
+    "January 5, 1980": "1980-01-05",  # Month D, YYYY
+    "Jan 5, 1980": "1980-01-05",
+    "Sept. 30, 1980": "1980-09-30",
+}
+DOB_LABELS = ["DOB:", "DOB", "D.O.B.:", "D.O.B.", "Birth Date:", "Birthdate:", "Date of Birth:"]
+
+
+@pytest.mark.parametrize("label", DOB_LABELS)
+@pytest.mark.parametrize(("printed", "iso"), list(DATE_FORMATS.items()))
+def test_dob_labels_and_date_formats(label: str, printed: str, iso: str) -> None:
+    ids = extract_identifiers(header(f"MRN: 0012345678   {label} {printed}   SEX: F"), today=TODAY)
+    assert ids.dob is not None and ids.dob.value == iso
+
+
+DOS_LABELS = ["DOS:", "D.O.S.:", "Date of Service:", "Service Date:", "Visit Date:", "Date of Visit:"]
+DOS_FORMATS = [("03/14/2022", "2022-03-14"), ("14-MAR-2022", "2022-03-14"), ("2022-03-14", "2022-03-14"),
+               ("March 14, 2022", "2022-03-14")]  # fmt: skip
+
+
+@pytest.mark.parametrize("label", DOS_LABELS)
+@pytest.mark.parametrize(("printed", "iso"), DOS_FORMATS)
+def test_date_of_service_labels(label: str, printed: str, iso: str) -> None:
+    text = header("MRN: 0012345678  DOB: 01/05/1980", f"{label} {printed}")
+    ids = extract_identifiers(text, today=TODAY)
+    assert ids.date_of_service is not None and ids.date_of_service.value == iso
+    assert ids.dob is not None and ids.dob.value == "1980-01-05"  # never confused with the DOS
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "want"),
+    [
+        ("ACCT #: 0098765432", "account", "0098765432"),
+        ("Account Number: 0098765432", "account", "0098765432"),
+        ("FIN: 0098765432", "account", "0098765432"),
+        ("HAR: 0098765432", "account", "0098765432"),
+        ("Encounter #: 000456789", "encounter", "000456789"),
+        ("ENC: 000456789", "encounter", "000456789"),
+        ("Visit #: 000456789", "encounter", "000456789"),
+        ("CSN: 000456789", "encounter", "000456789"),
+    ],
+)
+def test_account_and_encounter_labels(line: str, field: str, want: str) -> None:
+    ids = extract_identifiers(header("MRN: 0012345678", line), today=TODAY)
+    assert getattr(ids, field) is not None and getattr(ids, field).value == want
+    assert ids.mrn.value == "0012345678"
+
+
+@pytest.mark.parametrize(
+    ("line", "want"),
+    [
+        ("PATIENT: DOE, JANE A", "DOE, JANE A"),
+        ("Patient Name: Jane A. Doe", "DOE, JANE A"),
+        ("NAME: VAN DER BERG, EDWARD", "VAN DER BERG, EDWARD"),
+        ("Pt Name: O'Neil, Mary", "O'NEIL, MARY"),
+    ],
+)
+def test_patient_name_labels(line: str, want: str) -> None:
+    ids = extract_identifiers(header(line, "MRN: 0012345678  DOB: 01/05/1980"), today=TODAY)
+    assert ids.name is not None and ids.name.value == want
+
+
+def test_label_block_on_one_line_with_bars() -> None:
+    text = header("DOE, JANE A | MR#: 0000456123 | D.O.B.: 05-JAN-1980 | ACCT #: 77001234 | DOS: 2022-03-14")
+    ids = extract_identifiers(text, today=TODAY)
+    assert (ids.mrn.value, ids.dob.value, ids.account.value, ids.date_of_service.value) == (
+        "0000456123",
+        "1980-01-05",
+        "77001234",
+        "2022-03-14",
+    )
+    assert ids.name.value == "DOE, JANE A"
+
+
+# --------------------------------------------------------------------------------------------------------
+# ICD-10-CM codes
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("Dx: E11.9, I10", ["E11.9", "I10"]),
+        ("DIAGNOSIS: Type 2 diabetes mellitus (E11.65); essential hypertension (I10)", ["E11.65", "I10"]),
+        ("ICD-10-CM: M1A.0710  C4A.9  Z3A.39", ["M1A.0710", "C4A.9", "Z3A.39"]),
+        ("ICD: U07.1", ["U07.1"]),
+        ("IMPRESSION: Closed fracture of right femoral neck, S72.001A.", ["S72.001A"]),
+        ("DISCHARGE DIAGNOSES:\n1. Community-acquired pneumonia, J18.9\n2. COPD exacerbation J44.1\n\nPLAN:",
+         ["J18.9", "J44.1"]),
+        ("Assessment and Plan: O24.419 gestational diabetes", ["O24.419"]),
+    ],
+)  # fmt: skip
+def test_icd_codes_in_context(text: str, want: list[str]) -> None:
+    assert extract_icd_codes(text) == want
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hemoglobin A1C 8.1 % on 03/02; E11.9 mentioned in the body only",  # no diagnosis context
+        "Dx: diabetes, A1C 9.2",  # A1C: a lab test, not a code (and no such category)
+        "Dx: B12 deficiency",  # a vitamin
+        "PREOPERATIVE DIAGNOSIS: T12 compression fracture",  # a spinal level
+        "Diagnosis: pending. Room B12, bed 3",
+        "Dx: E11.9X.2",  # not a valid shape
+        "Dx: e11.9",  # lower case: not printed codes
+        "DIAGNOSIS:\n\nE11.9",  # a blank line ends the section
+    ],
+)
+def test_icd_lookalikes_ignored(text: str) -> None:
+    assert extract_icd_codes(text) == []
+
+
+def test_icd_codes_per_page_and_merged_per_document() -> None:
+    p1 = extract_identifiers(header("MRN: 0012345678", "Dx: E11.9, I10"), today=TODAY)
+    p2 = extract_identifiers(header("MRN: 0012345678", "ICD-10: I10; E78.5"), today=TODAY)
+    assert p1.icd_codes == ["E11.9", "I10"] and p2.icd_codes == ["I10", "E78.5"]
+    assert merge_identifiers([p1, p2]).icd_codes == ["E11.9", "I10", "E78.5"]
+    round_trip = Identifiers.from_dict(p1.to_dict())
+    assert round_trip == p1
+    assert Identifiers.from_dict({"mrn": {"value": "1", "confidence": 0.5}}).icd_codes == []  # older rows
+
+
+def test_merge_majority_and_leading_zeros() -> None:
+    pages = [Identifiers(mrn=Extracted("0012345", 0.97)) for _ in range(2)]
+    pages.append(Identifiers(mrn=Extracted("12345", 0.97)))  # a different string, not the same number
+    merged = merge_identifiers(pages)
+    assert merged.mrn.value == "0012345" and merged.mrn.confidence < 0.97
+
+
+# --------------------------------------------------------------------------------------------------------
+# A rendered label block, OCR'd by tesseract
+
+
+def test_rendered_label_block_read_by_tesseract(tmp_path: Path) -> None:
+    from chartvault.filetypes import FileKind
+    from chartvault.ocr import extract_page
+    from chartvault.ocr.types import OcrOptions
+
+    lines = [
+        "RIVERBEND GENERAL HOSPITAL",
+        "PATIENT: DOE, JANE A",
+        "MR#: 0000456123        D.O.B.: 05-JAN-1980",
+        "Med Rec No: 0000456123    Birth Date: January 5, 1980",
+        "ACCT #: 77001234        Date of Service: 2022-03-14",
+        "",
+        "DISCHARGE SUMMARY",
+        "DISCHARGE DIAGNOSES: Type 2 diabetes mellitus (E11.9); hypertension (I10).",
+        "Hemoglobin A1C 8.1 percent at admission.",
+    ]
+    page = Image.new("L", (2550, 3300), 255)
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.load_default(size=44)
+    for i, ln in enumerate(lines):
+        draw.text((180, 200 + i * 80), ln, font=font, fill=0)
+    path = tmp_path / "label.png"
+    page.save(path, dpi=(300, 300))
+    text = extract_page(path, FileKind.PNG, 1, OcrOptions(), tmp_path / "work").text
+    ids = extract_identifiers(text, today=TODAY)
+    assert ids.mrn.value == "0000456123"
+    assert ids.dob.value == "1980-01-05"
+    assert ids.account.value == "77001234"
+    assert ids.date_of_service.value == "2022-03-14"
+    assert ids.name.value == "DOE, JANE A"
+    assert ids.icd_codes == ["E11.9", "I10"]
