@@ -436,7 +436,12 @@ def main() -> None:
             "files_archived": sum(1 for r in rows[side].values() if r["status"] == "archived"),
             # Scored on the first document of a file; a file split in several is counted here.
             "files_split": sum(1 for r in rows[side].values() if r["documents"] > 1),
+            # Every corpus page has text: any page flagged blank here is a false positive.
+            "pages_flagged_blank": sum(
+                1 for r in rows[side].values() for p in r["pages"].values() if p["blank"]
+            ),
         }
+        print(f"  pages flagged blank (every corpus page has text): {results[side]['pages_flagged_blank']}")
     print_ocr(ocr)
     results["ocr"] = ocr
     print(
