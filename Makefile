@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make run    set up and start ChartVault on its embedded defaults at http://127.0.0.1:8000
 #   make test   set up (with test dependencies) and run the whole test suite
-.PHONY: run test setup setup-test bench lint
+.PHONY: run test setup setup-test bench bench-quality lint
 
 PY := .venv/bin/python
 
@@ -22,6 +22,9 @@ test: setup-test
 
 bench: setup-test
 	$(PY) -m bench.pipeline
+
+bench-quality: setup-test
+	$(PY) -m bench.quality --preprocess both
 
 lint: setup-test
 	.venv/bin/ruff check chartvault tests bench

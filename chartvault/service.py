@@ -109,6 +109,7 @@ class Vault(RecordsMixin):
             dpi=settings.ocr_dpi,
             timeout_s=settings.ocr_timeout_s,
             text_layer_min_chars=settings.text_layer_min_chars,
+            preprocess=settings.ocr_preprocess,
         )
         self.pipeline = Pipeline(
             settings.data_dir,

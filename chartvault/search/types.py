@@ -79,7 +79,8 @@ class SearchResults:
     suggestion: str | None = None
     # Counts over all matches (not just this page):
     # {"doc_type": {type: n}, "year": {"2024": n}, "encounter": {id: n}}.
-    # Documents without a type, a date or an encounter are not counted in that facet.
+    # Documents without a type, a date or an encounter are not counted in that facet; encounters are the
+    # ``MAX_FACET_VALUES`` most frequent.
     facets: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
@@ -106,6 +107,8 @@ class IndexUnavailable(RuntimeError):
 
 SORT_ORDERS = ("relevance", "date_desc", "date_asc")
 FACETS = ("doc_type", "year", "encounter")
+# A patient-wide search can match thousands of encounters: only the most frequent are counted.
+MAX_FACET_VALUES = 50
 
 
 # Given a doc id, return its page texts (from the catalog) for highlighting.

@@ -53,6 +53,7 @@ from chartvault.search.common import (
 from chartvault.search.query import NAME_FIELD, TEXT_FIELD, ParsedQuery, text_field
 from chartvault.search.types import (
     FACETS,
+    MAX_FACET_VALUES,
     IndexDocument,
     IndexUnavailable,
     PageLoader,
@@ -324,6 +325,9 @@ class WhooshBackend:
                 if with_facets
                 else {}
             )
+            if facets.get("encounter") and len(facets["encounter"]) > MAX_FACET_VALUES:
+                top = sorted(facets["encounter"].items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_FACET_VALUES]
+                facets["encounter"] = dict(top)
         return SearchResults(
             total=total,
             offset=offset,
