@@ -28,6 +28,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -396,3 +397,110 @@ class ClassificationCorrection(Base):
     new_type: Mapped[str] = mapped_column(String(64))
     corrected_by: Mapped[str] = mapped_column(String(128))
     corrected_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# -- access and release of information (issue 6) ---------------------------------------------------
+
+ROLES = ("scanner", "staff", "him_admin", "vendor", "admin")
+
+
+class ApiToken(Base):
+    """An API token: shown once, stored as a sha256 of its secret, with expiry and revocation."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)  # public part
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16), index=True)
+    vendor: Mapped[str | None] = mapped_column(String(128), index=True)  # the organisation of a vendor token
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str | None] = mapped_column(String(128))
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+RELEASE_STATES = ("requested", "in_review", "approved", "denied", "fulfilled", "closed", "expired")
+REQUESTER_TYPES = ("patient", "patient_directed", "third_party_authorized", "legal_process")
+
+
+class ReleaseRequest(Base):
+    """A request to release a patient's documents: who asks, for whom, why, which documents, and its state."""
+
+    __tablename__ = "release_requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    mrn: Mapped[str] = mapped_column(String(64), index=True)
+    requester_type: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(256))
+    recipient_address: Mapped[str | None] = mapped_column(Text)
+    purpose: Mapped[str] = mapped_column(String(512))
+    # Explicit document ids, or criteria {"from", "to", "types"} resolved to ids at approval.
+    document_ids: Mapped[list[Any] | None] = mapped_column(JSONType)
+    criteria: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    approved_document_ids: Mapped[list[Any] | None] = mapped_column(JSONType)
+    vendor: Mapped[str | None] = mapped_column(String(128), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="requested", index=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    extended: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    extension_reason: Mapped[str | None] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(128))  # actor (token id) that made the request
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # vendor may fetch until
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    package_key: Mapped[str | None] = mapped_column(String(512))
+    package_version: Mapped[str | None] = mapped_column(String(256))
+    package_sha256: Mapped[str | None] = mapped_column(String(64))
+    package_size: Mapped[int | None] = mapped_column(BigInteger)
+    package_pages: Mapped[int | None] = mapped_column(Integer)
+    fulfilled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ReleaseAuthorization(Base):
+    """The signed authorization behind a release: its scanned image plus the 164.508(c) elements."""
+
+    __tablename__ = "release_authorizations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    release_id: Mapped[str] = mapped_column(ForeignKey("release_requests.id"), index=True)
+    image_key: Mapped[str | None] = mapped_column(String(512))
+    image_version: Mapped[str | None] = mapped_column(String(256))
+    image_sha256: Mapped[str | None] = mapped_column(String(64))
+    image_size: Mapped[int | None] = mapped_column(BigInteger)
+    image_mime: Mapped[str | None] = mapped_column(String(64))
+    # {"description_of_phi", "disclosing_party", "recipient", "purposes", "expires_at"|"expiration_event",
+    #  "signed_at", "signer", "representative_authority",
+    #  "statements": {"revoke", "conditioning", "redisclosure"}}
+    elements: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    covers_psychotherapy_notes: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    covers_substance_use: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Disclosure(Base):
+    """One disclosure of PHI (recorded before the first byte leaves), for the accounting of disclosures."""
+
+    __tablename__ = "disclosures"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    release_id: Mapped[str | None] = mapped_column(ForeignKey("release_requests.id"), index=True)
+    mrn: Mapped[str] = mapped_column(String(64), index=True)
+    disclosed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    recipient: Mapped[str] = mapped_column(String(256))
+    recipient_address: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)  # brief description of the PHI (types, dates, pages)
+    purpose: Mapped[str] = mapped_column(String(512))
+    disclosed_by: Mapped[str] = mapped_column(String(128))  # actor, e.g. the vendor's token
+    vendor: Mapped[str | None] = mapped_column(String(128))
+    method: Mapped[str] = mapped_column(String(32))  # stream | presigned_url
+    document_ids: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    accountable: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    exemption_basis: Mapped[str | None] = mapped_column(String(64))
