@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from chartvault.access import AccessMixin
 from chartvault.archive import audit
 from chartvault.archive.db import make_engine, session_factory, upgrade
 from chartvault.archive.lifecycle import INACTIVE, RetentionPolicy, apply_retention, recompute_patient
@@ -84,10 +85,10 @@ class Original:
     filename: str
 
 
-class Vault(RecordsMixin):
+class Vault(AccessMixin, RecordsMixin):
     def __init__(self, settings: Settings, actor: str = "system") -> None:
         self.settings = settings
-        self.actor = actor  # who the audit log names for reads through this Vault
+        self._default_actor = actor  # who the audit log names when no API caller is set
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         for sub in ("staging", "quarantine", "tmp", "index"):
             (settings.data_dir / sub).mkdir(exist_ok=True)
@@ -175,6 +176,7 @@ class Vault(RecordsMixin):
     ) -> str:
         with self.sessions() as s:
             batch = create_batch(s, source, station, operator, manifest)
+            batch.created_by = self.actor
             s.commit()
             return batch.id
 
@@ -274,7 +276,7 @@ class Vault(RecordsMixin):
                     selectinload(Batch.files).selectinload(BatchFile.documents),
                 ],
             )
-            if batch is None:
+            if batch is None or not self._may_see_batch(batch):
                 raise NotFound(f"batch {batch_id} not found")
             files = [_file_report(f) for f in batch.files]
             counts: dict[str, int] = {}
@@ -296,11 +298,17 @@ class Vault(RecordsMixin):
                 "files": files,
             }
 
+    def _may_see_batch(self, batch: Batch) -> bool:
+        """Scanner tokens see only the batches they uploaded (404 otherwise: no existence leak)."""
+        p = self.principal
+        return p is None or p.role != "scanner" or batch.created_by == self.actor
+
     def list_batches(self, limit: int, offset: int) -> list[dict[str, Any]]:
         with self.sessions() as s:
-            rows = s.scalars(
-                select(Batch).order_by(Batch.created_at.desc()).limit(limit).offset(offset)
-            ).all()
+            q = select(Batch).order_by(Batch.created_at.desc())
+            if self.principal is not None and self.principal.role == "scanner":
+                q = q.where(Batch.created_by == self.actor)  # a scanning station sees its own batches
+            rows = s.scalars(q.limit(limit).offset(offset)).all()
             return [
                 {
                     "id": b.id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -60,3 +61,16 @@ def vault(settings) -> Iterator:
 
     with Vault(settings) as v:
         yield v
+
+
+@contextlib.contextmanager
+def api_client(settings, role: str = "admin", vendor: str | None = None, **app_kw) -> Iterator:
+    """A TestClient on the real app, sending a freshly made token of ``role`` (admin can call every route)."""
+    from fastapi.testclient import TestClient
+
+    from chartvault.api.app import create_app
+
+    with TestClient(create_app(settings, **app_kw)) as c:
+        token = c.app.state.vault.create_token(role, f"test {role}", vendor=vendor)["token"]
+        c.headers["Authorization"] = f"Bearer {token}"
+        yield c

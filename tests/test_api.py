@@ -7,15 +7,13 @@ import time
 
 import pytest
 from badfiles import truncated
-from conftest import pick
+from conftest import api_client, pick
 from fastapi.testclient import TestClient
-
-from chartvault.api.app import create_app
 
 
 @pytest.fixture
 def client(settings):
-    with TestClient(create_app(settings)) as c:
+    with api_client(settings) as c:
         yield c
 
 
@@ -134,7 +132,7 @@ def test_upload_over_byte_limit_is_refused_with_reason(tmp_path):
     from chartvault.config import Settings
 
     small = Settings(data_dir=tmp_path / "d", max_file_bytes=1000, workers=1, _env_file=None)
-    with TestClient(create_app(small)) as c:
+    with api_client(small) as c:
         r = c.post(
             "/batches", files=[("files", ("big.png", b"\x89PNG\r\n\x1a\n" + b"0" * 5000, "image/png"))]
         )

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import api_client
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import select
 
-from chartvault.api.app import create_app
 from chartvault.archive.models import AuditEvent, ClassificationCorrection, Document, Page
 from chartvault.classify import DOC_TYPES
 from chartvault.classify import model as mdl
@@ -150,7 +150,7 @@ def test_segments_split_at_cover_sheets_and_skip_leading_blanks() -> None:
 def strict_client(settings):
     # Every rules/model type below 0.99 is held: makes a real scan land in the queue deterministically.
     strict = settings.model_copy(update={"review_confidence_threshold": 0.99})
-    with TestClient(create_app(strict)) as c:
+    with api_client(strict) as c:
         yield c
 
 
@@ -238,7 +238,7 @@ def test_review_queue_and_correction_over_the_api(strict_client: TestClient, cor
 
 
 def test_review_routes_refuse_bad_requests(settings) -> None:
-    with TestClient(create_app(settings)) as c:
+    with api_client(settings) as c:
         assert c.get("/review").json() == {"total": 0, "limit": 50, "offset": 0, "items": []}
         assert c.post("/documents/nope/review/resolve").status_code == 404
         r = c.post("/documents/nope/review/resolve", json={"mrn": "00 12; DROP"})

@@ -12,13 +12,14 @@ from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chartvault import __version__
+from chartvault.api.auth import authorize
 from chartvault.api.uploads import UploadError, receive_upload
 from chartvault.classify.types import DOC_TYPES
 from chartvault.config import Settings
@@ -31,6 +32,16 @@ log = logging.getLogger("chartvault.api")
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
+
+
+_HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+
+
+class TokenBody(BaseModel):
+    role: Literal["scanner", "staff", "him_admin", "vendor", "admin"]
+    name: str = Field(min_length=1, max_length=128)
+    vendor: str | None = Field(None, max_length=128, description="The organisation of a vendor token.")
+    days: int = Field(90, ge=1, le=3650, description="Days until the token expires.")
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -58,6 +69,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         version=__version__,
         description="Scanned medical records: batches in, searchable archived documents out.",
         lifespan=lifespan,
+        dependencies=[Depends(authorize)],  # every route: token + role from chartvault/api/auth.py POLICY
     )
 
     @app.exception_handler(InvalidInput)
@@ -90,10 +102,39 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, "http_error", str(exc.detail))
+        response = _error(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail))
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value  # e.g. WWW-Authenticate on 401
+        return response
 
     def vault_of(request: Request) -> Vault:
         return request.app.state.vault
+
+    @app.post("/tokens", status_code=201, tags=["access"], summary="Create an API token (shown once)")
+    def create_token(request: Request, body: TokenBody) -> dict[str, Any]:
+        from chartvault.archive.tokens import TokenError
+
+        try:
+            return vault_of(request).create_token(body.role, body.name, body.vendor, body.days)
+        except TokenError as exc:
+            raise InvalidInput(str(exc)) from None
+
+    @app.get("/tokens", tags=["access"], summary="Every token (never the secrets)")
+    def list_tokens(request: Request) -> dict[str, Any]:
+        return {"tokens": vault_of(request).tokens()}
+
+    @app.delete("/tokens/{token_id}", tags=["access"], summary="Revoke a token at once")
+    def revoke_token(request: Request, token_id: str) -> dict[str, Any]:
+        from chartvault.archive.tokens import TokenError
+
+        try:
+            return vault_of(request).revoke_token(token_id)
+        except TokenError as exc:
+            raise NotFound(str(exc)) from None
+
+    @app.get("/audit/verify", tags=["access"], summary="Check the audit log's hash chain")
+    def audit_verify(request: Request) -> dict[str, Any]:
+        return vault_of(request).verify_audit()
 
     @app.get("/health", tags=["service"])
     def health(request: Request) -> dict[str, Any]:

@@ -135,6 +135,7 @@ class Batch(Base):
     source: Mapped[str] = mapped_column(String(16))  # cli | api | hotfolder
     station: Mapped[str | None] = mapped_column(String(128))
     operator: Mapped[str | None] = mapped_column(String(128))
+    created_by: Mapped[str | None] = mapped_column(String(128), index=True)  # actor, e.g. token:<id>
     status: Mapped[str] = mapped_column(String(32), default=BATCH_RECEIVING, index=True)
     manifest: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     # Problems to be looked at by a person, e.g. page-count mismatches against the manifest.

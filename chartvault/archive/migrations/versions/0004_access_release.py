@@ -18,6 +18,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("batches", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("created_by", sa.String(length=128), nullable=True))
+        batch_op.create_index(batch_op.f("ix_batches_created_by"), ["created_by"], unique=False)
     op.create_table(
         "api_tokens",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -130,6 +133,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("batches", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_batches_created_by"))
+        batch_op.drop_column("created_by")
     with op.batch_alter_table("release_authorizations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_release_authorizations_release_id"))
 

@@ -1,0 +1,96 @@
+"""Authentication and role checks for every route, from one policy table.
+
+Every route is named in ``POLICY`` with the roles allowed to call it; a route
+missing from the table is refused to everyone (deny by default), so a new route
+cannot go out unprotected by accident. No token, or an invalid, expired or revoked
+one: 401 with ``WWW-Authenticate: Bearer``. A valid token of the wrong role: 403.
+Tokens are RFC 6750 bearer tokens (``Authorization: Bearer cv_...``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from chartvault.access import set_principal
+from chartvault.archive.tokens import Principal
+
+log = logging.getLogger("chartvault.api.auth")
+
+PUBLIC: frozenset[str] = frozenset({"<public>"})  # marker (compared by identity): no token needed
+STAFF = frozenset({"staff", "him_admin", "admin"})
+HIM = frozenset({"him_admin", "admin"})
+ADMIN = frozenset({"admin"})
+SCANNING = frozenset({"scanner", "him_admin", "admin"})
+BATCH_READERS = frozenset({"scanner", "staff", "him_admin", "admin"})
+VENDOR_AND_HIM = frozenset({"vendor", "him_admin", "admin"})
+RELEASE_READERS = frozenset({"vendor", "staff", "him_admin", "admin"})
+
+# (method, route path template) -> roles allowed. Everything not listed is refused.
+POLICY: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/health"): PUBLIC,
+    ("POST", "/batches"): SCANNING,
+    ("GET", "/batches"): BATCH_READERS,  # a scanner sees only its own batches
+    ("GET", "/batches/{batch_id}"): BATCH_READERS,
+    ("GET", "/documents/{doc_id}"): STAFF,
+    ("GET", "/documents/{doc_id}/original"): STAFF,
+    ("GET", "/documents/{doc_id}/pages/{page_no}/text"): STAFF,
+    ("GET", "/documents/{doc_id}/similar"): STAFF,
+    ("GET", "/search"): STAFF,
+    ("GET", "/patients/{mrn}/timeline"): STAFF,
+    ("GET", "/review"): STAFF,
+    ("POST", "/documents/{doc_id}/classification"): HIM,
+    ("POST", "/documents/{doc_id}/review/resolve"): HIM,
+    ("POST", "/tokens"): ADMIN,
+    ("GET", "/tokens"): ADMIN,
+    ("DELETE", "/tokens/{token_id}"): ADMIN,
+    ("GET", "/audit/verify"): ADMIN,
+}
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="A ChartVault API token (`chartvault token create`), sent as `Authorization: Bearer cv_...`.",
+)
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(401, message, headers={"WWW-Authenticate": 'Bearer realm="chartvault"'})
+
+
+async def authorize(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Principal | None:
+    """The global dependency: resolve the token, check the route's roles, set the caller.
+
+    Async on purpose: the caller set here (a context variable) then reaches the
+    route's code, which runs in the thread pool with a copy of this context.
+    """
+    route = request.scope.get("route")
+    path = getattr(route, "path", request.url.path)
+    allowed = POLICY.get((request.method, path))
+    if allowed is PUBLIC:
+        return None
+    vault = request.app.state.vault
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _unauthorized("an API token is required (Authorization: Bearer ...)")
+    principal = await run_in_threadpool(vault.verify_token, credentials.credentials)
+    if principal is None:
+        await run_in_threadpool(
+            vault.audit, "token.use", "route", f"{request.method} {path}", "refused", {"reason": "invalid"}
+        )
+        raise _unauthorized("the API token is invalid, expired or revoked")
+    set_principal(principal)
+    request.state.principal = principal
+    if allowed is None or principal.role not in allowed:
+        detail = {"role": principal.role}
+        await run_in_threadpool(
+            vault.audit, "token.use", "route", f"{request.method} {path}", "forbidden", detail
+        )
+        raise HTTPException(403, f"the {principal.role} role may not call {request.method} {path}")
+    await run_in_threadpool(vault.audit, "token.use", "route", f"{request.method} {path}", "ok", None)
+    return principal
