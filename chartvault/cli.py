@@ -482,6 +482,10 @@ from chartvault import cli_records  # noqa: E402 - needs the helpers above
 
 cli_records.register(app)
 
+from chartvault import cli_access  # noqa: E402
+
+cli_access.register(app)
+
 
 # -- classification, review queue and cover sheets ---------------------------------------------------
 

@@ -1,0 +1,181 @@
+"""Who may do what: tokens, the authorization matrix over every route and role, and the audit chain."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import api_client
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from chartvault.api.auth import POLICY, PUBLIC
+from chartvault.archive.models import ROLES, ApiToken
+
+NO_TOKEN = "(none)"
+
+
+def _routes(client: TestClient) -> list[tuple[str, str]]:
+    return sorted(
+        (method, r.path) for r in client.app.routes if isinstance(r, APIRoute) for method in r.methods
+    )
+
+
+def _fill(path: str) -> str:
+    return path.replace("{page_no}", "1").replace("{mrn}", "00000000").replace("{", "").replace("}", "")
+
+
+@pytest.fixture
+def matrix_client(settings):
+    with api_client(settings) as c:
+        tokens = {NO_TOKEN: None}
+        for role in ROLES:
+            tokens[role] = c.app.state.vault.create_token(
+                role, f"matrix {role}", vendor="Acme Copy" if role == "vendor" else None
+            )["token"]
+        c.headers.pop("Authorization")
+        yield c, tokens
+
+
+def test_every_route_is_in_the_policy(matrix_client) -> None:
+    client, _ = matrix_client
+    missing = [r for r in _routes(client) if r not in POLICY]
+    assert missing == [], f"routes with no policy entry (refused to all): {missing}"
+
+
+def test_authorization_matrix_every_route_every_role(matrix_client) -> None:
+    client, tokens = matrix_client
+    routes = _routes(client)
+    checked = 0
+    for method, path in routes:
+        allowed = POLICY[(method, path)]
+        for who, token in tokens.items():
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            resp = client.request(method, _fill(path), headers=headers)
+            checked += 1
+            where = f"{method} {path} as {who}: {resp.status_code}"
+            if allowed is PUBLIC:
+                assert resp.status_code not in (401, 403), where
+            elif token is None:
+                assert resp.status_code == 401, where
+                assert resp.headers["WWW-Authenticate"].startswith("Bearer"), where
+            elif who in allowed:
+                assert resp.status_code not in (401, 403), where
+            else:
+                assert resp.status_code == 403, where
+                assert resp.json()["error"]["code"] == "forbidden", where
+    assert checked == len(routes) * (len(ROLES) + 1)
+    print(f"authorization matrix: {len(routes)} routes x {len(ROLES) + 1} callers = {checked} checks")
+
+
+def test_bad_expired_and_revoked_tokens_are_refused(settings) -> None:
+    with api_client(settings) as c:
+        vault = c.app.state.vault
+        made = vault.create_token("staff", "to be revoked")
+        ok = {"Authorization": f"Bearer {made['token']}"}
+        assert c.get("/batches", headers=ok).status_code == 200
+        # A token shown once is stored only as a hash.
+        with vault.sessions() as s:
+            row = s.get(ApiToken, made["id"])
+            assert row is not None and made["token"].split("_")[-1] not in (row.secret_hash, row.name)
+        forged = made["token"][:-4] + "AAAA"
+        assert c.get("/batches", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+        assert c.get("/batches", headers={"Authorization": "Bearer nonsense"}).status_code == 401
+        assert c.get("/batches", headers={"Authorization": f"Basic {made['token']}"}).status_code == 401
+        assert c.delete(f"/tokens/{made['id']}").status_code == 200  # the fixture's admin revokes it
+        assert c.get("/batches", headers=ok).status_code == 401
+        old = vault.create_token("staff", "expiring")
+        with vault.sessions() as s:
+            row = s.get(ApiToken, old["id"])
+            row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+            s.commit()
+        assert c.get("/batches", headers={"Authorization": f"Bearer {old['token']}"}).status_code == 401
+        listed = c.get("/tokens").json()["tokens"]
+        assert all("token" not in t for t in listed) and {t["id"] for t in listed} >= {made["id"], old["id"]}
+
+
+def test_vendor_and_role_token_rules(settings) -> None:
+    with api_client(settings) as c:
+        assert c.post("/tokens", json={"role": "vendor", "name": "v"}).status_code == 422  # needs an org
+        assert c.post("/tokens", json={"role": "staff", "name": "s", "vendor": "Acme"}).status_code == 422
+        made = c.post("/tokens", json={"role": "vendor", "name": "v", "vendor": "Acme Copy"})
+        assert made.status_code == 201 and made.json()["token"].startswith("cv_")
+
+
+def test_scanner_sees_only_its_own_batches(settings, corpus) -> None:
+    from conftest import pick
+
+    with api_client(settings) as c:
+        vault = c.app.state.vault
+        one = {"Authorization": f"Bearer {vault.create_token('scanner', 'station 1')['token']}"}
+        two = {"Authorization": f"Bearer {vault.create_token('scanner', 'station 2')['token']}"}
+        path = pick(corpus, "pdf_text")["file"]
+        with open(path, "rb") as fp:
+            up = c.post("/batches", files={"files": (path.name, fp, "application/pdf")}, headers=one)
+        assert up.status_code == 202, up.text
+        batch = up.json()["batch_id"]
+        assert c.get(f"/batches/{batch}", headers=one).status_code == 200
+        assert c.get(f"/batches/{batch}", headers=two).status_code == 404
+        assert [b["id"] for b in c.get("/batches", headers=two).json()["items"]] == []
+        assert batch in [b["id"] for b in c.get("/batches", headers=one).json()["items"]]
+        assert c.get(f"/batches/{batch}").status_code == 200  # the admin sees everything
+        assert c.get("/search", params={"q": "x"}, headers=one).status_code == 403
+
+
+def test_actions_are_audited_under_the_calling_token(settings) -> None:
+    with api_client(settings) as c:
+        vault = c.app.state.vault
+        staff = vault.create_token("staff", "clerk")
+        c.get("/search", params={"q": "anything"}, headers={"Authorization": f"Bearer {staff['token']}"})
+        with vault.sessions() as s:
+            from chartvault.archive.models import AuditEvent
+
+            events = s.query(AuditEvent).filter(AuditEvent.actor == f"token:{staff['id']}").all()
+        assert {e.action for e in events} >= {"token.use", "search"}
+
+
+def test_openapi_declares_bearer_security(settings) -> None:
+    with api_client(settings) as c:
+        doc = c.get("/openapi.json", headers={"Authorization": ""}).json()
+    schemes = doc["components"]["securitySchemes"]
+    assert any(v["type"] == "http" and v["scheme"] == "bearer" for v in schemes.values())
+    assert all(op.get("security") for p in doc["paths"].values() for op in p.values())
+
+
+CLI = [sys.executable, "-m", "chartvault.cli"]
+
+
+def _cli(data: Path, *args: str) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, "CHARTVAULT_DATA_DIR": str(data)}
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.mark.parametrize("tamper", ["alter", "insert", "delete"])
+def test_audit_verify_detects_tampering(tmp_path: Path, tamper: str) -> None:
+    data = tmp_path / "data"
+    for i in range(4):
+        assert _cli(data, "token", "create", "--role", "staff", "--name", f"t{i}").returncode == 0
+    ok = _cli(data, "audit", "verify")
+    assert ok.returncode == 0 and "intact: 4 entries" in ok.stdout
+    db = sqlite3.connect(data / "catalog.sqlite3")
+    with db:
+        if tamper == "alter":
+            db.execute("UPDATE audit_events SET actor = 'cli:someone-else' WHERE id = 2")
+        elif tamper == "insert":
+            db.execute(
+                "INSERT INTO audit_events (id, at, actor, action, outcome, prev_hash, hash) "
+                "SELECT 100, at, actor, action, outcome, prev_hash, hash FROM audit_events WHERE id = 2"
+            )
+        else:
+            db.execute("DELETE FROM audit_events WHERE id = 2")
+    db.close()
+    broken = _cli(data, "audit", "verify")
+    assert broken.returncode == 1
+    expected = {"alter": 2, "insert": 100, "delete": 3}[tamper]
+    assert f"BROKEN at entry {expected}" in broken.stderr
