@@ -37,6 +37,7 @@ def _parse_date(value: str | None, name: str) -> date | None:
 
     return parse(value, name)
 
+
 hold_app = typer.Typer(help="Legal holds: nothing held is ever disposed of.", no_args_is_help=True)
 retention_app = typer.Typer(help="Retention of archived documents.", no_args_is_help=True)
 
@@ -305,7 +306,41 @@ def misfile(
         out.print(f"{result.mode}: {doc_id} -> {', '.join(result.new_documents) or 'refiled in place'}")
 
 
+def check(
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Reindex what differs; resume unfinished batches.")
+    ] = False,
+    no_fixity: Annotated[
+        bool, typer.Option("--no-fixity", help="Check presence only, not every sha256.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Verify the whole archive: every object present with the right sha256, nothing orphaned,
+    index and catalog in agreement, no batch left half done. Exit 0 only when all is consistent."""
+    with _vault() as vault:
+        result = vault.check(repair=repair, fixity=not no_fixity)
+    if as_json:
+        _emit_json(result)
+    else:
+        st, ix = result["store"], result["index"]
+        out.print(
+            f"store: {st['objects_checked']} objects, {st['bytes_checked']:,} bytes verified; "
+            f"missing {len(st['missing'])}, corrupt {len(st['corrupt'])}, orphans {len(st['orphans'])}"
+        )
+        out.print(
+            f"index: {ix['index_state']}, catalog {ix['catalog_documents']} / index {ix['index_documents']}; "
+            f"missing {len(ix['missing'])}, extra {len(ix['extra'])}, stale {len(ix['stale'])}"
+        )
+        out.print(f"unfinished batches: {len(result['unfinished_batches'])}")
+        for owner in st["missing"] + st["corrupt"]:
+            out.print(f"  problem: {owner}")
+        out.print("[green]consistent[/green]" if result["consistent"] else "[red]NOT consistent[/red]")
+    if not result["consistent"]:
+        raise typer.Exit(EXIT_REFUSED)
+
+
 def register(app: typer.Typer) -> None:
+    app.command("check")(check)
     app.command("misfile")(misfile)
     app.add_typer(hold_app, name="hold")
     app.add_typer(retention_app, name="retention")

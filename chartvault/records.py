@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from chartvault.archive import audit
+from chartvault.archive.check import check_store
 from chartvault.archive.corrections import MisfileRefused, MisfileResult, correct_misfile
 from chartvault.archive.db import transaction
 from chartvault.archive.disposition import DispositionResult, Plan, plan
@@ -203,6 +204,36 @@ class RecordsMixin:
         }
         self.audit("document.misfile_correction", "document", doc_id, detail=detail)
         self.index_pending()
+        return result
+
+    def check(self, repair: bool = False, fixity: bool = True) -> dict[str, Any]:
+        """The whole archive: store fixity and orphans, index against catalog, unfinished batches.
+
+        With ``repair`` the index is reconciled (missing/stale re-queued, extras dropped) and
+        unfinished batches are resumed; missing, corrupt and orphaned objects are reported for
+        a person (they are locked, and a missing original cannot be made up).
+        """
+        store = check_store(self.sessions, self.store, fixity=fixity)
+        index = self.reconcile_index(repair=repair)  # type: ignore[attr-defined]
+        unfinished = self.incomplete_batches()  # type: ignore[attr-defined]
+        resumed: list[str] = []
+        if repair:
+            for batch_id in unfinished:
+                self.close_intake_if_open(batch_id)  # type: ignore[attr-defined]
+                self.process(batch_id)  # type: ignore[attr-defined]
+                resumed.append(batch_id)
+            self.index_pending()
+            unfinished = self.incomplete_batches()  # type: ignore[attr-defined]
+        consistent = store.consistent and index["consistent"] and not unfinished
+        result = {
+            "consistent": consistent,
+            "store": store.as_dict(),
+            "index": index,
+            "unfinished_batches": unfinished,
+            "resumed_batches": resumed,
+        }
+        detail = {"consistent": consistent, "repair": repair, "objects": store.objects_checked}
+        self.audit("archive.check", outcome="ok" if consistent else "inconsistent", detail=detail)
         return result
 
     def certificate(self, disposition_id: str) -> dict[str, Any]:

@@ -278,6 +278,14 @@ class LocalObjectStore:
 
     # -- housekeeping ------------------------------------------------------------------------
 
+    def iter_refs(self) -> Iterator[ObjectRef]:
+        """Every object in the folder (temp files and lock sidecars are not objects)."""
+        for dirpath, _dirs, files in os.walk(self.root / _PREFIX):
+            for name in files:
+                if _SHA_RE.fullmatch(name):
+                    path = Path(dirpath, name)
+                    yield ObjectRef(key=key_for(name), sha256=name, size=path.stat().st_size)
+
     def sweep_temp(self, older_than_s: float = 3600.0) -> int:
         """Remove temp files left by crashed writers; returns how many were removed.
 

@@ -90,6 +90,9 @@ class ObjectStore(Protocol):
     def delete_version(self, ref: ObjectRef, bypass_governance: bool = False) -> None:
         """Permanently delete exactly this version; RetentionLockedError while a lock or hold holds it."""
 
+    def iter_refs(self) -> Iterator[ObjectRef]:
+        """Every stored object version (for fixity and orphan checks); sizes as stored."""
+
 
 def verified_stream(chunks: Iterable[bytes], ref: ObjectRef, what: str | None = None) -> Iterator[bytes]:
     """Pass ``chunks`` through, hashing them; IntegrityError at the end unless they are exactly ``ref``.

@@ -485,6 +485,19 @@ class S3ObjectStore:
             ObjectRef(key=key, sha256=ref.sha256, size=o.size or 0, version_id=o.version_id) for o in found
         ]
 
+    def iter_refs(self) -> Iterator[ObjectRef]:
+        """Every object version in the bucket under the content prefix (delete markers left out)."""
+        with self._errors("list objects"):
+            for o in self.client.list_objects(
+                self.bucket, prefix="sha256/", recursive=True, include_version=True
+            ):
+                name = o.object_name or ""
+                if o.is_delete_marker or not o.version_id:
+                    continue
+                yield ObjectRef(
+                    key=name, sha256=name.rsplit("/", 1)[-1], size=o.size or 0, version_id=o.version_id
+                )
+
     def _lock_state(self, ref: ObjectRef, bypass: bool) -> str:
         """Why a delete was probably refused, for the error message (best effort)."""
         try:
