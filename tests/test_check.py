@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from recordsfixtures import *  # noqa: F403 - the rv and records_settings fixtures
+from recordsfixtures import chart_pdf, doc_row, ingest
 from s3fixtures import *  # noqa: F403 - s3_settings
-from test_records import *  # noqa: F403 - the rv and records_settings fixtures
-from test_records import chart_pdf, doc_row, ingest
 
 from chartvault.archive.lifecycle import document_ref
 from chartvault.archive.localstore import LocalObjectStore

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from minio import Minio
 from minio.deleteobjects import DeleteObject
+from recordsfixtures import *  # noqa: F403 - rv, records_settings
+from recordsfixtures import MIN_LOCK_S, chart_pdf, doc_row, ingest
 from s3fixtures import *  # noqa: F403 - s3_settings
 
 from chartvault.archive.lifecycle import document_ref
@@ -22,91 +24,6 @@ from chartvault.archive.objectstore import RetentionLockedError
 from chartvault.config import Settings
 from chartvault.search.types import SearchQuery
 from chartvault.service import NotFound, Vault
-
-MIN_LOCK_S = 2  # a record already past retention is still locked this long after it is stored
-
-
-def chart_pdf(
-    path: Path,
-    *,
-    mrn: str,
-    dob: str,
-    dos: str,
-    name: str = "TESTER, ALEX Q",
-    title: str = "DISCHARGE SUMMARY",
-    body: str = "The patient was admitted for observation and discharged home in stable condition.",
-) -> Path:
-    """A born-digital chart page (text layer, so no OCR time) with the header a scanner would see."""
-    from reportlab.pdfgen import canvas
-
-    c = canvas.Canvas(str(path), pagesize=(612, 792))
-    lines = [
-        "Synthetic Community Hospital",
-        f"PATIENT: {name}",
-        f"MRN: {mrn}   ACCT: 5550001",
-        f"DOB: {dob}",
-        f"DOS: {dos}   ENC: 9{mrn[-4:]}{dos[-4:]}",
-        title,
-        body,
-        "Electronically signed by: Test Author, MD",
-    ]
-    y = 740
-    for line in lines:
-        c.drawString(72, y, line)
-        y -= 18
-    c.showPage()
-    c.save()
-    return path
-
-
-@pytest.fixture(params=["local", "s3"])
-def records_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    common = {
-        "data_dir": tmp_path / "data",
-        "workers": 1,
-        "object_lock_min_seconds": MIN_LOCK_S,
-        "facility_name": "Synthetic Community Hospital",
-        "_env_file": None,
-    }
-    if request.param == "local":
-        return Settings(**common)
-    s3: Settings = request.getfixturevalue("s3_settings")
-    return Settings(
-        **common,
-        object_store="s3",
-        s3_endpoint=s3.s3_endpoint,
-        s3_access_key=s3.s3_access_key,
-        s3_secret_key=s3.s3_secret_key,
-        s3_secure=s3.s3_secure,
-        s3_cert_check=s3.s3_cert_check,
-        s3_bucket=f"cv-rec-{uuid.uuid4().hex[:16]}",
-    )
-
-
-@pytest.fixture
-def rv(records_settings: Settings):
-    with Vault(records_settings, actor="test:him_admin") as v:
-        yield v
-
-
-def ingest(v: Vault, *paths: Path) -> list[str]:
-    """Ingest files as one batch; the ids of the documents made, in file order."""
-    batch = v.new_batch("test", station="records", operator="tester")
-    for p in paths:
-        v.add_path(batch, p)
-    v.close_intake(batch)
-    v.process(batch)
-    v.index_pending()
-    report = v.batch_report(batch)
-    return [d for f in report["files"] for d in f["documents"]]
-
-
-def doc_row(v: Vault, doc_id: str) -> Document:
-    with v.sessions() as s:
-        doc = s.get(Document, doc_id)
-        assert doc is not None
-        s.expunge(doc)
-        return doc
 
 
 def raw_delete_errors(v: Vault, doc: Document, bypass: bool) -> list:

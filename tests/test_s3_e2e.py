@@ -13,8 +13,8 @@ import time
 import uuid
 from pathlib import Path
 
+from recordsfixtures import chart_pdf
 from s3fixtures import *  # noqa: F403 - s3_settings
-from test_records import chart_pdf
 
 from chartvault.archive.s3store import S3ObjectStore
 from chartvault.config import Settings
