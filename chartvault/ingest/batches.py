@@ -168,6 +168,7 @@ def add_file(
         row.status = FILE_QUARANTINED
         row.reason_code = "too_large"
         row.reason = f"The file is {staged.size:,} bytes; the limit is {max_bytes or 0:,} bytes."
+        quarantine_staged(data_dir, row)  # the reason is kept; the bytes past the limit never were
     elif (dup := archived_document_for(session, staged.sha256)) is not None:
         row.status = FILE_DUPLICATE
         row.duplicate_of = dup.id
@@ -229,20 +230,19 @@ def close_intake(session: Session, batch: Batch, manifest: Manifest | None) -> N
 
 def quarantine_staged(data_dir: Path, row: BatchFile) -> None:
     """Move a refused file's bytes aside, with a reason file beside them: never silently dropped."""
-    if not row.staged_path:
-        return
-    src = data_dir / row.staged_path
     rel = Path("quarantine") / row.batch_id / row.id
     dst = data_dir / rel
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if src.exists():
+    src = data_dir / row.staged_path if row.staged_path else None
+    if src is not None and src.exists():
         shutil.move(src, dst)
+    kept = "kept beside this file" if dst.exists() else "not kept (refused while being received)"
     (dst.parent / f"{row.id}.reason.txt").write_text(
         f"batch: {row.batch_id}\nfile: {row.id}\nsha256: {row.sha256}\n"
-        f"code: {row.reason_code}\nreason: {row.reason}\n",
+        f"code: {row.reason_code}\nreason: {row.reason}\nbytes: {kept}\n",
         encoding="utf-8",
     )
-    row.staged_path = str(rel)
+    row.staged_path = str(rel) if dst.exists() else None
 
 
 def _fsync_dir(path: Path) -> None:

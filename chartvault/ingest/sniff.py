@@ -102,7 +102,27 @@ def sniff(path: Path, limits: Limits) -> Sniffed:
         )
     if kind is FileKind.PDF:
         return Sniffed(kind, _check_pdf(path, limits))
+    _refuse_polyglot(path, head, size)
     return Sniffed(kind, _check_image(path, kind, limits))
+
+
+_POLYGLOT_TAIL = 64 * 1024
+
+
+def _refuse_polyglot(path: Path, head: bytes, size: int) -> None:
+    """Refuse an image that is also a PDF or carries a ZIP archive (a polyglot).
+
+    PDF readers accept a header anywhere in the first 1024 bytes and ZIP readers read
+    from the end, so such a file is a different document to a different program: what
+    staff see would not be what a vendor's software extracts.
+    """
+    with path.open("rb") as fp:
+        fp.seek(max(0, size - _POLYGLOT_TAIL))
+        tail = fp.read()
+    if b"%PDF-" in head:
+        raise Refused("polyglot", "The image also carries a PDF header: a polyglot file.")
+    if b"PK\x05\x06" in tail or b"%%EOF" in tail[-1024:]:
+        raise Refused("polyglot", "The image has an archive or PDF appended: a polyglot file.")
 
 
 def _check_image(path: Path, kind: FileKind, limits: Limits) -> int:
