@@ -210,6 +210,7 @@ def resume(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     with _vault() as vault:
         ids = vault.incomplete_batches()
         for batch_id in ids:
+            vault.close_intake_if_open(batch_id)  # its uploader is gone: what was staged is the batch
             vault.process(batch_id)
         if vault.owns_index_writer():
             vault.index_pending()
@@ -580,6 +581,11 @@ def coversheet(
     else:
         out_path.write_bytes(pdf)
         err.print(f"cover sheet written to {out_path}", markup=False)
+
+
+from chartvault import cli_release  # noqa: E402 - release of information (issue 6)
+
+cli_release.register(app)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,110 @@
+"""Fault injection: SIGKILL the ingest at 20 random points, restart, and prove nothing is lost.
+
+Rounds land in staging, OCR, catalog commits, store writes and index commits (random delays
+over a batch of scanned and born-digital files). Afterwards every file is archived exactly
+once, and ``chartvault check`` finds the catalog, the object store and the index in agreement,
+with no orphan objects and no half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import pick
+
+CLI = [sys.executable, "-m", "chartvault.cli"]
+ROUNDS = 20
+
+
+def _env(data: Path) -> dict[str, str]:
+    return {**os.environ, "CHARTVAULT_DATA_DIR": str(data), "CHARTVAULT_WORKERS": "2"}
+
+
+def _run_and_kill(args: list[str], data: Path, delay: float) -> bool:
+    """Start the command, SIGKILL its whole process group after ``delay`` s; True if it was killed."""
+    proc = subprocess.Popen(
+        [*CLI, *args],
+        env=_env(data),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        proc.wait(timeout=delay)
+        return False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return True
+
+
+def test_twenty_sigkills_lose_nothing_and_duplicate_nothing(tmp_path: Path, corpus: list[dict]) -> None:
+    rng = random.Random(20261123)
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    chosen = [pick(corpus, "png"), pick(corpus, "jpeg"), pick(corpus, "pdf_image", pages=2)]
+    chosen += [e for e in corpus if e["format"] == "pdf_text"][:3]
+    for e in chosen:
+        shutil.copy(e["file"], scans / e["file"].name)
+    data = tmp_path / "data"
+
+    kills = 0
+    for round_no in range(ROUNDS):
+        # The first rounds start the ingest (killed during staging/OCR); later ones resume it.
+        args = ["ingest", str(scans), "--json"] if round_no < 3 else ["resume", "--json"]
+        kills += _run_and_kill(args, data, delay=rng.uniform(0.8, 6.0))
+    final_ingest = subprocess.run(
+        [*CLI, "ingest", str(scans), "--json"], env=_env(data), capture_output=True, text=True, timeout=600
+    )
+    assert final_ingest.returncode in (0, 3), final_ingest.stderr[-2000:]
+    resumed = subprocess.run([*CLI, "resume"], env=_env(data), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    print(f"crash test: {kills} of {ROUNDS} rounds killed mid-run")
+    assert kills >= 10, "too few rounds were interrupted to mean anything"
+
+    con = sqlite3.connect(data / "catalog.sqlite3")
+    try:
+        live = con.execute(
+            "select sha256, count(*) from documents"
+            " where status not in ('disposed', 'superseded') group by sha256"
+        ).fetchall()
+        unfinished = con.execute(
+            "select count(*) from batches where status not in ('complete', 'complete_with_errors')"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    import hashlib
+
+    expected = {hashlib.sha256(p.read_bytes()).hexdigest() for p in scans.iterdir()}
+    assert {sha for sha, _ in live} == expected, "a file was lost"
+    assert all(n == 1 for _, n in live), f"a file was archived twice: {live}"
+    assert unfinished == 0
+
+    check = subprocess.run(
+        [*CLI, "check", "--json"], env=_env(data), capture_output=True, text=True, timeout=600
+    )
+    report = json.loads(check.stdout)
+    assert check.returncode == 0, json.dumps(report, indent=1)
+    assert report["store"]["orphans"] == [] and report["store"]["objects_checked"] == len(expected)
+    assert report["index"]["consistent"]
+    # A write cut off mid-way leaves at most a ".tmp-*" file, never a partial object under a final name.
+    finals = [
+        p for p in (data / "objects" / "sha256").rglob("*") if p.is_file() and not p.name.startswith(".tmp-")
+    ]
+    assert len(finals) == len(expected)
+    for e in chosen:
+        found = subprocess.run(
+            [*CLI, "search", "--mrn", e["patient"]["mrn"], "--json"],
+            env=_env(data),
+            capture_output=True,
+            text=True,
+        )
+        assert len(json.loads(found.stdout)["hits"]) == 1, e["file"].name
