@@ -587,6 +587,10 @@ from chartvault import cli_release  # noqa: E402 - release of information (issue
 
 cli_release.register(app)
 
+from chartvault import cli_worker  # noqa: E402 - OCR workers of a multi-machine deployment (issue 7)
+
+cli_worker.register(app)
+
 
 if __name__ == "__main__":
     app()

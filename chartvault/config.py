@@ -30,6 +30,21 @@ class Settings(BaseSettings):
     # "Measured"); whoosh stays available as a pure-Python fallback.
     search_backend: Literal["whoosh", "tantivy"] = Field("tantivy", description="Full-text search backend.")
     workers: int = Field(0, ge=0, description="OCR worker processes; 0 means one per core.")
+
+    # Where sniff/OCR run: the embedded local process pool, or Celery workers on other machines
+    # (`chartvault worker`; chartvault.ingest.distributed). The data dir must then be shared storage.
+    executor: Literal["local", "celery"] = Field("local", description="Pipeline stage executor.")
+    celery_broker_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker (Redis).")
+    celery_result_backend: str = Field("redis://127.0.0.1:6379/1", description="Celery result backend.")
+    celery_queue: str = Field("chartvault", description="Queue the stage tasks are sent to and taken from.")
+    celery_key_prefix: str = Field("", description="Prefix of every broker key (several vaults, one Redis).")
+    celery_visibility_timeout_s: float = Field(
+        900,
+        gt=0,
+        description="A task unacknowledged this long (its worker died) is redelivered; keep it above the "
+        "longest page (ocr_timeout_s plus rendering), or slow pages are done twice.",
+    )
+    celery_result_expires_s: int = Field(86_400, gt=0, description="Task results (page text) expire.")
     host: str = "127.0.0.1"
     port: int = 8000
 

@@ -56,6 +56,7 @@ from chartvault.ingest.sniff import Limits
 from chartvault.ingest.workers import make_pool
 from chartvault.ocr.types import OcrOptions
 from chartvault.records import RecordsMixin
+from chartvault.release.service import ReleaseMixin
 from chartvault.search.types import SearchBackend, SearchQuery, SearchResults
 
 log = logging.getLogger("chartvault")
@@ -85,7 +86,7 @@ class Original:
     filename: str
 
 
-class Vault(AccessMixin, RecordsMixin):
+class Vault(AccessMixin, RecordsMixin, ReleaseMixin):
     def __init__(self, settings: Settings, actor: str = "system") -> None:
         self.settings = settings
         self._default_actor = actor  # who the audit log names when no API caller is set
@@ -143,7 +144,11 @@ class Vault(AccessMixin, RecordsMixin):
 
     def pool(self) -> ProcessPoolExecutor:
         with self._pool_lock:
-            if self._pool is None:
+            if self._pool is None and self.settings.executor == "celery":
+                from chartvault.ingest.distributed import CeleryExecutor  # celery only when configured
+
+                self._pool = CeleryExecutor(self.settings)  # type: ignore[assignment]  # same submit/shutdown
+            elif self._pool is None:
                 self._pool = make_pool(self.settings.worker_count, self.settings.max_pixels)
             return self._pool
 

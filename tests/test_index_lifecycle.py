@@ -18,10 +18,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from conftest import api_client
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from chartvault.api.app import create_app
 from chartvault.archive.models import (
     PAGE_ARCHIVED,
     PAGE_INDEXED,
@@ -303,7 +303,7 @@ def test_more_like_this_through_the_service(lvault: Vault) -> None:
 
 @pytest.fixture
 def client(lsettings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(lsettings)) as c:
+    with api_client(lsettings) as c:
         yield c
 
 
@@ -342,7 +342,7 @@ def test_api_answers_503_with_retry_after_when_no_index(lsettings: Settings, kin
     busy = WriterLock(lsettings.data_dir / "index" / "writer.lock")  # the rebuilding writer elsewhere
     assert busy.acquire()
     try:
-        with TestClient(create_app(lsettings)) as c:
+        with api_client(lsettings) as c:
             r = c.get("/search", params={"q": "troponin"})
             assert r.status_code == 503
             assert r.json()["error"]["code"] == "index_rebuilding"

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chartvault import __version__
 from chartvault.api.auth import authorize
+from chartvault.api.releases import router as releases_router
 from chartvault.api.uploads import UploadError, receive_upload
 from chartvault.classify.types import DOC_TYPES
 from chartvault.config import Settings
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         lifespan=lifespan,
         dependencies=[Depends(authorize)],  # every route: token + role from chartvault/api/auth.py POLICY
     )
+    app.include_router(releases_router)  # release of information (issue 6)
 
     @app.exception_handler(InvalidInput)
     async def invalid_input(_: Request, exc: InvalidInput) -> JSONResponse:

@@ -49,6 +49,19 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/tokens"): ADMIN,
     ("DELETE", "/tokens/{token_id}"): ADMIN,
     ("GET", "/audit/verify"): ADMIN,
+    # Release of information (issue 6). Vendors see and fetch only their own approved releases.
+    ("POST", "/releases"): STAFF,
+    ("GET", "/releases"): RELEASE_READERS,
+    ("GET", "/releases/{release_id}"): RELEASE_READERS,
+    ("POST", "/releases/{release_id}/authorization"): STAFF,
+    ("POST", "/releases/{release_id}/review"): HIM,
+    ("POST", "/releases/{release_id}/approve"): HIM,
+    ("POST", "/releases/{release_id}/deny"): HIM,
+    ("POST", "/releases/{release_id}/extend"): HIM,
+    ("POST", "/releases/{release_id}/revoke"): HIM,
+    ("POST", "/releases/{release_id}/close"): HIM,
+    ("GET", "/releases/{release_id}/package"): VENDOR_AND_HIM,
+    ("GET", "/patients/{mrn}/disclosures"): HIM,
 }
 
 bearer = HTTPBearer(

@@ -60,6 +60,7 @@ from chartvault.classify.types import (
 )
 from chartvault.filetypes import FileKind
 from chartvault.ingest.batches import archived_document_for, quarantine_staged
+from chartvault.ingest.lease import batch_lease
 from chartvault.ingest.sniff import Limits
 from chartvault.ingest.workers import PageOutcome, SniffOutcome, ocr_task, sniff_task
 from chartvault.ocr.types import OcrOptions
@@ -116,8 +117,20 @@ class Pipeline:
 
     # -- driver -------------------------------------------------------------------------------
 
-    def process_batch(self, batch_id: str, progress: Progress | None = None) -> None:
-        """Run every unfinished file of the batch to a final state."""
+    def process_batch(self, batch_id: str, progress: Progress | None = None) -> bool:
+        """Run every unfinished file of the batch to a final state.
+
+        Returns False, doing nothing, when another driver holds the batch's lease.
+        """
+        engine = self.sessions.kw["bind"]
+        with batch_lease(engine, self.data_dir / "locks", batch_id) as held:
+            if not held:
+                log.info("batch %s is being processed by another driver; skipped", batch_id)
+                return False
+            self._process_batch(batch_id, progress)
+            return True
+
+    def _process_batch(self, batch_id: str, progress: Progress | None) -> None:
         run = _Run()
         with self.sessions() as s:
             batch = s.get(Batch, batch_id)
