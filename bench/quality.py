@@ -33,6 +33,7 @@ import dataclasses
 import json
 import os
 import re
+import resource
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -254,6 +255,33 @@ def catalog_rows(vault: Any, batch_ids: list[str]) -> dict[str, dict]:
     return out
 
 
+# ------------------------------------------------------------------------------------------ CPU time
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds of a live process and of the children it has waited for (tesseract runs)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    # utime, stime, cutime, cstime: fields 14-17 of proc(5), 12-15 after the ")".
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def side_cpu(vault: Any | None) -> float:
+    """CPU seconds so far of one side: this process and bare tesseract's children, plus the vault's
+    worker processes (and their tesseract children) when given.
+
+    Wall-clock pages/s on a shared machine moves with everyone else's load; CPU time per page does
+    not, so the two sides' costs compare even when the run was disturbed.
+    """
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    procs = getattr(getattr(vault, "_pool", None), "_processes", None) or {}
+    return total + sum(_proc_cpu(pid) for pid in list(procs))
+
+
 # ------------------------------------------------------------------------------------------ scoring
 
 
@@ -381,6 +409,7 @@ def main() -> None:
     )
 
     seconds = dict.fromkeys(sides, 0.0)
+    cpu_seconds = dict.fromkeys(sides, 0.0)
     bare_texts: dict[tuple[str, int], str] = {}
     batches: dict[str, list[str]] = {s: [] for s in sides[1:]}
     rows: dict[str, dict[str, dict]] = {}
@@ -397,12 +426,15 @@ def main() -> None:
                 pages = extract_pages(chunk, tmpd / "pages")
                 order = sides[k % len(sides) :] + sides[: k % len(sides)]
                 for side in order:
+                    vault = vaults.get(side)
+                    cpu0 = side_cpu(vault)
                     if side == "bare":
                         secs, texts = bare_tesseract(pages, args.workers)
                         bare_texts.update(texts)
                     else:
-                        secs, batch = chartvault_ingest(vaults[side], [e["file"] for e in chunk])
+                        secs, batch = chartvault_ingest(vault, [e["file"] for e in chunk])
                         batches[side].append(batch)
+                    cpu_seconds[side] += side_cpu(vault) - cpu0
                     seconds[side] += secs
                 print(
                     f"  chunk {k + 1}/{args.chunks}: "
@@ -420,6 +452,8 @@ def main() -> None:
         "scanned_pages": n_scanned,
         "workers": args.workers,
         "pages_per_s": {s: round(n_scanned / seconds[s], 3) for s in sides},
+        # CPU seconds per scanned page (ChartVault sides include born-digital files, a few percent).
+        "cpu_s_per_page": {s: round(cpu_seconds[s] / n_scanned, 3) for s in sides},
     }
     ocr: dict[str, dict[str, dict[str, Any]]] = {"bare": score_ocr(scanned, bare_texts)}
     for side in sides[1:]:
@@ -448,6 +482,12 @@ def main() -> None:
         "\npages/s over the scanned pages: "
         + ", ".join(f"{s} {v:.3f}" for s, v in results["pages_per_s"].items())
     )
+    print(
+        "CPU s per scanned page (load-independent): "
+        + ", ".join(f"{s} {v:.3f}" for s, v in results["cpu_s_per_page"].items())
+    )
+    if "preprocess_on" in cpu_seconds and "preprocess_off" in cpu_seconds and cpu_seconds["preprocess_on"]:
+        print(f"  on/off by CPU: {cpu_seconds['preprocess_off'] / cpu_seconds['preprocess_on']:.3f}")
     base_cer = ocr["bare"]["all"]["cer"]
     for side in sides[1:]:
         cer = ocr[side].get("all", {}).get("cer")
