@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make run    set up and start ChartVault on its embedded defaults at http://127.0.0.1:8000
 #   make test   set up (with test dependencies) and run the whole test suite
-.PHONY: run test setup setup-test bench bench-quality lint
+.PHONY: run test setup setup-test bench bench-quality bench-load lint
 
 PY := .venv/bin/python
 
@@ -27,6 +27,9 @@ bench: setup-test
 
 bench-quality: setup-test
 	$(PY) -m bench.quality --preprocess both
+
+bench-load: setup-test
+	nice -n 10 $(PY) -m bench.load
 
 lint: setup-test
 	.venv/bin/ruff check chartvault tests bench

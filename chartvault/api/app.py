@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chartvault import __version__
-from chartvault.api.auth import authorize
+from chartvault.api.auth import authorize, refusal_before_route
 from chartvault.api.releases import router as releases_router
 from chartvault.api.uploads import UploadError, receive_upload
 from chartvault.classify.types import DOC_TYPES
@@ -91,7 +91,9 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         return _error(422, "bad_manifest", str(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if (refusal := await refusal_before_route(request)) is not None:
+            return await http_error(request, refusal)
         parts = [f"{'.'.join(str(x) for x in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in exc.errors()]
         return _error(422, "invalid_request", "; ".join(parts))
 
@@ -103,7 +105,9 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         return response
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and (refusal := await refusal_before_route(request)) is not None:
+            exc = refusal
         response = _error(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail))
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value  # e.g. WWW-Authenticate on 401

@@ -107,3 +107,19 @@ async def authorize(
         raise HTTPException(403, f"the {principal.role} role may not call {request.method} {path}")
     await run_in_threadpool(vault.audit, "token.use", "route", f"{request.method} {path}", "ok", None)
     return principal
+
+
+async def refusal_before_route(request: Request) -> HTTPException | None:
+    """The 401/403 owed to a request that failed before ``authorize`` ran.
+
+    FastAPI decodes a JSON body before running dependencies, so an undecodable body
+    would otherwise be answered 400/422 to a caller with no valid token. Error
+    handlers call this first, so authentication is always answered before input.
+    """
+    if getattr(request.state, "principal", None) is not None:
+        return None
+    try:
+        await authorize(request, await bearer(request))
+    except HTTPException as exc:
+        return exc
+    return None
