@@ -18,8 +18,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import pick
-
 CLI = [sys.executable, "-m", "chartvault.cli"]
 ROUNDS = 20
 
@@ -48,23 +46,36 @@ def _run_and_kill(args: list[str], data: Path, delay: float) -> bool:
 
 def test_twenty_sigkills_lose_nothing_and_duplicate_nothing(tmp_path: Path, corpus: list[dict]) -> None:
     rng = random.Random(20261123)
-    scans = tmp_path / "scans"
-    scans.mkdir()
-    chosen = [pick(corpus, "png"), pick(corpus, "jpeg"), pick(corpus, "pdf_image", pages=2)]
-    chosen += [e for e in corpus if e["format"] == "pdf_text"][:3]
-    for e in chosen:
-        shutil.copy(e["file"], scans / e["file"].name)
+    scanned = [e for e in corpus if e["kind"] == "synthetic_scan" and e["page_count"] == 1][:10]
+    born = [e for e in corpus if e["format"] == "pdf_text"][:5]
+    folders: list[Path] = []
+    for i in range(5):  # five scanning sessions, each of two scanned pages and one born-digital PDF
+        folder = tmp_path / f"scans-{i}"
+        folder.mkdir()
+        for e in (scanned[2 * i], scanned[2 * i + 1], born[i]):
+            shutil.copy(e["file"], folder / e["file"].name)
+        folders.append(folder)
+    chosen = scanned + born
     data = tmp_path / "data"
 
     kills = 0
     for round_no in range(ROUNDS):
-        # The first rounds start the ingest (killed during staging/OCR); later ones resume it.
-        args = ["ingest", str(scans), "--json"] if round_no < 3 else ["resume", "--json"]
-        kills += _run_and_kill(args, data, delay=rng.uniform(0.8, 6.0))
-    final_ingest = subprocess.run(
-        [*CLI, "ingest", str(scans), "--json"], env=_env(data), capture_output=True, text=True, timeout=600
-    )
-    assert final_ingest.returncode in (0, 3), final_ingest.stderr[-2000:]
+        # Every fourth round starts a new session's ingest (killed while staging or in OCR); the others
+        # resume whatever is unfinished (killed in OCR, catalog commits, store writes, index commits).
+        if round_no % 4 == 0:
+            args = ["ingest", str(folders[round_no // 4]), "--json"]
+        else:
+            args = ["resume", "--json"]
+        kills += _run_and_kill(args, data, delay=rng.uniform(0.8, 4.0))
+    for folder in folders:  # a session cut off before staging is simply scanned again
+        again = subprocess.run(
+            [*CLI, "ingest", str(folder), "--json"],
+            env=_env(data),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert again.returncode in (0, 3), again.stderr[-2000:]
     resumed = subprocess.run([*CLI, "resume"], env=_env(data), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     print(f"crash test: {kills} of {ROUNDS} rounds killed mid-run")
@@ -83,7 +94,7 @@ def test_twenty_sigkills_lose_nothing_and_duplicate_nothing(tmp_path: Path, corp
         con.close()
     import hashlib
 
-    expected = {hashlib.sha256(p.read_bytes()).hexdigest() for p in scans.iterdir()}
+    expected = {hashlib.sha256(p.read_bytes()).hexdigest() for f in folders for p in f.iterdir()}
     assert {sha for sha, _ in live} == expected, "a file was lost"
     assert all(n == 1 for _, n in live), f"a file was archived twice: {live}"
     assert unfinished == 0
