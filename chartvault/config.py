@@ -84,8 +84,10 @@ class Settings(BaseSettings):
 
     # Search
     index_commit_interval_s: float = Field(
-        0.5, gt=0, description="How often the indexer commits queued work (a new document is searchable "
-        "within about this plus one commit)."
+        0.5,
+        gt=0,
+        description="How often the indexer commits queued work (a new document is searchable "
+        "within about this plus one commit).",
     )
 
     # S3 object store (object_store="s3"); the bucket must have Object Lock.

@@ -406,9 +406,7 @@ class Vault(AccessMixin, RecordsMixin, ReleaseMixin):
                 latest[c.document_id] = c.new_type
             out: list[tuple[str, str]] = []
             for doc_id in sorted(latest):
-                rows = s.scalars(
-                    select(Page).where(Page.document_id == doc_id).order_by(Page.page_no)
-                ).all()
+                rows = s.scalars(select(Page).where(Page.document_id == doc_id).order_by(Page.page_no)).all()
                 text = "\n".join(p.text or "" for p in rows if not p.blank and p.text)
                 if text.strip():
                     out.append((text, latest[doc_id]))
@@ -496,9 +494,7 @@ class Vault(AccessMixin, RecordsMixin, ReleaseMixin):
                     "classification_source": d.classification_source,
                     "patient_linked": d.patient_id is not None,
                     "reasons": list(d.review_reasons or []),
-                    "flagged_pages": [
-                        {"page_no": p.page_no, "flags": p.flags} for p in d.pages if p.flags
-                    ],
+                    "flagged_pages": [{"page_no": p.page_no, "flags": p.flags} for p in d.pages if p.flags],
                     "created_at": _ts(d.created_at),
                 }
                 for d in docs
