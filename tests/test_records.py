@@ -113,7 +113,7 @@ def test_hold_blocks_disposition_in_catalog_and_store(rv: Vault, tmp_path: Path)
     # A document archived later for the held patient joins the hold.
     (later,) = ingest(rv, chart_pdf(tmp_path / "b.pdf", mrn="00420004", dob="03/04/1950", dos="01/02/2006"))
     assert rv.store.legal_hold(document_ref(doc_row(rv, later))) is True
-    assert later in rv.holds()[0]["documents"] or rv.retention(later)["holds"] == [hold["id"]]
+    assert later in rv.holds()[0]["documents"] and rv.retention(later)["holds"] == [hold["id"]]
 
     released = rv.release_hold(hold["id"], "matter settled")
     assert released["status"] == "released"

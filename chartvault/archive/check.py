@@ -44,6 +44,14 @@ class StoreReport:
         }
 
 
+# Rows that name an archived object besides documents: (label, key, sha256, size, version columns).
+_OTHER_OBJECTS = (
+    ("certificate", Disposition, "certificate"),
+    ("release_package", ReleaseRequest, "package"),
+    ("authorization", ReleaseAuthorization, "image"),
+)
+
+
 def _catalog_refs(s: Session) -> Iterator[tuple[str, ObjectRef]]:
     """(owner id, ref) for every object the catalog says exists."""
     docs = s.execute(
@@ -53,39 +61,10 @@ def _catalog_refs(s: Session) -> Iterator[tuple[str, ObjectRef]]:
     )
     for doc_id, key, sha, size, version in docs:
         yield f"document:{doc_id}", ObjectRef(key, sha, size, version)
-    certs = s.execute(
-        select(
-            Disposition.id,
-            Disposition.certificate_key,
-            Disposition.certificate_sha256,
-            Disposition.certificate_size,
-            Disposition.certificate_version,
-        ).where(Disposition.certificate_key.is_not(None))
-    )
-    for row_id, key, sha, size, version in certs:
-        yield f"certificate:{row_id}", ObjectRef(key, sha, size or 0, version)
-    packages = s.execute(
-        select(
-            ReleaseRequest.id,
-            ReleaseRequest.package_key,
-            ReleaseRequest.package_sha256,
-            ReleaseRequest.package_size,
-            ReleaseRequest.package_version,
-        ).where(ReleaseRequest.package_key.is_not(None))
-    )
-    for row_id, key, sha, size, version in packages:
-        yield f"release_package:{row_id}", ObjectRef(key, sha, size or 0, version)
-    images = s.execute(
-        select(
-            ReleaseAuthorization.id,
-            ReleaseAuthorization.image_key,
-            ReleaseAuthorization.image_sha256,
-            ReleaseAuthorization.image_size,
-            ReleaseAuthorization.image_version,
-        ).where(ReleaseAuthorization.image_key.is_not(None))
-    )
-    for row_id, key, sha, size, version in images:
-        yield f"authorization:{row_id}", ObjectRef(key, sha, size or 0, version)
+    for label, model, prefix in _OTHER_OBJECTS:
+        cols = [getattr(model, f"{prefix}_{c}") for c in ("key", "sha256", "size", "version")]
+        for row_id, key, sha, size, version in s.execute(select(model.id, *cols).where(cols[0].is_not(None))):
+            yield f"{label}:{row_id}", ObjectRef(key, sha, size or 0, version)
 
 
 def check_store(sessions: sessionmaker[Session], store: ObjectStore, fixity: bool = True) -> StoreReport:

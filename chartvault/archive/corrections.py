@@ -196,7 +196,8 @@ def _new_document(
     path: Path,
     n: int,
 ) -> Document:
-    data_sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    with path.open("rb") as fp:
+        data_sha = hashlib.file_digest(fp, "sha256").hexdigest()  # streamed, not read whole
     size = path.stat().st_size
     old_file = s.get(BatchFile, old.file_id)
     assert old_file is not None

@@ -91,28 +91,39 @@ def object_tags(doc: Document, decision: RetentionDecision) -> dict[str, str]:
     }
 
 
-def _last_encounter(s: Session, doc: Document) -> date | None:
-    """The patient's most recent date of service among live documents (this one included)."""
+def _latest_service_date(s: Session, mrn: str) -> date | None:
+    """The most recent date of service among an MRN's live documents."""
+    return s.scalar(
+        select(func.max(Document.date_of_service)).where(
+            Document.mrn == mrn, Document.status.not_in(INACTIVE)
+        )
+    )
+
+
+def _last_encounter(s: Session, doc: Document, patient_latest: date | None = None) -> date | None:
+    """The patient's most recent date of service among live documents (this one included).
+
+    ``patient_latest`` is that query's answer when the caller already has it (one query
+    for a whole patient's recompute instead of one per document).
+    """
     latest = doc.date_of_service
     if doc.mrn:
-        other = s.scalar(
-            select(func.max(Document.date_of_service)).where(
-                Document.mrn == doc.mrn, Document.status.not_in(INACTIVE)
-            )
-        )
+        other = patient_latest if patient_latest is not None else _latest_service_date(s, doc.mrn)
         if other is not None and (latest is None or other > latest):
             latest = other
     return latest
 
 
-def _facts(s: Session, doc: Document, policy: RetentionPolicy, today: date) -> RetentionFacts:
+def _facts(
+    s: Session, doc: Document, policy: RetentionPolicy, today: date, patient_latest: date | None = None
+) -> RetentionFacts:
     dob = doc.dob
     if doc.patient_id:
         patient = s.get(Patient, doc.patient_id)
         dob = patient.dob if patient is not None and patient.dob else dob
     created = doc.date_of_service or (doc.archived_at.date() if doc.archived_at else today)
     # An unknown date of service counts as today: later anchors keep records longer, never shorter.
-    last = _last_encounter(s, doc) or created
+    last = _last_encounter(s, doc, patient_latest) or created
     if dob is not None and (dob > created or dob > last):
         dob = None  # an impossible DOB (OCR error) must not make a record look like a minor's
     return RetentionFacts(
@@ -125,15 +136,24 @@ def _facts(s: Session, doc: Document, policy: RetentionPolicy, today: date) -> R
 
 
 def decide(
-    s: Session, doc: Document, policy: RetentionPolicy, now: datetime | None = None
+    s: Session,
+    doc: Document,
+    policy: RetentionPolicy,
+    now: datetime | None = None,
+    patient_latest: date | None = None,
 ) -> RetentionDecision:
     """The retention the rules give this document today."""
     now = now or datetime.now(UTC)
-    return compute_retention(_facts(s, doc, policy, now.date()), policy.rules)
+    return compute_retention(_facts(s, doc, policy, now.date(), patient_latest), policy.rules)
 
 
 def apply_retention(
-    s: Session, store: ObjectStore, doc: Document, policy: RetentionPolicy, now: datetime | None = None
+    s: Session,
+    store: ObjectStore,
+    doc: Document,
+    policy: RetentionPolicy,
+    now: datetime | None = None,
+    patient_latest: date | None = None,
 ) -> RetentionDecision:
     """Record the decision on the row and extend the stored version's lock to match (never shorten).
 
@@ -141,7 +161,7 @@ def apply_retention(
     at least as long as the catalog says, which is the safe direction.
     """
     now = now or datetime.now(UTC)
-    decision = decide(s, doc, policy, now)
+    decision = decide(s, doc, policy, now, patient_latest)
     until = policy.lock_until(decision, now)
     if doc.object_key and (doc.object_retain_until is None or until > doc.object_retain_until):
         _mode, applied = store.extend_retention(document_ref(doc), until)
@@ -166,11 +186,12 @@ def recompute_patient(
             Document.mrn == mrn, Document.status.not_in(INACTIVE), Document.object_key.is_not(None)
         )
     ).all()
+    latest = _latest_service_date(s, mrn)
     for doc in docs:
         if doc.id in skipped:
             continue
         before = (doc.retain_until, doc.retention_rule)
-        decision = apply_retention(s, store, doc, policy)
+        decision = apply_retention(s, store, doc, policy, patient_latest=latest)
         if (decision.retain_until, decision.rule_id) != before:
             changed.append(doc.id)
     if changed:
