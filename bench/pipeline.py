@@ -78,40 +78,35 @@ def found_by_mrn(data: Path, entries: list[dict], report: dict) -> int:
     """How many corpus documents ``chartvault search --mrn <their MRN>`` finds (after ingest)."""
     from chartvault.config import Settings
     from chartvault.search.types import SearchQuery
-    from chartvault.service import Vault
+    from chartvault.services import Caller, Services
 
     doc_of = {Path(f["name"]).name: (f["documents"] or [None])[0] for f in report["files"]}
     found = 0
-    with Vault(Settings(data_dir=data, _env_file=None), actor="bench") as vault:
+    with Services(Settings(data_dir=data, _env_file=None), Caller("bench")) as services:
         for e in entries:
-            hits = vault.search(SearchQuery(mrn=e["patient"]["mrn"], limit=50))["hits"]
-            found += doc_of.get(e["file"].name) in {h["document_id"] for h in hits}
+            hits = services.search.search(SearchQuery(mrn=e["patient"]["mrn"], limit=50)).hits
+            found += doc_of.get(e["file"].name) in {h.document_id for h in hits}
     return found
 
 
-def open_vault(data: Path, workers: int):  # -> Vault, imported late
+def open_vault(data: Path, workers: int):  # -> Services, imported late (forkserver workers)
     from chartvault.config import Settings
-    from chartvault.service import Vault
+    from chartvault.services import Caller, Services
 
-    vault = Vault(Settings(data_dir=data, workers=workers, _env_file=None), actor="bench")
-    from chartvault.classify import get_default_model
-
+    services = Services(Settings(data_dir=data, workers=workers, _env_file=None), Caller("bench"))
     # Warm-up outside the timing, like the baseline's: start the workers, load the classifier.
-    vault.pool().submit(int, 0).result()
-    get_default_model()
-    return vault
+    services.parts.executor.start()
+    services.parts.classifier.current()
+    return services
 
 
-def chartvault_ingest(vault, files: list[Path]) -> tuple[float, dict]:
-    """Ingest ``files`` as one batch, end to end through indexing; (seconds, batch report)."""
+def chartvault_ingest(services, files: list[Path]) -> tuple[float, dict]:
+    """Ingest ``files`` as one batch, end to end through indexing; (seconds, batch report as JSON)."""
+    from chartvault.schemas.common import to_jsonable
+
     with timed() as t:
-        batch = vault.new_batch("cli", station="bench")
-        for f in files:
-            vault.add_path(batch, f)
-        vault.close_intake(batch)
-        vault.process(batch)
-        vault.index_pending()
-    return t["s"], vault.batch_report(batch)
+        summary = services.intake.ingest(files, source="cli", station="bench")
+    return t["s"], to_jsonable(services.intake.batch(summary.batch_id))
 
 
 def born_digital_pdfs(entries: list[dict], pages: int, out: Path) -> list[Path]:

@@ -191,35 +191,23 @@ def bare_tesseract(pages: dict[tuple[str, int], Path], workers: int) -> tuple[fl
     return t["s"], dict(zip(keys, texts, strict=True))
 
 
-def open_vault(data: Path, workers: int, preprocess: bool):  # -> Vault (imported late: forkserver)
-    """A Vault on its own data folder, workers started and classifier loaded outside any timing."""
-    from chartvault.classify import get_default_model
+def open_vault(data: Path, workers: int, preprocess: bool):  # -> Services (imported late: forkserver)
+    """Services on their own data folder, workers started and classifier loaded outside any timing."""
     from chartvault.config import Settings
-    from chartvault.service import Vault
+    from chartvault.services import Caller, Services
 
-    fields = Settings.model_fields
-    extra = {"ocr_preprocess": preprocess} if "ocr_preprocess" in fields else {}
-    vault = Vault(Settings(data_dir=data, workers=workers, _env_file=None, **extra), actor="bench")
-    # Set on the options the pipeline hands to workers too, whether or not the service passes the
-    # setting through yet.
-    options = dataclasses.replace(vault.ocr_options, preprocess=preprocess)
-    vault.ocr_options = options
-    vault.pipeline.ocr_options = options
-    vault.pool().submit(int, 0).result()
-    get_default_model()
-    return vault
+    settings = Settings(data_dir=data, workers=workers, ocr_preprocess=preprocess, _env_file=None)
+    services = Services(settings, Caller("bench"))
+    services.parts.executor.start()
+    services.parts.classifier.current()
+    return services
 
 
-def chartvault_ingest(vault: Any, files: list[Path]) -> tuple[float, str]:
+def chartvault_ingest(services: Any, files: list[Path]) -> tuple[float, str]:
     """Ingest `files` as one batch end to end through indexing; (seconds, batch id)."""
     with timed() as t:
-        batch = vault.new_batch("cli", station="bench")
-        for f in files:
-            vault.add_path(batch, f)
-        vault.close_intake(batch)
-        vault.process(batch)
-        vault.index_pending()
-    return t["s"], batch
+        summary = services.intake.ingest(files, source="cli", station="bench")
+    return t["s"], summary.batch_id
 
 
 def catalog_rows(vault: Any, batch_ids: list[str]) -> dict[str, dict]:
@@ -230,7 +218,7 @@ def catalog_rows(vault: Any, batch_ids: list[str]) -> dict[str, dict]:
     from chartvault.archive.models import BatchFile, Document
 
     out: dict[str, dict] = {}
-    with vault.sessions() as s:
+    with vault.parts.sessions() as s:
         files = s.scalars(
             select(BatchFile)
             .where(BatchFile.batch_id.in_(batch_ids))

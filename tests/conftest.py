@@ -1,4 +1,4 @@
-"""Shared fixtures: the development corpus, isolated data folders and a ready Vault."""
+"""Shared fixtures: the development corpus, isolated data folders and ready services."""
 
 from __future__ import annotations
 
@@ -57,10 +57,29 @@ def settings(tmp_path: Path):
 
 @pytest.fixture
 def vault(settings) -> Iterator:
-    from chartvault.service import Vault
+    """The services of a fresh data folder (the composition root, acting as the system)."""
+    from chartvault.services import Services
 
-    with Vault(settings) as v:
+    with Services(settings) as v:
         yield v
+
+
+def as_json(answer):
+    """An answer as the API sends it and the CLI prints it (plain dicts and lists)."""
+    from chartvault.schemas.common import to_jsonable
+
+    return to_jsonable(answer)
+
+
+def ingest_files(services, *paths: Path, progress=None, **batch) -> str:
+    """Receive these files as one batch and run it through the pipeline; the batch id."""
+    from chartvault.services.intake import Incoming
+
+    received = services.intake.receive(
+        [Incoming(p.name, path=p) for p in paths], source=batch.pop("source", "test"), **batch
+    )
+    services.intake.process(received.batch_id, progress)
+    return received.batch_id
 
 
 @contextlib.contextmanager
@@ -71,6 +90,6 @@ def api_client(settings, role: str = "admin", vendor: str | None = None, **app_k
     from chartvault.api.app import create_app
 
     with TestClient(create_app(settings, **app_kw)) as c:
-        token = c.app.state.vault.create_token(role, f"test {role}", vendor=vendor)["token"]
+        token = c.app.state.services.access.create_token(role, f"test {role}", vendor=vendor).token
         c.headers["Authorization"] = f"Bearer {token}"
         yield c

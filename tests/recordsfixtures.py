@@ -13,7 +13,7 @@ from s3fixtures import *  # noqa: F403 - s3_settings
 
 from chartvault.archive.models import Document
 from chartvault.config import Settings
-from chartvault.service import Vault
+from chartvault.services import Caller, Services
 
 __all__ = ["MIN_LOCK_S", "chart_pdf", "doc_row", "ingest", "records_settings", "rv"]
 
@@ -79,24 +79,18 @@ def records_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings
 
 @pytest.fixture
 def rv(records_settings: Settings):
-    with Vault(records_settings, actor="test:him_admin") as v:
+    with Services(records_settings, Caller("test:him_admin")) as v:
         yield v
 
 
-def ingest(v: Vault, *paths: Path) -> list[str]:
+def ingest(v: Services, *paths: Path) -> list[str]:
     """Ingest files as one batch; the ids of the documents made, in file order."""
-    batch = v.new_batch("test", station="records", operator="tester")
-    for p in paths:
-        v.add_path(batch, p)
-    v.close_intake(batch)
-    v.process(batch)
-    v.index_pending()
-    report = v.batch_report(batch)
-    return [d for f in report["files"] for d in f["documents"]]
+    summary = v.intake.ingest(list(paths), source="test", station="records", operator="tester")
+    return [d for f in summary.files for d in f.documents]
 
 
-def doc_row(v: Vault, doc_id: str) -> Document:
-    with v.sessions() as s:
+def doc_row(v: Services, doc_id: str) -> Document:
+    with v.parts.sessions() as s:
         doc = s.get(Document, doc_id)
         assert doc is not None
         s.expunge(doc)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import api_client
+from conftest import api_client, as_json
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
@@ -37,9 +37,9 @@ def matrix_client(settings):
     with api_client(settings) as c:
         tokens = {NO_TOKEN: None}
         for role in ROLES:
-            tokens[role] = c.app.state.vault.create_token(
+            tokens[role] = c.app.state.services.access.create_token(
                 role, f"matrix {role}", vendor="Acme Copy" if role == "vendor" else None
-            )["token"]
+            ).token
         c.headers.pop("Authorization")
         yield c, tokens
 
@@ -77,12 +77,12 @@ def test_authorization_matrix_every_route_every_role(matrix_client) -> None:
 
 def test_bad_expired_and_revoked_tokens_are_refused(settings) -> None:
     with api_client(settings) as c:
-        vault = c.app.state.vault
-        made = vault.create_token("staff", "to be revoked")
+        vault = c.app.state.services
+        made = as_json(vault.access.create_token("staff", "to be revoked"))
         ok = {"Authorization": f"Bearer {made['token']}"}
         assert c.get("/batches", headers=ok).status_code == 200
         # A token shown once is stored only as a hash.
-        with vault.sessions() as s:
+        with vault.parts.sessions() as s:
             row = s.get(ApiToken, made["id"])
             assert row is not None and made["token"].split("_")[-1] not in (row.secret_hash, row.name)
         forged = made["token"][:-4] + "AAAA"
@@ -91,8 +91,8 @@ def test_bad_expired_and_revoked_tokens_are_refused(settings) -> None:
         assert c.get("/batches", headers={"Authorization": f"Basic {made['token']}"}).status_code == 401
         assert c.delete(f"/tokens/{made['id']}").status_code == 200  # the fixture's admin revokes it
         assert c.get("/batches", headers=ok).status_code == 401
-        old = vault.create_token("staff", "expiring")
-        with vault.sessions() as s:
+        old = as_json(vault.access.create_token("staff", "expiring"))
+        with vault.parts.sessions() as s:
             row = s.get(ApiToken, old["id"])
             row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
             s.commit()
@@ -113,9 +113,9 @@ def test_scanner_sees_only_its_own_batches(settings, corpus) -> None:
     from conftest import pick
 
     with api_client(settings) as c:
-        vault = c.app.state.vault
-        one = {"Authorization": f"Bearer {vault.create_token('scanner', 'station 1')['token']}"}
-        two = {"Authorization": f"Bearer {vault.create_token('scanner', 'station 2')['token']}"}
+        vault = c.app.state.services
+        one = {"Authorization": f"Bearer {vault.access.create_token('scanner', 'station 1').token}"}
+        two = {"Authorization": f"Bearer {vault.access.create_token('scanner', 'station 2').token}"}
         path = pick(corpus, "pdf_text")["file"]
         with open(path, "rb") as fp:
             up = c.post("/batches", files={"files": (path.name, fp, "application/pdf")}, headers=one)
@@ -131,10 +131,10 @@ def test_scanner_sees_only_its_own_batches(settings, corpus) -> None:
 
 def test_actions_are_audited_under_the_calling_token(settings) -> None:
     with api_client(settings) as c:
-        vault = c.app.state.vault
-        staff = vault.create_token("staff", "clerk")
+        vault = c.app.state.services
+        staff = as_json(vault.access.create_token("staff", "clerk"))
         c.get("/search", params={"q": "anything"}, headers={"Authorization": f"Bearer {staff['token']}"})
-        with vault.sessions() as s:
+        with vault.parts.sessions() as s:
             from chartvault.archive.models import AuditEvent
 
             events = s.query(AuditEvent).filter(AuditEvent.actor == f"token:{staff['id']}").all()

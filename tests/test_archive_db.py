@@ -15,6 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, func, inspect, select, text
 
 from chartvault.archive.db import (
+    SCHEMA_HEAD,
     alembic_config,
     current_revision,
     head_revision,
@@ -56,7 +57,7 @@ def test_upgrade_twice_is_a_noop(db_url: str) -> None:
     try:
         assert current_revision(engine) is None
         upgrade(engine)
-        assert current_revision(engine) == head_revision() == "0004_access_release"
+        assert current_revision(engine) == head_revision() == SCHEMA_HEAD
         tables = set(inspect(engine).get_table_names())
         upgrade(engine)
         upgrade(db_url)  # the URL form makes and disposes its own engine

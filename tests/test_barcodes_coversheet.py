@@ -14,6 +14,7 @@ import numpy as np
 import pypdfium2 as pdfium
 import pytest
 import zxingcpp
+from conftest import as_json, ingest_files
 from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import select
 
@@ -165,12 +166,12 @@ def test_page_without_barcodes_and_corpus_pages(corpus: list[dict]) -> None:
 
 
 def test_worker_ocr_task_carries_barcodes(tmp_path: Path) -> None:
-    from chartvault.ingest.workers import ocr_task
+    from chartvault.ingest.tasks import OcrTask
     from chartvault.ocr.types import OcrOptions
 
     pdf = tmp_path / "cover.pdf"
     pdf.write_bytes(render_pdf(CoverSheet("0012345", "consent")))
-    out = ocr_task(str(pdf), "pdf", 1, OcrOptions(), str(tmp_path))
+    out = OcrTask("cover.pdf", "pdf", 1, OcrOptions()).run(tmp_path)
     assert out.page is not None and out.error is None
     assert any(b["text"] == "CVCS1|mrn=0012345|type=consent" for b in out.barcodes or [])
     assert out.barcode_ms >= 0
@@ -208,18 +209,15 @@ def test_batch_is_split_at_cover_sheets(vault, corpus: list[dict], tmp_path: Pat
     writer = write_tiff if container == "tiff" else write_pdf
     batch_file = writer(pages, tmp_path / f"batch.{'tif' if container == 'tiff' else 'pdf'}")
 
-    batch_id = vault.new_batch("cli")
-    vault.add_path(batch_id, batch_file)
-    vault.close_intake(batch_id)
-    vault.process(batch_id)
+    batch_id = ingest_files(vault, batch_file)
 
-    report = vault.batch_report(batch_id)
+    report = as_json(vault.intake.batch(batch_id))
     assert report["status"] == "complete", report
     (f,) = report["files"]
     assert f["status"] == "archived" and len(f["documents"]) == 2
     assert all(p["status"] in ("archived", "indexed") for p in f["pages"])
 
-    with vault.sessions() as s:
+    with vault.parts.sessions() as s:
         docs = s.scalars(
             select(Document).where(Document.batch_id == batch_id).order_by(Document.first_page)
         ).all()
@@ -245,26 +243,28 @@ def test_batch_is_split_at_cover_sheets(vault, corpus: list[dict], tmp_path: Pat
         doc_ids = [d.id for d in docs]
 
     # Staff see each document's own pages, never the cover sheets.
-    shown = vault.document(doc_ids[0])
+    shown = as_json(vault.documents.get(doc_ids[0], with_text=True))
     assert [p["page_no"] for p in shown["pages"]] == [2, 3] and shown["page_count"] == 2
     assert all("COVER SHEET" not in p["text"].upper() for p in shown["pages"])
     assert pa["mrn"] in shown["pages"][1]["text"]
     assert shown["classification_source"] == "cover_sheet"
-    assert vault.document(doc_ids[1])["pages"][0]["page_no"] == 5
+    assert as_json(vault.documents.get(doc_ids[1]))["pages"][0]["page_no"] == 5
 
     # The original comes back byte for byte for either document.
-    original = vault.original(doc_ids[1])
-    assert b"".join(vault.stream_original(doc_ids[1], original)) == batch_file.read_bytes()
+    original = vault.documents.original(doc_ids[1])
+    assert b"".join(vault.documents.stream(doc_ids[1], original)) == batch_file.read_bytes()
 
     # Sending the same batch file again is recognised as a duplicate, not stored again.
-    again = vault.new_batch("cli")
-    vault.add_path(again, batch_file)
-    vault.close_intake(again)
-    vault.process(again)
-    (f2,) = vault.batch_report(again)["files"]
+    again = ingest_files(vault, batch_file)
+    (f2,) = as_json(vault.intake.batch(again))["files"]
     assert f2["status"] == "duplicate" and f2["duplicate_of"] in doc_ids
 
 
 def test_batch_report_json_of_a_split_file_is_serialisable(vault) -> None:
     # No batch: only the shape of what an empty queue returns.
-    assert json.loads(json.dumps(vault.review_queue())) == {"total": 0, "limit": 50, "offset": 0, "items": []}
+    assert json.loads(json.dumps(as_json(vault.review.queue()))) == {
+        "total": 0,
+        "limit": 50,
+        "offset": 0,
+        "items": [],
+    }

@@ -19,13 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, as_json, ingest_files
 from sqlalchemy import func, select
 
 from chartvault.archive.models import PAGE_ARCHIVED, PAGE_INDEXED, Batch, BatchFile, Document, Page
 from chartvault.config import Settings
 from chartvault.search.types import SearchQuery
-from chartvault.service import Vault
+from chartvault.services import Caller, Services
 
 REDIS_URL = os.environ.get("CHARTVAULT_TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
 PAGES = 8
@@ -164,9 +164,8 @@ def test_outcomes_round_trip_as_json() -> None:
     from kombu.utils.json import dumps, loads
 
     from chartvault.filetypes import FileKind
-    from chartvault.ingest import distributed as d
     from chartvault.ingest.sniff import Sniffed
-    from chartvault.ingest.workers import PageOutcome, SniffOutcome
+    from chartvault.ingest.tasks import PageOutcome, SniffOutcome
     from chartvault.ocr.types import PageText, Word
 
     page = PageOutcome(
@@ -177,11 +176,11 @@ def test_outcomes_round_trip_as_json() -> None:
         barcodes=[{"format": "QRCode", "text": "CVCS1|mrn=0012345678|type=consent"}],
         barcode_ms=12,
     )
-    assert d._page_from_json(loads(dumps(d._page_to_json(page)))) == page
+    assert PageOutcome.from_json(loads(dumps(page.to_json()))) == page
     failed = PageOutcome(error="page 2: timeout")
-    assert d._page_from_json(loads(dumps(d._page_to_json(failed)))) == failed
+    assert PageOutcome.from_json(loads(dumps(failed.to_json()))) == failed
     for out in (SniffOutcome(sniffed=Sniffed(FileKind.TIFF, 3)), SniffOutcome(code="too_big", reason="r")):
-        assert d._sniff_from_json(loads(dumps(d._sniff_to_json(out)))) == out
+        assert SniffOutcome.from_json(loads(dumps(out.to_json()))) == out
 
 
 @pytest.mark.celery
@@ -213,13 +212,11 @@ def test_sigkilled_worker_pages_redone_elsewhere_and_applied_once(
                         return
                 time.sleep(0.05)
 
-        with Vault(celery_settings, actor="test") as v:
-            batch_id = v.new_batch("test", station="celery", operator="tester")
-            for e in scans:
-                v.add_path(batch_id, e["file"])
-            v.close_intake(batch_id)
-            v.process(batch_id, progress)
-            v.index_pending()
+        with Services(celery_settings, Caller("test")) as v:
+            batch_id = ingest_files(
+                v, *[e["file"] for e in scans], progress=progress, station="celery", operator="tester"
+            )
+            v.parts.indexer.drain()
             elapsed = time.monotonic() - started
 
             assert killed, "no worker was busy after the first page: the kill did not land mid-batch"
@@ -232,7 +229,7 @@ def test_sigkilled_worker_pages_redone_elsewhere_and_applied_once(
             # still applied once, which the catalog checks below show).
             assert len(set(done)) == PAGES * 2
 
-            with v.sessions() as s:
+            with v.parts.sessions() as s:
                 batch = s.get(Batch, batch_id)
                 assert batch is not None and batch.status == "complete"
                 files = s.scalars(select(BatchFile).where(BatchFile.batch_id == batch_id)).all()
@@ -256,12 +253,12 @@ def test_sigkilled_worker_pages_redone_elsewhere_and_applied_once(
                 sha_of = {d.id: d.sha256 for d in docs}
                 assert all(d.object_key for d in docs)
             # The object store holds one object per file.
-            objects = [r.sha256 for r in v.store.iter_refs()]
+            objects = [r.sha256 for r in v.parts.store.iter_refs()]
             assert sorted(objects) == sorted(sha_of.values())
 
             for e, f in zip(scans, sorted(files, key=lambda f: f.seq), strict=True):
                 doc_id = next(d.id for d in docs if d.file_id == f.id)
-                found = v.search(SearchQuery(mrn=e["patient"]["mrn"], limit=50))
+                found = as_json(v.search.search(SearchQuery(mrn=e["patient"]["mrn"], limit=50)))
                 assert doc_id in [h["document_id"] for h in found["hits"]], e["path"]
         print(
             f"\n{PAGES} pages, {victim.name} SIGKILLed mid-task {lost}; redone by {survivor.name}; "

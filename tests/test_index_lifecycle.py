@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from conftest import api_client
+from conftest import api_client, as_json
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -32,11 +32,12 @@ from chartvault.archive.models import (
     Page,
 )
 from chartvault.config import Settings
-from chartvault.ingest.indexer import WriterLock
+from chartvault.errors import NotFound
 from chartvault.search import IndexDocument, IndexUnavailable, SearchQuery
 from chartvault.search.common import write_schema_version
+from chartvault.search.indexer import WriterLock
 from chartvault.search.lifecycle import CORRUPT, OK, OUTDATED, IndexLocation, inspect
-from chartvault.service import NotFound, Vault
+from chartvault.services import Services
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,13 +53,13 @@ def lsettings(tmp_path: Path, kind: str) -> Settings:
 
 
 @pytest.fixture
-def lvault(lsettings: Settings) -> Iterator[Vault]:
-    with Vault(lsettings) as v:
+def lvault(lsettings: Settings) -> Iterator[Services]:
+    with Services(lsettings) as v:
         yield v
 
 
 def archive(
-    vault: Vault,
+    vault: Services,
     n: int,
     mrn: str = "0040001",
     text: str = "Chest pain evaluated; troponin negative.",
@@ -66,7 +67,7 @@ def archive(
 ) -> list[str]:
     """``n`` documents as the archive stage leaves them: status archived, an upsert task queued."""
     ids: list[str] = []
-    with vault.sessions() as s:
+    with vault.parts.sessions() as s:
         batch = Batch(source="test")
         s.add(batch)
         s.flush()
@@ -102,9 +103,9 @@ def archive(
     return ids
 
 
-def set_doc(vault: Vault, doc_id: str, **fields: object) -> None:
+def set_doc(vault: Services, doc_id: str, **fields: object) -> None:
     """Change the catalog behind the index's back (no queue task)."""
-    with vault.sessions() as s:
+    with vault.parts.sessions() as s:
         doc = s.get(Document, doc_id)
         assert doc is not None
         for key, value in fields.items():
@@ -112,16 +113,16 @@ def set_doc(vault: Vault, doc_id: str, **fields: object) -> None:
         s.commit()
 
 
-def found(vault: Vault, **kw: object) -> list[str]:
-    return [h["document_id"] for h in vault.search(SearchQuery(limit=100, **kw))["hits"]]  # type: ignore[arg-type]
+def found(vault: Services, **kw: object) -> list[str]:
+    return [h["document_id"] for h in as_json(vault.search.search(SearchQuery(limit=100, **kw)))["hits"]]  # type: ignore[arg-type]
 
 
 # -- schema version, corruption, staleness: detected and rebuilt into a new generation -------------------
 
 
-def test_outdated_schema_is_rebuilt_into_a_new_generation_and_swapped(lvault: Vault, kind: str) -> None:
+def test_outdated_schema_is_rebuilt_into_a_new_generation_and_swapped(lvault: Services, kind: str) -> None:
     ids = archive(lvault, 5)
-    lvault.index_pending()
+    lvault.parts.indexer.drain()
     location = IndexLocation(lvault.settings.data_dir / "index", kind)
     old = location.current()
     assert old is not None and inspect(kind, old).state == OK
@@ -129,18 +130,18 @@ def test_outdated_schema_is_rebuilt_into_a_new_generation_and_swapped(lvault: Va
     assert inspect(kind, old).state == OUTDATED
     assert sorted(found(lvault, mrn="0040001")) == sorted(ids)  # an outdated index still answers
 
-    assert lvault.indexer.ensure_ready(background=False) == OUTDATED
+    assert lvault.parts.indexer.ensure_ready(background=False) == OUTDATED
     new = location.current()
     assert new is not None and new != old
     assert not old.exists()  # pruned after the swap
     assert inspect(kind, new).state == OK
     assert sorted(found(lvault, mrn="0040001")) == sorted(ids)  # the reader moved to the new generation
-    assert lvault.indexer.ensure_ready(background=False) == OK  # nothing more to do
+    assert lvault.parts.indexer.ensure_ready(background=False) == OK  # nothing more to do
 
 
-def test_corrupt_index_is_detected_and_rebuilt(lvault: Vault, kind: str) -> None:
+def test_corrupt_index_is_detected_and_rebuilt(lvault: Services, kind: str) -> None:
     ids = archive(lvault, 4)
-    lvault.index_pending()
+    lvault.parts.indexer.drain()
     location = IndexLocation(lvault.settings.data_dir / "index", kind)
     current = location.current()
     assert current is not None
@@ -149,65 +150,65 @@ def test_corrupt_index_is_detected_and_rebuilt(lvault: Vault, kind: str) -> None
             f.write_bytes(b"\x00garbage" * 3)
     assert inspect(kind, current).state == CORRUPT
     lvault.close()
-    with Vault(lvault.settings) as fresh:  # a restart
-        assert fresh.indexer.ensure_ready(background=False) == CORRUPT
+    with Services(lvault.settings) as fresh:  # a restart
+        assert fresh.parts.indexer.ensure_ready(background=False) == CORRUPT
         assert sorted(found(fresh, mrn="0040001")) == sorted(ids)
-        assert fresh.reconcile_index()["consistent"]
+        assert as_json(fresh.search.reconcile())["consistent"]
 
 
-def test_stale_index_missing_indexed_documents_is_rebuilt(lvault: Vault) -> None:
+def test_stale_index_missing_indexed_documents_is_rebuilt(lvault: Services) -> None:
     ids = archive(lvault, 6)
-    lvault.index_pending()
-    lvault.backend().delete(ids[:2])  # e.g. an index restored from an older backup
-    assert lvault.indexer.ensure_ready(background=False) == "stale"
+    lvault.parts.indexer.drain()
+    lvault.parts.indexer.reader().delete(ids[:2])  # e.g. an index restored from an older backup
+    assert lvault.parts.indexer.ensure_ready(background=False) == "stale"
     assert sorted(found(lvault, mrn="0040001")) == sorted(ids)
 
 
 def test_rebuild_is_resumable_and_searches_answer_from_the_old_generation(
     lsettings: Settings, kind: str
 ) -> None:
-    with Vault(lsettings) as v:
+    with Services(lsettings) as v:
         ids = archive(v, 7)
-        v.index_pending()
-        v.indexer.chunk = 2
+        v.parts.indexer.drain()
+        v.parts.indexer.chunk = 2
         location = IndexLocation(lsettings.data_dir / "index", kind)
         before = location.current()
-        assert v.indexer.rebuild(max_chunks=2) == 0  # stopped part-way (as a crash would)
+        assert v.parts.indexer.rebuild(max_chunks=2) == 0  # stopped part-way (as a crash would)
         build = location.read_build()
         assert build is not None and build.last_id == sorted(ids)[3]
         assert location.current() == before
         extra = archive(v, 1, mrn="0040002")  # archived meanwhile: indexed into the live generation
-        v.index_pending()
+        v.parts.indexer.drain()
         assert sorted(found(v, mrn="0040001")) == sorted(ids)  # answered from the old generation
-    with Vault(lsettings) as v:  # a restart resumes the rebuild where it stopped
-        v.indexer.chunk = 2
-        assert v.indexer.rebuild() == 8
+    with Services(lsettings) as v:  # a restart resumes the rebuild where it stopped
+        v.parts.indexer.chunk = 2
+        assert v.parts.indexer.rebuild() == 8
         assert location.current() != before and location.read_build() is None
         assert sorted(found(v, mrn="0040001")) == sorted(ids)
         assert found(v, mrn="0040002") == extra
-        assert v.reconcile_index()["consistent"]
+        assert as_json(v.search.reconcile())["consistent"]
 
 
 def test_no_usable_index_answers_index_unavailable_until_rebuilt(lsettings: Settings, kind: str) -> None:
-    with Vault(lsettings) as v:
+    with Services(lsettings) as v:
         ids = archive(v, 3)
-        v.index_pending()
+        v.parts.indexer.drain()
     location = IndexLocation(lsettings.data_dir / "index", kind)
     (location.base / "CURRENT").unlink()
     busy = WriterLock(lsettings.data_dir / "index" / "writer.lock")  # another process owns the writer
     assert busy.acquire()
     try:
-        with Vault(lsettings) as v:
+        with Services(lsettings) as v:
             with pytest.raises(IndexUnavailable):
-                v.search(SearchQuery(mrn="0040001"))
+                as_json(v.search.search(SearchQuery(mrn="0040001")))
             with pytest.raises(IndexUnavailable):
-                v.timeline("0040001")
+                as_json(v.search.timeline("0040001"))
     finally:
         busy.release()
-    with Vault(lsettings) as v:
-        v.index_pending()  # the writer notices and rebuilds (in the background)
+    with Services(lsettings) as v:
+        v.parts.indexer.drain()  # the writer notices and rebuilds (in the background)
         deadline = time.monotonic() + 30
-        while v.indexer.rebuilding() and time.monotonic() < deadline:
+        while v.parts.indexer.rebuilding() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert sorted(found(v, mrn="0040001")) == sorted(ids)
 
@@ -215,20 +216,20 @@ def test_no_usable_index_answers_index_unavailable_until_rebuilt(lsettings: Sett
 # -- reconciliation -----------------------------------------------------------------------------------
 
 
-def test_reconcile_detects_and_repairs_missing_extra_and_stale(lvault: Vault) -> None:
+def test_reconcile_detects_and_repairs_missing_extra_and_stale(lvault: Services) -> None:
     ids = archive(lvault, 5)
-    lvault.index_pending()
-    assert lvault.reconcile_index()["consistent"]
-    backend = lvault.backend()
+    lvault.parts.indexer.drain()
+    assert as_json(lvault.search.reconcile())["consistent"]
+    backend = lvault.parts.indexer.reader()
     backend.delete([ids[0]])  # missing
     backend.index([IndexDocument("ghost", ["Never in the catalog."], mrn="0040001")])  # extra
     set_doc(lvault, ids[1], doc_type="consult_note")  # stale: changed without a queue task
-    with lvault.sessions() as s:  # stale text too
+    with lvault.parts.sessions() as s:  # stale text too
         page = s.query(Page).filter(Page.document_id == ids[2]).one()
         page.text = "Amended: pericarditis."
         s.commit()
 
-    report = lvault.reconcile_index()
+    report = as_json(lvault.search.reconcile())
     assert not report["consistent"]
     assert report["missing"] == [ids[0]]
     assert report["extra"] == ["ghost"]
@@ -236,46 +237,46 @@ def test_reconcile_detects_and_repairs_missing_extra_and_stale(lvault: Vault) ->
     assert (report["catalog_documents"], report["index_documents"]) == (5, 5)
     assert not report["repaired"]
 
-    repaired = lvault.reconcile_index(repair=True)
+    repaired = as_json(lvault.search.reconcile(repair=True))
     assert repaired["consistent"] and repaired["repaired"]
     assert sorted(found(lvault, mrn="0040001")) == sorted(ids)
     assert found(lvault, text="pericarditis") == [ids[2]]
     assert found(lvault, doc_type="consult_note") == [ids[1]]
 
 
-def test_disposed_documents_are_never_shown_and_totals_stay_honest(lvault: Vault) -> None:
+def test_disposed_documents_are_never_shown_and_totals_stay_honest(lvault: Services) -> None:
     ids = archive(lvault, 4)
-    lvault.index_pending()
+    lvault.parts.indexer.drain()
     # Disposed in the catalog, still in the index (its removal task not yet applied).
     set_doc(lvault, ids[0], status="disposed", disposed_at=datetime.now(UTC))
     set_doc(lvault, ids[1], status="classified")  # being reprocessed: not shown either
-    result = lvault.search(SearchQuery(text="troponin", limit=1))
+    result = as_json(lvault.search.search(SearchQuery(text="troponin", limit=1)))
     assert result["total"] == 2
     assert sum(result["facets"]["doc_type"].values()) == 2
-    listing = lvault.search(SearchQuery(mrn="0040001", limit=100))
+    listing = as_json(lvault.search.search(SearchQuery(mrn="0040001", limit=100)))
     assert sorted(h["document_id"] for h in listing["hits"]) == sorted(ids[2:])
     assert listing["total"] == 2
-    timeline = lvault.timeline("0040001")
+    timeline = as_json(lvault.search.timeline("0040001"))
     assert timeline["total"] == 2
     assert ids[0] not in json.dumps(timeline)
-    with lvault.sessions() as s:  # queued for the writer to look at again
+    with lvault.parts.sessions() as s:  # queued for the writer to look at again
         assert {t.document_id for t in s.query(IndexTask)} >= {ids[0], ids[1]}
-    lvault.index_pending()
-    assert lvault.backend().doc_ids() == set(ids[2:])
-    assert lvault.reconcile_index()["consistent"]
+    lvault.parts.indexer.drain()
+    assert lvault.parts.indexer.reader().doc_ids() == set(ids[2:])
+    assert as_json(lvault.search.reconcile())["consistent"]
 
 
 # -- timeline and similar through the service -----------------------------------------------------------
 
 
-def test_timeline_groups_by_encounter_in_date_order(lvault: Vault) -> None:
+def test_timeline_groups_by_encounter_in_date_order(lvault: Services) -> None:
     a = archive(lvault, 1, date_of_service=date(2023, 5, 2), encounter="ENC-1", doc_type="consult_note")
     b = archive(lvault, 1, date_of_service=date(2023, 5, 1), encounter="ENC-1", doc_type="lab_report")
     c = archive(lvault, 1, date_of_service=date(2024, 1, 9), encounter="ENC-2")
     d = archive(lvault, 1, date_of_service=None, encounter=None)
     archive(lvault, 1, mrn="0040999")
-    lvault.index_pending()
-    result = lvault.timeline("0040001")
+    lvault.parts.indexer.drain()
+    result = as_json(lvault.search.timeline("0040001"))
     assert result["total"] == 4
     groups = [(g["encounter"], [x["document_id"] for x in g["documents"]]) for g in result["encounters"]]
     assert groups == [("ENC-1", [*b, *a]), ("ENC-2", c), (None, d)]
@@ -283,19 +284,19 @@ def test_timeline_groups_by_encounter_in_date_order(lvault: Vault) -> None:
         "2023-05-01",
         "2023-05-02",
     )
-    assert lvault.timeline("0000000") == {"mrn": "0000000", "total": 0, "encounters": []}
+    assert as_json(lvault.search.timeline("0000000")) == {"mrn": "0000000", "total": 0, "encounters": []}
 
 
-def test_more_like_this_through_the_service(lvault: Vault) -> None:
+def test_more_like_this_through_the_service(lvault: Services) -> None:
     hf = archive(lvault, 3, text="Congestive heart failure, ejection fraction reduced, furosemide started.")
     archive(lvault, 3, mrn="0040002", text="Wrist fracture splinted; orthopedics follow-up arranged.")
-    lvault.index_pending()
-    result = lvault.more_like_this(hf[0])
+    lvault.parts.indexer.drain()
+    result = as_json(lvault.search.similar(hf[0]))
     assert result["document_id"] == hf[0]
     assert {h["document_id"] for h in result["hits"][:2]} == set(hf[1:])
     assert hf[0] not in [h["document_id"] for h in result["hits"]]
     with pytest.raises(NotFound):
-        lvault.more_like_this("no-such-document")
+        as_json(lvault.search.similar("no-such-document"))
 
 
 # -- API and CLI ----------------------------------------------------------------------------------------
@@ -317,7 +318,7 @@ def wait_for(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyp
 
 
 def test_api_timeline_similar_filters_and_near_real_time(client: TestClient) -> None:
-    vault: Vault = client.app.state.vault  # type: ignore[attr-defined]
+    vault: Services = client.app.state.services  # type: ignore[attr-defined]
     ids = archive(vault, 3, encounter="ENC-9", icd_codes=["E11.9"])
     # The server's background indexer picks the queue up (every CHARTVAULT_INDEX_COMMIT_INTERVAL_S).
     assert wait_for(lambda: client.get("/search", params={"mrn": "0040001"}).json()["total"] == 3)
@@ -335,9 +336,9 @@ def test_api_timeline_similar_filters_and_near_real_time(client: TestClient) -> 
 
 
 def test_api_answers_503_with_retry_after_when_no_index(lsettings: Settings, kind: str) -> None:
-    with Vault(lsettings) as v:
+    with Services(lsettings) as v:
         archive(v, 2)
-        v.index_pending()
+        v.parts.indexer.drain()
     (IndexLocation(lsettings.data_dir / "index", kind).base / "CURRENT").unlink()
     busy = WriterLock(lsettings.data_dir / "index" / "writer.lock")  # the rebuilding writer elsewhere
     assert busy.acquire()
@@ -358,10 +359,10 @@ def test_cli_index_check_timeline_and_reindex(lsettings: Settings, monkeypatch: 
 
     monkeypatch.setenv("CHARTVAULT_DATA_DIR", str(lsettings.data_dir))
     monkeypatch.setenv("CHARTVAULT_SEARCH_BACKEND", lsettings.search_backend)
-    with Vault(lsettings) as v:
+    with Services(lsettings) as v:
         ids = archive(v, 3)
-        v.index_pending()
-        v.backend().delete([ids[0]])
+        v.parts.indexer.drain()
+        v.parts.indexer.reader().delete([ids[0]])
     runner = CliRunner()
     res = runner.invoke(app, ["index-check", "--json"])
     assert res.exit_code == 1, res.output
@@ -385,14 +386,14 @@ READER_SCRIPT = """
 import sys, time
 from chartvault.config import Settings
 from chartvault.search import SearchQuery, IndexUnavailable
-from chartvault.service import Vault
+from chartvault.services import Services
 settings = Settings(data_dir=sys.argv[1], search_backend=sys.argv[2], workers=1, _env_file=None)
 done = errors = 0
-with Vault(settings) as v:
+with Services(settings) as v:
     end = time.monotonic() + float(sys.argv[3])
     while time.monotonic() < end:
         try:
-            v.search(SearchQuery(text="troponin", limit=5))
+            v.search.search(SearchQuery(text="troponin", limit=5))
             done += 1
         except Exception as exc:
             errors += 1
@@ -402,8 +403,8 @@ print(done, errors)
 
 
 def test_concurrent_archiving_indexing_and_searching(lsettings: Settings) -> None:
-    with Vault(lsettings) as v:
-        v.index_pending()  # the index exists before readers start
+    with Services(lsettings) as v:
+        v.parts.indexer.drain()  # the index exists before readers start
         reader = subprocess.Popen(
             [sys.executable, "-c", READER_SCRIPT, str(lsettings.data_dir), lsettings.search_backend, "6"],
             stdout=subprocess.PIPE,
@@ -427,7 +428,7 @@ def test_concurrent_archiving_indexing_and_searching(lsettings: Settings) -> Non
         def indexer() -> None:  # the single writer, draining the queue
             try:
                 while not stop.is_set():
-                    v.index_pending()
+                    v.parts.indexer.drain()
                     time.sleep(0.02)
             except BaseException as exc:
                 errors.append(exc)
@@ -435,23 +436,23 @@ def test_concurrent_archiving_indexing_and_searching(lsettings: Settings) -> Non
         def searcher() -> None:
             try:
                 while not stop.is_set():
-                    v.search(SearchQuery(text="troponin", limit=5))
-                    v.timeline("0040001")
+                    v.search.search(SearchQuery(text="troponin", limit=5))
+                    as_json(v.search.timeline("0040001"))
                     searches_while_writing[0] += 1
             except BaseException as exc:
                 errors.append(exc)
 
         # A second would-be writer (another process's Vault on the same folder) gets no lock error: it
         # simply does not index.
-        with Vault(lsettings) as other:
+        with Services(lsettings) as other:
             writers = [threading.Thread(target=archiver), threading.Thread(target=indexer)]
             readers = [threading.Thread(target=searcher) for _ in range(2)]
             for t in [*writers, *readers]:
                 t.start()
             writers[0].join(timeout=60)
-            assert other.index_pending() == 0
+            assert other.parts.indexer.drain() == 0
         deadline = time.monotonic() + 30
-        while v.indexer.pending() and time.monotonic() < deadline:
+        while v.parts.indexer.pending() and time.monotonic() < deadline:
             time.sleep(0.05)
         stop.set()
         for t in [*writers, *readers]:
@@ -464,9 +465,9 @@ def test_concurrent_archiving_indexing_and_searching(lsettings: Settings) -> Non
         assert failed == 0, err
         assert done > 0
         assert len(archived) == 60
-        assert v.backend().doc_ids() == set(archived)  # no lost update
-        assert v.search(SearchQuery(mrn="0040001", limit=1))["total"] == 60
-        with v.sessions() as s:
+        assert v.parts.indexer.reader().doc_ids() == set(archived)  # no lost update
+        assert as_json(v.search.search(SearchQuery(mrn="0040001", limit=1)))["total"] == 60
+        with v.parts.sessions() as s:
             statuses = {d.status for d in s.query(Document)}
         assert statuses == {PAGE_INDEXED}
-        assert v.reconcile_index()["consistent"]
+        assert as_json(v.search.reconcile())["consistent"]

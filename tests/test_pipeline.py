@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import pick
+from conftest import ingest_files, pick
 
 CLI = [sys.executable, "-m", "chartvault.cli"]
 
@@ -63,36 +63,25 @@ def test_ingest_json_contract_and_exit_status(tmp_path, corpus):
 
 def test_exact_duplicate_is_linked_not_stored_twice(vault, corpus, tmp_path):
     e = pick(corpus, "pdf_text")
-    first = vault.new_batch("cli")
-    vault.add_path(first, e["file"])
-    vault.close_intake(first)
-    vault.process(first)
-    doc_id = vault.batch_report(first)["files"][0]["documents"][0]
+    first = ingest_files(vault, e["file"])
+    doc_id = vault.intake.batch(first).files[0].documents[0]
     copy = tmp_path / "rescanned-copy.pdf"
     shutil.copy(e["file"], copy)
-    second = vault.new_batch("cli")
-    vault.add_path(second, copy)
-    vault.add_path(second, copy)  # the same file twice within a batch, too
-    vault.close_intake(second)
-    vault.process(second)
-    report = vault.batch_report(second)
-    assert [f["status"] for f in report["files"]] == ["duplicate", "duplicate"]
-    assert all(f["documents"] == [doc_id] for f in report["files"])
+    second = ingest_files(vault, copy, copy)  # the same file twice within a batch, too
+    report = vault.intake.batch(second)
+    assert [f.status for f in report.files] == ["duplicate", "duplicate"]
+    assert all(f.documents == [doc_id] for f in report.files)
     objects = [p for p in (vault.settings.data_dir / "objects" / "sha256").rglob("*") if p.is_file()]
     assert len(objects) == 1
-    assert len(vault.document(doc_id)["linked_duplicate_files"]) == 2
+    assert len(vault.documents.get(doc_id).linked_duplicate_files) == 2
 
 
 def test_duplicates_within_one_new_batch_are_stored_once(vault, corpus, tmp_path):
     e = pick(corpus, "pdf_text")
-    batch = vault.new_batch("cli")
-    vault.add_path(batch, e["file"])
-    vault.add_path(batch, e["file"])
-    vault.close_intake(batch)
-    vault.process(batch)
-    files = vault.batch_report(batch)["files"]
-    assert sorted(f["status"] for f in files) == ["archived", "duplicate"]
-    assert files[0]["documents"] == files[1]["documents"]
+    batch = ingest_files(vault, e["file"], e["file"])
+    files = vault.intake.batch(batch).files
+    assert sorted(f.status for f in files) == ["archived", "duplicate"]
+    assert files[0].documents == files[1].documents
 
 
 def test_manifest_page_count_mismatch_is_flagged(tmp_path, corpus):
@@ -170,7 +159,7 @@ def hot(tmp_path, vault):
 
     folder = tmp_path / "hot"
     folder.mkdir()
-    return HotFolder(vault, folder, station="hot-1")
+    return HotFolder(vault.intake, vault.parts.sessions, folder, station="hot-1", settle_s=0)
 
 
 def test_hot_folder_files_done_and_failed(hot, corpus):
@@ -198,21 +187,21 @@ def test_hot_folder_ignores_a_growing_file(hot, corpus):
 
 def test_hot_folder_restart_finishes_claimed_files_once(tmp_path, settings, corpus):
     from chartvault.ingest.hotfolder import HotFolder
-    from chartvault.service import Vault
+    from chartvault.services import Services
 
     folder = tmp_path / "hot2"
     folder.mkdir()
     e = pick(corpus, "pdf_text")
     shutil.copy(e["file"], folder / "a.pdf")
-    with Vault(settings) as v1:
-        first = HotFolder(v1, folder)
+    with Services(settings) as v1:
+        first = HotFolder(v1.intake, v1.parts.sessions, folder, settle_s=0)
         claim = first._claim(folder / "a.pdf")  # a crash right after claiming
         assert claim is not None and claim.exists()
-    with Vault(settings) as v2:
-        second = HotFolder(v2, folder)
+    with Services(settings) as v2:
+        second = HotFolder(v2.intake, v2.parts.sessions, folder, settle_s=0)
         second.poll(final=True)
         assert (folder / "done" / "a.pdf").exists()
         assert not any(second.processing.iterdir())
         second.poll(final=True)
-        batches = v2.list_batches(50, 0)
+        batches = v2.intake.batches(50, 0).items
         assert len(batches) == 1

@@ -26,12 +26,12 @@ from s3fixtures import *  # noqa: F403 - s3_settings
 from sqlalchemy import select
 
 from chartvault.api.auth import POLICY
-from chartvault.api.releases import router as releases_router
+from chartvault.api.routes.releases import router as releases_router
 from chartvault.archive.models import AuditEvent, Document, ReleaseRequest
 from chartvault.archive.objectstore import ObjectRef
 from chartvault.config import Settings
 from chartvault.release.package import REDISCLOSURE_NOTICE, PackageSource, build_package
-from chartvault.service import Vault
+from chartvault.services import Services
 
 MRN, OTHER_MRN = "00610001", "00610002"
 
@@ -39,7 +39,7 @@ MRN, OTHER_MRN = "00610001", "00610002"
 @dataclass
 class Roi:
     client: TestClient
-    vault: Vault
+    vault: Services
     tokens: dict[str, dict[str, str]]  # who -> Authorization header
     docs: dict[str, str]  # label -> document id
 
@@ -50,8 +50,8 @@ class Roi:
         return self.client.request(method, path, headers=self.as_(who), **kw)
 
 
-def _header(vault: Vault, role: str, vendor: str | None = None) -> dict[str, str]:
-    token = vault.create_token(role, f"roi {role} {vendor or ''}".strip(), vendor=vendor)["token"]
+def _header(vault: Services, role: str, vendor: str | None = None) -> dict[str, str]:
+    token = vault.access.create_token(role, f"roi {role} {vendor or ''}".strip(), vendor=vendor).token
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -59,7 +59,7 @@ def _header(vault: Vault, role: str, vendor: str | None = None) -> dict[str, str
 def roi(settings, tmp_path: Path) -> Iterator[Roi]:
     """The app, tokens for every party, and four archived born-digital documents of two patients."""
     with api_client(settings) as c:
-        vault: Vault = c.app.state.vault
+        vault: Services = c.app.state.services
         tokens = {
             "staff": _header(vault, "staff"),
             "staff2": _header(vault, "staff"),
@@ -221,7 +221,7 @@ def test_release_end_to_end_through_the_api(roi: Roi) -> None:
     assert roi.call("vendor_a", "GET", f"/patients/{MRN}/disclosures").status_code == 403
 
     # Every step is audited under its caller, with ids only; the package is kept six years.
-    with roi.vault.sessions() as s:
+    with roi.vault.parts.sessions() as s:
         events = s.scalars(select(AuditEvent).where(AuditEvent.target_id == rid)).all()
         sod = s.scalars(select(AuditEvent).where(AuditEvent.target_id == own["id"])).all()
         pkg_row = s.get(ReleaseRequest, rid)
@@ -237,7 +237,7 @@ def test_release_end_to_end_through_the_api(roi: Roi) -> None:
         and e.detail["reason"] == "separation_of_duties"
         for e in sod
     )
-    _mode, until = roi.vault.store.retention(ref)
+    _mode, until = roi.vault.parts.store.retention(ref)
     assert until is not None and until > datetime.now(UTC) + timedelta(days=365 * 6 - 2)
 
     # A second fetch is a second disclosure; HIM may close the fulfilled release.
@@ -287,7 +287,7 @@ def test_vendor_sees_and_fetches_only_its_own_live_releases(roi: Roi) -> None:
     assert roi.call("him", "GET", f"/releases/{b['id']}/package").status_code == 409
 
     # Expired: the access window has run out (written to the catalog rather than waited for).
-    with roi.vault.sessions() as s:
+    with roi.vault.parts.sessions() as s:
         row = s.get(ReleaseRequest, a["id"])
         assert row is not None
         row.access_expires_at = datetime.now(UTC) - timedelta(minutes=1)
@@ -351,7 +351,7 @@ def test_approval_refused_without_an_authorization(roi: Roi) -> None:
 
 
 def test_sensitive_document_needs_an_authorization_that_names_it(roi: Roi) -> None:
-    with roi.vault.sessions() as s:  # the classifier has no such type yet: HIM filed it by hand
+    with roi.vault.parts.sessions() as s:  # the classifier has no such type yet: HIM filed it by hand
         doc = s.get(Document, roi.docs["pn2023"])
         assert doc is not None
         doc.doc_type = "psychotherapy_note"
@@ -424,7 +424,7 @@ def test_requester_cannot_deny_and_decisions_follow_the_states(roi: Roi) -> None
 
 
 def test_criteria_resolve_to_matching_documents_at_approval(roi: Roi) -> None:
-    with roi.vault.sessions() as s:
+    with roi.vault.parts.sessions() as s:
         types = {k: s.get(Document, v).doc_type for k, v in roi.docs.items()}  # type: ignore[union-attr]
     assert types == {
         "ds2024": "discharge_summary",
@@ -563,7 +563,7 @@ def test_presigned_redirect_on_s3_records_the_disclosure_first(s3_settings: Sett
         s3_bucket=f"cv-roi-{uuid.uuid4().hex[:16]}",
     )
     with api_client(settings) as c:
-        vault: Vault = c.app.state.vault
+        vault: Services = c.app.state.services
         staff, him = _header(vault, "staff"), _header(vault, "him_admin")
         vendor = _header(vault, "vendor", "Acme Copy")
         (doc_id,) = ingest(vault, chart_pdf(tmp_path / "a.pdf", mrn=MRN, dob="03/04/1970", dos="05/06/2024"))

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import api_client
+from conftest import api_client, as_json, ingest_files
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import select
@@ -18,7 +18,7 @@ from chartvault.archive.models import AuditEvent, ClassificationCorrection, Docu
 from chartvault.classify import DOC_TYPES
 from chartvault.classify import model as mdl
 from chartvault.classify.types import Extracted, Identifiers
-from chartvault.ingest.pipeline import _misfile_pages, _segments
+from chartvault.ingest.stages import _misfile_pages, _split
 
 PATIENT_A = "files/8682b39b19b6.tif"  # 2-page ED note
 PATIENT_B = "files/25d10e037353.png"  # 1-page consult note, another patient
@@ -42,11 +42,7 @@ def frames(path: Path) -> list[Image.Image]:
 
 
 def ingest(vault, path: Path) -> str:
-    batch_id = vault.new_batch("cli")
-    vault.add_path(batch_id, path)
-    vault.close_intake(batch_id)
-    vault.process(batch_id)
-    return batch_id
+    return ingest_files(vault, path, source="cli")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -62,8 +58,8 @@ def test_page_of_another_patient_holds_the_document_unlinked(
     pages[0].save(batch, save_all=True, append_images=pages[1:], compression="tiff_lzw", dpi=(300, 300))
     batch_id = ingest(vault, batch)
 
-    assert vault.batch_report(batch_id)["status"] == "complete"
-    with vault.sessions() as s:
+    assert as_json(vault.intake.batch(batch_id))["status"] == "complete"
+    with vault.parts.sessions() as s:
         (doc,) = s.scalars(select(Document).where(Document.batch_id == batch_id)).all()
         assert doc.object_key is not None and doc.status in ("archived", "indexed")  # the original is safe
         assert doc.mrn == a["patient"]["mrn"]  # the majority
@@ -78,22 +74,22 @@ def test_page_of_another_patient_holds_the_document_unlinked(
         assert b["patient"]["mrn"] not in str(flags[3]) + str(doc.review_reasons)
         doc_id = doc.id
 
-    queue = vault.review_queue()
+    queue = as_json(vault.review.queue())
     (item,) = queue["items"]
     assert item["document_id"] == doc_id and not item["patient_linked"]
     assert [fp["page_no"] for fp in item["flagged_pages"]] == [3]
     assert a["patient"]["mrn"] not in str(queue) and b["patient"]["mrn"] not in str(queue)
 
     # A person confirms the document (page 3 to be refiled separately): resolved and linked.
-    result = vault.resolve_review(doc_id)
+    result = as_json(vault.review.resolve(doc_id))
     assert result["review_status"] == "resolved" and result["patient_linked"]
-    assert vault.review_queue()["total"] == 0
+    assert as_json(vault.review.queue())["total"] == 0
 
 
 def test_consistent_document_is_linked_and_not_held(vault, corpus: list[dict]) -> None:
     a = corpus_entry(corpus, PATIENT_A)
     batch_id = ingest(vault, a["file"])
-    with vault.sessions() as s:
+    with vault.parts.sessions() as s:
         (doc,) = s.scalars(select(Document).where(Document.batch_id == batch_id)).all()
         assert doc.patient_id is not None and doc.review_status is None
         assert all(p.flags is None for p in doc.pages)
@@ -130,7 +126,7 @@ def test_segments_split_at_cover_sheets_and_skip_leading_blanks() -> None:
         Page(page_no=5, barcodes=bad),
         Page(page_no=6),
     ]
-    segs = _segments(pages)
+    segs = _split(pages)
     assert [
         (sg.cover_page.page_no if sg.cover_page else None, [p.page_no for p in sg.pages]) for sg in segs
     ] == [
@@ -139,7 +135,7 @@ def test_segments_split_at_cover_sheets_and_skip_leading_blanks() -> None:
     ]
     assert segs[0].cover is not None and segs[0].cover.mrn == "0012345" and not segs[0].invalid
     assert segs[1].cover is None and segs[1].invalid
-    assert [[p.page_no for p in sg.pages] for sg in _segments([Page(page_no=1), Page(page_no=2)])] == [[1, 2]]
+    assert [[p.page_no for p in sg.pages] for sg in _split([Page(page_no=1), Page(page_no=2)])] == [[1, 2]]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -213,8 +209,8 @@ def test_review_queue_and_correction_over_the_api(strict_client: TestClient, cor
     else:
         raise AssertionError("corrected document not re-indexed under its new type")
 
-    vault = c.app.state.vault
-    with vault.sessions() as s:
+    vault = c.app.state.services
+    with vault.parts.sessions() as s:
         (corr,) = s.scalars(select(ClassificationCorrection)).all()
         assert (corr.document_id, corr.old_type, corr.new_type) == (doc_id, before["doc_type"], new_type)
         assert corr.corrected_by.startswith("token:")  # the calling token, never anonymous
@@ -223,18 +219,18 @@ def test_review_queue_and_correction_over_the_api(strict_client: TestClient, cor
         assert s.scalars(select(AuditEvent).where(AuditEvent.action == "review.list")).first() is not None
 
     # The correction feeds the next training: the document's text, under the staff's type.
-    corrections = vault.classifier_corrections()
+    corrections = vault.parts.classifier.corrections()
     assert len(corrections) == 1 and corrections[0][1] == new_type
     assert e["patient"]["mrn"] in corrections[0][0]
     base_texts, base_labels = mdl.training_data()
-    info = vault.train_classifier()
+    info = as_json(vault.review.train_classifier())
     assert info["corrections"] == 1 and info["n_train"] == len(base_texts) + 1
     expected = mdl.training_version([*base_texts, corrections[0][0]], [*base_labels, new_type])
     assert info["version"] == expected  # trained on exactly base + the corrected text
     saved = mdl.load(Path(info["path"]), expected_version=expected)
     assert saved.n_train == info["n_train"]
     assert Path(info["path"]).with_suffix(".json").read_text().count(expected) == 1
-    assert vault.classifier_model().version == expected  # what the pipeline uses from now on
+    assert vault.parts.classifier.current().version == expected  # what the pipeline uses from now on
 
 
 def test_review_routes_refuse_bad_requests(settings) -> None:

@@ -49,7 +49,7 @@ def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, st
     cfg = Settings(data_dir=tmp_path_factory.mktemp("schemathesis") / "data", workers=1, _env_file=None)
     app = create_app(cfg)
     with TestClient(app) as client:
-        token = client.app.state.vault.create_token("admin", "schemathesis admin")["token"]
+        token = client.app.state.services.access.create_token("admin", "schemathesis admin").token
         yield app, token
 
 
@@ -57,7 +57,7 @@ def _lifespan_owned_elsewhere(app: Any) -> Any:
     """The app for Schemathesis's transport, whose lifespan is answered but not run again.
 
     The module's ``TestClient`` already runs the real lifespan; a second one would open a second
-    Vault (and background runner) on the same data folder and replace ``app.state.vault``.
+    Vault (and background runner) on the same data folder and replace ``app.state.services``.
     """
 
     async def asgi(scope: dict, receive: Any, send: Any) -> None:

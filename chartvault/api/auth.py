@@ -16,8 +16,8 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from chartvault.access import set_principal
 from chartvault.archive.tokens import Principal
+from chartvault.services import Caller, Services
 
 log = logging.getLogger("chartvault.api.auth")
 
@@ -49,7 +49,7 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/tokens"): ADMIN,
     ("DELETE", "/tokens/{token_id}"): ADMIN,
     ("GET", "/audit/verify"): ADMIN,
-    # Release of information (issue 6). Vendors see and fetch only their own approved releases.
+    # Release of information. Vendors see and fetch only their own approved releases.
     ("POST", "/releases"): STAFF,
     ("GET", "/releases"): RELEASE_READERS,
     ("GET", "/releases/{release_id}"): RELEASE_READERS,
@@ -78,34 +78,29 @@ def _unauthorized(message: str) -> HTTPException:
 async def authorize(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal | None:
-    """The global dependency: resolve the token, check the route's roles, set the caller.
-
-    Async on purpose: the caller set here (a context variable) then reaches the
-    route's code, which runs in the thread pool with a copy of this context.
-    """
+    """The global dependency: resolve the token, check the route's roles, remember the caller."""
     route = request.scope.get("route")
     path = getattr(route, "path", request.url.path)
     allowed = POLICY.get((request.method, path))
     if allowed is PUBLIC:
         return None
-    vault = request.app.state.vault
+    root: Services = request.app.state.services
+    where = f"{request.method} {path}"
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("an API token is required (Authorization: Bearer ...)")
-    principal = await run_in_threadpool(vault.verify_token, credentials.credentials)
+    principal = await run_in_threadpool(root.access.verify_token, credentials.credentials)
     if principal is None:
-        await run_in_threadpool(
-            vault.audit, "token.use", "route", f"{request.method} {path}", "refused", {"reason": "invalid"}
-        )
+        await run_in_threadpool(root.audit, "token.use", "route", where, "refused", {"reason": "invalid"})
         raise _unauthorized("the API token is invalid, expired or revoked")
-    set_principal(principal)
     request.state.principal = principal
+    caller = root.acting_as(Caller.of_token(principal))
+    request.state.services = caller
     if allowed is None or principal.role not in allowed:
-        detail = {"role": principal.role}
         await run_in_threadpool(
-            vault.audit, "token.use", "route", f"{request.method} {path}", "forbidden", detail
+            caller.audit, "token.use", "route", where, "forbidden", {"role": principal.role}
         )
         raise HTTPException(403, f"the {principal.role} role may not call {request.method} {path}")
-    await run_in_threadpool(vault.audit, "token.use", "route", f"{request.method} {path}", "ok", None)
+    await run_in_threadpool(caller.audit, "token.use", "route", where, "ok", None)
     return principal
 
 

@@ -7,25 +7,19 @@ uses a few chunks of memory, and the byte limit is enforced per file on the fly.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
 from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
 
-from chartvault.ingest.batches import StagedFile, Stager
+from chartvault.errors import ChartVaultError, MalformedRequest, TooLarge, UnsupportedMedia
+from chartvault.ingest.staging import StagedFile, Stager
 
 MAX_FIELD_BYTES = 1 << 20  # form fields (station, operator, manifest) are small
-
-
-class UploadError(ValueError):
-    """The request body is not an acceptable multipart upload."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+BAD_UPLOAD = "bad_upload"
 
 
 @dataclass(slots=True)
@@ -50,8 +44,8 @@ def _disposition(value: bytes) -> tuple[str | None, str | None]:
 
 
 class _Receiver:
-    def __init__(self, incoming: Path, max_bytes: int, max_files: int) -> None:
-        self.incoming, self.max_bytes, self.max_files = incoming, max_bytes, max_files
+    def __init__(self, stager: Callable[[], Stager], max_files: int) -> None:
+        self.stager, self.max_files = stager, max_files
         self.result = ReceivedUpload()
         self._headers: dict[bytes, bytes] = {}
         self._hname = b""
@@ -60,7 +54,7 @@ class _Receiver:
         self._field: tuple[str, bytearray] | None = None
         self._filename: str | None = None
 
-    def callbacks(self) -> dict:
+    def callbacks(self) -> dict[str, Any]:
         return {
             "on_part_begin": self._part_begin,
             "on_header_field": self._header_field,
@@ -88,8 +82,10 @@ class _Receiver:
         name, filename = _disposition(self._headers.get(b"content-disposition", b""))
         if filename is not None:
             if len(self.result.files) >= self.max_files:
-                raise UploadError(413, f"too many files in one request; the limit is {self.max_files}")
-            self._stager = Stager(self.incoming, self.max_bytes)
+                raise TooLarge(
+                    f"too many files in one request; the limit is {self.max_files}", code=BAD_UPLOAD
+                )
+            self._stager = self.stager()
             self._filename = filename
         else:
             self._field = (name or "", bytearray())
@@ -100,7 +96,7 @@ class _Receiver:
         elif self._field is not None:
             self._field[1].extend(data[start:end])
             if len(self._field[1]) > MAX_FIELD_BYTES:
-                raise UploadError(413, f"form field '{self._field[0]}' is too large")
+                raise TooLarge(f"form field '{self._field[0]}' is too large", code=BAD_UPLOAD)
 
     def _part_end(self) -> None:
         if self._stager is not None:
@@ -117,26 +113,26 @@ class _Receiver:
 
 
 async def receive_upload(
-    content_type: str, body: AsyncIterator[bytes], incoming: Path, max_bytes: int, max_files: int
+    content_type: str, body: AsyncIterator[bytes], stager: Callable[[], Stager], max_files: int
 ) -> ReceivedUpload:
-    """Parse a multipart body from ``body``, staging each file part under ``incoming``."""
+    """Parse a multipart body from ``body``, staging each file part through a new ``stager()``."""
     ctype, params = parse_options_header(content_type or "")
     if ctype != b"multipart/form-data" or b"boundary" not in params:
-        raise UploadError(415, "send the files as multipart/form-data")
-    receiver = _Receiver(incoming, max_bytes, max_files)
+        raise UnsupportedMedia("send the files as multipart/form-data", code=BAD_UPLOAD)
+    receiver = _Receiver(stager, max_files)
     parser = MultipartParser(params[b"boundary"], receiver.callbacks())
     try:
         async for chunk in body:
             # Disk writes happen in callbacks: keep them off the event loop.
             await run_in_threadpool(parser.write, chunk)
         parser.finalize()
-    except UploadError:
+    except ChartVaultError:
         receiver.abort()
         raise
     except Exception as exc:  # malformed multipart
         receiver.abort()
-        raise UploadError(400, f"malformed multipart body ({type(exc).__name__})") from None
+        raise MalformedRequest(f"malformed multipart body ({type(exc).__name__})", code=BAD_UPLOAD) from None
     if receiver._stager is not None or receiver._field is not None:
         receiver.abort()
-        raise UploadError(400, "the multipart body ended in the middle of a part")
+        raise MalformedRequest("the multipart body ended in the middle of a part", code=BAD_UPLOAD)
     return receiver.result

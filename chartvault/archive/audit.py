@@ -113,3 +113,26 @@ def verify_report(sessions: sessionmaker[Session]) -> dict[str, Any]:
                 }
             prev = event.hash or ""
     return {"ok": True, "entries": count, "first_bad_id": None, "problem": None, "last_hash": prev}
+
+
+class AuditLog:
+    """The catalog's append-only audit log: entries are recorded and the chain verified here only."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def record(
+        self,
+        actor: str,
+        action: str,
+        target_type: str | None = None,
+        target_id: str | None = None,
+        outcome: str = "ok",
+        detail: dict[str, Any] | None = None,
+    ) -> str:
+        """Append one entry; returns its chain hash."""
+        return record(self.sessions, actor, action, target_type, target_id, outcome, detail)
+
+    def verify(self) -> dict[str, Any]:
+        """Walk the whole chain (see ``verify_report``)."""
+        return verify_report(self.sessions)

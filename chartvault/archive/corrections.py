@@ -44,13 +44,14 @@ from chartvault.archive.models import (
     new_id,
 )
 from chartvault.archive.objectstore import LOCK_COMPLIANCE, ObjectRef, ObjectStore
+from chartvault.errors import Conflict
 
 log = logging.getLogger(__name__)
 
 __all__ = ["MisfileRefused", "MisfileResult", "correct_misfile"]
 
 
-class MisfileRefused(ValueError):
+class MisfileRefused(Conflict):
     """The correction cannot be made (the message says why and what to do; ids only)."""
 
 

@@ -10,17 +10,21 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# The newest migration. Checking it with one query lets a command skip loading Alembic when the
+# catalog is already current (tests/test_archive_db.py keeps it equal to Alembic's own head).
+SCHEMA_HEAD = "0004_access_release"
 
 # How long a SQLite writer waits for another process's write lock before failing.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -87,6 +91,8 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic config for the packaged migrations, built in code (no alembic.ini)."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     if connection is not None:
@@ -96,6 +102,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def head_revision() -> str | None:
     """The revision the packaged migrations lead to (what ``upgrade`` brings a catalog to)."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
@@ -129,7 +137,7 @@ def _upgrade_locked(engine: Engine) -> None:
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK_KEY})
-        command.upgrade(alembic_config(conn), "head")
+        _alembic_upgrade(conn)
         conn.commit()
 
 
@@ -144,7 +152,7 @@ def _upgrade_sqlite(engine: Engine) -> None:
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
-                command.upgrade(alembic_config(conn), "head")
+                _alembic_upgrade(conn)
                 problems = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                 if problems:
                     raise RuntimeError(f"migration left {len(problems)} foreign key violations")
@@ -157,10 +165,31 @@ def _upgrade_sqlite(engine: Engine) -> None:
             conn.commit()
 
 
+def _alembic_upgrade(conn: Connection) -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(conn), "head")
+
+
 def current_revision(engine: Engine) -> str | None:
     """The catalog's Alembic revision, or None for an empty (never migrated) database."""
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:  # no alembic_version table yet
+        return None
+
+
+def open_catalog(url: str | URL) -> tuple[Engine, sessionmaker[Session]]:
+    """An engine and session factory on a catalog brought to the current schema.
+
+    A catalog already at ``SCHEMA_HEAD`` costs one query; otherwise it is migrated (locked against
+    concurrent starts, see ``upgrade``).
+    """
+    engine = make_engine(url)
+    if current_revision(engine) != SCHEMA_HEAD:
+        upgrade(engine)
+    return engine, session_factory(engine)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

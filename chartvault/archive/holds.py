@@ -26,6 +26,7 @@ from chartvault.archive.models import (
     new_id,
 )
 from chartvault.archive.objectstore import ObjectStore
+from chartvault.errors import Conflict, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 
-class HoldError(ValueError):
+class HoldError(InvalidInput):
     """A hold request that cannot be carried out (the message names ids only)."""
 
 
@@ -60,7 +61,7 @@ def _scope_documents(
     docs = list(s.scalars(select(Document).where(Document.id.in_(list(document_ids)))))
     missing = sorted(set(document_ids) - {d.id for d in docs})
     if missing:
-        raise HoldError(f"no such document: {', '.join(missing)}")
+        raise NotFound(f"no such document: {', '.join(missing)}")
     return docs
 
 
@@ -164,9 +165,9 @@ def release_hold(s: Session, store: ObjectStore, hold_id: str, released_by: str,
     """Release a hold; a version's store flag is lifted only when no other active hold covers it."""
     hold = s.get(LegalHold, hold_id)
     if hold is None:
-        raise HoldError(f"no such hold: {hold_id}")
+        raise NotFound(f"no such hold: {hold_id}")
     if hold.status != HOLD_ACTIVE:
-        raise HoldError(f"hold {hold_id} is already released")
+        raise Conflict(f"hold {hold_id} is already released")
     if not reason.strip():
         raise HoldError("releasing a hold needs a reason")
     hold.status = HOLD_RELEASED

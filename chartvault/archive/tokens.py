@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chartvault.archive.models import ROLES, ApiToken, new_id
+from chartvault.errors import InvalidInput, NotFound
 
 __all__ = ["ROLES", "Principal", "TokenError", "create_token", "list_tokens", "revoke_token", "verify_token"]
 
@@ -25,7 +26,7 @@ _TOKEN_RE = re.compile(r"cv_([0-9a-f]{32})_([A-Za-z0-9_-]{43})")
 MAX_DAYS = 3650
 
 
-class TokenError(ValueError):
+class TokenError(InvalidInput):
     """A token request that cannot be carried out (never echoes a secret)."""
 
 
@@ -95,7 +96,7 @@ def verify_token(s: Session, presented: str, now: datetime | None = None) -> Pri
 def revoke_token(s: Session, token_id: str, revoked_by: str) -> ApiToken:
     row = s.get(ApiToken, token_id)
     if row is None:
-        raise TokenError(f"no such token: {token_id}")
+        raise NotFound(f"no such token: {token_id}")
     if row.revoked_at is None:
         row.revoked_at, row.revoked_by = datetime.now(UTC), revoked_by
     return row

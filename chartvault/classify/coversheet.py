@@ -29,6 +29,7 @@ from datetime import date
 from pathlib import Path
 
 from chartvault.classify.types import DOC_TYPES
+from chartvault.errors import InvalidInput
 
 __all__ = [
     "PREFIX",
@@ -48,7 +49,7 @@ _MRN = re.compile(r"[A-Z0-9]{1,20}")
 _KEYS = ("mrn", "type", "dob")
 
 
-class CoverSheetError(ValueError):
+class CoverSheetError(InvalidInput):
     """A cover-sheet payload that does not validate (the message names fields, never values)."""
 
 

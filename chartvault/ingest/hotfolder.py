@@ -14,11 +14,13 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from chartvault.archive.models import (
     FILE_DONE_STATES,
@@ -27,9 +29,7 @@ from chartvault.archive.models import (
     BatchFile,
     HotFolderEntry,
 )
-
-if TYPE_CHECKING:
-    from chartvault.service import Vault
+from chartvault.schemas.batches import IngestSummary
 
 log = logging.getLogger("chartvault.hotfolder")
 
@@ -42,11 +42,31 @@ class _Seen:
     mtime: float
 
 
+class Intake(Protocol):
+    """The intake flow the hot folder feeds (``chartvault.services.intake.IntakeService``)."""
+
+    def ingest(self, paths: Sequence[Path], *, source: str, station: str | None = None) -> IngestSummary: ...
+
+    def resume(self, batch_ids: Sequence[str] | None = None) -> list[str]: ...
+
+
 class HotFolder:
-    def __init__(self, vault: Vault, folder: Path, station: str | None = None) -> None:
-        self.vault = vault
+    def __init__(
+        self,
+        intake: Intake,
+        sessions: sessionmaker[Session],
+        folder: Path,
+        *,
+        station: str | None = None,
+        interval_s: float = 2.0,
+        settle_s: float = 5.0,
+    ) -> None:
+        self.intake = intake
+        self.sessions = sessions
         self.folder = folder.resolve()
         self.station = station
+        self.interval_s = interval_s
+        self.settle_s = settle_s
         self.processing = self.folder / ".processing"
         self.done = self.folder / "done"
         self.failed = self.folder / "failed"
@@ -56,11 +76,10 @@ class HotFolder:
         self._recovered = False
 
     def run_forever(self) -> None:
-        interval = self.vault.settings.watch_interval_s
         try:
             while True:
                 self.poll()
-                time.sleep(interval)
+                time.sleep(self.interval_s)
         except KeyboardInterrupt:
             log.info("hot folder stopped")
 
@@ -83,7 +102,7 @@ class HotFolder:
 
     def _ready_files(self, final: bool) -> list[Path]:
         now = time.time()
-        settle = self.vault.settings.watch_settle_s
+        settle = self.settle_s
         ready: list[Path] = []
         current: dict[str, _Seen] = {}
         for entry in sorted(os.scandir(self.folder), key=lambda e: e.name):
@@ -108,33 +127,27 @@ class HotFolder:
             os.rename(path, claim)  # atomic: the scanner's name disappears exactly once
         except FileNotFoundError:
             return None
-        with self.vault.sessions() as s:
+        with self.sessions() as s:
             s.add(HotFolderEntry(folder=str(self.folder), claim_name=claim.name, state="claimed"))
             s.commit()
         return claim
 
     def _ingest(self, claims: list[Path]) -> str | None:
+        """One batch of claimed files; each is filed under done/ or failed/ once processed."""
         if not claims:
             return None
-        vault = self.vault
-        batch_id = vault.new_batch("hotfolder", station=self.station)
-        for claim in claims:
-            self._set_entry(claim, batch_id=batch_id)
-            try:
-                file_id = vault.add_path(batch_id, claim)
-            except OSError:
-                self._finish(claim, FILE_FAILED, "unreadable", "The file could not be read.")
-                continue
-            self._set_entry(claim, file_id=file_id)
-        vault.close_intake(batch_id)
-        self._process(batch_id)
-        return batch_id
+        summary = self.intake.ingest(claims, source="hotfolder", station=self.station)
+        for f in summary.files:
+            claim = Path(f.path)
+            self._set_entry(claim, batch_id=summary.batch_id, file_id=f.file_id)
+            if f.status == "refused":
+                self._finish(claim, FILE_FAILED, f.reason_code, f.reason)
+        self._file_away(summary.batch_id)
+        return summary.batch_id
 
-    def _process(self, batch_id: str) -> None:
-        self.vault.process(batch_id)
-        if self.vault.owns_index_writer():
-            self.vault.index_pending()
-        with self.vault.sessions() as s:
+    def _file_away(self, batch_id: str) -> None:
+        """Move every finished file of the batch out of ``.processing``."""
+        with self.sessions() as s:
             entries = s.scalars(
                 select(HotFolderEntry).where(
                     HotFolderEntry.batch_id == batch_id, HotFolderEntry.state == "claimed"
@@ -150,7 +163,7 @@ class HotFolder:
         orphans: list[Path] = []
         batches: set[str] = set()
         for claim in sorted(self.processing.iterdir()):
-            with self.vault.sessions() as s:
+            with self.sessions() as s:
                 entry = s.scalars(
                     select(HotFolderEntry).where(
                         HotFolderEntry.folder == str(self.folder), HotFolderEntry.claim_name == claim.name
@@ -173,15 +186,15 @@ class HotFolder:
                 batches.add(row.batch_id)
         for batch_id in sorted(batches):
             log.info("hot folder resuming batch=%s", batch_id)
-            self.vault.close_intake_if_open(batch_id)
-            self._process(batch_id)
+            self.intake.resume([batch_id])
+            self._file_away(batch_id)
         if orphans:
             self._ingest(orphans)
 
     # -- helpers --------------------------------------------------------------------------------
 
     def _set_entry(self, claim: Path, batch_id: str | None = None, file_id: str | None = None) -> None:
-        with self.vault.sessions() as s:
+        with self.sessions() as s:
             e = s.scalars(
                 select(HotFolderEntry).where(
                     HotFolderEntry.folder == str(self.folder), HotFolderEntry.claim_name == claim.name
@@ -203,7 +216,7 @@ class HotFolder:
             target.with_name(target.name + ".reason.txt").write_text(
                 f"status: {status}\ncode: {code}\nreason: {reason}\n", encoding="utf-8"
             )
-        with self.vault.sessions() as s:
+        with self.sessions() as s:
             e = s.scalars(
                 select(HotFolderEntry).where(
                     HotFolderEntry.folder == str(self.folder), HotFolderEntry.claim_name == claim.name

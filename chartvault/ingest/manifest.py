@@ -18,10 +18,13 @@ from pathlib import PurePath
 from typing import Any
 
 from chartvault.classify.types import DOC_TYPES
+from chartvault.errors import InvalidInput
 
 
-class ManifestError(ValueError):
+class ManifestError(InvalidInput):
     """The manifest itself is malformed (the batch is refused before any file is taken)."""
+
+    code = "bad_manifest"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chartvault.archive.models import Disclosure, Document, ReleaseRequest
 from chartvault.archive.retention import add_years
+from chartvault.schemas.releases import DisclosureView
 
 ACCOUNTING_YEARS = 6
 METHODS = ("stream", "presigned_url")
@@ -84,21 +84,21 @@ def accounting(
     return list(s.scalars(q.order_by(Disclosure.disclosed_at, Disclosure.id)))
 
 
-def disclosure_dict(d: Disclosure) -> dict[str, Any]:
+def disclosure_view(d: Disclosure) -> DisclosureView:
     """One accounting line (164.528(b)(2)) plus how and by whom it went."""
     when = d.disclosed_at if d.disclosed_at.tzinfo else d.disclosed_at.replace(tzinfo=UTC)
-    return {
-        "id": d.id,
-        "release_id": d.release_id,
-        "date": when.isoformat(),
-        "recipient": d.recipient,
-        "recipient_address": d.recipient_address,
-        "description": d.description,
-        "purpose": d.purpose,
-        "disclosed_by": d.disclosed_by,
-        "vendor": d.vendor,
-        "method": d.method,
-        "document_ids": d.document_ids,
-        "accountable": bool(d.accountable),
-        "exemption_basis": d.exemption_basis,
-    }
+    return DisclosureView(
+        id=d.id,
+        release_id=d.release_id,
+        date=when.isoformat(),
+        recipient=d.recipient,
+        recipient_address=d.recipient_address,
+        description=d.description,
+        purpose=d.purpose,
+        disclosed_by=d.disclosed_by,
+        vendor=d.vendor,
+        method=d.method,
+        document_ids=d.document_ids,
+        accountable=bool(d.accountable),
+        exemption_basis=d.exemption_basis,
+    )

@@ -26,7 +26,10 @@ from chartvault.archive.models import (
     ReleaseRequest,
 )
 from chartvault.classify.types import DOC_TYPES
+from chartvault.errors import Conflict, Forbidden, InvalidInput
 from chartvault.release.authorization import SENSITIVE
+from chartvault.schemas.common import iso
+from chartvault.schemas.releases import PackageInfo, ReleaseView
 
 DUE_DAYS = 30
 EXTENSION_DAYS = 30
@@ -43,40 +46,27 @@ RELEASABLE_TYPES = frozenset(DOC_TYPES) | frozenset(SENSITIVE)
 _INACTIVE = (DOC_DISPOSED, DOC_SUPERSEDED)
 
 
-class ReleaseError(Exception):
-    """A release action refused; ``status``/``code`` say how the API answers (message: ids only)."""
-
-    status = 409
-    code = "conflict"
-
-
-class ReleaseConflict(ReleaseError):
+class ReleaseConflict(Conflict):
     """The release is not in a state that allows the action (or the action was already used)."""
 
 
-class InvalidRelease(ReleaseError):
+class InvalidRelease(InvalidInput):
     """A malformed request (the message names fields, never values)."""
 
-    status = 422
-    code = "invalid_request"
 
-
-class SeparationOfDuties(ReleaseError):
+class SeparationOfDuties(Forbidden):
     """The actor who requested a release may not decide it."""
 
-    status = 403
     code = "separation_of_duties"
 
 
-class ApprovalRefused(ReleaseError):
+class ApprovalRefused(InvalidInput):
     """Approval refused; ``problems`` lists each reason as a code and a message."""
 
-    status = 422
     code = "approval_refused"
 
     def __init__(self, message: str, problems: Sequence[Mapping[str, str]]) -> None:
-        super().__init__(message)
-        self.problems = [dict(p) for p in problems]
+        super().__init__(message, problems=problems)
 
 
 def utcnow() -> datetime:
@@ -316,40 +306,37 @@ def close(release: ReleaseRequest, now: datetime | None = None) -> None:
     release.closed_at = now or utcnow()
 
 
-def release_dict(release: ReleaseRequest, now: datetime | None = None) -> dict[str, Any]:
+def release_view(release: ReleaseRequest, now: datetime | None = None) -> ReleaseView:
     """The release as the API and CLI show it (the request's own fields; no document content)."""
-
-    def ts(v: datetime | None) -> str | None:
-        return _aware(v).isoformat() if v else None
-
-    return {
-        "id": release.id,
-        "mrn": release.mrn,
-        "requester_type": release.requester_type,
-        "recipient": release.recipient,
-        "recipient_address": release.recipient_address,
-        "purpose": release.purpose,
-        "document_ids": release.document_ids,
-        "criteria": release.criteria,
-        "approved_document_ids": release.approved_document_ids,
-        "vendor": release.vendor,
-        "status": release.status,
-        "revoked": release.revoked_at is not None,
-        "revoked_at": ts(release.revoked_at),
-        "received_at": ts(release.received_at),
-        "due_at": ts(release.due_at),
-        "overdue": is_overdue(release, now),
-        "extended": bool(release.extended),
-        "extension_reason": release.extension_reason,
-        "requested_by": release.requested_by,
-        "decided_by": release.decided_by,
-        "decided_at": ts(release.decided_at),
-        "access_expires_at": ts(release.access_expires_at),
-        "package": (
-            {"sha256": release.package_sha256, "size": release.package_size, "pages": release.package_pages}
-            if release.package_key
-            else None
-        ),
-        "fulfilled_at": ts(release.fulfilled_at),
-        "closed_at": ts(release.closed_at),
-    }
+    package = None
+    if release.package_key:
+        package = PackageInfo(
+            sha256=release.package_sha256, size=release.package_size, pages=release.package_pages
+        )
+    return ReleaseView(
+        id=release.id,
+        mrn=release.mrn,
+        requester_type=release.requester_type,
+        recipient=release.recipient,
+        recipient_address=release.recipient_address,
+        purpose=release.purpose,
+        document_ids=release.document_ids,
+        criteria=release.criteria,
+        approved_document_ids=release.approved_document_ids,
+        vendor=release.vendor,
+        status=release.status,
+        revoked=release.revoked_at is not None,
+        revoked_at=iso(release.revoked_at),
+        received_at=iso(release.received_at),
+        due_at=iso(release.due_at),
+        overdue=is_overdue(release, now),
+        extended=bool(release.extended),
+        extension_reason=release.extension_reason,
+        requested_by=release.requested_by,
+        decided_by=release.decided_by,
+        decided_at=iso(release.decided_at),
+        access_expires_at=iso(release.access_expires_at),
+        package=package,
+        fulfilled_at=iso(release.fulfilled_at),
+        closed_at=iso(release.closed_at),
+    )

@@ -12,7 +12,7 @@ An index written before generations existed (engine files directly in ``<root>/<
 the current generation until the first rebuild replaces it.
 
 Knows nothing of the catalog: deciding *whether* to rebuild (stale against the catalog) and feeding
-documents is ``chartvault.ingest.indexer``'s job.
+documents is ``chartvault.search.indexer``'s job.
 """
 
 from __future__ import annotations

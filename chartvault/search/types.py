@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol
 
+from chartvault.errors import Unavailable
+
 
 @dataclass(slots=True)
 class IndexDocument:
@@ -94,15 +96,16 @@ class TimelineEntry:
     encounter: str | None
 
 
-class IndexUnavailable(RuntimeError):
+class IndexUnavailable(Unavailable):
     """No usable index to answer from (missing, corrupt, or being rebuilt with nothing to fall back on).
 
     The API answers 503 with ``Retry-After``; the message names no document or patient.
     """
 
+    code = "index_rebuilding"
+
     def __init__(self, message: str = "the search index is being rebuilt", retry_after_s: int = 30) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
+        super().__init__(message, retry_after_s=retry_after_s)
 
 
 SORT_ORDERS = ("relevance", "date_desc", "date_asc")

@@ -1,13 +1,15 @@
 """The single index writer: it consumes the catalog's index queue and owns the index's life cycle.
 
 whoosh (and tantivy) allow one writer per index; peers that open their own writers meet lock errors
-or, worse, corrupt the index. So indexing goes through a queue table in the catalog, and exactly one
+or, worse, corrupt the index. So indexing goes through a queue in the catalog, and exactly one
 process at a time — the one that holds ``writer.lock`` — drains it. Everyone else only reads.
 
-The catalog is the system of record and the index a rebuildable cache of it:
+The catalog is the system of record and the index a rebuildable cache of it. The writer sees the
+catalog only through ``IndexSource`` (implemented over the catalog by the services), so this package
+knows nothing of the database:
 
-* every queued id is re-read from the catalog, and indexed only if the catalog shows it (status
-  archived/indexed, not disposed), else removed: a queue row means "look at this document again";
+* every queued id is re-read from the catalog, and indexed only if the catalog shows it (archived or
+  indexed, not disposed), else removed: a queue entry means "look at this document again";
 * at first use the writer checks the index (``lifecycle.inspect``): missing, corrupt, of an older
   schema, or *stale* (the catalog has indexed documents the index lacks) means a rebuild into a new
   generation, streamed from the catalog in chunks (bounded memory), recorded after every chunk
@@ -27,21 +29,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, and_, func, select, update
-from sqlalchemy.orm import Session, selectinload, sessionmaker
-
-from chartvault.archive.models import (
-    PAGE_ARCHIVED,
-    PAGE_CLASSIFIED,
-    PAGE_FAILED,
-    PAGE_INDEXED,
-    PAGE_OCR,
-    PAGE_RECEIVED,
-    Document,
-    IndexTask,
-)
+from chartvault.errors import Conflict
 from chartvault.search.common import fingerprint
 from chartvault.search.lifecycle import (
     CORRUPT,
@@ -57,47 +47,56 @@ from chartvault.search.types import IndexDocument, IndexUnavailable, SearchBacke
 
 log = logging.getLogger("chartvault.indexer")
 
-VISIBLE_STATUSES = (PAGE_ARCHIVED, PAGE_INDEXED)
-# Every other document status (those a document can have after it was once indexed first).
-HIDDEN_STATUSES = ("disposed", "superseded", PAGE_CLASSIFIED, PAGE_FAILED, PAGE_OCR, PAGE_RECEIVED)
 REBUILD_CHUNK = 500  # documents read from the catalog and committed to the new generation at a time
 # Documents indexed this long before a rebuild started are caught up at its end too (clock slack).
 CATCH_UP_SLACK = timedelta(seconds=5)
 
 
-def visible_clause() -> ColumnElement[bool]:
-    """Which catalog documents may be shown and indexed: archived or indexed, and not disposed.
+@dataclass(frozen=True, slots=True)
+class QueuedTask:
+    task_id: int
+    document_id: str
 
-    ``disposed_at`` is read if the catalog has it (a later migration adds it), so this code works
-    before and after that migration.
+
+class IndexSource(Protocol):
+    """The catalog as the index writer sees it: which documents may be shown, and the queue.
+
+    "Shown" means archived or indexed and not disposed: the only documents an index may hold.
     """
-    clauses: list[ColumnElement[bool]] = [Document.status.in_(VISIBLE_STATUSES)]
-    disposed = getattr(Document, "disposed_at", None)
-    if disposed is not None:
-        clauses.append(disposed.is_(None))
-    return and_(*clauses)
 
+    def queue_length(self) -> int:
+        """Queued tasks (shown by /health)."""
 
-def visible_ids(session: Session, ids: Sequence[str]) -> set[str]:
-    """The subset of ``ids`` the catalog allows to be shown (missing ids are not visible)."""
-    if not ids:
-        return set()
-    return set(session.scalars(select(Document.id).where(Document.id.in_(list(ids)), visible_clause())))
+    def queued_ids(self) -> set[str]:
+        """Document ids with a queued task."""
 
+    def enqueue(self, upserts: Sequence[str] = (), deletes: Sequence[str] = ()) -> None:
+        """Ask the writer to look at these documents again (committed at once)."""
 
-def to_index_document(doc: Document) -> IndexDocument:
-    """A catalog document as the index sees it (text for indexing only; it is never stored)."""
-    return IndexDocument(
-        doc_id=doc.id,
-        pages=[p.text or "" for p in doc.pages],
-        mrn=doc.mrn,
-        patient_name=doc.patient_name,
-        doc_type=doc.doc_type,
-        date_of_service=doc.date_of_service,
-        batch_id=doc.batch_id,
-        encounter=doc.encounter,
-        icd_codes=[str(c) for c in (getattr(doc, "icd_codes", None) or [])],
-    )
+    def next_tasks(self, limit: int) -> list[QueuedTask]:
+        """The oldest queued tasks."""
+
+    def shown_documents(self, ids: Sequence[str]) -> list[IndexDocument]:
+        """Those of ``ids`` the catalog shows, as the index sees them (missing ids are left out)."""
+
+    def settle(self, task_ids: Sequence[int], indexed: Sequence[str], removed: Sequence[str]) -> None:
+        """After an index commit: mark ``indexed`` as indexed (if still shown), note that ``removed``
+        are out of the index, and delete the tasks; one transaction."""
+
+    def awaiting_removal(self) -> frozenset[str]:
+        """Documents the catalog no longer shows that are still in the index."""
+
+    def any_indexed(self) -> bool:
+        """Whether the catalog has any shown document marked indexed."""
+
+    def shown_after(self, last_id: str, limit: int) -> list[IndexDocument]:
+        """Shown documents with ids above ``last_id``, in id order."""
+
+    def shown_ids_after(self, last_id: str, limit: int, only_indexed: bool = False) -> list[str]:
+        """Ids of shown documents above ``last_id``, in id order."""
+
+    def changed_since(self, since: datetime) -> list[str]:
+        """Ids of shown documents indexed at or after ``since``."""
 
 
 class WriterLock:
@@ -151,33 +150,19 @@ class ReconcileReport:
     def consistent(self) -> bool:
         return self.index_state == OK and not (self.missing or self.extra or self.stale)
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready; ids only (never names or text)."""
-        return {
-            "consistent": self.consistent,
-            "index_state": self.index_state,
-            "catalog_documents": self.catalog,
-            "index_documents": self.index,
-            "missing": sorted(self.missing),
-            "extra": sorted(self.extra),
-            "stale": sorted(self.stale),
-            "pending": self.pending,
-            "repaired": self.repaired,
-        }
-
 
 class Indexer:
     """Owns the index of one engine under ``root``: the reader searches use, the queue, rebuilds."""
 
     def __init__(
         self,
-        sessions: sessionmaker[Session],
+        source: IndexSource,
         kind: str,
         root: Path,
         lock: WriterLock,
         chunk: int = REBUILD_CHUNK,
     ) -> None:
-        self.sessions = sessions
+        self.source = source
         self.kind = kind
         self.location = IndexLocation(root, kind)
         self.lock = lock
@@ -234,20 +219,8 @@ class Indexer:
 
     def unshown_in_index(self) -> frozenset[str]:
         """Ids the catalog no longer shows but that were indexed and not yet removed (e.g. disposed a
-        moment ago): searches exclude them so that totals and facets never count them.
-
-        Cheap: an IN over the hidden statuses uses the status index, and the writer clears
-        ``indexed_at`` when it removes a document, so only documents awaiting removal come back.
-        A status unknown here is still caught page by page (``Vault._shown``).
-        """
-        with self.sessions() as s:
-            return frozenset(
-                s.scalars(
-                    select(Document.id).where(
-                        Document.status.in_(HIDDEN_STATUSES), Document.indexed_at.is_not(None)
-                    )
-                )
-            )
+        moment ago): searches exclude them so that totals and facets never count them."""
+        return self.source.awaiting_removal()
 
     def hide(self, doc_ids: Sequence[str]) -> None:
         """Searches found these in the index though the catalog does not show them: exclude them
@@ -256,17 +229,14 @@ class Indexer:
         if not new:
             return
         self._hidden |= new
-        with self.sessions() as s:
-            s.add_all(IndexTask(document_id=doc_id, op="delete") for doc_id in sorted(new))
-            s.commit()
+        self.source.enqueue(deletes=sorted(new))
         log.info("index holds documents the catalog does not show count=%d", len(new))
 
     # -- the queue -------------------------------------------------------------------------------
 
     def pending(self) -> int:
         """Queued index tasks (shown by /health)."""
-        with self.sessions() as s:
-            return s.scalar(select(func.count()).select_from(IndexTask)) or 0
+        return self.source.queue_length()
 
     def run_once(self, limit: int = 200) -> int:
         """Apply up to ``limit`` queued tasks in one commit per index; returns how many were done.
@@ -282,36 +252,21 @@ class Indexer:
             targets = self._write_targets()
             if not targets:
                 return 0
-            with self.sessions() as s:
-                tasks = s.scalars(select(IndexTask).order_by(IndexTask.id).limit(limit)).all()
-                if not tasks:
-                    return 0
-                ids = {t.document_id for t in tasks}
-                docs = s.scalars(
-                    select(Document)
-                    .where(Document.id.in_(ids), visible_clause())
-                    .options(selectinload(Document.pages))
-                ).all()
-                gone = sorted(ids - {d.id for d in docs})
-                prepared = [to_index_document(d) for d in docs]
-                for backend in targets:
-                    if prepared:
-                        backend.index(prepared)
-                    if gone:
-                        backend.delete(gone)
-                now = datetime.now(UTC)
-                for d in docs:
-                    d.status, d.indexed_at = PAGE_INDEXED, now
-                    for p in d.pages:
-                        if p.status == PAGE_ARCHIVED:
-                            p.status = PAGE_INDEXED
-                if gone:  # no longer in the index (``unshown_in_index`` relies on this)
-                    s.execute(update(Document).where(Document.id.in_(gone)).values(indexed_at=None))
-                for t in tasks:
-                    s.delete(t)
-                s.commit()
+            tasks = self.source.next_tasks(limit)
+            if not tasks:
+                return 0
+            ids = sorted({t.document_id for t in tasks})
+            prepared = self.source.shown_documents(ids)
+            gone = sorted(set(ids) - {d.doc_id for d in prepared})
+            for backend in targets:
+                if prepared:
+                    backend.index(prepared)
+                if gone:
+                    backend.delete(gone)
+            # The index committed first: a crash before this only repeats an idempotent upsert.
+            self.source.settle([t.task_id for t in tasks], [d.doc_id for d in prepared], gone)
             self._hidden -= set(gone)
-            log.info("indexed documents=%d removed=%d", len(docs), len(gone))
+            log.info("indexed documents=%d removed=%d", len(prepared), len(gone))
             return len(tasks)
 
     def _write_targets(self) -> list[SearchBackend]:
@@ -405,13 +360,7 @@ class Indexer:
             log.exception("index rebuild failed; it resumes at the next start")
 
     def _indexed_in_catalog(self) -> bool:
-        with self.sessions() as s:
-            return (
-                s.scalar(
-                    select(Document.id).where(Document.status == PAGE_INDEXED, visible_clause()).limit(1)
-                )
-                is not None
-            )
+        return self.source.any_indexed()
 
     def _stale(self) -> bool:
         """Whether the catalog has indexed (and shown) documents the index lacks (e.g. a restored copy)."""
@@ -434,7 +383,7 @@ class Indexer:
         work, e.g. in a maintenance window); the next call resumes.
         """
         if not self.lock.acquire():
-            raise RuntimeError("another ChartVault process owns the index writer; stop it or reindex there")
+            raise Conflict("another ChartVault process owns the index writer; stop it or reindex there")
         with self._mutex:
             build = self.location.read_build()
             if fresh or (build is not None and build.schema_version != schema_version_of(self.kind)):
@@ -464,18 +413,12 @@ class Indexer:
         chunks = 0
         while not self._stop.is_set() and (max_chunks is None or chunks < max_chunks):
             chunks += 1
-            with self._mutex, self.sessions() as s:  # serialised with run_once: no stale overwrite
-                docs = s.scalars(
-                    select(Document)
-                    .where(visible_clause(), Document.id > build.last_id)
-                    .order_by(Document.id)
-                    .limit(self.chunk)
-                    .options(selectinload(Document.pages))
-                ).all()
+            with self._mutex:  # serialised with run_once: no stale overwrite
+                docs = self.source.shown_after(build.last_id, self.chunk)
                 if not docs:
                     break
-                building.index([to_index_document(d) for d in docs], merge=False)
-                build.last_id = docs[-1].id
+                building.index(docs, merge=False)
+                build.last_id = docs[-1].doc_id
                 self.location.write_build(build)
         else:
             log.info("index rebuild paused; it resumes at the next start kind=%s", self.kind)
@@ -499,23 +442,14 @@ class Indexer:
         Documents indexed since it started are indexed again; ids it holds that the catalog no
         longer shows are removed; shown ids it lacks are added.
         """
-        with self.sessions() as s:
-            changed = s.scalars(
-                select(Document.id).where(visible_clause(), Document.indexed_at >= since)
-            ).all()
+        changed = self.source.changed_since(since)
         in_build = building.doc_ids()
         shown: set[str] = set()
         for ids in self._id_chunks():
             shown.update(ids)
         add = sorted(set(changed) | (shown - in_build))
         for start in range(0, len(add), self.chunk):
-            with self.sessions() as s:
-                docs = s.scalars(
-                    select(Document)
-                    .where(Document.id.in_(add[start : start + self.chunk]), visible_clause())
-                    .options(selectinload(Document.pages))
-                ).all()
-                building.index([to_index_document(d) for d in docs], merge=False)
+            building.index(self.source.shown_documents(add[start : start + self.chunk]), merge=False)
         extra = sorted(in_build - shown)
         if extra:
             building.delete(extra)
@@ -523,16 +457,7 @@ class Indexer:
     def _id_chunks(self, only_indexed: bool = False) -> Iterator[list[str]]:
         """Ids of shown documents in id order, ``10 * chunk`` at a time (bounded memory)."""
         last = ""
-        while True:
-            where = [visible_clause(), Document.id > last]
-            if only_indexed:
-                where.append(Document.status == PAGE_INDEXED)
-            with self.sessions() as s:
-                ids = list(
-                    s.scalars(select(Document.id).where(*where).order_by(Document.id).limit(self.chunk * 10))
-                )
-            if not ids:
-                return
+        while ids := self.source.shown_ids_after(last, self.chunk * 10, only_indexed):
             last = ids[-1]
             yield ids
 
@@ -549,13 +474,11 @@ class Indexer:
         if repair and not report.consistent:
             if report.index_state not in (OK,) and self.lock.acquire():
                 self.ensure_ready(background=False)
-            with self.sessions() as s:
-                queued = set(s.scalars(select(IndexTask.document_id)))
-                for doc_id in sorted({*report.missing, *report.stale, *report.extra} - queued):
-                    s.add(
-                        IndexTask(document_id=doc_id, op="upsert" if doc_id not in report.extra else "delete")
-                    )
-                s.commit()
+            todo = sorted({*report.missing, *report.stale, *report.extra} - self.source.queued_ids())
+            extra = set(report.extra)
+            self.source.enqueue(
+                upserts=[i for i in todo if i not in extra], deletes=[i for i in todo if i in extra]
+            )
             if self.lock.acquire():
                 self.drain()
                 report = self._compare()
@@ -570,34 +493,23 @@ class Indexer:
             indexed = self.reader().fingerprints() if state.usable else {}
         except IndexUnavailable:
             indexed = {}
-        with self.sessions() as s:
-            queued = set(s.scalars(select(IndexTask.document_id)))
+        queued = self.source.queued_ids()
         report.index = len(indexed)
         seen: set[str] = set()
         last = ""
-        while True:
-            with self.sessions() as s:
-                docs = s.scalars(
-                    select(Document)
-                    .where(visible_clause(), Document.id > last)
-                    .order_by(Document.id)
-                    .limit(self.chunk)
-                    .options(selectinload(Document.pages))
-                ).all()
-                if not docs:
-                    break
-                last = docs[-1].id
-                for d in docs:
-                    seen.add(d.id)
-                    have = indexed.get(d.id)
-                    if have is not None and have == fingerprint(to_index_document(d)):
-                        continue
-                    if d.id in queued:
-                        report.pending += 1
-                    elif have is None:
-                        report.missing.append(d.id)
-                    else:
-                        report.stale.append(d.id)
+        while docs := self.source.shown_after(last, self.chunk):
+            last = docs[-1].doc_id
+            for d in docs:
+                seen.add(d.doc_id)
+                have = indexed.get(d.doc_id)
+                if have is not None and have == fingerprint(d):
+                    continue
+                if d.doc_id in queued:
+                    report.pending += 1
+                elif have is None:
+                    report.missing.append(d.doc_id)
+                else:
+                    report.stale.append(d.doc_id)
         report.catalog = len(seen)
         for doc_id in indexed.keys() - seen:
             if doc_id in queued:

@@ -1,73 +1,68 @@
-"""Records management on the Vault: retention, legal holds, disposition.
-
-A mixin so ``Vault`` (chartvault/service.py) stays one core for the CLI and the
-API while this part keeps its own module. It relies on the Vault's ``sessions``,
-``store``, ``settings``, ``retention_policy``, ``actor``, ``audit()`` and
-``index_pending()``.
-"""
+"""Records management: retention, legal holds, disposition, misfile corrections, the archive check."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
-from chartvault.archive import audit
 from chartvault.archive.check import check_store
 from chartvault.archive.corrections import MisfileRefused, MisfileResult, correct_misfile
 from chartvault.archive.db import transaction
 from chartvault.archive.disposition import DispositionResult, Plan, plan
 from chartvault.archive.disposition import execute as execute_disposition
 from chartvault.archive.holds import active_hold_ids, place_hold, release_hold
-from chartvault.archive.lifecycle import INACTIVE, decide, document_ref, recompute_patient
+from chartvault.archive.lifecycle import INACTIVE, RetentionPolicy, decide, document_ref, recompute_patient
 from chartvault.archive.models import HOLD_ACTIVE, Disposition, Document, LegalHold, Patient
-from chartvault.archive.objectstore import ObjectRef
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
-
-    from chartvault.archive.lifecycle import RetentionPolicy
-    from chartvault.archive.objectstore import ObjectStore
-    from chartvault.config import Settings
+from chartvault.archive.objectstore import ObjectRef, ObjectStore
+from chartvault.config import Settings
+from chartvault.errors import NotFound
+from chartvault.schemas.common import d as day
+from chartvault.schemas.common import iso, to_jsonable
+from chartvault.services.caller import AuditTrail
 
 
-class RecordsNotFound(LookupError):
-    """No such document, patient, hold or certificate (the message names the id only)."""
-
-
-class RecordsMixin:
-    sessions: sessionmaker[Session]
-    store: ObjectStore
-    settings: Settings
-    retention_policy: RetentionPolicy
-    actor: str
-
-    def audit(self, action: str, *args: Any, **kwargs: Any) -> str: ...  # provided by Vault
-
-    def index_pending(self) -> int: ...  # provided by Vault
-
-    def _not_found(self, message: str) -> LookupError:
-        from chartvault.service import NotFound  # the API maps it to 404
-
-        return NotFound(message)
+class RecordsService:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        store: ObjectStore,
+        policy: RetentionPolicy,
+        audit: AuditTrail,
+        index_now: Callable[[], object],
+        reconcile_index: Callable[[bool], Any],
+        resume: Callable[[], list[str]],
+        unfinished: Callable[[], list[str]],
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.store = store
+        self.policy = policy
+        self.audit = audit
+        self._index_now = index_now  # after a change, the index writer (if this process) catches up
+        self._reconcile_index = reconcile_index
+        self._resume = resume
+        self._unfinished = unfinished
 
     def retention(self, doc_id: str) -> dict[str, Any]:
         """The document's retention as the catalog and the store each see it."""
         with self.sessions() as s:
             doc = s.get(Document, doc_id)
             if doc is None:
-                raise self._not_found(f"document {doc_id} not found")
-            decision = decide(s, doc, self.retention_policy) if doc.status not in INACTIVE else None
+                raise NotFound(f"document {doc_id} not found")
+            decision = decide(s, doc, self.policy) if doc.status not in INACTIVE else None
             result: dict[str, Any] = {
                 "document_id": doc.id,
                 "status": doc.status,
-                "retain_until": _d(doc.retain_until),
+                "retain_until": day(doc.retain_until),
                 "permanent": doc.retention_rule is not None and doc.retain_until is None,
                 "rule": doc.retention_rule,
-                "considered": [[r, _d(d)] for r, d in decision.considered] if decision else [],
+                "considered": [[r, day(when)] for r, when in decision.considered] if decision else [],
                 "holds": active_hold_ids(s, doc.id),
                 "store": None,
             }
@@ -88,13 +83,13 @@ class RecordsMixin:
         with transaction(self.sessions) as s:
             patient = s.scalars(select(Patient).where(Patient.mrn == mrn)).first()
             if patient is None:
-                raise self._not_found("no patient with that MRN")
+                raise NotFound("no patient with that MRN")
             patient.dob = dob
             live = s.scalars(select(Document).where(Document.mrn == mrn, Document.status.not_in(INACTIVE)))
             for doc in live:
                 doc.dob = dob
             s.flush()
-            changed = recompute_patient(s, self.store, mrn, self.retention_policy)
+            changed = recompute_patient(s, self.store, mrn, self.policy)
             patient_id = patient.id
         self.audit("patient.dob_corrected", "patient", patient_id, detail={"documents_changed": len(changed)})
         return changed
@@ -115,7 +110,7 @@ class RecordsMixin:
                 matter=matter,
                 scope=scope,
                 reason=reason,
-                placed_by=self.actor,
+                placed_by=self.audit.actor,
                 value=value,
                 document_ids=document_ids,
             )
@@ -126,7 +121,7 @@ class RecordsMixin:
 
     def release_hold(self, hold_id: str, reason: str) -> dict[str, Any]:
         with transaction(self.sessions) as s:
-            hold = release_hold(s, self.store, hold_id, self.actor, reason)
+            hold = release_hold(s, self.store, hold_id, self.audit.actor, reason)
             result = hold_dict(hold)
         self.audit("hold.release", "hold", hold_id, detail={"documents": len(result["documents"])})
         return result
@@ -156,17 +151,17 @@ class RecordsMixin:
         result = execute_disposition(
             self.sessions,
             self.store,
-            self.retention_policy,
+            self.policy,
             list(document_ids),
-            executed_by=self.actor,
+            executed_by=self.audit.actor,
             facility=self.settings.facility_name,
-            audit=lambda actor, *args: audit.record(self.sessions, actor, *args),
+            audit=lambda actor, *args: self.audit.log.record(actor, *args),
             tmp_dir=self.settings.data_dir / "tmp",
             approved_by=approved_by,
             witness=witness,
             as_of=as_of,
         )
-        self.index_pending()
+        self._index_now()
         return result
 
     def correct_misfile(
@@ -186,7 +181,7 @@ class RecordsMixin:
                 result = correct_misfile(
                     s,
                     self.store,
-                    self.retention_policy,
+                    self.policy,
                     doc_id,
                     to_mrn,
                     self.settings.data_dir / "tmp",
@@ -203,7 +198,7 @@ class RecordsMixin:
             "governance_bypass": bool(result.versions_deleted),
         }
         self.audit("document.misfile_correction", "document", doc_id, detail=detail)
-        self.index_pending()
+        self._index_now()
         return result
 
     def check(self, repair: bool = False, fixity: bool = True) -> dict[str, Any]:
@@ -214,21 +209,17 @@ class RecordsMixin:
         a person (they are locked, and a missing original cannot be made up).
         """
         store = check_store(self.sessions, self.store, fixity=fixity)
-        index = self.reconcile_index(repair=repair)  # type: ignore[attr-defined]
-        unfinished = self.incomplete_batches()  # type: ignore[attr-defined]
+        index = self._reconcile_index(repair)
+        unfinished = self._unfinished()
         resumed: list[str] = []
-        if repair:
-            for batch_id in unfinished:
-                self.close_intake_if_open(batch_id)  # type: ignore[attr-defined]
-                self.process(batch_id)  # type: ignore[attr-defined]
-                resumed.append(batch_id)
-            self.index_pending()
-            unfinished = self.incomplete_batches()  # type: ignore[attr-defined]
-        consistent = store.consistent and index["consistent"] and not unfinished
+        if repair and unfinished:
+            resumed = self._resume()
+            unfinished = self._unfinished()
+        consistent = store.consistent and index.consistent and not unfinished
         result = {
             "consistent": consistent,
             "store": store.as_dict(),
-            "index": index,
+            "index": to_jsonable(index),
             "unfinished_batches": unfinished,
             "resumed_batches": resumed,
         }
@@ -241,7 +232,7 @@ class RecordsMixin:
         with self.sessions() as s:
             row = s.get(Disposition, disposition_id)
             if row is None or not row.certificate_key or not row.certificate_sha256:
-                raise self._not_found(f"no certificate for disposition {disposition_id}")
+                raise NotFound(f"no certificate for disposition {disposition_id}")
             ref = ObjectRef(
                 row.certificate_key,
                 row.certificate_sha256,
@@ -262,16 +253,8 @@ def hold_dict(hold: LegalHold) -> dict[str, Any]:
         "reason": hold.reason,
         "status": hold.status,
         "placed_by": hold.placed_by,
-        "placed_at": _ts(hold.placed_at),
+        "placed_at": iso(hold.placed_at),
         "released_by": hold.released_by,
-        "released_at": _ts(hold.released_at),
+        "released_at": iso(hold.released_at),
         "documents": sorted(i.document_id for i in hold.items),
     }
-
-
-def _ts(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def _d(value: date | None) -> str | None:
-    return value.isoformat() if value else None

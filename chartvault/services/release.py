@@ -1,10 +1,7 @@
-"""Release of information on the Vault: requests, authorizations, approval, packages, disclosures.
+"""Release of information: requests, authorizations, approval, packages, disclosures.
 
-A mixin so ``Vault`` (chartvault/service.py) stays one core for the CLI and the
-API. It relies on the Vault's ``sessions``, ``store``, ``settings``, ``actor``,
-``principal`` and ``audit()``. Every action is audited with ids only. A vendor
-principal only ever sees its own fetchable releases; anything else is "not
-found" to it, so a vendor cannot learn which other releases exist.
+Every action is audited with ids only. A vendor caller only ever sees its own fetchable releases;
+anything else is "not found" to it, so a vendor cannot learn which other releases exist.
 """
 
 from __future__ import annotations
@@ -12,19 +9,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from chartvault.archive.db import transaction
 from chartvault.archive.lifecycle import document_ref
 from chartvault.archive.models import Document, ReleaseAuthorization, ReleaseRequest
-from chartvault.archive.objectstore import ObjectRef
+from chartvault.archive.objectstore import ObjectRef, ObjectStore
 from chartvault.archive.retention import add_years
+from chartvault.config import Settings
+from chartvault.errors import ChartVaultError, NotFound
 from chartvault.release import requests as rq
 from chartvault.release.authorization import (
     AUTHORIZATION_RETENTION_YEARS,
@@ -35,15 +35,16 @@ from chartvault.release.authorization import (
     parse_when,
     validate,
 )
-from chartvault.release.disclosures import accounting, disclosure_dict, record_disclosure
+from chartvault.release.disclosures import accounting, disclosure_view, record_disclosure
 from chartvault.release.package import BuiltPackage, PackageError, PackageSource, build_package
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
-
-    from chartvault.access import Principal
-    from chartvault.archive.objectstore import ObjectStore
-    from chartvault.config import Settings
+from chartvault.schemas.common import iso, to_fields
+from chartvault.schemas.releases import (
+    AuthorizationAttached,
+    AuthorizationView,
+    DisclosureAccounting,
+    ReleaseView,
+)
+from chartvault.services.caller import AuditTrail, Caller
 
 PACKAGE_RETENTION_YEARS = 6  # 164.530(j): the package is the record of what was disclosed
 PRESIGN_TTL = timedelta(minutes=5)  # well under the store's 15-minute cap
@@ -65,26 +66,33 @@ def _retain_until(years: int) -> datetime:
     return datetime.combine(add_years(now.date(), years) + timedelta(days=1), time.min, tzinfo=UTC)
 
 
-class ReleaseMixin:
-    sessions: sessionmaker[Session]
-    store: ObjectStore
-    settings: Settings
-    actor: str
-    principal: Principal | None
+class ReleaseService:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        store: ObjectStore,
+        audit: AuditTrail,
+        caller: Caller,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.store = store
+        self.audit = audit
+        self.caller = caller
 
-    def audit(self, action: str, *args: Any, **kwargs: Any) -> str: ...  # provided by Vault
+    @property
+    def actor(self) -> str:
+        return self.caller.actor
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _release_not_found(self, release_id: str) -> LookupError:
-        from chartvault.service import NotFound  # the API maps it to 404
-
+    def _release_not_found(self, release_id: str) -> NotFound:
         return NotFound(f"release {release_id} not found")
 
     def _vendor(self) -> str | None:
         """The caller's organisation when the caller is a vendor (None for staff and the CLI)."""
-        p = self.principal
-        return (p.vendor or "") if p is not None and p.role == "vendor" else None
+        return (self.caller.vendor or "") if self.caller.is_vendor else None
 
     def _load(self, s: Session, release_id: str, *, for_update: bool = False) -> ReleaseRequest:
         """The release, expiry applied; vendors get "not found" for anything not theirs to fetch."""
@@ -100,8 +108,8 @@ class ReleaseMixin:
             raise self._release_not_found(release_id)
         return release
 
-    def _refused(self, action: str, release_id: str | None, exc: Exception) -> None:
-        detail: dict[str, Any] = {"reason": getattr(exc, "code", type(exc).__name__)}
+    def _refused(self, action: str, release_id: str | None, exc: ChartVaultError) -> None:
+        detail: dict[str, Any] = {"reason": exc.code}
         if isinstance(exc, rq.ApprovalRefused):
             detail["problems"] = [p["code"] for p in exc.problems]
         self.audit(action, "release", release_id, outcome="refused", detail=detail)
@@ -120,7 +128,7 @@ class ReleaseMixin:
         criteria: Mapping[str, Any] | None = None,
         vendor: str | None = None,
         received_at: datetime | None = None,
-    ) -> dict[str, Any]:
+    ) -> ReleaseView:
         """Log a request for release; it is due 30 days after receipt (164.524(b)(2))."""
         try:
             with transaction(self.sessions) as s:
@@ -137,15 +145,15 @@ class ReleaseMixin:
                     vendor=vendor,
                     received_at=received_at,
                 )
-                result = rq.release_dict(row)
-        except rq.ReleaseError as exc:
+                result = rq.release_view(row)
+        except ChartVaultError as exc:
             self._refused("release.request", None, exc)
             raise
         detail = {"requester_type": requester_type, "documents": len(document_ids or []), "vendor": vendor}
-        self.audit("release.request", "release", result["id"], detail=detail)
+        self.audit("release.request", "release", result.id, detail=detail)
         return result
 
-    def releases(self, status: str | None = None, overdue: bool = False) -> list[dict[str, Any]]:
+    def releases(self, status: str | None = None, overdue: bool = False) -> list[ReleaseView]:
         """Releases, newest first; a vendor sees only its own that it may fetch now."""
         now = rq.utcnow()
         vendor = self._vendor()
@@ -166,26 +174,26 @@ class ReleaseMixin:
                 rows = [r for r in rows if rq.visible_to_vendor(r, vendor, now)]
             if status is not None:
                 rows = [r for r in rows if r.status == status]
-            result = [rq.release_dict(r, now) for r in rows]
+            result = [rq.release_view(r, now) for r in rows]
         self.audit("release.list", outcome="ok", detail={"count": len(result), "overdue": overdue})
         return result
 
-    def overdue_releases(self) -> list[dict[str, Any]]:
+    def overdue_releases(self) -> list[ReleaseView]:
         """Undecided requests past their due date."""
         return self.releases(overdue=True)
 
-    def release(self, release_id: str) -> dict[str, Any]:
+    def release(self, release_id: str) -> ReleaseView:
         """One release (authorizations included for staff); vendors only see their fetchable ones."""
         with transaction(self.sessions) as s:
             row = self._load(s, release_id)
-            result = rq.release_dict(row)
+            result = rq.release_view(row)
             auths = s.scalars(
                 select(ReleaseAuthorization)
                 .where(ReleaseAuthorization.release_id == release_id)
                 .order_by(ReleaseAuthorization.created_at)
             ).all()
             if self._vendor() is None:
-                result["authorizations"] = [_authorization_dict(a) for a in auths]
+                result = replace(result, authorizations=[_authorization_view(a) for a in auths])
         self.audit("release.read", "release", release_id)
         return result
 
@@ -197,7 +205,7 @@ class ReleaseMixin:
         *,
         sha256: str | None = None,
         mime: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> AuthorizationAttached:
         """Store the signed authorization: its scan in the archive (kept 6 years) and its elements."""
         if not isinstance(elements, Mapping):
             raise rq.InvalidRelease("elements must be a JSON object")
@@ -238,17 +246,14 @@ class ReleaseMixin:
             )
             s.add(row)
             s.flush()
-            result = _authorization_dict(row)
-        result["problems"] = [p.as_dict() for p in element_problems(stored)]
-        detail = {
-            "authorization": result["id"],
-            "image": ref is not None,
-            "problems": len(result["problems"]),
-        }
+            view = _authorization_view(row)
+        problems = [p.as_dict() for p in element_problems(stored)]
+        result = AuthorizationAttached(**to_fields(view), problems=problems)
+        detail = {"authorization": result.id, "image": ref is not None, "problems": len(problems)}
         self.audit("release.authorization", "release", release_id, detail=detail)
         return result
 
-    def revoke_authorization(self, release_id: str) -> dict[str, Any]:
+    def revoke_authorization(self, release_id: str) -> ReleaseView:
         """Record the individual's written revocation; the release is revoked with it."""
         with transaction(self.sessions) as s:
             release = self._load(s, release_id)
@@ -264,45 +269,47 @@ class ReleaseMixin:
                 a.revoked_at = now
             if release.revoked_at is None and release.status not in (rq.DENIED, rq.CLOSED):
                 rq.revoke(release, self.actor, "authorization revoked", now)
-            result = rq.release_dict(release, now)
+            result = rq.release_view(release, now)
         self.audit("release.revoke", "release", release_id, detail={"authorizations": len(auths)})
         return result
 
     # -- decisions ------------------------------------------------------------------------------
 
-    def review_release(self, release_id: str) -> dict[str, Any]:
+    def review_release(self, release_id: str) -> ReleaseView:
         """Take a request into HIM review."""
         return self._transition(release_id, "release.review", rq.start_review)
 
-    def deny_release(self, release_id: str, reason: str) -> dict[str, Any]:
+    def deny_release(self, release_id: str, reason: str) -> ReleaseView:
         """Deny with a reason (not by the requester)."""
         return self._transition(release_id, "release.deny", lambda r: rq.deny(r, self.actor, reason))
 
-    def extend_release(self, release_id: str, reason: str) -> dict[str, Any]:
+    def extend_release(self, release_id: str, reason: str) -> ReleaseView:
         """The one 30-day extension (reason recorded; a second is refused)."""
         return self._transition(release_id, "release.extend", lambda r: rq.extend(r, reason))
 
-    def revoke_release(self, release_id: str, reason: str = "") -> dict[str, Any]:
+    def revoke_release(self, release_id: str, reason: str = "") -> ReleaseView:
         """Stop vendor access at once; the package and disclosures stay on record."""
         return self._transition(release_id, "release.revoke", lambda r: rq.revoke(r, self.actor, reason))
 
-    def close_release(self, release_id: str) -> dict[str, Any]:
+    def close_release(self, release_id: str) -> ReleaseView:
         """Close a fulfilled release: later fetches are refused."""
         return self._transition(release_id, "release.close", rq.close)
 
-    def _transition(self, release_id: str, action: str, change: Any) -> dict[str, Any]:
+    def _transition(
+        self, release_id: str, action: str, change: Callable[[ReleaseRequest], None]
+    ) -> ReleaseView:
         try:
             with transaction(self.sessions, immediate=True) as s:
                 release = self._load(s, release_id, for_update=True)
                 change(release)
-                result = rq.release_dict(release)
-        except rq.ReleaseError as exc:
+                result = rq.release_view(release)
+        except ChartVaultError as exc:
             self._refused(action, release_id, exc)
             raise
-        self.audit(action, "release", release_id, detail={"status": result["status"]})
+        self.audit(action, "release", release_id, detail={"status": result.status})
         return result
 
-    def approve_release(self, release_id: str, access_days: int = rq.DEFAULT_ACCESS_DAYS) -> dict[str, Any]:
+    def approve_release(self, release_id: str, access_days: int = rq.DEFAULT_ACCESS_DAYS) -> ReleaseView:
         """Approve after every check passes: resolve the documents, validate the authorization,
         build the stamped package and archive it (6 years), then open vendor access."""
         if not 1 <= access_days <= rq.MAX_ACCESS_DAYS:
@@ -327,7 +334,7 @@ class ReleaseMixin:
                 doc_ids = [d.id for d in documents]
                 sources = [(d.id, document_ref(d), d.mime, d.first_page, d.page_count) for d in documents]
             built = self._build_and_store(release_id, sources)
-        except rq.ReleaseError as exc:
+        except ChartVaultError as exc:
             self._refused("release.approve", release_id, exc)
             raise
         now = rq.utcnow()
@@ -350,7 +357,7 @@ class ReleaseMixin:
             release.access_expires_at = access_until
             release.package_key, release.package_version = ref.key, ref.version_id
             release.package_sha256, release.package_size, release.package_pages = ref.sha256, size, pages
-            result = rq.release_dict(release, now)
+            result = rq.release_view(release, now)
         detail = {"documents": len(doc_ids), "pages": pages, "package_sha256": ref.sha256}
         self.audit("release.approve", "release", release_id, detail=detail)
         return result
@@ -460,18 +467,22 @@ class ReleaseMixin:
         self.audit("release.fetch", "release", release_id, detail=detail)
         return fetch
 
+    def open_package(self, fetch: PackageFetch) -> Iterator[bytes]:
+        """The package's bytes, checked against its sha256 (its disclosure is already recorded)."""
+        return self.store.open(fetch.ref)
+
     def presigned_package_url(self, fetch: PackageFetch) -> str:
         """A short-lived URL minted now, after the disclosure was recorded."""
         return self.store.presigned_get(  # type: ignore[attr-defined]
             fetch.ref, expires=PRESIGN_TTL, filename=fetch.filename
         )
 
-    def disclosures(self, mrn: str, accountable_only: bool = False) -> dict[str, Any]:
+    def disclosures(self, mrn: str, accountable_only: bool = False) -> DisclosureAccounting:
         """The accounting of disclosures (164.528): the last six years for this MRN."""
         with self.sessions() as s:
-            rows = [disclosure_dict(d) for d in accounting(s, mrn, accountable_only=accountable_only)]
+            rows = [disclosure_view(d) for d in accounting(s, mrn, accountable_only=accountable_only)]
         self.audit("disclosure.accounting", "patient", mrn, detail={"count": len(rows)})
-        return {"mrn": mrn, "years": 6, "disclosures": rows}
+        return DisclosureAccounting(mrn=mrn, years=6, disclosures=rows)
 
 
 def _sha256(path: Path) -> str:
@@ -482,16 +493,16 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _authorization_dict(a: ReleaseAuthorization) -> dict[str, Any]:
-    return {
-        "id": a.id,
-        "release_id": a.release_id,
-        "image_sha256": a.image_sha256,
-        "image_mime": a.image_mime,
-        "elements": a.elements,
-        "expires_on": a.expires_on.isoformat() if a.expires_on else None,
-        "covers_psychotherapy_notes": bool(a.covers_psychotherapy_notes),
-        "covers_substance_use": bool(a.covers_substance_use),
-        "revoked_at": a.revoked_at.isoformat() if a.revoked_at else None,
-        "created_at": a.created_at.isoformat() if a.created_at else None,
-    }
+def _authorization_view(a: ReleaseAuthorization) -> AuthorizationView:
+    return AuthorizationView(
+        id=a.id,
+        release_id=a.release_id,
+        image_sha256=a.image_sha256,
+        image_mime=a.image_mime,
+        elements=dict(a.elements or {}),
+        expires_on=a.expires_on.isoformat() if a.expires_on else None,
+        covers_psychotherapy_notes=bool(a.covers_psychotherapy_notes),
+        covers_substance_use=bool(a.covers_substance_use),
+        revoked_at=iso(a.revoked_at),
+        created_at=iso(a.created_at),
+    )

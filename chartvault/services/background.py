@@ -1,9 +1,8 @@
-"""Background work inside a long-running process (the API server): batches and the indexer.
+"""Background work of a long-running process (the API server): batches and the index writer.
 
-One thread processes batches in arrival order (the worker pool parallelises
-their pages); another drains the index queue every ``index_commit_interval_s``
-while this process owns the index writer, and keeps trying to become the owner
-while another process (a CLI ingest, say) holds it.
+One thread processes batches in arrival order (the worker pool parallelises their pages); another
+drains the index queue every ``index_commit_interval_s`` while this process owns the index writer,
+and keeps trying to become the owner while another process (a CLI ingest, say) holds it.
 """
 
 from __future__ import annotations
@@ -11,17 +10,15 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from chartvault.service import Vault
+from chartvault.services.root import Services
 
-log = logging.getLogger("chartvault.runner")
+log = logging.getLogger("chartvault.background")
 
 
-class BackgroundRunner:
-    def __init__(self, vault: Vault) -> None:
-        self.vault = vault
+class BackgroundWork:
+    def __init__(self, services: Services) -> None:
+        self.services = services
         self._batches: queue.Queue[str | None] = queue.Queue()
         self._stop = threading.Event()
         self._threads = [
@@ -32,19 +29,15 @@ class BackgroundRunner:
         self._lock = threading.Lock()
 
     def start(self, resume: bool = True) -> None:
-        from chartvault.classify import get_default_model
-
         # Load (or, on a new machine, train) the classifier now rather than inside the first batch.
-        threading.Thread(target=get_default_model, name="cv-model", daemon=True).start()
+        threading.Thread(target=self.services.parts.classifier.current, name="cv-model", daemon=True).start()
         for t in self._threads:
             t.start()
         if resume:
-            for batch_id in self.vault.incomplete_batches():
-                log.info("resuming batch=%s", batch_id)
-                self.vault.close_intake_if_open(batch_id)
-                self.submit(batch_id)
+            self.services.intake.resume(schedule=self.submit)
 
     def submit(self, batch_id: str) -> None:
+        """Process this batch after those already waiting (a batch queued twice runs once)."""
         with self._lock:
             if batch_id in self._queued:
                 return
@@ -59,7 +52,8 @@ class BackgroundRunner:
         self._stop.set()
         self._batches.put(None)
         for t in self._threads:
-            t.join(timeout)
+            if t.is_alive():
+                t.join(timeout)
 
     def _batch_loop(self) -> None:
         while not self._stop.is_set():
@@ -67,7 +61,7 @@ class BackgroundRunner:
             if batch_id is None:
                 return
             try:
-                self.vault.process(batch_id)
+                self.services.intake.process(batch_id)
             except Exception:  # keep serving; the batch stays resumable in the catalog
                 log.exception("batch failed batch=%s", batch_id)
             finally:
@@ -75,9 +69,9 @@ class BackgroundRunner:
                     self._queued.discard(batch_id)
 
     def _index_loop(self) -> None:
-        interval = self.vault.settings.index_commit_interval_s
+        interval = self.services.settings.index_commit_interval_s
         while not self._stop.wait(interval):
             try:
-                self.vault.index_pending()
+                self.services.intake.index_now()
             except Exception:
                 log.exception("indexing failed; will retry")

@@ -1,4 +1,4 @@
-"""``chartvault worker``: an OCR worker of a multi-machine deployment (executor="celery")."""
+"""Running ChartVault: the HTTP API (``serve``) and OCR workers of a multi-machine deployment (``worker``)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,26 @@ import os
 from typing import Annotated
 
 import typer
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default CHARTVAULT_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default CHARTVAULT_PORT).")] = None,
+) -> None:
+    """Run the HTTP API (OpenAPI at /docs)."""
+    import uvicorn
+
+    from chartvault.api.app import create_app
+    from chartvault.config import Settings
+
+    settings = Settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="info",
+        access_log=False,
+    )
 
 
 def worker(
@@ -49,4 +69,5 @@ def worker(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("worker")(worker)
+    app.command()(serve)
+    app.command()(worker)

@@ -1,8 +1,4 @@
-"""Records-management commands: retention, legal holds, disposition, corrections.
-
-Registered on the main ``chartvault`` app by ``chartvault.cli``. Until roles
-exist (issue 6) these run as the machine's operator and are audited as such.
-"""
+"""Records management: retention, legal holds, disposition, misfile corrections, the archive check."""
 
 from __future__ import annotations
 
@@ -10,41 +6,12 @@ from datetime import date
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-EXIT_REFUSED, EXIT_NOT_FOUND = 1, 4
-out = Console()
-err = Console(stderr=True)
-
-
-# chartvault.cli imports this module to register it, so its helpers are fetched when
-# called (importing them at the top is circular when run as ``python -m chartvault.cli``).
-def _vault() -> Any:
-    from chartvault.cli import _vault as make
-
-    return make()
-
-
-def _emit_json(obj: Any) -> None:
-    from chartvault.cli import _emit_json as emit
-
-    emit(obj)
-
-
-def _parse_date(value: str | None, name: str) -> date | None:
-    from chartvault.cli import _parse_date as parse
-
-    return parse(value, name)
-
+from chartvault.cli._common import EXIT_REFUSED, EXIT_USAGE, emit_json, fail, open_services, out, parse_date
 
 hold_app = typer.Typer(help="Legal holds: nothing held is ever disposed of.", no_args_is_help=True)
 retention_app = typer.Typer(help="Retention of archived documents.", no_args_is_help=True)
-
-
-def _fail(message: str, code: int = EXIT_REFUSED) -> typer.Exit:
-    err.print(message)
-    return typer.Exit(code)
 
 
 # -- retention -----------------------------------------------------------------------------------
@@ -53,15 +20,11 @@ def _fail(message: str, code: int = EXIT_REFUSED) -> typer.Exit:
 @retention_app.command("show")
 def retention_show(doc_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """A document's retain-until, the rule that won, every rule considered, and the store's lock."""
-    from chartvault.service import NotFound
 
-    with _vault() as vault:
-        try:
-            info = vault.retention(doc_id)
-        except NotFound as exc:
-            raise _fail(str(exc), EXIT_NOT_FOUND) from None
+    with open_services() as services:
+        info = services.records.retention(doc_id)
     if as_json:
-        _emit_json(info)
+        emit_json(info)
         return
     until = "permanent" if info["permanent"] else info["retain_until"]
     out.print(f"[bold]{doc_id}[/bold] retain until {until} (rule {info['rule']})")
@@ -81,17 +44,13 @@ def retention_correct_dob(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Record a corrected DOB and recompute retention of the patient's documents (store locks only extend)."""
-    from chartvault.service import NotFound
 
-    when = _parse_date(dob, "dob")
+    when = parse_date(dob, "dob")
     assert when is not None
-    with _vault() as vault:
-        try:
-            changed = vault.correct_dob(mrn, when)
-        except NotFound as exc:
-            raise _fail(str(exc), EXIT_NOT_FOUND) from None
+    with open_services() as services:
+        changed = services.records.correct_dob(mrn, when)
     if as_json:
-        _emit_json({"documents_changed": changed})
+        emit_json({"documents_changed": changed})
     else:
         out.print(f"retention recomputed; {len(changed)} document(s) changed")
 
@@ -109,24 +68,20 @@ def hold_place(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Place a legal hold on a patient, an encounter or documents (the store's hold flag is set too)."""
-    from chartvault.archive.holds import HoldError
 
     scopes = [("patient", mrn), ("encounter", encounter), ("documents", document)]
     given = [(k, v) for k, v in scopes if v]
     if len(given) != 1:
-        raise _fail("give exactly one of --mrn, --encounter or --document", 2)
+        raise fail("give exactly one of --mrn, --encounter or --document", EXIT_USAGE)
     scope, value = given[0]
-    with _vault() as vault:
-        try:
-            hold = vault.place_hold(
-                matter,
-                scope,
-                reason,
-                value=value if isinstance(value, str) else None,
-                document_ids=value if isinstance(value, list) else (),
-            )
-        except HoldError as exc:
-            raise _fail(str(exc), 2) from None
+    with open_services() as services:
+        hold = services.records.place_hold(
+            matter,
+            scope,
+            reason,
+            value=value if isinstance(value, str) else None,
+            document_ids=value if isinstance(value, list) else (),
+        )
     _print_hold(hold, as_json)
 
 
@@ -137,13 +92,9 @@ def hold_release(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Release a hold; a version's store flag is lifted only if no other hold covers it."""
-    from chartvault.archive.holds import HoldError
 
-    with _vault() as vault:
-        try:
-            hold = vault.release_hold(hold_id, reason)
-        except HoldError as exc:
-            raise _fail(str(exc), 2) from None
+    with open_services() as services:
+        hold = services.records.release_hold(hold_id, reason)
     _print_hold(hold, as_json)
 
 
@@ -153,10 +104,10 @@ def hold_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Active holds (or all, with --all)."""
-    with _vault() as vault:
-        holds = vault.holds(active_only=not all_holds)
+    with open_services() as services:
+        holds = services.records.holds(active_only=not all_holds)
     if as_json:
-        _emit_json(holds)
+        emit_json(holds)
         return
     table = Table("hold", "status", "matter", "scope", "documents", "placed by", "placed at")
     for h in holds:
@@ -174,7 +125,7 @@ def hold_list(
 
 def _print_hold(hold: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        _emit_json(hold)
+        emit_json(hold)
     else:
         out.print(f"hold {hold['id']} {hold['status']}: {len(hold['documents'])} document(s)")
 
@@ -197,16 +148,18 @@ def disposition(
     anything eligible was refused by the catalog or the store.
     """
     if execute and dry_run:
-        raise _fail("--dry-run and --execute are exclusive", 2)
-    when: date | None = _parse_date(as_of, "as-of")
-    with _vault() as vault:
-        planned = vault.disposition_plan(when)
+        raise fail("--dry-run and --execute are exclusive", EXIT_USAGE)
+    when: date | None = parse_date(as_of, "as-of")
+    with open_services() as services:
+        planned = services.records.disposition_plan(when)
         if not execute:
             _print_plan(planned.as_dict(), as_json)
             return
         if execute and not approved_by:
-            raise _fail("--execute needs --approved-by (the department manager who approved it)", 2)
-        result = vault.dispose([c.document_id for c in planned.eligible], approved_by, witness, when)
+            raise fail("--execute needs --approved-by (the department manager who approved it)", EXIT_USAGE)
+        result = services.records.dispose(
+            [c.document_id for c in planned.eligible], approved_by, witness, when
+        )
     summary = {
         "disposition_id": result.disposition_id,
         "destroyed": result.destroyed,
@@ -219,7 +172,7 @@ def disposition(
         },
     }
     if as_json:
-        _emit_json(summary)
+        emit_json(summary)
     else:
         out.print(
             f"disposition {result.disposition_id}: destroyed {len(result.destroyed)}, "
@@ -234,7 +187,7 @@ def disposition(
 
 def _print_plan(planned: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        _emit_json(planned)
+        emit_json(planned)
         return
     out.print(f"as of {planned['as_of']}: {len(planned['eligible'])} eligible, {len(planned['held'])} held")
     table = Table("document", "type", "date of service", "retain until", "rule", "hold")
@@ -256,14 +209,10 @@ def _print_plan(planned: dict[str, Any], as_json: bool) -> None:
 
 def certificate(disposition_id: str) -> None:
     """Print a certificate of destruction as archived (JSON, verified by sha256)."""
-    from chartvault.service import NotFound
 
-    with _vault() as vault:
-        try:
-            cert = vault.certificate(disposition_id)
-        except NotFound as exc:
-            raise _fail(str(exc), EXIT_NOT_FOUND) from None
-    _emit_json(cert)
+    with open_services() as services:
+        cert = services.records.certificate(disposition_id)
+    emit_json(cert)
 
 
 def misfile(
@@ -283,17 +232,13 @@ def misfile(
     Splitting deletes the locked original before its retention ends, so it needs
     --break-glass and is audited; under COMPLIANCE it is refused (exit 1).
     """
-    from chartvault.archive.corrections import MisfileRefused
 
     try:
         page_list = [int(p) for p in pages.split(",")] if pages else None
     except ValueError:
-        raise _fail("--pages: expected page numbers like 2,3", 2) from None
-    with _vault() as vault:
-        try:
-            result = vault.correct_misfile(doc_id, to_mrn, reason, page_list, break_glass)
-        except MisfileRefused as exc:
-            raise _fail(f"refused: {exc}") from None
+        raise fail("--pages: expected page numbers like 2,3", EXIT_USAGE) from None
+    with open_services() as services:
+        result = services.records.correct_misfile(doc_id, to_mrn, reason, page_list, break_glass)
     summary = {
         "document_id": result.document_id,
         "mode": result.mode,
@@ -301,7 +246,7 @@ def misfile(
         "versions_deleted": result.versions_deleted,
     }
     if as_json:
-        _emit_json(summary)
+        emit_json(summary)
     else:
         out.print(f"{result.mode}: {doc_id} -> {', '.join(result.new_documents) or 'refiled in place'}")
 
@@ -317,10 +262,10 @@ def check(
 ) -> None:
     """Verify the whole archive: every object present with the right sha256, nothing orphaned,
     index and catalog in agreement, no batch left half done. Exit 0 only when all is consistent."""
-    with _vault() as vault:
-        result = vault.check(repair=repair, fixity=not no_fixity)
+    with open_services() as services:
+        result = services.records.check(repair=repair, fixity=not no_fixity)
     if as_json:
-        _emit_json(result)
+        emit_json(result)
     else:
         st, ix = result["store"], result["index"]
         out.print(
