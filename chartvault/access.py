@@ -12,12 +12,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from chartvault.archive import audit
 from chartvault.archive.db import transaction
 from chartvault.archive.tokens import Principal, create_token, list_tokens, revoke_token, verify_token
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
+
+    from chartvault.archive.audit import AuditLog
 
 _PRINCIPAL: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
     "chartvault_principal", default=None
@@ -45,6 +46,7 @@ def set_principal(principal: Principal | None) -> None:
 
 class AccessMixin:
     sessions: sessionmaker[Session]
+    audit_log: AuditLog
     _default_actor: str
 
     def audit(self, action: str, *args: Any, **kwargs: Any) -> str: ...  # provided by Vault
@@ -80,12 +82,21 @@ class AccessMixin:
         return result
 
     def verify_audit(self) -> dict[str, Any]:
-        """Check the audit log's hash chain end to end (the check itself is audited after it runs)."""
-        report = audit.verify_report(self.sessions)
-        self.audit(
-            "audit.verify", outcome="ok" if report["ok"] else "broken", detail={"entries": report["entries"]}
-        )
-        return report
+        """Check the audit log's MAC chain against its checkpoints (the check is audited after it runs)."""
+        report = self.audit_log.verify()
+        detail = {"entries": report.entries, "problem": report.problem.code if report.problem else None}
+        self.audit("audit.verify", outcome="ok" if report.ok else "broken", detail=detail)
+        return report.as_dict()
+
+    def rotate_audit_key(self) -> dict[str, Any]:
+        """Make a new audit key current, audit the rotation under it, and checkpoint at once."""
+        old_id, new_id = self.audit_log.rotate_key()
+        self.audit("audit.key_rotate", detail={"from_key": old_id, "to_key": new_id})
+        return {"from_key": old_id, "to_key": new_id, "checkpoint": self.audit_log.checkpoint().as_dict()}
+
+    def audit_checkpoint(self) -> dict[str, Any]:
+        """Write an audit checkpoint now (as the timer and shutdown do)."""
+        return self.audit_log.checkpoint().as_dict()
 
     def tokens(self) -> list[dict[str, Any]]:
         with self.sessions() as s:

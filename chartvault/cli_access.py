@@ -8,6 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from chartvault.archive.audit_keys import AuditKeyError
+
 out = Console()
 err = Console(stderr=True)
 
@@ -91,17 +93,59 @@ def token_revoke(token_id: str) -> None:
 
 @audit_app.command("verify")
 def audit_verify(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Check the hash chain of the whole audit log; exit 1 and say where it breaks."""
+    """Check the MAC chain of the whole audit log against its checkpoints; exit 1 and say where it breaks."""
     with _vault() as vault:
         report = vault.verify_audit()
     if as_json:
         _emit_json(report)
     elif report["ok"]:
         out.print(f"audit log intact: {report['entries']} entries, last hash {report['last_hash']}")
+        out.print(_checkpoint_line(report))
     else:
-        err.print(f"audit log BROKEN at entry {report['first_bad_id']}: {report['problem']}")
+        where = f"entry {report['first_bad_id']} " if report["first_bad_id"] is not None else ""
+        position = report["first_bad_position"]
+        at = f"{where}(position {position})" if position is not None else "its checkpoints"
+        err.print(f"audit log BROKEN at {at}: {report['message']}")
     if not report["ok"]:
         raise typer.Exit(1)
+
+
+def _checkpoint_line(report: dict[str, Any]) -> str:
+    newest = report["newest_checkpoint"]
+    if newest is None:
+        return "no checkpoint yet: deleting the newest entries would go unnoticed"
+    return (
+        f"{report['checkpoints']} checkpoints; the newest ({newest['at']}) covers "
+        f"{newest['entries']} entries, {report['since_checkpoint']} newer entries are not yet covered"
+    )
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Write the audit log's entry count and head MAC to the object store now (locked)."""
+    with _vault() as vault:
+        cp = vault.audit_checkpoint()
+    if as_json:
+        _emit_json(cp)
+    else:
+        out.print(f"checkpoint {cp['object_key']}: {cp['entries']} entries")
+
+
+@audit_app.command("rotate-key")
+def audit_rotate_key(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Make a new audit key current; old keys stay in the key file to verify old entries."""
+    with _vault() as vault:
+        try:
+            result = vault.rotate_audit_key()
+        except AuditKeyError as exc:
+            err.print(str(exc))
+            raise typer.Exit(2) from None
+    if as_json:
+        _emit_json(result)
+    else:
+        out.print(
+            f"audit key rotated: {result['from_key']} -> {result['to_key']} (old key kept for verification)"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from chartvault.archive import audit
 from chartvault.archive.check import check_store
 from chartvault.archive.corrections import MisfileRefused, MisfileResult, correct_misfile
 from chartvault.archive.db import transaction
@@ -160,7 +159,7 @@ class RecordsMixin:
             list(document_ids),
             executed_by=self.actor,
             facility=self.settings.facility_name,
-            audit=lambda actor, *args: audit.record(self.sessions, actor, *args),
+            audit=lambda actor, *args: self.audit(*args, actor=actor),
             tmp_dir=self.settings.data_dir / "tmp",
             approved_by=approved_by,
             witness=witness,

@@ -20,7 +20,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from chartvault.access import AccessMixin
-from chartvault.archive import audit
+from chartvault.archive.audit import AuditLog
+from chartvault.archive.audit_keys import KeyRing
 from chartvault.archive.db import make_engine, session_factory, upgrade
 from chartvault.archive.lifecycle import INACTIVE, RetentionPolicy, apply_retention, recompute_patient
 from chartvault.archive.models import (
@@ -97,6 +98,13 @@ class Vault(AccessMixin, RecordsMixin, ReleaseMixin):
         upgrade(self.engine)
         self.sessions = session_factory(self.engine)
         self.store = open_object_store(settings)
+        self.audit_log = AuditLog(
+            self.sessions,
+            KeyRing.from_settings(settings),
+            self.store,
+            settings.audit_checkpoint_interval_s,
+            settings.audit_checkpoint_retention_days,
+        )
         self.retention_policy = RetentionPolicy.from_settings(settings)
         self._pool: ProcessPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -162,6 +170,7 @@ class Vault(AccessMixin, RecordsMixin, ReleaseMixin):
         self.reset_pool()
         self.indexer.close()
         self.indexer.lock.release()
+        self.audit_log.close()  # the final checkpoint, while the catalog is still open
         self.engine.dispose()
 
     def __enter__(self) -> Vault:
@@ -266,10 +275,8 @@ class Vault(AccessMixin, RecordsMixin, ReleaseMixin):
         detail: dict[str, Any] | None = None,
         actor: str | None = None,
     ) -> str:
-        """Append an audit entry; returns its chain hash."""
-        return audit.record(
-            self.sessions, actor or self.actor, action, target_type, target_id, outcome, detail
-        )
+        """Append an audit entry; returns its MAC."""
+        return self.audit_log.record(actor or self.actor, action, target_type, target_id, outcome, detail)
 
     def batch_report(self, batch_id: str) -> dict[str, Any]:
         with self.sessions() as s:
