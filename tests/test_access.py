@@ -173,7 +173,8 @@ def test_audit_verify_detects_tampering(tmp_path: Path, tamper: str) -> None:
         elif tamper == "insert":
             db.execute(  # a replayed copy of entry 2, appended at the next position
                 "INSERT INTO audit_events (id, seq, at, actor, action, outcome, prev_hash, hash, key_id) "
-                "SELECT 100, 6, at, actor, action, outcome, prev_hash, hash, key_id FROM audit_events WHERE id = 2"
+                "SELECT 100, 6, at, actor, action, outcome, prev_hash, hash, key_id "
+                "FROM audit_events WHERE id = 2"
             )
         else:
             db.execute("DELETE FROM audit_events WHERE id = 2")
