@@ -102,12 +102,16 @@ def audit_verify(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
         out.print(f"audit log intact: {report['entries']} entries, last hash {report['last_hash']}")
         out.print(_checkpoint_line(report))
     else:
-        where = f"entry {report['first_bad_id']} " if report["first_bad_id"] is not None else ""
-        position = report["first_bad_position"]
-        at = f"{where}(position {position})" if position is not None else "its checkpoints"
-        err.print(f"audit log BROKEN at {at}: {report['message']}")
+        err.print(f"audit log BROKEN at {_where(report)}: {report['message']}")
     if not report["ok"]:
         raise typer.Exit(1)
+
+
+def _where(report: dict[str, Any]) -> str:
+    position, entry = report["first_bad_position"], report["first_bad_id"]
+    if position is None:
+        return "its newest checkpoint"
+    return f"entry {entry} (position {position})" if entry is not None else f"position {position}"
 
 
 def _checkpoint_line(report: dict[str, Any]) -> str:

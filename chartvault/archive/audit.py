@@ -21,7 +21,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -286,17 +286,20 @@ class AuditLog:
         store: ObjectStore,
         checkpoint_interval_s: float = 300.0,
         checkpoint_retention_days: int = 2190,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock`` measures the checkpoint interval (monotonic seconds; replaceable in tests)."""
         self.sessions = sessions
         self.key_ring = key_ring
         self.store = store
         self.checkpoint_interval_s = checkpoint_interval_s
         self.checkpoint_retention = timedelta(days=checkpoint_retention_days)
+        self._clock = clock
         self._state_lock = threading.Lock()
         self._checkpoint_lock = threading.Lock()
         self._appended = 0  # highest position this process appended
         self._checkpointed = 0  # entries in this process's newest checkpoint
-        self._last_attempt = time.monotonic()
+        self._last_attempt = self._clock()
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
 
@@ -372,7 +375,7 @@ class AuditLog:
                 pass  # the same checkpoint, written by another process in the same microsecond
             with self._state_lock:
                 self._checkpointed = max(self._checkpointed, entries)
-                self._last_attempt = time.monotonic()
+                self._last_attempt = self._clock()
             log.info("audit checkpoint written: %d entries (%s)", entries, cp.object_key)
             return cp
 
@@ -383,7 +386,7 @@ class AuditLog:
         append or timer tick tries again.
         """
         with self._state_lock:
-            now = time.monotonic()
+            now = self._clock()
             due = (
                 self._appended > self._checkpointed and now - self._last_attempt >= self.checkpoint_interval_s
             )
@@ -395,7 +398,9 @@ class AuditLog:
             self.checkpoint()
         except Exception as exc:  # a store or catalog outage must not fail the caller
             log.warning(
-                "audit checkpoint failed (%s); retrying within %.0f s", type(exc).__name__, self._tick
+                "audit checkpoint failed (%s); retrying in %.0f s",
+                type(exc).__name__,
+                self.checkpoint_interval_s,
             )
 
     @property

@@ -7,9 +7,11 @@ put it on a path the database's administrators cannot read) or a secret from the
 environment (``CHARTVAULT_AUDIT_KEY``). Every entry names its key's id, so the key can
 rotate: old keys stay in the ring, for verification only.
 
-A key id is a fingerprint of the key (``k`` + 16 hex digits of a domain-separated
-SHA-256), so a file key and an environment key never need a name of their own and
-the id reveals nothing about the key.
+A key is a secret string and its UTF-8 bytes are the HMAC key, wherever it comes from: a
+generated key is 64 hex characters (256 random bits), so moving a file key to the
+environment is copying the string. A key id is a fingerprint of the key (``k`` + 16 hex
+digits of a domain-separated SHA-256), so no key needs a name of its own and the id
+reveals nothing about the key.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ def _secret_key(secret: str, what: str) -> bytes:
     return secret.encode()
 
 
+def _new_key() -> bytes:
+    return secrets.token_hex(KEY_BYTES).encode()
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
@@ -85,7 +91,7 @@ class KeyRing:
             ]
         }
         self._lock = threading.Lock()
-        self._file_stamp: tuple[int, int, int] | None = None
+        self._file_stamp: tuple[int, ...] | None = None
         self._file_current: str | None = None
         self._file_keys: dict[str, bytes] = {}
 
@@ -140,7 +146,7 @@ class KeyRing:
         path = self._need_path()
         with self._lock, self._file_lock(path):
             self._refresh_file(create=True)
-            key = secrets.token_bytes(KEY_BYTES)
+            key = _new_key()
             new_id = key_id_of(key)
             keys = {**self._file_keys, new_id: key}
             tmp = self._write_temp(path, new_id, keys)
@@ -171,7 +177,7 @@ class KeyRing:
                 return
             self._create(self.path)
             st = self.path.stat()
-        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_mode)
         if stamp != self._file_stamp:
             self._file_current, self._file_keys = _read_key_file(self.path, st)
             self._file_stamp = stamp
@@ -182,7 +188,7 @@ class KeyRing:
         if not folder.exists():
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(folder, 0o700)  # mkdir's mode is narrowed by the umask, never widened: set it
-        key = secrets.token_bytes(KEY_BYTES)
+        key = _new_key()
         tmp = self._write_temp(path, key_id_of(key), {key_id_of(key): key})
         try:
             os.link(tmp, path)
@@ -194,7 +200,7 @@ class KeyRing:
 
     @staticmethod
     def _write_temp(path: Path, current: str, keys: dict[str, bytes]) -> Path:
-        body = {"format": FILE_FORMAT, "current": current, "keys": {k: v.hex() for k, v in keys.items()}}
+        body = {"format": FILE_FORMAT, "current": current, "keys": {k: v.decode() for k, v in keys.items()}}
         tmp = path.parent / f".{path.name}.tmp-{secrets.token_hex(8)}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with open(fd, "w", closefd=True) as out:
@@ -224,9 +230,9 @@ def _read_key_file(path: Path, st: os.stat_result) -> tuple[str, dict[str, bytes
         )
     try:
         body = json.loads(path.read_text())
-        keys = {str(k): bytes.fromhex(v) for k, v in body["keys"].items()}
+        keys = {str(k): _secret_key(v, f"key {k}") for k, v in body["keys"].items()}
         current = str(body["current"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, AuditKeyError) as exc:
         raise AuditKeyError(f"audit key file {path} is unreadable ({type(exc).__name__})") from None
     if body.get("format") != FILE_FORMAT or current not in keys:
         raise AuditKeyError(f"audit key file {path} is not a {FILE_FORMAT} key ring")
