@@ -33,6 +33,7 @@ from sqlalchemy import Engine, delete, select, text, update
 from chartvault.archive import audit_checkpoints
 from chartvault.archive.audit import (
     ALTERED,
+    CHECKPOINT_INVALID,
     CHECKPOINT_MISMATCH,
     LINK_BROKEN,
     MISSING,
@@ -232,6 +233,30 @@ def test_entries_after_the_last_checkpoint_are_the_stated_window(
     with db_engine.begin() as conn:
         conn.execute(delete(AuditEvent).where(AuditEvent.seq > ENTRIES))
     assert audit_log.verify().ok
+
+
+def test_whole_log_passed_off_as_legacy_is_named(audit_log: AuditLog, db_engine: Engine) -> None:
+    _fill(audit_log, ENTRIES)
+    audit_log.checkpoint()  # records that the log has no legacy entries
+    _reseal(db_engine, 1, "sha256-unkeyed")
+    problem = audit_log.verify().problem
+    assert problem is not None and (problem.code, problem.position) == (UNKEYED, 1)
+
+
+def test_checkpoint_whose_body_does_not_verify_is_reported(
+    audit_log: AuditLog, store: LocalObjectStore
+) -> None:
+    """Only someone with write access to the store can do this; verify still refuses the forgery."""
+    _fill(audit_log, ENTRIES)
+    real = audit_log.checkpoint()
+    later = real.at + timedelta(seconds=1)
+    forged = audit_checkpoints.Checkpoint(real.entries, real.head_mac, real.key_id, later)
+    name = audit_checkpoints.object_key(forged.entries, forged.head_mac, forged.key_id, later)
+    body = audit_checkpoints.encode(forged, b"not the key" * 4)
+    store.put_named(name, body, "application/json", retain_until=datetime.now(UTC) + timedelta(days=1))
+    report = audit_log.verify()
+    assert report.problem is not None and report.problem.code == CHECKPOINT_INVALID
+    assert "MAC does not verify" in report.problem.message and report.problem.position is None
 
 
 # -- the key ------------------------------------------------------------------------------------------

@@ -138,7 +138,9 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         except TokenError as exc:
             raise NotFound(str(exc)) from None
 
-    @app.get("/audit/verify", tags=["access"], summary="Check the audit log's hash chain")
+    @app.get(
+        "/audit/verify", tags=["access"], summary="Check the audit log's MAC chain against its checkpoints"
+    )
     def audit_verify(request: Request) -> dict[str, Any]:
         return vault_of(request).verify_audit()
 
