@@ -126,6 +126,30 @@ class Settings(BaseSettings):
         100, gt=0, description="Store lock given to a permanent record (extended before it runs out)."
     )
 
+    # Audit log: an HMAC chain whose key is kept outside the catalog, anchored by checkpoints in the
+    # object store (README, "Audit log").
+    audit_key: SecretStr | None = Field(
+        None,
+        description="MAC key of new audit entries (32+ characters); when unset, the key file is used.",
+    )
+    audit_retired_keys: SecretStr | None = Field(
+        None, description="Earlier audit keys, comma-separated: they verify old entries, never sign new ones."
+    )
+    audit_key_file: Path | None = Field(
+        None,
+        description="Audit key ring file (0600, created on first use); default <data_dir>/keys/audit.key. "
+        "Put it where the catalog's administrators cannot read it.",
+    )
+    audit_checkpoint_interval_s: float = Field(
+        300,
+        gt=0,
+        description="How often the audit log's entry count and head MAC are written to the object store "
+        "(and at shutdown); entries newer than the last checkpoint can be deleted undetected.",
+    )
+    audit_checkpoint_retention_days: int = Field(
+        2190, gt=0, description="Store lock on each audit checkpoint (6 years: HIPAA 164.316(b)(2))."
+    )
+
     @model_validator(mode="after")
     def _s3_when_endpoint_given(self) -> Settings:
         # Setting CHARTVAULT_S3_ENDPOINT alone switches every command to S3; an explicit
@@ -137,6 +161,10 @@ class Settings(BaseSettings):
     @cached_property
     def catalog_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'catalog.sqlite3').resolve()}"
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.audit_key_file or self.data_dir / "keys" / "audit.key"
 
     @property
     def worker_count(self) -> int:

@@ -171,9 +171,10 @@ def test_audit_verify_detects_tampering(tmp_path: Path, tamper: str) -> None:
         if tamper == "alter":
             db.execute("UPDATE audit_events SET actor = 'cli:someone-else' WHERE id = 2")
         elif tamper == "insert":
-            db.execute(
-                "INSERT INTO audit_events (id, at, actor, action, outcome, prev_hash, hash) "
-                "SELECT 100, at, actor, action, outcome, prev_hash, hash FROM audit_events WHERE id = 2"
+            db.execute(  # a replayed copy of entry 2, appended at the next position
+                "INSERT INTO audit_events (id, seq, at, actor, action, outcome, prev_hash, hash, key_id) "
+                "SELECT 100, 6, at, actor, action, outcome, prev_hash, hash, key_id "
+                "FROM audit_events WHERE id = 2"
             )
         else:
             db.execute("DELETE FROM audit_events WHERE id = 2")

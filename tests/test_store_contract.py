@@ -24,7 +24,14 @@ from minio.retention import Retention
 from s3fixtures import *  # noqa: F403 - s3_settings
 
 from chartvault.archive.localstore import LocalObjectStore
-from chartvault.archive.objectstore import IntegrityError, ObjectRef, ObjectStore, RetentionLockedError
+from chartvault.archive.objectstore import (
+    IntegrityError,
+    ObjectExistsError,
+    ObjectRef,
+    ObjectStore,
+    ObjectStoreError,
+    RetentionLockedError,
+)
 from chartvault.archive.s3store import S3ObjectStore
 from chartvault.config import Settings
 
@@ -188,6 +195,72 @@ def test_sha256_checked_on_write_and_on_read(store: ObjectStore, tmp_path: Path)
         bad = ObjectRef(ref.key, ref.sha256, ref.size, None)
     with pytest.raises(IntegrityError, match="corrupt"):
         b"".join(store.open(bad))
+
+
+def _put_named(store: ObjectStore, key: str, data: bytes, seconds: float = 3600) -> ObjectRef:
+    return store.put_named(key, data, "application/json", retain_until=_in(seconds))
+
+
+def test_named_objects_are_listed_by_prefix_in_key_order(store: ObjectStore) -> None:
+    later = _put_named(store, "audit-checkpoints/000000000010-b.json", b'{"entries": 10}')
+    first = _put_named(store, "audit-checkpoints/000000000002-a.json", b'{"entries": 2}')
+    _put_named(store, "audit-other/000000000001.json", b"{}")
+    listed = list(store.list_prefix("audit-checkpoints/"))
+    assert [o.key for o in listed] == [first.key, later.key]
+    assert [o.size for o in listed] == [first.size, later.size]
+    assert [o.key for o in store.list_prefix("audit-checkpoints/0000000000")] == [first.key, later.key]
+    assert list(store.list_prefix("audit-nothing/")) == []
+    assert store.read_named(first.key, listed[0].version_id) == b'{"entries": 2}'
+    assert b"".join(store.open(first)) == b'{"entries": 2}'  # a named ref reads (and verifies) like any
+    assert first.key not in {r.key for r in store.iter_refs()}  # not content, so never an "orphan"
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["sha256/ab/cd/x.json", "../escape.json", "/abs/x.json", "audit/../x.json", "audit/.tmp-x", "x.json"],
+)
+def test_named_keys_stay_out_of_the_content_namespace_and_the_folder(store: ObjectStore, key: str) -> None:
+    with pytest.raises(ObjectStoreError, match="malformed"):
+        _put_named(store, key, b"{}")
+    with pytest.raises(ObjectStoreError, match="malformed"):
+        list(store.list_prefix("sha256/"))
+
+
+def test_named_object_is_write_once_and_locked(store: ObjectStore) -> None:
+    ref = _put_named(store, "audit-checkpoints/000000000007-x.json", b'{"entries": 7}')
+    with pytest.raises(ObjectExistsError):
+        _put_named(store, ref.key, b'{"entries": 3}')
+    assert store.read_named(ref.key) == b'{"entries": 7}'
+    mode, until = store.retention(ref)
+    assert mode == "GOVERNANCE" and until is not None and until > _in(3000)
+    with pytest.raises(RetentionLockedError, match="GOVERNANCE retention until"):
+        store.delete_version(ref)
+    if isinstance(store, LocalObjectStore):
+        path = store.root / "named" / ref.key
+        assert path.stat().st_mode & 0o777 == 0o444
+    else:
+        assert isinstance(store, S3ObjectStore)
+        (error,) = _raw_delete(store, ref, bypass=False)  # around ChartVault: the server refuses
+        assert error.code == "AccessDenied"
+        import io
+
+        forged = b'{"entries": 3}'  # an overwrite around ChartVault only adds a version
+        store.client.put_object(store.bucket, ref.key, io.BytesIO(forged), len(forged))
+        store.client.remove_object(store.bucket, ref.key)  # and a delete only adds a marker
+        versions = [o for o in store.list_prefix("audit-checkpoints/") if o.key == ref.key]
+        assert ref.version_id in {o.version_id for o in versions} and len(versions) == 2
+        assert store.read_named(ref.key, ref.version_id) == b'{"entries": 7}'
+    assert store.exists(ref)
+
+
+def test_expired_named_object_can_be_deleted(store: ObjectStore) -> None:
+    ref = _put_named(store, "audit-checkpoints/000000000001-y.json", b"{}", seconds=1.5)
+    import time
+
+    time.sleep(2)
+    store.delete_version(ref)
+    assert not store.exists(ref)
+    assert [o.key for o in store.list_prefix("audit-checkpoints/")] == []
 
 
 # Peak RSS from VmHWM (per address space, so it starts afresh at exec; ru_maxrss would carry the

@@ -10,6 +10,9 @@ COMPLIANCE, retain-until only ever extended, a hold blocks every delete) and are
 kept in ``<root>/locks/ab/cd/<sha256>.json``. This store enforces them on every
 call through it; it cannot stop root with ``rm`` - that needs WORM storage (S3).
 A local object has one version, so refs carry no version id.
+
+Named objects (small write-once records found by prefix, such as audit checkpoints)
+live in ``<root>/named/<key>``, read-only, with their locks in ``<root>/locks/named/``.
 """
 
 from __future__ import annotations
@@ -29,16 +32,23 @@ from typing import BinaryIO
 from chartvault.archive.objectstore import (
     LOCK_COMPLIANCE,
     LOCK_GOVERNANCE,
+    NAMED_MAX_BYTES,
     IntegrityError,
+    ListedObject,
+    ObjectExistsError,
     ObjectNotFoundError,
     ObjectRef,
     ObjectStoreError,
     RetentionLockedError,
+    check_named_key,
+    check_named_prefix,
+    is_named_key,
     verified_stream,
 )
 
 TEMP_PREFIX = ".tmp-"
 _PREFIX = "sha256"
+_NAMED = "named"
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 _KEY_RE = re.compile(r"sha256/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})")
 _COPY_CHUNK = 1 << 20
@@ -78,7 +88,9 @@ class LocalObjectStore:
     # -- paths -------------------------------------------------------------------------------
 
     def _path_for_key(self, key: str) -> Path:
-        """The file of a key; refuses anything but a well-formed content key (no traversal)."""
+        """The file of a key; refuses anything but a well-formed content or named key (no traversal)."""
+        if is_named_key(key):
+            return self.root / _NAMED / key
         m = _KEY_RE.fullmatch(key) if isinstance(key, str) else None
         if m is None or m.group(3)[:2] != m.group(1) or m.group(3)[2:4] != m.group(2):
             raise ObjectStoreError("malformed object key")
@@ -86,7 +98,7 @@ class LocalObjectStore:
 
     def _path_for_ref(self, ref: ObjectRef) -> Path:
         path = self._path_for_key(ref.key)
-        if path.name != ref.sha256:
+        if not is_named_key(ref.key) and path.name != ref.sha256:
             raise ObjectStoreError(f"object key {ref.key} does not match the ref's sha256")
         return path
 
@@ -199,6 +211,8 @@ class LocalObjectStore:
 
     def _lock_path(self, ref: ObjectRef) -> Path:
         obj = self._path_for_ref(ref)
+        if is_named_key(ref.key):
+            return self.root / "locks" / _NAMED / f"{ref.key}.json"
         return self.root / "locks" / obj.parent.parent.name / obj.parent.name / f"{obj.name}.json"
 
     def _lock(self, ref: ObjectRef) -> dict[str, object]:
@@ -210,8 +224,9 @@ class LocalObjectStore:
             return {}
 
     def _update_lock(self, ref: ObjectRef, **changes: object) -> None:
-        state = {**self._lock(ref), **changes}
-        path = self._lock_path(ref)
+        self._write_lock(self._lock_path(ref), {**self._lock(ref), **changes})
+
+    def _write_lock(self, path: Path, state: dict[str, object]) -> None:
         self._make_dirs(path.parent)
         tmp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
         with open(tmp, "w") as out:
@@ -275,6 +290,87 @@ class LocalObjectStore:
         _fsync_dir(path.parent)
         with contextlib.suppress(FileNotFoundError):
             self._lock_path(ref).unlink()
+
+    # -- named objects -----------------------------------------------------------------------
+
+    def put_named(self, key: str, data: bytes, content_type: str, *, retain_until: datetime) -> ObjectRef:
+        """Write ``data`` once under ``key``, read-only and locked until ``retain_until``.
+
+        The lock is written before the object appears and the object appears by a hard link
+        (which fails if the name exists), so no reader ever sees it unlocked and two writers
+        of one key cannot both succeed. ``content_type`` is not kept.
+        """
+        check_named_key(key)
+        if len(data) > NAMED_MAX_BYTES:
+            raise ValueError(f"a named object holds at most {NAMED_MAX_BYTES} bytes")
+        until = _utc(retain_until)
+        if until <= datetime.now(UTC):
+            raise ValueError("retain_until must be in the future")
+        ref = ObjectRef(key=key, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+        final = self._path_for_key(key)
+        if final.exists():
+            raise ObjectExistsError(f"named object {key} already exists; it is never replaced")
+        self._lock_before_write(ref, until)
+        self._make_dirs(final.parent)
+        tmp = final.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with open(fd, "wb", closefd=True) as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp, 0o444)
+            os.link(tmp, final)
+        except FileExistsError:
+            raise ObjectExistsError(f"named object {key} already exists; it is never replaced") from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        _fsync_dir(final.parent)
+        return ref
+
+    def _lock_before_write(self, ref: ObjectRef, until: datetime) -> None:
+        """Lock a named object about to be written; a lock left by an earlier writer only grows."""
+        path = self._lock_path(ref)
+        try:
+            state: dict[str, object] = json.loads(path.read_text())
+        except FileNotFoundError:
+            state = {"mode": self.lock_mode}
+        earlier = state.get("retain_until")
+        if not isinstance(earlier, str) or datetime.fromisoformat(earlier) < until:
+            state["retain_until"] = until.isoformat()
+        self._write_lock(path, state)
+
+    def list_prefix(self, prefix: str) -> Iterator[ListedObject]:
+        """Every named object whose key starts with ``prefix``, in key order (one version each)."""
+        check_named_prefix(prefix)
+        base = self.root / _NAMED
+        start = base / prefix.rsplit("/", 1)[0]
+        found: list[ListedObject] = []
+        for dirpath, _dirs, files in os.walk(start):
+            for name in files:
+                path = Path(dirpath, name)
+                key = path.relative_to(base).as_posix()
+                if key.startswith(prefix) and is_named_key(key):
+                    st = path.stat()
+                    found.append(
+                        ListedObject(key, st.st_size, None, datetime.fromtimestamp(st.st_mtime, UTC))
+                    )
+        yield from sorted(found, key=lambda o: o.key)
+
+    def read_named(self, key: str, version_id: str | None = None) -> bytes:
+        """The object's bytes (a local object has one version: a version id finds nothing)."""
+        path = self._path_for_key(check_named_key(key))
+        if version_id is not None:
+            raise ObjectNotFoundError(f"object not found: {key} version {version_id}")
+        try:
+            with open(path, "rb") as fp:
+                data = fp.read(NAMED_MAX_BYTES + 1)
+        except FileNotFoundError:
+            raise ObjectNotFoundError(f"object not found: {key}") from None
+        if len(data) > NAMED_MAX_BYTES:
+            raise ObjectStoreError(f"named object {key} is over {NAMED_MAX_BYTES} bytes")
+        return data
 
     # -- housekeeping ------------------------------------------------------------------------
 

@@ -311,13 +311,16 @@ class HotFolderEntry(Base):
 class AuditEvent(Base):
     """One access or action: who, what, which ids, outcome. Never names or page text.
 
-    Append-only by convention here; the hash chain that makes tampering evident
-    (``prev_hash`` -> ``hash``) is filled in by ``chartvault.archive.audit``.
+    Append-only by convention here; the chain that makes tampering evident (``seq``,
+    ``prev_hash`` -> ``hash``, an HMAC under the key ``key_id``; a plain SHA-256 for
+    legacy entries, whose ``key_id`` is NULL) is filled in by ``chartvault.archive.audit``.
+    ``seq`` is the entry's position in the chain: ids may have gaps, positions may not.
     """
 
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(Integer, index=True, unique=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     actor: Mapped[str] = mapped_column(String(128))  # e.g. "cli:root", "api:anonymous"
     action: Mapped[str] = mapped_column(String(64), index=True)  # e.g. document.read
@@ -327,6 +330,7 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column()
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str | None] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class LegalHold(Base):

@@ -8,6 +8,7 @@ the catalog keeps that ref; reads name the ref and verify the sha256.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +37,47 @@ class ObjectRef:
 
 class RetentionLockedError(ObjectStoreError):
     """The store refused to delete (or shorten) because a retention lock or legal hold is in force."""
+
+
+class ObjectExistsError(ObjectStoreError):
+    """A write-once named object already exists under that key (it is never replaced)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListedObject:
+    """One stored version found by listing a prefix (listing gives no sha256; reads check their own)."""
+
+    key: str
+    size: int
+    version_id: str | None = None
+    last_modified: datetime | None = None
+
+
+NAMED_MAX_BYTES = 1 << 20
+"""Largest named object: they are small records (checkpoints), read whole into memory."""
+
+# Named keys live outside the content namespace ("sha256/..."): lowercase first segment, then
+# segments that start with a letter or digit, so ".", "..", temp files and absolute paths never match.
+_NAMED_KEY_RE = re.compile(r"(?!sha256/)[a-z0-9][a-z0-9-]{0,62}(/[A-Za-z0-9][A-Za-z0-9._-]{0,254}){1,8}")
+_NAMED_PREFIX_RE = re.compile(r"(?!sha256/)[a-z0-9][a-z0-9-]{0,62}/([A-Za-z0-9][A-Za-z0-9._-]{0,254}/?)*")
+
+
+def check_named_key(key: str) -> str:
+    """``key`` if it is a well-formed named key (never a content key, never a path escape)."""
+    if not isinstance(key, str) or len(key) > 1000 or not _NAMED_KEY_RE.fullmatch(key):
+        raise ObjectStoreError("malformed named object key")
+    return key
+
+
+def check_named_prefix(prefix: str) -> str:
+    """``prefix`` if it can only match named keys (a first segment and its slash, at least)."""
+    if not isinstance(prefix, str) or len(prefix) > 1000 or not _NAMED_PREFIX_RE.fullmatch(prefix):
+        raise ObjectStoreError("malformed named object prefix")
+    return prefix
+
+
+def is_named_key(key: str) -> bool:
+    return isinstance(key, str) and len(key) <= 1000 and _NAMED_KEY_RE.fullmatch(key) is not None
 
 
 LOCK_GOVERNANCE = "GOVERNANCE"
@@ -92,6 +134,23 @@ class ObjectStore(Protocol):
 
     def iter_refs(self) -> Iterator[ObjectRef]:
         """Every stored object version (for fixity and orphan checks); sizes as stored."""
+
+    # Named objects: small write-once records a reader must find without the catalog (audit
+    # checkpoints). Their refs work with every call above (retention, holds, delete_version, open).
+
+    def put_named(self, key: str, data: bytes, content_type: str, *, retain_until: datetime) -> ObjectRef:
+        """Store ``data`` (at most ``NAMED_MAX_BYTES``) under ``key``, locked until ``retain_until``.
+
+        Write-once: ObjectExistsError when the key already holds an object. (On S3 this is
+        checked before the write; a writer going around ChartVault can still add a version,
+        but never change or remove the locked one.)
+        """
+
+    def list_prefix(self, prefix: str) -> Iterator[ListedObject]:
+        """Every stored version of every named key starting with ``prefix``, in key order."""
+
+    def read_named(self, key: str, version_id: str | None = None) -> bytes:
+        """The whole named object (the given version, else the latest); refused over NAMED_MAX_BYTES."""
 
 
 def verified_stream(chunks: Iterable[bytes], ref: ObjectRef, what: str | None = None) -> Iterator[bytes]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -37,11 +38,17 @@ from minio.retention import Retention
 
 from chartvault.archive.localstore import key_for
 from chartvault.archive.objectstore import (
+    NAMED_MAX_BYTES,
     IntegrityError,
+    ListedObject,
+    ObjectExistsError,
     ObjectNotFoundError,
     ObjectRef,
     ObjectStoreError,
     RetentionLockedError,
+    check_named_key,
+    check_named_prefix,
+    is_named_key,
     verified_stream,
 )
 
@@ -226,6 +233,8 @@ class S3ObjectStore:
 
     @staticmethod
     def _check_ref(ref: ObjectRef) -> str:
+        if is_named_key(ref.key):
+            return ref.key
         key = key_for(ref.sha256)
         if ref.key != key:
             raise ObjectStoreError(f"object key {ref.key} does not match the ref's sha256")
@@ -497,6 +506,76 @@ class S3ObjectStore:
                 yield ObjectRef(
                     key=name, sha256=name.rsplit("/", 1)[-1], size=o.size or 0, version_id=o.version_id
                 )
+
+    # -- named objects -----------------------------------------------------------------------
+
+    def put_named(self, key: str, data: bytes, content_type: str, *, retain_until: datetime) -> ObjectRef:
+        """Write ``data`` under ``key`` as a new locked version, unless the key already has one.
+
+        The existence check and the write are two requests (minio-py sends no If-None-Match),
+        so two racing writers may both write; either way every version written stays locked.
+        """
+        check_named_key(key)
+        if len(data) > NAMED_MAX_BYTES:
+            raise ValueError(f"a named object holds at most {NAMED_MAX_BYTES} bytes")
+        until = _utc(retain_until, "retain_until")
+        if until <= datetime.now(UTC):
+            raise ValueError("retain_until must be in the future")
+        if not self._bucket_ready:
+            self.ensure_bucket()
+        if self._key_has_versions(key):
+            raise ObjectExistsError(f"named object {key} already exists; it is never replaced")
+        sha256 = hashlib.sha256(data).hexdigest()
+        with self._errors("put_named"):
+            result = self.client.put_object(
+                self.bucket,
+                key,
+                io.BytesIO(data),
+                len(data),
+                content_type=content_type or "application/octet-stream",
+                metadata={_SHA_META: sha256},
+                retention=Retention(self.lock_mode, until),
+            )
+        if not result.version_id:
+            raise ObjectStoreError(f"bucket {self.bucket} returned no version id for {key}: not versioned")
+        return ObjectRef(key=key, sha256=sha256, size=len(data), version_id=result.version_id)
+
+    def _key_has_versions(self, key: str) -> bool:
+        """Whether any version or delete marker was ever stored under exactly ``key``."""
+        with self._errors("list versions"):
+            listing = self.client.list_objects(self.bucket, prefix=key, include_version=True)
+            return any(o.object_name == key for o in listing)
+
+    def list_prefix(self, prefix: str) -> Iterator[ListedObject]:
+        """Every version (delete markers left out) of every key under ``prefix``, in key order.
+
+        Versions are listed, not just the latest, so a delete marker or a later version
+        written around ChartVault hides nothing.
+        """
+        check_named_prefix(prefix)
+        if not self._bucket_ready:
+            self.ensure_bucket()
+        with self._errors("list objects"):
+            for o in self.client.list_objects(
+                self.bucket, prefix=prefix, recursive=True, include_version=True
+            ):
+                if o.is_delete_marker or not o.object_name or not is_named_key(o.object_name):
+                    continue
+                yield ListedObject(o.object_name, o.size or 0, o.version_id, o.last_modified)
+
+    def read_named(self, key: str, version_id: str | None = None) -> bytes:
+        """The whole object (that version, else the latest); refused when over NAMED_MAX_BYTES."""
+        ref = ObjectRef(key=check_named_key(key), sha256="", size=0, version_id=version_id)
+        with self._errors("read_named", ref):
+            response = self.client.get_object(self.bucket, key, version_id=version_id)
+            try:
+                data = response.read(NAMED_MAX_BYTES + 1)
+            finally:
+                response.close()
+                response.release_conn()
+        if len(data) > NAMED_MAX_BYTES:
+            raise ObjectStoreError(f"named object {key} is over {NAMED_MAX_BYTES} bytes")
+        return data
 
     def _lock_state(self, ref: ObjectRef, bypass: bool) -> str:
         """Why a delete was probably refused, for the error message (best effort)."""

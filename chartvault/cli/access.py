@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from chartvault.cli._common import emit_json, err, open_services, out
+
+if TYPE_CHECKING:
+    from chartvault.schemas.access import AuditReport
 
 token_app = typer.Typer(
     help="API tokens: random, shown once, stored hashed, expiring, revocable.", no_args_is_help=True
@@ -59,17 +62,57 @@ def token_revoke(token_id: str) -> None:
 
 @audit_app.command("verify")
 def audit_verify(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Check the chain of the whole audit log; exit 1 and say where it breaks."""
+    """Check the MAC chain of the whole audit log against its checkpoints; exit 1 and say where it breaks."""
     with open_services() as services:
         report = services.access.verify_audit()
     if as_json:
         emit_json(report)
     elif report.ok:
         out.print(f"audit log intact: {report.entries} entries, last hash {report.last_hash}")
+        out.print(_checkpoint_line(report))
     else:
-        err.print(f"audit log BROKEN at entry {report.first_bad_id}: {report.problem}")
+        err.print(f"audit log BROKEN at {_where(report)}: {report.message}")
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _where(report: AuditReport) -> str:
+    position, entry = report.first_bad_position, report.first_bad_id
+    if position is None:
+        return "its newest checkpoint"
+    return f"entry {entry} (position {position})" if entry is not None else f"position {position}"
+
+
+def _checkpoint_line(report: AuditReport) -> str:
+    newest = report.newest_checkpoint
+    if newest is None:
+        return "no checkpoint yet: deleting the newest entries would go unnoticed"
+    return (
+        f"{report.checkpoints} checkpoints; the newest ({newest.at}) covers {newest.entries} entries, "
+        f"{report.since_checkpoint} newer entries are not yet covered"
+    )
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Write the audit log's entry count and head MAC to the object store now (locked)."""
+    with open_services() as services:
+        cp = services.access.checkpoint_audit()
+    if as_json:
+        emit_json(cp)
+    else:
+        out.print(f"checkpoint {cp.object_key}: {cp.entries} entries")
+
+
+@audit_app.command("rotate-key")
+def audit_rotate_key(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Make a new audit key current; old keys stay in the key file to verify old entries."""
+    with open_services() as services:
+        result = services.access.rotate_audit_key()
+    if as_json:
+        emit_json(result)
+    else:
+        out.print(f"audit key rotated: {result.from_key} -> {result.to_key} (old key kept for verification)")
 
 
 def register(app: typer.Typer) -> None:

@@ -33,11 +33,38 @@ class TokenList:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AuditCheckpoint:
+    """The audit log's entry count and head MAC, written as a locked object outside the catalog."""
+
+    entries: int
+    head_mac: str
+    key_id: str
+    at: str
+    legacy_entries: int
+    object_key: str
+    version_id: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditKeyRotation:
+    from_key: str
+    to_key: str
+    checkpoint: AuditCheckpoint
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AuditReport:
-    """The audit chain walked end to end: where it first breaks, if it does."""
+    """The audit chain walked end to end against every checkpoint: where it first breaks, if it does."""
 
     ok: bool
     entries: int
+    legacy_entries: int
+    last_hash: str | None
+    keys_used: list[str]
+    checkpoints: int
+    newest_checkpoint: AuditCheckpoint | None
+    since_checkpoint: int | None
+    problem: str | None  # a code: altered, missing, truncated, checkpoint_mismatch, ...
+    message: str | None
+    first_bad_position: int | None
     first_bad_id: int | None
-    problem: str | None
-    last_hash: str | None = None

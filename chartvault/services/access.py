@@ -8,7 +8,14 @@ from chartvault.archive.audit import AuditLog
 from chartvault.archive.db import transaction
 from chartvault.archive.models import ApiToken
 from chartvault.archive.tokens import Principal, create_token, list_tokens, revoke_token, verify_token
-from chartvault.schemas.access import AuditReport, NewToken, TokenList, TokenView
+from chartvault.schemas.access import (
+    AuditCheckpoint,
+    AuditKeyRotation,
+    AuditReport,
+    NewToken,
+    TokenList,
+    TokenView,
+)
 from chartvault.schemas.common import iso, to_fields
 from chartvault.services.caller import AuditTrail
 
@@ -45,11 +52,24 @@ class AccessService:
             return TokenList(tokens=[_token_view(t) for t in list_tokens(s)])
 
     def verify_audit(self) -> AuditReport:
-        """Check the audit log's chain end to end (the check itself is audited after it runs)."""
+        """Check the audit log's MAC chain against its checkpoints (the check itself is audited after)."""
         report = self.audit_log.verify()
-        outcome = "ok" if report["ok"] else "broken"
-        self.audit("audit.verify", outcome=outcome, detail={"entries": report["entries"]})
-        return AuditReport(**report)
+        detail = {"entries": report.entries, "problem": report.problem.code if report.problem else None}
+        self.audit("audit.verify", outcome="ok" if report.ok else "broken", detail=detail)
+        fields = report.as_dict()
+        newest = fields.pop("newest_checkpoint")
+        return AuditReport(**fields, newest_checkpoint=AuditCheckpoint(**newest) if newest else None)
+
+    def checkpoint_audit(self) -> AuditCheckpoint:
+        """Write the audit log's entry count and head MAC to the object store now (locked)."""
+        return AuditCheckpoint(**self.audit_log.checkpoint().as_dict())
+
+    def rotate_audit_key(self) -> AuditKeyRotation:
+        """Make a new audit key current (old keys stay, to verify old entries) and checkpoint at once."""
+        old_id, new_id = self.audit_log.rotate_key()
+        self.audit("audit.rotate_key", detail={"from_key": old_id, "to_key": new_id})
+        checkpoint = AuditCheckpoint(**self.audit_log.checkpoint().as_dict())
+        return AuditKeyRotation(from_key=old_id, to_key=new_id, checkpoint=checkpoint)
 
 
 def _token_view(t: ApiToken) -> TokenView:

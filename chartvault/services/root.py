@@ -80,9 +80,18 @@ class Parts:
 
     @_part
     def audit_log(self) -> AuditLog:
+        """The audit log: a keyed MAC chain, checkpointed into the object store."""
         from chartvault.archive.audit import AuditLog
+        from chartvault.archive.audit_keys import KeyRing
 
-        return AuditLog(self.sessions)
+        settings = self.settings
+        return AuditLog(
+            self.sessions,
+            KeyRing.from_settings(settings),
+            self.store,
+            settings.audit_checkpoint_interval_s,
+            settings.audit_checkpoint_retention_days,
+        )
 
     @_part
     def policy(self) -> RetentionPolicy:
@@ -133,8 +142,10 @@ class Parts:
         )
 
     def close(self) -> None:
-        """Stop the pool and the index writer, release the catalog (only what was opened)."""
+        """Stop the pool and the index writer, checkpoint the audit log, release the catalog."""
         built = self._built
+        if "audit_log" in built:
+            built["audit_log"].close()  # the final checkpoint, while the catalog is still open
         if "executor" in built:
             built["executor"].close()
         if "indexer" in built:
