@@ -404,9 +404,30 @@ class ClassificationCorrection(Base):
     corrected_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-# -- access and release of information (issue 6) ---------------------------------------------------
+# -- access and release of information ---------------------------------------------------------------
 
 ROLES = ("scanner", "staff", "him_admin", "vendor", "admin")
+
+
+class User(Base):
+    """A named person (or a scanning station's account): the one who signs in and holds tokens.
+
+    Separation of duties compares users, never tokens: one person's second token is still that person.
+    The password is stored only as an argon2 hash; an account without one signs in with tokens only.
+    """
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    display_name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16), index=True)
+    vendor: Mapped[str | None] = mapped_column(String(128), index=True)  # the organisation of a vendor user
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ApiToken(Base):
@@ -425,6 +446,7 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_by: Mapped[str | None] = mapped_column(String(128))
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)  # whose token it is
 
 
 RELEASE_STATES = ("requested", "in_review", "approved", "denied", "fulfilled", "closed", "expired")

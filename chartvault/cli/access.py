@@ -1,7 +1,8 @@
-"""Access: API tokens and the audit log. The CLI acts as the machine's operator."""
+"""Access: named users, API tokens and the audit log. The CLI acts as the machine's operator."""
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -16,6 +17,81 @@ token_app = typer.Typer(
     help="API tokens: random, shown once, stored hashed, expiring, revocable.", no_args_is_help=True
 )
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+user_app = typer.Typer(
+    help="Named users: who signs in to the web pages and holds tokens.", no_args_is_help=True
+)
+
+
+def _read_password(from_stdin: bool) -> str:
+    """A new password: from standard input (scripts) or typed twice, never shown."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@user_app.command("create")
+def user_create(
+    username: Annotated[str, typer.Argument(help="Sign-in name (a-z, 0-9, '.', '_', '-').")],
+    role: Annotated[str, typer.Option(help="scanner | staff | him_admin | vendor | admin")],
+    name: Annotated[str, typer.Option(help="The person's display name.")],
+    vendor: Annotated[str | None, typer.Option(help="The organisation of a vendor user.")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+    no_password: Annotated[bool, typer.Option("--no-password", help="Tokens only; no web sign-in.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create a user; the password is asked for (twice) unless given on stdin."""
+    password = None if no_password else _read_password(password_stdin)
+    with open_services() as services:
+        user = services.access.create_user(username, name, role, password=password, vendor=vendor)
+    if as_json:
+        emit_json(user)
+    else:
+        out.print(f"user {user.username} ({user.role}) created: {user.id}", markup=False)
+
+
+@user_app.command("reset-password")
+def user_reset_password(
+    username: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+) -> None:
+    """Set a new password for a user."""
+    password = _read_password(password_stdin)
+    with open_services() as services:
+        services.access.reset_password(username, password)
+    out.print(f"password of {username} reset", markup=False)
+
+
+@user_app.command("disable")
+def user_disable(username: str) -> None:
+    """Disable a user: no more sign-in, and their tokens stop working."""
+    with open_services() as services:
+        services.access.disable_user(username)
+    out.print(f"user {username} disabled", markup=False)
+
+
+@user_app.command("list")
+def user_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every user (never a password)."""
+    with open_services() as services:
+        listed = services.access.users()
+    if as_json:
+        emit_json(listed)
+        return
+    table = Table("username", "name", "role", "vendor", "password", "disabled")
+    for u in listed.users:
+        table.add_row(
+            u.username,
+            u.display_name,
+            u.role,
+            u.vendor or "",
+            "yes" if u.has_password else "no",
+            u.disabled_at or "",
+        )
+    out.print(table)
 
 
 @token_app.command("create")
@@ -118,3 +194,4 @@ def audit_rotate_key(as_json: Annotated[bool, typer.Option("--json")] = False) -
 def register(app: typer.Typer) -> None:
     app.add_typer(token_app, name="token")
     app.add_typer(audit_app, name="audit")
+    app.add_typer(user_app, name="user")

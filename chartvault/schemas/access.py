@@ -28,6 +28,25 @@ class NewToken(TokenView):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UserView:
+    """A named user (never the password or its hash)."""
+
+    id: str
+    username: str
+    display_name: str
+    role: str
+    vendor: str | None
+    has_password: bool
+    created_at: str | None
+    disabled_at: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserList:
+    users: list[UserView]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TokenList:
     tokens: list[TokenView]
 

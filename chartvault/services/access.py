@@ -1,13 +1,16 @@
-"""API tokens and the audit log: who may call, and what everyone did."""
+"""Users, API tokens and the audit log: who may call, and what everyone did."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from chartvault.archive.audit import AuditLog
 from chartvault.archive.db import transaction
-from chartvault.archive.models import ApiToken
+from chartvault.archive.models import ApiToken, User
 from chartvault.archive.tokens import Principal, create_token, list_tokens, revoke_token, verify_token
+from chartvault.archive.users import authenticate, create_user, find_user, list_users, set_password
 from chartvault.schemas.access import (
     AuditCheckpoint,
     AuditKeyRotation,
@@ -15,6 +18,8 @@ from chartvault.schemas.access import (
     NewToken,
     TokenList,
     TokenView,
+    UserList,
+    UserView,
 )
 from chartvault.schemas.common import iso, to_fields
 from chartvault.services.caller import AuditTrail
@@ -25,6 +30,66 @@ class AccessService:
         self.sessions = sessions
         self.audit_log = audit_log
         self.audit = audit
+
+    # -- users -------------------------------------------------------------------------------------
+
+    def create_user(
+        self,
+        username: str,
+        display_name: str,
+        role: str,
+        *,
+        password: str | None = None,
+        vendor: str | None = None,
+    ) -> UserView:
+        with transaction(self.sessions) as s:
+            user = create_user(
+                s,
+                username=username,
+                display_name=display_name,
+                role=role,
+                created_by=self.audit.actor,
+                password=password,
+                vendor=vendor,
+            )
+            view = _user_view(user)
+        self.audit("user.create", "user", view.id, detail={"role": role})
+        return view
+
+    def reset_password(self, username: str, password: str) -> UserView:
+        with transaction(self.sessions) as s:
+            user = find_user(s, username)
+            set_password(user, password)
+            view = _user_view(user)
+        self.audit("user.password_reset", "user", view.id)
+        return view
+
+    def disable_user(self, username: str) -> UserView:
+        """The user can no longer sign in, and every token of theirs stops working."""
+        with transaction(self.sessions) as s:
+            user = find_user(s, username)
+            if user.disabled_at is None:
+                user.disabled_at = datetime.now(UTC)
+            view = _user_view(user)
+        self.audit("user.disable", "user", view.id)
+        return view
+
+    def users(self) -> UserList:
+        with self.sessions() as s:
+            return UserList(users=[_user_view(u) for u in list_users(s)])
+
+    def sign_in(self, username: str, password: str) -> UserView | None:
+        """The user these credentials belong to, or None; every attempt is audited (ids only)."""
+        with transaction(self.sessions) as s:
+            user = authenticate(s, username, password)
+            view = _user_view(user) if user is not None else None
+        if view is None:
+            self.audit("user.sign_in", outcome="refused")
+        else:
+            self.audit("user.sign_in", "user", view.id, actor=f"user:{view.id}")
+        return view
+
+    # -- tokens ------------------------------------------------------------------------------------
 
     def create_token(self, role: str, name: str, vendor: str | None = None, days: int = 90) -> NewToken:
         """A new token; its secret is in the answer once and nowhere else."""
@@ -83,4 +148,17 @@ def _token_view(t: ApiToken) -> TokenView:
         expires_at=iso(t.expires_at),
         revoked_at=iso(t.revoked_at),
         last_used_at=iso(t.last_used_at),
+    )
+
+
+def _user_view(u: User) -> UserView:
+    return UserView(
+        id=u.id,
+        username=u.username,
+        display_name=u.display_name,
+        role=u.role,
+        vendor=u.vendor,
+        has_password=u.password_hash is not None,
+        created_at=iso(u.created_at),
+        disabled_at=iso(u.disabled_at),
     )

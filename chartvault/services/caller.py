@@ -57,6 +57,7 @@ class AuditTrail:
         target_id: str | None = None,
         outcome: str = "ok",
         detail: dict[str, Any] | None = None,
+        actor: str | None = None,
     ) -> str:
-        """Record one entry (ids and codes only); returns its chain hash."""
-        return self.log.record(self.actor, action, target_type, target_id, outcome, detail)
+        """Record one entry (ids and codes only) as this caller (or ``actor``); returns its MAC."""
+        return self.log.record(actor or self.actor, action, target_type, target_id, outcome, detail)

@@ -1,0 +1,93 @@
+"""Named users: created by the operator, passwords kept as argon2 hashes, disabled users refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from chartvault.archive.models import User
+from chartvault.errors import Conflict, InvalidInput, NotFound
+
+PASSWORD = "correct horse battery"
+
+
+def test_create_sign_in_reset_disable(vault) -> None:
+    access = vault.access
+    made = access.create_user("Clerk.One", "Clerk One", "staff", password=PASSWORD)
+    assert made.username == "clerk.one" and made.has_password and made.role == "staff"
+    with vault.parts.sessions() as s:
+        stored = s.scalars(select(User.password_hash).where(User.id == made.id)).one()
+    assert stored and stored.startswith("$argon2id$") and PASSWORD not in stored
+    assert access.sign_in("clerk.one", PASSWORD).id == made.id
+    assert access.sign_in("CLERK.ONE", PASSWORD) is not None  # usernames are case-blind
+    assert access.sign_in("clerk.one", PASSWORD + "x") is None
+    assert access.sign_in("nobody", PASSWORD) is None
+    access.reset_password("clerk.one", "a brand new passphrase")
+    assert access.sign_in("clerk.one", PASSWORD) is None
+    assert access.sign_in("clerk.one", "a brand new passphrase") is not None
+    access.disable_user("clerk.one")
+    assert access.sign_in("clerk.one", "a brand new passphrase") is None
+
+
+def test_bad_users_are_refused(vault) -> None:
+    access = vault.access
+    with pytest.raises(InvalidInput):
+        access.create_user("ok-name", "Short", "staff", password="short")
+    with pytest.raises(InvalidInput):
+        access.create_user("bad name!", "Bad", "staff")
+    with pytest.raises(InvalidInput):
+        access.create_user("copy-co", "Copy Co", "vendor")  # a vendor needs its organisation
+    with pytest.raises(InvalidInput):
+        access.create_user("clerk", "Clerk", "staff", vendor="Acme")
+    with pytest.raises(InvalidInput):
+        access.create_user("boss", "Boss", "emperor")
+    access.create_user("taken", "First", "staff")
+    with pytest.raises(Conflict):
+        access.create_user("Taken", "Second", "staff")
+    with pytest.raises(NotFound):
+        access.reset_password("ghost", PASSWORD)
+
+
+def test_sign_ins_are_audited_without_the_password(vault) -> None:
+    from chartvault.archive.models import AuditEvent
+
+    vault.access.create_user("auditor", "Aud Itor", "him_admin", password=PASSWORD)
+    vault.access.sign_in("auditor", "wrong password here")
+    vault.access.sign_in("auditor", PASSWORD)
+    with vault.parts.sessions() as s:
+        rows = s.scalars(select(AuditEvent).where(AuditEvent.action == "user.sign_in")).all()
+        assert [r.outcome for r in rows] == ["refused", "ok"]
+        assert all(
+            PASSWORD not in json.dumps(r.detail) and "auditor" not in (r.target_id or "") for r in rows
+        )
+
+
+def test_cli_creates_users_reading_the_password_from_stdin(tmp_path: Path) -> None:
+    env = {**os.environ, "CHARTVAULT_DATA_DIR": str(tmp_path / "data")}
+    cli = [sys.executable, "-m", "chartvault.cli", "user"]
+    made = subprocess.run(
+        [*cli, "create", "admin1", "--role", "admin", "--name", "First Admin", "--password-stdin", "--json"],
+        input=PASSWORD + "\n",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["has_password"] is True and PASSWORD not in made.stdout
+    again = subprocess.run(
+        [*cli, "create", "admin1", "--role", "admin", "--name", "Again", "--no-password"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 1 and "taken" in again.stderr
+    listed = json.loads(
+        subprocess.run([*cli, "list", "--json"], env=env, capture_output=True, text=True).stdout
+    )
+    assert [u["username"] for u in listed["users"]] == ["admin1"]
