@@ -120,7 +120,7 @@ async def receive_upload(
     if ctype != b"multipart/form-data" or b"boundary" not in params:
         raise UnsupportedMedia("send the files as multipart/form-data", code=BAD_UPLOAD)
     receiver = _Receiver(stager, max_files)
-    parser = MultipartParser(params[b"boundary"], receiver.callbacks())
+    parser = MultipartParser(params[b"boundary"], receiver.callbacks())  # type: ignore[arg-type]
     try:
         async for chunk in body:
             # Disk writes happen in callbacks: keep them off the event loop.

@@ -60,7 +60,7 @@ def _catalog_refs(s: Session) -> Iterator[tuple[str, ObjectRef]]:
         ).where(Document.object_key.is_not(None), Document.status.not_in(INACTIVE))
     )
     for doc_id, key, sha, size, version in docs:
-        yield f"document:{doc_id}", ObjectRef(key, sha, size, version)
+        yield f"document:{doc_id}", ObjectRef(key or "", sha, size, version)  # key: not null (the WHERE)
     for label, model, prefix in _OTHER_OBJECTS:
         cols = [getattr(model, f"{prefix}_{c}") for c in ("key", "sha256", "size", "version")]
         for row_id, key, sha, size, version in s.execute(select(model.id, *cols).where(cols[0].is_not(None))):

@@ -217,7 +217,8 @@ class LocalObjectStore:
 
     def _lock(self, ref: ObjectRef) -> dict[str, object]:
         try:
-            return json.loads(self._lock_path(ref).read_text())
+            lock: dict[str, object] = json.loads(self._lock_path(ref).read_text())
+            return lock
         except FileNotFoundError:
             if not self.exists(ref):
                 raise ObjectNotFoundError(f"object not found: {ref.key}") from None

@@ -88,7 +88,9 @@ class ObjectStore(Protocol):
     """Where originals live. Every backend enforces retention and legal holds itself,
     so a delete that goes around the catalog is still refused by the store."""
 
-    lock_mode: str  # GOVERNANCE | COMPLIANCE, for versions written from now on
+    @property
+    def lock_mode(self) -> str:
+        """GOVERNANCE or COMPLIANCE: the mode of versions written from now on."""
 
     def put_file(
         self,

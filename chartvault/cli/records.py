@@ -180,7 +180,8 @@ def disposition(
         )
         for r in result.refused:
             out.print(f"  refused {r['document_id']} by the {r['by']}: {r['reason']}")
-        out.print(f"certificate of destruction archived: sha256 {summary['certificate']['sha256']}")
+        sha = result.certificate_ref.sha256 if result.certificate_ref else None
+        out.print(f"certificate of destruction archived: sha256 {sha}")
     if result.refused:
         raise typer.Exit(EXIT_REFUSED)
 

@@ -113,7 +113,7 @@ class LocalExecutor:
         outcome: Future[OutcomeT],
         attempt: int,
         pool: ProcessPoolExecutor,
-        done: Future,
+        done: Future[Any],
     ) -> None:
         if done.cancelled():
             outcome.cancel()

@@ -178,9 +178,9 @@ class Pipeline:
                     primaries.append(f.id)
             s.commit()
             for file_id in primaries:
-                f = s.get(BatchFile, file_id)
-                assert f is not None
-                self._advance(s, f, run)
+                primary = s.get(BatchFile, file_id)
+                assert primary is not None
+                self._advance(s, primary, run)
         return primaries
 
     def _advance(self, s: Session, f: BatchFile, run: _Run) -> None:

@@ -210,7 +210,7 @@ def _new_document(f: BatchFile, seg: Segment) -> Document:
         blank_pages=len(seg.pages) - len(_content(seg)),
         sha256=f.sha256,
         size=f.size,
-        mime=FileKind(f.kind).mime,
+        mime=FileKind(f.kind or "").mime,
         doc_type=prediction.doc_type,
         doc_type_confidence=prediction.confidence,
         classification_source=prediction.source,

@@ -96,7 +96,7 @@ def terms(text: str) -> list[str]:
     return [term for term in map(normalize, WORD_RE.findall(text)) if term]
 
 
-class ChartTokenizer(Tokenizer):
+class ChartTokenizer(Tokenizer):  # type: ignore[misc]  # whoosh is untyped
     """Whoosh tokenizer doing the whole analysis in one pass (faster than a filter chain)."""
 
     def __call__(

@@ -219,16 +219,16 @@ class TantivyBackend:
             clauses.append((Occur.MustNot, excluded))
         q = TQuery.boolean_query(clauses) if len(clauses) > 1 else main
         searcher = ix.searcher()
-        total = searcher.search(q, limit=1, count=True).count if limit == 0 else None
+        total = _count(searcher.search(q, limit=1, count=True)) if limit == 0 else None
         if ranked:
 
             def fetch(n: int) -> list[tuple[str, Any, float]]:
                 nonlocal total
                 result = searcher.search(q, limit=max(1, n), count=total is None)
                 if total is None:
-                    total = result.count or 0
+                    total = _count(result) or 0
                 return [
-                    (searcher.doc(address).get_first("doc_id"), float(score), float(score))
+                    (_doc_id(searcher.doc(address)), float(score), float(score))
                     for score, address in result.hits[:n]
                 ]
 
@@ -247,9 +247,9 @@ class TantivyBackend:
                     order=Order.Asc if ascending else Order.Desc,
                 )
                 if total is None:
-                    total = result.count or 0
+                    total = _count(result) or 0
                 return [
-                    (searcher.doc(address).get_first("doc_id"), _UNDATED if value is None else value, 0.0)
+                    (_doc_id(searcher.doc(address)), _UNDATED if value is None else value, 0.0)
                     for value, address in result.hits[:n]
                 ]
 
@@ -402,7 +402,7 @@ class TantivyBackend:
             return []
         searcher = self._index().searcher()
         q = TQuery.term_query(self._schema, "mrn", mrn)
-        count = searcher.search(q, limit=1, count=True).count or 0
+        count = _count(searcher.search(q, limit=1, count=True)) or 0
         if not count:
             return []
         entries: list[TimelineEntry] = []
@@ -411,7 +411,7 @@ class TantivyBackend:
             dos = doc.get_first("date_of_service")
             entries.append(
                 TimelineEntry(
-                    doc_id=doc.get_first("doc_id"),
+                    doc_id=_doc_id(doc),
                     date_of_service=_date_of(dos),
                     doc_type=doc.get_first("doc_type"),
                     encounter=doc.get_first("encounter") if "encounter" in self._names else None,
@@ -458,7 +458,7 @@ class TantivyBackend:
         out: dict[str, str] = {}
         for _, address in result.hits:
             doc = searcher.doc(address)
-            out[doc.get_first("doc_id")] = (doc.get_first("fp") if "fp" in self._names else None) or ""
+            out[_doc_id(doc)] = (doc.get_first("fp") if "fp" in self._names else None) or ""
         return out
 
     def doc_count(self) -> int:
@@ -475,6 +475,15 @@ class TantivyBackend:
         if self._ix is None:
             raise RuntimeError("search backend is closed")
         return self._ix
+
+
+def _count(result: tantivy.SearchResult) -> int:
+    """How many documents matched (asked for with ``count=True``; the type stub lacks the attribute)."""
+    return int(result.count or 0)  # type: ignore[attr-defined]
+
+
+def _doc_id(doc: tantivy.Document) -> str:
+    return str(doc.get_first("doc_id"))
 
 
 def _has_field(schema: tantivy.Schema, name: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Protocol
 
 from chartvault.errors import Unavailable
@@ -121,8 +122,13 @@ PageLoader = Callable[[str], Sequence[str]]
 class SearchBackend(Protocol):
     """A full-text index. Only one process may write to it at a time."""
 
-    path: object
-    schema_version: int | None
+    @property
+    def path(self) -> Path:
+        """The generation folder this backend reads and writes."""
+
+    @property
+    def schema_version(self) -> int | None:
+        """The index schema the folder was written with (None when unknown)."""
 
     def index(self, docs: Sequence[IndexDocument], merge: bool = True) -> None:
         """Add or replace these documents and commit once (``merge=False``: bulk load, merge later)."""

@@ -101,7 +101,7 @@ def _text(value: str | bytes | None) -> str:
 def _year_key(value: str | bytes | None) -> str:
     """Facet key of a stored ``YYYYMMDD`` ("" when undated: dropped by ``_counts``)."""
     text = _text(value)
-    return year_of(text) if text else ""
+    return year_of(int(text)) if text else ""
 
 
 def _counts(groups: dict[Any, int]) -> dict[str, int]:

@@ -117,9 +117,9 @@ class IntakeService:
         for item in files:
             self._take(received, item, manifest)
         with self.sessions() as s:
-            batch = s.get(Batch, received.batch_id)
-            assert batch is not None
-            close_intake(s, batch, manifest)
+            opened = s.get(Batch, received.batch_id)
+            assert opened is not None
+            close_intake(s, opened, manifest)
             s.commit()
         log.info("batch received batch=%s files=%d", received.batch_id, len(received.file_ids))
         return received

@@ -239,9 +239,9 @@ class RecordsService:
                 row.certificate_size or 0,
                 row.certificate_version,
             )
-        body = b"".join(self.store.open(ref))
+        certificate: dict[str, Any] = json.loads(b"".join(self.store.open(ref)))
         self.audit("disposition.certificate_read", "disposition", disposition_id)
-        return json.loads(body)
+        return certificate
 
 
 def hold_dict(hold: LegalHold) -> dict[str, Any]:

@@ -346,9 +346,9 @@ class ReleaseService:
             if (
                 release.status != rq.IN_REVIEW or release.revoked_at is not None
             ):  # raced with another decision
-                exc = rq.ReleaseConflict(f"release {release_id} changed while it was being approved")
-                self._refused("release.approve", release_id, exc)
-                raise exc
+                raced = rq.ReleaseConflict(f"release {release_id} changed while it was being approved")
+                self._refused("release.approve", release_id, raced)
+                raise raced
             ref, size, pages = built
             release.status = rq.APPROVED
             release.approved_document_ids = doc_ids
@@ -473,9 +473,10 @@ class ReleaseService:
 
     def presigned_package_url(self, fetch: PackageFetch) -> str:
         """A short-lived URL minted now, after the disclosure was recorded."""
-        return self.store.presigned_get(  # type: ignore[attr-defined]
+        url = self.store.presigned_get(  # type: ignore[attr-defined]  # S3 only (checked at fetch)
             fetch.ref, expires=PRESIGN_TTL, filename=fetch.filename
         )
+        return str(url)
 
     def disclosures(self, mrn: str, accountable_only: bool = False) -> DisclosureAccounting:
         """The accounting of disclosures (164.528): the last six years for this MRN."""

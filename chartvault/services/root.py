@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from chartvault.config import Settings
 from chartvault.services.caller import SYSTEM, AuditTrail, Caller
@@ -37,18 +37,21 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def _part(build: Callable[[Parts], T]) -> property:
+class _part(Generic[T]):
     """A part built once, on first use, under the parts' lock (threads of the API share them)."""
-    name = build.__name__
 
-    def get(self: Parts) -> T:
-        if name not in self._built:
-            with self._lock:
-                if name not in self._built:
-                    self._built[name] = build(self)
-        return self._built[name]  # type: ignore[no-any-return]
+    def __init__(self, build: Callable[[Parts], T]) -> None:
+        self.build = build
+        self.name = build.__name__
+        self.__doc__ = build.__doc__
 
-    return property(get, doc=build.__doc__)
+    def __get__(self, parts: Parts, owner: type[Parts] | None = None) -> T:
+        if self.name not in parts._built:
+            with parts._lock:
+                if self.name not in parts._built:
+                    parts._built[self.name] = self.build(parts)
+        built: T = parts._built[self.name]
+        return built
 
 
 class Parts:
