@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make run    set up and start ChartVault on its embedded defaults at http://127.0.0.1:8000
 #   make test   set up (with test dependencies) and run the whole test suite
-.PHONY: run test setup setup-test bench bench-quality bench-load lint
+.PHONY: run test test-fast setup setup-test bench bench-quality bench-load bench-cli lint
 
 PY := .venv/bin/python
 
@@ -22,6 +22,10 @@ test: setup-test
 	.venv/bin/ruff check chartvault tests bench
 	OMP_THREAD_LIMIT=1 $(PY) -m pytest -q $(PYTEST_ARGS)
 
+# The tests that take under 10 s each (about two minutes in all): for the edit-test loop.
+test-fast: setup-test
+	OMP_THREAD_LIMIT=1 $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
 bench: setup-test
 	$(PY) -m bench.pipeline
 
@@ -30,6 +34,9 @@ bench-quality: setup-test
 
 bench-load: setup-test
 	nice -n 10 $(PY) -m bench.load
+
+bench-cli: setup-test
+	$(PY) -m bench.cli
 
 lint: setup-test
 	.venv/bin/ruff check chartvault tests bench

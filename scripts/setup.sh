@@ -34,3 +34,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
   .venv/bin/python -m pip install -q -c constraints.txt -e ".${extras}"
   touch "$stamp"
 fi
+# Bytecode for the package itself: where PYTHONDONTWRITEBYTECODE is set, every command would otherwise
+# compile every module it imports, each time it starts.
+.venv/bin/python -m compileall -q chartvault
