@@ -104,8 +104,8 @@ FILL: tuple[tuple[str, str], ...] = (
         "patients",
         """
         INSERT INTO patients (id, mrn, name, dob, created_at)
-        SELECT md5('p' || p), lpad(p::text, 10, '0'), NULL, date '1940-01-01' + (p % 25000), :t0
-        FROM generate_series(0, :npat - 1) p
+        SELECT md5('p' || p), lpad(p::text, 10, '0'), NULL, date '1940-01-01' + CAST(p % 25000 AS int), :t0
+        FROM generate_series(CAST(0 AS bigint), :npat - 1) p
         """,
     ),
     (
@@ -121,7 +121,7 @@ FILL: tuple[tuple[str, str], ...] = (
                CASE WHEN k >= :open_from THEN NULL ELSE ts + interval '1 hour' END
         FROM (SELECT k, CAST(:t0 AS timestamptz)
                         + (:span * (k * 10)::float8 / :nf) * interval '1 second' AS ts
-              FROM generate_series(0, :nb - 1) k) s
+              FROM generate_series(CAST(0 AS bigint), :nb - 1) k) s
         """,
     ),
     (
@@ -133,7 +133,7 @@ FILL: tuple[tuple[str, str], ...] = (
                md5('s' || j) || md5('t' || j), 'tiff', 2 * :ppd,
                CASE WHEN j / 10 >= :open_from THEN 'processing' ELSE 'archived' END, ts, ts
         FROM (SELECT j, CAST(:t0 AS timestamptz) + (:span * j::float8 / :nf) * interval '1 second' AS ts
-              FROM generate_series(0, :nf - 1) j) s
+              FROM generate_series(CAST(0 AS bigint), :nf - 1) j) s
         """,
     ),
     (
@@ -147,7 +147,7 @@ FILL: tuple[tuple[str, str], ...] = (
         FROM (SELECT q, (q * 7) % :nb AS bk,
                      CAST(:t0 AS timestamptz) + (:span * (((q * 7) % :nb) * 10 + 9)::float8 / :nf)
                          * interval '1 second' AS ts
-              FROM generate_series(0, :nq - 1) q) s
+              FROM generate_series(CAST(0 AS bigint), :nq - 1) q) s
         ON CONFLICT DO NOTHING
         """,
     ),
@@ -161,7 +161,7 @@ FILL: tuple[tuple[str, str], ...] = (
                'cli:bench', 'approver', 'witness', 'shredding',
                CASE WHEN x % 10 = 0 THEN 'partial' ELSE 'complete' END, 0,
                'certificates/' || md5('x' || x) || '.pdf', 'v1', md5('c' || x) || md5('e' || x), 5000
-        FROM generate_series(0, :ndisp - 1) x
+        FROM generate_series(CAST(0 AS bigint), :ndisp - 1) x
         """,
     ),
     (
@@ -201,7 +201,7 @@ FILL: tuple[tuple[str, str], ...] = (
                                       * interval '1 second')) END
         FROM (
             SELECT i, j, fts, open, pending, disposed, superseded, rule, xts,
-                   CAST((fts AT TIME ZONE 'UTC') AS date) - ((i * 37) % 3650) AS dos
+                   CAST((fts AT TIME ZONE 'UTC') AS date) - CAST((i * 37) % 3650 AS int) AS dos
             FROM (
                 SELECT i, i / 2 AS j,
                        CAST(:t0 AS timestamptz)
@@ -213,7 +213,7 @@ FILL: tuple[tuple[str, str], ...] = (
                        (CAST(:rules AS text[]))[i % 6 + 1] AS rule,
                        CAST(:t0 AS timestamptz)
                            + (:span * 0.8 * ((i / 100) % :ndisp) / :ndisp) * interval '1 second' AS xts
-                FROM generate_series(0, :n - 1) i
+                FROM generate_series(CAST(0 AS bigint), :n - 1) i
             ) a
         ) s
         """,
@@ -248,7 +248,7 @@ FILL: tuple[tuple[str, str], ...] = (
         SELECT md5('d' || ((c * 50 + 11) % :n)), (CAST(:types AS text[]))[(c * 3) % 16 + 1],
                (CAST(:types AS text[]))[(c * 3 + 1 + c % 15) % 16 + 1], 'token:staff',
                CAST(:t0 AS timestamptz) + (:span * c::float8 / :nc) * interval '1 second'
-        FROM generate_series(0, :nc - 1) c
+        FROM generate_series(CAST(0 AS bigint), :nc - 1) c
         """,
     ),
     (
@@ -263,7 +263,7 @@ FILL: tuple[tuple[str, str], ...] = (
                CASE WHEN h % 4 = 0 THEN ts + interval '30 days' END,
                CASE WHEN h % 4 = 0 THEN 'matter closed' END
         FROM (SELECT h, CAST(:t0 AS timestamptz) + (:span * h::float8 / :nh) * interval '1 second' AS ts
-              FROM generate_series(0, :nh - 1) h) s
+              FROM generate_series(CAST(0 AS bigint), :nh - 1) h) s
         """,
     ),
     (
@@ -272,7 +272,7 @@ FILL: tuple[tuple[str, str], ...] = (
         INSERT INTO legal_hold_items (hold_id, document_id, applied_at, lifted_at)
         SELECT md5('h' || (k % :nh)), md5('d' || ((k::bigint * 97) % :n)), :t0,
                CASE WHEN (k % :nh) % 4 = 0 THEN CAST(:now AS timestamptz) END
-        FROM generate_series(0, :nhi - 1) k
+        FROM generate_series(CAST(0 AS bigint), :nhi - 1) k
         ON CONFLICT DO NOTHING
         """,
     ),
@@ -305,7 +305,7 @@ FILL: tuple[tuple[str, str], ...] = (
                        CAST(:t0 AS timestamptz) + (:span * r::float8 / :nr) * interval '1 second' AS received,
                        CAST(:t0 AS timestamptz) + (:span * r::float8 / :nr) * interval '1 second'
                            + ((r * 7) % 45 + (r % 24) / 24.0) * interval '1 day' AS decision
-                FROM generate_series(0, :nr - 1) r
+                FROM generate_series(CAST(0 AS bigint), :nr - 1) r
             ) a
         ) s
         """,
