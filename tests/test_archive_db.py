@@ -56,7 +56,7 @@ def test_upgrade_twice_is_a_noop(db_url: str) -> None:
     try:
         assert current_revision(engine) is None
         upgrade(engine)
-        assert current_revision(engine) == head_revision() == "0004_access_release"
+        assert current_revision(engine) == head_revision() == "0005_report_indexes"
         tables = set(inspect(engine).get_table_names())
         upgrade(engine)
         upgrade(db_url)  # the URL form makes and disposes its own engine

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from chartvault.archive.models import (
@@ -30,37 +30,38 @@ HORIZONS = (30, 90, 365)
 _INACTIVE = (DOC_DISPOSED, DOC_SUPERSEDED)
 
 
-def _held() -> Any:
-    """The document has an item under an active hold."""
-    return exists(
-        select(LegalHoldItem.document_id)
+def _held_counts(conn: Connection, soon: Any) -> dict[str | None, int]:
+    """Per rule, the documents in ``soon`` under an active hold, counted from the (few) hold items."""
+    q = (
+        select(Document.retention_rule, func.count(func.distinct(Document.id)).label("held"))
+        .select_from(LegalHoldItem)
         .join(LegalHold, LegalHold.id == LegalHoldItem.hold_id)
-        .where(
-            LegalHoldItem.document_id == Document.id,
-            LegalHoldItem.lifted_at.is_(None),
-            LegalHold.status == HOLD_ACTIVE,
-        )
+        .join(Document, Document.id == LegalHoldItem.document_id)
+        .where(LegalHold.status == HOLD_ACTIVE, LegalHoldItem.lifted_at.is_(None), soon)
+        .group_by(Document.retention_rule)
     )
+    return {r.retention_rule: r.held for r in conn.execute(q)}
 
 
 def _upcoming_table(conn: Connection, window: Window) -> Table:
     today = window.now.date()
-    last = today + timedelta(days=max(HORIZONS))
     ru = Document.retain_until
+    soon = (ru < today + timedelta(days=max(HORIZONS))) & Document.status.not_in(_INACTIVE)
     due = [count_if((ru >= today) & (ru < today + timedelta(days=n))).label(f"next_{n}") for n in HORIZONS]
     q = (
-        select(
-            Document.retention_rule,
-            count_if(ru < today).label("past_due"),
-            *due,
-            count_if(_held()).label("on_hold"),
-        )
-        .where(ru < last, Document.status.not_in(_INACTIVE))
+        select(Document.retention_rule, count_if(ru < today).label("past_due"), *due)
+        .where(soon)
         .group_by(Document.retention_rule)
         .order_by(Document.retention_rule)
     )
+    held = _held_counts(conn, soon)
     rows = tuple(
-        (r.retention_rule, r.past_due, *(getattr(r, f"next_{n}") for n in HORIZONS), r.on_hold)
+        (
+            r.retention_rule,
+            r.past_due,
+            *(getattr(r, f"next_{n}") for n in HORIZONS),
+            held.get(r.retention_rule, 0),
+        )
         for r in conn.execute(q)
     )
     return Table(
