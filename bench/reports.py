@@ -7,7 +7,8 @@
    ``CHARTVAULT_TEST_PG_URL`` or ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``) and
    migrates it with the real migrations (so the report indexes are the migration's).
 2. Fills it with ``INSERT ... SELECT generate_series`` (untimed, printed per table): ``--docs``
-   documents spread over three years, two per scanned file, ten files per batch, 12 stations;
+   documents spread over three years, two per scanned file, ten files per batch, 12 stations; dates
+   of service up to two years before the scan (5% up to ten: back files), kept ten years after;
    ``--pages-per-doc`` pages each (default 2: fewer than a real chart's, so the catalog builds in
    minutes; the page tables only feed the backlog report); 1% refused files, 1% disposed documents
    under 150 dispositions, 0.1% superseded, 2.5% in review, 4% unlinked, 2% corrected types, one
@@ -201,7 +202,8 @@ FILL: tuple[tuple[str, str], ...] = (
                                       * interval '1 second')) END
         FROM (
             SELECT i, j, fts, open, pending, disposed, superseded, rule, xts,
-                   CAST((fts AT TIME ZONE 'UTC') AS date) - CAST((i * 37) % 3650 AS int) AS dos
+                   CAST((fts AT TIME ZONE 'UTC') AS date)
+                       - CAST(CASE WHEN i % 20 = 0 THEN (i * 37) % 3650 ELSE (i * 37) % 730 END AS int) AS dos
             FROM (
                 SELECT i, i / 2 AS j,
                        CAST(:t0 AS timestamptz)
