@@ -10,9 +10,10 @@
    documents spread over three years, two per scanned file, ten files per batch, 12 stations; dates
    of service up to two years before the scan (5% up to ten: back files), kept ten years after;
    ``--pages-per-doc`` pages each (default 2: fewer than a real chart's, so the catalog builds in
-   minutes; the page tables only feed the backlog report); 1% refused files, 1% disposed documents
-   under 150 dispositions, 0.1% superseded, 2.5% in review, 4% unlinked, 2% corrected types, one
-   patient per ten documents, a release request per twenty documents with their disclosures, 200 legal
+   minutes; the page tables only feed the backlog report), plus a cover sheet in every 50th file
+   (a page that stays "classified" with no document, as real cover sheets do); 1% refused files,
+   1% disposed documents under 150 dispositions, 0.1% superseded, 2.5% in review, 6% unlinked, 2%
+   corrected types, one patient per ten documents, a release request per twenty documents with their disclosures, 200 legal
    holds over 1% of the documents, and an open tail (the newest 20 batches still processing). As a
    bulk load does, the secondary indexes of the three big tables are dropped first and rebuilt after
    from the very definitions the migrations created (checked), and foreign keys are not checked row
@@ -133,7 +134,7 @@ FILL: tuple[tuple[str, str], ...] = (
         INSERT INTO batch_files (id, batch_id, seq, original_name, size, sha256, kind, page_count,
                                  status, created_at, updated_at)
         SELECT md5('f' || j), md5('b' || (j / 10)), j % 10 + 1, 'scan-' || j || '.tif', 150000 + j % 5000,
-               md5('s' || j) || md5('t' || j), 'tiff', 2 * :ppd,
+               md5('s' || j) || md5('t' || j), 'tiff', 2 * :ppd + CASE WHEN j % 50 = 0 THEN 1 ELSE 0 END,
                CASE WHEN j / 10 >= :open_from THEN 'processing' ELSE 'archived' END, ts, ts
         FROM (SELECT j, CAST(:t0 AS timestamptz) + (:span * j::float8 / :nf) * interval '1 second' AS ts
               FROM generate_series(CAST(0 AS bigint), :nf - 1) j) s
@@ -243,6 +244,16 @@ FILL: tuple[tuple[str, str], ...] = (
                0.9, 'ocr', 0, 2550, 3300, 900, k = :ppd AND d.blank_pages = 1, d.created_at
         FROM documents d CROSS JOIN generate_series(1, :ppd) k
         WHERE d.status <> 'disposed'
+        """,
+    ),
+    (
+        "pages (cover sheets)",
+        """
+        INSERT INTO pages (id, file_id, document_id, page_no, status, confidence, source, rotation, width,
+                           height, ocr_ms, blank, updated_at)
+        SELECT md5('cover' || j), md5('f' || j), NULL, 2 * :ppd + 1, 'classified', 0.9, 'ocr', 0, 2550, 3300,
+               900, false, CAST(:t0 AS timestamptz)
+        FROM generate_series(CAST(0 AS bigint), :nf - 1, 50) j
         """,
     ),
     (
