@@ -14,8 +14,8 @@
    (a page that stays "classified" with no document, as real cover sheets do); 1% refused files,
    1% disposed documents under 150 dispositions, 0.1% superseded, 2.5% in review, 6% unlinked, 2%
    corrected types, one patient per ten documents, a release request per twenty documents with their
-   disclosures, 200 legal holds over 1% of the documents, and an open tail (the newest 20 batches still processing). As a
-   bulk load does, the secondary indexes of the three big tables are dropped first and rebuilt after
+   disclosures, 200 legal holds over 1% of the documents, and an open tail (the newest 20 batches
+   still processing). As a bulk load does, the secondary indexes of the three big tables are dropped first and rebuilt after
    from the very definitions the migrations created (checked), and foreign keys are not checked row
    by row. Then ``VACUUM ANALYZE``, as autovacuum would have done on a catalog that size.
 3. Times every report (median of ``--runs``) for two windows: the default (last 90 days, weekly) and
