@@ -7,17 +7,17 @@
    ``CHARTVAULT_TEST_PG_URL`` or ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``) and
    migrates it with the real migrations (so the report indexes are the migration's).
 2. Fills it with ``INSERT ... SELECT generate_series`` (untimed, printed per table): ``--docs``
-   documents spread over three years, two per scanned file, ten files per batch, 12 stations; dates
-   of service up to two years before the scan (5% up to ten: back files), kept ten years after;
-   ``--pages-per-doc`` pages each (default 2: fewer than a real chart's, so the catalog builds in
-   minutes; the page tables only feed the backlog report), plus a cover sheet in every 50th file
-   (a page that stays "classified" with no document, as real cover sheets do); 1% refused files,
-   1% disposed documents under 150 dispositions, 0.1% superseded, 2.5% in review, 6% unlinked, 2%
-   corrected types, one patient per ten documents, a release request per twenty documents with their
-   disclosures, 200 legal holds over 1% of the documents, and an open tail (the newest 20 batches
-   still processing). As a bulk load does, the secondary indexes of the three big tables are dropped first and rebuilt after
-   from the very definitions the migrations created (checked), and foreign keys are not checked row
-   by row. Then ``VACUUM ANALYZE``, as autovacuum would have done on a catalog that size.
+   documents spread over three years, two per scanned file, ten files per batch, 12 stations; dates of
+   service up to two years before the scan (5% up to ten: back files), kept ten years after; ``--pages-
+   per-doc`` pages each (default 2: fewer than a real chart's, so the catalog builds in minutes; the
+   page tables only feed the backlog report), plus a cover sheet in every 50th file (a page that stays
+   "classified" with no document, as real cover sheets do); 1% refused files, 1% disposed documents
+   under 150 dispositions, 0.1% superseded, 2.5% in review, 6% unlinked, 2% corrected types, one
+   patient per ten documents, a release request per twenty documents with their disclosures, 200 legal
+   holds over 1% of the documents, and an open tail (the newest 20 batches still processing). As a bulk
+   load does, the secondary indexes of the three big tables are dropped first and rebuilt after from
+   the very definitions the migrations created (checked), and foreign keys are not checked row by row.
+   Then ``VACUUM ANALYZE``, as autovacuum would have done on a catalog that size.
 3. Times every report (median of ``--runs``) for two windows: the default (last 90 days, weekly) and
    the whole catalog (three years, monthly); next to each, its ratio to the baseline measured in the
    same run, ``SELECT count(*) FROM documents``. A report slower than ``--bound`` seconds fails.
