@@ -8,8 +8,8 @@
    migrates it with the real migrations (so the report indexes are the migration's).
 2. Fills it with ``INSERT ... SELECT generate_series`` (untimed, printed per table): ``--docs``
    documents spread over three years, two per scanned file, ten files per batch, 12 stations; dates of
-   service up to two years before the scan (5% up to ten: back files), kept ten years after; ``--pages-
-   per-doc`` pages each (default 2: fewer than a real chart's, so the catalog builds in minutes; the
+   service up to two years before the scan (5% up to ten: back files), kept ten years after;
+   ``--pages-per-doc`` pages each (default 2: fewer than a real chart's, so the catalog builds in minutes; the
    page tables only feed the backlog report), plus a cover sheet in every 50th file (a page that stays
    "classified" with no document, as real cover sheets do); 1% refused files, 1% disposed documents
    under 150 dispositions, 0.1% superseded, 2.5% in review, 6% unlinked, 2% corrected types, one
