@@ -496,9 +496,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"database {name}: migrating, then {args.docs:,} documents", flush=True)
         upgrade(engine)
         took = fill(engine, sizes, now, lambda line: print(line, flush=True))
+        load_before = os.getloadavg()[0]
         with engine.connect() as conn:
             base, results = measure(conn, now, args.runs)
+        load = (load_before, os.getloadavg()[0])
         _print_results(base, results, args.bound)
+        print(
+            f"load average (1 min), {os.cpu_count()} cores: {load[0]:.2f} before, {load[1]:.2f} after timing"
+        )
         over = [r for r in results if r["s"] > args.bound]
         summary = {
             "docs": args.docs,
@@ -507,6 +512,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "bound_s": args.bound,
             "generate_s": round(sum(took.values()), 1),
             "baseline_ms": round(base * 1000, 2),
+            "load_avg_1min": [round(x, 2) for x in load],
+            "cpus": os.cpu_count(),
             "reports": [
                 {
                     "report": r["report"],
