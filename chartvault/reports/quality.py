@@ -7,10 +7,9 @@ once under each, and once in the queue total.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import case, func, literal, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
 
 from chartvault.archive.models import (
     PAGE_ARCHIVED,
@@ -41,11 +40,11 @@ def _days(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds / DAY, 2)
 
 
-def _pending() -> Any:
+def _pending() -> ColumnElement[bool]:
     return (Document.review_status == REVIEW_PENDING) & Document.status.in_(ARCHIVED_STATES)
 
 
-def _age(window: Window) -> Any:
+def _age(window: Window) -> ColumnElement[float]:
     return seconds_between(utc_literal(window.now), Document.created_at)
 
 

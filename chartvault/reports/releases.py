@@ -13,13 +13,21 @@ from collections import defaultdict
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
 
 from chartvault.archive.models import Disclosure, ReleaseRequest
 from chartvault.release.requests import DENIED, DUE_DAYS, UNDECIDED
 from chartvault.reports.result import Chart, Column, Table
-from chartvault.reports.sql import Window, count_if, percentiles, seconds_between, utc_literal
+from chartvault.reports.sql import (
+    TimestampColumn,
+    Window,
+    count_if,
+    percentiles,
+    seconds_between,
+    utc_literal,
+)
 
 DAY = 86400.0
 R = ReleaseRequest
@@ -33,15 +41,17 @@ def _days(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds / DAY, 2)
 
 
-def _turnaround() -> Any:
+def _turnaround() -> ColumnElement[float]:
     return seconds_between(R.decided_at, R.received_at)
 
 
-def _overdue(window: Window) -> Any:
+def _overdue(window: Window) -> ColumnElement[bool]:
     return R.status.in_(UNDECIDED) & (R.due_at < utc_literal(window.now))
 
 
-def _counts_per_period(conn: Connection, window: Window, column: Any, *extra: Any) -> dict[date, Any]:
+def _counts_per_period(
+    conn: Connection, window: Window, column: TimestampColumn, *extra: ColumnElement[Any]
+) -> dict[date, Row[Any]]:
     period = window.bucket(column).label("period")
     q = select(period, func.count().label("n"), *extra).where(window.holds(column)).group_by(period)
     return {r.period: r for r in conn.execute(q)}

@@ -9,10 +9,10 @@ yet disposed) are shown apart. Permanent documents (no date) never appear.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
 
 from chartvault.archive.models import (
     DOC_DISPOSED,
@@ -30,7 +30,7 @@ HORIZONS = (30, 90, 365)
 _INACTIVE = (DOC_DISPOSED, DOC_SUPERSEDED)
 
 
-def _held_counts(conn: Connection, soon: Any) -> dict[str | None, int]:
+def _held_counts(conn: Connection, soon: ColumnElement[bool]) -> dict[str | None, int]:
     """Per rule, the documents in ``soon`` under an active hold, counted from the (few) hold items."""
     q = (
         select(Document.retention_rule, func.count(func.distinct(Document.id)).label("held"))

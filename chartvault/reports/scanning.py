@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Row, exists, func, or_, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
 
 from chartvault.archive.models import FILE_QUARANTINED, Batch, BatchFile, Document
 from chartvault.reports.result import Chart, Column, Table
@@ -35,7 +36,7 @@ REFUSED = Column("refused", "Files refused", "count")
 CONTENT_PAGES = Column("pages", "Pages (not blank)", "count")
 
 
-def _scanned(window: Window) -> Any:
+def _scanned(window: Window) -> ColumnElement[bool]:
     """Files received in the window, corrections excluded."""
     return window.holds(BatchFile.created_at) & or_(
         BatchFile.reason_code.is_(None), BatchFile.reason_code != CORRECTION_REASON
@@ -59,7 +60,7 @@ def _file_rows(conn: Connection, window: Window) -> list[Row[Any]]:
     return list(conn.execute(q))
 
 
-def _made_by_correction() -> Any:
+def _made_by_correction() -> ColumnElement[bool]:
     return exists().where(BatchFile.id == Document.file_id, BatchFile.reason_code == CORRECTION_REASON)
 
 

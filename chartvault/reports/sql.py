@@ -16,12 +16,16 @@ from typing import Any
 from sqlalchemy import BigInteger, Date, Float, case, func, literal, select, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql import ColumnElement, FromClause, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from chartvault.archive.models import UTCDateTime
 from chartvault.reports.result import Period
+
+# A UTC timestamp column: a mapped attribute (``Document.created_at``) or any expression of one.
+TimestampColumn = ColumnElement[datetime] | ColumnElement[datetime | None] | QueryableAttribute[Any]
 
 # -- period buckets ---------------------------------------------------------------------------------
 
@@ -75,7 +79,7 @@ def _period_start_pg(element: _PeriodStart, compiler: SQLCompiler, **kw: Any) ->
     return f"CAST(date_trunc('{element.period}', ({arg}) AT TIME ZONE 'UTC') AS DATE)"
 
 
-def period_start(column: ColumnElement[datetime], period: Period) -> ColumnElement[date]:
+def period_start(column: TimestampColumn, period: Period) -> ColumnElement[date]:
     """The bucket (its first day) of a UTC timestamp column, as a date on both databases."""
     return _PERIOD_CLASSES[period](column)  # type: ignore[return-value]
 
@@ -129,7 +133,7 @@ def _seconds_between_pg(element: _SecondsBetween, compiler: SQLCompiler, **kw: A
     return f"EXTRACT(EPOCH FROM ({later}) - ({earlier}))"
 
 
-def seconds_between(later: ColumnElement[datetime], earlier: ColumnElement[datetime]) -> ColumnElement[float]:
+def seconds_between(later: TimestampColumn, earlier: TimestampColumn) -> ColumnElement[float]:
     """``later - earlier`` in seconds, as a float on both databases."""
     return _SecondsBetween(later, earlier)  # type: ignore[return-value]
 
@@ -159,11 +163,11 @@ class Window:
     def end(self) -> datetime:
         return datetime.combine(self.date_to + timedelta(days=1), time(0), UTC)
 
-    def holds(self, column: Any) -> ColumnElement[bool]:
+    def holds(self, column: TimestampColumn) -> ColumnElement[bool]:
         """``start <= column < end``: an index range on the column."""
         return (column >= utc_literal(self.start)) & (column < utc_literal(self.end))
 
-    def bucket(self, column: ColumnElement[datetime]) -> ColumnElement[date]:
+    def bucket(self, column: TimestampColumn) -> ColumnElement[date]:
         return period_start(column, self.period)
 
     def buckets(self) -> list[date]:
