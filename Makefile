@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make run    set up and start ChartVault on its embedded defaults at http://127.0.0.1:8000
 #   make test   set up (with test dependencies) and run the whole test suite
-.PHONY: run test test-fast setup setup-test bench bench-quality bench-load bench-cli lint
+.PHONY: run test test-fast setup setup-test bench bench-quality bench-load bench-cli bench-reports lint
 
 PY := .venv/bin/python
 
@@ -37,6 +37,9 @@ bench-load: setup-test
 
 bench-cli: setup-test
 	$(PY) -m bench.cli
+
+bench-reports: setup-test
+	nice -n 5 $(PY) -m bench.reports --docs 1000000
 
 lint: setup-test
 	.venv/bin/ruff check chartvault tests bench

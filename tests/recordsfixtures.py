@@ -17,7 +17,7 @@ from chartvault.services import Caller, Services
 
 __all__ = ["MIN_LOCK_S", "chart_pdf", "doc_row", "ingest", "records_settings", "rv"]
 
-MIN_LOCK_S = 2  # a record already past retention is still locked this long after it is stored
+MIN_LOCK_S = 4  # a record already past retention is still locked this long after it is stored
 
 
 def chart_pdf(

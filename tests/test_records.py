@@ -146,10 +146,10 @@ def test_disposition_destroys_expired_and_certifies(rv: Services, tmp_path: Path
     old_pdf = chart_pdf(
         tmp_path / "old.pdf", mrn="00420006", dob="03/04/1950", dos="05/06/2005", name="OLDPATIENT, ZED"
     )
-    (old,) = ingest(rv, old_pdf)
     (current,) = ingest(
         rv, chart_pdf(tmp_path / "new.pdf", mrn="00420007", dob="03/04/1950", dos="05/06/2024")
     )
+    (old,) = ingest(rv, old_pdf)  # last, so its minimum lock surely still runs at the early attempt
     assert as_json(rv.search.search(SearchQuery(text="", mrn="00420006")))["total"] == 1
 
     # Freshly stored: the catalog says eligible, but the store's minimum lock still runs.

@@ -28,6 +28,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -153,7 +154,21 @@ class BatchFile(Base):
     """One input file of a batch, whatever became of it."""
 
     __tablename__ = "batch_files"
-    __table_args__ = (UniqueConstraint("batch_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("batch_id", "seq"),
+        # Report indexes (migration 0005): INCLUDE lets PostgreSQL answer from the index alone.
+        Index(
+            "ix_batch_files_created_at",
+            "created_at",
+            postgresql_include=["batch_id", "status", "page_count", "reason_code"],
+        ),
+        Index(
+            "ix_batch_files_reason_code",
+            "reason_code",
+            postgresql_where=text("reason_code IS NOT NULL"),
+            sqlite_where=text("reason_code IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), index=True)
@@ -201,6 +216,29 @@ class Document(Base):
     __table_args__ = (
         Index("ix_documents_mrn_dos", "mrn", "date_of_service"),
         UniqueConstraint("file_id", "first_page"),
+        # Report indexes (migration 0005): INCLUDE lets PostgreSQL answer from the index alone.
+        Index(
+            "ix_documents_created_at",
+            "created_at",
+            postgresql_include=["batch_id", "doc_type", "page_count", "blank_pages", "file_id"],
+        ),
+        Index("ix_documents_indexed_at", "indexed_at", postgresql_include=["file_id"]),
+        Index(
+            "ix_documents_review_pending",
+            "created_at",
+            postgresql_include=["status", "review_reasons"],
+            postgresql_where=text("review_status = 'pending'"),
+            sqlite_where=text("review_status = 'pending'"),
+        ),
+        Index(
+            "ix_documents_unlinked",
+            "status",
+            "review_status",
+            "mrn",
+            postgresql_where=text("patient_id IS NULL"),
+            sqlite_where=text("patient_id IS NULL"),
+        ),
+        Index("ix_documents_retain_until", "retain_until", postgresql_include=["retention_rule", "status"]),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -233,7 +271,7 @@ class Document(Base):
     review_status: Mapped[str | None] = mapped_column(String(16), index=True)
     review_reasons: Mapped[list[Any] | None] = mapped_column(JSONType)
     # Retention: the date the rules give (None with a rule id = permanent) and the rule that won.
-    retain_until: Mapped[date | None] = mapped_column(Date, index=True)
+    retain_until: Mapped[date | None] = mapped_column(Date)  # indexed in __table_args__
     retention_rule: Mapped[str | None] = mapped_column(String(128))
     retention_computed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The retain-until last applied to the object version in the store (only ever extended).
@@ -470,13 +508,13 @@ class ReleaseRequest(Base):
     approved_document_ids: Mapped[list[Any] | None] = mapped_column(JSONType)
     vendor: Mapped[str | None] = mapped_column(String(128), index=True)
     status: Mapped[str] = mapped_column(String(16), default="requested", index=True)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     extended: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     extension_reason: Mapped[str | None] = mapped_column(Text)
     requested_by: Mapped[str] = mapped_column(String(128))  # actor (token id) that made the request
     decided_by: Mapped[str | None] = mapped_column(String(128))
-    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     decision_reason: Mapped[str | None] = mapped_column(Text)
     access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # vendor may fetch until
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,0 +1,146 @@
+"""Backlog and turnaround: pages waiting per state now, received-to-searchable time, the oldest open batch.
+
+A page waits while its file is still being processed or its document is not yet
+searchable. Cover-sheet pages (no document) and pages of documents that are
+superseded stay in an early state forever by design; counting every page in a state
+would show them as a backlog that never drains, so the state of the file or document
+decides, not the page alone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.engine import Connection
+
+from chartvault.archive.models import (
+    BATCH_PROCESSING,
+    BATCH_RECEIVING,
+    FILE_PROCESSING,
+    FILE_RECEIVED,
+    PAGE_ARCHIVED,
+    PAGE_CLASSIFIED,
+    PAGE_OCR,
+    PAGE_RECEIVED,
+    Batch,
+    BatchFile,
+    Document,
+    Page,
+)
+from chartvault.reports.result import Chart, Column, Table
+from chartvault.reports.sql import Window, percentiles, seconds_between
+
+WAITING_PAGE_STATES = (PAGE_RECEIVED, PAGE_OCR, PAGE_CLASSIFIED, PAGE_ARCHIVED)
+_OPEN_FILE_STATES = (FILE_RECEIVED, FILE_PROCESSING)
+_UNSEARCHABLE_DOC_STATES = (PAGE_CLASSIFIED, PAGE_ARCHIVED)
+OPEN_BATCH_STATES = (BATCH_RECEIVING, BATCH_PROCESSING)
+
+HOUR = 3600.0
+
+
+def _hours(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / HOUR, 2)
+
+
+def _age_hours(now: datetime, then: datetime | None) -> float | None:
+    return None if then is None else _hours((now - then).total_seconds())
+
+
+def _waiting_table(conn: Connection, window: Window) -> Table:
+    q = (
+        select(Page.status, func.count().label("pages"), func.min(BatchFile.created_at).label("oldest"))
+        .join(BatchFile, BatchFile.id == Page.file_id)
+        .outerjoin(Document, Document.id == Page.document_id)
+        .where(
+            Page.status.in_(WAITING_PAGE_STATES),
+            or_(BatchFile.status.in_(_OPEN_FILE_STATES), Document.status.in_(_UNSEARCHABLE_DOC_STATES)),
+        )
+        .group_by(Page.status)
+    )
+    found = {r.status: r for r in conn.execute(q)}
+    rows = []
+    for state in WAITING_PAGE_STATES:
+        r = found.get(state)
+        rows.append((state, r.pages if r else 0, _age_hours(window.now, r.oldest) if r else None))
+    return Table(
+        "pages_waiting",
+        "Pages waiting, per state (now)",
+        (
+            Column("state", "State", "text"),
+            Column("pages", "Pages", "count"),
+            Column("oldest_hours", "Oldest received (hours ago)", "hours"),
+        ),
+        tuple(rows),
+        Chart("bar", "state", ("pages",)),
+    )
+
+
+def _turnaround_table(conn: Connection, window: Window) -> Table:
+    """Per period in which documents became searchable: how long from receipt of their file."""
+    source = (
+        select(
+            window.bucket(Document.indexed_at).label("period"),
+            seconds_between(Document.indexed_at, BatchFile.created_at).label("seconds"),
+        )
+        .join(BatchFile, BatchFile.id == Document.file_id)
+        .where(window.holds(Document.indexed_at))
+        .subquery("searchable")
+    )
+    found = {r.period: r for r in conn.execute(percentiles(conn, source, ["period"], "seconds", (50, 90)))}
+    rows = []
+    for p in sorted(set(window.buckets()) | set(found)):
+        r = found.get(p)
+        rows.append((p, r.n, _hours(r.p50), _hours(r.p90)) if r else (p, 0, None, None))
+    return Table(
+        "time_to_searchable",
+        "Received to searchable, per period made searchable",
+        (
+            Column("period", "Period", "period"),
+            Column("documents", "Documents made searchable", "count"),
+            Column("median_hours", "Median (hours)", "hours"),
+            Column("p90_hours", "90th percentile (hours)", "hours"),
+        ),
+        tuple(rows),
+        Chart("line", "period", ("median_hours", "p90_hours")),
+    )
+
+
+def _oldest_open_batch_table(conn: Connection, window: Window) -> Table:
+    files = select(func.count()).where(BatchFile.batch_id == Batch.id).scalar_subquery()
+    open_count = select(func.count()).select_from(Batch).where(Batch.status.in_(OPEN_BATCH_STATES))
+    oldest: Any = conn.execute(
+        select(Batch.id, Batch.station, Batch.status, Batch.created_at, files.label("files"))
+        .where(Batch.status.in_(OPEN_BATCH_STATES))
+        .order_by(Batch.created_at, Batch.id)
+        .limit(1)
+    ).first()
+    count = conn.execute(open_count).scalar_one()
+    row = (count, None, None, None, None, None, None)
+    if oldest is not None:
+        age = _age_hours(window.now, oldest.created_at)
+        row = (count, oldest.id, oldest.station, oldest.status, oldest.created_at, age, oldest.files)
+    return Table(
+        "oldest_unfinished_batch",
+        "Unfinished batches and the oldest of them (now)",
+        (
+            Column("unfinished_batches", "Unfinished batches", "count"),
+            Column("batch_id", "Oldest batch", "text"),
+            Column("station", "Station", "text"),
+            Column("status", "Status", "text"),
+            Column("created_at", "Received", "datetime"),
+            Column("age_hours", "Age (hours)", "hours"),
+            Column("files", "Files", "count"),
+        ),
+        (row,),
+    )
+
+
+def backlog(conn: Connection, window: Window) -> tuple[Table, ...]:
+    """Pages waiting now, received-to-searchable (median, p90) per period, the oldest unfinished batch."""
+    return (
+        _waiting_table(conn, window),
+        _turnaround_table(conn, window),
+        _oldest_open_batch_table(conn, window),
+    )
