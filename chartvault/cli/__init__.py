@@ -13,6 +13,7 @@ app = typer.Typer(
     help="ChartVault: scan, OCR, classify, index and archive paper medical records.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: rendering it with rich would double the command's start time
 )
 
 

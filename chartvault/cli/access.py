@@ -6,7 +6,6 @@ import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from chartvault.cli._common import emit_json, err, open_services, out
 
@@ -76,6 +75,8 @@ def user_disable(username: str) -> None:
 @user_app.command("list")
 def user_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every user (never a password)."""
+    from rich.table import Table
+
     with open_services() as services:
         listed = services.access.users()
     if as_json:
@@ -115,6 +116,8 @@ def token_create(
 @token_app.command("list")
 def token_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every token (never the secrets)."""
+    from rich.table import Table
+
     with open_services() as services:
         listed = services.access.tokens()
     if as_json:

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from chartvault.cli._common import (
     EXIT_REFUSED,
@@ -144,6 +143,8 @@ def resume(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 def batch(batch_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Show a batch: per-file and per-page state, refusals and review flags."""
+    from rich.table import Table
+
     with open_services() as services:
         report = services.intake.batch(batch_id)
     if as_json:

@@ -6,7 +6,6 @@ from datetime import date
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from chartvault.cli._common import EXIT_REFUSED, EXIT_USAGE, emit_json, fail, open_services, out, parse_date
 
@@ -104,6 +103,8 @@ def hold_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Active holds (or all, with --all)."""
+    from rich.table import Table
+
     with open_services() as services:
         holds = services.records.holds(active_only=not all_holds)
     if as_json:
@@ -187,6 +188,8 @@ def disposition(
 
 
 def _print_plan(planned: dict[str, Any], as_json: bool) -> None:
+    from rich.table import Table
+
     if as_json:
         emit_json(planned)
         return

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from chartvault.cli._common import emit_json, open_services, out
 
@@ -19,6 +18,8 @@ def release_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Release requests, newest first, with their due dates (30 days, one 30-day extension)."""
+    from rich.table import Table
+
     with open_services() as services:
         items = services.releases.releases(status=status, overdue=overdue)
     if as_json:
@@ -41,6 +42,8 @@ def release_list(
 
 def disclosures(mrn: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The accounting of disclosures for a patient (164.528): the last six years."""
+    from rich.table import Table
+
     with open_services() as services:
         result = services.releases.disclosures(mrn)
     if as_json:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from chartvault.cli._common import EXIT_USAGE, emit_json, err, fail, open_services, out, parse_date
 
@@ -35,6 +34,8 @@ def review(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Documents waiting in the review queue, with the reasons (ids and codes only)."""
+    from rich.table import Table
+
     with open_services() as services:
         queue = services.review.queue(limit, offset)
     if as_json:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 from chartvault.cli._common import EXIT_REFUSED, EXIT_USAGE, emit_json, fail, open_services, out, parse_date
 
@@ -30,6 +32,8 @@ def search(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Search the archive; the query may be left out when a filter is given."""
+    from rich.text import Text
+
     from chartvault.search.types import SearchQuery
 
     if sort not in ("relevance", "date_desc", "date_asc"):
@@ -71,6 +75,8 @@ def search(
 
 def snippet_text(snippet_html: str) -> Text:
     """Render a <mark>-highlighted, HTML-escaped snippet for the terminal."""
+    from rich.text import Text
+
     text = Text()
     for i, part in enumerate(re.split(r"</?mark>", snippet_html)):
         text.append(html.unescape(part), style="reverse" if i % 2 else "")
