@@ -2,8 +2,10 @@
 
 Two runs over every operation, in-process (Schemathesis's ASGI transport on the app object):
 
-* with an admin token (admin may call every route): no response is a server error (5xx);
-* with no token at all: every operation but ``GET /health`` answers 401, never 2xx.
+* with an admin token (admin may call every route): no response is a server error (5xx), and every
+  response's status, content type and body conform to what the OpenAPI document declares;
+* with no token at all: every operation but ``GET /health`` answers 401, never 2xx, with the declared
+  error body.
 
 One app per module: a module-scoped ``TestClient`` owns the app's lifespan (the Vault and its
 background runner), so every generated example talks to the same live app and data folder.
@@ -22,10 +24,18 @@ schemathesis = pytest.importorskip("schemathesis")
 from fastapi.testclient import TestClient  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
+from schemathesis.specs.openapi.checks import (  # noqa: E402
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from chartvault.api.app import create_app  # noqa: E402
 from chartvault.api.auth import POLICY, PUBLIC  # noqa: E402
 from chartvault.config import Settings  # noqa: E402
+
+# Every answer as documented: status declared, content type declared, body valid against its schema.
+CONFORMANCE = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 # Bounded: the whole module runs in well under two minutes.
 BOUNDED = settings(
@@ -103,7 +113,7 @@ def test_no_server_errors_as_admin(case, transport_app, admin_headers) -> None:
     if known:
         pytest.xfail(known)
     response = case.call(headers=admin_headers, app=transport_app)
-    case.validate_response(response, checks=[not_a_server_error], headers=admin_headers)
+    case.validate_response(response, checks=CONFORMANCE, headers=admin_headers)
 
 
 @schema.parametrize()
@@ -114,6 +124,8 @@ def test_no_token_is_refused(case, transport_app) -> None:
     response = case.call(app=transport_app)
     status = response.status_code
     method = case.method.upper()
+    if method == case.operation.method.upper():
+        case.validate_response(response, checks=CONFORMANCE[1:])
     where = f"{method} {case.path}: {status}"
     assert not 200 <= status < 300 or POLICY.get((method, case.path)) is PUBLIC, where
     assert status < 500, where

@@ -62,8 +62,13 @@ _DESCRIPTIONS = {
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` declaring the error body for these statuses (401 and 403 always)."""
-    return {s: {"model": ErrorBody, "description": _DESCRIPTIONS[s]} for s in sorted({401, 403, *statuses})}
+    """OpenAPI ``responses`` declaring the error body for these statuses.
+
+    400 (a body that is not JSON at all), 401 and 403 can answer any operation, so they are always there.
+    """
+    return {
+        s: {"model": ErrorBody, "description": _DESCRIPTIONS[s]} for s in sorted({400, 401, 403, *statuses})
+    }
 
 
 def status_of(exc: ChartVaultError) -> int:
