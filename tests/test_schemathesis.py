@@ -35,7 +35,12 @@ from chartvault.api.auth import POLICY, PUBLIC  # noqa: E402
 from chartvault.config import Settings  # noqa: E402
 
 # Every answer as documented: status declared, content type declared, body valid against its schema.
-CONFORMANCE = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+CONFORMANCE = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 # Bounded: the whole module runs in well under two minutes.
 BOUNDED = settings(
