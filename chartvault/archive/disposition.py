@@ -219,6 +219,39 @@ def execute(
     A document the catalog or the store refuses is left untouched and reported.
     """
     as_of = as_of or datetime.now(UTC).date()
+    disposition_id = _start(sessions, executed_by, approved_by, witness, method)
+    destroyed: list[dict[str, Any]] = []
+    refused: list[dict[str, str]] = []
+    for doc_id in document_ids:
+        item, refusal = _dispose_one(sessions, store, doc_id, disposition_id, as_of)
+        if refusal is not None:
+            refused.append(refusal)
+            audit(executed_by, "document.dispose", "document", doc_id, "refused", {"by": refusal["by"]})
+            continue
+        assert item is not None
+        destroyed.append(item)
+        detail = {"disposition": disposition_id, "versions": len(item["versions_deleted"])}
+        audit(executed_by, "document.dispose", "document", doc_id, "ok", detail)
+    outcome = "ok" if not refused else "partial"
+    counts = {"destroyed": len(destroyed), "refused": len(refused)}
+    audit_hash = audit(executed_by, "disposition.execute", "disposition", disposition_id, outcome, counts)
+    certificate = _certificate(
+        disposition_id, facility, executed_by, approved_by, witness, method, destroyed, refused, audit_hash
+    )
+    ref = _archive_certificate(store, policy, certificate, tmp_dir)
+    _finish(sessions, disposition_id, certificate, ref, partial=bool(refused), count=len(destroyed))
+    log.info("disposition done id=%s destroyed=%d refused=%d", disposition_id, len(destroyed), len(refused))
+    return DispositionResult(disposition_id, [d["document_id"] for d in destroyed], refused, certificate, ref)
+
+
+def _start(
+    sessions: sessionmaker[Session],
+    executed_by: str,
+    approved_by: str | None,
+    witness: str | None,
+    method: str,
+) -> str:
+    """The disposition's row, recorded before anything is destroyed."""
     disposition_id = new_id()
     with transaction(sessions) as s:
         s.add(
@@ -231,57 +264,47 @@ def execute(
                 status="running",
             )
         )
-    destroyed: list[dict[str, Any]] = []
-    refused: list[dict[str, str]] = []
-    for doc_id in document_ids:
-        with sessions() as s:
-            doc = s.get(Document, doc_id)
-            reason = _refuse_reason(s, store, doc, as_of)
-            if reason is not None:
-                refused.append({"document_id": doc_id, "by": "catalog", "reason": reason})
-                audit(executed_by, "document.dispose", "document", doc_id, "refused", {"by": "catalog"})
-                continue
-            assert doc is not None
-            try:
-                item = _destroy_one(s, store, doc, disposition_id, datetime.now(UTC))
-            except ObjectStoreError as exc:
-                s.rollback()
-                refused.append({"document_id": doc_id, "by": "store", "reason": str(exc)})
-                audit(executed_by, "document.dispose", "document", doc_id, "refused", {"by": "store"})
-                log.warning("disposition refused by the store doc=%s", doc_id)
-                continue
-            s.commit()
-        destroyed.append(item)
-        audit(
-            executed_by,
-            "document.dispose",
-            "document",
-            doc_id,
-            "ok",
-            {"disposition": disposition_id, "versions": len(item["versions_deleted"])},
-        )
-    audit_hash = audit(
-        executed_by,
-        "disposition.execute",
-        "disposition",
-        disposition_id,
-        "ok" if not refused else "partial",
-        {"destroyed": len(destroyed), "refused": len(refused)},
-    )
-    certificate = _certificate(
-        disposition_id, facility, executed_by, approved_by, witness, method, destroyed, refused, audit_hash
-    )
-    ref = _archive_certificate(store, policy, certificate, tmp_dir)
+    return disposition_id
+
+
+def _dispose_one(
+    sessions: sessionmaker[Session], store: ObjectStore, doc_id: str, disposition_id: str, as_of: date
+) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
+    """(what was destroyed, None), or (None, the refusal): each document checked again, in its own
+    transaction, so a refusal by the catalog or the store leaves it untouched."""
+    with sessions() as s:
+        doc = s.get(Document, doc_id)
+        reason = _refuse_reason(s, store, doc, as_of)
+        if reason is not None:
+            return None, {"document_id": doc_id, "by": "catalog", "reason": reason}
+        assert doc is not None
+        try:
+            item = _destroy_one(s, store, doc, disposition_id, datetime.now(UTC))
+        except ObjectStoreError as exc:
+            s.rollback()
+            log.warning("disposition refused by the store doc=%s", doc_id)
+            return None, {"document_id": doc_id, "by": "store", "reason": str(exc)}
+        s.commit()
+        return item, None
+
+
+def _finish(
+    sessions: sessionmaker[Session],
+    disposition_id: str,
+    certificate: dict[str, Any],
+    ref: ObjectRef,
+    *,
+    partial: bool,
+    count: int,
+) -> None:
     with transaction(sessions) as s:
         row = s.get(Disposition, disposition_id)
         assert row is not None
-        row.status = "complete" if not refused else "partial"
-        row.document_count = len(destroyed)
+        row.status = "partial" if partial else "complete"
+        row.document_count = count
         row.certificate_key, row.certificate_version = ref.key, ref.version_id
         row.certificate_sha256, row.certificate_size = ref.sha256, ref.size
         row.detail = certificate
-    log.info("disposition done id=%s destroyed=%d refused=%d", disposition_id, len(destroyed), len(refused))
-    return DispositionResult(disposition_id, [d["document_id"] for d in destroyed], refused, certificate, ref)
 
 
 def _certificate(
