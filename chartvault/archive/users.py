@@ -6,6 +6,7 @@ session. Messages name usernames and ids, never passwords.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 
@@ -20,8 +21,15 @@ from chartvault.errors import Conflict, InvalidInput, NotFound
 MIN_PASSWORD = 12  # NIST SP 800-63B: at least 8; a records system asks for more
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
-# Verified against when a username is unknown, so a wrong name costs what a wrong password costs.
-_DUMMY_HASH = _hasher.hash("not a password of anyone: equal time for unknown users")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when a username is unknown, so a wrong name costs what a wrong password costs.
+
+    Made at the first sign-in, not at import: hashing takes a good part of a second.
+    """
+    return _hasher.hash("not a password of anyone: equal time for unknown users")
 
 
 def create_user(
@@ -74,7 +82,7 @@ def authenticate(s: Session, username: str, password: str) -> User | None:
     user = s.scalars(select(User).where(User.username == username.strip().lower())).first()
     stored = user.password_hash if user is not None and user.disabled_at is None else None
     try:
-        _hasher.verify(stored or _DUMMY_HASH, password)
+        _hasher.verify(stored or _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     if stored is None or user is None:
