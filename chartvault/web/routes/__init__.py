@@ -1,0 +1,7 @@
+"""One router per group of pages; ``chartvault.web.install`` includes them all."""
+
+from chartvault.web.routes import auth, documents
+
+ROUTERS = (auth.router, documents.router)
+
+__all__ = ["ROUTERS"]
