@@ -125,13 +125,10 @@ async def page_context(request: Request) -> PageContext:
     method, path = request.method, _route_path(request)
     roles = POLICY.get((method, path))
     secret = request.cookies.get(SESSION_COOKIE)
-    anonymous = root.acting_as(ANONYMOUS)
-    session = await run_in_threadpool(anonymous.sessions.resolve, secret) if secret else None
-    services = (
-        root.acting_as(Caller.of_user(session.user_id, session.role, session.vendor))
-        if session
-        else anonymous
-    )
+    resolve = root.acting_as(ANONYMOUS).sessions.resolve
+    session = await run_in_threadpool(resolve, secret) if secret else None
+    caller = Caller.of_user(session.user_id, session.role, session.vendor) if session else ANONYMOUS
+    services = root.acting_as(caller)
     ctx = PageContext(request, services, session)
     request.state.page_session = session  # for refusal pages rendered outside the route
     if roles is not PUBLIC:
