@@ -1,7 +1,15 @@
 """One router per group of pages; ``chartvault.web.install`` includes them all."""
 
-from chartvault.web.routes import auth, documents
+from chartvault.web.routes import admin, auth, batches, documents, records, releases, review
 
-ROUTERS = (auth.router, documents.router)
+ROUTERS = (
+    auth.router,
+    documents.router,
+    review.router,
+    releases.router,
+    records.router,
+    batches.router,
+    admin.router,
+)
 
 __all__ = ["ROUTERS"]
