@@ -43,7 +43,9 @@ def releases_page(page: Page, status: str = "", overdue: bool = False) -> Respon
     """Release requests (a vendor sees only its own that it may fetch), overdue ones marked."""
     chosen = status if status in RELEASE_STATES else None
     items = page.services.releases.releases(status=chosen, overdue=overdue)
-    return page.render("releases.html", items=items, states=RELEASE_STATES, status=chosen, overdue=overdue)
+    return page.render(
+        "releases.html", items=items, states=RELEASE_STATES, status_filter=chosen, overdue=overdue
+    )
 
 
 @router.get("/ui/releases/new")
