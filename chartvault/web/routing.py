@@ -31,7 +31,7 @@ SECURITY_HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",  # page addresses may hold an MRN
+    "Referrer-Policy": "same-origin",  # page addresses may hold an MRN: never sent to another site
 }
 
 
