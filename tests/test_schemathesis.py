@@ -25,6 +25,7 @@ from schemathesis.checks import not_a_server_error  # noqa: E402
 
 from chartvault.api.app import create_app  # noqa: E402
 from chartvault.api.auth import POLICY, PUBLIC  # noqa: E402
+from chartvault.policy import is_page  # noqa: E402
 from chartvault.config import Settings  # noqa: E402
 
 # Bounded: the whole module runs in well under two minutes.
@@ -93,7 +94,8 @@ schema = schemathesis.openapi.from_dict(OPENAPI)
 
 def test_openapi_covers_every_route_in_the_policy() -> None:
     ops = {(method.upper(), path) for path, item in OPENAPI["paths"].items() for method in item}
-    assert ops == set(POLICY), "OpenAPI operations and POLICY routes differ"
+    api_routes = {route for route in POLICY if not is_page(route[1])}  # pages are not API operations
+    assert ops == api_routes, "OpenAPI operations and POLICY routes differ"
 
 
 @schema.parametrize()
