@@ -25,8 +25,8 @@ from schemathesis.checks import not_a_server_error  # noqa: E402
 
 from chartvault.api.app import create_app  # noqa: E402
 from chartvault.api.auth import POLICY, PUBLIC  # noqa: E402
-from chartvault.policy import is_page  # noqa: E402
 from chartvault.config import Settings  # noqa: E402
+from chartvault.policy import is_page  # noqa: E402
 
 # Bounded: the whole module runs in well under two minutes.
 BOUNDED = settings(

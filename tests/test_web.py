@@ -125,6 +125,10 @@ def test_csrf_is_required_on_every_form(web_archive) -> None:
             "/ui/admin/users", data={**form, "csrf": token}, headers={"Origin": "https://evil.example"}
         )
         assert evil.status_code == 403
+        cross = client.post(
+            "/ui/admin/users", data={**form, "csrf": token}, headers={"Sec-Fetch-Site": "cross-site"}
+        )
+        assert cross.status_code == 403
         users = client.get("/ui/admin/users").text
         assert "mallory" not in users
         made = client.post("/ui/admin/users", data={**form, "csrf": token}, follow_redirects=False)
@@ -251,3 +255,19 @@ def test_document_pages_write_the_api_read_entries(web_archive) -> None:
     for action in ("document.read", "document.download", "patient.timeline"):
         entries = _audit(web_archive.settings, action)
         assert any(e.actor.startswith("user:") for e in entries), action
+
+
+def test_forgotten_documents_leave_no_cached_page_behind(web_archive) -> None:
+    """Disposition and misfile corrections call ``forget``: no rendered page or original copy is left."""
+    from chartvault.services import Services
+
+    doc = web_archive.docs["mammogram"]
+    with web_client(web_archive.settings, "staff") as client:
+        assert client.get(f"/ui/documents/{doc}/pages/1/image?w=700").status_code == 200
+    cache = web_archive.data_dir / "cache"
+    assert any((cache / "pages" / doc).iterdir())
+    with Services(web_archive.settings) as services:
+        sha = services.documents.get(doc).sha256
+        assert (cache / "originals" / sha).exists()
+        services.pages.forget([doc])
+    assert not (cache / "pages" / doc).exists() and not (cache / "originals" / sha).exists()
