@@ -81,7 +81,7 @@ class PageCache:
             return False
         return True
 
-    def write(self, path: Path, fill: Callable[[Path], None]) -> None:
+    def write(self, path: Path, fill: Callable[[Path], object]) -> None:
         """Make ``path`` (0600) by ``fill``ing a temporary file that is renamed into place."""
         _private_dir(path.parent, self.root)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
