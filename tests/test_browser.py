@@ -200,6 +200,20 @@ def test_staff_search_open_document_hit_boxed_on_the_page_image(browser, server:
     page.context.close()
 
 
+def test_reading_works_with_javascript_off(browser, server: str, web_archive) -> None:
+    """Search, the viewer with its boxes, paging and the batch view are plain HTML: no script needed."""
+    page = _signed_in(browser, server, "staff", java_script_enabled=False)
+    page.goto("/ui/search?q=mammogram")
+    page.locator(f'.hit h2 a[href^="/ui/documents/{web_archive.docs["mammogram"]}"]').click()
+    page.wait_for_url(re.compile(r"/ui/documents/"))
+    shown = page.locator("#page-image").bounding_box()
+    assert shown is not None and shown["height"] > 200  # the image loaded and laid out
+    assert page.locator("svg.boxes rect").count() >= 1
+    page.goto(f"/ui/documents/{web_archive.docs['ed_note']}?page=2")
+    assert page.locator(".pagenav [aria-current=page]").inner_text() == "2"
+    page.context.close()
+
+
 def test_him_admin_approves_a_release(approved_release: dict[str, str], browser, server: str) -> None:
     assert approved_release["status"] == "Approved"
     page = _signed_in(browser, server, "him_admin")

@@ -271,3 +271,70 @@ def test_forgotten_documents_leave_no_cached_page_behind(web_archive) -> None:
         assert (cache / "originals" / sha).exists()
         services.pages.forget([doc])
     assert not (cache / "pages" / doc).exists() and not (cache / "originals" / sha).exists()
+
+
+def test_him_pages_correct_a_type_hold_a_patient_and_print_a_cover_sheet(web_archive) -> None:
+    doc, mrn = web_archive.docs["mammogram"], web_archive.mrns["mammogram"]
+    with web_client(web_archive.settings, "him_admin") as client:
+        token = csrf_of(client.get("/ui/holds").text)
+        typed = client.post(
+            f"/ui/documents/{doc}/classification", data={"csrf": token, "doc_type": "radiology_report"}
+        )
+        assert typed.status_code == 200  # followed back to the queue
+        held = client.post(
+            "/ui/holds",
+            data={"csrf": token, "matter": "M-1", "scope": "patient", "value": mrn, "reason": "litigation"},
+        )
+        assert held.status_code == 200 and "M-1" in held.text and "litigation" in held.text
+        hold_id = re.search(r'action="/ui/holds/([0-9a-f]+)/release"', held.text).group(1)
+        released = client.post(f"/ui/holds/{hold_id}/release", data={"csrf": token, "reason": "settled"})
+        assert released.status_code == 200 and f"/ui/holds/{hold_id}/release" not in released.text
+        assert client.get("/ui/disposition").status_code == 200
+        refused = client.post(
+            f"/ui/documents/{doc}/review/resolve", data={"csrf": token, "mrn": mrn}, follow_redirects=False
+        )
+        assert refused.status_code == 422 and "two identifiers" in refused.text  # the attestation is required
+    with web_client(web_archive.settings, "scanner") as client:
+        token = csrf_of(client.get("/ui/coversheet").text)
+        pdf = client.post("/ui/coversheet", data={"csrf": token, "mrn": "00123", "type": "consent"})
+        assert pdf.status_code == 200 and pdf.content[:5] == b"%PDF-"
+        bad = client.post("/ui/coversheet", data={"csrf": token, "mrn": "00123", "type": "nonsense"})
+        assert bad.status_code == 422 and "type" in bad.text
+    placed = _audit(web_archive.settings, "hold.place")
+    assert placed and placed[-1].actor.startswith("user:")
+
+
+def test_an_incomplete_authorization_shows_what_is_missing_and_blocks_approval(web_archive) -> None:
+    mrn = web_archive.mrns["ed_note"]
+    with web_client(web_archive.settings, "staff") as staff:
+        form = staff.get(f"/ui/releases/new?mrn={mrn}")
+        made = staff.post(
+            "/ui/releases",
+            data={
+                "csrf": csrf_of(form.text),
+                "mrn": mrn,
+                "requester_type": "third_party_authorized",
+                "recipient": "Law Office",
+                "purpose": "legal",
+                "types": "ed_note",
+            },
+            follow_redirects=False,
+        )
+        assert made.status_code == 303
+        release = made.headers["location"]
+        page = staff.get(release)
+        attached = staff.post(
+            f"{release}/authorization",
+            data={"csrf": csrf_of(page.text), "description_of_phi": "ED notes", "signer": "the patient"},
+            files={"image": ("", b"", "application/octet-stream")},
+        )
+        assert attached.status_code == 200
+        assert (
+            "Elements missing" in attached.text and "Who may disclose it — <strong>missing" in attached.text
+        )
+    with web_client(web_archive.settings, "him_admin") as him:
+        token = csrf_of(him.get(release).text)
+        assert him.post(f"{release}/review", data={"csrf": token}).status_code == 200
+        refused = him.post(f"{release}/approve", data={"csrf": token, "access_days": "30"})
+        assert refused.status_code == 422
+        assert "missing_disclosing_party" in refused.text and "In review" in refused.text
