@@ -58,7 +58,7 @@ def _pdf_page(path: Path, page_no: int, width: int, rotation: int) -> Image.Imag
             check_pixels(page_no, round(size[0] * scale), round(size[1] * scale))
             bitmap = page.render(scale=scale, rotation=rotation, grayscale=False)
             try:
-                im = bitmap.to_pil().convert("RGB")
+                im: Image.Image = bitmap.to_pil().convert("RGB")
             finally:
                 bitmap.close()
         finally:

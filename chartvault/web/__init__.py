@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -31,7 +31,7 @@ class ReceivedUpload(Protocol):
 class UploadReceiver(Protocol):
     async def __call__(
         self, content_type: str, body: AsyncIterator[bytes], stager: Callable[[], Stager], max_files: int
-    ) -> Any: ...
+    ) -> ReceivedUpload: ...
 
 
 @dataclass(frozen=True, slots=True)
