@@ -165,7 +165,12 @@ def test_failure_throttle_window_moves_on() -> None:
 # -- page images and highlights -------------------------------------------------------------------------
 
 
-def test_page_image_is_rendered_at_the_width_asked_cached_privately_and_audited(web_archive) -> None:
+def test_page_image_is_rendered_at_the_width_asked_cached_privately_and_audited(
+    web_archive, monkeypatch
+) -> None:
+    # Other work in the process (sniffing, OCR) sets Pillow's global pixel limit to its own value: the
+    # viewer checks the configured limit the original was accepted under, whatever the global says.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5_000_000)
     doc = web_archive.docs["ed_note"]
     with web_client(web_archive.settings, "staff") as client:
         for width in (600, 1200):
@@ -338,3 +343,30 @@ def test_an_incomplete_authorization_shows_what_is_missing_and_blocks_approval(w
         refused = him.post(f"{release}/approve", data={"csrf": token, "access_days": "30"})
         assert refused.status_code == 422
         assert "missing_disclosing_party" in refused.text and "In review" in refused.text
+
+
+def test_a_person_changes_their_own_password_and_is_signed_out_everywhere(web_archive) -> None:
+    from chartvault.services import Services
+
+    with Services(web_archive.settings) as services:
+        services.access.create_user("changer", "Change Me", "staff", password="the first passphrase")
+    with web_client(web_archive.settings) as client, web_client(web_archive.settings) as other:
+        assert sign_in(client, "changer", "the first passphrase").status_code == 303
+        assert sign_in(other, "changer", "the first passphrase").status_code == 303
+        token = csrf_of(client.get("/ui/account").text)
+        wrong = {
+            "csrf": token,
+            "current": "not the password",
+            "new": "a second passphrase",
+            "again": "a second passphrase",
+        }
+        assert client.post("/ui/account/password", data=wrong).status_code == 422
+        right = {**wrong, "current": "the first passphrase"}
+        done = client.post("/ui/account/password", data=right, follow_redirects=False)
+        assert done.status_code == 303 and "password_changed" in done.headers["location"]
+        assert other.get("/ui/search", follow_redirects=False).status_code == 303  # the other browser too
+        assert sign_in(client, "changer", "the first passphrase").status_code == 401
+        assert sign_in(client, "changer", "a second passphrase").status_code == 303
+    with web_client(web_archive.settings, "him_admin") as him:
+        page = him.get(f"/ui/patients/{web_archive.mrns['shoulder']}/disclosures")
+        assert page.status_code == 200 and "Accounting of disclosures" in page.text

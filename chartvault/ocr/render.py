@@ -16,7 +16,7 @@ from PIL import Image
 
 from chartvault.filetypes import FileKind
 from chartvault.ocr.errors import OcrError
-from chartvault.ocr.images import check_pixels, open_image, to_ocr_mode
+from chartvault.ocr.images import to_ocr_mode
 
 JPEG_QUALITY = 82  # text stays crisp at screen sizes; a letter page at 1,000 px is ~100-200 KB
 _TURN = {  # clockwise degrees found by OCR -> Pillow transpose (Pillow's ROTATE_* turn anticlockwise)
@@ -26,13 +26,19 @@ _TURN = {  # clockwise degrees found by OCR -> Pillow transpose (Pillow's ROTATE
 }
 
 
-def render_page_jpeg(path: Path, kind: FileKind, page_no: int, width: int, rotation: int = 0) -> bytes:
+def render_page_jpeg(
+    path: Path, kind: FileKind, page_no: int, width: int, max_pixels: int, rotation: int = 0
+) -> bytes:
     """Page ``page_no`` (1-based) of the file at ``path``, ``width`` pixels wide or its own width if
-    narrower, upright, as JPEG bytes. Raises OcrError (page number and reason only)."""
+    narrower, upright, as JPEG bytes. Raises OcrError (page number and reason only).
+
+    ``max_pixels`` is the configured page limit the original was accepted under; it is checked here
+    rather than through Pillow's process-wide setting, which other work in the process may change.
+    """
     if kind is FileKind.PDF:
-        im = _pdf_page(path, page_no, width, rotation)
+        im = _pdf_page(path, page_no, width, rotation, max_pixels)
     else:
-        im = _image_page(path, page_no, width, rotation)
+        im = _image_page(path, page_no, width, rotation, max_pixels)
     out = io.BytesIO()
     im.save(out, "JPEG", quality=JPEG_QUALITY, optimize=False, progressive=False)
     return out.getvalue()
@@ -43,7 +49,12 @@ def _turned_width(size: tuple[float, float], rotation: int) -> float:
     return size[1] if rotation in (90, 270) else size[0]
 
 
-def _pdf_page(path: Path, page_no: int, width: int, rotation: int) -> Image.Image:
+def _check_pixels(page_no: int, width: float, height: float, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise OcrError(page_no, "page exceeds the pixel limit")
+
+
+def _pdf_page(path: Path, page_no: int, width: int, rotation: int, max_pixels: int) -> Image.Image:
     try:
         doc = pdfium.PdfDocument(path)
     except pdfium.PdfiumError:
@@ -55,7 +66,7 @@ def _pdf_page(path: Path, page_no: int, width: int, rotation: int) -> Image.Imag
         try:
             size = page.get_size()
             scale = width / _turned_width(size, rotation)
-            check_pixels(page_no, round(size[0] * scale), round(size[1] * scale))
+            _check_pixels(page_no, size[0] * scale, size[1] * scale, max_pixels)
             bitmap = page.render(scale=scale, rotation=rotation, grayscale=False)
             try:
                 im: Image.Image = bitmap.to_pil().convert("RGB")
@@ -70,12 +81,16 @@ def _pdf_page(path: Path, page_no: int, width: int, rotation: int) -> Image.Imag
     return im
 
 
-def _image_page(path: Path, page_no: int, width: int, rotation: int) -> Image.Image:
-    with open_image(path, page_no) as im:
+def _image_page(path: Path, page_no: int, width: int, rotation: int, max_pixels: int) -> Image.Image:
+    try:
+        opened = Image.open(path)
+    except Exception:  # Pillow's bomb guard (process-wide) or a file it cannot read
+        raise OcrError(page_no, "image could not be decoded") from None
+    with opened as im:
         try:
             if page_no > 1 or getattr(im, "n_frames", 1) > 1:
                 im.seek(page_no - 1)
-            check_pixels(page_no, *im.size)
+            _check_pixels(page_no, *im.size, max_pixels)
             target_w = min(width, round(_turned_width(im.size, rotation)))
             scale = target_w / _turned_width(im.size, rotation)
             target = (max(1, round(im.size[0] * scale)), max(1, round(im.size[1] * scale)))

@@ -146,12 +146,14 @@ class PageService:
         store: Callable[[], ObjectStore],
         cache: PageCache,
         max_width: int,
+        max_pixels: int,
         audit: AuditTrail,
     ) -> None:
         self.sessions = sessions
         self._store = store
         self.cache = cache
         self.max_width = max_width
+        self.max_pixels = max_pixels  # the limit originals were accepted under
         self.audit = audit
 
     def view(
@@ -202,7 +204,9 @@ class PageService:
         if not cached:
             original = self._original(source)
             try:
-                jpeg = render_page_jpeg(original, source.kind, page_no, width, source.rotation)
+                jpeg = render_page_jpeg(
+                    original, source.kind, page_no, width, self.max_pixels, source.rotation
+                )
             except OcrError as exc:
                 raise NotFound(f"page {page_no} of document {doc_id} cannot be shown: {exc.reason}") from None
             self.cache.write(path, lambda tmp: tmp.write_bytes(jpeg))

@@ -274,6 +274,7 @@ class Services:
             lambda: parts.store,
             parts.page_cache,
             self.settings.page_image_max_width,
+            self.settings.max_pixels,
             self.audit,
         )
 

@@ -123,6 +123,18 @@ class SessionService:
         if ended is not None:
             self.audit("session.end", "session", ended, detail={"reason": "signed_out"}, actor=actor)
 
+    def change_password(self, username: str, current: str, new: str, address: str) -> None:
+        """A person's own new password, given the current one (counted like a sign-in when wrong);
+        every session of theirs ends, this one too."""
+        name = username.strip().lower()
+        self.throttle.check(name, address)
+        user = self.access.sign_in(name, current)  # audits the check of the current password
+        if user is None:
+            self.throttle.fail(name, address)
+            raise SignInRefused("the current password is not right")
+        self.access.reset_password(name, new)  # audited; refuses a password that is too short
+        self.end_user_sessions(user.id, "password_changed")
+
     def end_user_sessions(self, user_id: str, reason: str) -> int:
         """Sign a user out everywhere (disabled, password reset); how many sessions were live."""
         with transaction(self.sessions) as s:

@@ -1,9 +1,10 @@
 """One router per group of pages; ``chartvault.web.install`` includes them all."""
 
-from chartvault.web.routes import admin, auth, batches, documents, records, releases, review
+from chartvault.web.routes import account, admin, auth, batches, documents, records, releases, review
 
 ROUTERS = (
     auth.router,
+    account.router,
     documents.router,
     review.router,
     releases.router,

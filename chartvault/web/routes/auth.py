@@ -30,10 +30,12 @@ def front_door(page: Page) -> Response:
 
 
 @router.get("/ui/sign-in")
-def sign_in_form(page: Page, next: str | None = None, signed_out: bool = False) -> Response:
+def sign_in_form(
+    page: Page, next: str | None = None, signed_out: bool = False, password_changed: bool = False
+) -> Response:
     if page.session is not None:
         return RedirectResponse(safe_back_to(next) or start_page(page.session.role), status_code=303)
-    return _sign_in_page(page, back_to=safe_back_to(next), signed_out=signed_out)
+    return _sign_in_page(page, back_to=safe_back_to(next), signed_out=signed_out, notice=password_changed)
 
 
 @router.post("/ui/sign-in")
@@ -83,6 +85,7 @@ def _sign_in_page(
     username: str = "",
     error: str | None = None,
     signed_out: bool = False,
+    notice: bool = False,
     status: int = 200,
 ) -> HTMLResponse:
     """The form, with a fresh sign-in CSRF secret in both a cookie and the form (double submit)."""
@@ -94,6 +97,7 @@ def _sign_in_page(
         username=username,
         error=error,
         signed_out=signed_out,
+        password_changed=notice,
         csrf_token=secret,
     )
     set_cookie(response, page.request, SIGN_IN_COOKIE, secret, max_age=3600)

@@ -160,6 +160,12 @@ def package(release_id: str, page: Page) -> Response:
     )
 
 
+@router.get("/ui/patients/{mrn}/disclosures")
+def disclosures_page(mrn: str, page: Page) -> Response:
+    """The accounting of disclosures (164.528): six years back, exempt ones marked."""
+    return page.render("disclosures.html", accounting=page.services.releases.disclosures(mrn))
+
+
 def _new_form(
     page: Page,
     values: dict[str, str],
