@@ -150,6 +150,30 @@ class Settings(BaseSettings):
         2190, gt=0, description="Store lock on each audit checkpoint (6 years: HIPAA 164.316(b)(2))."
     )
 
+    # Web pages (chartvault/web): sessions of signed-in people, and the page images of the viewer.
+    web_session_idle_minutes: int = Field(
+        15, ge=1, le=720, description="A signed-in browser left idle this long is signed out."
+    )
+    web_session_max_hours: int = Field(
+        12, ge=1, le=168, description="A web session ends this long after sign-in, however active."
+    )
+    web_sign_in_failures: int = Field(
+        5,
+        ge=1,
+        description="Failed sign-ins allowed per username (and four times as many per client address) "
+        "within web_sign_in_window_minutes; further attempts are refused until the window moves on.",
+    )
+    web_sign_in_window_minutes: int = Field(15, ge=1, description="The window failed sign-ins count in.")
+    page_image_max_width: int = Field(
+        2000, ge=200, le=6000, description="Widest page image the viewer may ask for, in pixels."
+    )
+    page_cache_mb: int = Field(
+        2048,
+        ge=16,
+        description="Disk the page-image cache (<data_dir>/cache: rendered pages and the originals "
+        "they are rendered from) may use before the least recently used files are removed.",
+    )
+
     @model_validator(mode="after")
     def _s3_when_endpoint_given(self) -> Settings:
         # Setting CHARTVAULT_S3_ENDPOINT alone switches every command to S3; an explicit

@@ -2,7 +2,8 @@
 # Install what ChartVault needs on a fresh Debian machine, idempotently:
 # Debian's tesseract (eng + osd) and a .venv with the project at the pinned versions.
 #   scripts/setup.sh          runtime only
-#   scripts/setup.sh test     runtime + test dependencies
+#   scripts/setup.sh test     runtime + test dependencies (and Debian's chromium for the browser tests,
+#                             driven by the pinned playwright package: never `playwright install`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,9 @@ for lang in eng osd; do
 done
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
+if [ "${1:-}" = "test" ]; then
+  [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from dbfixtures import *  # noqa: F403 - sqlite_url, pg_url, db_url
+from webfixtures import web_archive  # noqa: F401 - the web pages' archive (test_web, test_browser)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,5 +1,8 @@
 """The FastAPI application: one router per feature over the services, one policy table, one error map.
 
+The web pages (``chartvault.web``) are served by the same app, at ``/`` and ``/ui/...``, over the same
+services and policy table; they sign people in with sessions where the API takes tokens.
+
 The app opens the services once (``Services``, the composition root) and hands each request the
 same parts acting as its caller. Background work (batches uploaded, the index writer) runs in
 threads of this process.
@@ -12,10 +15,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from chartvault import __version__
+from chartvault import __version__, web
 from chartvault.api import errors
 from chartvault.api.auth import authorize
 from chartvault.api.routes import ROUTERS
+from chartvault.api.uploads import receive_upload
 from chartvault.config import Settings
 from chartvault.services import Caller, Services
 from chartvault.services.background import BackgroundWork
@@ -42,9 +46,9 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         version=__version__,
         description="Scanned medical records: batches in, searchable archived documents out.",
         lifespan=lifespan,
-        dependencies=[Depends(authorize)],  # every route: token + role from chartvault/api/auth.py POLICY
     )
-    for router in ROUTERS:
-        app.include_router(router)
+    for router in ROUTERS:  # every API route: token + role from the POLICY table (chartvault/policy.py)
+        app.include_router(router, dependencies=[Depends(authorize)])
+    web.install(app, web.WebParts(receive_upload=receive_upload, status_of=errors.status_of))  # pages
     errors.install(app)
     return app

@@ -1,10 +1,10 @@
 """Authentication and role checks for every route, from one policy table.
 
-Every route is named in ``POLICY`` with the roles allowed to call it; a route
-missing from the table is refused to everyone (deny by default), so a new route
-cannot go out unprotected by accident. No token, or an invalid, expired or revoked
-one: 401 with ``WWW-Authenticate: Bearer``. A valid token of the wrong role: 403.
-Tokens are RFC 6750 bearer tokens (``Authorization: Bearer cv_...``).
+Every route is named in ``POLICY`` (``chartvault/policy.py``, one table shared with the web pages)
+with the roles allowed to call it; a route missing from the table is refused to everyone (deny by
+default), so a new route cannot go out unprotected by accident. No token, or an invalid, expired
+or revoked one: 401 with ``WWW-Authenticate: Bearer``. A valid token of the wrong role: 403. Tokens
+are RFC 6750 bearer tokens (``Authorization: Bearer cv_...``).
 """
 
 from __future__ import annotations
@@ -17,52 +17,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from chartvault.archive.tokens import Principal
+from chartvault.policy import POLICY, PUBLIC
 from chartvault.services import Caller, Services
 
 log = logging.getLogger("chartvault.api.auth")
-
-PUBLIC: frozenset[str] = frozenset({"<public>"})  # marker (compared by identity): no token needed
-STAFF = frozenset({"staff", "him_admin", "admin"})
-HIM = frozenset({"him_admin", "admin"})
-ADMIN = frozenset({"admin"})
-SCANNING = frozenset({"scanner", "him_admin", "admin"})
-BATCH_READERS = frozenset({"scanner", "staff", "him_admin", "admin"})
-VENDOR_AND_HIM = frozenset({"vendor", "him_admin", "admin"})
-RELEASE_READERS = frozenset({"vendor", "staff", "him_admin", "admin"})
-
-# (method, route path template) -> roles allowed. Everything not listed is refused.
-POLICY: dict[tuple[str, str], frozenset[str]] = {
-    ("GET", "/health"): PUBLIC,
-    ("POST", "/batches"): SCANNING,
-    ("GET", "/batches"): BATCH_READERS,  # a scanner sees only its own batches
-    ("GET", "/batches/{batch_id}"): BATCH_READERS,
-    ("GET", "/documents/{doc_id}"): STAFF,
-    ("GET", "/documents/{doc_id}/original"): STAFF,
-    ("GET", "/documents/{doc_id}/pages/{page_no}/text"): STAFF,
-    ("GET", "/documents/{doc_id}/similar"): STAFF,
-    ("GET", "/search"): STAFF,
-    ("GET", "/patients/{mrn}/timeline"): STAFF,
-    ("GET", "/review"): STAFF,
-    ("POST", "/documents/{doc_id}/classification"): HIM,
-    ("POST", "/documents/{doc_id}/review/resolve"): HIM,
-    ("POST", "/tokens"): ADMIN,
-    ("GET", "/tokens"): ADMIN,
-    ("DELETE", "/tokens/{token_id}"): ADMIN,
-    ("GET", "/audit/verify"): ADMIN,
-    # Release of information. Vendors see and fetch only their own approved releases.
-    ("POST", "/releases"): STAFF,
-    ("GET", "/releases"): RELEASE_READERS,
-    ("GET", "/releases/{release_id}"): RELEASE_READERS,
-    ("POST", "/releases/{release_id}/authorization"): STAFF,
-    ("POST", "/releases/{release_id}/review"): HIM,
-    ("POST", "/releases/{release_id}/approve"): HIM,
-    ("POST", "/releases/{release_id}/deny"): HIM,
-    ("POST", "/releases/{release_id}/extend"): HIM,
-    ("POST", "/releases/{release_id}/revoke"): HIM,
-    ("POST", "/releases/{release_id}/close"): HIM,
-    ("GET", "/releases/{release_id}/package"): VENDOR_AND_HIM,
-    ("GET", "/patients/{mrn}/disclosures"): HIM,
-}
 
 bearer = HTTPBearer(
     auto_error=False,

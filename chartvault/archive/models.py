@@ -487,6 +487,26 @@ class ApiToken(Base):
     user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)  # whose token it is
 
 
+class WebSession(Base):
+    """A signed-in browser: the cookie carries a random secret, the catalog only its sha256.
+
+    Rows are kept after the session ends (``ended_at`` and why), so who was signed in when stays
+    answerable; the secret itself cannot be recovered from a stolen catalog.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)  # named in the audit log
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())  # absolute end, however active
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    end_reason: Mapped[str | None] = mapped_column(String(16))  # signed_out | idle | expired | disabled
+
+
 RELEASE_STATES = ("requested", "in_review", "approved", "denied", "fulfilled", "closed", "expired")
 REQUESTER_TYPES = ("patient", "patient_directed", "third_party_authorized", "legal_process")
 

@@ -12,7 +12,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default CHARTVAULT_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default CHARTVAULT_PORT).")] = None,
 ) -> None:
-    """Run the HTTP API (OpenAPI at /docs)."""
+    """Run the HTTP API (OpenAPI at /docs) and the web pages (at /)."""
     import uvicorn
 
     from chartvault.api.app import create_app

@@ -18,13 +18,18 @@ class Caller:
     roles are enforced at its door, and a person at the console already holds the data folder.
     """
 
-    actor: str  # token:<id> | cli:<user> | system
+    actor: str  # token:<id> | user:<id> | cli:<user> | system
     role: str | None = None
     vendor: str | None = None  # the organisation of a vendor token
 
     @classmethod
     def of_token(cls, principal: Principal) -> Caller:
         return cls(principal.actor, principal.role, principal.vendor)
+
+    @classmethod
+    def of_user(cls, user_id: str, role: str, vendor: str | None = None) -> Caller:
+        """A signed-in person (a web session): the audit log names the user, not the session."""
+        return cls(f"user:{user_id}", role, vendor)
 
     @classmethod
     def operator(cls) -> Caller:

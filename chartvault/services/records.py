@@ -38,6 +38,7 @@ class RecordsService:
         reconcile_index: Callable[[bool], Any],
         resume: Callable[[], list[str]],
         unfinished: Callable[[], list[str]],
+        forget_pages: Callable[[Sequence[str]], None] = lambda doc_ids: None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -48,6 +49,7 @@ class RecordsService:
         self._reconcile_index = reconcile_index
         self._resume = resume
         self._unfinished = unfinished
+        self._forget_pages = forget_pages  # cached page images of what is destroyed or refiled go too
 
     def retention(self, doc_id: str) -> dict[str, Any]:
         """The document's retention as the catalog and the store each see it."""
@@ -161,6 +163,7 @@ class RecordsService:
             witness=witness,
             as_of=as_of,
         )
+        self._forget_pages(result.destroyed)
         self._index_now()
         return result
 
@@ -198,6 +201,7 @@ class RecordsService:
             "governance_bypass": bool(result.versions_deleted),
         }
         self.audit("document.misfile_correction", "document", doc_id, detail=detail)
+        self._forget_pages([doc_id])
         self._index_now()
         return result
 

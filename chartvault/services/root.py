@@ -29,10 +29,12 @@ if TYPE_CHECKING:
     from chartvault.services.access import AccessService
     from chartvault.services.documents import DocumentService
     from chartvault.services.intake import IntakeService
+    from chartvault.services.pages import PageCache, PageService
     from chartvault.services.records import RecordsService
     from chartvault.services.release import ReleaseService
     from chartvault.services.review import ClassifierModels, ReviewService
     from chartvault.services.search import SearchService
+    from chartvault.services.sessions import SessionService, SignInThrottle
 
 T = TypeVar("T")
 
@@ -132,6 +134,20 @@ class Parts:
         return ClassifierModels(self.sessions, self.settings.data_dir / "models")
 
     @_part
+    def sign_in_throttle(self) -> SignInThrottle:
+        """Failed web sign-ins of this process, per username and per client address."""
+        from chartvault.services.sessions import SignInThrottle
+
+        return SignInThrottle.from_settings(self.settings)
+
+    @_part
+    def page_cache(self) -> PageCache:
+        """Rendered page images and the originals they come from, under <data_dir>/cache."""
+        from chartvault.services.pages import PageCache
+
+        return PageCache(self.settings.data_dir / "cache", self.settings.page_cache_mb * 1024 * 1024)
+
+    @_part
     def pipeline(self) -> Pipeline:
         from chartvault.ingest.pipeline import Pipeline, PipelineOptions
 
@@ -227,6 +243,7 @@ class Services:
             reconcile_index=self.search.reconcile,
             resume=self.intake.resume,
             unfinished=self.intake.unfinished,
+            forget_pages=self.pages.forget,
         )
 
     @cached_property
@@ -240,6 +257,29 @@ class Services:
         from chartvault.services.access import AccessService
 
         return AccessService(self.parts.sessions, self.parts.audit_log, self.audit)
+
+    @cached_property
+    def sessions(self) -> SessionService:
+        """Web sign-in and sessions (the pages' way in, as tokens are the API's)."""
+        from chartvault.services.sessions import SessionService
+
+        parts = self.parts
+        return SessionService(self.settings, parts.sessions, self.access, parts.sign_in_throttle, self.audit)
+
+    @cached_property
+    def pages(self) -> PageService:
+        """Pages as the viewer shows them: images rendered from the original, text, the query's words."""
+        from chartvault.services.pages import PageService
+
+        parts = self.parts
+        return PageService(
+            parts.sessions,
+            lambda: parts.store,
+            parts.page_cache,
+            self.settings.page_image_max_width,
+            self.settings.max_pixels,
+            self.audit,
+        )
 
     def close(self) -> None:
         if self._owner:

@@ -1,0 +1,1 @@
+"""The FastAPI application. Depends on the other packages; nothing depends on it."""

@@ -1,0 +1,78 @@
+"""Authentication and role checks for every route, from one policy table.
+
+Every route is named in ``POLICY`` (``chartvault/policy.py``, one table shared with the web pages)
+with the roles allowed to call it; a route missing from the table is refused to everyone (deny by
+default), so a new route cannot go out unprotected by accident. No token, or an invalid, expired
+or revoked one: 401 with ``WWW-Authenticate: Bearer``. A valid token of the wrong role: 403. Tokens
+are RFC 6750 bearer tokens (``Authorization: Bearer cv_...``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from chartvault.archive.tokens import Principal
+from chartvault.policy import POLICY, PUBLIC
+from chartvault.services import Caller, Services
+
+log = logging.getLogger("chartvault.api.auth")
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="A ChartVault API token (`chartvault token create`), sent as `Authorization: Bearer cv_...`.",
+)
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(401, message, headers={"WWW-Authenticate": 'Bearer realm="chartvault"'})
+
+
+async def authorize(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Principal | None:
+    """The global dependency: resolve the token, check the route's roles, remember the caller."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", request.url.path)
+    allowed = POLICY.get((request.method, path))
+    if allowed is PUBLIC:
+        return None
+    root: Services = request.app.state.services
+    where = f"{request.method} {path}"
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _unauthorized("an API token is required (Authorization: Bearer ...)")
+    principal = await run_in_threadpool(root.access.verify_token, credentials.credentials)
+    if principal is None:
+        await run_in_threadpool(root.audit, "token.use", "route", where, "refused", {"reason": "invalid"})
+        raise _unauthorized("the API token is invalid, expired or revoked")
+    request.state.principal = principal
+    caller = root.acting_as(Caller.of_token(principal))
+    request.state.services = caller
+    if allowed is None or principal.role not in allowed:
+        await run_in_threadpool(
+            caller.audit, "token.use", "route", where, "forbidden", {"role": principal.role}
+        )
+        raise HTTPException(403, f"the {principal.role} role may not call {request.method} {path}")
+    await run_in_threadpool(caller.audit, "token.use", "route", where, "ok", None)
+    return principal
+
+
+async def refusal_before_route(request: Request) -> HTTPException | None:
+    """The 401/403 owed to a request that failed before ``authorize`` ran.
+
+    FastAPI decodes a JSON body before running dependencies, so an undecodable body
+    would otherwise be answered 400/422 to a caller with no valid token. Error
+    handlers call this first, so authentication is always answered before input.
+    """
+    if getattr(request.state, "principal", None) is not None:
+        return None
+    try:
+        await authorize(request, await bearer(request))
+    except HTTPException as exc:
+        return exc
+    return None

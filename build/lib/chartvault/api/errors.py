@@ -1,0 +1,108 @@
+"""Every refusal answered as JSON, with its HTTP status decided once, here.
+
+``{"error": {"code": ..., "message": ...[, "problems": [...]]}}``; messages carry ids, never names or
+page text. Routes declare the same shape for every error status in the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from chartvault.api.auth import refusal_before_route
+from chartvault.errors import (
+    ChartVaultError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    MalformedRequest,
+    NotFound,
+    TooLarge,
+    Unavailable,
+    UnsupportedMedia,
+)
+from chartvault.schemas.common import ErrorBody
+
+# Most specific class first: the first class an error is an instance of decides its status.
+HTTP_STATUS: tuple[tuple[type[ChartVaultError], int], ...] = (
+    (MalformedRequest, 400),
+    (NotFound, 404),
+    (Forbidden, 403),
+    (Conflict, 409),
+    (TooLarge, 413),
+    (UnsupportedMedia, 415),
+    (InvalidInput, 422),
+    (Unavailable, 503),
+)
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    429: "too_many_requests",
+}
+
+_DESCRIPTIONS = {
+    400: "Malformed request",
+    401: "No valid API token",
+    403: "The token's role may not do this",
+    404: "No such thing, or not one the caller may see",
+    409: "The thing's state does not allow it",
+    413: "Over a size limit",
+    415: "Unsupported media type",
+    422: "Invalid input",
+    503: "Not ready (e.g. the index is being rebuilt); see Retry-After",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` declaring the error body for these statuses (401 and 403 always)."""
+    return {s: {"model": ErrorBody, "description": _DESCRIPTIONS[s]} for s in sorted({401, 403, *statuses})}
+
+
+def status_of(exc: ChartVaultError) -> int:
+    return next((status for cls, status in HTTP_STATUS if isinstance(exc, cls)), 400)
+
+
+def error_response(
+    status: int, code: str, message: str, problems: list[dict[str, Any]] | None = None
+) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if problems:
+        body["problems"] = problems
+    return JSONResponse({"error": body}, status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error as JSON; authentication is always answered before input."""
+
+    @app.exception_handler(ChartVaultError)
+    async def refused(_: Request, exc: ChartVaultError) -> JSONResponse:
+        response = error_response(status_of(exc), exc.code, str(exc), exc.problems)
+        if isinstance(exc, Unavailable):
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if (refusal := await refusal_before_route(request)) is not None:
+            return await http_error(request, refusal)
+        parts = [f"{'.'.join(str(x) for x in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in exc.errors()]
+        return error_response(422, "invalid_request", "; ".join(parts))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and (refusal := await refusal_before_route(request)) is not None:
+            exc = refusal
+        response = error_response(
+            exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail)
+        )
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value  # e.g. WWW-Authenticate on 401
+        return response

@@ -1,0 +1,15 @@
+"""One router per feature; ``chartvault.api.app`` includes them all."""
+
+from chartvault.api.routes import access, batches, documents, health, releases, review, search
+
+ROUTERS = (
+    health.router,
+    batches.router,
+    documents.router,
+    search.router,
+    review.router,
+    releases.router,
+    access.router,
+)
+
+__all__ = ["ROUTERS"]

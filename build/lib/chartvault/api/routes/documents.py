@@ -1,0 +1,55 @@
+"""Reading archived documents: metadata, page text and the original, each read audited."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from chartvault.api.deps import ServicesDep
+from chartvault.api.errors import error_responses
+from chartvault.schemas.documents import DocumentView, PageText
+
+router = APIRouter(tags=["documents"])
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+@router.get("/documents/{doc_id}", summary="A document's metadata", responses=error_responses(404))
+def get_document(doc_id: str, services: ServicesDep) -> DocumentView:
+    return services.documents.get(doc_id, with_text=False)
+
+
+@router.get(
+    "/documents/{doc_id}/original",
+    response_class=StreamingResponse,
+    summary="The original file, streamed and checked against its sha256",
+    responses={
+        200: {
+            "description": "The original bytes",
+            "content": {m: _BINARY for m in ("application/pdf", "image/tiff", "image/png", "image/jpeg")},
+        },
+        **error_responses(404),
+    },
+)
+def get_original(doc_id: str, services: ServicesDep) -> StreamingResponse:
+    documents = services.documents
+    original = documents.original(doc_id)
+    return StreamingResponse(
+        documents.stream(doc_id, original),
+        media_type=original.mime,
+        headers={
+            "Content-Length": str(original.size),
+            "Content-Disposition": f'attachment; filename="{original.filename}"',
+            "X-Content-SHA256": original.ref.sha256,
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get(
+    "/documents/{doc_id}/pages/{page_no}/text",
+    summary="One page's text and confidence",
+    responses=error_responses(404, 422),
+)
+def get_page_text(doc_id: str, page_no: int, services: ServicesDep) -> PageText:
+    return services.documents.page_text(doc_id, page_no)

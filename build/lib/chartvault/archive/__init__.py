@@ -1,0 +1,1 @@
+"""The system of record: catalog database, object store."""

@@ -1,0 +1,103 @@
+"""Consistency of the archive: every catalog object present with its sha256 (fixity), nothing
+orphaned in the store. The index side is the indexer's reconcile; ``chartvault check`` joins both.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from chartvault.archive.lifecycle import INACTIVE
+from chartvault.archive.models import Disposition, Document, ReleaseAuthorization, ReleaseRequest
+from chartvault.archive.objectstore import IntegrityError, ObjectNotFoundError, ObjectRef, ObjectStore
+
+log = logging.getLogger(__name__)
+
+__all__ = ["StoreReport", "check_store"]
+
+
+@dataclass
+class StoreReport:
+    objects_checked: int = 0
+    bytes_checked: int = 0
+    missing: list[str] = field(default_factory=list)  # catalog row ids whose object is gone
+    corrupt: list[str] = field(default_factory=list)  # catalog row ids whose bytes fail sha256
+    orphans: list[str] = field(default_factory=list)  # store keys no catalog row names
+
+    @property
+    def consistent(self) -> bool:
+        return not (self.missing or self.corrupt or self.orphans)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "consistent": self.consistent,
+            "objects_checked": self.objects_checked,
+            "bytes_checked": self.bytes_checked,
+            "missing": sorted(self.missing),
+            "corrupt": sorted(self.corrupt),
+            "orphans": sorted(self.orphans),
+        }
+
+
+# Rows that name an archived object besides documents: (label, key, sha256, size, version columns).
+_OTHER_OBJECTS = (
+    ("certificate", Disposition, "certificate"),
+    ("release_package", ReleaseRequest, "package"),
+    ("authorization", ReleaseAuthorization, "image"),
+)
+
+
+def _catalog_refs(s: Session) -> Iterator[tuple[str, ObjectRef]]:
+    """(owner id, ref) for every object the catalog says exists."""
+    docs = s.execute(
+        select(
+            Document.id, Document.object_key, Document.sha256, Document.size, Document.object_version
+        ).where(Document.object_key.is_not(None), Document.status.not_in(INACTIVE))
+    )
+    for doc_id, key, sha, size, version in docs:
+        yield f"document:{doc_id}", ObjectRef(key, sha, size, version)
+    for label, model, prefix in _OTHER_OBJECTS:
+        cols = [getattr(model, f"{prefix}_{c}") for c in ("key", "sha256", "size", "version")]
+        for row_id, key, sha, size, version in s.execute(select(model.id, *cols).where(cols[0].is_not(None))):
+            yield f"{label}:{row_id}", ObjectRef(key, sha, size or 0, version)
+
+
+def check_store(sessions: sessionmaker[Session], store: ObjectStore, fixity: bool = True) -> StoreReport:
+    """Read back every catalog object (sha256 verified) and look for store objects nobody names.
+
+    Orphans are reported, never deleted here: they are usually locked, and an orphan
+    can be a write whose catalog commit a crash cut off (re-running its batch relinks it).
+    """
+    report = StoreReport()
+    named: set[tuple[str, str | None]] = set()
+    with sessions() as s:
+        refs = list(_catalog_refs(s))
+    for owner, ref in refs:
+        named.add((ref.key, ref.version_id))
+        report.objects_checked += 1
+        try:
+            if fixity:
+                for chunk in store.open(ref):
+                    report.bytes_checked += len(chunk)
+            elif not store.exists(ref):
+                raise ObjectNotFoundError(ref.key)
+        except ObjectNotFoundError:
+            report.missing.append(owner)
+        except IntegrityError:
+            report.corrupt.append(owner)
+    for ref in store.iter_refs():
+        if (ref.key, ref.version_id) not in named:
+            report.orphans.append(f"{ref.key}@{ref.version_id}" if ref.version_id else ref.key)
+    if not report.consistent:
+        log.warning(
+            "store check: missing=%d corrupt=%d orphans=%d",
+            len(report.missing),
+            len(report.corrupt),
+            len(report.orphans),
+        )
+    return report

@@ -1,0 +1,291 @@
+"""Misfile correction: pages filed under the wrong patient.
+
+A whole document filed to the wrong patient is a catalog correction: the stored
+object holds no patient, so it stays as it is, and retention is recomputed
+(store locks only extend). Pages of *another* patient inside a document are
+different: the locked original mixes two patients' records, so it is split into
+two new objects (the pages that stay, the pages that move) and the original
+version is deleted before its retention ends. That needs the store's GOVERNANCE
+bypass, so it is an explicit break-glass action, audited; under COMPLIANCE the
+store cannot allow it and the correction is refused with the date it could happen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from chartvault.archive.holds import active_hold_ids
+from chartvault.archive.lifecycle import (
+    INACTIVE,
+    RetentionPolicy,
+    apply_retention,
+    decide,
+    document_ref,
+    recompute_patient,
+)
+from chartvault.archive.models import (
+    DOC_SUPERSEDED,
+    FILE_ARCHIVED,
+    PAGE_ARCHIVED,
+    BatchFile,
+    Document,
+    IndexTask,
+    Page,
+    Patient,
+    new_id,
+)
+from chartvault.archive.objectstore import LOCK_COMPLIANCE, ObjectRef, ObjectStore
+from chartvault.errors import Conflict
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MisfileRefused", "MisfileResult", "correct_misfile"]
+
+
+class MisfileRefused(Conflict):
+    """The correction cannot be made (the message says why and what to do; ids only)."""
+
+
+@dataclass
+class MisfileResult:
+    document_id: str
+    mode: str  # refile | split
+    new_documents: list[str] = field(default_factory=list)
+    versions_deleted: list[str] = field(default_factory=list)
+    break_glass: bool = False
+
+
+def _target_patient(s: Session, mrn: str) -> Patient:
+    patient = s.scalars(select(Patient).where(Patient.mrn == mrn)).first()
+    if patient is None:
+        raise MisfileRefused("no patient with that MRN in the catalog; archive or register the patient first")
+    return patient
+
+
+def _file_as(doc: Document, patient: Patient) -> None:
+    doc.mrn, doc.patient_id = patient.mrn, patient.id
+    doc.patient_name, doc.dob = patient.name, patient.dob
+    conf = dict(doc.identifier_confidence or {})
+    conf.update({"mrn": 1.0, "name": 1.0, "dob": 1.0})
+    doc.identifier_confidence = conf
+
+
+def correct_misfile(
+    s: Session,
+    store: ObjectStore,
+    policy: RetentionPolicy,
+    doc_id: str,
+    to_mrn: str,
+    tmp_dir: Path,
+    pages: Sequence[int] | None = None,
+    break_glass: bool = False,
+) -> MisfileResult:
+    """Refile a document, or split the given pages out of it to the patient ``to_mrn``.
+
+    The caller commits and audits. Raises MisfileRefused when it cannot be done.
+    """
+    doc = s.get(Document, doc_id)
+    if doc is None or doc.status in INACTIVE or not doc.object_key:
+        raise MisfileRefused(f"document {doc_id} is not a live archived document")
+    patient = _target_patient(s, to_mrn)
+    own_pages = sorted(p.page_no for p in doc.pages)
+    moving = sorted(set(pages or own_pages))
+    if not set(moving) <= set(own_pages):
+        raise MisfileRefused(f"document {doc_id} has pages {own_pages}; cannot move {moving}")
+    old_mrn = doc.mrn
+    if moving == own_pages:
+        _file_as(doc, patient)
+        s.add(IndexTask(document_id=doc.id, op="upsert"))
+        s.flush()
+        apply_retention(s, store, doc, policy)
+        for mrn in {old_mrn, to_mrn} - {None}:
+            recompute_patient(s, store, mrn, policy)  # type: ignore[arg-type]
+        return MisfileResult(doc.id, "refile")
+    return _split(s, store, policy, doc, patient, moving, tmp_dir, break_glass, old_mrn)
+
+
+def _split(
+    s: Session,
+    store: ObjectStore,
+    policy: RetentionPolicy,
+    doc: Document,
+    patient: Patient,
+    moving: list[int],
+    tmp_dir: Path,
+    break_glass: bool,
+    old_mrn: str | None,
+) -> MisfileResult:
+    ref = document_ref(doc)
+    mode, until = store.retention(ref)
+    locked = until is not None and until > datetime.now(UTC)
+    if locked and mode == LOCK_COMPLIANCE:
+        raise MisfileRefused(
+            f"document {doc.id} is stored under COMPLIANCE retention until {until:%Y-%m-%d}: the mixed "
+            "original cannot be removed before then, not even by break-glass. Keep it in the review "
+            "queue and record the correction; split it after that date."
+        )
+    if locked and not break_glass:
+        raise MisfileRefused(
+            f"splitting document {doc.id} deletes its locked original before retention ends: "
+            "repeat as an explicit break-glass action (it is audited)"
+        )
+    if active_hold_ids(s, doc.id) or store.legal_hold(ref):
+        raise MisfileRefused(f"document {doc.id} is under legal hold; release the hold before correcting it")
+    sharing = s.scalar(
+        select(func.count())
+        .select_from(Document)
+        .where(Document.object_key == doc.object_key, Document.id != doc.id, Document.status.not_in(INACTIVE))
+    )
+    if sharing:
+        raise MisfileRefused(
+            f"the original of document {doc.id} also holds other documents; correct those first"
+        )
+
+    staying = [p for p in sorted(doc.pages, key=lambda p: p.page_no) if p.page_no not in moving]
+    moved = [p for p in sorted(doc.pages, key=lambda p: p.page_no) if p.page_no in moving]
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=tmp_dir) as work:
+        original = Path(work, "original")
+        with original.open("wb") as fp:
+            store.read_into(ref, fp)
+        parts = []
+        for n, group in enumerate((staying, moved), start=1):
+            part = Path(work, f"part{n}")
+            _extract_pages(original, doc.mime, [p.page_no for p in group], part)
+            parts.append(part)
+        new_docs = [
+            _new_document(s, store, policy, doc, group, part, n)
+            for n, (group, part) in enumerate(zip((staying, moved), parts, strict=True), start=1)
+        ]
+    _file_as(new_docs[1], patient)
+    s.flush()
+    for d in new_docs:
+        apply_retention(s, store, d, policy)
+    doc.status = DOC_SUPERSEDED
+    for p in doc.pages:  # the text now lives with the new documents
+        p.text, p.words, p.identifiers = None, None, None
+    s.add(IndexTask(document_id=doc.id, op="delete"))
+    s.add_all([IndexTask(document_id=d.id, op="upsert") for d in new_docs])
+    s.flush()
+    for mrn in {old_mrn, patient.mrn} - {None}:
+        recompute_patient(s, store, mrn, policy)  # type: ignore[arg-type]
+    deleted = []
+    for version in store.versions(ref):
+        store.delete_version(version, bypass_governance=True)
+        deleted.append(version.version_id or "(single version)")
+    log.info(
+        "misfile split doc=%s into=%s versions_deleted=%d", doc.id, [d.id for d in new_docs], len(deleted)
+    )
+    return MisfileResult(doc.id, "split", [d.id for d in new_docs], deleted, break_glass=True)
+
+
+def _new_document(
+    s: Session,
+    store: ObjectStore,
+    policy: RetentionPolicy,
+    old: Document,
+    pages: list[Page],
+    path: Path,
+    n: int,
+) -> Document:
+    with path.open("rb") as fp:
+        data_sha = hashlib.file_digest(fp, "sha256").hexdigest()  # streamed, not read whole
+    size = path.stat().st_size
+    old_file = s.get(BatchFile, old.file_id)
+    assert old_file is not None
+    seq = (s.scalar(select(func.max(BatchFile.seq)).where(BatchFile.batch_id == old.batch_id)) or 0) + 1
+    f = BatchFile(
+        id=new_id(),
+        batch_id=old.batch_id,
+        seq=seq,
+        original_name=f"correction-{old.id}-part{n}",
+        size=size,
+        sha256=data_sha,
+        kind=old_file.kind,
+        page_count=len(pages),
+        status=FILE_ARCHIVED,
+        reason_code="misfile_correction",
+        reason=f"Made from document {old.id} by a misfile correction.",
+    )
+    s.add(f)
+    now = datetime.now(UTC)
+    doc = Document(
+        id=new_id(),
+        file_id=f.id,
+        batch_id=old.batch_id,
+        first_page=1,
+        page_count=len(pages),
+        sha256=data_sha,
+        size=size,
+        mime=old.mime,
+        doc_type=old.doc_type,
+        doc_type_confidence=old.doc_type_confidence,
+        classification_source=old.classification_source,
+        mrn=old.mrn,
+        patient_name=old.patient_name,
+        dob=old.dob,
+        date_of_service=old.date_of_service,
+        account=old.account,
+        encounter=old.encounter,
+        identifier_confidence=dict(old.identifier_confidence or {}),
+        patient_id=old.patient_id,
+        icd_codes=old.icd_codes,
+        status=PAGE_ARCHIVED,
+        archived_at=now,
+    )
+    s.add(doc)
+    for i, p in enumerate(pages, start=1):
+        s.add(
+            Page(
+                id=new_id(),
+                file_id=f.id,
+                document_id=doc.id,
+                page_no=i,
+                status=PAGE_ARCHIVED,
+                text=p.text,
+                confidence=p.confidence,
+                source=p.source,
+                rotation=p.rotation,
+                width=p.width,
+                height=p.height,
+                words=p.words,
+                identifiers=p.identifiers,
+                blank=p.blank,
+            )
+        )
+    s.flush()
+    lock_until = policy.lock_until(decide(s, doc, policy, now), now)
+    stored: ObjectRef = store.put_file(str(path), data_sha, old.mime, retain_until=lock_until)
+    doc.object_key, doc.object_version = stored.key, stored.version_id
+    return doc
+
+
+def _extract_pages(src: Path, mime: str, page_nos: list[int], dst: Path) -> None:
+    """Write the given 1-based pages of a PDF or multi-page TIFF as a new file of the same kind."""
+    if mime == "application/pdf":
+        import pypdfium2 as pdfium
+
+        with pdfium.PdfDocument(str(src)) as pdf:
+            out = pdfium.PdfDocument.new()
+            out.import_pages(pdf, [n - 1 for n in page_nos])
+            out.save(str(dst))
+            out.close()
+        return
+    if mime == "image/tiff":
+        from PIL import Image, ImageSequence
+
+        with Image.open(src) as im:
+            frames = [f.copy() for i, f in enumerate(ImageSequence.Iterator(im), start=1) if i in page_nos]
+        compression = "group4" if all(f.mode == "1" for f in frames) else "tiff_lzw"
+        frames[0].save(dst, format="TIFF", save_all=True, append_images=frames[1:], compression=compression)
+        return
+    raise MisfileRefused(f"a {mime} original has one page; refile the whole document instead")

@@ -1,0 +1,92 @@
+"""Classification results: plain data, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+DOC_TYPES: tuple[str, ...] = (
+    "history_and_physical",
+    "progress_note",
+    "consult_note",
+    "discharge_summary",
+    "operative_report",
+    "radiology_report",
+    "ed_note",
+    "lab_report",
+    "pathology_report",
+    "consent",
+    "advance_directive",
+    "correspondence",
+    "billing",
+    "roi_authorization",
+    "legal",
+    "other",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Extracted:
+    """One identifier value with a confidence in [0, 1]."""
+
+    value: str
+    confidence: float
+
+
+@dataclass(slots=True)
+class Identifiers:
+    """Patient identifiers found on a page or merged over a document.
+
+    Dates are ISO ``YYYY-MM-DD`` strings; the MRN is a string (leading zeros kept).
+    """
+
+    mrn: Extracted | None = None
+    name: Extracted | None = None  # as printed, normalised to "LAST, FIRST M"
+    dob: Extracted | None = None
+    date_of_service: Extracted | None = None
+    account: Extracted | None = None
+    encounter: Extracted | None = None
+    # ICD-10-CM codes printed in a diagnosis context (Dx:, Diagnosis:, ICD-10:, Impression:), in page order.
+    icd_codes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (stored per page in the catalog)."""
+        out: dict = {k: (asdict(v) if v else None) for k, v in self.as_items()}
+        out["icd_codes"] = list(self.icd_codes)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Identifiers:
+        """Inverse of ``to_dict``; unknown keys are ignored so older catalog rows still load."""
+        fields = {k: Extracted(**v) for k, v in data.items() if k in _EXTRACTED_FIELDS and v}
+        return cls(**fields, icd_codes=[str(c) for c in data.get("icd_codes") or []])
+
+    def as_items(self) -> list[tuple[str, Extracted | None]]:
+        """The single-valued identifier fields, in a fixed order."""
+        return [
+            ("mrn", self.mrn),
+            ("name", self.name),
+            ("dob", self.dob),
+            ("date_of_service", self.date_of_service),
+            ("account", self.account),
+            ("encounter", self.encounter),
+        ]
+
+
+_EXTRACTED_FIELDS = frozenset({"mrn", "name", "dob", "date_of_service", "account", "encounter"})
+
+# Where a document type came from (documents.classification_source).
+SOURCE_MODEL, SOURCE_RULES, SOURCE_COVER_SHEET, SOURCE_HINT, SOURCE_STAFF = (
+    "model",
+    "rules",
+    "cover_sheet",
+    "hint",
+    "staff",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DocTypePrediction:
+    doc_type: str
+    confidence: float  # [0, 1]
+    scores: dict[str, float] = field(default_factory=dict)
+    source: str = SOURCE_RULES  # model (rules blended with the trained model) | rules | hint

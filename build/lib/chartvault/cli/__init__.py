@@ -1,0 +1,34 @@
+"""The ``chartvault`` command: one module per feature over the services (see ``_common``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from chartvault.cli import access, documents, intake, records, release, review, search, serve
+
+app = typer.Typer(
+    help="ChartVault: scan, OCR, classify, index and archive paper medical records.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log progress (ids only, no PHI).")
+    ] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+for feature in (intake, documents, search, review, records, release, access, serve):
+    feature.register(app)
+
+__all__ = ["app"]

@@ -1,0 +1,435 @@
+"""The file stages: once every page of a file is read, it becomes archived, queued documents.
+
+Each stage takes the file's ``FileWork`` and is idempotent against a crash: documents are written
+once (``identify`` commits them), a document is archived once (``archive`` skips stored ones, and the
+object store is content-addressed anyway), and ``enqueue`` queues only documents not yet queued or
+indexed. ``chartvault.ingest.pipeline.FILE_STAGES`` lists them in order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from chartvault.archive.holds import apply_holds_to_new_document
+from chartvault.archive.lifecycle import RetentionPolicy, decide, object_tags, recompute_patient
+from chartvault.archive.models import (
+    FILE_ARCHIVED,
+    PAGE_ARCHIVED,
+    PAGE_CLASSIFIED,
+    PAGE_INDEXED,
+    PAGE_OCR,
+    REVIEW_PENDING,
+    BatchFile,
+    Document,
+    IndexTask,
+    Page,
+    Patient,
+    new_id,
+)
+from chartvault.archive.objectstore import ObjectStore
+from chartvault.classify import classify_document, extract_identifiers, merge_identifiers
+from chartvault.classify.coversheet import CoverSheet, find_cover_sheet
+from chartvault.classify.model import DocTypeModel
+from chartvault.classify.types import (
+    SOURCE_COVER_SHEET,
+    SOURCE_MODEL,
+    SOURCE_RULES,
+    DocTypePrediction,
+    Identifiers,
+)
+from chartvault.filetypes import FileKind
+from chartvault.ingest.batches import flag_batch
+
+log = logging.getLogger("chartvault.pipeline")
+
+# Review reason codes (documents.review_reasons[].code).
+REVIEW_LOW_CONFIDENCE = "low_confidence"
+REVIEW_MISFILE = "possible_misfile"
+
+
+@dataclass(frozen=True, slots=True)
+class StageEnv:
+    """What the file stages of one batch share (the classifier model is resolved once per batch)."""
+
+    data_dir: Path
+    store: ObjectStore
+    policy: RetentionPolicy
+    model: DocTypeModel | None
+    review_threshold: float
+
+
+@dataclass(slots=True)
+class Segment:
+    """A run of pages of one file that forms one document, and the cover sheet in front of it."""
+
+    cover: CoverSheet | None
+    cover_page: Page | None
+    pages: list[Page]
+    invalid: bool = False  # a cover-sheet barcode was there but did not validate
+    document: Document | None = None
+    prediction: DocTypePrediction | None = None
+
+
+@dataclass(slots=True)
+class FileWork:
+    """One file between its last page read and its documents queued for the index."""
+
+    session: Session
+    file: BatchFile
+    env: StageEnv
+    segments: list[Segment] = field(default_factory=list)  # only for a file not yet split
+    documents: list[Document] = field(default_factory=list)
+    cover_sheets_only: bool = False  # the file held cover sheets and nothing else
+
+
+FileStage = Callable[[FileWork], None]
+
+
+# -- segment ------------------------------------------------------------------------------------------
+
+
+def segment(work: FileWork) -> None:
+    """Split the file at cover sheets (no sheet: the whole file is one document).
+
+    A file whose documents exist already (a resumed run) keeps them: later stages finish those.
+    """
+    f = work.file
+    if f.documents:
+        work.documents = sorted(f.documents, key=lambda d: d.first_page)
+        return
+    segs = _split(list(f.pages))
+    kept: list[Segment] = []
+    for seg in segs:
+        has_content = any(not p.blank for p in seg.pages)
+        if seg.cover_page is not None:
+            seg.cover_page.flags = [{"code": "cover_sheet" if seg.cover else "invalid_cover_sheet"}]
+            if seg.cover_page.status == PAGE_OCR:
+                seg.cover_page.status = PAGE_CLASSIFIED
+            if not has_content:
+                flag_batch(
+                    f.batch,
+                    {
+                        "code": "empty_cover_sheet",
+                        "file_id": f.id,
+                        "page_no": seg.cover_page.page_no,
+                        "message": f"The cover sheet on page {seg.cover_page.page_no} of file #{f.seq} "
+                        "is followed by no document page.",
+                    },
+                )
+        if has_content or (seg.pages and seg.cover_page is None):
+            kept.append(seg)
+    if not kept:  # only cover sheets: still one document, so the original is archived and a person sees it
+        kept = [Segment(None, None, list(f.pages))]
+        work.cover_sheets_only = True
+    work.segments = kept
+
+
+def _split(pages: list[Page]) -> list[Segment]:
+    segs: list[Segment] = [Segment(None, None, [])]
+    for p in pages:
+        cover, invalid = find_cover_sheet(p.barcodes)
+        if cover is not None or invalid:
+            segs.append(Segment(cover, p, [], invalid=cover is None))
+        else:
+            segs[-1].pages.append(p)
+    if segs[0].pages and len(segs) > 1 and all(p.blank for p in segs[0].pages):
+        segs[0].pages = []  # blank sheets in front of the first cover sheet are no document
+    return [sg for sg in segs if sg.pages or sg.cover_page is not None]
+
+
+# -- classify ------------------------------------------------------------------------------------------
+
+
+def classify(work: FileWork) -> None:
+    """Each new segment's document type: the cover sheet's, else title rules blended with the model."""
+    f = work.file
+    for seg in work.segments:
+        if seg.cover is not None:
+            seg.prediction = DocTypePrediction(seg.cover.doc_type, 1.0, source=SOURCE_COVER_SHEET)
+        else:
+            texts = [p.text or "" for p in seg.pages if not p.blank]
+            seg.prediction = classify_document(texts, hint=f.doc_type_hint, model=work.env.model)
+
+
+# -- identify ------------------------------------------------------------------------------------------
+
+
+def identify(work: FileWork) -> None:
+    """Each new document's identifiers, ICD codes, misfiled pages and review reasons; then commit.
+
+    A document whose type is uncertain, or whose pages disagree on whose they are, goes to the review
+    queue (archived, so the original is safe, but linked to no patient until a person decides).
+    """
+    if not work.segments:
+        return
+    f = work.file
+    for seg in work.segments:
+        doc = _new_document(f, seg)
+        page_ids = [(p, _page_identifiers(p)) for p in _content(seg)]
+        _apply_identifiers(f, doc, merge_identifiers([pi for _, pi in page_ids]), seg.cover)
+        reasons = _review_reasons(f, seg, doc, page_ids, work.env.review_threshold)
+        if work.cover_sheets_only:
+            reasons.append(
+                {"code": "cover_sheet_only", "message": f"File #{f.seq} holds cover sheets but no document."}
+            )
+        doc.review_reasons = reasons or None
+        doc.review_status = REVIEW_PENDING if reasons else None
+        if reasons:
+            log.info(
+                "document held for review doc=%s file=%s codes=%s",
+                doc.id,
+                f.id,
+                ",".join(r["code"] for r in reasons),
+            )
+        work.session.add(doc)
+        work.documents.append(doc)
+    work.session.commit()
+    work.session.refresh(f)
+
+
+def _content(seg: Segment) -> list[Page]:
+    return [p for p in seg.pages if not p.blank]
+
+
+def _new_document(f: BatchFile, seg: Segment) -> Document:
+    prediction = seg.prediction
+    assert prediction is not None, "classify runs before identify"
+    doc = Document(
+        id=new_id(),
+        file_id=f.id,
+        batch_id=f.batch_id,
+        first_page=seg.pages[0].page_no if seg.pages else 1,
+        page_count=len(seg.pages),
+        blank_pages=len(seg.pages) - len(_content(seg)),
+        sha256=f.sha256,
+        size=f.size,
+        mime=FileKind(f.kind).mime,
+        doc_type=prediction.doc_type,
+        doc_type_confidence=prediction.confidence,
+        classification_source=prediction.source,
+        status=PAGE_CLASSIFIED,
+    )
+    for p in seg.pages:
+        p.document_id = doc.id
+        p.flags = None
+        if p.status == PAGE_OCR:
+            p.status = PAGE_CLASSIFIED
+    seg.document = doc
+    return doc
+
+
+def _review_reasons(
+    f: BatchFile,
+    seg: Segment,
+    doc: Document,
+    page_ids: list[tuple[Page, Identifiers]],
+    threshold: float,
+) -> list[dict[str, str]]:
+    reasons: list[dict[str, str]] = []
+    prediction = seg.prediction
+    assert prediction is not None
+    if seg.invalid:
+        reasons.append(
+            {
+                "code": "invalid_cover_sheet",
+                "message": "A cover-sheet barcode before this document did not validate.",
+            }
+        )
+    uncertain = prediction.source in (SOURCE_MODEL, SOURCE_RULES)
+    if uncertain and prediction.confidence < threshold:
+        reasons.append(
+            {
+                "code": REVIEW_LOW_CONFIDENCE,
+                "message": f"Document type confidence {prediction.confidence:.2f} is below {threshold:.2f}.",
+            }
+        )
+    misfiled = _misfile_pages(doc, page_ids)
+    for p, fields in misfiled:
+        p.flags = [{"code": REVIEW_MISFILE, "fields": fields}]
+    if misfiled:
+        nums = ", ".join(str(p.page_no) for p, _ in misfiled)
+        fields = sorted({fld for _, fl in misfiled for fld in fl})
+        reasons.append(
+            {
+                "code": REVIEW_MISFILE,
+                "message": f"Page(s) {nums} of file #{f.seq}: {', '.join(fields)} disagree with the rest "
+                "of the document; held, not linked to a patient.",
+            }
+        )
+    return reasons
+
+
+def _page_identifiers(page: Page) -> Identifiers:
+    """The identifiers the worker extracted from this page (or extract them now, for older rows)."""
+    if page.identifiers is None:
+        return extract_identifiers(page.text or "")
+    return Identifiers.from_dict(page.identifiers)
+
+
+def _apply_identifiers(f: BatchFile, doc: Document, ids: Identifiers, cover: CoverSheet | None) -> None:
+    """Identifiers onto the document: values read, then the cover sheet's and manifest's (they win)."""
+    conf: dict[str, float] = {}
+    for name, value in ids.as_items():
+        if value is not None:
+            conf[name] = round(value.confidence, 3)
+    doc.mrn = ids.mrn.value if ids.mrn else None
+    doc.patient_name = ids.name.value if ids.name else None
+    doc.dob = _iso(ids.dob.value) if ids.dob else None
+    doc.date_of_service = _iso(ids.date_of_service.value) if ids.date_of_service else None
+    doc.account = ids.account.value if ids.account else None
+    doc.encounter = ids.encounter.value if ids.encounter else None
+    doc.icd_codes = list(ids.icd_codes) or None
+    if cover is not None:
+        doc.mrn, conf["mrn"] = cover.mrn, 1.0  # printed by staff for this document: it wins
+        if cover.dob is not None:
+            doc.dob, conf["dob"] = cover.dob, 1.0
+    if f.mrn_hint:
+        if doc.mrn and doc.mrn != f.mrn_hint:
+            flag_batch(
+                f.batch,
+                {
+                    "code": "mrn_mismatch",
+                    "file_id": f.id,
+                    "document_id": doc.id,
+                    "message": f"The MRN read from file #{f.seq} differs from the manifest's.",
+                },
+            )
+        doc.mrn = f.mrn_hint  # the operator's indexing wins; the disagreement is flagged
+        conf["mrn"] = 1.0
+    doc.identifier_confidence = conf
+
+
+# A page value counts against the document only when it was read cleanly (labelled, no OCR fix-ups):
+# a misread digit must not hold a document. Names are not compared: OCR varies them too much.
+_MISFILE_MIN_CONFIDENCE = 0.8
+_MISFILE_FIELDS = ("mrn", "dob")
+
+
+def _misfile_pages(doc: Document, page_ids: list[tuple[Page, Identifiers]]) -> list[tuple[Page, list[str]]]:
+    """Pages whose MRN or DOB disagrees with the document's: the cover sheet's or manifest's, else the
+    pages' confidence-weighted majority."""
+    want = {"mrn": doc.mrn, "dob": doc.dob.isoformat() if doc.dob else None}
+    out: list[tuple[Page, list[str]]] = []
+    for page, ids in page_ids:
+        fields = []
+        for name in _MISFILE_FIELDS:
+            got = getattr(ids, name)
+            if got is None or want[name] is None or got.confidence < _MISFILE_MIN_CONFIDENCE:
+                continue
+            if got.value != want[name]:
+                fields.append(name)
+        if fields:
+            out.append((page, fields))
+    return out
+
+
+# -- archive -------------------------------------------------------------------------------------------
+
+
+def archive(work: FileWork) -> None:
+    """Store each document's original locked until its retention date, and record it (one commit each).
+
+    Retention is decided before the write so the version is never unlocked; holds on the patient or
+    encounter catch it at once; the new encounter extends the patient's other documents.
+    """
+    for doc in work.documents:
+        if doc.object_key is None:
+            _archive_document(work, doc)
+
+
+def _archive_document(work: FileWork, doc: Document) -> None:
+    s, f, env = work.session, work.file, work.env
+    now = datetime.now(UTC)
+    doc.patient_id = match_patient(s, doc)
+    decision = decide(s, doc, env.policy, now)
+    lock_until = env.policy.lock_until(decision, now)
+    staged = env.data_dir / (f.staged_path or "")
+    ref = env.store.put_file(
+        str(staged), f.sha256, doc.mime, retain_until=lock_until, tags=object_tags(doc, decision)
+    )
+    doc.object_key, doc.object_version = ref.key, ref.version_id
+    doc.retain_until, doc.retention_rule = decision.retain_until, decision.rule_id
+    doc.retention_computed_at, doc.object_retain_until = now, lock_until
+    doc.status = PAGE_ARCHIVED
+    doc.archived_at = now
+    s.flush()
+    apply_holds_to_new_document(s, env.store, doc)
+    if doc.mrn:
+        recompute_patient(s, env.store, doc.mrn, env.policy, skip=[doc.id])
+    for p in doc.pages:
+        if p.status in (PAGE_CLASSIFIED, PAGE_OCR):
+            p.status = PAGE_ARCHIVED
+    s.commit()
+    log.info("document archived doc=%s file=%s batch=%s pages=%d", doc.id, f.id, f.batch_id, doc.page_count)
+
+
+def match_patient(s: Session, doc: Document) -> str | None:
+    """Link to a patient only when a second identifier agrees with the MRN (never on MRN alone).
+
+    A document held as a possible misfile is linked to no one until a person resolves it.
+    """
+    if not doc.mrn or held_as_misfile(doc):
+        return None
+    patient = s.scalars(select(Patient).where(Patient.mrn == doc.mrn)).first()
+    if patient is None:
+        if doc.dob is None and not doc.patient_name:
+            return None
+        patient = Patient(id=new_id(), mrn=doc.mrn, name=doc.patient_name, dob=doc.dob)
+        s.add(patient)
+        s.flush()
+        return patient.id
+    agrees = (doc.dob is not None and doc.dob == patient.dob) or (
+        bool(doc.patient_name) and doc.patient_name == patient.name
+    )
+    return patient.id if agrees else None
+
+
+def held_as_misfile(doc: Document) -> bool:
+    """True while the document waits in review because its pages may belong to someone else."""
+    return doc.review_status == REVIEW_PENDING and any(
+        r.get("code") == REVIEW_MISFILE for r in (doc.review_reasons or [])
+    )
+
+
+# -- enqueue -------------------------------------------------------------------------------------------
+
+
+def enqueue(work: FileWork) -> None:
+    """Queue each archived document for the index writer (once), then close the file.
+
+    Cover-sheet pages belong to no document but are archived with the original. Several documents of
+    one file share one stored object, so the staged bytes are removed only after the last is archived.
+    """
+    s, f = work.session, work.file
+    queued = set(
+        s.scalars(
+            select(IndexTask.document_id).where(IndexTask.document_id.in_([d.id for d in work.documents]))
+        )
+    )
+    for doc in work.documents:
+        if doc.object_key and doc.status != PAGE_INDEXED and doc.indexed_at is None and doc.id not in queued:
+            s.add(IndexTask(document_id=doc.id, op="upsert"))
+    for p in f.pages:
+        if p.document_id is None and p.status in (PAGE_OCR, PAGE_CLASSIFIED):
+            p.status = PAGE_ARCHIVED
+    f.status = FILE_ARCHIVED
+    s.commit()
+    if f.staged_path and (work.env.data_dir / f.staged_path).exists():
+        (work.env.data_dir / f.staged_path).unlink()  # the original now lives in the object store
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+
+def _iso(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None

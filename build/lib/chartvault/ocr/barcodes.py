@@ -1,0 +1,89 @@
+"""Barcodes on a page image: Code 128, Code 39 and QR, read with zxing-cpp.
+
+Why: patient labels carry a linear barcode of the MRN or account number and scanning cover sheets carry
+one that says whose document follows and of what type (``chartvault.classify.coversheet``); a barcode
+decodes exactly or not at all, where OCR of the same digits guesses. Pure functions, no I/O beyond reading
+the page image; nothing here logs payloads (they are identifiers).
+
+Cost (measured on letter pages, 2 cores, see the report in ``bench``/README): the page is decoded once more
+in addition to the OCR pass — a TIFF frame or PNG/JPEG with Pillow, a PDF page rendered by pdfium at
+``BARCODE_DPI`` — and reduced to at most ``MAX_SIDE`` pixels on the long side before zxing runs, which keeps
+it to tens of milliseconds against seconds of tesseract.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from chartvault.filetypes import FileKind
+
+__all__ = ["BARCODE_DPI", "FORMATS", "MAX_SIDE", "page_barcodes", "page_image", "read_barcodes"]
+
+FORMATS = "Code128,Code39,QRCode"
+BARCODE_DPI = 150  # PDF pages are rendered at this resolution for barcode reading only
+MAX_SIDE = 2200  # longer sides are reduced (a 300-dpi letter page is 3300 px): enough for label barcodes
+
+
+def read_barcodes(image: Image.Image | Any) -> list[dict[str, str]]:
+    """Code 128, Code 39 and QR codes on one page image (PIL image or numpy array), top to bottom.
+
+    Each is ``{"format": "Code128" | "Code39" | "QRCode", "text": payload}``; identical symbols printed twice
+    on a page (a QR and a Code 128 of the same payload are two entries, a repeated label is one).
+    """
+    import zxingcpp
+
+    formats = zxingcpp.barcode_formats_from_str(FORMATS)
+    # Inverted (light-on-dark) symbols are not printed on chart paper: skipping that pass saves ~15 %.
+    found = zxingcpp.read_barcodes(image, formats=formats, try_invert=False)
+    out: list[dict[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for b in sorted(found, key=lambda b: (b.position.top_left.y, b.position.top_left.x)):
+        fmt = _format_name(b.format)
+        key = (fmt, b.text)
+        if key in seen or not b.text:
+            continue
+        seen.add(key)
+        out.append({"format": fmt, "text": b.text})
+    return out
+
+
+def _format_name(fmt: Any) -> str:
+    name = str(fmt).rsplit(".", 1)[-1].replace(" ", "")  # 'QR Code' -> 'QRCode'
+    return {"Code39Std": "Code39", "Code39Ext": "Code39", "QRCodeModel2": "QRCode"}.get(name, name)
+
+
+def page_image(path: Path, kind: FileKind, page_no: int, dpi: int = BARCODE_DPI) -> Image.Image:
+    """One page of a file as an 8-bit grayscale image small enough to scan quickly (1-based page_no)."""
+    if kind is FileKind.PDF:
+        import pypdfium2 as pdfium
+
+        doc = pdfium.PdfDocument(str(path))
+        try:
+            page = doc[page_no - 1]
+            try:
+                bitmap = page.render(scale=dpi / 72, grayscale=True)
+                img = bitmap.to_pil().convert("L")
+            finally:
+                page.close()
+        finally:
+            doc.close()
+    else:
+        with Image.open(path) as im:
+            if page_no > 1 or kind is FileKind.TIFF:
+                im.seek(page_no - 1)
+            if kind is FileKind.JPEG and max(im.size) > MAX_SIDE:
+                im.draft("L", (im.width // 2, im.height // 2))  # DCT-domain downscale: half the decode
+            img = im.convert("L")
+    longest = max(img.size)
+    if longest > MAX_SIDE:
+        factor = MAX_SIDE / longest
+        img = img.resize((max(1, round(img.width * factor)), max(1, round(img.height * factor))), Image.BOX)
+    return img
+
+
+def page_barcodes(path: Path, kind: FileKind, page_no: int) -> list[dict[str, str]]:
+    """Barcodes of one page of a file (see ``read_barcodes``)."""
+    return read_barcodes(page_image(path, kind, page_no))

@@ -1,0 +1,1 @@
+"""Release of information (requests, authorizations, packages, disclosures)."""

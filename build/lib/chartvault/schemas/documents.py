@@ -1,0 +1,85 @@
+"""Archived documents: metadata, identifiers with confidences, pages and their text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IdentifierValue:
+    value: str
+    confidence: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentIdentifiers:
+    mrn: IdentifierValue | None
+    name: IdentifierValue | None
+    dob: IdentifierValue | None
+    date_of_service: IdentifierValue | None
+    account: IdentifierValue | None
+    encounter: IdentifierValue | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentPage:
+    page_no: int
+    status: str
+    confidence: float | None
+    source: str | None
+    rotation: int | None
+    flags: list[dict[str, Any]]
+    text: str | None  # only when asked for (the CLI's ``show``); the API serves text page by page
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentView:
+    """A document's metadata (blank backs are archived but neither listed nor counted)."""
+
+    id: str
+    batch_id: str
+    file_id: str
+    status: str
+    doc_type: str | None
+    doc_type_confidence: float | None
+    identifiers: DocumentIdentifiers
+    patient_id: str | None
+    sha256: str
+    size: int
+    mime: str
+    page_count: int
+    blank_pages: int
+    first_page: int
+    classification_source: str | None
+    icd_codes: list[str]
+    review_status: str | None
+    review_reasons: list[dict[str, Any]]
+    archived_at: str | None
+    indexed_at: str | None
+    linked_duplicate_files: list[str]
+    pages: list[DocumentPage]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PageText:
+    document_id: str
+    page_no: int
+    text: str
+    blank: bool
+    confidence: float | None
+    source: str | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentSummary:
+    """What a result list shows of a document, from the catalog."""
+
+    document_id: str
+    doc_type: str | None
+    mrn: str | None
+    patient_name: str | None
+    date_of_service: str | None
+    encounter: str | None
+    page_count: int

@@ -1,0 +1,164 @@
+"""Users, API tokens and the audit log: who may call, and what everyone did."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from chartvault.archive.audit import AuditLog
+from chartvault.archive.db import transaction
+from chartvault.archive.models import ApiToken, User
+from chartvault.archive.tokens import Principal, create_token, list_tokens, revoke_token, verify_token
+from chartvault.archive.users import authenticate, create_user, find_user, list_users, set_password
+from chartvault.schemas.access import (
+    AuditCheckpoint,
+    AuditKeyRotation,
+    AuditReport,
+    NewToken,
+    TokenList,
+    TokenView,
+    UserList,
+    UserView,
+)
+from chartvault.schemas.common import iso, to_fields
+from chartvault.services.caller import AuditTrail
+
+
+class AccessService:
+    def __init__(self, sessions: sessionmaker[Session], audit_log: AuditLog, audit: AuditTrail) -> None:
+        self.sessions = sessions
+        self.audit_log = audit_log
+        self.audit = audit
+
+    # -- users -------------------------------------------------------------------------------------
+
+    def create_user(
+        self,
+        username: str,
+        display_name: str,
+        role: str,
+        *,
+        password: str | None = None,
+        vendor: str | None = None,
+    ) -> UserView:
+        with transaction(self.sessions) as s:
+            user = create_user(
+                s,
+                username=username,
+                display_name=display_name,
+                role=role,
+                created_by=self.audit.actor,
+                password=password,
+                vendor=vendor,
+            )
+            view = _user_view(user)
+        self.audit("user.create", "user", view.id, detail={"role": role})
+        return view
+
+    def reset_password(self, username: str, password: str) -> UserView:
+        with transaction(self.sessions) as s:
+            user = find_user(s, username)
+            set_password(user, password)
+            view = _user_view(user)
+        self.audit("user.password_reset", "user", view.id)
+        return view
+
+    def disable_user(self, username: str) -> UserView:
+        """The user can no longer sign in, and every token of theirs stops working."""
+        with transaction(self.sessions) as s:
+            user = find_user(s, username)
+            if user.disabled_at is None:
+                user.disabled_at = datetime.now(UTC)
+            view = _user_view(user)
+        self.audit("user.disable", "user", view.id)
+        return view
+
+    def users(self) -> UserList:
+        with self.sessions() as s:
+            return UserList(users=[_user_view(u) for u in list_users(s)])
+
+    def sign_in(self, username: str, password: str) -> UserView | None:
+        """The user these credentials belong to, or None; every attempt is audited (ids only)."""
+        with transaction(self.sessions) as s:
+            user = authenticate(s, username, password)
+            view = _user_view(user) if user is not None else None
+        if view is None:
+            self.audit("user.sign_in", outcome="refused")
+        else:
+            self.audit("user.sign_in", "user", view.id, actor=f"user:{view.id}")
+        return view
+
+    # -- tokens ------------------------------------------------------------------------------------
+
+    def create_token(self, role: str, name: str, vendor: str | None = None, days: int = 90) -> NewToken:
+        """A new token; its secret is in the answer once and nowhere else."""
+        with transaction(self.sessions) as s:
+            row, plaintext = create_token(
+                s, role=role, name=name, created_by=self.audit.actor, vendor=vendor, days=days
+            )
+            made = NewToken(**to_fields(_token_view(row)), token=plaintext)
+        self.audit("token.create", "token", made.id, detail={"role": role})
+        return made
+
+    def verify_token(self, presented: str) -> Principal | None:
+        """The principal of a valid token, None for anything else (the reason never leaks)."""
+        with transaction(self.sessions) as s:
+            return verify_token(s, presented)
+
+    def revoke_token(self, token_id: str) -> TokenView:
+        with transaction(self.sessions) as s:
+            view = _token_view(revoke_token(s, token_id, self.audit.actor))
+        self.audit("token.revoke", "token", token_id)
+        return view
+
+    def tokens(self) -> TokenList:
+        with self.sessions() as s:
+            return TokenList(tokens=[_token_view(t) for t in list_tokens(s)])
+
+    def verify_audit(self) -> AuditReport:
+        """Check the audit log's MAC chain against its checkpoints (the check itself is audited after)."""
+        report = self.audit_log.verify()
+        detail = {"entries": report.entries, "problem": report.problem.code if report.problem else None}
+        self.audit("audit.verify", outcome="ok" if report.ok else "broken", detail=detail)
+        fields = report.as_dict()
+        newest = fields.pop("newest_checkpoint")
+        return AuditReport(**fields, newest_checkpoint=AuditCheckpoint(**newest) if newest else None)
+
+    def checkpoint_audit(self) -> AuditCheckpoint:
+        """Write the audit log's entry count and head MAC to the object store now (locked)."""
+        return AuditCheckpoint(**self.audit_log.checkpoint().as_dict())
+
+    def rotate_audit_key(self) -> AuditKeyRotation:
+        """Make a new audit key current (old keys stay, to verify old entries) and checkpoint at once."""
+        old_id, new_id = self.audit_log.rotate_key()
+        self.audit("audit.rotate_key", detail={"from_key": old_id, "to_key": new_id})
+        checkpoint = AuditCheckpoint(**self.audit_log.checkpoint().as_dict())
+        return AuditKeyRotation(from_key=old_id, to_key=new_id, checkpoint=checkpoint)
+
+
+def _token_view(t: ApiToken) -> TokenView:
+    return TokenView(
+        id=t.id,
+        name=t.name,
+        role=t.role,
+        vendor=t.vendor,
+        created_by=t.created_by,
+        created_at=iso(t.created_at),
+        expires_at=iso(t.expires_at),
+        revoked_at=iso(t.revoked_at),
+        last_used_at=iso(t.last_used_at),
+    )
+
+
+def _user_view(u: User) -> UserView:
+    return UserView(
+        id=u.id,
+        username=u.username,
+        display_name=u.display_name,
+        role=u.role,
+        vendor=u.vendor,
+        has_password=u.password_hash is not None,
+        created_at=iso(u.created_at),
+        disabled_at=iso(u.disabled_at),
+    )

@@ -1,0 +1,77 @@
+"""Background work of a long-running process (the API server): batches and the index writer.
+
+One thread processes batches in arrival order (the worker pool parallelises their pages); another
+drains the index queue every ``index_commit_interval_s`` while this process owns the index writer,
+and keeps trying to become the owner while another process (a CLI ingest, say) holds it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+from chartvault.services.root import Services
+
+log = logging.getLogger("chartvault.background")
+
+
+class BackgroundWork:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._batches: queue.Queue[str | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._batch_loop, name="cv-batches", daemon=True),
+            threading.Thread(target=self._index_loop, name="cv-indexer", daemon=True),
+        ]
+        self._queued: set[str] = set()
+        self._lock = threading.Lock()
+
+    def start(self, resume: bool = True) -> None:
+        # Load (or, on a new machine, train) the classifier now rather than inside the first batch.
+        threading.Thread(target=self.services.parts.classifier.current, name="cv-model", daemon=True).start()
+        for t in self._threads:
+            t.start()
+        if resume:
+            self.services.intake.resume(schedule=self.submit)
+
+    def submit(self, batch_id: str) -> None:
+        """Process this batch after those already waiting (a batch queued twice runs once)."""
+        with self._lock:
+            if batch_id in self._queued:
+                return
+            self._queued.add(batch_id)
+        self._batches.put(batch_id)
+
+    def idle(self) -> bool:
+        with self._lock:
+            return not self._queued
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._batches.put(None)
+        for t in self._threads:
+            if t.is_alive():
+                t.join(timeout)
+
+    def _batch_loop(self) -> None:
+        while not self._stop.is_set():
+            batch_id = self._batches.get()
+            if batch_id is None:
+                return
+            try:
+                self.services.intake.process(batch_id)
+            except Exception:  # keep serving; the batch stays resumable in the catalog
+                log.exception("batch failed batch=%s", batch_id)
+            finally:
+                with self._lock:
+                    self._queued.discard(batch_id)
+
+    def _index_loop(self) -> None:
+        interval = self.services.settings.index_commit_interval_s
+        while not self._stop.wait(interval):
+            try:
+                self.services.intake.index_now()
+            except Exception:
+                log.exception("indexing failed; will retry")

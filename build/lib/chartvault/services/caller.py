@@ -1,0 +1,68 @@
+"""Who is acting: the name the audit log records and the role and organisation that scope answers."""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from typing import Any
+
+from chartvault.archive.audit import AuditLog
+from chartvault.archive.tokens import Principal
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The actor of a request or command.
+
+    ``role`` None is the machine's operator (the CLI, the server's own background work): the API's
+    roles are enforced at its door, and a person at the console already holds the data folder.
+    """
+
+    actor: str  # token:<id> | user:<id> | cli:<user> | system
+    role: str | None = None
+    vendor: str | None = None  # the organisation of a vendor token
+
+    @classmethod
+    def of_token(cls, principal: Principal) -> Caller:
+        return cls(principal.actor, principal.role, principal.vendor)
+
+    @classmethod
+    def of_user(cls, user_id: str, role: str, vendor: str | None = None) -> Caller:
+        """A signed-in person (a web session): the audit log names the user, not the session."""
+        return cls(f"user:{user_id}", role, vendor)
+
+    @classmethod
+    def operator(cls) -> Caller:
+        """Whoever runs the command on this machine."""
+        return cls(f"cli:{getpass.getuser()}")
+
+    @property
+    def is_vendor(self) -> bool:
+        return self.role == "vendor"
+
+    @property
+    def is_scanner(self) -> bool:
+        return self.role == "scanner"
+
+
+SYSTEM = Caller("system")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditTrail:
+    """The audit log, writing as one caller: every service records what it did through this."""
+
+    log: AuditLog
+    actor: str
+
+    def __call__(
+        self,
+        action: str,
+        target_type: str | None = None,
+        target_id: str | None = None,
+        outcome: str = "ok",
+        detail: dict[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> str:
+        """Record one entry (ids and codes only) as this caller (or ``actor``); returns its MAC."""
+        return self.log.record(actor or self.actor, action, target_type, target_id, outcome, detail)

@@ -1,0 +1,346 @@
+"""Intake: files into batches, batches through the pipeline. The one flow every way in uses.
+
+``receive`` takes a batch's files (staging each, recognising duplicates, refusing what is over the
+limits) and closes its intake; ``process`` runs it through the pipeline; ``ingest`` does both and
+indexes (the CLI and the hot folder); ``resume`` finishes whatever a crash or restart left
+(the CLI, the server at start, ``check --repair``). The API receives and leaves processing to the
+server's background work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from chartvault.archive.models import (
+    BATCH_COMPLETE,
+    BATCH_COMPLETE_WITH_ERRORS,
+    BATCH_RECEIVING,
+    FILE_DONE_STATES,
+    Batch,
+    BatchFile,
+)
+from chartvault.config import Settings
+from chartvault.errors import NotFound
+from chartvault.ingest.batches import add_file, close_intake, create_batch
+from chartvault.ingest.manifest import Manifest
+from chartvault.ingest.pipeline import Pipeline, Progress
+from chartvault.ingest.staging import StagedFile, Stager, read_chunks, stage_chunks
+from chartvault.schemas.batches import (
+    BatchList,
+    BatchReport,
+    BatchSummary,
+    FileReport,
+    IngestedFile,
+    IngestSummary,
+    PageState,
+)
+from chartvault.schemas.common import iso
+from chartvault.search.indexer import Indexer
+from chartvault.services.caller import AuditTrail, Caller
+
+log = logging.getLogger("chartvault.intake")
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One file offered to a batch: bytes already staged (an upload) or a path to stage."""
+
+    name: str  # for people to read; never used as a path
+    staged: StagedFile | None = None
+    path: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A file that could not even be staged (unreadable path): it is not part of the batch."""
+
+    name: str
+    path: str
+    reason: str
+
+
+@dataclass(slots=True)
+class Received:
+    batch_id: str
+    file_ids: dict[str, str] = field(default_factory=dict)  # file id -> the path or name it came as
+    refused: list[Refusal] = field(default_factory=list)
+
+
+class IntakeService:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        pipeline: Callable[[], Pipeline],
+        indexer: Callable[[], Indexer],
+        audit: AuditTrail,
+        caller: Caller,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self._pipeline = pipeline  # opened on first processing (store, worker pool)
+        self._indexer = indexer
+        self.audit = audit
+        self.caller = caller
+
+    # -- the flow ---------------------------------------------------------------------------------
+
+    def stager(self) -> Stager:
+        """A file's bytes, pushed piece by piece (a streaming upload), staged while hashed."""
+        return Stager(self._incoming, self.settings.max_file_bytes)
+
+    @property
+    def _incoming(self) -> Path:
+        return self.settings.data_dir / "staging" / ".incoming"
+
+    def receive(
+        self,
+        files: Iterable[Incoming],
+        *,
+        source: str,
+        station: str | None = None,
+        operator: str | None = None,
+        manifest: Manifest | None = None,
+    ) -> Received:
+        """A new batch holding these files, staged and recorded, its intake closed."""
+        with self.sessions() as s:
+            batch = create_batch(s, source, station, operator, manifest)
+            batch.created_by = self.caller.actor
+            s.commit()
+            received = Received(batch.id)
+        for item in files:
+            self._take(received, item, manifest)
+        with self.sessions() as s:
+            batch = s.get(Batch, received.batch_id)
+            assert batch is not None
+            close_intake(s, batch, manifest)
+            s.commit()
+        log.info("batch received batch=%s files=%d", received.batch_id, len(received.file_ids))
+        return received
+
+    def _take(self, received: Received, item: Incoming, manifest: Manifest | None) -> None:
+        staged = item.staged
+        if staged is None and item.path is not None:
+            try:
+                staged = stage_chunks(read_chunks(item.path), self._incoming, self.settings.max_file_bytes)
+            except OSError as exc:
+                why = f"Could not read the file ({exc.strerror or type(exc).__name__})."
+                received.refused.append(Refusal(item.name, str(item.path), why))
+                return
+        assert staged is not None, "an incoming file has bytes or a path"
+        source_path = str(item.path) if item.path is not None else None
+        with self.sessions() as s:
+            batch = s.get(Batch, received.batch_id)
+            assert batch is not None
+            row = add_file(
+                s,
+                self.settings.data_dir,
+                batch,
+                staged,
+                item.name,
+                manifest,
+                source_path=source_path,
+                max_bytes=self.settings.max_file_bytes,
+            )
+            s.commit()
+            received.file_ids[row.id] = source_path or item.name
+
+    def process(self, batch_id: str, progress: Progress | None = None) -> bool:
+        """Run the batch through the pipeline (False when another driver holds it)."""
+        return self._pipeline().process_batch(batch_id, progress)
+
+    def index_now(self) -> bool:
+        """Index what is queued if this process owns the index writer (else the owner will)."""
+        indexer = self._indexer()
+        if not indexer.lock.acquire():
+            return False
+        indexer.drain()
+        return True
+
+    def ingest(
+        self,
+        paths: Sequence[Path],
+        *,
+        source: str,
+        station: str | None = None,
+        operator: str | None = None,
+        manifest: Manifest | None = None,
+        progress: Progress | None = None,
+    ) -> IngestSummary:
+        """Receive, process and index a batch of files; what happened to each one."""
+        received = self.receive(
+            [Incoming(p.name, path=p) for p in paths],
+            source=source,
+            station=station,
+            operator=operator,
+            manifest=manifest,
+        )
+        self.process(received.batch_id, progress)
+        return self.summary(received, indexed=self.index_now())
+
+    def resume(
+        self, batch_ids: Sequence[str] | None = None, *, schedule: Callable[[str], None] | None = None
+    ) -> list[str]:
+        """Finish unfinished batches (or these): an intake left open by a dead uploader is closed with
+        what was staged, then each batch is processed now, or handed to ``schedule``."""
+        ids = list(batch_ids) if batch_ids is not None else self.unfinished()
+        for batch_id in ids:
+            self._close_if_open(batch_id)
+            if schedule is not None:
+                schedule(batch_id)
+            else:
+                self.process(batch_id)
+        if ids and schedule is None:
+            self.index_now()
+        return ids
+
+    def unfinished(self) -> list[str]:
+        """Batches not yet complete, oldest first."""
+        with self.sessions() as s:
+            q = (
+                select(Batch.id)
+                .where(Batch.status.not_in((BATCH_COMPLETE, BATCH_COMPLETE_WITH_ERRORS)))
+                .order_by(Batch.created_at)
+            )
+            return list(s.scalars(q))
+
+    def _close_if_open(self, batch_id: str) -> None:
+        with self.sessions() as s:
+            batch = s.get(Batch, batch_id)
+            if batch is not None and batch.status == BATCH_RECEIVING:
+                close_intake(s, batch, None)
+                s.commit()
+
+    # -- what people see of batches ---------------------------------------------------------------
+
+    def summary(self, received: Received, indexed: bool) -> IngestSummary:
+        report = self.batch(received.batch_id)
+        files = [
+            IngestedFile(
+                path=received.file_ids.get(f.id, f.name),
+                file_id=f.id,
+                status=f.status,
+                reason_code=f.reason_code,
+                reason=f.reason if f.status in ("quarantined", "failed") else None,
+                pages=f.page_count,
+                documents=f.documents,
+            )
+            for f in report.files
+        ]
+        files += [
+            IngestedFile(
+                path=r.path,
+                file_id=None,
+                status="refused",
+                reason_code="unreadable",
+                reason=r.reason,
+                pages=None,
+                documents=[],
+            )
+            for r in received.refused
+        ]
+        return IngestSummary(
+            batch_id=report.id,
+            status=report.status,
+            needs_review=report.needs_review,
+            flags=report.flags,
+            pages=report.pages,
+            indexed=indexed,
+            files=files,
+        )
+
+    def batch(self, batch_id: str) -> BatchReport:
+        """Every file and page of a batch (a scanner sees only the batches it uploaded)."""
+        with self.sessions() as s:
+            batch = s.get(
+                Batch,
+                batch_id,
+                options=[
+                    selectinload(Batch.files).selectinload(BatchFile.pages),
+                    selectinload(Batch.files).selectinload(BatchFile.documents),
+                ],
+            )
+            if batch is None or not self._may_see(batch):
+                raise NotFound(f"batch {batch_id} not found")
+            return _batch_report(batch)
+
+    def batches(self, limit: int, offset: int) -> BatchList:
+        with self.sessions() as s:
+            q = select(Batch).order_by(Batch.created_at.desc())
+            if self.caller.is_scanner:
+                q = q.where(Batch.created_by == self.caller.actor)  # a station sees its own batches
+            rows = s.scalars(q.limit(limit).offset(offset)).all()
+            items = [
+                BatchSummary(
+                    id=b.id,
+                    status=b.status,
+                    source=b.source,
+                    station=b.station,
+                    created_at=iso(b.created_at),
+                    needs_review=bool(b.flags),
+                )
+                for b in rows
+            ]
+        return BatchList(limit=limit, offset=offset, items=items)
+
+    def _may_see(self, batch: Batch) -> bool:
+        """Scanners see only the batches they uploaded (404 otherwise: no existence leak)."""
+        return not self.caller.is_scanner or batch.created_by == self.caller.actor
+
+
+def _batch_report(batch: Batch) -> BatchReport:
+    counts: dict[str, int] = {}
+    for f in batch.files:
+        counts[f.status] = counts.get(f.status, 0) + 1
+    return BatchReport(
+        id=batch.id,
+        status=batch.status,
+        source=batch.source,
+        station=batch.station,
+        operator=batch.operator,
+        created_at=iso(batch.created_at),
+        completed_at=iso(batch.completed_at),
+        needs_review=bool(batch.flags),
+        flags=list(batch.flags or []),
+        file_counts=counts,
+        pages=sum(f.page_count or 0 for f in batch.files),
+        done=all(f.status in FILE_DONE_STATES for f in batch.files),
+        files=[_file_report(f) for f in batch.files],
+    )
+
+
+def _file_report(f: BatchFile) -> FileReport:
+    docs = [d.id for d in f.documents] or ([f.duplicate_of] if f.duplicate_of else [])
+    return FileReport(
+        id=f.id,
+        seq=f.seq,
+        name=f.original_name,
+        status=f.status,
+        reason_code=f.reason_code,
+        reason=f.reason,
+        kind=f.kind,
+        size=f.size,
+        sha256=f.sha256,
+        page_count=f.page_count,
+        expected_pages=f.expected_pages,
+        duplicate_of=f.duplicate_of,
+        documents=docs,
+        pages=[
+            PageState(
+                page_no=p.page_no,
+                status=p.status,
+                confidence=p.confidence,
+                source=p.source,
+                error=p.error,
+                blank=bool(p.blank),
+                flags=list(p.flags or []),
+            )
+            for p in f.pages
+        ],
+    )

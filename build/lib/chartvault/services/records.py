@@ -1,0 +1,264 @@
+"""Records management: retention, legal holds, disposition, misfile corrections, the archive check."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from chartvault.archive.check import check_store
+from chartvault.archive.corrections import MisfileRefused, MisfileResult, correct_misfile
+from chartvault.archive.db import transaction
+from chartvault.archive.disposition import DispositionResult, Plan, plan
+from chartvault.archive.disposition import execute as execute_disposition
+from chartvault.archive.holds import active_hold_ids, place_hold, release_hold
+from chartvault.archive.lifecycle import INACTIVE, RetentionPolicy, decide, document_ref, recompute_patient
+from chartvault.archive.models import HOLD_ACTIVE, Disposition, Document, LegalHold, Patient
+from chartvault.archive.objectstore import ObjectRef, ObjectStore
+from chartvault.config import Settings
+from chartvault.errors import NotFound
+from chartvault.schemas.common import d as day
+from chartvault.schemas.common import iso, to_jsonable
+from chartvault.services.caller import AuditTrail
+
+
+class RecordsService:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        store: ObjectStore,
+        policy: RetentionPolicy,
+        audit: AuditTrail,
+        index_now: Callable[[], object],
+        reconcile_index: Callable[[bool], Any],
+        resume: Callable[[], list[str]],
+        unfinished: Callable[[], list[str]],
+        forget_pages: Callable[[Sequence[str]], None] = lambda doc_ids: None,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.store = store
+        self.policy = policy
+        self.audit = audit
+        self._index_now = index_now  # after a change, the index writer (if this process) catches up
+        self._reconcile_index = reconcile_index
+        self._resume = resume
+        self._unfinished = unfinished
+        self._forget_pages = forget_pages  # cached page images of what is destroyed or refiled go too
+
+    def retention(self, doc_id: str) -> dict[str, Any]:
+        """The document's retention as the catalog and the store each see it."""
+        with self.sessions() as s:
+            doc = s.get(Document, doc_id)
+            if doc is None:
+                raise NotFound(f"document {doc_id} not found")
+            decision = decide(s, doc, self.policy) if doc.status not in INACTIVE else None
+            result: dict[str, Any] = {
+                "document_id": doc.id,
+                "status": doc.status,
+                "retain_until": day(doc.retain_until),
+                "permanent": doc.retention_rule is not None and doc.retain_until is None,
+                "rule": doc.retention_rule,
+                "considered": [[r, day(when)] for r, when in decision.considered] if decision else [],
+                "holds": active_hold_ids(s, doc.id),
+                "store": None,
+            }
+            if doc.object_key and doc.status not in INACTIVE:
+                ref = document_ref(doc)
+                mode, until = self.store.retention(ref)
+                result["store"] = {
+                    "mode": mode,
+                    "retain_until": until.isoformat() if until else None,
+                    "legal_hold": self.store.legal_hold(ref),
+                    "tags": self.store.tags(ref),
+                }
+        self.audit("retention.read", "document", doc_id)
+        return result
+
+    def correct_dob(self, mrn: str, dob: date) -> list[str]:
+        """Record a corrected DOB for a patient and recompute their documents' retention."""
+        with transaction(self.sessions) as s:
+            patient = s.scalars(select(Patient).where(Patient.mrn == mrn)).first()
+            if patient is None:
+                raise NotFound("no patient with that MRN")
+            patient.dob = dob
+            live = s.scalars(select(Document).where(Document.mrn == mrn, Document.status.not_in(INACTIVE)))
+            for doc in live:
+                doc.dob = dob
+            s.flush()
+            changed = recompute_patient(s, self.store, mrn, self.policy)
+            patient_id = patient.id
+        self.audit("patient.dob_corrected", "patient", patient_id, detail={"documents_changed": len(changed)})
+        return changed
+
+    def place_hold(
+        self,
+        matter: str,
+        scope: str,
+        reason: str,
+        value: str | None = None,
+        document_ids: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """Place a legal hold (catalog row + the store's flag on every affected version)."""
+        with transaction(self.sessions) as s:
+            hold = place_hold(
+                s,
+                self.store,
+                matter=matter,
+                scope=scope,
+                reason=reason,
+                placed_by=self.audit.actor,
+                value=value,
+                document_ids=document_ids,
+            )
+            result = hold_dict(hold)
+        detail = {"scope": scope, "documents": len(result["documents"])}
+        self.audit("hold.place", "hold", result["id"], detail=detail)
+        return result
+
+    def release_hold(self, hold_id: str, reason: str) -> dict[str, Any]:
+        with transaction(self.sessions) as s:
+            hold = release_hold(s, self.store, hold_id, self.audit.actor, reason)
+            result = hold_dict(hold)
+        self.audit("hold.release", "hold", hold_id, detail={"documents": len(result["documents"])})
+        return result
+
+    def holds(self, active_only: bool = True) -> list[dict[str, Any]]:
+        with self.sessions() as s:
+            q = select(LegalHold).order_by(LegalHold.placed_at)
+            if active_only:
+                q = q.where(LegalHold.status == HOLD_ACTIVE)
+            return [hold_dict(h) for h in s.scalars(q)]
+
+    def disposition_plan(self, as_of: date | None = None) -> Plan:
+        """The dry run: what is past retention, what is held (nothing is changed)."""
+        with self.sessions() as s:
+            result = plan(s, as_of)
+        self.audit("disposition.plan", detail={"eligible": len(result.eligible), "held": len(result.held)})
+        return result
+
+    def dispose(
+        self,
+        document_ids: Sequence[str],
+        approved_by: str | None = None,
+        witness: str | None = None,
+        as_of: date | None = None,
+    ) -> DispositionResult:
+        """Destroy the given eligible documents, archive the certificate, drop them from the index."""
+        result = execute_disposition(
+            self.sessions,
+            self.store,
+            self.policy,
+            list(document_ids),
+            executed_by=self.audit.actor,
+            facility=self.settings.facility_name,
+            audit=lambda actor, *args: self.audit.log.record(actor, *args),
+            tmp_dir=self.settings.data_dir / "tmp",
+            approved_by=approved_by,
+            witness=witness,
+            as_of=as_of,
+        )
+        self._forget_pages(result.destroyed)
+        self._index_now()
+        return result
+
+    def correct_misfile(
+        self,
+        doc_id: str,
+        to_mrn: str,
+        reason: str,
+        pages: Sequence[int] | None = None,
+        break_glass: bool = False,
+    ) -> MisfileResult:
+        """Refile a document, or split misfiled pages out of it (break-glass under GOVERNANCE)."""
+        if not reason.strip():
+            raise MisfileRefused("a misfile correction needs a reason")
+        detail: dict[str, Any] = {"break_glass": break_glass, "pages": list(pages or [])}
+        try:
+            with transaction(self.sessions) as s:
+                result = correct_misfile(
+                    s,
+                    self.store,
+                    self.policy,
+                    doc_id,
+                    to_mrn,
+                    self.settings.data_dir / "tmp",
+                    pages=pages,
+                    break_glass=break_glass,
+                )
+        except MisfileRefused:
+            self.audit("document.misfile_correction", "document", doc_id, outcome="refused", detail=detail)
+            raise
+        detail |= {
+            "mode": result.mode,
+            "new_documents": result.new_documents,
+            "versions_deleted": len(result.versions_deleted),
+            "governance_bypass": bool(result.versions_deleted),
+        }
+        self.audit("document.misfile_correction", "document", doc_id, detail=detail)
+        self._forget_pages([doc_id])
+        self._index_now()
+        return result
+
+    def check(self, repair: bool = False, fixity: bool = True) -> dict[str, Any]:
+        """The whole archive: store fixity and orphans, index against catalog, unfinished batches.
+
+        With ``repair`` the index is reconciled (missing/stale re-queued, extras dropped) and
+        unfinished batches are resumed; missing, corrupt and orphaned objects are reported for
+        a person (they are locked, and a missing original cannot be made up).
+        """
+        store = check_store(self.sessions, self.store, fixity=fixity)
+        index = self._reconcile_index(repair)
+        unfinished = self._unfinished()
+        resumed: list[str] = []
+        if repair and unfinished:
+            resumed = self._resume()
+            unfinished = self._unfinished()
+        consistent = store.consistent and index.consistent and not unfinished
+        result = {
+            "consistent": consistent,
+            "store": store.as_dict(),
+            "index": to_jsonable(index),
+            "unfinished_batches": unfinished,
+            "resumed_batches": resumed,
+        }
+        detail = {"consistent": consistent, "repair": repair, "objects": store.objects_checked}
+        self.audit("archive.check", outcome="ok" if consistent else "inconsistent", detail=detail)
+        return result
+
+    def certificate(self, disposition_id: str) -> dict[str, Any]:
+        """A certificate of destruction, read back from the archive and verified by sha256."""
+        with self.sessions() as s:
+            row = s.get(Disposition, disposition_id)
+            if row is None or not row.certificate_key or not row.certificate_sha256:
+                raise NotFound(f"no certificate for disposition {disposition_id}")
+            ref = ObjectRef(
+                row.certificate_key,
+                row.certificate_sha256,
+                row.certificate_size or 0,
+                row.certificate_version,
+            )
+        body = b"".join(self.store.open(ref))
+        self.audit("disposition.certificate_read", "disposition", disposition_id)
+        return json.loads(body)
+
+
+def hold_dict(hold: LegalHold) -> dict[str, Any]:
+    return {
+        "id": hold.id,
+        "matter": hold.matter,
+        "scope": hold.scope,
+        "scope_value": hold.scope_value,
+        "reason": hold.reason,
+        "status": hold.status,
+        "placed_by": hold.placed_by,
+        "placed_at": iso(hold.placed_at),
+        "released_by": hold.released_by,
+        "released_at": iso(hold.released_at),
+        "documents": sorted(i.document_id for i in hold.items),
+    }

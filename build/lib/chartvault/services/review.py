@@ -1,0 +1,243 @@
+"""The review queue, the corrections people make in it, and the classifier those corrections train."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from chartvault.archive.lifecycle import INACTIVE, RetentionPolicy, apply_retention, recompute_patient
+from chartvault.archive.models import (
+    REVIEW_PENDING,
+    REVIEW_RESOLVED,
+    ClassificationCorrection,
+    Document,
+    IndexTask,
+    Page,
+)
+from chartvault.archive.objectstore import ObjectStore
+from chartvault.classify.model import DocTypeModel
+from chartvault.classify.types import DOC_TYPES, SOURCE_STAFF
+from chartvault.errors import InvalidInput, NotFound
+from chartvault.ingest.stages import REVIEW_LOW_CONFIDENCE, REVIEW_MISFILE, match_patient
+from chartvault.schemas.common import iso
+from chartvault.schemas.review import (
+    ClassificationChange,
+    ClassifierInfo,
+    FlaggedPage,
+    ReviewItem,
+    ReviewQueue,
+    ReviewResolution,
+)
+from chartvault.services.caller import AuditTrail
+
+log = logging.getLogger("chartvault.review")
+
+
+class ClassifierModels:
+    """The document-type model for one catalog: the base model, or one that includes its staff corrections.
+
+    A model with corrections belongs to this catalog, so it is cached with its data; the base one is
+    shared by every catalog on the machine (``CHARTVAULT_MODEL_DIR``). ``current`` reloads (retraining
+    if stale) only when the corrections changed, checked with one query.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], folder: Path) -> None:
+        self.sessions = sessions
+        self.folder = folder
+        self._lock = threading.Lock()
+        self._model: DocTypeModel | None = None
+        self._marker: tuple[int, int] | None = None
+
+    def current(self) -> DocTypeModel | None:
+        """None when no model can be built (no training data): the title rules then work alone."""
+        from chartvault.classify import get_default_model
+        from chartvault.classify.model import default_model
+
+        marker = self._corrections_marker()
+        with self._lock:
+            if self._marker != marker:
+                corrections = self.corrections() if marker[0] else []
+                try:
+                    self._model = (
+                        default_model(self.folder, corrections) if corrections else get_default_model()
+                    )
+                except (FileNotFoundError, ImportError) as exc:
+                    log.warning("document-type model unavailable, using rules only: %s", type(exc).__name__)
+                    self._model = None
+                self._marker = marker
+            return self._model
+
+    def retrain(self) -> tuple[DocTypeModel, int, str]:
+        """Train again on the labelled texts, the samples and the corrections: (model, corrections, path)."""
+        from chartvault.classify import doctype
+        from chartvault.classify.model import cache_path, retrain
+
+        marker = self._corrections_marker()
+        corrections = self.corrections()
+        folder = self.folder if corrections else doctype.model_dir()
+        model = retrain(folder, corrections)
+        with self._lock:
+            self._model, self._marker = model, marker
+        if not corrections:
+            doctype.set_default_model(model)
+        return model, len(corrections), str(cache_path(folder))
+
+    def corrections(self) -> list[tuple[str, str]]:
+        """(text, doc_type) of every staff-corrected document, latest correction per document.
+
+        The text is the document's non-blank page texts; documents whose text is gone (disposed) are skipped.
+        """
+        with self.sessions() as s:
+            latest: dict[str, str] = {}
+            for c in s.scalars(select(ClassificationCorrection).order_by(ClassificationCorrection.id)):
+                latest[c.document_id] = c.new_type
+            out: list[tuple[str, str]] = []
+            for doc_id in sorted(latest):
+                rows = s.scalars(select(Page).where(Page.document_id == doc_id).order_by(Page.page_no)).all()
+                text = "\n".join(p.text or "" for p in rows if not p.blank and p.text)
+                if text.strip():
+                    out.append((text, latest[doc_id]))
+            return out
+
+    def _corrections_marker(self) -> tuple[int, int]:
+        with self.sessions() as s:
+            count, last = s.execute(
+                select(func.count(ClassificationCorrection.id), func.max(ClassificationCorrection.id))
+            ).one()
+            return int(count or 0), int(last or 0)
+
+
+class ReviewService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        store: Callable[[], ObjectStore],
+        policy: Callable[[], RetentionPolicy],
+        classifier: ClassifierModels,
+        audit: AuditTrail,
+    ) -> None:
+        self.sessions = sessions
+        self._store = store  # opened when a correction recomputes retention
+        self._policy = policy
+        self.classifier = classifier
+        self.audit = audit
+
+    def queue(self, limit: int = 50, offset: int = 0) -> ReviewQueue:
+        """Documents waiting for a person (oldest first) with their reasons: ids and codes, never PHI."""
+        with self.sessions() as s:
+            pending = Document.review_status == REVIEW_PENDING
+            total = s.scalar(select(func.count()).select_from(Document).where(pending)) or 0
+            docs = s.scalars(
+                select(Document)
+                .where(pending)
+                .options(selectinload(Document.pages))
+                .order_by(Document.created_at, Document.id)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            items = [_review_item(doc) for doc in docs]
+        self.audit("review.list", detail={"results": len(items)})
+        return ReviewQueue(total=total, limit=limit, offset=offset, items=items)
+
+    def correct_type(self, doc_id: str, doc_type: str) -> ClassificationChange:
+        """A person sets the type: recorded for training, resolves the type review, re-queued for indexing."""
+        if doc_type not in DOC_TYPES:
+            raise InvalidInput(f"unknown document type (expected one of {', '.join(DOC_TYPES)})")
+        with self.sessions() as s:
+            doc = s.get(Document, doc_id)
+            if doc is None:
+                raise NotFound(f"document {doc_id} not found")
+            old = doc.doc_type
+            s.add(
+                ClassificationCorrection(
+                    document_id=doc.id, old_type=old, new_type=doc_type, corrected_by=self.audit.actor
+                )
+            )
+            doc.doc_type, doc.doc_type_confidence, doc.classification_source = doc_type, 1.0, SOURCE_STAFF
+            _drop_reasons(doc, {REVIEW_LOW_CONFIDENCE, "invalid_cover_sheet"})
+            s.add(IndexTask(document_id=doc.id, op="upsert"))
+            if doc.object_key and doc.status not in INACTIVE:
+                apply_retention(s, self._store(), doc, self._policy())  # the type drives the rules
+            s.commit()
+            status = doc.review_status
+        self.audit("document.classify", "document", doc_id, detail={"old_type": old, "new_type": doc_type})
+        return ClassificationChange(document_id=doc_id, doc_type=doc_type, old_type=old, review_status=status)
+
+    def resolve(self, doc_id: str, mrn: str | None = None) -> ReviewResolution:
+        """A person confirms whose document this is (optionally correcting the MRN): every reason is
+        resolved, page misfile flags are cleared, and the document is linked to a patient if two
+        identifiers agree."""
+        with self.sessions() as s:
+            doc = s.get(Document, doc_id, options=[selectinload(Document.pages)])
+            if doc is None:
+                raise NotFound(f"document {doc_id} not found")
+            codes = [r.get("code") for r in doc.review_reasons or []]
+            if mrn is not None:
+                if not mrn.strip() or len(mrn.strip()) > 64:
+                    raise InvalidInput("mrn must be 1-64 characters")
+                doc.mrn = mrn.strip()
+                doc.identifier_confidence = {**(doc.identifier_confidence or {}), "mrn": 1.0}
+            doc.review_reasons = None
+            doc.review_status = REVIEW_RESOLVED
+            for p in doc.pages:
+                if p.flags:
+                    p.flags = [f for f in p.flags if f.get("code") != REVIEW_MISFILE] or None
+            doc.patient_id = match_patient(s, doc)
+            s.add(IndexTask(document_id=doc.id, op="upsert"))
+            if doc.object_key and doc.status not in INACTIVE:
+                s.flush()
+                store, policy = self._store(), self._policy()
+                apply_retention(s, store, doc, policy)
+                if doc.mrn:  # this encounter may be the patient's latest
+                    recompute_patient(s, store, doc.mrn, policy, skip=[doc.id])
+            s.commit()
+            linked = doc.patient_id is not None
+        detail = {"codes": codes, "mrn_changed": mrn is not None, "patient_linked": linked}
+        self.audit("document.review_resolve", "document", doc_id, detail=detail)
+        return ReviewResolution(document_id=doc_id, review_status=REVIEW_RESOLVED, patient_linked=linked)
+
+    def train_classifier(self) -> ClassifierInfo:
+        """Retrain the type model on the labelled texts + samples + this catalog's staff corrections."""
+        started = time.perf_counter()
+        model, corrections, path = self.classifier.retrain()
+        elapsed = round(time.perf_counter() - started, 2)
+        self.audit("classifier.train", detail={"version": model.version, "corrections": corrections})
+        return ClassifierInfo(
+            version=model.version,
+            sklearn_version=model.sklearn_version,
+            n_train=model.n_train,
+            corrections=corrections,
+            train_s=elapsed,
+            path=path,
+        )
+
+
+def _drop_reasons(doc: Document, codes: set[str]) -> None:
+    """Remove resolved review reasons; the review is resolved once none is left."""
+    left = [r for r in doc.review_reasons or [] if r.get("code") not in codes]
+    doc.review_reasons = left or None
+    if doc.review_status == REVIEW_PENDING and not left:
+        doc.review_status = REVIEW_RESOLVED
+
+
+def _review_item(doc: Document) -> ReviewItem:
+    return ReviewItem(
+        document_id=doc.id,
+        batch_id=doc.batch_id,
+        file_id=doc.file_id,
+        first_page=doc.first_page,
+        page_count=doc.page_count - (doc.blank_pages or 0),
+        doc_type=doc.doc_type,
+        doc_type_confidence=doc.doc_type_confidence,
+        classification_source=doc.classification_source,
+        patient_linked=doc.patient_id is not None,
+        reasons=list(doc.review_reasons or []),
+        flagged_pages=[FlaggedPage(page_no=p.page_no, flags=list(p.flags)) for p in doc.pages if p.flags],
+        created_at=iso(doc.created_at),
+    )

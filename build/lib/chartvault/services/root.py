@@ -1,0 +1,288 @@
+"""The composition root: every service built from ``Settings``, every part opened on first use.
+
+A command that reads one document opens the catalog and nothing else; one that ingests opens the
+object store, the worker pool and the index writer too. The API builds one ``Parts`` at start and
+hands each request ``services.acting_as(caller)``: the same open parts, services that audit as that
+caller.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from chartvault.config import Settings
+from chartvault.services.caller import SYSTEM, AuditTrail, Caller
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from chartvault.archive.audit import AuditLog
+    from chartvault.archive.lifecycle import RetentionPolicy
+    from chartvault.archive.objectstore import ObjectStore
+    from chartvault.ingest.executors import Executor
+    from chartvault.ingest.pipeline import Pipeline
+    from chartvault.search.indexer import Indexer
+    from chartvault.services.access import AccessService
+    from chartvault.services.documents import DocumentService
+    from chartvault.services.intake import IntakeService
+    from chartvault.services.pages import PageCache, PageService
+    from chartvault.services.records import RecordsService
+    from chartvault.services.release import ReleaseService
+    from chartvault.services.review import ClassifierModels, ReviewService
+    from chartvault.services.search import SearchService
+    from chartvault.services.sessions import SessionService, SignInThrottle
+
+T = TypeVar("T")
+
+
+def _part(build: Callable[[Parts], T]) -> property:
+    """A part built once, on first use, under the parts' lock (threads of the API share them)."""
+    name = build.__name__
+
+    def get(self: Parts) -> T:
+        if name not in self._built:
+            with self._lock:
+                if name not in self._built:
+                    self._built[name] = build(self)
+        return self._built[name]  # type: ignore[no-any-return]
+
+    return property(get, doc=build.__doc__)
+
+
+class Parts:
+    """What the services share: the catalog, the object store, the index, the worker pool."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.RLock()
+        self._built: dict[str, Any] = {}
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    @_part
+    def catalog(self) -> tuple[Engine, sessionmaker[Session]]:
+        """The catalog's engine and sessions, migrated to the current schema."""
+        from chartvault.archive.db import open_catalog
+
+        return open_catalog(self.settings.catalog_url)
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        return self.catalog[1]
+
+    @_part
+    def store(self) -> ObjectStore:
+        """Where originals, packages and certificates are archived."""
+        from chartvault.archive.stores import open_object_store
+
+        return open_object_store(self.settings)
+
+    @_part
+    def audit_log(self) -> AuditLog:
+        """The audit log: a keyed MAC chain, checkpointed into the object store."""
+        from chartvault.archive.audit import AuditLog
+        from chartvault.archive.audit_keys import KeyRing
+
+        settings = self.settings
+        return AuditLog(
+            self.sessions,
+            KeyRing.from_settings(settings),
+            self.store,
+            settings.audit_checkpoint_interval_s,
+            settings.audit_checkpoint_retention_days,
+        )
+
+    @_part
+    def policy(self) -> RetentionPolicy:
+        """The retention rules and how they become store locks."""
+        from chartvault.archive.lifecycle import RetentionPolicy
+
+        return RetentionPolicy.from_settings(self.settings)
+
+    @_part
+    def indexer(self) -> Indexer:
+        """The search index: the reader every search uses and, in one process at a time, the writer."""
+        from chartvault.search.indexer import Indexer, WriterLock
+        from chartvault.services.indexing import CatalogIndexSource
+
+        root = self.settings.data_dir / "index"
+        return Indexer(
+            CatalogIndexSource(self.sessions),
+            self.settings.search_backend,
+            root,
+            WriterLock(root / "writer.lock"),
+        )
+
+    @_part
+    def executor(self) -> Executor:
+        """Where sniffing and OCR run: the local process pool, or Celery workers."""
+        from chartvault.ingest.executors import open_executor
+
+        return open_executor(self.settings)
+
+    @_part
+    def classifier(self) -> ClassifierModels:
+        """The document-type model of this catalog (retrained when staff corrections change)."""
+        from chartvault.services.review import ClassifierModels
+
+        return ClassifierModels(self.sessions, self.settings.data_dir / "models")
+
+    @_part
+    def sign_in_throttle(self) -> SignInThrottle:
+        """Failed web sign-ins of this process, per username and per client address."""
+        from chartvault.services.sessions import SignInThrottle
+
+        return SignInThrottle.from_settings(self.settings)
+
+    @_part
+    def page_cache(self) -> PageCache:
+        """Rendered page images and the originals they come from, under <data_dir>/cache."""
+        from chartvault.services.pages import PageCache
+
+        return PageCache(self.settings.data_dir / "cache", self.settings.page_cache_mb * 1024 * 1024)
+
+    @_part
+    def pipeline(self) -> Pipeline:
+        from chartvault.ingest.pipeline import Pipeline, PipelineOptions
+
+        return Pipeline(
+            PipelineOptions.from_settings(self.settings),
+            self.sessions,
+            self.store,
+            self.executor,
+            self.policy,
+            self.classifier.current,
+        )
+
+    def close(self) -> None:
+        """Stop the pool and the index writer, checkpoint the audit log, release the catalog."""
+        built = self._built
+        if "audit_log" in built:
+            built["audit_log"].close()  # the final checkpoint, while the catalog is still open
+        if "executor" in built:
+            built["executor"].close()
+        if "indexer" in built:
+            built["indexer"].close()
+            built["indexer"].lock.release()
+        if "catalog" in built:
+            built["catalog"][0].dispose()
+        self._built = {}
+
+
+class Services:
+    """One service per capability, each given what it needs; ``acting_as`` binds them to a caller."""
+
+    def __init__(self, settings: Settings, caller: Caller = SYSTEM, *, parts: Parts | None = None) -> None:
+        self.settings = settings
+        self.caller = caller
+        self._owner = parts is None
+        self.parts = parts or Parts(settings)
+
+    def acting_as(self, caller: Caller) -> Services:
+        """The same open parts, with services that act (and audit) as ``caller``."""
+        return Services(self.settings, caller, parts=self.parts)
+
+    @cached_property
+    def audit(self) -> AuditTrail:
+        return AuditTrail(self.parts.audit_log, self.caller.actor)
+
+    @cached_property
+    def intake(self) -> IntakeService:
+        from chartvault.services.intake import IntakeService
+
+        parts = self.parts
+        return IntakeService(
+            self.settings,
+            parts.sessions,
+            lambda: parts.pipeline,
+            lambda: parts.indexer,
+            self.audit,
+            self.caller,
+        )
+
+    @cached_property
+    def documents(self) -> DocumentService:
+        from chartvault.services.documents import DocumentService
+
+        parts = self.parts
+        return DocumentService(parts.sessions, lambda: parts.store, self.audit)
+
+    @cached_property
+    def search(self) -> SearchService:
+        from chartvault.services.search import SearchService
+
+        return SearchService(self.parts.sessions, self.parts.indexer, self.documents.page_texts, self.audit)
+
+    @cached_property
+    def review(self) -> ReviewService:
+        from chartvault.services.review import ReviewService
+
+        parts = self.parts
+        return ReviewService(
+            parts.sessions, lambda: parts.store, lambda: parts.policy, parts.classifier, self.audit
+        )
+
+    @cached_property
+    def records(self) -> RecordsService:
+        from chartvault.services.records import RecordsService
+
+        parts = self.parts
+        return RecordsService(
+            self.settings,
+            parts.sessions,
+            parts.store,
+            parts.policy,
+            self.audit,
+            index_now=self.intake.index_now,
+            reconcile_index=self.search.reconcile,
+            resume=self.intake.resume,
+            unfinished=self.intake.unfinished,
+            forget_pages=self.pages.forget,
+        )
+
+    @cached_property
+    def releases(self) -> ReleaseService:
+        from chartvault.services.release import ReleaseService
+
+        return ReleaseService(self.settings, self.parts.sessions, self.parts.store, self.audit, self.caller)
+
+    @cached_property
+    def access(self) -> AccessService:
+        from chartvault.services.access import AccessService
+
+        return AccessService(self.parts.sessions, self.parts.audit_log, self.audit)
+
+    @cached_property
+    def sessions(self) -> SessionService:
+        """Web sign-in and sessions (the pages' way in, as tokens are the API's)."""
+        from chartvault.services.sessions import SessionService
+
+        parts = self.parts
+        return SessionService(self.settings, parts.sessions, self.access, parts.sign_in_throttle, self.audit)
+
+    @cached_property
+    def pages(self) -> PageService:
+        """Pages as the viewer shows them: images rendered from the original, text, the query's words."""
+        from chartvault.services.pages import PageService
+
+        parts = self.parts
+        return PageService(
+            parts.sessions,
+            lambda: parts.store,
+            parts.page_cache,
+            self.settings.page_image_max_width,
+            self.audit,
+        )
+
+    def close(self) -> None:
+        if self._owner:
+            self.parts.close()
+
+    def __enter__(self) -> Services:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

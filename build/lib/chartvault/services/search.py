@@ -1,0 +1,195 @@
+"""Finding documents: ranked search, a patient's timeline, similar documents, index upkeep.
+
+The index finds; the catalog decides what may be shown and supplies what is displayed. A hit the
+catalog does not show (disposed, superseded, not archived) is dropped, excluded from a re-run so
+totals and facets stay honest, and queued for removal from the index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from chartvault.archive.models import Document
+from chartvault.archive.queries import visible_clause
+from chartvault.errors import NotFound
+from chartvault.schemas.common import d
+from chartvault.schemas.documents import DocumentSummary
+from chartvault.schemas.search import (
+    EncounterGroup,
+    IndexReport,
+    SearchAnswer,
+    SearchHitView,
+    SimilarDocuments,
+    SimilarHit,
+    SnippetView,
+    Timeline,
+)
+from chartvault.search.indexer import Indexer
+from chartvault.search.types import PageLoader, SearchQuery, SearchResults
+from chartvault.services.caller import AuditTrail
+
+
+class SearchService:
+    def __init__(
+        self, sessions: sessionmaker[Session], indexer: Indexer, page_texts: PageLoader, audit: AuditTrail
+    ) -> None:
+        self.sessions = sessions
+        self.indexer = indexer
+        self.page_texts = page_texts
+        self.audit = audit
+
+    def search(self, query: SearchQuery) -> SearchAnswer:
+        """Ranked hits, each checked against the catalog: the index never decides what exists."""
+        results, docs = self._shown(
+            lambda hidden: self.indexer.reader().search(replace(query, exclude_ids=hidden), self.page_texts)
+        )
+        hits = [
+            SearchHitView(
+                **_summary_fields(docs[h.doc_id]),
+                score=round(h.score, 4),
+                pages=h.pages,
+                snippets=[SnippetView(page_no=sn.page_no, html=sn.html) for sn in h.snippets],
+            )
+            for h in results.hits
+        ]
+        self.audit("search", detail={"filters": _query_filters(query), "results": len(hits)})
+        return SearchAnswer(
+            total=results.total,
+            offset=results.offset,
+            limit=results.limit,
+            suggestion=results.suggestion,
+            facets=results.facets,
+            hits=hits,
+        )
+
+    def timeline(self, mrn: str) -> Timeline:
+        """Every document of a patient in date-of-service order (undated last), grouped by encounter.
+
+        The index finds the documents (one term lookup); the catalog decides which may be shown.
+        Groups come in the order of their first document; documents without an encounter form the
+        group whose ``encounter`` is null.
+        """
+        entries = self.indexer.reader().timeline(mrn)
+        ids = [e.doc_id for e in entries]
+        with self.sessions() as s:
+            q = select(Document).where(Document.id.in_(ids), Document.mrn == mrn, visible_clause())
+            docs = {doc.id: doc for doc in s.scalars(q)}
+        if dropped := [doc_id for doc_id in ids if doc_id not in docs]:
+            self.indexer.hide(dropped)
+        groups: dict[str | None, list[DocumentSummary]] = {}
+        for e in entries:
+            if (doc := docs.get(e.doc_id)) is not None:
+                groups.setdefault(doc.encounter, []).append(DocumentSummary(**_summary_fields(doc)))
+        self.audit("patient.timeline", "patient", mrn, detail={"documents": len(docs)})
+        return Timeline(
+            mrn=mrn,
+            total=len(docs),
+            encounters=[
+                EncounterGroup(
+                    encounter=encounter,
+                    first_date=next((x.date_of_service for x in items if x.date_of_service), None),
+                    last_date=next((x.date_of_service for x in reversed(items) if x.date_of_service), None),
+                    documents=items,
+                )
+                for encounter, items in groups.items()
+            ],
+        )
+
+    def similar(self, doc_id: str, limit: int = 10) -> SimilarDocuments:
+        """Documents whose content resembles this one's (its most distinctive words, not its patient)."""
+        with self.sessions() as s:
+            doc = s.scalars(select(Document).where(Document.id == doc_id, visible_clause())).first()
+            if doc is None:
+                raise NotFound(f"document {doc_id} not found")
+            identifiers = [x for x in (doc.mrn, doc.patient_name) if x]
+        pages = self.page_texts(doc_id)
+        results, docs = self._shown(
+            lambda hidden: self.indexer.reader().more_like_this(doc_id, pages, limit, hidden, identifiers)
+        )
+        hits = [SimilarHit(**_summary_fields(docs[h.doc_id]), score=round(h.score, 4)) for h in results.hits]
+        self.audit("document.similar", "document", doc_id, detail={"results": len(hits)})
+        return SimilarDocuments(document_id=doc_id, total=results.total, hits=hits)
+
+    def reindex(self, fresh: bool = False) -> int:
+        """Rebuild the index from the catalog into a new generation and swap it in (resumable: an
+        interrupted rebuild continues where it stopped unless ``fresh``)."""
+        return self.indexer.rebuild(fresh=fresh)
+
+    def reconcile(self, repair: bool = False) -> IndexReport:
+        """Catalog against index by id and fingerprint: missing, extra and stale documents (ids only);
+        with ``repair`` they are queued for the writer (and fixed at once if this process is it)."""
+        r = self.indexer.reconcile(repair=repair)
+        self.audit("index.check", detail={"repair": repair, "consistent": r.consistent})
+        return IndexReport(
+            consistent=r.consistent,
+            index_state=r.index_state,
+            catalog_documents=r.catalog,
+            index_documents=r.index,
+            missing=sorted(r.missing),
+            extra=sorted(r.extra),
+            stale=sorted(r.stale),
+            pending=r.pending,
+            repaired=r.repaired,
+        )
+
+    def _shown(
+        self, run: Callable[[frozenset[str]], SearchResults], attempts: int = 3
+    ) -> tuple[SearchResults, dict[str, Document]]:
+        """Run a search and keep only what the catalog shows, re-running without what it does not.
+
+        The index lags the catalog by up to one commit (and may hold what a repair has not yet
+        removed); the catalog decides. After ``attempts`` runs, leftovers are dropped from the page
+        and the total lowered by as many, so no number counts a document nobody may see.
+        """
+        hidden = self.indexer.hidden() | self.indexer.unshown_in_index()
+        for attempt in range(attempts):
+            results = run(hidden)
+            ids = [h.doc_id for h in results.hits]
+            with self.sessions() as s:
+                docs = {
+                    doc.id: doc
+                    for doc in s.scalars(select(Document).where(Document.id.in_(ids), visible_clause()))
+                }
+            dropped = [doc_id for doc_id in ids if doc_id not in docs]
+            if not dropped:
+                return results, docs
+            self.indexer.hide(dropped)
+            hidden = hidden | set(dropped)
+            if attempt == attempts - 1:
+                results.hits = [h for h in results.hits if h.doc_id in docs]
+                results.total = max(len(results.hits), results.total - len(dropped))
+        return results, docs
+
+
+def _summary_fields(doc: Document) -> dict[str, Any]:
+    """What a result list shows of a document, from the catalog."""
+    return {
+        "document_id": doc.id,
+        "doc_type": doc.doc_type,
+        "mrn": doc.mrn,
+        "patient_name": doc.patient_name,
+        "date_of_service": d(doc.date_of_service),
+        "encounter": doc.encounter,
+        "page_count": doc.page_count,
+    }
+
+
+def _query_filters(query: SearchQuery) -> dict[str, Any]:
+    """What a search asked for, minus free text and names (which may be PHI): ids and codes only."""
+    return {
+        "has_text": bool(query.text),
+        "mrn": query.mrn,
+        "doc_type": query.doc_type,
+        "from": d(query.date_from),
+        "to": d(query.date_to),
+        "batch": query.batch_id,
+        "encounter": query.encounter,
+        "icd": query.icd,
+        "has_name": bool(query.name),
+        "sort": query.sort,
+    }

@@ -1,0 +1,16 @@
+"""One router per group of pages; ``chartvault.web.install`` includes them all."""
+
+from chartvault.web.routes import account, admin, auth, batches, documents, records, releases, review
+
+ROUTERS = (
+    auth.router,
+    account.router,
+    documents.router,
+    review.router,
+    releases.router,
+    records.router,
+    batches.router,
+    admin.router,
+)
+
+__all__ = ["ROUTERS"]

@@ -1,0 +1,88 @@
+"""The page templates (Jinja2, autoescaped) and what every page can use: the menu, dates, labels."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.templating import Jinja2Templates
+
+from chartvault.policy import allowed
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES_DIR = HERE / "templates"
+STATIC_DIR = HERE / "static"
+
+# The menu: (label, page path). A person sees the entries their role may open (from POLICY).
+MENU: tuple[tuple[str, str], ...] = (
+    ("Search", "/ui/search"),
+    ("Review queue", "/ui/review"),
+    ("Releases", "/ui/releases"),
+    ("Legal holds", "/ui/holds"),
+    ("Disposition", "/ui/disposition"),
+    ("Batches", "/ui/batches"),
+    ("Cover sheet", "/ui/coversheet"),
+    ("Users", "/ui/admin/users"),
+    ("API tokens", "/ui/admin/tokens"),
+)
+
+ROLE_LABELS = {
+    "scanner": "Scanning operator",
+    "staff": "HIM staff",
+    "him_admin": "HIM administrator",
+    "vendor": "Release vendor",
+    "admin": "Administrator",
+}
+
+
+def menu_for(role: str | None) -> list[tuple[str, str]]:
+    """The menu entries this role may open."""
+    return [(label, path) for label, path in MENU if allowed("GET", path, role)]
+
+
+def start_page(role: str) -> str:
+    """Where a person lands after signing in: the first page of their menu."""
+    entries = menu_for(role)
+    return entries[0][1] if entries else "/ui/sign-in"
+
+
+def label(value: str | None) -> str:
+    """A code as people read it: ``discharge_summary`` -> ``Discharge summary``."""
+    if not value:
+        return "—"
+    text = value.replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+def when(value: str | None) -> str:
+    """An ISO timestamp as ``2026-03-04 14:05 UTC`` (dates pass through unchanged)."""
+    if not value:
+        return "—"
+    if len(value) == 10:
+        return value
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{round(100 * value)}%"
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(("html",), default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+    env.filters.update(label=label, when=when, percent=percent)
+    env.globals.update(role_labels=ROLE_LABELS, menu_for=menu_for, allowed=allowed)
+    return env
+
+
+templates = Jinja2Templates(env=_environment())

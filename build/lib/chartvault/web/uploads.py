@@ -1,0 +1,32 @@
+"""Files sent from a page: streamed to staging by the API's parser, then the form's CSRF token checked."""
+
+from __future__ import annotations
+
+from chartvault.web import ReceivedUpload, WebParts
+from chartvault.web.context import PageContext
+
+
+async def receive_form_upload(ctx: PageContext, max_files: int) -> ReceivedUpload:
+    """The multipart form of this request: fields, and files staged while hashed (never in memory).
+
+    The CSRF token travels in the form, so it is checked once the body is read; a refused form's
+    staged files are removed. A file input left empty (no name, no bytes) is dropped.
+    """
+    request = ctx.request
+    parts: WebParts = request.app.state.web
+    upload = await parts.receive_upload(
+        request.headers.get("content-type", ""), request.stream(), ctx.services.intake.stager, max_files
+    )
+    try:
+        ctx.check_csrf(upload.fields.get("csrf"))
+    except Exception:
+        upload.discard()
+        raise
+    kept = []
+    for name, staged in upload.files:
+        if name or staged.size:
+            kept.append((name, staged))
+        elif staged.path is not None:
+            staged.path.unlink(missing_ok=True)
+    upload.files[:] = kept
+    return upload

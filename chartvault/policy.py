@@ -1,0 +1,111 @@
+"""Who may reach what: one table for every API route and every web page, deny by default.
+
+The API (``chartvault.api.auth``) and the web pages (``chartvault.web.session``) both look a request
+up here by (method, route path template). A route or page missing from ``POLICY`` is refused to
+everyone, so a new one cannot go out unprotected by accident. Pages live under ``/ui`` (plus the
+front door ``/``), so their paths never collide with the API's.
+"""
+
+from __future__ import annotations
+
+PUBLIC: frozenset[str] = frozenset({"<public>"})  # marker (compared by identity): no token needed
+STAFF = frozenset({"staff", "him_admin", "admin"})
+HIM = frozenset({"him_admin", "admin"})
+ADMIN = frozenset({"admin"})
+SCANNING = frozenset({"scanner", "him_admin", "admin"})
+BATCH_READERS = frozenset({"scanner", "staff", "him_admin", "admin"})
+VENDOR_AND_HIM = frozenset({"vendor", "him_admin", "admin"})
+RELEASE_READERS = frozenset({"vendor", "staff", "him_admin", "admin"})
+SIGNED_IN = frozenset({"scanner", "staff", "him_admin", "vendor", "admin"})
+
+PAGE_PREFIX = "/ui"
+
+# (method, route path template) -> roles allowed. Everything not listed is refused.
+POLICY: dict[tuple[str, str], frozenset[str]] = {
+    # -- the HTTP API ---------------------------------------------------------------------------
+    ("GET", "/health"): PUBLIC,
+    ("POST", "/batches"): SCANNING,
+    ("GET", "/batches"): BATCH_READERS,  # a scanner sees only its own batches
+    ("GET", "/batches/{batch_id}"): BATCH_READERS,
+    ("GET", "/documents/{doc_id}"): STAFF,
+    ("GET", "/documents/{doc_id}/original"): STAFF,
+    ("GET", "/documents/{doc_id}/pages/{page_no}/text"): STAFF,
+    ("GET", "/documents/{doc_id}/similar"): STAFF,
+    ("GET", "/search"): STAFF,
+    ("GET", "/patients/{mrn}/timeline"): STAFF,
+    ("GET", "/review"): STAFF,
+    ("POST", "/documents/{doc_id}/classification"): HIM,
+    ("POST", "/documents/{doc_id}/review/resolve"): HIM,
+    ("POST", "/tokens"): ADMIN,
+    ("GET", "/tokens"): ADMIN,
+    ("DELETE", "/tokens/{token_id}"): ADMIN,
+    ("GET", "/audit/verify"): ADMIN,
+    # Release of information. Vendors see and fetch only their own approved releases.
+    ("POST", "/releases"): STAFF,
+    ("GET", "/releases"): RELEASE_READERS,
+    ("GET", "/releases/{release_id}"): RELEASE_READERS,
+    ("POST", "/releases/{release_id}/authorization"): STAFF,
+    ("POST", "/releases/{release_id}/review"): HIM,
+    ("POST", "/releases/{release_id}/approve"): HIM,
+    ("POST", "/releases/{release_id}/deny"): HIM,
+    ("POST", "/releases/{release_id}/extend"): HIM,
+    ("POST", "/releases/{release_id}/revoke"): HIM,
+    ("POST", "/releases/{release_id}/close"): HIM,
+    ("GET", "/releases/{release_id}/package"): VENDOR_AND_HIM,
+    ("GET", "/patients/{mrn}/disclosures"): HIM,
+    # -- the web pages: the same roles as the API operation each page stands for ---------------------
+    ("GET", "/"): PUBLIC,  # the front door: the sign-in page, or the caller's start page
+    ("GET", "/ui/sign-in"): PUBLIC,
+    ("POST", "/ui/sign-in"): PUBLIC,
+    ("POST", "/ui/sign-out"): SIGNED_IN,
+    ("GET", "/ui/account"): SIGNED_IN,
+    ("POST", "/ui/account/password"): SIGNED_IN,
+    ("GET", "/ui/search"): STAFF,
+    ("GET", "/ui/documents/{doc_id}"): STAFF,
+    ("GET", "/ui/documents/{doc_id}/pages/{page_no}/image"): STAFF,
+    ("GET", "/ui/documents/{doc_id}/original"): STAFF,
+    ("GET", "/ui/documents/{doc_id}/similar"): STAFF,
+    ("GET", "/ui/patients/{mrn}"): STAFF,
+    ("GET", "/ui/patients/{mrn}/disclosures"): HIM,
+    ("GET", "/ui/review"): HIM,
+    ("GET", "/ui/review/{doc_id}"): HIM,
+    ("POST", "/ui/documents/{doc_id}/classification"): HIM,
+    ("POST", "/ui/documents/{doc_id}/review/resolve"): HIM,
+    ("POST", "/ui/documents/{doc_id}/misfile"): HIM,
+    ("GET", "/ui/releases"): RELEASE_READERS,
+    ("GET", "/ui/releases/new"): STAFF,
+    ("POST", "/ui/releases"): STAFF,
+    ("GET", "/ui/releases/{release_id}"): RELEASE_READERS,
+    ("POST", "/ui/releases/{release_id}/authorization"): STAFF,
+    ("POST", "/ui/releases/{release_id}/{decision}"): HIM,  # review, approve, deny, extend, revoke, close
+    ("GET", "/ui/releases/{release_id}/package"): VENDOR_AND_HIM,
+    ("GET", "/ui/holds"): HIM,
+    ("POST", "/ui/holds"): HIM,
+    ("POST", "/ui/holds/{hold_id}/release"): HIM,
+    ("GET", "/ui/disposition"): HIM,
+    ("GET", "/ui/batches"): BATCH_READERS,
+    ("POST", "/ui/batches"): SCANNING,
+    ("GET", "/ui/batches/{batch_id}"): BATCH_READERS,
+    ("GET", "/ui/batches/{batch_id}/progress"): BATCH_READERS,
+    ("GET", "/ui/coversheet"): SCANNING,
+    ("POST", "/ui/coversheet"): SCANNING,
+    ("GET", "/ui/admin/users"): ADMIN,
+    ("POST", "/ui/admin/users"): ADMIN,
+    ("POST", "/ui/admin/users/{username}/{action}"): ADMIN,  # reset-password, disable
+    ("GET", "/ui/admin/tokens"): ADMIN,
+    ("POST", "/ui/admin/tokens"): ADMIN,
+    ("POST", "/ui/admin/tokens/{token_id}/revoke"): ADMIN,
+}
+
+
+def is_page(path: str) -> bool:
+    """Whether a route path template is a web page (else an API route)."""
+    return path == "/" or path.startswith(PAGE_PREFIX + "/")
+
+
+def allowed(method: str, path: str, role: str | None) -> bool:
+    """Whether ``role`` may reach this route; PUBLIC routes are open, unknown routes closed."""
+    roles = POLICY.get((method, path))
+    if roles is None:
+        return False
+    return roles is PUBLIC or role in roles

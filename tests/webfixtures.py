@@ -1,0 +1,97 @@
+"""A small archive of real scanned and born-digital corpus documents, and a signed-in user per role.
+
+Shared by the web page tests (TestClient) and the browser tests (a real ``chartvault serve``): the
+corpus files are ingested once per test session, through the real pipeline (tesseract included).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+PASSWORD = "a long enough passphrase"
+VENDOR_ORG = "Acme Copy Service"
+# name -> (corpus file, what it is): a scanned 2-page TIFF, a born-digital PDF, a 1-page scanned TIFF.
+FILES = {
+    "ed_note": "files/8e497cded72b.tif",  # "chest pain", OCR word boxes in pixels
+    "mammogram": "files/5ae154bf9e59.pdf",  # text layer: word boxes in points
+    "shoulder": "files/f5d8b2bec9c4.tif",
+}
+ROLES = ("scanner", "staff", "him_admin", "vendor", "admin")
+
+
+@dataclass
+class WebArchive:
+    settings: object
+    docs: dict[str, str]  # name in FILES -> document id
+    mrns: dict[str, str]
+    users: dict[str, str] = field(default_factory=dict)  # role -> username
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def web_archive(tmp_path_factory, corpus_dir: Path) -> WebArchive:
+    """The corpus files above, ingested, and one user per role (username = role)."""
+    from chartvault.config import Settings
+    from chartvault.services import Services
+    from chartvault.services.intake import Incoming
+
+    settings = Settings(data_dir=tmp_path_factory.mktemp("web") / "data", workers=2, _env_file=None)
+    docs: dict[str, str] = {}
+    mrns: dict[str, str] = {}
+    with Services(settings) as services:
+        paths = {name: corpus_dir / rel for name, rel in FILES.items()}
+        received = services.intake.receive(
+            [Incoming(p.name, path=p) for p in paths.values()], source="test", station="web-fixture"
+        )
+        services.intake.process(received.batch_id)
+        services.intake.index_now()
+        report = services.intake.batch(received.batch_id)
+        by_name = {f.name: f for f in report.files}
+        for name, path in paths.items():
+            doc_id = by_name[path.name].documents[0]
+            docs[name] = doc_id
+            mrns[name] = services.documents.get(doc_id).identifiers.mrn.value
+        archive = WebArchive(settings, docs, mrns)
+        for role in ROLES:
+            vendor = VENDOR_ORG if role == "vendor" else None
+            services.access.create_user(role, f"Test {role}", role, password=PASSWORD, vendor=vendor)
+            archive.users[role] = role
+    return archive
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "the page has no CSRF field"
+    return found.group(1)
+
+
+def sign_in(client, username: str, password: str = PASSWORD):
+    """Sign a TestClient in through the real form; the response to the form post."""
+    form = client.get("/ui/sign-in")
+    return client.post(
+        "/ui/sign-in",
+        data={"csrf": csrf_of(form.text), "username": username, "password": password},
+        follow_redirects=False,
+    )
+
+
+@contextmanager
+def web_client(settings, role: str | None = None, base_url: str = "http://127.0.0.1") -> Iterator:
+    """A TestClient on the real app (no background threads), signed in as ``role`` if given."""
+    from fastapi.testclient import TestClient
+
+    from chartvault.api.app import create_app
+
+    with TestClient(create_app(settings, start_background=False), base_url=base_url) as client:
+        if role is not None:
+            assert sign_in(client, role).status_code == 303
+        yield client
