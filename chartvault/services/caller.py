@@ -6,7 +6,10 @@ import getpass
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
+
 from chartvault.archive.audit import AuditLog
+from chartvault.archive.models import Patient
 from chartvault.archive.tokens import Principal
 
 
@@ -61,3 +64,16 @@ class AuditTrail:
     ) -> str:
         """Record one entry (ids and codes only) as this caller (or ``actor``); returns its MAC."""
         return self.log.record(actor or self.actor, action, target_type, target_id, outcome, detail)
+
+    def patient_ref(self, mrn: str | None) -> str | None:
+        """What an audit row says instead of an MRN: the patient's internal id, else a keyed hash.
+
+        An MRN is an identifier (PHI); a patient id means nothing outside the catalog. An MRN with no
+        patient row (a search for an unknown number) gets ``AuditLog.pseudonym``: recomputable by a
+        key holder investigating that MRN, meaningless to anyone reading the catalog.
+        """
+        if mrn is None or not mrn.strip():
+            return None
+        with self.log.sessions() as s:
+            patient_id = s.scalar(select(Patient.id).where(Patient.mrn == mrn.strip()))
+        return f"patient:{patient_id}" if patient_id else self.log.pseudonym(mrn.strip())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 from fastapi.responses import StreamingResponse
 
 from chartvault.api.deps import ServicesDep
@@ -11,6 +13,8 @@ from chartvault.schemas.documents import DocumentView, PageText
 
 router = APIRouter(tags=["documents"])
 
+# Far above any file ChartVault accepts (CHARTVAULT_MAX_PAGES), far below what a database integer holds.
+MAX_PAGE_NO = 100_000
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
@@ -51,5 +55,7 @@ def get_original(doc_id: str, services: ServicesDep) -> StreamingResponse:
     summary="One page's text and confidence",
     responses=error_responses(404, 422),
 )
-def get_page_text(doc_id: str, page_no: int, services: ServicesDep) -> PageText:
+def get_page_text(
+    doc_id: str, page_no: Annotated[int, Path(ge=1, le=MAX_PAGE_NO)], services: ServicesDep
+) -> PageText:
     return services.documents.page_text(doc_id, page_no)
