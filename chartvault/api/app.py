@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from chartvault import __version__
-from chartvault.api import errors
+from chartvault.api import docs, errors
 from chartvault.api.auth import authorize
 from chartvault.api.routes import ROUTERS
 from chartvault.config import Settings
@@ -42,9 +42,12 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         version=__version__,
         description="Scanned medical records: batches in, searchable archived documents out.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by chartvault.api.docs (no CDN)
+        redoc_url=None,
         dependencies=[Depends(authorize)],  # every route: token + role from chartvault/api/auth.py POLICY
     )
     for router in ROUTERS:
         app.include_router(router)
     errors.install(app)
+    docs.install(app)
     return app
