@@ -55,6 +55,15 @@ class Settings(BaseSettings):
         120_000_000, gt=0, description="Most pixels in one page (also Pillow's bomb guard)."
     )
     max_upload_files: int = Field(1000, gt=0, description="Most files in one upload request.")
+    max_form_parts: int = Field(
+        1100, gt=0, description="Most multipart parts (files and fields together) in one upload request."
+    )
+    max_form_bytes: int = Field(
+        2 * 1024 * 1024,
+        gt=0,
+        description="Most bytes of non-file form fields (station, operator, manifest...) in one request, "
+        "all together: fields are held in memory.",
+    )
 
     # OCR
     ocr_lang: str = "eng"

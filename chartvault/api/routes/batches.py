@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from chartvault.api.deps import ServicesDep
 from chartvault.api.errors import error_responses
-from chartvault.api.uploads import BAD_UPLOAD, receive_upload
+from chartvault.api.uploads import BAD_UPLOAD, receive_upload, upload_limits
 from chartvault.errors import InvalidInput
 from chartvault.ingest.manifest import parse_manifest
 from chartvault.schemas.batches import AcceptedFile, BatchAccepted, BatchList, BatchReport
@@ -55,7 +55,7 @@ async def post_batch(request: Request, services: ServicesDep) -> BatchAccepted:
         request.headers.get("content-type", ""),
         request.stream(),
         intake.stager,
-        services.settings.max_upload_files,
+        upload_limits(services.settings),
     )
     try:
         if not upload.files:

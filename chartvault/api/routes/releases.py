@@ -8,6 +8,7 @@ before the first byte (or the presigned URL) leaves.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -18,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from chartvault.api.deps import ServicesDep
 from chartvault.api.errors import error_responses
-from chartvault.api.uploads import BAD_UPLOAD, receive_upload
+from chartvault.api.uploads import BAD_UPLOAD, receive_upload, upload_limits
 from chartvault.archive.models import RELEASE_STATES, REQUESTER_TYPES
 from chartvault.errors import InvalidInput, TooLarge, UnsupportedMedia
 from chartvault.ingest.sniff import detect_kind
@@ -129,8 +130,10 @@ def get_release(release_id: str, services: ServicesDep) -> ReleaseView:
 async def attach_authorization(
     request: Request, release_id: str, services: ServicesDep
 ) -> AuthorizationAttached:
+    # The same parser and caps as a batch upload; one image and its elements.
+    limits = replace(upload_limits(services.settings), max_files=2)
     upload = await receive_upload(
-        request.headers.get("content-type", ""), request.stream(), services.intake.stager, 2
+        request.headers.get("content-type", ""), request.stream(), services.intake.stager, limits
     )
     try:
         if len(upload.files) > 1:
