@@ -12,8 +12,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+import re
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+# Today's MRNs: 6-12 digits, optionally after a short letter prefix (the corpus has 8-10 digits and
+# letter + 7 digits). Leading zeros matter: MRNs are strings.
+DEFAULT_MRN_PATTERN = r"[A-Za-z]{0,3}[0-9]{6,12}"
 
 
 class Settings(BaseSettings):
@@ -63,6 +70,11 @@ class Settings(BaseSettings):
         gt=0,
         description="Most bytes of non-file form fields (station, operator, manifest...) in one request, "
         "all together: fields are held in memory.",
+    )
+
+    mrn_pattern: str = Field(
+        DEFAULT_MRN_PATTERN,
+        description="Regular expression a whole MRN given with a batch (manifest) must match.",
     )
 
     # OCR
@@ -158,6 +170,15 @@ class Settings(BaseSettings):
     audit_checkpoint_retention_days: int = Field(
         2190, gt=0, description="Store lock on each audit checkpoint (6 years: HIPAA 164.316(b)(2))."
     )
+
+    @field_validator("mrn_pattern")
+    @classmethod
+    def _mrn_pattern_compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"mrn_pattern is not a regular expression: {exc}") from None
+        return value
 
     @model_validator(mode="after")
     def _s3_when_endpoint_given(self) -> Settings:

@@ -39,10 +39,11 @@ def _expand(paths: list[Path]) -> list[Path]:
 def _load_manifest(path: Path | None) -> Manifest | None:
     if path is None:
         return None
+    from chartvault.config import Settings
     from chartvault.ingest.manifest import ManifestError, parse_manifest
 
     try:
-        return parse_manifest(path.read_bytes())
+        return parse_manifest(path.read_bytes(), Settings().mrn_pattern)
     except (OSError, ManifestError) as exc:
         raise fail(f"manifest refused: {exc}", EXIT_USAGE) from None
 

@@ -20,6 +20,7 @@ from chartvault.archive.models import (
     FILE_QUARANTINED,
     PAGE_ARCHIVED,
     PAGE_INDEXED,
+    REVIEW_PENDING,
     Batch,
     BatchFile,
     Document,
@@ -88,6 +89,7 @@ def add_file(
         row.reason = f"The file is {staged.size:,} bytes; the limit is {max_bytes or 0:,} bytes."
         quarantine_staged(data_dir, row)  # the reason is kept; the bytes past the limit never were
     elif (dup := archived_document_for(session, staged.sha256)) is not None:
+        _flag_duplicate_of_another_patient(batch, row, dup)
         row.status = FILE_DUPLICATE
         row.duplicate_of = dup.id
         row.page_count = dup.page_count
@@ -107,6 +109,32 @@ def add_file(
     session.add(row)
     session.flush()
     return row
+
+
+def _flag_duplicate_of_another_patient(batch: Batch, row: BatchFile, dup: Document) -> None:
+    """The manifest says these bytes are another patient's than the archived copy: a person must look.
+
+    Linking silently would leave one of the two patients' records wrong without anyone knowing. The
+    batch is flagged and the archived document goes to the review queue (held from release until
+    resolved); ids only.
+    """
+    if row.mrn_hint is None or row.mrn_hint == dup.mrn:
+        return
+    flag_batch(
+        batch,
+        {
+            "code": "duplicate_mrn_mismatch",
+            "file_id": row.id,
+            "document_id": dup.id,
+            "message": f"File #{row.seq} is identical to archived document {dup.id}, "
+            "which is filed under another MRN than the manifest names.",
+        },
+    )
+    reason = {"code": "duplicate_mrn_mismatch", "batch_id": batch.id, "file_id": row.id}
+    reasons = list(dup.review_reasons or [])
+    if reason not in reasons:
+        dup.review_reasons = [*reasons, reason]
+    dup.review_status = REVIEW_PENDING
 
 
 def _apply_expectation(row: BatchFile, manifest: Manifest | None, name: str) -> None:

@@ -28,7 +28,7 @@ from chartvault.archive.models import (
 from chartvault.config import Settings
 from chartvault.errors import NotFound
 from chartvault.ingest.batches import add_file, close_intake, create_batch
-from chartvault.ingest.manifest import Manifest
+from chartvault.ingest.manifest import Manifest, check_label
 from chartvault.ingest.pipeline import Pipeline, Progress
 from chartvault.ingest.staging import StagedFile, Stager, read_chunks, stage_chunks
 from chartvault.schemas.batches import (
@@ -108,7 +108,12 @@ class IntakeService:
         operator: str | None = None,
         manifest: Manifest | None = None,
     ) -> Received:
-        """A new batch holding these files, staged and recorded, its intake closed."""
+        """A new batch holding these files, staged and recorded, its intake closed.
+
+        Station and operator names are checked first (no control or direction-override characters):
+        a refused batch leaves nothing in the catalog.
+        """
+        station, operator = check_label("station", station), check_label("operator", operator)
         with self.sessions() as s:
             batch = create_batch(s, source, station, operator, manifest)
             batch.created_by = self.caller.actor
