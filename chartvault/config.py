@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     celery_result_expires_s: int = Field(86_400, gt=0, description="Task results (page text) expire.")
     host: str = "127.0.0.1"
     port: int = 8000
+    auth_failures_per_minute: int = Field(
+        20,
+        gt=0,
+        description="Failed authentications one client may make in a minute before it is answered 429 "
+        "(with Retry-After) until the minute ends.",
+    )
 
     # Input limits: a file over any of them is quarantined with the reason, never half-read.
     max_file_bytes: int = Field(512 * 1024 * 1024, gt=0, description="Largest accepted file, in bytes.")

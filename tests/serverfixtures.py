@@ -41,7 +41,16 @@ class LiveServer:
     def start(self, timeout: float = 120) -> None:
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chartvault.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "chartvault.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -39,7 +39,9 @@ def world(settings, tmp_path: Path) -> Iterator[World]:
             for i in range(4)
         ]
         paths.append(
-            chart_pdf(tmp_path / "other.pdf", mrn=OTHER_MRN, dob="09/10/1980", dos="05/07/2024", name="OTHER, PAT")
+            chart_pdf(
+                tmp_path / "other.pdf", mrn=OTHER_MRN, dob="09/10/1980", dos="05/07/2024", name="OTHER, PAT"
+            )
         )
         docs = ingest(vault, *paths)
         assert len(docs) == 5
@@ -72,9 +74,7 @@ def test_reads_record_the_document(world: World) -> None:
     assert c.get(f"/documents/{doc}/pages/1/text").status_code == 200
     assert c.get(f"/documents/{doc}/original").status_code == 200
     page_reads = _rows(world.vault, "document.page_text")
-    assert [(r.target_type, r.target_id, r.detail) for r in page_reads] == [
-        ("document", doc, {"page_no": 1})
-    ]
+    assert [(r.target_type, r.target_id, r.detail) for r in page_reads] == [("document", doc, {"page_no": 1})]
     assert [r.target_id for r in _rows(world.vault, "document.download")] == [doc]
 
 
@@ -91,7 +91,9 @@ def test_search_timeline_and_similar_record_every_id_shown_and_no_mrn(world: Wor
     unknown = _rows(vault, "search")[-1].detail["filters"]["patient"]
     assert unknown.startswith("hmac:k") and UNKNOWN_MRN not in unknown
     c.get("/search", params={"mrn": UNKNOWN_MRN})
-    assert _rows(vault, "search")[-1].detail["filters"]["patient"] == unknown  # stable: findable by key holders
+    assert (
+        _rows(vault, "search")[-1].detail["filters"]["patient"] == unknown
+    )  # stable: findable by key holders
 
     timeline = c.get(f"/patients/{MRN}/timeline").json()
     listed = [d["document_id"] for g in timeline["encounters"] for d in g["documents"]]
@@ -100,7 +102,9 @@ def test_search_timeline_and_similar_record_every_id_shown_and_no_mrn(world: Wor
     assert row.detail["documents"] == listed and len(listed) == 4
 
     similar = c.get(f"/documents/{world.docs[0]}/similar").json()
-    assert _rows(vault, "document.similar")[-1].detail["documents"] == [h["document_id"] for h in similar["hits"]]
+    assert _rows(vault, "document.similar")[-1].detail["documents"] == [
+        h["document_id"] for h in similar["hits"]
+    ]
 
     assert c.get(f"/patients/{MRN}/disclosures").status_code == 200
     assert _rows(vault, "disclosure.accounting")[-1].target_id == f"patient:{_patient_id(vault, MRN)}"
@@ -117,7 +121,9 @@ def test_cursor_pages_through_every_hit_once(world: World) -> None:
         if answer["next_cursor"] is None:
             break
         answer = c.get("/search", params={**params, "cursor": answer["next_cursor"]}).json()
-    by_offset = [c.get("/search", params={**params, "offset": i}).json()["hits"][0]["document_id"] for i in range(4)]
+    by_offset = [
+        c.get("/search", params={**params, "offset": i}).json()["hits"][0]["document_id"] for i in range(4)
+    ]
     assert seen == by_offset and len(set(seen)) == 4
 
     first = c.get("/search", params=params).json()

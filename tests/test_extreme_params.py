@@ -112,7 +112,9 @@ def test_openapi_lists_the_numeric_parameters(server: tuple[LiveServer, str]) ->
     assert ("POST", "/tokens", "days") in names
 
 
-def test_extreme_values_in_every_numeric_parameter_leave_the_server_up(server: tuple[LiveServer, str]) -> None:
+def test_extreme_values_in_every_numeric_parameter_leave_the_server_up(
+    server: tuple[LiveServer, str],
+) -> None:
     live, token = server
     doc = httpx.get(f"{live.url}/openapi.json", timeout=10).json()
     inputs = _numeric_inputs(doc)

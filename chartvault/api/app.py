@@ -14,7 +14,8 @@ from fastapi import Depends, FastAPI
 
 from chartvault import __version__
 from chartvault.api import docs, errors
-from chartvault.api.auth import authorize
+from chartvault.api.auth import audit_failed_authentications, authorize
+from chartvault.api.ratelimit import FailedAuthLimiter
 from chartvault.api.routes import ROUTERS
 from chartvault.config import Settings
 from chartvault.services import Caller, Services
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
             yield
         finally:
             background.stop()
+            await audit_failed_authentications(services, app.state.auth_limiter, everything=True)
             services.close()
 
     app = FastAPI(
@@ -46,6 +48,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         redoc_url=None,
         dependencies=[Depends(authorize)],  # every route: token + role from chartvault/api/auth.py POLICY
     )
+    app.state.auth_limiter = FailedAuthLimiter(settings.auth_failures_per_minute)
     for router in ROUTERS:
         app.include_router(router)
     errors.install(app)

@@ -68,8 +68,10 @@ _DESCRIPTIONS = {
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` declaring the error body for these statuses (401 and 403 always)."""
-    return {s: {"model": ErrorBody, "description": _DESCRIPTIONS[s]} for s in sorted({401, 403, *statuses})}
+    """OpenAPI ``responses`` declaring the error body for these statuses (401, 403 and 429 always)."""
+    return {
+        s: {"model": ErrorBody, "description": _DESCRIPTIONS[s]} for s in sorted({401, 403, 429, *statuses})
+    }
 
 
 def status_of(exc: ChartVaultError) -> int:

@@ -160,9 +160,7 @@ async def receive_upload(
     if ctype != b"multipart/form-data" or b"boundary" not in params:
         raise UnsupportedMedia("send the files as multipart/form-data", code=BAD_UPLOAD)
     receiver = _Receiver(stager, limits)
-    parser = MultipartParser(
-        params[b"boundary"], receiver.callbacks(), max_header_size=MAX_PART_HEADER_BYTES
-    )
+    parser = MultipartParser(params[b"boundary"], receiver.callbacks(), max_header_size=MAX_PART_HEADER_BYTES)
     try:
         async for chunk in body:
             # Disk writes happen in callbacks: keep them off the event loop.

@@ -481,7 +481,9 @@ class ReleaseService:
         """The accounting of disclosures (164.528): the last six years for this MRN."""
         with self.sessions() as s:
             rows = [disclosure_view(d) for d in accounting(s, mrn, accountable_only=accountable_only)]
-        self.audit("disclosure.accounting", "patient", self.audit.patient_ref(mrn), detail={"count": len(rows)})
+        self.audit(
+            "disclosure.accounting", "patient", self.audit.patient_ref(mrn), detail={"count": len(rows)}
+        )
         return DisclosureAccounting(mrn=mrn, years=6, disclosures=rows)
 
 

@@ -223,5 +223,3 @@ def _summary_fields(doc: Document) -> dict[str, Any]:
         "encounter": doc.encounter,
         "page_count": doc.page_count,
     }
-
-

@@ -17,7 +17,6 @@ from chartvault.search.types import SearchQuery
 router = APIRouter(tags=["search"])
 
 
-
 @router.get(
     "/search",
     summary="Ranked documents with highlighted snippets, hit pages and facets",
