@@ -31,6 +31,7 @@ SCANNING = frozenset({"scanner", "him_admin", "admin"})
 BATCH_READERS = frozenset({"scanner", "staff", "him_admin", "admin"})
 VENDOR_AND_HIM = frozenset({"vendor", "him_admin", "admin"})
 RELEASE_READERS = frozenset({"vendor", "staff", "him_admin", "admin"})
+ALL_ROLES = frozenset({"scanner", "staff", "him_admin", "vendor", "admin"})
 
 # (method, route path template) -> roles allowed. Everything not listed is refused.
 POLICY: dict[tuple[str, str], frozenset[str]] = {
@@ -47,7 +48,7 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/review"): STAFF,
     ("POST", "/documents/{doc_id}/classification"): HIM,
     ("POST", "/documents/{doc_id}/review/resolve"): HIM,
-    ("POST", "/tokens"): ADMIN,
+    ("POST", "/tokens"): ALL_ROLES,  # one's own tokens; for another user: admins (AccessService)
     ("GET", "/tokens"): ADMIN,
     ("DELETE", "/tokens/{token_id}"): ADMIN,
     ("GET", "/audit/verify"): ADMIN,
@@ -62,6 +63,7 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/releases/{release_id}/extend"): HIM,
     ("POST", "/releases/{release_id}/revoke"): HIM,
     ("POST", "/releases/{release_id}/close"): HIM,
+    ("POST", "/releases/{release_id}/sent"): HIM,
     ("GET", "/releases/{release_id}/package"): VENDOR_AND_HIM,
     ("GET", "/patients/{mrn}/disclosures"): HIM,
 }

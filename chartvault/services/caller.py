@@ -24,10 +24,20 @@ class Caller:
     actor: str  # token:<id> | cli:<user> | system
     role: str | None = None
     vendor: str | None = None  # the organisation of a vendor token
+    user_id: str | None = None  # the named user behind a token (None: a token from before users)
+    token_made_by: str | None = None  # the actor that created the caller's token
+    token_made_by_user: str | None = None  # the user behind that actor, when known
 
     @classmethod
     def of_token(cls, principal: Principal) -> Caller:
-        return cls(principal.actor, principal.role, principal.vendor)
+        return cls(
+            principal.actor,
+            principal.role,
+            principal.vendor,
+            principal.user_id,
+            principal.made_by,
+            principal.made_by_user,
+        )
 
     @classmethod
     def operator(cls) -> Caller:

@@ -21,6 +21,7 @@ from chartvault.archive.models import HOLD_ACTIVE, Disposition, Document, LegalH
 from chartvault.archive.objectstore import ObjectRef, ObjectStore
 from chartvault.config import Settings
 from chartvault.errors import NotFound
+from chartvault.release.misfiles import audit_fallout, misfile_fallout
 from chartvault.schemas.common import d as day
 from chartvault.schemas.common import iso, to_jsonable
 from chartvault.services.caller import AuditTrail
@@ -178,6 +179,8 @@ class RecordsService:
         detail: dict[str, Any] = {"break_glass": break_glass, "pages": list(pages or [])}
         try:
             with transaction(self.sessions) as s:
+                doc = s.get(Document, doc_id)
+                old_mrn = doc.mrn if doc is not None else None
                 result = correct_misfile(
                     s,
                     self.store,
@@ -188,6 +191,7 @@ class RecordsService:
                     pages=pages,
                     break_glass=break_glass,
                 )
+                fallout = misfile_fallout(s, doc_id, old_mrn, to_mrn)
         except MisfileRefused:
             self.audit("document.misfile_correction", "document", doc_id, outcome="refused", detail=detail)
             raise
@@ -196,8 +200,11 @@ class RecordsService:
             "new_documents": result.new_documents,
             "versions_deleted": len(result.versions_deleted),
             "governance_bypass": bool(result.versions_deleted),
+            "suspended_releases": fallout.suspended_releases,
+            "privacy_review_disclosures": fallout.rerecorded_disclosures,
         }
         self.audit("document.misfile_correction", "document", doc_id, detail=detail)
+        audit_fallout(self.audit, doc_id, fallout)
         self._index_now()
         return result
 

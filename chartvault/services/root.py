@@ -236,7 +236,7 @@ class Services:
     def access(self) -> AccessService:
         from chartvault.services.access import AccessService
 
-        return AccessService(self.parts.sessions, self.parts.audit_log, self.audit)
+        return AccessService(self.parts.sessions, self.parts.audit_log, self.audit, self.caller)
 
     def close(self) -> None:
         if self._owner:

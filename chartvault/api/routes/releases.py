@@ -216,11 +216,20 @@ def close_release(release_id: str, services: ServicesDep) -> ReleaseView:
     return services.releases.close_release(release_id)
 
 
+@router.post(
+    "/releases/{release_id}/sent",
+    summary="Record that the package left to its recipient by other means (the disclosure)",
+    responses=DECISION_ERRORS,
+)
+def mark_sent(release_id: str, services: ServicesDep) -> ReleaseView:
+    return services.releases.mark_sent(release_id)
+
+
 @router.get(
     "/releases/{release_id}/package",
     response_class=StreamingResponse,
     response_model=None,
-    summary="The stamped package PDF (the disclosure is recorded first)",
+    summary="The stamped package PDF: a vendor's fetch is the disclosure (recorded first), staff's a preview",
     responses={
         200: {
             "description": "The package",
@@ -240,17 +249,15 @@ def get_package(
     fetch = releases.fetch_package(release_id, method)
     if method == "presigned_url":
         return RedirectResponse(releases.presigned_package_url(fetch), status_code=307)
-    return StreamingResponse(
-        releases.open_package(fetch),
-        media_type="application/pdf",
-        headers={
-            "Content-Length": str(fetch.ref.size),
-            "Content-Disposition": f'attachment; filename="{fetch.filename}"',
-            "X-Content-SHA256": fetch.ref.sha256,
-            "X-Disclosure-Id": fetch.disclosure_id,
-            "Cache-Control": "no-store",
-        },
-    )
+    headers = {
+        "Content-Length": str(fetch.ref.size),
+        "Content-Disposition": f'attachment; filename="{fetch.filename}"',
+        "X-Content-SHA256": fetch.ref.sha256,
+        "Cache-Control": "no-store",
+    }
+    if fetch.disclosure_id is not None:  # a vendor's fetch; a staff preview is no disclosure
+        headers["X-Disclosure-Id"] = fetch.disclosure_id
+    return StreamingResponse(releases.open_package(fetch), media_type="application/pdf", headers=headers)
 
 
 @router.get(
