@@ -14,8 +14,9 @@ setup-test:
 run: setup
 	@mkdir -p "$${CHARTVAULT_DATA_DIR:-data}"
 	@echo "ChartVault: data in $${CHARTVAULT_DATA_DIR:-./data}; API docs at http://$${CHARTVAULT_HOST:-127.0.0.1}:$${CHARTVAULT_PORT:-8000}/docs"
-	@echo "Every route but /health needs a token. Make the first admin token with:"
-	@echo "  .venv/bin/chartvault token create --role admin --name 'first admin'"
+	@echo "Every route but /health needs a token. Make the first admin and their token with:"
+	@echo "  .venv/bin/chartvault user create admin1 --role admin --name 'First Admin'"
+	@echo "  .venv/bin/chartvault token create --user admin1 --name 'first admin'"
 	.venv/bin/chartvault serve
 
 test: setup-test

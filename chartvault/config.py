@@ -8,15 +8,13 @@ server: a SQLite catalog, a local object folder and a tantivy search index, all 
 from __future__ import annotations
 
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-import re
-
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
 
 # Today's MRNs: 6-12 digits, optionally after a short letter prefix (the corpus has 8-10 digits and
 # letter + 7 digits). Leading zeros matter: MRNs are strings.
@@ -81,6 +79,16 @@ class Settings(BaseSettings):
     mrn_pattern: str = Field(
         DEFAULT_MRN_PATTERN,
         description="Regular expression a whole MRN given with a batch (manifest) must match.",
+    )
+
+    quarantine_retention_days: int = Field(
+        90,
+        gt=0,
+        description="Quarantined files (refused input, may hold PHI) are deleted this many days after "
+        "they were refused; the catalog keeps the reason.",
+    )
+    housekeeping_interval_s: float = Field(
+        3600, gt=0, description="How often the server purges expired quarantined files."
     )
 
     # OCR

@@ -551,7 +551,12 @@ def _cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_verify_names_deleted_newest_entries_and_rotates(tmp_path: Path) -> None:
     data = tmp_path / "data"
     for i in range(3):
-        assert _cli(data, "token", "create", "--role", "staff", "--name", f"t{i}").returncode == 0
+        assert (
+            _cli(
+                data, "user", "create", f"user{i}", "--role", "staff", "--name", f"U{i}", "--no-password"
+            ).returncode
+            == 0
+        )
     ok = _cli(data, "audit", "verify", "--json")  # every CLI run checkpointed at exit
     report = json.loads(ok.stdout)
     assert ok.returncode == 0 and report["ok"] and report["checkpoints"] == 3

@@ -7,8 +7,10 @@ disk. An HTTP client is answered only after every file of its request is staged.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -205,3 +207,32 @@ def flag_batch(batch: Batch, flag: dict[str, object]) -> None:
     if flag not in flags:
         flags.append(flag)
     batch.flags = flags  # reassign: JSON columns do not track in-place changes
+
+
+def expired_quarantine(session: Session, older_than_days: int) -> list[BatchFile]:
+    """Quarantined files refused more than ``older_than_days`` ago whose bytes are still kept (a file
+    refused while being received never had its bytes kept: only its reason file, which holds ids)."""
+    cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
+    q = select(BatchFile).where(
+        BatchFile.status == FILE_QUARANTINED,
+        BatchFile.updated_at < cutoff,
+        BatchFile.staged_path.is_not(None),
+    )
+    return list(session.scalars(q))
+
+
+def purge_quarantined(data_dir: Path, row: BatchFile, dry_run: bool = False) -> int:
+    """Delete a quarantined file's bytes and reason file (the catalog row keeps code and reason);
+    the bytes freed."""
+    folder = data_dir / "quarantine" / row.batch_id
+    paths = [data_dir / row.staged_path] if row.staged_path else []
+    paths.append(folder / f"{row.id}.reason.txt")
+    size = sum(p.stat().st_size for p in paths if p.is_file())
+    if dry_run:
+        return size
+    for path in paths:
+        path.unlink(missing_ok=True)
+    row.staged_path = None
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only when it has emptied
+    return size

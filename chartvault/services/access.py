@@ -11,6 +11,7 @@ from chartvault.archive.db import transaction
 from chartvault.archive.models import ApiToken, User
 from chartvault.archive.tokens import Principal, create_token, list_tokens, revoke_token, verify_token
 from chartvault.archive.users import authenticate, create_user, find_user, list_users, set_password
+from chartvault.errors import Forbidden
 from chartvault.schemas.access import (
     AuditCheckpoint,
     AuditKeyRotation,
@@ -22,7 +23,6 @@ from chartvault.schemas.access import (
     UserView,
 )
 from chartvault.schemas.common import iso, to_fields
-from chartvault.errors import Forbidden
 from chartvault.services.caller import AuditTrail, Caller
 
 

@@ -21,6 +21,7 @@ from chartvault.archive.models import HOLD_ACTIVE, Disposition, Document, LegalH
 from chartvault.archive.objectstore import ObjectRef, ObjectStore
 from chartvault.config import Settings
 from chartvault.errors import NotFound
+from chartvault.ingest.private import TempLeftover
 from chartvault.release.misfiles import audit_fallout, misfile_fallout
 from chartvault.schemas.common import d as day
 from chartvault.schemas.common import iso, to_jsonable
@@ -39,6 +40,8 @@ class RecordsService:
         reconcile_index: Callable[[bool], Any],
         resume: Callable[[], list[str]],
         unfinished: Callable[[], list[str]],
+        temp_leftovers: Callable[[], list[TempLeftover]],
+        clean_temp: Callable[[], list[TempLeftover]],
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -49,6 +52,8 @@ class RecordsService:
         self._reconcile_index = reconcile_index
         self._resume = resume
         self._unfinished = unfinished
+        self._temp_leftovers = temp_leftovers
+        self._clean_temp = clean_temp
 
     def retention(self, doc_id: str) -> dict[str, Any]:
         """The document's retention as the catalog and the store each see it."""
@@ -222,13 +227,19 @@ class RecordsService:
         if repair and unfinished:
             resumed = self._resume()
             unfinished = self._unfinished()
-        consistent = store.consistent and index.consistent and not unfinished
+        leftovers = self._temp_leftovers()  # page images of a killed ingest hold PHI: not to stay
+        removed = self._clean_temp() if repair and leftovers else []
+        if removed:
+            leftovers = self._temp_leftovers()
+        consistent = store.consistent and index.consistent and not unfinished and not leftovers
         result = {
             "consistent": consistent,
             "store": store.as_dict(),
             "index": to_jsonable(index),
             "unfinished_batches": unfinished,
             "resumed_batches": resumed,
+            "temp_leftovers": [to_jsonable(x) for x in leftovers],
+            "temp_removed": [to_jsonable(x) for x in removed],
         }
         detail = {"consistent": consistent, "repair": repair, "objects": store.objects_checked}
         self.audit("archive.check", outcome="ok" if consistent else "inconsistent", detail=detail)

@@ -14,6 +14,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from chartvault.config import Settings
+from chartvault.ingest.private import make_private
 from chartvault.services.caller import SYSTEM, AuditTrail, Caller
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class Parts:
         self.settings = settings
         self._lock = threading.RLock()
         self._built: dict[str, Any] = {}
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private(settings.data_dir)  # umask 077, data folder 0700: PHI is the owner's alone
 
     @_part
     def catalog(self) -> tuple[Engine, sessionmaker[Session]]:
@@ -224,6 +225,8 @@ class Services:
             reconcile_index=self.search.reconcile,
             resume=self.intake.resume,
             unfinished=self.intake.unfinished,
+            temp_leftovers=self.intake.temp_leftovers,
+            clean_temp=self.intake.clean_temp,
         )
 
     @cached_property
