@@ -400,7 +400,7 @@ def test_checkpoint_objects_are_locked_in_the_local_store(
     assert (listed.entries, listed.head_mac, listed.key_id) == (ENTRIES, cp.head_mac, cp.key_id)
     ref = _ref(store, cp.object_key)
     path = store.root / "named" / cp.object_key
-    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert stat.S_IMODE(path.stat().st_mode) == 0o400
     mode, until = store.retention(ref)
     assert mode == "GOVERNANCE" and until is not None and until > datetime.now(UTC) + timedelta(days=2000)
     with pytest.raises(RetentionLockedError):
