@@ -63,6 +63,15 @@ def _is_numeric(schema: dict[str, Any], doc: dict[str, Any]) -> bool:
     return any(_resolve(o, doc).get("type") in ("integer", "number") for o in options)
 
 
+def _body_properties(schema: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+    """The properties of a JSON body, also when it is optional (``anyOf: [object, null]``)."""
+    schema = _resolve(schema, doc)
+    props: dict[str, Any] = dict(schema.get("properties", {}))
+    for option in schema.get("anyOf", []):
+        props |= _resolve(option, doc).get("properties", {})
+    return props
+
+
 def _numeric_inputs(doc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """(method, path template, where, name) of every numeric parameter and JSON-body field."""
     found = []
@@ -73,7 +82,7 @@ def _numeric_inputs(doc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     found.append((method.upper(), path, p["in"], p["name"]))
             body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
             if body is not None:
-                for name, prop in _resolve(body, doc).get("properties", {}).items():
+                for name, prop in _body_properties(body, doc).items():
                     if _is_numeric(prop, doc):
                         found.append((method.upper(), path, "body", name))
     return found
@@ -110,6 +119,7 @@ def test_openapi_lists_the_numeric_parameters(server: tuple[LiveServer, str]) ->
     assert ("GET", "/search", "offset") in names
     assert ("GET", "/documents/{doc_id}/pages/{page_no}/text", "page_no") in names
     assert ("POST", "/tokens", "days") in names
+    assert ("POST", "/releases/{release_id}/approve", "access_days") in names  # an optional body too
 
 
 def test_extreme_values_in_every_numeric_parameter_leave_the_server_up(

@@ -43,6 +43,7 @@ class FailedAuthLimiter:
         self._lock = threading.Lock()
         self._windows: dict[str, FailureWindow] = {}
         self._closed: list[FailureWindow] = []
+        self._oldest_start = float("inf")  # the earliest minute an open window started in
 
     def retry_after(self, client: str) -> int | None:
         """Seconds this client must wait when it is over the limit this minute (the refusal is
@@ -66,6 +67,9 @@ class FailedAuthLimiter:
         too, e.g. at shutdown): each to be written as one audit entry."""
         with self._lock:
             now_start = self._minute(self.clock())
+            if not everything and not self._closed and self._oldest_start >= now_start:
+                return []  # the common case, every request: nothing ended, no walk over the clients
+            self._oldest_start = now_start
             for client, window in list(self._windows.items()):
                 if everything or window.start < now_start:
                     self._closed.append(self._windows.pop(client))
@@ -82,6 +86,7 @@ class FailedAuthLimiter:
             if len(self._windows) >= MAX_CLIENTS and client != OVERFLOW_CLIENT:
                 return self._current(OVERFLOW_CLIENT, create)
             window = self._windows[client] = FailureWindow(client, start)
+            self._oldest_start = min(self._oldest_start, start)
         return window
 
     @staticmethod
