@@ -17,7 +17,7 @@ run: setup
 	@echo "  web pages: http://$${CHARTVAULT_HOST:-127.0.0.1}:$${CHARTVAULT_PORT:-8000}/   API docs: http://$${CHARTVAULT_HOST:-127.0.0.1}:$${CHARTVAULT_PORT:-8000}/docs"
 	@echo "Make the first user (an administrator; it asks for a password of 12+ characters), then sign in:"
 	@echo "  .venv/bin/chartvault user create admin --role admin --name 'First Admin'"
-	@echo "API clients need a token:  .venv/bin/chartvault token create --role admin --name 'first admin'"
+	@echo "API clients need a token of a user:  .venv/bin/chartvault token create --user admin --name 'first admin'"
 	.venv/bin/chartvault serve
 
 test: setup-test

@@ -117,8 +117,18 @@ class Server:
             self.cli = [str(exe)]
 
     def token(self, role: str, name: str) -> str:
+        """A token of a new user of ``role`` (tokens belong to named users)."""
+        username = "bench-" + "".join(ch if ch.isalnum() else "-" for ch in name.lower())
+        subprocess.run(
+            [*self.cli, "user", "create", username, "--role", role, "--name", name, "--no-password"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         out = subprocess.run(
-            [*self.cli, "token", "create", "--role", role, "--name", name, "--json"],
+            [*self.cli, "token", "create", "--user", username, "--name", name, "--json"],
             env=self.env,
             capture_output=True,
             text=True,

@@ -8,12 +8,17 @@ server: a SQLite catalog, a local object folder and a tantivy search index, all 
 from __future__ import annotations
 
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Today's MRNs: 6-12 digits, optionally after a short letter prefix (the corpus has 8-10 digits and
+# letter + 7 digits). Leading zeros matter: MRNs are strings.
+DEFAULT_MRN_PATTERN = r"[A-Za-z]{0,3}[0-9]{6,12}"
 
 
 class Settings(BaseSettings):
@@ -47,6 +52,12 @@ class Settings(BaseSettings):
     celery_result_expires_s: int = Field(86_400, gt=0, description="Task results (page text) expire.")
     host: str = "127.0.0.1"
     port: int = 8000
+    auth_failures_per_minute: int = Field(
+        20,
+        gt=0,
+        description="Failed authentications one client may make in a minute before it is answered 429 "
+        "(with Retry-After) until the minute ends.",
+    )
 
     # Input limits: a file over any of them is quarantined with the reason, never half-read.
     max_file_bytes: int = Field(512 * 1024 * 1024, gt=0, description="Largest accepted file, in bytes.")
@@ -55,6 +66,30 @@ class Settings(BaseSettings):
         120_000_000, gt=0, description="Most pixels in one page (also Pillow's bomb guard)."
     )
     max_upload_files: int = Field(1000, gt=0, description="Most files in one upload request.")
+    max_form_parts: int = Field(
+        1100, gt=0, description="Most multipart parts (files and fields together) in one upload request."
+    )
+    max_form_bytes: int = Field(
+        2 * 1024 * 1024,
+        gt=0,
+        description="Most bytes of non-file form fields (station, operator, manifest...) in one request, "
+        "all together: fields are held in memory.",
+    )
+
+    mrn_pattern: str = Field(
+        DEFAULT_MRN_PATTERN,
+        description="Regular expression a whole MRN given with a batch (manifest) must match.",
+    )
+
+    quarantine_retention_days: int = Field(
+        90,
+        gt=0,
+        description="Quarantined files (refused input, may hold PHI) are deleted this many days after "
+        "they were refused; the catalog keeps the reason.",
+    )
+    housekeeping_interval_s: float = Field(
+        3600, gt=0, description="How often the server purges expired quarantined files."
+    )
 
     # OCR
     ocr_lang: str = "eng"
@@ -173,6 +208,15 @@ class Settings(BaseSettings):
         description="Disk the page-image cache (<data_dir>/cache: rendered pages and the originals "
         "they are rendered from) may use before the least recently used files are removed.",
     )
+
+    @field_validator("mrn_pattern")
+    @classmethod
+    def _mrn_pattern_compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"mrn_pattern is not a regular expression: {exc}") from None
+        return value
 
     @model_validator(mode="after")
     def _s3_when_endpoint_given(self) -> Settings:

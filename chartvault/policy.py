@@ -36,7 +36,7 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/review"): STAFF,
     ("POST", "/documents/{doc_id}/classification"): HIM,
     ("POST", "/documents/{doc_id}/review/resolve"): HIM,
-    ("POST", "/tokens"): ADMIN,
+    ("POST", "/tokens"): SIGNED_IN,  # one's own tokens; for another user: admins (AccessService)
     ("GET", "/tokens"): ADMIN,
     ("DELETE", "/tokens/{token_id}"): ADMIN,
     ("GET", "/audit/verify"): ADMIN,
@@ -51,6 +51,7 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/releases/{release_id}/extend"): HIM,
     ("POST", "/releases/{release_id}/revoke"): HIM,
     ("POST", "/releases/{release_id}/close"): HIM,
+    ("POST", "/releases/{release_id}/sent"): HIM,
     ("GET", "/releases/{release_id}/package"): VENDOR_AND_HIM,
     ("GET", "/patients/{mrn}/disclosures"): HIM,
     # -- the web pages: the same roles as the API operation each page stands for ---------------------

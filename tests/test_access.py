@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from chartvault.api.auth import POLICY, PUBLIC
 from chartvault.archive.models import ROLES, ApiToken
+from chartvault.errors import InvalidInput
 
 NO_TOKEN = "(none)"
 
@@ -103,10 +105,29 @@ def test_bad_expired_and_revoked_tokens_are_refused(settings) -> None:
 
 def test_vendor_and_role_token_rules(settings) -> None:
     with api_client(settings) as c:
-        assert c.post("/tokens", json={"role": "vendor", "name": "v"}).status_code == 422  # needs an org
-        assert c.post("/tokens", json={"role": "staff", "name": "s", "vendor": "Acme"}).status_code == 422
-        made = c.post("/tokens", json={"role": "vendor", "name": "v", "vendor": "Acme Copy"})
+        vault = c.app.state.services
+        vault.access.create_user("acme-1", "Acme clerk", "vendor", vendor="Acme Copy")
+        # The fixture's admin token belongs to no user: it must name the user a token is for.
+        assert c.post("/tokens", json={"name": "v"}).status_code == 403
+        assert c.post("/tokens", json={"name": "v", "user": "nobody"}).status_code == 404
+        assert c.post("/tokens", json={"role": "staff", "name": "s", "user": "acme-1"}).status_code == 422
+        made = c.post("/tokens", json={"name": "v", "user": "acme-1"})
         assert made.status_code == 201 and made.json()["token"].startswith("cv_")
+        assert made.json()["role"] == "vendor" and made.json()["vendor"] == "Acme Copy"
+        with pytest.raises(InvalidInput):  # a token of a user has the user's role
+            vault.access.create_token("admin", "escalate", username="acme-1")
+
+
+def test_cli_tokens_belong_to_a_user(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert _cli(data, "token", "create", "--role", "admin", "--name", "x").returncode == 2  # --user required
+    assert (
+        _cli(data, "user", "create", "ops", "--role", "admin", "--name", "Ops", "--no-password").returncode
+        == 0
+    )
+    made = _cli(data, "token", "create", "--user", "ops", "--name", "first admin", "--json")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["role"] == "admin" and json.loads(made.stdout)["user_id"]
 
 
 def test_scanner_sees_only_its_own_batches(settings, corpus) -> None:
@@ -163,7 +184,12 @@ def _cli(data: Path, *args: str) -> subprocess.CompletedProcess:
 def test_audit_verify_detects_tampering(tmp_path: Path, tamper: str) -> None:
     data = tmp_path / "data"
     for i in range(4):
-        assert _cli(data, "token", "create", "--role", "staff", "--name", f"t{i}").returncode == 0
+        assert (
+            _cli(
+                data, "user", "create", f"user{i}", "--role", "staff", "--name", f"U{i}", "--no-password"
+            ).returncode
+            == 0
+        )
     ok = _cli(data, "audit", "verify")
     assert ok.returncode == 0 and "intact: 4 entries" in ok.stdout
     db = sqlite3.connect(data / "catalog.sqlite3")

@@ -400,7 +400,7 @@ def test_checkpoint_objects_are_locked_in_the_local_store(
     assert (listed.entries, listed.head_mac, listed.key_id) == (ENTRIES, cp.head_mac, cp.key_id)
     ref = _ref(store, cp.object_key)
     path = store.root / "named" / cp.object_key
-    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert stat.S_IMODE(path.stat().st_mode) == 0o400
     mode, until = store.retention(ref)
     assert mode == "GOVERNANCE" and until is not None and until > datetime.now(UTC) + timedelta(days=2000)
     with pytest.raises(RetentionLockedError):
@@ -551,7 +551,12 @@ def _cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_verify_names_deleted_newest_entries_and_rotates(tmp_path: Path) -> None:
     data = tmp_path / "data"
     for i in range(3):
-        assert _cli(data, "token", "create", "--role", "staff", "--name", f"t{i}").returncode == 0
+        assert (
+            _cli(
+                data, "user", "create", f"user{i}", "--role", "staff", "--name", f"U{i}", "--no-password"
+            ).returncode
+            == 0
+        )
     ok = _cli(data, "audit", "verify", "--json")  # every CLI run checkpointed at exit
     report = json.loads(ok.stdout)
     assert ok.returncode == 0 and report["ok"] and report["checkpoints"] == 3

@@ -105,7 +105,7 @@ def test_object_is_read_only_after_write(store: LocalObjectStore, tmp_path: Path
     ref = store.put_file(src, sha, "application/pdf")
     mode = stat.S_IMODE((store.root / ref.key).stat().st_mode)
     assert mode & 0o222 == 0
-    assert mode == 0o444
+    assert mode == 0o400  # and owner-only: objects hold PHI
 
 
 def test_no_temp_files_left(store: LocalObjectStore, tmp_path: Path) -> None:

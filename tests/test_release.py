@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -51,7 +52,10 @@ class Roi:
 
 
 def _header(vault: Services, role: str, vendor: str | None = None) -> dict[str, str]:
-    token = vault.access.create_token(role, f"roi {role} {vendor or ''}".strip(), vendor=vendor).token
+    """A token of a new named user of ``role`` (releases are decided by named users)."""
+    username = f"roi-{role}-{uuid.uuid4().hex[:8]}"
+    vault.access.create_user(username, f"ROI {role}", role, vendor=vendor)
+    token = vault.access.create_token(None, f"roi {role}", username=username).token
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -240,9 +244,12 @@ def test_release_end_to_end_through_the_api(roi: Roi) -> None:
     _mode, until = roi.vault.parts.store.retention(ref)
     assert until is not None and until > datetime.now(UTC) + timedelta(days=365 * 6 - 2)
 
-    # A second fetch is a second disclosure; HIM may close the fulfilled release.
-    assert roi.call("him", "GET", f"/releases/{rid}/package").status_code == 200
-    assert len(roi.call("him", "GET", f"/patients/{MRN}/disclosures").json()["disclosures"]) == 2
+    # A second fetch is an access of the same disclosure; a staff preview is a read, not a disclosure.
+    assert roi.call("vendor_a", "GET", f"/releases/{rid}/package").status_code == 200
+    preview = roi.call("him", "GET", f"/releases/{rid}/package")
+    assert preview.status_code == 200 and "x-disclosure-id" not in preview.headers
+    (line,) = roi.call("him", "GET", f"/patients/{MRN}/disclosures").json()["disclosures"]
+    assert line["accesses"] == 2
     assert roi.call("him", "POST", f"/releases/{rid}/close").json()["status"] == "closed"
     assert roi.call("vendor_a", "GET", f"/releases/{rid}/package").status_code == 404
 
@@ -503,7 +510,7 @@ def test_package_turns_images_into_stamped_pages(tmp_path: Path) -> None:
 
 def test_every_release_route_is_in_the_policy_and_refuses_without_a_token(roi: Roi) -> None:
     routes = [(m, r.path) for r in releases_router.routes if isinstance(r, APIRoute) for m in r.methods]
-    assert len(routes) == 12
+    assert len(routes) == 13
     for method, path in routes:
         assert (method, path) in POLICY, (method, path)
         url = path.replace("{release_id}", "x").replace("{mrn}", MRN)
@@ -546,7 +553,6 @@ def test_presigned_redirect_needs_the_s3_store(roi: Roi) -> None:
 
 def test_presigned_redirect_on_s3_records_the_disclosure_first(s3_settings: Settings, tmp_path: Path) -> None:
     import hashlib
-    import uuid
 
     import httpx
 
@@ -589,3 +595,99 @@ def test_presigned_redirect_on_s3_records_the_disclosure_first(s3_settings: Sett
         assert line["method"] == "presigned_url" and line["release_id"] == rel["id"]
         body = httpx.get(url).content
         assert hashlib.sha256(body).hexdigest() == approved["package"]["sha256"]
+
+
+# -- separation of duties per person, disclosures, misfiles after approval ------------------------
+
+
+def _user_token(vault: Services, username: str, role: str, *, by: Services | None = None) -> dict[str, str]:
+    token = (by or vault).access.create_token(None, f"{username} token", username=username).token
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_separation_of_duties_compares_people_not_tokens(roi: Roi) -> None:
+    vault, c = roi.vault, roi.client
+    vault.access.create_user("him-ann", "Ann", "him_admin")
+    vault.access.create_user("him-bob", "Bob", "him_admin")
+    ann = _user_token(vault, "him-ann", "him_admin")
+    rel = c.post("/releases", headers=ann, json=_body(document_ids=[roi.docs["ds2024"]])).json()
+    assert rel["requested_by_user"] is not None
+    upload_authorization(roi, rel["id"], elements())
+    c.post(f"/releases/{rel['id']}/review", headers=roi.as_("him"))
+
+    # Ann's second token, made through POST /tokens by Ann herself: still Ann.
+    second = c.post("/tokens", headers=ann, json={"name": "ann again"})
+    assert second.status_code == 201 and second.json()["role"] == "him_admin"
+    ann2 = {"Authorization": f"Bearer {second.json()['token']}"}
+    r = c.post(f"/releases/{rel['id']}/approve", headers=ann2)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "separation_of_duties"
+
+    # A token Ann's admin-self would make for someone else is refused to non-admins...
+    assert c.post("/tokens", headers=ann, json={"name": "for bob", "user": "him-bob"}).status_code == 403
+    # ...and one made by the requester for another user may not decide either.
+    vault.access.create_user("adm-ann", "Ann (admin)", "admin")
+    adm = _user_token(vault, "adm-ann", "admin")
+    own = c.post("/releases", headers=adm, json=_body(document_ids=[roi.docs["pn2023"]])).json()
+    upload_authorization(roi, own["id"], elements())
+    c.post(f"/releases/{own['id']}/review", headers=roi.as_("him"))
+    for_bob = c.post("/tokens", headers=adm, json={"name": "for bob", "user": "him-bob"})
+    assert for_bob.status_code == 201
+    bob_by_ann = {"Authorization": f"Bearer {for_bob.json()['token']}"}
+    r = c.post(f"/releases/{own['id']}/deny", headers=bob_by_ann, json={"reason": "x"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "separation_of_duties"
+
+    # Bob with his own token decides; a token of no user decides nothing.
+    bob = _user_token(vault, "him-bob", "him_admin")
+    legacy = {"Authorization": f"Bearer {vault.access.create_token('him_admin', 'legacy').token}"}
+    r = c.post(f"/releases/{own['id']}/deny", headers=legacy, json={"reason": "x"})
+    assert r.status_code == 403 and "no user" in r.json()["error"]["message"]
+    approved = c.post(f"/releases/{rel['id']}/approve", headers=bob)
+    assert approved.status_code == 200 and approved.json()["decided_by_user"] is not None
+
+    # A disabled user's tokens stop working.
+    vault.access.disable_user("him-bob")
+    assert c.get("/releases", headers=bob).status_code == 401
+
+
+def test_staff_marking_it_sent_is_the_disclosure_and_a_vendor_fetch_an_access(roi: Roi) -> None:
+    rel = approved_release(roi)
+    rid = rel["id"]
+    assert roi.call("him", "GET", f"/releases/{rid}/package").status_code == 200  # a preview
+    assert roi.call("staff", "GET", f"/releases/{rid}").json()["status"] == "approved"
+    assert roi.call("him", "GET", f"/patients/{MRN}/disclosures").json()["disclosures"] == []
+    sent = roi.call("him", "POST", f"/releases/{rid}/sent")
+    assert sent.status_code == 200 and sent.json()["status"] == "fulfilled" and sent.json()["sent_at"]
+    assert roi.call("vendor_a", "GET", f"/releases/{rid}/package").status_code == 200
+    (line,) = roi.call("him", "GET", f"/patients/{MRN}/disclosures").json()["disclosures"]
+    assert line["method"] == "sent" and line["accesses"] == 2
+    with roi.vault.parts.sessions() as s:
+        previews = s.scalars(select(AuditEvent).where(AuditEvent.action == "release.preview")).all()
+        assert [p.detail["documents"] for p in previews] == [rel["approved_document_ids"]]
+
+
+def test_refiling_after_approval_suspends_and_rerecords_the_disclosure(roi: Roi) -> None:
+    pending = approved_release(roi, criteria={"types": ["discharge_summary"]}, document_ids=None)
+    fetched = approved_release(roi, document_ids=[roi.docs["ds2024"], roi.docs["pn2023"]])
+    assert roi.call("vendor_a", "GET", f"/releases/{fetched['id']}/package").status_code == 200
+
+    roi.vault.records.correct_misfile(roi.docs["ds2024"], OTHER_MRN, "belongs to the other patient")
+
+    for rel in (pending, fetched):
+        r = roi.call("vendor_a", "GET", f"/releases/{rel['id']}/package")
+        assert r.status_code == 409 and r.json()["error"]["code"] == "release_suspended", r.text
+        assert "approve it again" in r.json()["error"]["message"]
+        view = roi.call("staff", "GET", f"/releases/{rel['id']}").json()
+        assert view["suspended"] and view["status"] == "in_review"
+
+    # The patient whose record left sees it in their accounting, flagged for a privacy review.
+    (moved,) = roi.call("him", "GET", f"/patients/{OTHER_MRN}/disclosures").json()["disclosures"]
+    assert moved["document_ids"] == [roi.docs["ds2024"]] and moved["privacy_review"]
+    assert moved["release_id"] == fetched["id"] and moved["accountable"]
+    (original,) = roi.call("him", "GET", f"/patients/{MRN}/disclosures").json()["disclosures"]
+    assert original["privacy_review"] and moved["corrects_disclosure_id"] == original["id"]
+
+    # Approved again: the package is rebuilt from the corrected record and may leave again.
+    again = roi.call("him", "POST", f"/releases/{pending['id']}/approve")
+    assert again.status_code == 200, again.text
+    assert roi.docs["ds2024"] not in again.json()["approved_document_ids"] and not again.json()["suspended"]
+    assert roi.call("vendor_a", "GET", f"/releases/{pending['id']}/package").status_code == 200

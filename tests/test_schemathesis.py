@@ -62,7 +62,14 @@ KNOWN_SERVER_ERRORS: dict[tuple[str, str], str] = {}
 @pytest.fixture(scope="module")
 def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
     """The real app on a temporary data folder, its lifespan running for the whole module; an admin token."""
-    cfg = Settings(data_dir=tmp_path_factory.mktemp("schemathesis") / "data", workers=1, _env_file=None)
+    # Generated requests carry many bogus tokens: the failed-authentication limit (tested in
+    # test_ratelimit.py) would answer 429 instead of the 401 these tests check.
+    cfg = Settings(
+        data_dir=tmp_path_factory.mktemp("schemathesis") / "data",
+        workers=1,
+        auth_failures_per_minute=1_000_000,
+        _env_file=None,
+    )
     app = create_app(cfg)
     with TestClient(app) as client:
         token = client.app.state.services.access.create_token("admin", "schemathesis admin").token

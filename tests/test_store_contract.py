@@ -237,7 +237,7 @@ def test_named_object_is_write_once_and_locked(store: ObjectStore) -> None:
         store.delete_version(ref)
     if isinstance(store, LocalObjectStore):
         path = store.root / "named" / ref.key
-        assert path.stat().st_mode & 0o777 == 0o444
+        assert path.stat().st_mode & 0o777 == 0o400  # read-only, owner-only
     else:
         assert isinstance(store, S3ObjectStore)
         (error,) = _raw_delete(store, ref, bypass=False)  # around ChartVault: the server refuses

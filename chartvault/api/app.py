@@ -16,8 +16,9 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from chartvault import __version__, web
-from chartvault.api import errors
-from chartvault.api.auth import authorize
+from chartvault.api import docs, errors
+from chartvault.api.auth import audit_failed_authentications, authorize
+from chartvault.api.ratelimit import FailedAuthLimiter
 from chartvault.api.routes import ROUTERS
 from chartvault.api.uploads import receive_upload
 from chartvault.config import Settings
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
             yield
         finally:
             background.stop()
+            await audit_failed_authentications(services, app.state.auth_limiter, everything=True)
             services.close()
 
     app = FastAPI(
@@ -46,9 +48,13 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         version=__version__,
         description="Scanned medical records: batches in, searchable archived documents out.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by chartvault.api.docs (no CDN)
+        redoc_url=None,
     )
+    app.state.auth_limiter = FailedAuthLimiter(settings.auth_failures_per_minute)
     for router in ROUTERS:  # every API route: token + role from the POLICY table (chartvault/policy.py)
         app.include_router(router, dependencies=[Depends(authorize)])
     web.install(app, web.WebParts(receive_upload=receive_upload, status_of=errors.status_of))  # pages
     errors.install(app)
+    docs.install(app)
     return app

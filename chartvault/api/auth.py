@@ -10,12 +10,14 @@ are RFC 6750 bearer tokens (``Authorization: Bearer cv_...``).
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from chartvault.api.ratelimit import WINDOW_S, FailedAuthLimiter
 from chartvault.archive.tokens import Principal
 from chartvault.policy import POLICY, PUBLIC
 from chartvault.services import Caller, Services
@@ -44,11 +46,20 @@ async def authorize(
         return None
     root: Services = request.app.state.services
     where = f"{request.method} {path}"
+    limiter: FailedAuthLimiter = request.app.state.auth_limiter
+    client = request.client.host if request.client else "unknown"
+    await audit_failed_authentications(root, limiter)
+    if (wait := limiter.retry_after(client)) is not None:
+        raise HTTPException(
+            429,
+            f"too many failed authentications from this client; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("an API token is required (Authorization: Bearer ...)")
     principal = await run_in_threadpool(root.access.verify_token, credentials.credentials)
     if principal is None:
-        await run_in_threadpool(root.audit, "token.use", "route", where, "refused", {"reason": "invalid"})
+        limiter.failed(client)  # counted in memory; summarised once per client and minute
         raise _unauthorized("the API token is invalid, expired or revoked")
     request.state.principal = principal
     caller = root.acting_as(Caller.of_token(principal))
@@ -60,6 +71,20 @@ async def authorize(
         raise HTTPException(403, f"the {principal.role} role may not call {request.method} {path}")
     await run_in_threadpool(caller.audit, "token.use", "route", where, "ok", None)
     return principal
+
+
+async def audit_failed_authentications(
+    root: Services, limiter: FailedAuthLimiter, everything: bool = False
+) -> None:
+    """One audit entry per client and ended minute of failed authentications (none when there were none)."""
+    for window in limiter.ended(everything):
+        detail = {
+            "window_start": datetime.fromtimestamp(window.start, UTC).isoformat(),
+            "window_s": WINDOW_S,
+            "failures": window.failures,
+            "refused_429": window.refused,
+        }
+        await run_in_threadpool(root.audit, "auth.failures", "client", window.client, "refused", detail)
 
 
 async def refusal_before_route(request: Request) -> HTTPException | None:

@@ -6,6 +6,8 @@ page text. Routes declare the same shape for every error status in the OpenAPI d
 
 from __future__ import annotations
 
+import logging
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -27,6 +29,8 @@ from chartvault.errors import (
 )
 from chartvault.schemas.common import ErrorBody
 
+log = logging.getLogger("chartvault.api")
+
 # Most specific class first: the first class an error is an instance of decides its status.
 HTTP_STATUS: tuple[tuple[type[ChartVaultError], int], ...] = (
     (MalformedRequest, 400),
@@ -46,6 +50,7 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "too_large",
     429: "too_many_requests",
+    500: "internal_error",
 }
 
 _DESCRIPTIONS = {
@@ -57,6 +62,7 @@ _DESCRIPTIONS = {
     413: "Over a size limit",
     415: "Unsupported media type",
     422: "Invalid input",
+    429: "Too many failed authentications from this client; see Retry-After",
     503: "Not ready (e.g. the index is being rebuilt); see Retry-After",
 }
 
@@ -64,10 +70,12 @@ _DESCRIPTIONS = {
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` declaring the error body for these statuses.
 
-    400 (a body that is not JSON at all), 401 and 403 can answer any operation, so they are always there.
+    400 (a body that is not JSON at all), 401, 403 and 429 (too many failed authentications) can answer
+    any operation, so they are always there.
     """
     return {
-        s: {"model": ErrorBody, "description": _DESCRIPTIONS[s]} for s in sorted({400, 401, 403, *statuses})
+        s: {"model": ErrorBody, "description": _DESCRIPTIONS[s]}
+        for s in sorted({400, 401, 403, 429, *statuses})
     }
 
 
@@ -100,6 +108,15 @@ def install(app: FastAPI) -> None:
             return await http_error(request, refusal)
         parts = [f"{'.'.join(str(x) for x in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in exc.errors()]
         return error_response(422, "invalid_request", "; ".join(parts))
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette's last resort answers text/plain; this one answers JSON. The log names the route
+        # template and the exception's type and frames, never its message (it may quote a value).
+        route = getattr(request.scope.get("route"), "path", "?")
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        log.error("unhandled %s on %s %s\n%s", type(exc).__name__, request.method, route, frames)
+        return error_response(500, "internal_error", "internal error; the request was not carried out")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

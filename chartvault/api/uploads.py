@@ -12,13 +12,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from python_multipart import MultipartParser
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
 
-from chartvault.errors import ChartVaultError, MalformedRequest, TooLarge, UnsupportedMedia
-from chartvault.ingest.staging import StagedFile, Stager
+from chartvault.errors import ChartVaultError, InvalidInput, MalformedRequest, TooLarge, UnsupportedMedia
+from chartvault.ingest.staging import StagedFile, Stager, UploadLimits
 
-MAX_FIELD_BYTES = 1 << 20  # form fields (station, operator, manifest) are small
+MAX_FIELD_BYTES = 1 << 20  # one form field (station, operator, manifest)
+MAX_FILENAME_CHARS = 1024  # as the catalog keeps it; longer names are refused, not cut
+# One part's header line; room for the longest accepted file name, percent-encoded.
+MAX_PART_HEADER_BYTES = 16 * 1024
 BAD_UPLOAD = "bad_upload"
 
 
@@ -44,9 +48,11 @@ def _disposition(value: bytes) -> tuple[str | None, str | None]:
 
 
 class _Receiver:
-    def __init__(self, stager: Callable[[], Stager], max_files: int) -> None:
-        self.stager, self.max_files = stager, max_files
+    def __init__(self, stager: Callable[[], Stager], limits: UploadLimits) -> None:
+        self.stager, self.limits = stager, limits
         self.result = ReceivedUpload()
+        self._parts = 0
+        self._form_bytes = 0
         self._headers: dict[bytes, bytes] = {}
         self._hname = b""
         self._hvalue = b""
@@ -66,6 +72,11 @@ class _Receiver:
         }
 
     def _part_begin(self) -> None:
+        self._parts += 1
+        if self._parts > self.limits.max_parts:
+            raise TooLarge(
+                f"too many parts in one request; the limit is {self.limits.max_parts}", code="too_many_parts"
+            )
         self._headers, self._hname, self._hvalue = {}, b"", b""
 
     def _header_field(self, data: bytes, start: int, end: int) -> None:
@@ -81,9 +92,14 @@ class _Receiver:
     def _headers_finished(self) -> None:
         name, filename = _disposition(self._headers.get(b"content-disposition", b""))
         if filename is not None:
-            if len(self.result.files) >= self.max_files:
+            if len(filename) > MAX_FILENAME_CHARS:
+                raise InvalidInput(
+                    f"the file name is too long (at most {MAX_FILENAME_CHARS:,} characters)",
+                    code="file_name_too_long",
+                )
+            if len(self.result.files) >= self.limits.max_files:
                 raise TooLarge(
-                    f"too many files in one request; the limit is {self.max_files}", code=BAD_UPLOAD
+                    f"too many files in one request; the limit is {self.limits.max_files}", code=BAD_UPLOAD
                 )
             self._stager = self.stager()
             self._filename = filename
@@ -95,8 +111,14 @@ class _Receiver:
             self._stager.write(data[start:end])
         elif self._field is not None:
             self._field[1].extend(data[start:end])
+            self._form_bytes += end - start
             if len(self._field[1]) > MAX_FIELD_BYTES:
-                raise TooLarge(f"form field '{self._field[0]}' is too large", code=BAD_UPLOAD)
+                raise TooLarge(f"form field '{self._field[0][:64]}' is too large", code=BAD_UPLOAD)
+            if self._form_bytes > self.limits.max_form_bytes:
+                raise TooLarge(
+                    f"the form fields together are over {self.limits.max_form_bytes:,} bytes",
+                    code="form_too_large",
+                )
 
     def _part_end(self) -> None:
         if self._stager is not None:
@@ -113,14 +135,18 @@ class _Receiver:
 
 
 async def receive_upload(
-    content_type: str, body: AsyncIterator[bytes], stager: Callable[[], Stager], max_files: int
+    content_type: str, body: AsyncIterator[bytes], stager: Callable[[], Stager], limits: UploadLimits
 ) -> ReceivedUpload:
     """Parse a multipart body from ``body``, staging each file part through a new ``stager()``."""
     ctype, params = parse_options_header(content_type or "")
     if ctype != b"multipart/form-data" or b"boundary" not in params:
         raise UnsupportedMedia("send the files as multipart/form-data", code=BAD_UPLOAD)
-    receiver = _Receiver(stager, max_files)
-    parser = MultipartParser(params[b"boundary"], receiver.callbacks())  # type: ignore[arg-type]
+    receiver = _Receiver(stager, limits)
+    parser = MultipartParser(
+        params[b"boundary"],
+        receiver.callbacks(),  # type: ignore[arg-type]
+        max_header_size=MAX_PART_HEADER_BYTES,
+    )
     try:
         async for chunk in body:
             # Disk writes happen in callbacks: keep them off the event loop.
@@ -129,6 +155,14 @@ async def receive_upload(
     except ChartVaultError:
         receiver.abort()
         raise
+    except MultipartParseError as exc:
+        receiver.abort()
+        if "header size" in str(exc):
+            raise InvalidInput(
+                f"a part header is too long (a file name may have at most {MAX_FILENAME_CHARS:,} characters)",
+                code="file_name_too_long",
+            ) from None
+        raise MalformedRequest(f"malformed multipart body ({type(exc).__name__})", code=BAD_UPLOAD) from None
     except Exception as exc:  # malformed multipart
         receiver.abort()
         raise MalformedRequest(f"malformed multipart body ({type(exc).__name__})", code=BAD_UPLOAD) from None

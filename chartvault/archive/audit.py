@@ -346,6 +346,17 @@ class AuditLog:
         self._checkpoint_if_due()
         return event.hash
 
+    def pseudonym(self, value: str) -> str:
+        """A keyed hash of an identifier that has no catalog row to point at (e.g. an unknown MRN).
+
+        Audit rows hold ids, never MRNs; for an MRN with no patient row this stands in. Made with
+        the current audit key (domain-separated from the chain's MACs) and naming that key, so whoever
+        holds the key ring can recompute it for an MRN under investigation, and nobody else can.
+        """
+        key_id, key = self.key_ring.current()
+        digest = hmac.new(key, b"chartvault identifier pseudonym v1\x00" + value.encode(), "sha256")
+        return f"hmac:{key_id}:{digest.hexdigest()[:24]}"
+
     # -- checkpoints --------------------------------------------------------------------------
 
     def checkpoint(self) -> Checkpoint:

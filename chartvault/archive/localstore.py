@@ -166,7 +166,7 @@ class LocalObjectStore:
             actual = digest.hexdigest()
             if actual != sha256:
                 raise IntegrityError(f"sha256 mismatch on put: expected {sha256}, got {actual}")
-            os.chmod(tmp, 0o444)  # read-only before it gets its final name
+            os.chmod(tmp, 0o400)  # read-only (and owner-only) before it gets its final name
             os.replace(tmp, final)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -320,7 +320,7 @@ class LocalObjectStore:
                 out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
-            os.chmod(tmp, 0o444)
+            os.chmod(tmp, 0o400)
             os.link(tmp, final)
         except FileExistsError:
             raise ObjectExistsError(f"named object {key} already exists; it is never replaced") from None

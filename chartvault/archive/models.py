@@ -485,6 +485,9 @@ class ApiToken(Base):
     revoked_by: Mapped[str | None] = mapped_column(String(128))
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)  # whose token it is
+    # The user whose token (or CLI session) made this one: a token made by a release's requester may
+    # not decide it. None for tokens made at the console or before users existed.
+    created_by_user: Mapped[str | None] = mapped_column(String(32))
 
 
 class WebSession(Base):
@@ -533,7 +536,9 @@ class ReleaseRequest(Base):
     extended: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     extension_reason: Mapped[str | None] = mapped_column(Text)
     requested_by: Mapped[str] = mapped_column(String(128))  # actor (token id) that made the request
+    requested_by_user: Mapped[str | None] = mapped_column(String(32))  # the person behind that actor
     decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_by_user: Mapped[str | None] = mapped_column(String(32))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     decision_reason: Mapped[str | None] = mapped_column(Text)
     access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # vendor may fetch until
@@ -545,6 +550,11 @@ class ReleaseRequest(Base):
     package_pages: Mapped[int | None] = mapped_column(Integer)
     fulfilled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When staff recorded the package as sent to the recipient by other means (mail, portal).
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A document of the approved package was refiled or split: no fetch until rebuilt and re-approved.
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    suspended_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class ReleaseAuthorization(Base):
@@ -589,3 +599,21 @@ class Disclosure(Base):
     document_ids: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     accountable: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     exemption_basis: Mapped[str | None] = mapped_column(String(64))
+    # Set when what left turned out to be (partly) another patient's record, e.g. a misfile corrected
+    # after the release: a privacy officer must look (breach assessment).
+    privacy_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    review_reason: Mapped[str | None] = mapped_column(String(64))
+    # The disclosure (to the patient the release was for) this row re-records against another patient.
+    corrects_disclosure_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class DisclosureAccess(Base):
+    """One fetch of a disclosed package: a repeated fetch is another access of the same disclosure."""
+
+    __tablename__ = "disclosure_accesses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    disclosure_id: Mapped[str] = mapped_column(ForeignKey("disclosures.id"), index=True)
+    accessed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    accessed_by: Mapped[str] = mapped_column(String(128))
+    method: Mapped[str] = mapped_column(String(32))  # stream | presigned_url

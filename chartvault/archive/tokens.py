@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from chartvault.archive.models import ROLES, ApiToken, new_id
+from chartvault.archive.models import ROLES, ApiToken, User, new_id
 from chartvault.errors import InvalidInput, NotFound
 
 __all__ = ["ROLES", "Principal", "TokenError", "create_token", "list_tokens", "revoke_token", "verify_token"]
@@ -32,12 +32,16 @@ class TokenError(InvalidInput):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the token's id, name, role and (for vendors) organisation."""
+    """Who is calling: the token's id, name, role and (for vendors) organisation, whose token it is
+    (``user_id``; None for a token from before users) and who made it (separation of duties)."""
 
     token_id: str
     name: str
     role: str
     vendor: str | None
+    user_id: str | None = None
+    made_by: str | None = None  # the actor that created the token
+    made_by_user: str | None = None  # the user behind that actor, when known
 
     @property
     def actor(self) -> str:
@@ -49,9 +53,27 @@ def _hash(secret: str) -> str:
 
 
 def create_token(
-    s: Session, *, role: str, name: str, created_by: str, vendor: str | None = None, days: int = 90
+    s: Session,
+    *,
+    role: str | None,
+    name: str,
+    created_by: str,
+    vendor: str | None = None,
+    days: int = 90,
+    user: User | None = None,
+    created_by_user: str | None = None,
 ) -> tuple[ApiToken, str]:
-    """A new token row and its plaintext (shown once, never stored). The caller commits."""
+    """A new token row and its plaintext (shown once, never stored). The caller commits.
+
+    A token of a ``user`` carries that user's role and organisation (a ``role`` or ``vendor`` given too
+    must agree). A token without a user (made by code, e.g. tests) needs both itself.
+    """
+    if user is not None:
+        if user.disabled_at is not None:
+            raise TokenError(f"user {user.username} is disabled")
+        if role not in (None, user.role) or (vendor and vendor.strip() != user.vendor):
+            raise TokenError(f"a token of user {user.username} has the user's role ({user.role})")
+        role, vendor = user.role, user.vendor
     if role not in ROLES:
         raise TokenError(f"role must be one of {', '.join(ROLES)}")
     if role == "vendor" and not (vendor and vendor.strip()):
@@ -70,8 +92,10 @@ def create_token(
         vendor=vendor.strip() if vendor else None,
         secret_hash=_hash(secret),
         created_by=created_by,
+        created_by_user=created_by_user,
         created_at=datetime.now(UTC),
         expires_at=datetime.now(UTC) + timedelta(days=days),
+        user_id=user.id if user is not None else None,
     )
     s.add(row)
     return row, f"cv_{token_id}_{secret}"
@@ -88,9 +112,13 @@ def verify_token(s: Session, presented: str, now: datetime | None = None) -> Pri
     ok = hmac.compare_digest(expected, _hash(m.group(2)))  # same work whether or not the id exists
     if row is None or not ok or row.revoked_at is not None or row.expires_at <= now:
         return None
+    if row.user_id is not None:
+        owner = s.get(User, row.user_id)
+        if owner is None or owner.disabled_at is not None:
+            return None  # a disabled user's tokens stop working with the user
     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
         row.last_used_at = now  # throttled: not a write per request
-    return Principal(row.id, row.name, row.role, row.vendor)
+    return Principal(row.id, row.name, row.role, row.vendor, row.user_id, row.created_by, row.created_by_user)
 
 
 def revoke_token(s: Session, token_id: str, revoked_by: str) -> ApiToken:

@@ -97,19 +97,19 @@ def user_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 @token_app.command("create")
 def token_create(
-    role: Annotated[str, typer.Option(help="scanner | staff | him_admin | vendor | admin")],
-    name: Annotated[str, typer.Option(help="Who or what holds it, e.g. 'scan station 3'.")],
-    vendor: Annotated[str | None, typer.Option(help="The organisation of a vendor token.")] = None,
+    user: Annotated[str, typer.Option("--user", help="Username of the person (or station) it belongs to.")],
+    name: Annotated[str, typer.Option(help="What it is for, e.g. 'scan station 3'.")],
+    role: Annotated[str | None, typer.Option(help="Must be the user's role (the default).")] = None,
     days: Annotated[int, typer.Option(help="Days until it expires.")] = 90,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Create a token. It is printed once: store it now, it cannot be shown again."""
+    """Create a token for a user. It is printed once: store it now, it cannot be shown again."""
     with open_services() as services:
-        made = services.access.create_token(role, name, vendor, days)
+        made = services.access.create_token(role, name, days=days, username=user)
     if as_json:
         emit_json(made)
         return
-    out.print(f"token {made.id} ({made.role}) expires {made.expires_at}")
+    out.print(f"token {made.id} ({made.role}) of user {user} expires {made.expires_at}", markup=False)
     out.print(made.token, markup=False, highlight=False)
 
 
@@ -123,10 +123,17 @@ def token_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
     if as_json:
         emit_json(listed)
         return
-    table = Table("id", "name", "role", "vendor", "expires", "revoked", "last used")
+    table = Table("id", "name", "role", "vendor", "user", "expires", "revoked", "last used")
     for t in listed.tokens:
         table.add_row(
-            t.id, t.name, t.role, t.vendor or "", t.expires_at or "", t.revoked_at or "", t.last_used_at or ""
+            t.id,
+            t.name,
+            t.role,
+            t.vendor or "",
+            t.user_id or "(none)",
+            t.expires_at or "",
+            t.revoked_at or "",
+            t.last_used_at or "",
         )
     out.print(table)
 

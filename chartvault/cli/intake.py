@@ -38,10 +38,11 @@ def _expand(paths: list[Path]) -> list[Path]:
 def _load_manifest(path: Path | None) -> Manifest | None:
     if path is None:
         return None
+    from chartvault.config import Settings
     from chartvault.ingest.manifest import ManifestError, parse_manifest
 
     try:
-        return parse_manifest(path.read_bytes())
+        return parse_manifest(path.read_bytes(), Settings().mrn_pattern)
     except (OSError, ManifestError) as exc:
         raise fail(f"manifest refused: {exc}", EXIT_USAGE) from None
 
@@ -182,7 +183,30 @@ def watch(
             hot.run_forever()
 
 
+quarantine_app = typer.Typer(help="Refused files kept aside with their reasons.", no_args_is_help=True)
+
+
+@quarantine_app.command("purge")
+def quarantine_purge(
+    days: Annotated[
+        int | None,
+        typer.Option(min=1, help="Older than this many days (default CHARTVAULT_QUARANTINE_RETENTION_DAYS)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be deleted.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Delete quarantined files refused more than N days ago (the catalog keeps why they were refused)."""
+    with open_services() as services:
+        result = services.intake.purge_quarantine(days, dry_run=dry_run)
+    if as_json:
+        emit_json(result)
+    else:
+        verb = "would delete" if dry_run else "deleted"
+        out.print(f"{verb} {len(result.files)} quarantined file(s), {result.bytes:,} bytes")
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(quarantine_app, name="quarantine")
     app.command()(ingest)
     app.command()(resume)
     app.command()(batch)

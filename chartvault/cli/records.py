@@ -257,7 +257,10 @@ def misfile(
 
 def check(
     repair: Annotated[
-        bool, typer.Option("--repair", help="Reindex what differs; resume unfinished batches.")
+        bool,
+        typer.Option(
+            "--repair", help="Reindex what differs; resume unfinished batches; remove temp leftovers."
+        ),
     ] = False,
     no_fixity: Annotated[
         bool, typer.Option("--no-fixity", help="Check presence only, not every sha256.")
@@ -281,6 +284,11 @@ def check(
             f"missing {len(ix['missing'])}, extra {len(ix['extra'])}, stale {len(ix['stale'])}"
         )
         out.print(f"unfinished batches: {len(result['unfinished_batches'])}")
+        left = result["temp_leftovers"]
+        out.print(
+            f"temp leftovers (scratch files of a killed process): {len(left)}, "
+            f"{sum(x['bytes'] for x in left):,} bytes; removed {len(result['temp_removed'])}"
+        )
         for owner in st["missing"] + st["corrupt"]:
             out.print(f"  problem: {owner}")
         out.print("[green]consistent[/green]" if result["consistent"] else "[red]NOT consistent[/red]")

@@ -40,6 +40,17 @@ def release_list(
     out.print(f"{len(items)} release(s)")
 
 
+@release_app.command("sent")
+def release_sent(release_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Record that an approved package left to its recipient by other means: that is its disclosure."""
+    with open_services() as services:
+        result = services.releases.mark_sent(release_id)
+    if as_json:
+        emit_json(result)
+    else:
+        out.print(f"release {result.id} recorded as sent ({result.status})", markup=False)
+
+
 def disclosures(mrn: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The accounting of disclosures for a patient (164.528): the last six years."""
     from rich.table import Table

@@ -16,6 +16,7 @@ def serve(
     import uvicorn
 
     from chartvault.api.app import create_app
+    from chartvault.api.server import json_errors_protocol
     from chartvault.config import Settings
 
     settings = Settings()
@@ -25,6 +26,7 @@ def serve(
         port=port or settings.port,
         log_level="info",
         access_log=False,
+        http=json_errors_protocol(),  # malformed HTTP answered as JSON too
     )
 
 

@@ -7,8 +7,10 @@ disk. An HTTP client is answered only after every file of its request is staged.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -20,6 +22,7 @@ from chartvault.archive.models import (
     FILE_QUARANTINED,
     PAGE_ARCHIVED,
     PAGE_INDEXED,
+    REVIEW_PENDING,
     Batch,
     BatchFile,
     Document,
@@ -88,6 +91,7 @@ def add_file(
         row.reason = f"The file is {staged.size:,} bytes; the limit is {max_bytes or 0:,} bytes."
         quarantine_staged(data_dir, row)  # the reason is kept; the bytes past the limit never were
     elif (dup := archived_document_for(session, staged.sha256)) is not None:
+        _flag_duplicate_of_another_patient(batch, row, dup)
         row.status = FILE_DUPLICATE
         row.duplicate_of = dup.id
         row.page_count = dup.page_count
@@ -107,6 +111,32 @@ def add_file(
     session.add(row)
     session.flush()
     return row
+
+
+def _flag_duplicate_of_another_patient(batch: Batch, row: BatchFile, dup: Document) -> None:
+    """The manifest says these bytes are another patient's than the archived copy: a person must look.
+
+    Linking silently would leave one of the two patients' records wrong without anyone knowing. The
+    batch is flagged and the archived document goes to the review queue (held from release until
+    resolved); ids only.
+    """
+    if row.mrn_hint is None or row.mrn_hint == dup.mrn:
+        return
+    flag_batch(
+        batch,
+        {
+            "code": "duplicate_mrn_mismatch",
+            "file_id": row.id,
+            "document_id": dup.id,
+            "message": f"File #{row.seq} is identical to archived document {dup.id}, "
+            "which is filed under another MRN than the manifest names.",
+        },
+    )
+    reason = {"code": "duplicate_mrn_mismatch", "batch_id": batch.id, "file_id": row.id}
+    reasons = list(dup.review_reasons or [])
+    if reason not in reasons:
+        dup.review_reasons = [*reasons, reason]
+    dup.review_status = REVIEW_PENDING
 
 
 def _apply_expectation(row: BatchFile, manifest: Manifest | None, name: str) -> None:
@@ -177,3 +207,32 @@ def flag_batch(batch: Batch, flag: dict[str, object]) -> None:
     if flag not in flags:
         flags.append(flag)
     batch.flags = flags  # reassign: JSON columns do not track in-place changes
+
+
+def expired_quarantine(session: Session, older_than_days: int) -> list[BatchFile]:
+    """Quarantined files refused more than ``older_than_days`` ago whose bytes are still kept (a file
+    refused while being received never had its bytes kept: only its reason file, which holds ids)."""
+    cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
+    q = select(BatchFile).where(
+        BatchFile.status == FILE_QUARANTINED,
+        BatchFile.updated_at < cutoff,
+        BatchFile.staged_path.is_not(None),
+    )
+    return list(session.scalars(q))
+
+
+def purge_quarantined(data_dir: Path, row: BatchFile, dry_run: bool = False) -> int:
+    """Delete a quarantined file's bytes and reason file (the catalog row keeps code and reason);
+    the bytes freed."""
+    folder = data_dir / "quarantine" / row.batch_id
+    paths = [data_dir / row.staged_path] if row.staged_path else []
+    paths.append(folder / f"{row.id}.reason.txt")
+    size = sum(p.stat().st_size for p in paths if p.is_file())
+    if dry_run:
+        return size
+    for path in paths:
+        path.unlink(missing_ok=True)
+    row.staged_path = None
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only when it has emptied
+    return size

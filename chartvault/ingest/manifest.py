@@ -13,12 +13,34 @@ A manifest is JSON::
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
 from chartvault.classify.types import DOC_TYPES
+from chartvault.config import DEFAULT_MRN_PATTERN
 from chartvault.errors import InvalidInput
+
+# C0 and C1 controls (NUL included), zero-width characters and bidirectional overrides/isolates: they
+# hide or reorder what a person reads, and have no place in an MRN, a station or an operator name.
+_UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+MAX_LABEL_CHARS = 128
+
+
+class InvalidField(InvalidInput):
+    code = "invalid_field"
+
+
+def check_label(name: str, value: str | None) -> str | None:
+    """A station or operator name as given, or a refusal naming the field (never the value)."""
+    if value is None or not value.strip():
+        return None
+    if _UNSAFE_CHARS.search(value):
+        raise InvalidField(f"{name}: control, zero-width or direction-override characters are not allowed")
+    if len(value) > MAX_LABEL_CHARS:
+        raise InvalidField(f"{name}: at most {MAX_LABEL_CHARS} characters")
+    return value.strip()
 
 
 class ManifestError(InvalidInput):
@@ -68,17 +90,22 @@ def _pages(value: Any, where: str) -> int | None:
     return value
 
 
-def _mrn(value: Any, where: str) -> str | None:
+def _mrn(value: Any, where: str, pattern: re.Pattern[str]) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
         # MRNs are strings: a JSON number would already have lost its leading zeros.
         raise ManifestError(f"{where}: 'mrn' must be a string (leading zeros matter)")
+    if _UNSAFE_CHARS.search(value):
+        raise ManifestError(f"{where}: 'mrn' holds control, zero-width or direction-override characters")
+    if not pattern.fullmatch(value.strip()):
+        raise ManifestError(f"{where}: 'mrn' is not an MRN of this facility (CHARTVAULT_MRN_PATTERN)")
     return value.strip()
 
 
-def parse_manifest(data: str | bytes | dict[str, Any]) -> Manifest:
-    """Parse and validate a manifest; raise ManifestError with a precise message."""
+def parse_manifest(data: str | bytes | dict[str, Any], mrn_pattern: str = DEFAULT_MRN_PATTERN) -> Manifest:
+    """Parse and validate a manifest; raise ManifestError with a precise message (never a value)."""
+    pattern = re.compile(mrn_pattern)
     if isinstance(data, str | bytes):
         try:
             data = json.loads(data)
@@ -105,7 +132,7 @@ def parse_manifest(data: str | bytes | dict[str, Any]) -> Manifest:
                 index=i,
                 name=entry["name"],
                 pages=_pages(entry.get("pages", entry.get("page_count")), where),
-                mrn=_mrn(entry.get("mrn"), where),
+                mrn=_mrn(entry.get("mrn"), where, pattern),
                 doc_type=_doc_type(entry.get("doc_type"), where),
             )
         )
@@ -113,7 +140,7 @@ def parse_manifest(data: str | bytes | dict[str, Any]) -> Manifest:
     if expected_files is not None and (not isinstance(expected_files, int) or expected_files < 0):
         raise ManifestError("'expected_files' must be a whole number")
     return Manifest(
-        mrn=_mrn(data.get("mrn"), "manifest"),
+        mrn=_mrn(data.get("mrn"), "manifest", pattern),
         doc_type=_doc_type(data.get("doc_type"), "manifest"),
         expected_files=expected_files,
         files=files,

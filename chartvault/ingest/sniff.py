@@ -7,6 +7,7 @@ ever contains file names or page content.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,8 +56,15 @@ def detect_kind(head: bytes) -> FileKind | None:
     return None
 
 
+_MARKUP = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<(?:\?xml|!doctype|html|svg|!--)", re.IGNORECASE)
+
+
 def describe_unknown(head: bytes) -> str:
-    """A short, content-free description of what an unsupported file looks like."""
+    """A short, content-free description of what an unsupported file looks like.
+
+    Only real signatures name a type; anything else is "of an unknown type" (random bytes that happen
+    to start with ``<`` are not a web page).
+    """
     signatures = [
         (b"PK\x03\x04", "a ZIP archive (or Office document)"),
         (b"GIF8", "a GIF image"),
@@ -66,16 +74,16 @@ def describe_unknown(head: bytes) -> str:
         (b"%!PS", "a PostScript file"),
         (b"\x1f\x8b", "a gzip archive"),
         (b"\xd0\xcf\x11\xe0", "a legacy Office document"),
-        (b"<", "an HTML or XML document"),
     ]
     for magic, what in signatures:
         if head.startswith(magic):
             return what
     try:
         head.decode("utf-8")
-        return "a text file"
-    except UnicodeDecodeError:
-        return "an unrecognised binary file"
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a character cut at the end of the sample
+            return "of an unknown type"
+    return "an HTML or XML document" if _MARKUP.match(head) else "a text file"
 
 
 def sniff(path: Path, limits: Limits) -> Sniffed:

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
+from chartvault.config import Settings
+
 CHUNK = 1 << 20
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -92,3 +94,20 @@ def read_chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as fp:
         while chunk := fp.read(CHUNK):
             yield chunk
+
+
+@dataclass(frozen=True, slots=True)
+class UploadLimits:
+    """What one multipart request may hold: files, parts in all, bytes of non-file fields in all.
+
+    Each field is held in memory until its part ends, so without a total a request of many
+    fields grows the server's memory by their sum.
+    """
+
+    max_files: int
+    max_parts: int
+    max_form_bytes: int
+
+
+def upload_limits(settings: Settings) -> UploadLimits:
+    return UploadLimits(settings.max_upload_files, settings.max_form_parts, settings.max_form_bytes)

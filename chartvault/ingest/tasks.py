@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from PIL import Image
 
 from chartvault.filetypes import FileKind
+from chartvault.ingest.private import PRIVATE_UMASK, ocr_workdir_prefix
 from chartvault.ingest.sniff import Limits, Refused, Sniffed, sniff
 from chartvault.ocr.types import OcrOptions, PageText, Word
 
@@ -146,7 +147,7 @@ class OcrTask:
         tmp_root = data_dir / "tmp"
         tmp_root.mkdir(exist_ok=True)
         try:
-            with tempfile.TemporaryDirectory(prefix="ocr-", dir=tmp_root) as workdir:
+            with tempfile.TemporaryDirectory(prefix=ocr_workdir_prefix(), dir=tmp_root) as workdir:
                 page = extract_page(path, FileKind(self.kind), self.page_no, self.options, Path(workdir))
             barcodes, barcode_ms = _barcodes(path, FileKind(self.kind), self.page_no)
             return PageOutcome(
@@ -199,6 +200,7 @@ def init_worker_process(max_pixels: int) -> None:
     only fights the other workers for cores (measured 2x slower under load).
     """
     os.environ["OMP_THREAD_LIMIT"] = "1"
+    os.umask(PRIVATE_UMASK)  # page images hold PHI: owner-only, on remote workers too
     Image.MAX_IMAGE_PIXELS = max_pixels
 
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from chartvault.archive.models import Disclosure, Document, ReleaseRequest
+from chartvault.archive.models import Disclosure, DisclosureAccess, Document, ReleaseRequest
 from chartvault.archive.retention import add_years
 from chartvault.schemas.releases import DisclosureView
 
 ACCOUNTING_YEARS = 6
-METHODS = ("stream", "presigned_url")
+METHODS = ("stream", "presigned_url", "sent")  # "sent": staff recorded it left by other means
 # 164.528(a)(1): disclosures exempt from the accounting, by requester type (still recorded, flagged).
 EXEMPTION_BY_REQUESTER = {
     "patient": "to_individual",  # (a)(1)(ii)
@@ -72,6 +72,67 @@ def record_disclosure(
     return row
 
 
+def disclosure_of(s: Session, release: ReleaseRequest) -> Disclosure | None:
+    """The disclosure of a release's current package (it leaves once; later fetches are accesses of
+    it). A package rebuilt by a later approval is a new disclosure when it first leaves."""
+    q = select(Disclosure).where(
+        Disclosure.release_id == release.id, Disclosure.corrects_disclosure_id.is_(None)
+    )
+    if release.decided_at is not None:
+        q = q.where(Disclosure.disclosed_at >= release.decided_at)
+    return s.scalars(q.order_by(Disclosure.disclosed_at)).first()
+
+
+def record_access(
+    s: Session, disclosure: Disclosure, *, accessed_by: str, method: str, now: datetime | None = None
+) -> DisclosureAccess:
+    """One fetch of an already disclosed package (the caller commits before any byte is sent)."""
+    row = DisclosureAccess(
+        disclosure_id=disclosure.id,
+        accessed_at=now or datetime.now(UTC),
+        accessed_by=accessed_by,
+        method=method,
+    )
+    s.add(row)
+    s.flush()
+    return row
+
+
+def rerecord_misfiled(s: Session, doc_id: str, from_mrn: str | None, to_mrn: str) -> list[Disclosure]:
+    """A document refiled from ``from_mrn`` to ``to_mrn`` after it was disclosed: the disclosure is
+    recorded again against ``to_mrn`` (the patient whose record actually left, so their accounting shows
+    it), and both rows are flagged for a privacy review (a possible breach). The caller commits."""
+    if from_mrn is None or from_mrn == to_mrn:
+        return []
+    made = []
+    for original in s.scalars(select(Disclosure).where(Disclosure.mrn == from_mrn)):
+        if doc_id not in [str(d) for d in original.document_ids or []]:
+            continue
+        original.privacy_review, original.review_reason = True, "misfiled_document"
+        row = Disclosure(
+            release_id=original.release_id,
+            mrn=to_mrn,
+            disclosed_at=original.disclosed_at,
+            recipient=original.recipient,
+            recipient_address=original.recipient_address,
+            description=f"document {doc_id}, disclosed under another patient's release (misfiled)",
+            purpose=original.purpose,
+            disclosed_by=original.disclosed_by,
+            vendor=original.vendor,
+            method=original.method,
+            document_ids=[doc_id],
+            accountable=True,  # not to this patient, and under no authorization of theirs
+            exemption_basis=None,
+            privacy_review=True,
+            review_reason="misfiled_document",
+            corrects_disclosure_id=original.id,
+        )
+        s.add(row)
+        made.append(row)
+    s.flush()
+    return made
+
+
 def accounting(
     s: Session, mrn: str, now: datetime | None = None, accountable_only: bool = False
 ) -> list[Disclosure]:
@@ -84,7 +145,16 @@ def accounting(
     return list(s.scalars(q.order_by(Disclosure.disclosed_at, Disclosure.id)))
 
 
-def disclosure_view(d: Disclosure) -> DisclosureView:
+def access_counts(s: Session, disclosure_ids: Sequence[str]) -> dict[str, int]:
+    q = (
+        select(DisclosureAccess.disclosure_id, func.count())
+        .where(DisclosureAccess.disclosure_id.in_(list(disclosure_ids)))
+        .group_by(DisclosureAccess.disclosure_id)
+    )
+    return {str(k): int(n) for k, n in s.execute(q)}
+
+
+def disclosure_view(d: Disclosure, accesses: int = 0) -> DisclosureView:
     """One accounting line (164.528(b)(2)) plus how and by whom it went."""
     when = d.disclosed_at if d.disclosed_at.tzinfo else d.disclosed_at.replace(tzinfo=UTC)
     return DisclosureView(
@@ -101,4 +171,8 @@ def disclosure_view(d: Disclosure) -> DisclosureView:
         document_ids=d.document_ids,
         accountable=bool(d.accountable),
         exemption_basis=d.exemption_basis,
+        accesses=accesses,
+        privacy_review=bool(d.privacy_review),
+        review_reason=d.review_reason,
+        corrects_disclosure_id=d.corrects_disclosure_id,
     )

@@ -11,17 +11,19 @@ Catalog logic only; errors name ids and fields, never PHI.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, object_session
 
 from chartvault.archive.models import (
     DOC_DISPOSED,
     DOC_SUPERSEDED,
     REQUESTER_TYPES,
     REVIEW_PENDING,
+    Disclosure,
     Document,
     ReleaseRequest,
 )
@@ -159,6 +161,7 @@ def create_request(
     recipient: str,
     purpose: str,
     requested_by: str,
+    requested_by_user: str | None = None,
     recipient_address: str | None = None,
     document_ids: Sequence[str] | None = None,
     criteria: Mapping[str, Any] | None = None,
@@ -195,6 +198,7 @@ def create_request(
         received_at=received,
         due_at=received + timedelta(days=DUE_DAYS),
         requested_by=requested_by,
+        requested_by_user=requested_by_user,
     )
     s.add(row)
     s.flush()
@@ -211,19 +215,56 @@ def refresh_expiry(release: ReleaseRequest, now: datetime | None = None) -> bool
 
 
 def is_fetchable(release: ReleaseRequest, now: datetime | None = None) -> bool:
-    """Whether the package may leave now: approved/fulfilled, unexpired, unrevoked, with a package."""
+    """Whether the package may leave now: approved/fulfilled, unexpired, unrevoked, not suspended,
+    with a package."""
     now = now or utcnow()
     return (
         release.status in FETCHABLE
         and release.revoked_at is None
+        and release.suspended_at is None
         and release.package_key is not None
         and (release.access_expires_at is None or _aware(release.access_expires_at) > now)
     )
 
 
 def visible_to_vendor(release: ReleaseRequest, vendor: str | None, now: datetime | None = None) -> bool:
-    """A vendor sees only its own releases while they can be fetched."""
-    return vendor is not None and release.vendor == vendor and is_fetchable(release, now)
+    """A vendor sees only its own releases while they can be fetched, or while suspended (so it is
+    told why it cannot fetch, rather than that the release does not exist)."""
+    if vendor is None or release.vendor != vendor:
+        return False
+    return is_fetchable(release, now) or (release.suspended_at is not None and release.revoked_at is None)
+
+
+class ReleaseSuspended(ReleaseConflict):
+    code = "release_suspended"
+
+
+def check_not_suspended(release: ReleaseRequest) -> None:
+    if release.suspended_at is not None:
+        raise ReleaseSuspended(
+            f"release {release.id} is suspended: a document in it was refiled to another patient after "
+            "approval; the HIM department must rebuild and approve it again"
+        )
+
+
+def suspend_releases_with(s: Session, doc_id: str, mrn: str | None, now: datetime | None = None) -> list[str]:
+    """Suspend every approved or fulfilled release of ``mrn`` whose package holds ``doc_id`` (refiled or
+    split): no fetch until it is approved again, which rebuilds the package from the corrected record.
+    The caller commits; returns the release ids."""
+    if mrn is None:
+        return []
+    now = now or utcnow()
+    q = select(ReleaseRequest).where(
+        ReleaseRequest.mrn == mrn, ReleaseRequest.status.in_(FETCHABLE), ReleaseRequest.revoked_at.is_(None)
+    )
+    suspended = []
+    for release in s.scalars(q):
+        if doc_id in [str(d) for d in release.approved_document_ids or []]:
+            release.suspended_at = now
+            release.suspended_reason = f"document {doc_id} was refiled after approval"
+            release.status = IN_REVIEW  # approval again rebuilds the package
+            suspended.append(release.id)
+    return suspended
 
 
 def is_overdue(release: ReleaseRequest, now: datetime | None = None) -> bool:
@@ -244,17 +285,43 @@ def start_review(release: ReleaseRequest) -> None:
     release.status = IN_REVIEW
 
 
-def check_decider(release: ReleaseRequest, actor: str) -> None:
-    """Separation of duties: whoever requested a release does not decide it."""
-    if release.requested_by == actor:
+@dataclass(frozen=True, slots=True)
+class Decider:
+    """Who decides a release, as separation of duties needs to know them."""
+
+    actor: str  # token:<id>, or cli:<user> at the console
+    user_id: str | None  # the named user behind the token
+    token_made_by: str | None = None  # the actor that created the deciding token
+    token_made_by_user: str | None = None  # the user behind that actor
+    is_token: bool = True  # False: the machine's operator at the console
+
+
+def check_decider(release: ReleaseRequest, decider: Decider) -> None:
+    """Separation of duties, per person: the requester does not decide, with any token of theirs or
+    any token they made (for themselves or for someone else); a token of no user cannot tell whose
+    decision it is, so it decides nothing."""
+    if decider.is_token and decider.user_id is None:
         raise SeparationOfDuties(
-            f"release {release.id} was requested by this actor; another person must approve or deny it"
+            "this token belongs to no user: a release is decided with a token of a named user "
+            "(chartvault token create --user)"
+        )
+    requester_user = release.requested_by_user
+    same_person = decider.actor == release.requested_by or (
+        requester_user is not None and decider.user_id == requester_user
+    )
+    made_by_requester = decider.token_made_by == release.requested_by or (
+        requester_user is not None and decider.token_made_by_user == requester_user
+    )
+    if same_person or made_by_requester:
+        raise SeparationOfDuties(
+            f"release {release.id} was requested by this user (or the token was made by them); "
+            "another person must approve or deny it"
         )
 
 
-def deny(release: ReleaseRequest, actor: str, reason: str, now: datetime | None = None) -> None:
+def deny(release: ReleaseRequest, decider: Decider, reason: str, now: datetime | None = None) -> None:
     """A denial is a decision too: not by the requester, and with a reason on record."""
-    check_decider(release, actor)
+    check_decider(release, decider)
     if release.status not in UNDECIDED:
         raise ReleaseConflict(
             f"release {release.id} is {release.status}; only an undecided one can be denied"
@@ -262,7 +329,7 @@ def deny(release: ReleaseRequest, actor: str, reason: str, now: datetime | None 
     if not reason or not reason.strip():
         raise InvalidRelease("a denial needs a reason")
     release.status = DENIED
-    release.decided_by = actor
+    release.decided_by, release.decided_by_user = decider.actor, decider.user_id
     release.decided_at = now or utcnow()
     release.decision_reason = reason.strip()
 
@@ -333,10 +400,24 @@ def release_view(release: ReleaseRequest, now: datetime | None = None) -> Releas
         extended=bool(release.extended),
         extension_reason=release.extension_reason,
         requested_by=release.requested_by,
+        requested_by_user=release.requested_by_user,
         decided_by=release.decided_by,
+        decided_by_user=release.decided_by_user,
         decided_at=iso(release.decided_at),
         access_expires_at=iso(release.access_expires_at),
         package=package,
         fulfilled_at=iso(release.fulfilled_at),
         closed_at=iso(release.closed_at),
+        sent_at=iso(release.sent_at),
+        suspended=release.suspended_at is not None,
+        suspended_reason=release.suspended_reason,
+        disclosures=_disclosure_count(release),
     )
+
+
+def _disclosure_count(release: ReleaseRequest) -> int:
+    s = object_session(release)
+    if s is None or release.id is None:
+        return 0
+    count = s.scalar(select(func.count()).select_from(Disclosure).where(Disclosure.release_id == release.id))
+    return int(count or 0)

@@ -18,6 +18,7 @@ class TokenView:
     expires_at: str | None
     revoked_at: str | None
     last_used_at: str | None
+    user_id: str | None = None  # whose token it is (None: made before tokens belonged to users)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

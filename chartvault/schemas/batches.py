@@ -116,3 +116,13 @@ class IngestSummary:
     @property
     def refused(self) -> list[IngestedFile]:
         return [f for f in self.files if f.status in ("quarantined", "failed", "refused")]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuarantinePurge:
+    """Quarantined files whose bytes and reason file were deleted (the catalog keeps the reason)."""
+
+    older_than_days: int
+    dry_run: bool
+    files: list[str]  # batch file ids
+    bytes: int

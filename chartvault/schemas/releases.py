@@ -57,12 +57,18 @@ class ReleaseView:
     extended: bool
     extension_reason: str | None
     requested_by: str | None
+    requested_by_user: str | None  # the person: separation of duties compares users, not tokens
     decided_by: str | None
+    decided_by_user: str | None
     decided_at: str | None
     access_expires_at: str | None
     package: PackageInfo | None
     fulfilled_at: str | None
     closed_at: str | None
+    sent_at: str | None  # staff recorded it as sent to the recipient (the disclosure)
+    suspended: bool  # a document was refiled or split after approval: rebuild and approve again
+    suspended_reason: str | None
+    disclosures: int  # how many times it left (one per release; repeated fetches are accesses)
     authorizations: list[AuthorizationView] | None = None  # staff only, on a single release
 
 
@@ -88,6 +94,10 @@ class DisclosureView:
     document_ids: list[str] | None
     accountable: bool
     exemption_basis: str | None
+    accesses: int  # fetches of the package under this disclosure (the first included)
+    privacy_review: bool  # what left was (partly) another patient's record: a privacy officer must look
+    review_reason: str | None
+    corrects_disclosure_id: str | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

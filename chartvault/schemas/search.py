@@ -28,6 +28,8 @@ class SearchAnswer:
     suggestion: str | None  # set when nothing matched as typed and these are a fuzzy retry's hits
     facets: dict[str, dict[str, int]]
     hits: list[SearchHitView]
+    # Send as ``cursor`` (with the same query) for the next page; None on the last page.
+    next_cursor: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

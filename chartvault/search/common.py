@@ -17,7 +17,9 @@ from pathlib import Path
 
 from whoosh import query as wq
 
+from chartvault.errors import InvalidInput
 from chartvault.search.analysis import normalize, terms, tokens, within_edits
+from chartvault.search.cursor import MAX_CURSOR_DEPTH, MAX_PAGE_SIZE
 from chartvault.search.highlight import highlight
 from chartvault.search.query import (
     TEXT_FIELD,
@@ -87,7 +89,13 @@ def year_of(date_key: int) -> str:
 
 
 def page_window(limit: int, offset: int) -> tuple[int, int]:
-    """Clamp caller-supplied paging to sane non-negative values."""
+    """Caller-supplied paging as sane non-negative values, refused past the deepest position.
+
+    Engines allocate room for ``offset + limit`` hits: an unbounded offset is an unbounded allocation
+    (tantivy aborts the process on one), so the bound is enforced here for every caller.
+    """
+    if offset > MAX_CURSOR_DEPTH or limit > MAX_PAGE_SIZE:
+        raise InvalidInput(f"offset at most {MAX_CURSOR_DEPTH:,} and limit at most {MAX_PAGE_SIZE}")
     return max(0, limit), max(0, offset)
 
 

@@ -11,6 +11,7 @@ from chartvault.archive.db import transaction
 from chartvault.archive.models import ApiToken, User
 from chartvault.archive.tokens import Principal, create_token, list_tokens, revoke_token, verify_token
 from chartvault.archive.users import authenticate, create_user, find_user, list_users, set_password
+from chartvault.errors import Forbidden
 from chartvault.schemas.access import (
     AuditCheckpoint,
     AuditKeyRotation,
@@ -22,14 +23,17 @@ from chartvault.schemas.access import (
     UserView,
 )
 from chartvault.schemas.common import iso, to_fields
-from chartvault.services.caller import AuditTrail
+from chartvault.services.caller import AuditTrail, Caller
 
 
 class AccessService:
-    def __init__(self, sessions: sessionmaker[Session], audit_log: AuditLog, audit: AuditTrail) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], audit_log: AuditLog, audit: AuditTrail, caller: Caller
+    ) -> None:
         self.sessions = sessions
         self.audit_log = audit_log
         self.audit = audit
+        self.caller = caller
 
     # -- users -------------------------------------------------------------------------------------
 
@@ -91,15 +95,52 @@ class AccessService:
 
     # -- tokens ------------------------------------------------------------------------------------
 
-    def create_token(self, role: str, name: str, vendor: str | None = None, days: int = 90) -> NewToken:
-        """A new token; its secret is in the answer once and nowhere else."""
+    def create_token(
+        self,
+        role: str | None,
+        name: str,
+        vendor: str | None = None,
+        days: int = 90,
+        *,
+        username: str | None = None,
+    ) -> NewToken:
+        """A new token (of ``username`` when given); its secret is in the answer once and nowhere else.
+
+        The token records who made it (actor and user): separation of duties refuses a token made by
+        a release's requester as much as the requester's own.
+        """
         with transaction(self.sessions) as s:
+            user = find_user(s, username) if username is not None else None
             row, plaintext = create_token(
-                s, role=role, name=name, created_by=self.audit.actor, vendor=vendor, days=days
+                s,
+                role=role,
+                name=name,
+                created_by=self.audit.actor,
+                created_by_user=self.caller.user_id,
+                vendor=vendor,
+                days=days,
+                user=user,
             )
             made = NewToken(**to_fields(_token_view(row)), token=plaintext)
-        self.audit("token.create", "token", made.id, detail={"role": role})
+        self.audit("token.create", "token", made.id, detail={"role": made.role, "user": made.user_id})
         return made
+
+    def create_token_as_caller(self, name: str, days: int = 90, username: str | None = None) -> NewToken:
+        """``POST /tokens``: a token for the caller's own user, or (admins only) for a named user.
+
+        A token that belongs to no user (one from before users) can only name a user, and only as admin.
+        """
+        if username is None:
+            if self.caller.user_id is None:
+                raise Forbidden("this token belongs to no user: name the user the new token is for")
+            with self.sessions() as s:
+                owner = s.get(User, self.caller.user_id)
+                username = owner.username if owner is not None else None
+            if username is None:
+                raise Forbidden("this token's user no longer exists")
+        elif self.caller.role != "admin":
+            raise Forbidden("only an admin makes tokens for another user")
+        return self.create_token(None, name, days=days, username=username)
 
     def verify_token(self, presented: str) -> Principal | None:
         """The principal of a valid token, None for anything else (the reason never leaks)."""
@@ -148,6 +189,7 @@ def _token_view(t: ApiToken) -> TokenView:
         expires_at=iso(t.expires_at),
         revoked_at=iso(t.revoked_at),
         last_used_at=iso(t.last_used_at),
+        user_id=t.user_id,
     )
 
 

@@ -2,7 +2,8 @@
 
 One thread processes batches in arrival order (the worker pool parallelises their pages); another
 drains the index queue every ``index_commit_interval_s`` while this process owns the index writer,
-and keeps trying to become the owner while another process (a CLI ingest, say) holds it.
+and keeps trying to become the owner while another process (a CLI ingest, say) holds it; a third
+deletes quarantined files past ``quarantine_retention_days`` every ``housekeeping_interval_s``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class BackgroundWork:
         self._threads = [
             threading.Thread(target=self._batch_loop, name="cv-batches", daemon=True),
             threading.Thread(target=self._index_loop, name="cv-indexer", daemon=True),
+            threading.Thread(target=self._housekeeping_loop, name="cv-housekeeping", daemon=True),
         ]
         self._queued: set[str] = set()
         self._lock = threading.Lock()
@@ -75,3 +77,14 @@ class BackgroundWork:
                 self.services.intake.index_now()
             except Exception:
                 log.exception("indexing failed; will retry")
+
+    def _housekeeping_loop(self) -> None:
+        """Delete quarantined files past their retention (audited), now and every interval."""
+        interval = self.services.settings.housekeeping_interval_s
+        while True:
+            try:
+                self.services.intake.purge_quarantine()
+            except Exception:
+                log.exception("quarantine purge failed; will retry")
+            if self._stop.wait(interval):
+                return

@@ -6,7 +6,10 @@ import getpass
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
+
 from chartvault.archive.audit import AuditLog
+from chartvault.archive.models import Patient
 from chartvault.archive.tokens import Principal
 
 
@@ -21,10 +24,20 @@ class Caller:
     actor: str  # token:<id> | user:<id> | cli:<user> | system
     role: str | None = None
     vendor: str | None = None  # the organisation of a vendor token
+    user_id: str | None = None  # the named user behind a token (None: a token from before users)
+    token_made_by: str | None = None  # the actor that created the caller's token
+    token_made_by_user: str | None = None  # the user behind that actor, when known
 
     @classmethod
     def of_token(cls, principal: Principal) -> Caller:
-        return cls(principal.actor, principal.role, principal.vendor)
+        return cls(
+            principal.actor,
+            principal.role,
+            principal.vendor,
+            principal.user_id,
+            principal.made_by,
+            principal.made_by_user,
+        )
 
     @classmethod
     def of_user(cls, user_id: str, role: str, vendor: str | None = None) -> Caller:
@@ -66,3 +79,16 @@ class AuditTrail:
     ) -> str:
         """Record one entry (ids and codes only) as this caller (or ``actor``); returns its MAC."""
         return self.log.record(actor or self.actor, action, target_type, target_id, outcome, detail)
+
+    def patient_ref(self, mrn: str | None) -> str | None:
+        """What an audit row says instead of an MRN: the patient's internal id, else a keyed hash.
+
+        An MRN is an identifier (PHI); a patient id means nothing outside the catalog. An MRN with no
+        patient row (a search for an unknown number) gets ``AuditLog.pseudonym``: recomputable by a
+        key holder investigating that MRN, meaningless to anyone reading the catalog.
+        """
+        if mrn is None or not mrn.strip():
+            return None
+        with self.log.sessions() as s:
+            patient_id = s.scalar(select(Patient.id).where(Patient.mrn == mrn.strip()))
+        return f"patient:{patient_id}" if patient_id else self.log.pseudonym(mrn.strip())

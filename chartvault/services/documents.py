@@ -68,7 +68,7 @@ class DocumentService:
                 if s.get(Document, doc_id) is None:
                     raise NotFound(f"document {doc_id} not found")
                 raise NotFound(f"document {doc_id} has no page {page_no}")
-            return PageText(
+            text = PageText(
                 document_id=doc_id,
                 page_no=page.page_no,
                 text="" if page.blank else (page.text or ""),  # a blank back: no text to show
@@ -77,6 +77,8 @@ class DocumentService:
                 source=page.source,
                 status=page.status,
             )
+        self.audit("document.page_text", "document", doc_id, detail={"page_no": page_no})
+        return text
 
     def original(self, doc_id: str) -> Original:
         """Where the original is (nothing is read or audited yet: see ``stream``)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from chartvault.archive.db import transaction
 from chartvault.archive.models import (
     BATCH_COMPLETE,
     BATCH_COMPLETE_WITH_ERRORS,
@@ -27,9 +28,16 @@ from chartvault.archive.models import (
 )
 from chartvault.config import Settings
 from chartvault.errors import NotFound
-from chartvault.ingest.batches import add_file, close_intake, create_batch
-from chartvault.ingest.manifest import Manifest
+from chartvault.ingest.batches import (
+    add_file,
+    close_intake,
+    create_batch,
+    expired_quarantine,
+    purge_quarantined,
+)
+from chartvault.ingest.manifest import Manifest, check_label
 from chartvault.ingest.pipeline import Pipeline, Progress
+from chartvault.ingest.private import TempLeftover, remove_leftovers, temp_leftovers
 from chartvault.ingest.staging import StagedFile, Stager, read_chunks, stage_chunks
 from chartvault.schemas.batches import (
     BatchList,
@@ -39,6 +47,7 @@ from chartvault.schemas.batches import (
     IngestedFile,
     IngestSummary,
     PageState,
+    QuarantinePurge,
 )
 from chartvault.schemas.common import iso
 from chartvault.search.indexer import Indexer
@@ -108,7 +117,12 @@ class IntakeService:
         operator: str | None = None,
         manifest: Manifest | None = None,
     ) -> Received:
-        """A new batch holding these files, staged and recorded, its intake closed."""
+        """A new batch holding these files, staged and recorded, its intake closed.
+
+        Station and operator names are checked first (no control or direction-override characters):
+        a refused batch leaves nothing in the catalog.
+        """
+        station, operator = check_label("station", station), check_label("operator", operator)
         with self.sessions() as s:
             batch = create_batch(s, source, station, operator, manifest)
             batch.created_by = self.caller.actor
@@ -188,7 +202,9 @@ class IntakeService:
         self, batch_ids: Sequence[str] | None = None, *, schedule: Callable[[str], None] | None = None
     ) -> list[str]:
         """Finish unfinished batches (or these): an intake left open by a dead uploader is closed with
-        what was staged, then each batch is processed now, or handed to ``schedule``."""
+        what was staged, then each batch is processed now, or handed to ``schedule``. OCR scratch files
+        of a killed process are removed first."""
+        self.clean_temp()
         ids = list(batch_ids) if batch_ids is not None else self.unfinished()
         for batch_id in ids:
             self._close_if_open(batch_id)
@@ -199,6 +215,43 @@ class IntakeService:
         if ids and schedule is None:
             self.index_now()
         return ids
+
+    @property
+    def temp_root(self) -> Path:
+        return self.settings.data_dir / "tmp"
+
+    @property
+    def temp_stale_after_s(self) -> float:
+        """Past this, nothing in ``tmp`` is still in use: no page takes longer than its OCR time limit."""
+        return max(3600.0, 2.0 * self.settings.ocr_timeout_s)
+
+    def temp_leftovers(self) -> list[TempLeftover]:
+        """Scratch files no live process owns (page images of a killed ingest, say)."""
+        return temp_leftovers(self.temp_root, self.temp_stale_after_s)
+
+    def clean_temp(self) -> list[TempLeftover]:
+        """Remove ``temp_leftovers`` (audited when there were any; names and sizes only)."""
+        removed = remove_leftovers(self.temp_root, self.temp_stale_after_s)
+        if removed:
+            detail = {"entries": [x.name for x in removed][:500], "bytes": sum(x.bytes for x in removed)}
+            self.audit("tmp.cleanup", detail=detail)
+            log.info("removed %d leftover temp entries", len(removed))
+        return removed
+
+    def purge_quarantine(self, older_than_days: int | None = None, dry_run: bool = False) -> QuarantinePurge:
+        """Delete quarantined files (bytes and reason file) refused more than ``older_than_days`` ago
+        (default ``quarantine_retention_days``); the catalog keeps each file's reason. Audited."""
+        days = older_than_days or self.settings.quarantine_retention_days
+        purged, size = [], 0
+        with transaction(self.sessions) as s:
+            for row in expired_quarantine(s, days):
+                size += purge_quarantined(self.settings.data_dir, row, dry_run)
+                purged.append(row.id)
+        if purged and not dry_run:
+            for i in range(0, len(purged), 500):
+                detail = {"files": purged[i : i + 500], "older_than_days": days, "bytes": size}
+                self.audit("quarantine.purge", detail=detail)
+        return QuarantinePurge(older_than_days=days, dry_run=dry_run, files=purged, bytes=size)
 
     def unfinished(self) -> list[str]:
         """Batches not yet complete, oldest first."""

@@ -21,6 +21,8 @@ from chartvault.archive.models import HOLD_ACTIVE, Disposition, Document, LegalH
 from chartvault.archive.objectstore import ObjectRef, ObjectStore
 from chartvault.config import Settings
 from chartvault.errors import NotFound
+from chartvault.ingest.private import TempLeftover
+from chartvault.release.misfiles import audit_fallout, misfile_fallout
 from chartvault.schemas.common import d as day
 from chartvault.schemas.common import iso, to_jsonable
 from chartvault.services.caller import AuditTrail
@@ -38,6 +40,8 @@ class RecordsService:
         reconcile_index: Callable[[bool], Any],
         resume: Callable[[], list[str]],
         unfinished: Callable[[], list[str]],
+        temp_leftovers: Callable[[], list[TempLeftover]],
+        clean_temp: Callable[[], list[TempLeftover]],
         forget_pages: Callable[[Sequence[str]], None] = lambda doc_ids: None,
     ) -> None:
         self.settings = settings
@@ -50,6 +54,8 @@ class RecordsService:
         self._resume = resume
         self._unfinished = unfinished
         self._forget_pages = forget_pages  # cached page images of what is destroyed or refiled go too
+        self._temp_leftovers = temp_leftovers
+        self._clean_temp = clean_temp
 
     def retention(self, doc_id: str) -> dict[str, Any]:
         """The document's retention as the catalog and the store each see it."""
@@ -181,6 +187,8 @@ class RecordsService:
         detail: dict[str, Any] = {"break_glass": break_glass, "pages": list(pages or [])}
         try:
             with transaction(self.sessions) as s:
+                doc = s.get(Document, doc_id)
+                old_mrn = doc.mrn if doc is not None else None
                 result = correct_misfile(
                     s,
                     self.store,
@@ -191,6 +199,7 @@ class RecordsService:
                     pages=pages,
                     break_glass=break_glass,
                 )
+                fallout = misfile_fallout(s, doc_id, old_mrn, to_mrn)
         except MisfileRefused:
             self.audit("document.misfile_correction", "document", doc_id, outcome="refused", detail=detail)
             raise
@@ -199,9 +208,12 @@ class RecordsService:
             "new_documents": result.new_documents,
             "versions_deleted": len(result.versions_deleted),
             "governance_bypass": bool(result.versions_deleted),
+            "suspended_releases": fallout.suspended_releases,
+            "privacy_review_disclosures": fallout.rerecorded_disclosures,
         }
         self.audit("document.misfile_correction", "document", doc_id, detail=detail)
         self._forget_pages([doc_id])
+        audit_fallout(self.audit, doc_id, fallout)
         self._index_now()
         return result
 
@@ -219,13 +231,19 @@ class RecordsService:
         if repair and unfinished:
             resumed = self._resume()
             unfinished = self._unfinished()
-        consistent = store.consistent and index.consistent and not unfinished
+        leftovers = self._temp_leftovers()  # page images of a killed ingest hold PHI: not to stay
+        removed = self._clean_temp() if repair and leftovers else []
+        if removed:
+            leftovers = self._temp_leftovers()
+        consistent = store.consistent and index.consistent and not unfinished and not leftovers
         result = {
             "consistent": consistent,
             "store": store.as_dict(),
             "index": to_jsonable(index),
             "unfinished_batches": unfinished,
             "resumed_batches": resumed,
+            "temp_leftovers": [to_jsonable(x) for x in leftovers],
+            "temp_removed": [to_jsonable(x) for x in removed],
         }
         detail = {"consistent": consistent, "repair": repair, "objects": store.objects_checked}
         self.audit("archive.check", outcome="ok" if consistent else "inconsistent", detail=detail)

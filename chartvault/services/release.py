@@ -35,7 +35,14 @@ from chartvault.release.authorization import (
     parse_when,
     validate,
 )
-from chartvault.release.disclosures import accounting, disclosure_view, record_disclosure
+from chartvault.release.disclosures import (
+    access_counts,
+    accounting,
+    disclosure_of,
+    disclosure_view,
+    record_access,
+    record_disclosure,
+)
 from chartvault.release.package import BuiltPackage, PackageError, PackageSource, build_package
 from chartvault.schemas.common import iso, to_fields
 from chartvault.schemas.releases import (
@@ -56,7 +63,7 @@ class PackageFetch:
     """What the API needs to send a package whose disclosure is already recorded."""
 
     release_id: str
-    disclosure_id: str
+    disclosure_id: str | None  # None for a staff preview (not a disclosure)
     ref: ObjectRef
     filename: str
 
@@ -84,6 +91,11 @@ class ReleaseService:
     @property
     def actor(self) -> str:
         return self.caller.actor
+
+    @property
+    def decider(self) -> rq.Decider:
+        c = self.caller
+        return rq.Decider(c.actor, c.user_id, c.token_made_by, c.token_made_by_user, c.role is not None)
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -139,6 +151,7 @@ class ReleaseService:
                     recipient=recipient,
                     purpose=purpose,
                     requested_by=self.actor,
+                    requested_by_user=self.caller.user_id,
                     recipient_address=recipient_address,
                     document_ids=document_ids,
                     criteria=criteria,
@@ -162,7 +175,7 @@ class ReleaseService:
             if vendor is not None:
                 q = q.where(
                     ReleaseRequest.vendor == vendor,
-                    ReleaseRequest.status.in_(rq.FETCHABLE),
+                    ReleaseRequest.status.in_(rq.FETCHABLE) | ReleaseRequest.suspended_at.is_not(None),
                     ReleaseRequest.revoked_at.is_(None),
                 )
             if overdue:
@@ -281,7 +294,7 @@ class ReleaseService:
 
     def deny_release(self, release_id: str, reason: str) -> ReleaseView:
         """Deny with a reason (not by the requester)."""
-        return self._transition(release_id, "release.deny", lambda r: rq.deny(r, self.actor, reason))
+        return self._transition(release_id, "release.deny", lambda r: rq.deny(r, self.decider, reason))
 
     def extend_release(self, release_id: str, reason: str) -> ReleaseView:
         """The one 30-day extension (reason recorded; a second is refused)."""
@@ -317,7 +330,7 @@ class ReleaseService:
         try:
             with self.sessions() as s:
                 release = self._load(s, release_id)
-                rq.check_decider(release, self.actor)
+                rq.check_decider(release, self.decider)
                 if release.status != rq.IN_REVIEW:
                     raise rq.ReleaseConflict(f"release {release_id} is {release.status}, not in_review")
                 if release.revoked_at is not None:
@@ -351,8 +364,9 @@ class ReleaseService:
                 raise raced
             ref, size, pages = built
             release.status = rq.APPROVED
+            release.suspended_at, release.suspended_reason = None, None  # rebuilt from the corrected record
             release.approved_document_ids = doc_ids
-            release.decided_by = self.actor
+            release.decided_by, release.decided_by_user = self.actor, self.caller.user_id
             release.decided_at = now
             release.access_expires_at = access_until
             release.package_key, release.package_version = ref.key, ref.version_id
@@ -427,45 +441,84 @@ class ReleaseService:
     # -- fetch and disclosures ------------------------------------------------------------------
 
     def fetch_package(self, release_id: str, method: str = "stream") -> PackageFetch:
-        """Record the disclosure (committed) and return what to send; nothing leaves before this."""
+        """What to send, with its disclosure recorded and committed first; nothing leaves before this.
+
+        A vendor's fetch is the release leaving to its recipient: the first is the disclosure, each
+        later one an access of that same disclosure. Staff fetching it see a preview: an audited read
+        (with the document ids), not a disclosure, and the release stays as it was.
+        """
         if method == "presigned_url" and not hasattr(self.store, "presigned_get"):
             exc = rq.ReleaseConflict("presigned URLs need the S3 object store")
             self._refused("release.fetch", release_id, exc)
             raise exc
+        vendor = self._vendor() is not None
         fetch: PackageFetch | None = None
-        with transaction(self.sessions, immediate=True) as s:
-            release = self._load(s, release_id, for_update=True)
-            status = release.status
-            if rq.is_fetchable(release):
-                ids = [str(d) for d in release.approved_document_ids or []]
-                docs = {d.id: d for d in s.scalars(select(Document).where(Document.id.in_(ids)))}
-                disclosure = record_disclosure(
-                    s, release, [docs[i] for i in ids if i in docs], disclosed_by=self.actor, method=method
-                )
-                if release.status == rq.APPROVED:
-                    release.status = rq.FULFILLED
-                    release.fulfilled_at = disclosure.disclosed_at
-                fetch = PackageFetch(
-                    release.id,
-                    disclosure.id,
-                    ObjectRef(
-                        release.package_key or "",
-                        release.package_sha256 or "",
-                        release.package_size or 0,
-                        release.package_version,
-                    ),
-                    f"release-{release.id}.pdf",
-                )
-                detail = {"disclosure": disclosure.id, "method": method, "vendor": release.vendor}
-        if fetch is None:  # an expiry noticed on the way is kept (the transaction committed)
-            if self._vendor() is not None:
-                raise self._release_not_found(release_id)
-            exc = rq.ReleaseConflict(f"release {release_id} is not available ({status})")
+        new, ids = False, []
+        try:
+            with transaction(self.sessions, immediate=True) as s:
+                release = self._load(s, release_id, for_update=True)
+                rq.check_not_suspended(release)
+                status = release.status
+                if rq.is_fetchable(release):
+                    ids = [str(d) for d in release.approved_document_ids or []]
+                    disclosure_id, new = self._disclose(s, release, method) if vendor else (None, False)
+                    fetch = PackageFetch(
+                        release.id, disclosure_id, _package_ref(release), f"release-{release.id}.pdf"
+                    )
+        except ChartVaultError as exc:
             self._refused("release.fetch", release_id, exc)
-            raise exc
-        self.audit("disclosure.record", "release", release_id, detail={"disclosure": fetch.disclosure_id})
-        self.audit("release.fetch", "release", release_id, detail=detail)
+            raise
+        if fetch is None:  # an expiry noticed on the way is kept (the transaction committed)
+            if vendor:
+                raise self._release_not_found(release_id)
+            unavailable = rq.ReleaseConflict(f"release {release_id} is not available ({status})")
+            self._refused("release.fetch", release_id, unavailable)
+            raise unavailable
+        if new:
+            self.audit("disclosure.record", "release", release_id, detail={"disclosure": fetch.disclosure_id})
+        detail = {"disclosure": fetch.disclosure_id, "method": method, "documents": ids}
+        self.audit("release.fetch" if vendor else "release.preview", "release", release_id, detail=detail)
         return fetch
+
+    def _disclose(self, s: Session, release: ReleaseRequest, method: str) -> tuple[str, bool]:
+        """The release's disclosure (made now if this is the first time it leaves) and this access;
+        whether it is new (the caller audits ``disclosure.record`` once its transaction committed)."""
+        disclosure = disclosure_of(s, release)
+        new = disclosure is None
+        if disclosure is None:
+            ids = [str(d) for d in release.approved_document_ids or []]
+            docs = {d.id: d for d in s.scalars(select(Document).where(Document.id.in_(ids)))}
+            disclosure = record_disclosure(
+                s, release, [docs[i] for i in ids if i in docs], disclosed_by=self.actor, method=method
+            )
+        record_access(s, disclosure, accessed_by=self.actor, method=method)
+        if release.status == rq.APPROVED:
+            release.status = rq.FULFILLED
+            release.fulfilled_at = disclosure.disclosed_at
+        return disclosure.id, new
+
+    def mark_sent(self, release_id: str) -> ReleaseView:
+        """Staff record that the package left to its recipient by other means (mail, portal): that is
+        the disclosure (once per release; a later vendor fetch is an access of it)."""
+        try:
+            with transaction(self.sessions, immediate=True) as s:
+                release = self._load(s, release_id, for_update=True)
+                rq.check_not_suspended(release)
+                if not rq.is_fetchable(release):
+                    raise rq.ReleaseConflict(
+                        f"release {release_id} is {release.status}; only an approved one is sent"
+                    )
+                disclosure_id, new = self._disclose(s, release, "sent")
+                release.sent_at = release.sent_at or rq.utcnow()
+                result = rq.release_view(release)
+        except ChartVaultError as exc:
+            self._refused("release.sent", release_id, exc)
+            raise
+        if new:
+            self.audit("disclosure.record", "release", release_id, detail={"disclosure": disclosure_id})
+        detail = {"disclosure": disclosure_id, "documents": result.approved_document_ids}
+        self.audit("release.sent", "release", release_id, detail=detail)
+        return result
 
     def open_package(self, fetch: PackageFetch) -> Iterator[bytes]:
         """The package's bytes, checked against its sha256 (its disclosure is already recorded)."""
@@ -481,9 +534,22 @@ class ReleaseService:
     def disclosures(self, mrn: str, accountable_only: bool = False) -> DisclosureAccounting:
         """The accounting of disclosures (164.528): the last six years for this MRN."""
         with self.sessions() as s:
-            rows = [disclosure_view(d) for d in accounting(s, mrn, accountable_only=accountable_only)]
-        self.audit("disclosure.accounting", "patient", mrn, detail={"count": len(rows)})
+            found = accounting(s, mrn, accountable_only=accountable_only)
+            counts = access_counts(s, [d.id for d in found])
+            rows = [disclosure_view(d, counts.get(d.id, 0)) for d in found]
+        self.audit(
+            "disclosure.accounting", "patient", self.audit.patient_ref(mrn), detail={"count": len(rows)}
+        )
         return DisclosureAccounting(mrn=mrn, years=6, disclosures=rows)
+
+
+def _package_ref(release: ReleaseRequest) -> ObjectRef:
+    return ObjectRef(
+        release.package_key or "",
+        release.package_sha256 or "",
+        release.package_size or 0,
+        release.package_version,
+    )
 
 
 def _sha256(path: Path) -> str:

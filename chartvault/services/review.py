@@ -25,6 +25,7 @@ from chartvault.classify.model import DocTypeModel
 from chartvault.classify.types import DOC_TYPES, SOURCE_STAFF
 from chartvault.errors import InvalidInput, NotFound
 from chartvault.ingest.stages import REVIEW_LOW_CONFIDENCE, REVIEW_MISFILE, match_patient
+from chartvault.release.misfiles import MisfileFallout, audit_fallout, misfile_fallout
 from chartvault.schemas.common import iso
 from chartvault.schemas.review import (
     ClassificationChange,
@@ -178,6 +179,7 @@ class ReviewService:
             if doc is None:
                 raise NotFound(f"document {doc_id} not found")
             codes = [r.get("code") for r in doc.review_reasons or []]
+            old_mrn = doc.mrn
             if mrn is not None:
                 if not mrn.strip() or len(mrn.strip()) > 64:
                     raise InvalidInput("mrn must be 1-64 characters")
@@ -189,6 +191,7 @@ class ReviewService:
                 if p.flags:
                     p.flags = [f for f in p.flags if f.get("code") != REVIEW_MISFILE] or None
             doc.patient_id = match_patient(s, doc)
+            fallout = misfile_fallout(s, doc.id, old_mrn, doc.mrn) if doc.mrn else MisfileFallout()
             s.add(IndexTask(document_id=doc.id, op="upsert"))
             if doc.object_key and doc.status not in INACTIVE:
                 s.flush()
@@ -200,6 +203,7 @@ class ReviewService:
             linked = doc.patient_id is not None
         detail = {"codes": codes, "mrn_changed": mrn is not None, "patient_linked": linked}
         self.audit("document.review_resolve", "document", doc_id, detail=detail)
+        audit_fallout(self.audit, doc_id, fallout)  # a changed MRN is a refile: releases, disclosures
         return ReviewResolution(document_id=doc_id, review_status=REVIEW_RESOLVED, patient_linked=linked)
 
     def train_classifier(self) -> ClassifierInfo:

@@ -14,6 +14,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from chartvault.config import Settings
+from chartvault.ingest.private import make_private
 from chartvault.services.caller import SYSTEM, AuditTrail, Caller
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class Parts:
         self.settings = settings
         self._lock = threading.RLock()
         self._built: dict[str, Any] = {}
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private(settings.data_dir)  # umask 077, data folder 0700: PHI is the owner's alone
 
     @_part
     def catalog(self) -> tuple[Engine, sessionmaker[Session]]:
@@ -244,6 +245,8 @@ class Services:
             resume=self.intake.resume,
             unfinished=self.intake.unfinished,
             forget_pages=self.pages.forget,
+            temp_leftovers=self.intake.temp_leftovers,
+            clean_temp=self.intake.clean_temp,
         )
 
     @cached_property
@@ -256,7 +259,7 @@ class Services:
     def access(self) -> AccessService:
         from chartvault.services.access import AccessService
 
-        return AccessService(self.parts.sessions, self.parts.audit_log, self.audit)
+        return AccessService(self.parts.sessions, self.parts.audit_log, self.audit, self.caller)
 
     @cached_property
     def sessions(self) -> SessionService:

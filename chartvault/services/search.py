@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from chartvault.archive.models import Document
 from chartvault.archive.queries import visible_clause
-from chartvault.errors import NotFound
+from chartvault.errors import InvalidInput, NotFound
 from chartvault.schemas.common import d
 from chartvault.schemas.documents import DocumentSummary
 from chartvault.schemas.search import (
@@ -29,9 +29,13 @@ from chartvault.schemas.search import (
     SnippetView,
     Timeline,
 )
+from chartvault.search.cursor import decode_cursor, encode_cursor
 from chartvault.search.indexer import Indexer
 from chartvault.search.types import PageLoader, SearchQuery, SearchResults
 from chartvault.services.caller import AuditTrail
+
+# A result list shows at most 500 documents per page; the audit entry of a list holds their ids.
+AUDIT_IDS_PER_ENTRY = 500
 
 
 class SearchService:
@@ -43,8 +47,16 @@ class SearchService:
         self.page_texts = page_texts
         self.audit = audit
 
-    def search(self, query: SearchQuery) -> SearchAnswer:
-        """Ranked hits, each checked against the catalog: the index never decides what exists."""
+    def search(self, query: SearchQuery, cursor: str | None = None) -> SearchAnswer:
+        """Ranked hits, each checked against the catalog: the index never decides what exists.
+
+        ``cursor`` (a ``next_cursor`` of an earlier answer to the same query) pages past the deepest
+        offset a caller may type; see ``chartvault.search.cursor``.
+        """
+        if cursor is not None:
+            if query.offset:
+                raise InvalidInput("give offset or cursor, not both")
+            query = replace(query, offset=decode_cursor(cursor, query).position)
         results, docs = self._shown(
             lambda hidden: self.indexer.reader().search(replace(query, exclude_ids=hidden), self.page_texts)
         )
@@ -57,7 +69,11 @@ class SearchService:
             )
             for h in results.hits
         ]
-        self.audit("search", detail={"filters": _query_filters(query), "results": len(hits)})
+        shown = [h.document_id for h in hits]
+        detail = {"filters": self._query_filters(query), "results": len(hits), "documents": shown}
+        self.audit("search", detail=detail)
+        reached = results.offset + len(hits)
+        more = bool(hits) and reached < results.total
         return SearchAnswer(
             total=results.total,
             offset=results.offset,
@@ -65,6 +81,7 @@ class SearchService:
             suggestion=results.suggestion,
             facets=results.facets,
             hits=hits,
+            next_cursor=encode_cursor(query, reached, shown[-1]) if more else None,
         )
 
     def timeline(self, mrn: str) -> Timeline:
@@ -85,7 +102,8 @@ class SearchService:
         for e in entries:
             if (doc := docs.get(e.doc_id)) is not None:
                 groups.setdefault(doc.encounter, []).append(DocumentSummary(**_summary_fields(doc)))
-        self.audit("patient.timeline", "patient", mrn, detail={"documents": len(docs)})
+        shown = [x.document_id for group in groups.values() for x in group]
+        self._audit_seen("patient.timeline", "patient", self.audit.patient_ref(mrn), shown)
         return Timeline(
             mrn=mrn,
             total=len(docs),
@@ -112,8 +130,36 @@ class SearchService:
             lambda hidden: self.indexer.reader().more_like_this(doc_id, pages, limit, hidden, identifiers)
         )
         hits = [SimilarHit(**_summary_fields(docs[h.doc_id]), score=round(h.score, 4)) for h in results.hits]
-        self.audit("document.similar", "document", doc_id, detail={"results": len(hits)})
+        shown = [h.document_id for h in hits]
+        self.audit("document.similar", "document", doc_id, detail={"results": len(hits), "documents": shown})
         return SimilarDocuments(document_id=doc_id, total=results.total, hits=hits)
+
+    def _audit_seen(self, action: str, target_type: str, target_id: str | None, shown: list[str]) -> None:
+        """One audit entry per ``AUDIT_IDS_PER_ENTRY`` documents shown (a long timeline takes several)."""
+        chunks = [shown[i : i + AUDIT_IDS_PER_ENTRY] for i in range(0, len(shown), AUDIT_IDS_PER_ENTRY)]
+        for part, ids in enumerate(chunks or [[]], start=1):
+            detail = {"results": len(shown), "documents": ids, "part": part, "parts": max(1, len(chunks))}
+            self.audit(action, target_type, target_id, detail=detail)
+
+    def _query_filters(self, query: SearchQuery) -> dict[str, Any]:
+        """What a search asked for, minus free text and names (which may be PHI): ids and codes only.
+
+        The MRN filter is recorded as the patient's internal id (or a keyed hash when no patient has
+        that MRN), never as the MRN itself.
+        """
+        return {
+            "has_text": bool(query.text),
+            "patient": self.audit.patient_ref(query.mrn),
+            "doc_type": query.doc_type,
+            "from": d(query.date_from),
+            "to": d(query.date_to),
+            "batch": query.batch_id,
+            "encounter": query.encounter,
+            "icd": query.icd,
+            "has_name": bool(query.name),
+            "sort": query.sort,
+            "offset": query.offset,
+        }
 
     def reindex(self, fresh: bool = False) -> int:
         """Rebuild the index from the catalog into a new generation and swap it in (resumable: an
@@ -176,20 +222,4 @@ def _summary_fields(doc: Document) -> dict[str, Any]:
         "date_of_service": d(doc.date_of_service),
         "encounter": doc.encounter,
         "page_count": doc.page_count,
-    }
-
-
-def _query_filters(query: SearchQuery) -> dict[str, Any]:
-    """What a search asked for, minus free text and names (which may be PHI): ids and codes only."""
-    return {
-        "has_text": bool(query.text),
-        "mrn": query.mrn,
-        "doc_type": query.doc_type,
-        "from": d(query.date_from),
-        "to": d(query.date_to),
-        "batch": query.batch_id,
-        "encounter": query.encounter,
-        "icd": query.icd,
-        "has_name": bool(query.name),
-        "sort": query.sort,
     }

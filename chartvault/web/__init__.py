@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from chartvault.errors import ChartVaultError
-from chartvault.ingest.staging import StagedFile, Stager
+from chartvault.ingest.staging import StagedFile, Stager, UploadLimits
 from chartvault.web.templating import STATIC_DIR
 
 
@@ -30,7 +30,11 @@ class ReceivedUpload(Protocol):
 
 class UploadReceiver(Protocol):
     async def __call__(
-        self, content_type: str, body: AsyncIterator[bytes], stager: Callable[[], Stager], max_files: int
+        self,
+        content_type: str,
+        body: AsyncIterator[bytes],
+        stager: Callable[[], Stager],
+        limits: UploadLimits,
     ) -> ReceivedUpload: ...
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chartvault.ingest.staging import UploadLimits
 from chartvault.web import ReceivedUpload, WebParts
 from chartvault.web.context import PageContext
 
@@ -14,8 +15,10 @@ async def receive_form_upload(ctx: PageContext, max_files: int) -> ReceivedUploa
     """
     request = ctx.request
     parts: WebParts = request.app.state.web
+    settings = ctx.services.settings
+    limits = UploadLimits(max_files, settings.max_form_parts, settings.max_form_bytes)
     upload = await parts.receive_upload(
-        request.headers.get("content-type", ""), request.stream(), ctx.services.intake.stager, max_files
+        request.headers.get("content-type", ""), request.stream(), ctx.services.intake.stager, limits
     )
     try:
         ctx.check_csrf(upload.fields.get("csrf"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
@@ -15,17 +13,22 @@ router = APIRouter(tags=["access"])
 
 
 class TokenBody(BaseModel):
-    role: Literal["scanner", "staff", "him_admin", "vendor", "admin"]
+    """A new token for the caller's own user, or (admins) for the named ``user``: its role is the user's."""
+
+    model_config = {"extra": "forbid"}
     name: str = Field(min_length=1, max_length=128)
-    vendor: str | None = Field(None, max_length=128, description="The organisation of a vendor token.")
+    user: str | None = Field(None, min_length=2, max_length=64, description="Username (admins only).")
     days: int = Field(90, ge=1, le=3650, description="Days until the token expires.")
 
 
 @router.post(
-    "/tokens", status_code=201, summary="Create an API token (shown once)", responses=error_responses(422)
+    "/tokens",
+    status_code=201,
+    summary="Create an API token for yourself, or (admin) for a named user; shown once",
+    responses=error_responses(404, 422),
 )
 def create_token(body: TokenBody, services: ServicesDep) -> NewToken:
-    return services.access.create_token(body.role, body.name, body.vendor, body.days)
+    return services.access.create_token_as_caller(body.name, body.days, body.user)
 
 
 @router.get("/tokens", summary="Every token (never the secrets)", responses=error_responses())

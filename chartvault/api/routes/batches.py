@@ -10,8 +10,9 @@ from starlette.concurrency import run_in_threadpool
 from chartvault.api.deps import ServicesDep
 from chartvault.api.errors import error_responses
 from chartvault.api.uploads import BAD_UPLOAD, receive_upload
-from chartvault.errors import InvalidInput
+from chartvault.errors import ChartVaultError, InvalidInput
 from chartvault.ingest.manifest import parse_manifest
+from chartvault.ingest.staging import upload_limits
 from chartvault.schemas.batches import AcceptedFile, BatchAccepted, BatchList, BatchReport
 from chartvault.services.intake import Incoming
 
@@ -55,23 +56,24 @@ async def post_batch(request: Request, services: ServicesDep) -> BatchAccepted:
         request.headers.get("content-type", ""),
         request.stream(),
         intake.stager,
-        services.settings.max_upload_files,
+        upload_limits(services.settings),
     )
     try:
         if not upload.files:
             raise InvalidInput("no files in the request (send them as form field 'files')", code=BAD_UPLOAD)
-        manifest = parse_manifest(upload.fields["manifest"]) if upload.fields.get("manifest") else None
-    except InvalidInput:
+        raw_manifest = upload.fields.get("manifest")
+        manifest = parse_manifest(raw_manifest, services.settings.mrn_pattern) if raw_manifest else None
+        received = await run_in_threadpool(
+            intake.receive,
+            [Incoming(name, staged=staged) for name, staged in upload.files],
+            source="api",
+            station=upload.fields.get("station"),
+            operator=upload.fields.get("operator"),
+            manifest=manifest,
+        )
+    except ChartVaultError:
         upload.discard()
         raise
-    received = await run_in_threadpool(
-        intake.receive,
-        [Incoming(name, staged=staged) for name, staged in upload.files],
-        source="api",
-        station=upload.fields.get("station"),
-        operator=upload.fields.get("operator"),
-        manifest=manifest,
-    )
     request.app.state.background.submit(received.batch_id)
     report = await run_in_threadpool(intake.batch, received.batch_id)
     return BatchAccepted(

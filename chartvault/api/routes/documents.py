@@ -13,6 +13,8 @@ from chartvault.schemas.documents import DocumentView, PageText
 
 router = APIRouter(tags=["documents"])
 
+# Far above any file ChartVault accepts (CHARTVAULT_MAX_PAGES), far below what a database integer holds.
+MAX_PAGE_NO = 100_000
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
@@ -54,6 +56,6 @@ def get_original(doc_id: str, services: ServicesDep) -> StreamingResponse:
     responses=error_responses(404, 422),
 )
 def get_page_text(
-    doc_id: str, page_no: Annotated[int, Path(ge=1, le=1_000_000)], services: ServicesDep
+    doc_id: str, page_no: Annotated[int, Path(ge=1, le=MAX_PAGE_NO)], services: ServicesDep
 ) -> PageText:
     return services.documents.page_text(doc_id, page_no)

@@ -8,6 +8,7 @@ before the first byte (or the presigned URL) leaves.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -22,6 +23,7 @@ from chartvault.api.uploads import BAD_UPLOAD, receive_upload
 from chartvault.archive.models import RELEASE_STATES, REQUESTER_TYPES
 from chartvault.errors import InvalidInput, TooLarge, UnsupportedMedia
 from chartvault.ingest.sniff import detect_kind
+from chartvault.ingest.staging import upload_limits
 from chartvault.schemas.releases import AuthorizationAttached, DisclosureAccounting, ReleaseList, ReleaseView
 
 router = APIRouter(tags=["releases"])
@@ -129,8 +131,10 @@ def get_release(release_id: str, services: ServicesDep) -> ReleaseView:
 async def attach_authorization(
     request: Request, release_id: str, services: ServicesDep
 ) -> AuthorizationAttached:
+    # The same parser and caps as a batch upload; one image and its elements.
+    limits = replace(upload_limits(services.settings), max_files=2)
     upload = await receive_upload(
-        request.headers.get("content-type", ""), request.stream(), services.intake.stager, 2
+        request.headers.get("content-type", ""), request.stream(), services.intake.stager, limits
     )
     try:
         if len(upload.files) > 1:
@@ -213,11 +217,20 @@ def close_release(release_id: str, services: ServicesDep) -> ReleaseView:
     return services.releases.close_release(release_id)
 
 
+@router.post(
+    "/releases/{release_id}/sent",
+    summary="Record that the package left to its recipient by other means (the disclosure)",
+    responses=DECISION_ERRORS,
+)
+def mark_sent(release_id: str, services: ServicesDep) -> ReleaseView:
+    return services.releases.mark_sent(release_id)
+
+
 @router.get(
     "/releases/{release_id}/package",
     response_class=StreamingResponse,
     response_model=None,
-    summary="The stamped package PDF (the disclosure is recorded first)",
+    summary="The stamped package PDF: a vendor's fetch is the disclosure (recorded first), staff's a preview",
     responses={
         200: {
             "description": "The package",
@@ -237,17 +250,15 @@ def get_package(
     fetch = releases.fetch_package(release_id, method)
     if method == "presigned_url":
         return RedirectResponse(releases.presigned_package_url(fetch), status_code=307)
-    return StreamingResponse(
-        releases.open_package(fetch),
-        media_type="application/pdf",
-        headers={
-            "Content-Length": str(fetch.ref.size),
-            "Content-Disposition": f'attachment; filename="{fetch.filename}"',
-            "X-Content-SHA256": fetch.ref.sha256,
-            "X-Disclosure-Id": fetch.disclosure_id,
-            "Cache-Control": "no-store",
-        },
-    )
+    headers = {
+        "Content-Length": str(fetch.ref.size),
+        "Content-Disposition": f'attachment; filename="{fetch.filename}"',
+        "X-Content-SHA256": fetch.ref.sha256,
+        "Cache-Control": "no-store",
+    }
+    if fetch.disclosure_id is not None:  # a vendor's fetch; a staff preview is no disclosure
+        headers["X-Disclosure-Id"] = fetch.disclosure_id
+    return StreamingResponse(releases.open_package(fetch), media_type="application/pdf", headers=headers)
 
 
 @router.get(

@@ -11,12 +11,10 @@ from chartvault.api.deps import ServicesDep
 from chartvault.api.errors import error_responses
 from chartvault.errors import InvalidInput
 from chartvault.schemas.search import SearchAnswer, SimilarDocuments, Timeline
+from chartvault.search.cursor import MAX_CURSOR_DEPTH, MAX_PAGE_SIZE, MAX_SEARCH_OFFSET
 from chartvault.search.types import SearchQuery
 
 router = APIRouter(tags=["search"])
-
-# A search engine collects offset + limit hits to page: deeper pages cost memory without bound.
-MAX_SEARCH_OFFSET = 10_000
 
 
 @router.get(
@@ -36,8 +34,23 @@ def search(
     icd: Annotated[str | None, Query(description="ICD-10 code (E11.9) or category (E11*).")] = None,
     encounter: str | None = None,
     sort: Literal["relevance", "date_desc", "date_asc"] = "relevance",
-    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 20,
-    offset: Annotated[int, Query(ge=0, le=MAX_SEARCH_OFFSET, description="Hits to skip.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 20,
+    offset: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=MAX_SEARCH_OFFSET,
+            description=f"Hits to skip, at most {MAX_SEARCH_OFFSET:,}: page deeper with `cursor`.",
+        ),
+    ] = 0,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=512,
+            description="The `next_cursor` of the previous page of the same query "
+            f"(pages up to {MAX_CURSOR_DEPTH:,} hits deep).",
+        ),
+    ] = None,
 ) -> SearchAnswer:
     if not (q or mrn or doc_type or date_from or date_to or batch or name or icd or encounter):
         raise InvalidInput("give q or at least one filter (mrn, type, from, to, batch)")
@@ -55,7 +68,7 @@ def search(
         limit=limit,
         offset=offset,
     )
-    return services.search.search(query)
+    return services.search.search(query, cursor)
 
 
 @router.get(

@@ -1,0 +1,133 @@
+"""The audit log says what was seen: the documents of every read and of every result list, and never an MRN.
+
+Real app, real catalog and index, born-digital PDFs of two patients; the audit rows are read back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import api_client
+from fastapi.testclient import TestClient
+from recordsfixtures import chart_pdf, ingest
+from sqlalchemy import select
+
+from chartvault.archive.models import AuditEvent, Patient
+from chartvault.services import Services
+
+MRN, OTHER_MRN, UNKNOWN_MRN = "00710001", "00710002", "00719999"
+
+
+@dataclass
+class World:
+    client: TestClient
+    vault: Services
+    docs: list[str]
+
+
+@pytest.fixture
+def world(settings, tmp_path: Path) -> Iterator[World]:
+    with api_client(settings, role="admin") as c:
+        vault: Services = c.app.state.services
+        paths = [
+            chart_pdf(tmp_path / f"d{i}.pdf", mrn=MRN, dob="03/04/1970", dos=f"05/0{i + 1}/2024")
+            for i in range(4)
+        ]
+        paths.append(
+            chart_pdf(
+                tmp_path / "other.pdf", mrn=OTHER_MRN, dob="09/10/1980", dos="05/07/2024", name="OTHER, PAT"
+            )
+        )
+        docs = ingest(vault, *paths)
+        assert len(docs) == 5
+        yield World(c, vault, docs)
+
+
+def _rows(vault: Services, action: str) -> list[AuditEvent]:
+    with vault.parts.sessions() as s:
+        rows = list(s.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.seq)))
+        for r in rows:
+            s.expunge(r)
+        return rows
+
+
+def _patient_id(vault: Services, mrn: str) -> str:
+    with vault.parts.sessions() as s:
+        return s.scalars(select(Patient.id).where(Patient.mrn == mrn)).one()
+
+
+def _no_mrn_anywhere(vault: Services) -> None:
+    with vault.parts.sessions() as s:
+        for e in s.scalars(select(AuditEvent)):
+            blob = json.dumps([e.target_id, e.detail, e.actor])
+            for mrn in (MRN, OTHER_MRN, UNKNOWN_MRN):
+                assert mrn not in blob, (e.action, blob)
+
+
+def test_reads_record_the_document(world: World) -> None:
+    c, doc = world.client, world.docs[0]
+    assert c.get(f"/documents/{doc}/pages/1/text").status_code == 200
+    assert c.get(f"/documents/{doc}/original").status_code == 200
+    page_reads = _rows(world.vault, "document.page_text")
+    assert [(r.target_type, r.target_id, r.detail) for r in page_reads] == [("document", doc, {"page_no": 1})]
+    assert [r.target_id for r in _rows(world.vault, "document.download")] == [doc]
+
+
+def test_search_timeline_and_similar_record_every_id_shown_and_no_mrn(world: World) -> None:
+    c, vault = world.client, world.vault
+    answer = c.get("/search", params={"mrn": MRN, "limit": 3}).json()
+    shown = [h["document_id"] for h in answer["hits"]]
+    assert len(shown) == 3
+    searches = _rows(vault, "search")
+    assert searches[-1].detail["documents"] == shown
+    assert searches[-1].detail["filters"]["patient"] == f"patient:{_patient_id(vault, MRN)}"
+
+    c.get("/search", params={"mrn": UNKNOWN_MRN})
+    unknown = _rows(vault, "search")[-1].detail["filters"]["patient"]
+    assert unknown.startswith("hmac:k") and UNKNOWN_MRN not in unknown
+    c.get("/search", params={"mrn": UNKNOWN_MRN})
+    assert (
+        _rows(vault, "search")[-1].detail["filters"]["patient"] == unknown
+    )  # stable: findable by key holders
+
+    timeline = c.get(f"/patients/{MRN}/timeline").json()
+    listed = [d["document_id"] for g in timeline["encounters"] for d in g["documents"]]
+    row = _rows(vault, "patient.timeline")[-1]
+    assert row.target_id == f"patient:{_patient_id(vault, MRN)}"
+    assert row.detail["documents"] == listed and len(listed) == 4
+
+    similar = c.get(f"/documents/{world.docs[0]}/similar").json()
+    assert _rows(vault, "document.similar")[-1].detail["documents"] == [
+        h["document_id"] for h in similar["hits"]
+    ]
+
+    assert c.get(f"/patients/{MRN}/disclosures").status_code == 200
+    assert _rows(vault, "disclosure.accounting")[-1].target_id == f"patient:{_patient_id(vault, MRN)}"
+    _no_mrn_anywhere(vault)
+
+
+def test_cursor_pages_through_every_hit_once(world: World) -> None:
+    c = world.client
+    seen: list[str] = []
+    params: dict[str, Any] = {"mrn": MRN, "limit": 1, "sort": "date_asc"}
+    answer = c.get("/search", params=params).json()
+    while True:
+        seen += [h["document_id"] for h in answer["hits"]]
+        if answer["next_cursor"] is None:
+            break
+        answer = c.get("/search", params={**params, "cursor": answer["next_cursor"]}).json()
+    by_offset = [
+        c.get("/search", params={**params, "offset": i}).json()["hits"][0]["document_id"] for i in range(4)
+    ]
+    assert seen == by_offset and len(set(seen)) == 4
+
+    first = c.get("/search", params=params).json()
+    other_query = c.get("/search", params={**params, "mrn": OTHER_MRN, "cursor": first["next_cursor"]})
+    assert other_query.status_code == 422 and other_query.json()["error"]["code"] == "bad_cursor"
+    both = c.get("/search", params={**params, "offset": 1, "cursor": first["next_cursor"]})
+    assert both.status_code == 422
