@@ -42,7 +42,7 @@ class Caller:
     @classmethod
     def of_user(cls, user_id: str, role: str, vendor: str | None = None) -> Caller:
         """A signed-in person (a web session): the audit log names the user, not the session."""
-        return cls(f"user:{user_id}", role, vendor)
+        return cls(f"user:{user_id}", role, vendor, user_id)
 
     @classmethod
     def operator(cls) -> Caller:
