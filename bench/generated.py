@@ -1,0 +1,174 @@
+"""Identifier and document-type quality on generated chart pages (bench.pages) with label layouts of our own.
+
+    python -m bench.generated [--split tuning|held_out] [--per-layout N] [--workers W] [--no-pattern]
+
+Each document is rendered, OCR'd page by page with ChartVault's own OCR (``chartvault.ocr.extract_page``,
+default options: preprocessing on) and its identifiers read with ``extract_identifiers`` from the text *and*
+the word boxes, then merged over the pages: the OCR + classify level, no Vault involved. OCR results are
+cached under ``bench/results/ocr-cache`` (keyed by the document's spec and ``GENERATOR_VERSION``), so a rerun
+after a change to the extractor costs seconds.
+
+Document types: every text is classified by a model that never saw its family (family-grouped folds of
+``dev_texts.csv``, ``bench.typecv``), so a page's figure is out-of-sample; untitled pages are scored apart.
+
+Identifiers are scored against the truth the label printed: MRN, DOB, date of service and sex exact, name
+normalised (case, spacing, punctuation ignored). ``--no-pattern`` reads without the facility MRN pattern (a
+site that configured nothing). Misses are listed by document id only (ids carry no patient data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO
+from bench.pages import DocSpec, make_specs
+from bench.quality import norm_name
+
+GENERATOR_VERSION = "1"
+CACHE = REPO / "bench" / "results" / "ocr-cache"
+SEEDS = {"tuning": 1, "held_out": 2}
+FIELDS = ("mrn", "dob", "date_of_service", "name", "sex")
+TODAY = date(2025, 1, 1)  # fixed so two-digit years resolve the same way in every run
+
+
+@dataclass(slots=True)
+class OcrDoc:
+    """The OCR of one rendered document: per page text, word boxes (as tuples) and pixel size."""
+
+    doc_id: str
+    pages: list[dict[str, Any]]
+
+
+def _cache_key(spec: DocSpec) -> str:
+    raw = f"{GENERATOR_VERSION}|{spec.doc_id}|{spec.seed}|{spec.text.text_key}|{spec.title}|{spec.tier}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+def ocr_document(spec: DocSpec) -> OcrDoc:
+    """Render and OCR one document, or read it from the cache (a worker-process function)."""
+    path = CACHE / f"{_cache_key(spec)}.json.gz"
+    if path.is_file():
+        return OcrDoc(spec.doc_id, json.loads(gzip.decompress(path.read_bytes())))
+    import tempfile
+
+    from bench.pages import render_document, save_png
+    from chartvault.filetypes import FileKind
+    from chartvault.ocr import extract_page
+    from chartvault.ocr.types import OcrOptions
+
+    pages = []
+    with tempfile.TemporaryDirectory(prefix="cv-gen-") as tmp:
+        for i, img in enumerate(render_document(spec).pages, 1):
+            png = save_png(img, Path(tmp) / f"p{i}.png")
+            page = extract_page(png, FileKind.PNG, 1, OcrOptions(), Path(tmp) / "work")
+            words = [[w.text, w.conf, w.left, w.top, w.width, w.height] for w in page.words]
+            pages.append({"text": page.text, "words": words, "width": page.width, "height": page.height})
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp_path = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp_path.write_bytes(gzip.compress(json.dumps(pages).encode()))
+    tmp_path.replace(path)
+    return OcrDoc(spec.doc_id, pages)
+
+
+def ocr_all(specs: list[DocSpec], workers: int) -> dict[str, OcrDoc]:
+    """OCR every document, ``workers`` at a time (tesseract single-threaded in each)."""
+    os.environ["OMP_THREAD_LIMIT"] = "1"
+    if workers <= 1:
+        return {s.doc_id: ocr_document(s) for s in specs}
+    with ProcessPoolExecutor(workers) as pool:
+        return {d.doc_id: d for d in pool.map(ocr_document, specs, chunksize=1)}
+
+
+def truth(spec: DocSpec) -> dict[str, str]:
+    p = spec.patient
+    return {
+        "mrn": p.mrn,
+        "dob": p.dob.isoformat(),
+        "date_of_service": p.service_date.isoformat(),
+        "name": norm_name(p.label_name),
+        "sex": p.sex,
+    }
+
+
+def read_identifiers(doc: OcrDoc, mrn_pattern: str | None) -> dict[str, str | None]:
+    """The document's merged identifiers from its pages' text and word boxes."""
+    from chartvault.classify import extract_identifiers, merge_identifiers
+    from chartvault.ocr.types import Word
+
+    per_page = []
+    for page in doc.pages:
+        words = [Word(t, c, x, y, w, h) for t, c, x, y, w, h in page["words"]]
+        per_page.append(
+            extract_identifiers(
+                page["text"],
+                words=words,
+                page_size=(page["width"], page["height"]),
+                mrn_pattern=mrn_pattern,
+                today=TODAY,
+            )
+        )
+    merged = merge_identifiers(per_page)
+    got: dict[str, str | None] = {f: (getattr(merged, f).value if getattr(merged, f) else None) for f in FIELDS}
+    got["name"] = norm_name(got["name"]) if got["name"] else None
+    return got
+
+
+def score_identifiers(specs: list[DocSpec], docs: dict[str, OcrDoc], use_pattern: bool) -> dict[str, Any]:
+    """Exact-match share per field, overall and per layout and tier; misses by document id."""
+    hits: dict[str, Counter[str]] = {}
+    totals: Counter[str] = Counter()
+    misses: dict[str, list[str]] = {f: [] for f in FIELDS}
+    for spec in specs:
+        got = read_identifiers(docs[spec.doc_id], spec.patient.facility.mrn_pattern if use_pattern else None)
+        want = truth(spec)
+        for group in ("all", f"layout:{spec.layout.name}", f"tier:{spec.tier}"):
+            totals[group] += 1
+            c = hits.setdefault(group, Counter())
+            for f in FIELDS:
+                c[f] += got[f] == want[f]
+        for f in FIELDS:
+            if got[f] != want[f]:
+                misses[f].append(spec.doc_id)
+    exact = {g: {f: round(hits[g][f] / totals[g], 4) for f in FIELDS} | {"docs": totals[g]} for g in hits}
+    return {"exact": exact, "misses": misses}
+
+
+def print_identifiers(title: str, result: dict[str, Any]) -> None:
+    print(f"\n[{title}] identifiers, exact match (targets: MRN, DOB, date of service 0.97)")
+    print(f"  {'group':34s} {'docs':>4} " + " ".join(f"{f:>15}" for f in FIELDS))
+    for group, row in sorted(result["exact"].items(), key=lambda kv: (kv[0] != "all", kv[0])):
+        print(f"  {group:34s} {row['docs']:4d} " + " ".join(f"{row[f]:15.3f}" for f in FIELDS))
+
+
+def main() -> None:
+    from bench.texts import read_dev_texts
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--split", choices=sorted(SEEDS), default="tuning")
+    ap.add_argument("--per-layout", type=int, default=10)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--no-pattern", action="store_true", help="Read without the facility MRN pattern.")
+    ap.add_argument("--show", type=int, default=0, help="Print the OCR'd label lines of N missed documents.")
+    args = ap.parse_args()
+    specs = make_specs(args.split, read_dev_texts(), args.per_layout, SEEDS[args.split])
+    docs = ocr_all(specs, args.workers)
+    result = score_identifiers(specs, docs, use_pattern=not args.no_pattern)
+    print_identifiers(f"{args.split}, MRN pattern {'off' if args.no_pattern else 'on'}", result)
+    for f, ids in result["misses"].items():
+        if ids:
+            print(f"  missed {f}: {' '.join(ids[:20])}{' ...' if len(ids) > 20 else ''}")
+    print(json.dumps(result["exact"]["all"]))
+
+
+if __name__ == "__main__":
+    main()
