@@ -26,6 +26,7 @@ import os
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,10 @@ class OcrDoc:
 
 
 def _cache_key(spec: DocSpec) -> str:
-    raw = f"{GENERATOR_VERSION}|{spec.doc_id}|{spec.seed}|{spec.text.text_key}|{spec.title}|{spec.tier}"
+    from bench.pages import _FONTS
+
+    fonts = [p.name for pair in _FONTS[spec.layout.font] for p in pair]
+    raw = f"{GENERATOR_VERSION}|{spec.doc_id}|{spec.seed}|{spec.text.text_key}|{spec.title}|{spec.tier}|{fonts}"
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
@@ -80,13 +84,27 @@ def ocr_document(spec: DocSpec) -> OcrDoc:
     return OcrDoc(spec.doc_id, pages)
 
 
-def ocr_all(specs: list[DocSpec], workers: int) -> dict[str, OcrDoc]:
-    """OCR every document, ``workers`` at a time (tesseract single-threaded in each)."""
+@cache
+def split_specs(split: str, per_layout: int, seed: int) -> list[DocSpec]:
+    """The documents of a split (deterministic; rebuilt in worker processes: layouts do not pickle)."""
+    from bench.texts import read_dev_texts
+
+    return make_specs(split, read_dev_texts(), per_layout, seed)
+
+
+def _ocr_nth(args: tuple[str, int, int, int]) -> OcrDoc:
+    split, per_layout, seed, i = args
+    return ocr_document(split_specs(split, per_layout, seed)[i])
+
+
+def ocr_all(split: str, per_layout: int, seed: int, workers: int) -> dict[str, OcrDoc]:
+    """OCR every document of a split, ``workers`` at a time (tesseract single-threaded in each)."""
     os.environ["OMP_THREAD_LIMIT"] = "1"
+    jobs = [(split, per_layout, seed, i) for i in range(len(split_specs(split, per_layout, seed)))]
     if workers <= 1:
-        return {s.doc_id: ocr_document(s) for s in specs}
+        return {d.doc_id: d for d in map(_ocr_nth, jobs)}
     with ProcessPoolExecutor(workers) as pool:
-        return {d.doc_id: d for d in pool.map(ocr_document, specs, chunksize=1)}
+        return {d.doc_id: d for d in pool.map(_ocr_nth, jobs, chunksize=1)}
 
 
 def truth(spec: DocSpec) -> dict[str, str]:
@@ -96,7 +114,7 @@ def truth(spec: DocSpec) -> dict[str, str]:
         "dob": p.dob.isoformat(),
         "date_of_service": p.service_date.isoformat(),
         "name": norm_name(p.label_name),
-        "sex": p.sex,
+        "sex": p.sex if spec.layout.prints_sex else None,
     }
 
 
@@ -151,8 +169,6 @@ def print_identifiers(title: str, result: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    from bench.texts import read_dev_texts
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", choices=sorted(SEEDS), default="tuning")
     ap.add_argument("--per-layout", type=int, default=10)
@@ -160,8 +176,8 @@ def main() -> None:
     ap.add_argument("--no-pattern", action="store_true", help="Read without the facility MRN pattern.")
     ap.add_argument("--show", type=int, default=0, help="Print the OCR'd label lines of N missed documents.")
     args = ap.parse_args()
-    specs = make_specs(args.split, read_dev_texts(), args.per_layout, SEEDS[args.split])
-    docs = ocr_all(specs, args.workers)
+    specs = split_specs(args.split, args.per_layout, SEEDS[args.split])
+    docs = ocr_all(args.split, args.per_layout, SEEDS[args.split], args.workers)
     result = score_identifiers(specs, docs, use_pattern=not args.no_pattern)
     print_identifiers(f"{args.split}, MRN pattern {'off' if args.no_pattern else 'on'}", result)
     for f, ids in result["misses"].items():

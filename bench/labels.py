@@ -170,6 +170,7 @@ class LabelLayout:
     font: Literal["sans", "serif", "mono", "imprint"]
     content: Callable[[Patient], list[str] | list[tuple[str, str]]]
     barcode: bool = False  # a Code 128 of the MRN above the text, as on thermal labels
+    prints_sex: bool = True
 
 
 def _att(p: Patient) -> str:
@@ -192,7 +193,7 @@ TUNING: tuple[LabelLayout, ...] = (
     LabelLayout("footer_strip", "bottom", "strip", "sans", lambda p: [
         f"Patient: {p.label_name}   MR#: {p.mrn}   D.O.B.: {mdy4(p.dob)}   FIN: {p.account}   "
         f"DOS: {mdy4(p.service_date)}",
-    ]),
+    ], prints_sex=False),
     LabelLayout("grid_top", "top", "grid", "sans", lambda p: [
         ("PATIENT NAME", p.label_name), ("MED REC #", p.mrn), ("DATE OF BIRTH", mdy4(p.dob)),
         ("SEX", p.sex), ("DATE OF SERVICE", mdy4(p.service_date)),
@@ -208,7 +209,7 @@ TUNING: tuple[LabelLayout, ...] = (
         f"Med Rec #: {p.mrn}",
         f"Birthdate: {dmon(p.dob)}",
         f"Visit Date: {dmon(p.service_date)}",
-    ]),
+    ], prints_sex=False),
     LabelLayout("two_column_plain", "top_right", "plain", "sans", lambda p: [
         f"Name: {p.label_name}     Sex: {p.sex}",
         f"MRN {p.mrn}      Age {p.age}",

@@ -49,7 +49,8 @@ _FONTS: dict[str, list[tuple[Path, Path]]] = {
         (_DEJAVU / "DejaVuSansMono.ttf", _DEJAVU / "DejaVuSansMono-Bold.ttf"),
         (_RL / "com_____.pfb", _RL / "cob_____.pfb"),
     ],
-    "imprint": [(_RL / "cob_____.pfb", _RL / "cob_____.pfb"), (_DEJAVU / "DejaVuSansMono-Bold.ttf",) * 2],
+    # Embossing plates are plain type: a dotted or slashed zero is a printer font's, not a card's.
+    "imprint": [(_RL / "cob_____.pfb", _RL / "cob_____.pfb")],
 }
 
 # fmt: off

@@ -42,6 +42,7 @@ class Identifiers:
     mrn: Extracted | None = None
     name: Extracted | None = None  # as printed, normalised to "LAST, FIRST M"
     dob: Extracted | None = None
+    sex: Extracted | None = None  # "M" or "F"
     date_of_service: Extracted | None = None
     account: Extracted | None = None
     encounter: Extracted | None = None
@@ -66,13 +67,14 @@ class Identifiers:
             ("mrn", self.mrn),
             ("name", self.name),
             ("dob", self.dob),
+            ("sex", self.sex),
             ("date_of_service", self.date_of_service),
             ("account", self.account),
             ("encounter", self.encounter),
         ]
 
 
-_EXTRACTED_FIELDS = frozenset({"mrn", "name", "dob", "date_of_service", "account", "encounter"})
+_EXTRACTED_FIELDS = frozenset({"mrn", "name", "dob", "sex", "date_of_service", "account", "encounter"})
 
 # Where a document type came from (documents.classification_source).
 SOURCE_MODEL, SOURCE_RULES, SOURCE_COVER_SHEET, SOURCE_HINT, SOURCE_STAFF = (
