@@ -26,12 +26,13 @@ import os
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import cache
 from datetime import date
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from bench.common import REPO
+from bench.labels import SPLITS
 from bench.pages import DocSpec, make_specs
 from bench.quality import norm_name
 
@@ -54,7 +55,9 @@ def _cache_key(spec: DocSpec) -> str:
     from bench.pages import _FONTS
 
     fonts = [p.name for pair in _FONTS[spec.layout.font] for p in pair]
-    raw = f"{GENERATOR_VERSION}|{spec.doc_id}|{spec.seed}|{spec.text.text_key}|{spec.title}|{spec.tier}|{fonts}"
+    raw = (
+        f"{GENERATOR_VERSION}|{spec.doc_id}|{spec.seed}|{spec.text.text_key}|{spec.title}|{spec.tier}|{fonts}"
+    )
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
@@ -136,7 +139,9 @@ def read_identifiers(doc: OcrDoc, mrn_pattern: str | None) -> dict[str, str | No
             )
         )
     merged = merge_identifiers(per_page)
-    got: dict[str, str | None] = {f: (getattr(merged, f).value if getattr(merged, f) else None) for f in FIELDS}
+    got: dict[str, str | None] = {
+        f: (getattr(merged, f).value if getattr(merged, f) else None) for f in FIELDS
+    }
     got["name"] = norm_name(got["name"]) if got["name"] else None
     return got
 
@@ -159,6 +164,52 @@ def score_identifiers(specs: list[DocSpec], docs: dict[str, OcrDoc], use_pattern
                 misses[f].append(spec.doc_id)
     exact = {g: {f: round(hits[g][f] / totals[g], 4) for f in FIELDS} | {"docs": totals[g]} for g in hits}
     return {"exact": exact, "misses": misses}
+
+
+def score_types(
+    specs: list[DocSpec], docs: dict[str, OcrDoc], models: list[Any], fold_of: dict[str, int]
+) -> dict:
+    """Document type of every rendered document by the model that never saw its text's family."""
+    from bench.typecv import metrics
+    from chartvault.classify import classify_document
+
+    rows = []
+    for spec in specs:
+        model = models[fold_of[spec.text.text_key]]
+        pred = classify_document([p["text"] for p in docs[spec.doc_id].pages], model=model).doc_type
+        rows.append((spec.text.doc_type, pred, bool(spec.title), spec.doc_id))
+    untitled = [r for r in rows if not r[2]]
+    return {
+        "all": metrics([r[0] for r in rows], [r[1] for r in rows]),
+        "untitled": metrics([r[0] for r in untitled], [r[1] for r in untitled]),
+        "titled": metrics([r[0] for r in rows if r[2]], [r[1] for r in rows if r[2]]),
+        "misses": [f"{r[3]} ({r[0]} -> {r[1]})" for r in rows if r[0] != r[1]],
+    }
+
+
+def held_out_figures(per_layout: int, workers: int) -> dict[str, Any]:
+    """Everything ``bench.quality`` reports beside the corpus: held-out label layouts (identifiers with and
+    without the facility MRN pattern; document type on those pages, untitled ones apart) and the
+    family-grouped cross-validation of the type classifier (``bench.typecv``)."""
+    from bench import typecv
+    from bench.texts import family_folds, read_dev_texts
+
+    split, seed = "held_out", SEEDS["held_out"]
+    specs = split_specs(split, per_layout, seed)
+    docs = ocr_all(split, per_layout, seed, workers)
+    texts = read_dev_texts()
+    folds = family_folds(texts, typecv.FOLDS)
+    models, train_s = typecv.fold_models(texts, folds)
+    fold_of = {t.text_key: f for t, f in zip(texts, folds, strict=True)}
+    return {
+        "documents": len(specs),
+        "pages": sum(len(d.pages) for d in docs.values()),
+        "layouts": [layout.name for layout in SPLITS[split]],
+        "identifiers": score_identifiers(specs, docs, use_pattern=True),
+        "identifiers_no_pattern": score_identifiers(specs, docs, use_pattern=False),
+        "types": score_types(specs, docs, models, fold_of),
+        "type_cv": typecv.report(texts, folds, models) | {"train_s_per_fold": train_s},
+    }
 
 
 def print_identifiers(title: str, result: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ Style = Literal["box", "thermal", "imprint", "plain", "strip", "grid"]
 
 @dataclass(frozen=True, slots=True)
 class Facility:
-    """A hospital: its letterhead and the shapes of its numbers (``mrn_pattern`` is what a site configures)."""
+    """A hospital: its letterhead and the shapes of its numbers (``mrn_pattern``: what a site configures)."""
 
     name: str
     address: str

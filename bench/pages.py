@@ -223,11 +223,10 @@ _HEADING = re.compile(r"^([A-Z][A-Z0-9 /&'\-(),#]{1,60}:)(.*)$")
 def body_lines(spec: DocSpec, regular: ImageFont.FreeTypeFont) -> list[str]:
     """The report text wrapped to the printable width, with the signature line at the end."""
     paragraphs = report_paragraphs(spec.text.transcription)
-    signed = spec.patient.service_date + timedelta(days=random.Random(spec.seed).randrange(0, 3))
-    paragraphs.append(
-        f"Electronically signed by: {spec.patient.attending}, MD on {signed:%m/%d/%Y} at "
-        f"{random.Random(spec.seed + 1).randrange(7, 19):02d}:{random.Random(spec.seed + 2).randrange(60):02d}"
-    )
+    rng = random.Random(spec.seed)
+    signed = spec.patient.service_date + timedelta(days=rng.randrange(0, 3))
+    at = f"{rng.randrange(7, 19):02d}:{rng.randrange(60):02d}"
+    paragraphs.append(f"Electronically signed by: {spec.patient.attending}, MD on {signed:%m/%d/%Y} at {at}")
     width = PAGE_W - 2 * MARGIN_X
     return wrap_paragraphs(paragraphs, lambda s: regular.getlength(s) <= width)
 
@@ -317,7 +316,11 @@ def _header(draw: ImageDraw.ImageDraw, spec: DocSpec, align: str) -> int:
     name_font = font_pair("sans", 16, spec.seed)[1]
     small = font_pair("sans", 9, spec.seed)[0]
     y = MARGIN_TOP
-    for text, font in ((fac.name, name_font), (fac.address, small), (f"Tel {fac.phone}   Fax {fac.fax}", small)):
+    for text, font in (
+        (fac.name, name_font),
+        (fac.address, small),
+        (f"Tel {fac.phone}   Fax {fac.fax}", small),
+    ):
         w = font.getlength(text)
         x = {"left": MARGIN_X, "center": (PAGE_W - w) / 2, "right": PAGE_W - MARGIN_X - w}[align]
         draw.text((x, y), text, font=font, fill=0)
@@ -354,7 +357,9 @@ def _footer(page: Image.Image, spec: DocSpec, page_no: int, total: int) -> Image
     draw = ImageDraw.Draw(page)
     small = font_pair("sans", 8, spec.seed)[0]
     y = PAGE_H - MARGIN_BOTTOM
-    text = f"{spec.patient.facility.initials} Health Information Management - CONFIDENTIAL PATIENT INFORMATION"
+    text = (
+        f"{spec.patient.facility.initials} Health Information Management - CONFIDENTIAL PATIENT INFORMATION"
+    )
     draw.text((MARGIN_X, y), text, font=small, fill=0)
     right = f"Page {page_no} of {total}"
     draw.text((PAGE_W - MARGIN_X - small.getlength(right), y + 20), right, font=small, fill=0)

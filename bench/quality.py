@@ -1,6 +1,7 @@
 """OCR, document-type and identifier quality on the development corpus, beside bare tesseract.
 
     python -m bench.quality [--limit N] [--workers W] [--preprocess on|off|both] [--chunks C]
+                            [--held-out-docs N] [--skip-corpus]
 
 Every file of ``../shared/corpus`` (or the first N, keeping the format mix) is ingested end to end by
 ChartVault (``Vault`` on a temporary data folder and SQLite catalog, W worker processes), once per
@@ -23,7 +24,17 @@ Printed, from the catalog's Document and Page rows against ``manifest.jsonl``:
 * pages/s of each side over the scanned pages.
 
 Targets (issue 4): macro-F1 >= 0.90, MRN and DOB exact >= 0.99, date of service >= 0.97, CER below
-bare tesseract's. The last line is one JSON object with every figure.
+bare tesseract's.
+
+Then, beside the corpus figures, what the corpus cannot show (``bench.generated``, ``bench.typecv``): chart
+pages rendered with the *held-out* label layouts of ``bench.labels`` (thermal labels with Patient ID /
+Chart # / two-digit years, addressograph imprints without keys, an EMPI strip, a form grid with keys above
+values, a label with a barcode; never tuned on), N documents per layout, OCR'd by ChartVault's OCR and read
+at the OCR + classify level: MRN, DOB, date of service and name exact match (with and without the facility
+MRN pattern), document type on those pages (each text classified by a model that never saw its family;
+untitled pages apart), and the family-grouped cross-validation of the type classifier on dev_texts.
+Targets (issue 16, held-out layouts and families): MRN, DOB, date of service >= 0.97; type macro-F1 >= 0.95;
+accuracy on untitled pages >= 0.92. The last line is one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -396,7 +407,69 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--preprocess", choices=("on", "off", "both"), default="both")
     ap.add_argument("--chunks", type=int, default=2, help="Rounds in which the sides take turns.")
+    ap.add_argument(
+        "--held-out-docs",
+        type=int,
+        default=12,
+        help="Generated documents per held-out label layout (0: none).",
+    )
+    ap.add_argument("--skip-corpus", action="store_true", help="Only the held-out layouts and families.")
     args = ap.parse_args()
+    corpus = {} if args.skip_corpus else corpus_figures(args)
+    held_out = held_out_part(args.held_out_docs, args.workers) if args.held_out_docs > 0 else {}
+    if corpus and held_out:
+        print_side_by_side(held_out, corpus)
+    print(json.dumps({"corpus": corpus, "held_out": held_out}))
+
+
+def held_out_part(per_layout: int, workers: int) -> dict[str, Any]:
+    from bench.generated import held_out_figures, print_identifiers
+    from bench.typecv import print_metrics
+
+    result = held_out_figures(per_layout, workers)
+    print(f"\nheld-out label layouts: {', '.join(result['layouts'])}")
+    print(f"{result['documents']} documents, {result['pages']} pages")
+    print_identifiers("held-out layouts, facility MRN pattern set", result["identifiers"])
+    print_identifiers("held-out layouts, no MRN pattern", result["identifiers_no_pattern"])
+    for field, ids in result["identifiers"]["misses"].items():
+        if ids:
+            print(f"  missed {field}: {' '.join(ids)}")
+    print("\n[held-out layouts] document type, each text by a model that never saw its family")
+    for key in ("all", "titled", "untitled"):
+        print_metrics(key, result["types"][key])
+    print("\n[dev_texts] document type, family-grouped cross-validation (text pages, no OCR)")
+    for key in ("cv_untitled", "cv_titled", "held_out_families_untitled", "held_out_families_titled"):
+        print_metrics(key, result["type_cv"][key])
+    return result
+
+
+def print_side_by_side(held_out: dict[str, Any], corpus: dict[str, Any]) -> None:
+    side = corpus.get("preprocess_on") or next(v for k, v in corpus.items() if k.startswith("preprocess_"))
+    ids, types = held_out["identifiers"]["exact"]["all"], held_out["types"]
+    rows = [
+        ("MRN exact", ids["mrn"], side["identifiers"]["all"]["mrn"]),
+        ("DOB exact", ids["dob"], side["identifiers"]["all"]["dob"]),
+        ("date of service exact", ids["date_of_service"], side["identifiers"]["all"]["date_of_service"]),
+        ("name exact", ids["name"], side["identifiers"]["all"]["name"]),
+        ("type macro-F1", types["all"]["macro_f1"], side["doc_type"]["macro_f1"]),
+        ("type accuracy, untitled", types["untitled"]["accuracy"], side.get("untitled_accuracy")),
+    ]
+    print(
+        "\n== held-out label layouts and families | corpus (targets: 0.97 ids, 0.95 macro-F1, 0.92 untitled)"
+    )
+    for name, ours, theirs in rows:
+        theirs_s = "   -" if theirs is None else f"{theirs:.3f}"
+        print(f"  {name:26s} {ours:.3f} | {theirs_s}")
+    cv = held_out["type_cv"]
+    print(
+        f"  family CV, untitled pages: accuracy {cv['cv_untitled']['accuracy']:.3f}, balanced "
+        f"{cv['cv_untitled']['balanced_accuracy']:.3f}, macro-F1 {cv['cv_untitled']['macro_f1']:.3f}; "
+        f"held-out families: balanced accuracy {cv['held_out_families_untitled']['balanced_accuracy']:.3f}"
+    )
+
+
+def corpus_figures(args: argparse.Namespace) -> dict[str, Any]:
+    """The corpus run end to end through the Vault, beside bare tesseract (the original bench)."""
 
     entries = select_entries(load_manifest(), args.limit)
     scanned = [e for e in entries if e["kind"] == "synthetic_scan"]
@@ -476,6 +549,7 @@ def main() -> None:
             ),
         }
         print(f"  pages flagged blank (every corpus page has text): {results[side]['pages_flagged_blank']}")
+        results[side]["untitled_accuracy"] = untitled_accuracy(entries, rows[side])
     print_ocr(ocr)
     results["ocr"] = ocr
     print(
@@ -494,7 +568,19 @@ def main() -> None:
         if cer is not None and base_cer:
             verdict = "below" if cer < base_cer else "NOT below"
             print(f"  {side}: CER {pct(cer)} vs bare {pct(base_cer)} ({verdict})")
-    print(json.dumps(results))
+    return results
+
+
+def untitled_accuracy(entries: list[dict], rows: dict[str, dict]) -> float | None:
+    """Document-type accuracy over the corpus files that print no title."""
+    untitled = [e for e in entries if not e.get("has_title")]
+    if not untitled:
+        return None
+    hits = sum(
+        rows.get(e["file"].name, {}).get("doc_type") == LABEL_MAP.get(e["doc_type"], e["doc_type"])
+        for e in untitled
+    )
+    return round(hits / len(untitled), 4)
 
 
 if __name__ == "__main__":

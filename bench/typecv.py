@@ -41,7 +41,9 @@ def page_text(t: DevText, *, titled: bool, seed: int) -> str:
     rng = random.Random(f"{t.text_key}:{seed}")
     facility = rng.choice(FACILITIES)
     layout = rng.choice(TUNING + HELD_OUT)
-    label = [c if isinstance(c, str) else f"{c[0]}: {c[1]}" for c in layout.content(make_patient(rng, facility))]
+    label = [
+        c if isinstance(c, str) else f"{c[0]}: {c[1]}" for c in layout.content(make_patient(rng, facility))
+    ]
     header = [facility.name, facility.address, f"Tel {facility.phone}   Fax {facility.fax}"]
     titles = TITLES.get(t.doc_type, ())
     title = [rng.choice(titles)] if titled and titles else []

@@ -85,7 +85,8 @@ _TITLE_RES = [
 _LABEL_LINE = re.compile(
     r"(?i)(?:\bMRN\b|\bMR[ ]?#|Med[ ]Rec|\bD\.?O\.?B\b|Birth[ ]?Date|\bACCT\b|Account[ ]?#|\bFIN\b|\bENC\b|"
     r"Encounter[ ]?[:#]|VISIT[ ]?#|Visit[ ]Date|Date[ ]of[ ]Service|\bDOS\b|ADMIT[ ]DATE|"
-    r"\bAdm(?:/Disch)?\b[:.]?[ ]*\d|\bUnit[ ]?#|\bChart[ ]?#|Patient[ ]ID\b|\bEMPI\b|\bHAR\b|\bCSN\b|\bSex[ ]?:|"
+    r"\bAdm(?:/Disch)?\b[:.]?[ ]*\d|\bUnit[ ]?#|\bChart[ ]?#|Patient[ ]ID\b|\bEMPI\b|\bHAR\b|\bCSN\b|"
+    r"\bSex[ ]?:|"
     r"^\s*(?:PATIENT|NAME|Patient[ ]Name)[ ]?:|^\s*(?:ATTENDING|PHYSICIAN|Att)[ ]?:|\(continued\)|"
     r"Page[ ]\d+[ ]of[ ]\d+|^\s*Tel\b|\bFax[ ]\(|CONFIDENTIAL)"
 )

@@ -40,6 +40,8 @@ _HAS_SEP = re.compile(r"(?i)[:;#]|\bNo\b|Number")
 # A keyed MRN that does not have the facility's shape was probably misread (or is another facility's).
 _OFF_PATTERN_CONF = 0.6
 _STACKED_ROW_OFFSET = 100_000  # index of rows rebuilt from keys printed above their values
+# What OCR makes of form-cell borders and specks: never part of a value.
+_BORDER_MARKS = " |_[](){}'\"‘’`°«»~!"
 
 
 class _Page:
@@ -51,9 +53,14 @@ class _Page:
         self.keyed_per_row: Counter[int] = Counter()
 
     def claim(self, row: Row, start: int, end: int, *, identifier: bool = True) -> None:
+        """A key took this span (and, for a key above its value, the value's words in the row below)."""
         self.claimed.setdefault(row.index, []).append((start, end))
+        for index, s, e in row.sources:
+            self.claimed.setdefault(index, []).append((s, e))
         if identifier:
             self.keyed_per_row[row.index] += 1
+            for index in {index for index, _, _ in row.sources}:
+                self.keyed_per_row[index] += 1
 
     def masked(self) -> dict[int, str]:
         out = {}
@@ -97,9 +104,10 @@ def _id_cands(
                 conf = min(conf, 0.75) - 0.05 * (nfix - 1)
             if fuzzy:
                 conf -= 0.15
+            priority = 0 if fuzzy else 1
             if shape is not None and not shape.fullmatch(val):
-                conf = min(conf, _OFF_PATTERN_CONF)
-            out.append(Cand(val, max(conf, 0.3), row.index, 0 if fuzzy else 1, row.band))
+                conf, priority = min(conf, _OFF_PATTERN_CONF), 0  # a number of the site's shape may win
+            out.append(Cand(val, max(conf, 0.3), row.index, priority, row.band))
     return out
 
 
@@ -193,11 +201,15 @@ def _stacked_rows(rows: list[Row]) -> list[Row]:
         for k, (label, left) in enumerate(columns):
             right = columns[k + 1][1] if k + 1 < len(columns) else 1 << 30
             value = [
-                w.text for w, _, _ in below.words if left - row.height <= w.left < right - row.height / 2
+                (w.text.strip(_BORDER_MARKS), a, b)
+                for w, a, b in below.words
+                if left - row.height <= w.left < right - row.height / 2 and w.text.strip(_BORDER_MARKS)
             ]
             if value:
-                text = f"{label}: {' '.join(value)}"
-                out.append(Row(text, True, _STACKED_ROW_OFFSET + below.index * 50 + k, height=row.height))
+                text = f"{label}: {' '.join(v for v, _, _ in value)}"
+                index = _STACKED_ROW_OFFSET + below.index * 50 + k
+                sources = [(below.index, a, b) for _, a, b in value]
+                out.append(Row(text, True, index, height=row.height, sources=sources))
     return out
 
 
@@ -207,7 +219,7 @@ def _standalone_keys(row: Row) -> list[tuple[str, int]]:
     out = []
     for k, m in enumerate(found):
         end = found[k + 1].start() if k + 1 < len(found) else len(row.text)
-        if row.text[m.end() : end].strip(" :;#|.-"):
+        if row.text[m.end() : end].strip(_BORDER_MARKS + ":;#.-"):
             return []  # a value beside a key: not a grid row
         lefts = [w.left for w, s, e in row.words if s < m.end() and e > m.start()]
         if lefts:

@@ -89,8 +89,8 @@ def clean_id(raw: str, *, min_digits: int) -> tuple[str, int] | None:
         return None
     real_digits = sum(c.isdigit() for c in tok)
     fixed, nfix = fix_digits(tok)
-    if not fixed.isdigit() or len(fixed) < min_digits or len(fixed) > 15:
-        return None
+    if not fixed.isdigit() or len(fixed) < min_digits or len(fixed) > 15 or not fixed.strip("0"):
+        return None  # not a number, or a form's placeholder ('0000000')
     if real_digits * 2 < len(fixed):  # mostly letters: a word, not an OCR-damaged number
         return None
     return prefix + fixed, nfix
@@ -261,6 +261,10 @@ def _take_dates(
         person = any(p.names or p.sexes or p.ages for p in row)
         for p in row:
             finds.extend(_Dated(rd, "dos" if doctor else "dob" if person else "") for rd, _ in p.dates)
+    for role, latest in (("dob", False), ("dos", True)):  # one date per role; the others fall open
+        same = sorted((f for f in finds if f.role == role), key=lambda f: _sort_key(f.raw, today))
+        for f in same[:-1] if latest else same[1:]:
+            f.role = ""
     taken = {f.role for f in finds if f.role}
     open_roles = [r for r, have in (("dob", have_dob), ("dos", have_dos)) if not have and r not in taken]
     unknown = sorted((f for f in finds if not f.role), key=lambda f: _sort_key(f.raw, today))

@@ -67,6 +67,8 @@ class Row:
     height: int = 1  # median word height of the page (1 without boxes)
     # Words and their character spans in ``text``, for values printed under their key (form grids).
     words: list[tuple[Word, int, int]] = field(default_factory=list)
+    # For a row rebuilt from a key above its value: (row index, start, end) of the value's words.
+    sources: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 def page_rows(text: str, words: Sequence[Word] | None, page_size: tuple[int, int] | None) -> list[Row]:

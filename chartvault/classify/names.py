@@ -1,4 +1,4 @@
-"""Patient names as labels print them, normalised to 'LAST, FIRST M' so two pages of one patient compare equal."""
+"""Patient names as labels print them, normalised to 'LAST, FIRST M' so pages of one patient compare equal."""
 
 from __future__ import annotations
 
