@@ -8,11 +8,12 @@ server: a SQLite catalog, a local object folder and a tantivy search index, all 
 from __future__ import annotations
 
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -75,6 +76,13 @@ class Settings(BaseSettings):
         description="A document typed by rules/model below this confidence goes to the review queue "
         "(corpus: every correctly typed document scored >= 0.47, every mistyped page <= 0.41).",
     )
+    # The facility's MRN shape, e.g. 'M\\d{9}' (Meditech unit numbers) or '\\d{10}': it picks the MRN among
+    # the unkeyed numbers of an addressograph imprint and lowers trust in a keyed value of another shape.
+    # Matched against the whole value (leading zeros and letter prefixes are part of it). Unset: any
+    # 0-3 capital letters followed by 6-12 digits is MRN-shaped.
+    mrn_pattern: str | None = Field(
+        None, description="Regular expression an MRN of this facility fully matches (e.g. 'M\\d{9}')."
+    )
 
     # Hot folder
     watch_interval_s: float = Field(2.0, gt=0, description="How often the hot folder is scanned.")
@@ -125,6 +133,17 @@ class Settings(BaseSettings):
     permanent_lock_years: int = Field(
         100, gt=0, description="Store lock given to a permanent record (extended before it runs out)."
     )
+
+    @field_validator("mrn_pattern")
+    @classmethod
+    def _mrn_pattern_compiles(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"mrn_pattern is not a regular expression: {exc}") from None
+        return value
 
     @model_validator(mode="after")
     def _s3_when_endpoint_given(self) -> Settings:

@@ -136,7 +136,8 @@ def read_blocks(
         pieces = [_read_piece(s, masked, keyed_rows) for s in block]
         kinds = set().union(*(p.kinds() for p in pieces))
         keyed = sum(p.keyed for p in pieces)
-        if len(kinds) + min(keyed, 2) < 2:
+        anchored = "name" in kinds or keyed > 0  # a number and a date alone are a form number and its date
+        if len(kinds) < 3 and not (anchored and len(kinds) + min(keyed, 2) >= 2):
             continue
         _take_block(
             pieces,
@@ -236,7 +237,7 @@ def _take_ids(
     beside_name = [x for x in ids if x[0].names]
     first = (beside_name or ids)[0]
     for p, value, nfix in ids:
-        conf = 0.8 if (p, value, nfix) == first else 0.45
+        conf = 0.75 if (p, value, nfix) == first else 0.45
         out.mrns.append(Cand(value, conf - 0.1 * nfix, line, 0, True))
 
 

@@ -20,7 +20,7 @@ _B = r"(?<![A-Za-z0-9])"
 
 _MRN_LABEL = (
     r"(?:M[ ]?R[ ]?N(?:[ ]?(?:#|No\b\.?))?|MR[ ]*(?:#|No\b\.?|Number)|"
-    r"Med(?:ical)?\.?[ ]*Rec(?:ord)?s?\.?[ ]*(?:#|No\b\.?|Number|Num\b)?|"
+    r"Med(?:ical)?\.?[ ]*Re[ce](?:ord)?s?\.?[ ]*(?:#|No\b\.?|Number|Num\b)?|"
     r"Unit[ ]*(?:#|No\b\.?|Number)|Chart[ ]*(?:#|No\b\.?|Number)|(?:Patient|Pt\.?)[ ]*ID|EMPI)"
 )
 _ACCT_LABEL = (
@@ -34,7 +34,7 @@ _ENC_LABEL = (
 _DOB_LABEL = r"(?:D\.?[ ]?[O0o]\.?[ ]?[B8](?![A-Za-z])\.?|Birth[ ]*-?[ ]*[DB]ate|Date[ ]+of[ ]+Birth)"
 _DOS_LABEL = (
     r"(?:D\.?[ ]?[O0o]\.?[ ]?S(?![A-Za-z])\.?|Date[ ]+of[ ]+(?:Service|Visit)|"
-    r"(?:Service|Svc|Visit|Encounter)[ ]+Date)"
+    r"(?:Service|Svc|Visit|Encounter)\.?[ ]+Date)"
 )
 _ADM_LABEL = (
     r"(?:Adm(?:it|ission|\.)?(?:[ ]*(?:Date|Dt))?(?:[ ]*/[ ]*Disch(?:arge)?\.?(?:[ ]*Date)?)?|"

@@ -72,7 +72,9 @@ def ocr_task(path: str, kind: str, page_no: int, options: OcrOptions, tmp_root: 
         barcodes, barcode_ms = _barcodes(Path(path), FileKind(kind), page_no)
         return PageOutcome(
             page=page,
-            identifiers=extract_identifiers(page.text).to_dict(),
+            identifiers=extract_identifiers(
+                page.text, words=page.words, page_size=(page.width, page.height)
+            ).to_dict(),
             barcodes=barcodes,
             barcode_ms=barcode_ms,
         )
