@@ -265,13 +265,17 @@ def _page(
     place = spec.layout.place
     if place in ("top_right", "top_left"):
         header_align = "left" if place == "top_right" else "right"
-    header_bottom = _header(draw, spec, header_align)
+    rule = (MARGIN_X, PAGE_W - MARGIN_X)
+    x = PAGE_W - MARGIN_X // 2 - label.width if place == "top_right" else MARGIN_X // 2
+    beside = place in ("top_right", "top_left") and not _overlaps_header(
+        draw, spec, header_align, x, label.width
+    )
+    if beside:  # the header's rule stops short of a corner label printed beside the letterhead
+        rule = (MARGIN_X, x - 40) if place == "top_right" else (x + label.width + 40, PAGE_W - MARGIN_X)
+    header_bottom = _header(draw, spec, header_align, rule)
     body_top, body_bottom = header_bottom + 40, PAGE_H - MARGIN_BOTTOM - 120
     if place in ("top_right", "top_left"):
-        x = PAGE_W - MARGIN_X // 2 - label.width if place == "top_right" else MARGIN_X // 2
-        y = MARGIN_TOP
-        if _overlaps_header(draw, spec, header_align, x, label.width):
-            y = header_bottom + 30
+        y = MARGIN_TOP if beside else header_bottom + 30
         _stick(page, label, spec.layout, (x, y))
         body_top = max(body_top, y + label.height + 50)
     elif place == "top":
@@ -310,8 +314,8 @@ def _stick(page: Image.Image, label: Image.Image, layout: LabelLayout, xy: tuple
     page.paste(label, xy)
 
 
-def _header(draw: ImageDraw.ImageDraw, spec: DocSpec, align: str) -> int:
-    """Facility name, address and phone line, and a rule; returns the y below it."""
+def _header(draw: ImageDraw.ImageDraw, spec: DocSpec, align: str, rule: tuple[int, int]) -> int:
+    """Facility name, address and phone line, and a rule from ``rule[0]`` to ``rule[1]``; the y below."""
     fac = spec.patient.facility
     name_font = font_pair("sans", 16, spec.seed)[1]
     small = font_pair("sans", 9, spec.seed)[0]
@@ -325,7 +329,7 @@ def _header(draw: ImageDraw.ImageDraw, spec: DocSpec, align: str) -> int:
         x = {"left": MARGIN_X, "center": (PAGE_W - w) / 2, "right": PAGE_W - MARGIN_X - w}[align]
         draw.text((x, y), text, font=font, fill=0)
         y += round(font.size * 1.35)
-    draw.line((MARGIN_X, y + 10, PAGE_W - MARGIN_X, y + 10), fill=0, width=4)
+    draw.line((rule[0], y + 10, rule[1], y + 10), fill=0, width=4)
     return y + 14
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 
@@ -308,43 +309,67 @@ def extract_identifiers(
     page = _Page(rows + _stacked_rows(rows))
     shape = _compiled(mrn_pattern)
 
-    mrn = _id_cands(page, keys.MRN_RE, min_digits=5, shape=shape)
-    mrn += _id_cands(page, keys.MRN_FUZZY_RE, min_digits=6, fuzzy=True, shape=shape)
-    account = _id_cands(page, keys.ACCT_RE, min_digits=4)
-    account += _id_cands(page, keys.ACCT_FUZZY_RE, min_digits=6, fuzzy=True)
-    encounter = _id_cands(page, keys.ENC_RE, min_digits=4)
-    encounter += _id_cands(page, keys.ENC_FUZZY_RE, min_digits=6, fuzzy=True)
-    names = _name_cands(page)
-    sexes = _sex_cands(page)
-    keyed_ages = _keyed_ages(page)
-    dos_raw = _date_cands(page, keys.DOS_RE, 3) + _date_cands(page, keys.ADM_RE, 2)
-    dob_raw = _date_cands(page, keys.DOB_RE, 3)
-
+    keyed = _Keyed.read(page, shape)
     keyless = read_blocks(
         blocks(rows),
         page.masked(),
         dict(page.keyed_per_row),
         mrn_pattern=shape,
-        have_dob=bool(dob_raw),
-        have_dos=bool(dos_raw),
+        have_dob=bool(keyed.dob),
+        have_dos=bool(keyed.dos),
         today=ref,
     )
-    dob_raw += [(f.raw, f.cand) for f in keyless.dates if f.role == "dob"]
-    dos_raw += [(f.raw, f.cand) for f in keyless.dates if f.role == "dos"]
+    ids.mrn = best(keyed.mrn + keyless.mrns)
+    ids.account = best(keyed.account)
+    ids.encounter = best(keyed.encounter)
+    ids.name = best(keyed.names + keyless.names)
+    ids.sex = best(keyed.sexes + keyless.sexes)
+    _consistent_dates(ids, keyed, keyless, ref)
+    return ids
 
-    ids.mrn = best(mrn + keyless.mrns)
-    ids.account = best(account)
-    ids.encounter = best(encounter)
-    ids.name = best(names + keyless.names)
-    ids.sex = best(sexes + keyless.sexes)
-    age = _page_age(keyed_ages, keyless)
-    ids.date_of_service = best(_resolve_dates(dos_raw, today=ref, is_dob=False, age=None, when=None))
+
+@dataclass(slots=True)
+class _Keyed:
+    """Every value a key printed beside (or above) it claimed on the page."""
+
+    mrn: list[Cand]
+    account: list[Cand]
+    encounter: list[Cand]
+    names: list[Cand]
+    sexes: list[Cand]
+    ages: list[int]
+    dos: list[tuple[RawDate, Cand]]
+    dob: list[tuple[RawDate, Cand]]
+
+    @classmethod
+    def read(cls, page: _Page, shape: re.Pattern[str] | None) -> _Keyed:
+        return cls(
+            mrn=_id_cands(page, keys.MRN_RE, min_digits=5, shape=shape)
+            + _id_cands(page, keys.MRN_FUZZY_RE, min_digits=6, fuzzy=True, shape=shape),
+            account=_id_cands(page, keys.ACCT_RE, min_digits=4)
+            + _id_cands(page, keys.ACCT_FUZZY_RE, min_digits=6, fuzzy=True),
+            encounter=_id_cands(page, keys.ENC_RE, min_digits=4)
+            + _id_cands(page, keys.ENC_FUZZY_RE, min_digits=6, fuzzy=True),
+            names=_name_cands(page),
+            sexes=_sex_cands(page),
+            ages=_keyed_ages(page),
+            dos=_date_cands(page, keys.DOS_RE, 3) + _date_cands(page, keys.ADM_RE, 2),
+            dob=_date_cands(page, keys.DOB_RE, 3),
+        )
+
+
+def _consistent_dates(ids: Identifiers, keyed: _Keyed, keyless: KeylessFinds, today: date) -> None:
+    """Date of service first (it bounds the birth date), then the birth date checked against it and the
+    printed age; keyless dates join the role their neighbours gave them."""
+    dos = keyed.dos + [(f.raw, f.cand) for f in keyless.dates if f.role == "dos"]
+    dob = keyed.dob + [(f.raw, f.cand) for f in keyless.dates if f.role == "dob"]
+    ids.date_of_service = best(_resolve_dates(dos, today=today, is_dob=False, age=None, when=None))
     when = date.fromisoformat(ids.date_of_service.value) if ids.date_of_service else None
-    ids.dob = best(_resolve_dates(dob_raw, today=ref, is_dob=True, age=age, when=when))
+    age = _page_age(keyed.ages, keyless)
+    ids.dob = best(_resolve_dates(dob, today=today, is_dob=True, age=age, when=when))
     if ids.dob and ids.date_of_service and ids.dob.value == ids.date_of_service.value:
         # Same date under both labels is usually a misread label; keep both but trust them less.
         ids.dob = Extracted(ids.dob.value, round(ids.dob.confidence * 0.6, 3))
-    return ids
 
 
 def merge_identifiers(pages: list[Identifiers]) -> Identifiers:

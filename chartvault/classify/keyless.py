@@ -12,7 +12,7 @@ looks, so a keyed account number is never taken for a keyless MRN.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -152,49 +152,73 @@ def read_blocks(
 
 
 def _read_piece(seg: Segment, masked: dict[int, str], keyed_rows: dict[int, int]) -> _Piece:
+    """Names, ages with sex, dates, ages, record numbers and sex letters of one segment, in that order:
+    each value is blanked once taken, so a digit of a date is never read again as part of a number."""
     row_text = masked.get(seg.row, "")
     text = row_text[seg.offset : seg.offset + len(seg.text)] if row_text else seg.text
-    piece = _Piece(seg, text, keyed=keyed_rows.get(seg.row, 0))
-    spent = list(text)
-    for m in _NAME_SHAPE.finditer(text):
-        if _CREDENTIAL_AFTER.match(text[m.end() :]) or _CLINICIAN_BEFORE.search(text[: m.start()]):
-            continue
-        end, middle = m.end(), m.group(4)
-        if middle in ("M", "F") and len(m.group(3)) == 2:  # after a field gap: the sex, not an initial
-            end, middle = m.end(2), None
-        raw = f"{m.group(1)}, {m.group(2)}" + (f" {middle}" if middle else "")
-        name = normalise_name(raw)
-        if name:
-            piece.names.append((name, m.start(), end))
-            spent[m.start() : end] = " " * (end - m.start())
-    rest = "".join(spent)
-    for m in _AGE_SEX.finditer(rest):
-        age, sex = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
-        piece.ages.append(int(age))
-        piece.sexes.append(sex)
-        rest = rest[: m.start()] + " " * (m.end() - m.start()) + rest[m.end() :]
-    for m in _DATE.finditer(rest):
-        before = rest[: m.start()]
-        rd = parse_raw_date(m.group(0))
-        if rd is None or _OTHER_FIELD.search(before) or _PROSE_BEFORE.search(before):
-            continue
-        piece.dates.append((rd, m.start()))
-        rest = rest[: m.start()] + " " * (m.end() - m.start()) + rest[m.end() :]
-    for m in _AGE_UNIT.finditer(rest):
-        piece.ages.append(int(m.group(1)))
-        rest = rest[: m.start()] + " " * (m.end() - m.start()) + rest[m.end() :]
-    for m in _ID_SHAPE.finditer(rest):
-        if _OTHER_FIELD.search(rest[: m.start()]):
-            continue
-        cleaned = clean_id(m.group(1), min_digits=5)
-        if cleaned is not None:
-            piece.ids.append((cleaned[0], cleaned[1], m.start()))
-        rest = rest[: m.start()] + " " * (m.end() - m.start()) + rest[m.end() :]
-    for m in _SEX.finditer(rest):
-        piece.sexes.append(m.group(1)[0].upper())
-    if piece.sexes or piece.dates:  # 'F  71' on an imprint: the bare number beside sex or a birth date
-        piece.ages.extend(int(m.group(1)) for m in _BARE_NUMBER.finditer(rest) if int(m.group(1)) <= 120)
-    return piece
+    p = _Piece(seg, text, keyed=keyed_rows.get(seg.row, 0))
+    rest = _blank(text, _NAME_SHAPE, lambda m: _take_name(p, m))
+    rest = _blank(rest, _AGE_SEX, lambda m: _take_age_sex(p, m))
+    rest = _blank(rest, _DATE, lambda m: _take_date(p, m))
+    rest = _blank(rest, _AGE_UNIT, lambda m: _take_age(p, m))
+    rest = _blank(rest, _ID_SHAPE, lambda m: _take_id(p, m))
+    p.sexes.extend(m.group(1)[0].upper() for m in _SEX.finditer(rest))
+    if p.sexes or p.dates:  # 'F  71' on an imprint: the bare number beside sex or a birth date
+        p.ages.extend(int(m.group(1)) for m in _BARE_NUMBER.finditer(rest) if int(m.group(1)) <= 120)
+    return p
+
+
+def _blank(text: str, pattern: re.Pattern[str], take: Callable[[re.Match[str]], int | None]) -> str:
+    """``text`` with what ``take`` consumed of each match blanked: it records the value and returns where
+    the consumed span ends (None: the match is not this kind of value, leave it)."""
+    spans = [(m.start(), end) for m in pattern.finditer(text) if (end := take(m)) is not None]
+    for start, end in spans:
+        text = text[:start] + " " * (end - start) + text[end:]
+    return text
+
+
+def _take_name(p: _Piece, m: re.Match[str]) -> int | None:
+    text = m.string
+    if _CREDENTIAL_AFTER.match(text[m.end() :]) or _CLINICIAN_BEFORE.search(text[: m.start()]):
+        return None
+    end, middle = m.end(), m.group(4)
+    if middle in ("M", "F") and len(m.group(3)) == 2:  # after a field gap: the sex, not an initial
+        end, middle = m.end(2), None
+    name = normalise_name(f"{m.group(1)}, {m.group(2)}" + (f" {middle}" if middle else ""))
+    if not name:
+        return None
+    p.names.append((name, m.start(), end))
+    return end
+
+
+def _take_age_sex(p: _Piece, m: re.Match[str]) -> int:
+    age, sex = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
+    p.ages.append(int(age))
+    p.sexes.append(sex)
+    return m.end()
+
+
+def _take_age(p: _Piece, m: re.Match[str]) -> int:
+    p.ages.append(int(m.group(1)))
+    return m.end()
+
+
+def _take_date(p: _Piece, m: re.Match[str]) -> int | None:
+    before = m.string[: m.start()]
+    rd = parse_raw_date(m.group(0))
+    if rd is None or _OTHER_FIELD.search(before) or _PROSE_BEFORE.search(before):
+        return None
+    p.dates.append((rd, m.start()))
+    return m.end()
+
+
+def _take_id(p: _Piece, m: re.Match[str]) -> int | None:
+    if _OTHER_FIELD.search(m.string[: m.start()]):
+        return None
+    cleaned = clean_id(m.group(1), min_digits=5)
+    if cleaned is not None:
+        p.ids.append((cleaned[0], cleaned[1], m.start()))
+    return m.end()
 
 
 def _take_block(
