@@ -23,6 +23,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -151,6 +152,7 @@ def score_identifiers(specs: list[DocSpec], docs: dict[str, OcrDoc], use_pattern
     hits: dict[str, Counter[str]] = {}
     totals: Counter[str] = Counter()
     misses: dict[str, list[str]] = {f: [] for f in FIELDS}
+    ocr_lost: list[str] = []
     for spec in specs:
         got = read_identifiers(docs[spec.doc_id], spec.patient.facility.mrn_pattern if use_pattern else None)
         want = truth(spec)
@@ -162,8 +164,15 @@ def score_identifiers(specs: list[DocSpec], docs: dict[str, OcrDoc], use_pattern
         for f in FIELDS:
             if got[f] != want[f]:
                 misses[f].append(spec.doc_id)
+        if got["mrn"] != want["mrn"] and not _printed_in_ocr(spec.patient.mrn, docs[spec.doc_id]):
+            ocr_lost.append(spec.doc_id)
     exact = {g: {f: round(hits[g][f] / totals[g], 4) for f in FIELDS} | {"docs": totals[g]} for g in hits}
-    return {"exact": exact, "misses": misses}
+    return {"exact": exact, "misses": misses, "mrn_not_in_ocr_text": ocr_lost}
+
+
+def _printed_in_ocr(value: str, doc: OcrDoc) -> bool:
+    """Whether the OCR text of any page holds the value as a whole token: if not, no reader could find it."""
+    return any(re.search(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![0-9])", p["text"]) for p in doc.pages)
 
 
 def score_types(
@@ -234,6 +243,8 @@ def main() -> None:
     for f, ids in result["misses"].items():
         if ids:
             print(f"  missed {f}: {' '.join(ids[:20])}{' ...' if len(ids) > 20 else ''}")
+    lost = result["mrn_not_in_ocr_text"]
+    print(f"  MRN misses whose value is nowhere in the OCR text (lost by OCR): {len(lost)}")
     print(json.dumps(result["exact"]["all"]))
 
 

@@ -374,14 +374,16 @@ def _hinted(hint: str) -> DocTypePrediction:
 
 
 # Blend of rule and model probabilities when no title is printed: p = (1 - w) * rules + w * model, with
-# w = _MODEL_WEIGHT * min(1, words / _MODEL_FULL_WORDS). Chosen by family-grouped cross-validation of
-# untitled pages (python -m bench.typecv --tune: four folds of the tuning families, no family on both sides,
-# objective the class-balanced accuracy and macro-F1, since a chart's types are not dev_texts' mix).
-# The model's probabilities are prior-corrected first (model.PARAMS["prior_power"] 0.75). 0.3-0.5 is a
-# plateau (balanced accuracy 0.81); the model alone scores 0.70 and the rules alone 0.76: half the consult
-# notes print no consult cue and read like H&Ps, which caps what either can do on them. The old 0.7 (tuned
-# on a text-level split that put siblings of one note series on both sides) scored 0.68 here.
-_MODEL_WEIGHT = 0.4
+# w = _MODEL_WEIGHT * min(1, words / _MODEL_FULL_WORDS); the model's probabilities are prior-corrected first
+# (model.PARAMS["prior_power"] 0.75). Chosen on family-grouped cross-validation of untitled pages (four
+# folds of the tuning families, no note family on both sides; python -m bench.typecv --tune) under one
+# constraint: the corpus documents stay all correct. Balanced accuracy on the tuning folds (corpus
+# documents): 0.7 -> 0.741 (1.000); 0.4 -> 0.815 (0.965); the old 0.7 without prior correction 0.677
+# (1.000). Every corpus text is also a training text, so the corpus figure is memory, and it is what
+# costs the 7 points: three untitled 'Gen Med Consult' notes in SOAP form read as progress notes by the
+# rules and as consults only by a model that has seen them. 0.4 is the better setting for pages the
+# model has not seen; the constraint comes from the brief ("corpus figures must not get worse").
+_MODEL_WEIGHT = 0.7
 _MODEL_FULL_WORDS = 60
 
 _UNSET = object()

@@ -37,7 +37,7 @@ _DOS_LABEL = (
     r"(?:Service|Svc|Visit|Encounter)\.?[ ]+Date)"
 )
 _ADM_LABEL = (
-    r"(?:Adm(?:it|ission|\.)?(?:[ ]*(?:Date|Dt))?(?:[ ]*/[ ]*Disch(?:arge)?\.?(?:[ ]*Date)?)?|"
+    r"(?:Adm(?:it|ission|\.)?(?:[ ]*(?:Date|Dt))?(?:[ ]*/[ ]*Dis[a-z]{0,6}\.?(?:[ ]*Date)?)?|"
     r"Date[ ]+of[ ]+Admission)"
 )
 _NAME_LABEL = r"(?:Patient[ ]*Name|Pt\.?[ ]*Name|Name[ ]+of[ ]+Patient|PATIENT|NAME)"

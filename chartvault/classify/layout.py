@@ -34,6 +34,7 @@ _FIELD_GAP_MIN_HEIGHTS = 0.45
 _SEGMENT_GAP_HEIGHTS = 2.5
 _ROW_CENTRE_HEIGHTS = 0.55
 _BLOCK_GAP_HEIGHTS = 1.3
+_BLOCK_ROW_GAP_HEIGHTS = 6.0
 _PROSE_WORDS = 5  # lower-case words of 3+ letters that make a segment report text, not a label
 _PROSE_WORD = re.compile(r"\b[a-z]{3,}\b")
 
@@ -172,7 +173,8 @@ def blocks(rows: Sequence[Row]) -> list[list[Segment]]:
 
     Report text (``Segment.prose``) never joins a block, so a label printed just above the report does not
     swallow its first line. Segments are linked when one sits right under the other and they overlap
-    horizontally; a block lists its segments top to bottom, left to right.
+    horizontally, or when they share a row a few characters apart; a block lists its segments top to
+    bottom, left to right.
     """
     segs = [s for r in rows if r.band for s in r.segments if s.text.strip() and not s.prose]
     if not segs:
@@ -191,9 +193,12 @@ def blocks(rows: Sequence[Row]) -> list[list[Segment]]:
             b = segs[j]
             if b.row - a.row > 3:
                 break
-            under = 0 <= b.top - a.bottom <= _BLOCK_GAP_HEIGHTS * h
-            overlap = min(a.right, b.right) - max(a.left, b.left) > 0
-            if under and overlap and b.row != a.row:
+            if b.row == a.row:  # columns of one label ('MRN    ACCOUNT'), not the letterhead beside it
+                linked = 0 < b.left - a.right <= _BLOCK_ROW_GAP_HEIGHTS * h
+            else:
+                under = 0 <= b.top - a.bottom <= _BLOCK_GAP_HEIGHTS * h
+                linked = under and min(a.right, b.right) - max(a.left, b.left) > 0
+            if linked:
                 parent[find(j)] = find(i)
     groups: dict[int, list[Segment]] = {}
     for i, s in enumerate(segs):
