@@ -196,6 +196,17 @@ def score_types(
     }
 
 
+def score_types_both(specs: list[DocSpec], docs: dict[str, OcrDoc], models: list[Any], fold_of: dict) -> dict:
+    """``score_types`` with the shipped blend, and with the alternative weight (``bench.typecv``)."""
+    from bench.typecv import ALTERNATIVE_WEIGHT, blend_weight
+
+    shipped = score_types(specs, docs, models, fold_of)
+    with blend_weight(ALTERNATIVE_WEIGHT):
+        shipped["alternative"] = score_types(specs, docs, models, fold_of)
+    shipped["alternative"]["weight"] = ALTERNATIVE_WEIGHT
+    return shipped
+
+
 def held_out_figures(per_layout: int, workers: int) -> dict[str, Any]:
     """Everything ``bench.quality`` reports beside the corpus: held-out label layouts (identifiers with and
     without the facility MRN pattern; document type on those pages, untitled ones apart) and the
@@ -216,7 +227,7 @@ def held_out_figures(per_layout: int, workers: int) -> dict[str, Any]:
         "layouts": [layout.name for layout in SPLITS[split]],
         "identifiers": score_identifiers(specs, docs, use_pattern=True),
         "identifiers_no_pattern": score_identifiers(specs, docs, use_pattern=False),
-        "types": score_types(specs, docs, models, fold_of),
+        "types": score_types_both(specs, docs, models, fold_of),
         "type_cv": typecv.report(texts, folds, models) | {"train_s_per_fold": train_s},
     }
 

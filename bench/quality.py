@@ -439,8 +439,14 @@ def held_out_part(per_layout: int, workers: int) -> dict[str, Any]:
     print("\n[held-out layouts] document type, each text by a model that never saw its family")
     for key in ("all", "titled", "untitled"):
         print_metrics(key, result["types"][key])
+    alt = result["types"]["alternative"]
+    print(f"  with blend weight {alt['weight']} (not shipped: it costs three in-sample corpus documents)")
+    for key in ("all", "untitled"):
+        print_metrics(key, alt[key])
     print("\n[dev_texts] document type, family-grouped cross-validation (text pages, no OCR)")
     for key in ("cv_untitled", "cv_titled", "held_out_families_untitled", "held_out_families_titled"):
+        print_metrics(key, result["type_cv"][key])
+    for key in ("alternative_cv_untitled", "alternative_held_out_families_untitled"):
         print_metrics(key, result["type_cv"][key])
     return result
 

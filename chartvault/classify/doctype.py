@@ -429,10 +429,15 @@ def blend(
     titled: bool,
     learned: dict[str, float] | None,
     words: int,
-    weight: float = _MODEL_WEIGHT,
-    full_words: int = _MODEL_FULL_WORDS,
+    weight: float | None = None,
+    full_words: int | None = None,
 ) -> DocTypePrediction:
-    """Rule scores (+ title flag) and model probabilities -> prediction; exposed for the tuning bench."""
+    """Rule scores (+ title flag) and model probabilities -> prediction; exposed for the tuning bench.
+
+    ``weight`` and ``full_words`` default to the module's tuned values, read at call time.
+    """
+    weight = _MODEL_WEIGHT if weight is None else weight
+    full_words = _MODEL_FULL_WORDS if full_words is None else full_words
     w = weight * min(1.0, words / full_words) if full_words > 0 else weight
     if titled or learned is None or w <= 0.0 or words == 0:
         return _predict(scores)
