@@ -40,6 +40,7 @@ accuracy on untitled pages >= 0.92. The last line is one JSON object with every 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -47,7 +48,7 @@ import re
 import resource
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -202,38 +203,54 @@ def bare_tesseract(pages: dict[tuple[str, int], Path], workers: int) -> tuple[fl
     return t["s"], dict(zip(keys, texts, strict=True))
 
 
-def open_vault(data: Path, workers: int, preprocess: bool):  # -> Vault (imported late: forkserver)
-    """A Vault on its own data folder, workers started and classifier loaded outside any timing."""
+@dataclasses.dataclass(frozen=True)
+class Side:
+    """What the corpus run needs from ChartVault end to end (built by ``vault_side`` alone)."""
+
+    ingest: Callable[[list[Path]], tuple[float, str]]  # files -> (seconds, batch id), through indexing
+    rows: Callable[[list[str]], dict[str, dict]]  # batch ids -> per file name: document fields, pages
+    worker_pids: Callable[[], list[int]]  # OCR worker processes, for CPU accounting
+
+
+@contextlib.contextmanager
+def vault_side(data: Path, workers: int, preprocess: bool) -> Iterator[Side]:
+    """The one place that drives ChartVault end to end: today ``chartvault.service.Vault`` on its own
+    data folder (workers started and classifier loaded outside any timing). When the core is rebuilt as
+    services, only this function changes. Imported late: the worker pool forks a server."""
     from chartvault.classify import get_default_model
     from chartvault.config import Settings
     from chartvault.service import Vault
 
-    fields = Settings.model_fields
-    extra = {"ocr_preprocess": preprocess} if "ocr_preprocess" in fields else {}
-    vault = Vault(Settings(data_dir=data, workers=workers, _env_file=None, **extra), actor="bench")
-    # Set on the options the pipeline hands to workers too, whether or not the service passes the
-    # setting through yet.
+    vault = Vault(
+        Settings(data_dir=data, workers=workers, _env_file=None, ocr_preprocess=preprocess), actor="bench"
+    )
+    # Set on the options the pipeline hands to workers too, whether or not the service passes it through.
     options = dataclasses.replace(vault.ocr_options, preprocess=preprocess)
     vault.ocr_options = options
     vault.pipeline.ocr_options = options
     vault.pool().submit(int, 0).result()
     get_default_model()
-    return vault
+
+    def ingest(files: list[Path]) -> tuple[float, str]:
+        with timed() as t:
+            batch = vault.new_batch("cli", station="bench")
+            for f in files:
+                vault.add_path(batch, f)
+            vault.close_intake(batch)
+            vault.process(batch)
+            vault.index_pending()
+        return t["s"], batch
+
+    def worker_pids() -> list[int]:
+        return list(getattr(getattr(vault, "_pool", None), "_processes", None) or {})
+
+    try:
+        yield Side(ingest, lambda batch_ids: catalog_rows(vault.sessions, batch_ids), worker_pids)
+    finally:
+        vault.close()
 
 
-def chartvault_ingest(vault: Any, files: list[Path]) -> tuple[float, str]:
-    """Ingest `files` as one batch end to end through indexing; (seconds, batch id)."""
-    with timed() as t:
-        batch = vault.new_batch("cli", station="bench")
-        for f in files:
-            vault.add_path(batch, f)
-        vault.close_intake(batch)
-        vault.process(batch)
-        vault.index_pending()
-    return t["s"], batch
-
-
-def catalog_rows(vault: Any, batch_ids: list[str]) -> dict[str, dict]:
+def catalog_rows(sessions: Callable[[], Any], batch_ids: list[str]) -> dict[str, dict]:
     """Per original file name: the document's fields and each page's text/source, from the catalog."""
     from sqlalchemy import select
     from sqlalchemy.orm import selectinload
@@ -241,7 +258,7 @@ def catalog_rows(vault: Any, batch_ids: list[str]) -> dict[str, dict]:
     from chartvault.archive.models import BatchFile, Document
 
     out: dict[str, dict] = {}
-    with vault.sessions() as s:
+    with sessions() as s:
         files = s.scalars(
             select(BatchFile)
             .where(BatchFile.batch_id.in_(batch_ids))
@@ -279,8 +296,8 @@ def _proc_cpu(pid: int) -> float:
     return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-def side_cpu(vault: Any | None) -> float:
-    """CPU seconds so far of one side: this process and bare tesseract's children, plus the vault's
+def side_cpu(side: Side | None) -> float:
+    """CPU seconds so far of one side: this process and bare tesseract's children, plus ChartVault's
     worker processes (and their tesseract children) when given.
 
     Wall-clock pages/s on a shared machine moves with everyone else's load; CPU time per page does
@@ -289,8 +306,7 @@ def side_cpu(vault: Any | None) -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     total = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-    procs = getattr(getattr(vault, "_pool", None), "_processes", None) or {}
-    return total + sum(_proc_cpu(pid) for pid in list(procs))
+    return total + sum(_proc_cpu(pid) for pid in (side.worker_pids() if side else []))
 
 
 # ------------------------------------------------------------------------------------------ scoring
@@ -494,39 +510,37 @@ def corpus_figures(args: argparse.Namespace) -> dict[str, Any]:
     bare_texts: dict[tuple[str, int], str] = {}
     batches: dict[str, list[str]] = {s: [] for s in sides[1:]}
     rows: dict[str, dict[str, dict]] = {}
-    with tempfile.TemporaryDirectory(prefix="cv-quality-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="cv-quality-") as tmp, contextlib.ExitStack() as stack:
         tmpd = Path(tmp)
         (tmpd / "pages").mkdir()
-        vaults = {
-            f"preprocess_{'on' if m else 'off'}": open_vault(tmpd / f"data-{m}", args.workers, m)
+        chartvault = {
+            f"preprocess_{'on' if m else 'off'}": stack.enter_context(
+                vault_side(tmpd / f"data-{m}", args.workers, m)
+            )
             for m in modes
         }
-        try:
-            chunks = [entries[k :: args.chunks] for k in range(args.chunks)]
-            for k, chunk in enumerate(chunks):
-                pages = extract_pages(chunk, tmpd / "pages")
-                order = sides[k % len(sides) :] + sides[: k % len(sides)]
-                for side in order:
-                    vault = vaults.get(side)
-                    cpu0 = side_cpu(vault)
-                    if side == "bare":
-                        secs, texts = bare_tesseract(pages, args.workers)
-                        bare_texts.update(texts)
-                    else:
-                        secs, batch = chartvault_ingest(vault, [e["file"] for e in chunk])
-                        batches[side].append(batch)
-                    cpu_seconds[side] += side_cpu(vault) - cpu0
-                    seconds[side] += secs
-                print(
-                    f"  chunk {k + 1}/{args.chunks}: "
-                    + ", ".join(f"{s} {seconds[s]:6.1f} s" for s in sides)
-                    + " so far"
-                )
-            for side, vault in vaults.items():
-                rows[side] = catalog_rows(vault, batches[side])
-        finally:
-            for vault in vaults.values():
-                vault.close()
+        chunks = [entries[k :: args.chunks] for k in range(args.chunks)]
+        for k, chunk in enumerate(chunks):
+            pages = extract_pages(chunk, tmpd / "pages")
+            order = sides[k % len(sides) :] + sides[: k % len(sides)]
+            for side in order:
+                ours = chartvault.get(side)
+                cpu0 = side_cpu(ours)
+                if ours is None:
+                    secs, texts = bare_tesseract(pages, args.workers)
+                    bare_texts.update(texts)
+                else:
+                    secs, batch = ours.ingest([e["file"] for e in chunk])
+                    batches[side].append(batch)
+                cpu_seconds[side] += side_cpu(ours) - cpu0
+                seconds[side] += secs
+            print(
+                f"  chunk {k + 1}/{args.chunks}: "
+                + ", ".join(f"{s} {seconds[s]:6.1f} s" for s in sides)
+                + " so far"
+            )
+        for side, ours in chartvault.items():
+            rows[side] = ours.rows(batches[side])
 
     results: dict[str, Any] = {
         "files": len(entries),
