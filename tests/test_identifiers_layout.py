@@ -199,3 +199,23 @@ def test_sex_round_trips_and_older_rows_still_load() -> None:
     ids = read(*HEADER, (400, "DOE, JANE Q  001234567  F  03/14/52"))
     assert Identifiers.from_dict(ids.to_dict()) == ids
     assert Identifiers.from_dict({"mrn": {"value": "001234567", "confidence": 0.9}}).sex is None
+
+
+def test_overlapping_word_boxes_do_not_split_a_keyed_name() -> None:
+    # Tesseract's box of a trailing initial can start inside the previous word's box (a negative gap):
+    # the gaps of that row must still read as single spaces, and a wide gap after 'LAST,' never cuts.
+    words = [
+        Word("Patient", 92, 300, 500, 138, 32),
+        Word("Name:", 92, 452, 500, 124, 31),
+        Word("IVANOVA,", 92, 593, 500, 186, 36),
+        Word("LAURA", 92, 797, 500, 171, 31),
+        Word("F", 92, 942, 496, 28, 47),
+        Word("MRN:", 92, 300, 560, 100, 31),
+        Word("00880830", 92, 420, 560, 186, 31),
+    ]
+    ids = extract_identifiers("", words=words, page_size=PAGE, today=TODAY)
+    assert ids.name.value == "IVANOVA, LAURA F"
+    assert (
+        extract_identifiers("Patient Name: IVANOVA,   LAURA F\nMRN: 00880830").name.value
+        == "IVANOVA, LAURA F"
+    )

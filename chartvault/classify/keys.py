@@ -65,9 +65,11 @@ NAME_RE = re.compile(
 )
 RE_NAME_RE = re.compile(r"^[ \t]*RE[ \t]*:[ \t]*(.+)", re.I)
 
-# Words that end a name value when OCR collapsed the gap before the next label.
+# Words that end a name value when OCR collapsed the gap before the next label; a wide gap ends it too,
+# unless it follows the comma of 'LAST,  FIRST' (a gap that wide there is a misjudged space).
 NAME_STOP = re.compile(
-    r"(?:[ \t]{2,}|\t|\||(?<=[ \t])(?=(?:MRN\b|MR[ ]?#|MR\b|DOB\b|D\.O\.B|SEX\b|AGE\b|ACCT\b|FIN\b|ENC\b|"
+    r"(?:(?<![,\s])[ \t]{2,}|\t|\||(?<=[ \t])(?=(?:MRN\b|MR[ ]?#|MR\b|DOB\b|D\.O\.B|SEX\b|AGE\b|ACCT\b|"
+    r"FIN\b|ENC\b|"
     r"DOS\b|ROOM\b|RM\b|ATTENDING\b|PHYSICIAN\b|ADMIT\b|ACCOUNT\b|UNIT\b|VISIT\b|BIRTH\b|DATE\b|"
     r"MED\b|CHART\b|PATIENT\b|PT\b|GENDER\b|HAR\b|CSN\b|EMPI\b|ENCOUNTER\b|\(continued\))))",
     re.I,

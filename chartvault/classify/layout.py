@@ -31,6 +31,7 @@ TEXT_FOOTER_LINES = 3
 # Gaps, relative to the row's narrowest gap and to the median word height.
 _FIELD_GAP_VS_SPACE = 1.7
 _FIELD_GAP_MIN_HEIGHTS = 0.45
+_MIN_SPACE_HEIGHTS = 0.2
 _SEGMENT_GAP_HEIGHTS = 2.5
 _ROW_CENTRE_HEIGHTS = 0.55
 _BLOCK_GAP_HEIGHTS = 1.3
@@ -143,7 +144,7 @@ def _build_row(members: list[Word], index: int, h: int, page_height: int) -> Row
             text += "    "
         start = len(text)
         gaps = [b.left - (a.left + a.width) for a, b in itertools.pairwise(group)]
-        space = max(min(gaps) if len(gaps) >= 2 else h * 0.35, 1)
+        space = _space_width(gaps, h)
         for k, w in enumerate(group):
             if k:
                 wide = gaps[k - 1] > _FIELD_GAP_VS_SPACE * space and gaps[k - 1] > _FIELD_GAP_MIN_HEIGHTS * h
@@ -154,6 +155,14 @@ def _build_row(members: list[Word], index: int, h: int, page_height: int) -> Row
     cy = statistics.median(w.top + w.height / 2 for w in members)
     band = cy < TOP_BAND * page_height or cy > BOTTOM_BAND * page_height
     return Row(text, band, index, segments, height=h, words=spans)
+
+
+def _space_width(gaps: list[int], h: int) -> float:
+    """One space in this segment: its narrowest gap between words, never below a fifth of a word's
+    height (tesseract's boxes of a glyph and the next word can overlap, giving gaps of zero or less)."""
+    floor = _MIN_SPACE_HEIGHTS * h
+    positive = [g for g in gaps if g > floor]
+    return min(positive) if len(positive) >= 2 else max(floor, h * 0.35)
 
 
 def _segment(words: list[Word], text: str, row: int, offset: int) -> Segment:
