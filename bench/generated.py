@@ -245,7 +245,6 @@ def main() -> None:
     ap.add_argument("--per-layout", type=int, default=10)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--no-pattern", action="store_true", help="Read without the facility MRN pattern.")
-    ap.add_argument("--show", type=int, default=0, help="Print the OCR'd label lines of N missed documents.")
     args = ap.parse_args()
     specs = split_specs(args.split, args.per_layout, SEEDS[args.split])
     docs = ocr_all(args.split, args.per_layout, SEEDS[args.split], args.workers)
