@@ -78,7 +78,9 @@ class Settings(BaseSettings):
 
     mrn_pattern: str = Field(
         DEFAULT_MRN_PATTERN,
-        description="Regular expression a whole MRN given with a batch (manifest) must match.",
+        description="Regular expression a whole MRN of this facility matches (leading zeros and letter "
+        "prefixes are part of it, e.g. 'M\\d{9}'): a manifest MRN must match it, and an MRN read "
+        "without a key on a label must too.",
     )
 
     quarantine_retention_days: int = Field(
@@ -110,6 +112,8 @@ class Settings(BaseSettings):
         description="A document typed by rules/model below this confidence goes to the review queue "
         "(corpus: every correctly typed document scored >= 0.47, every mistyped page <= 0.41).",
     )
+    # The facility's MRN shape, e.g. 'M\\d{9}' (Meditech unit numbers) or '\\d{10}': it picks the MRN among
+    # the unkeyed numbers of an addressograph imprint and lowers trust in a keyed value of another shape.
 
     # Hot folder
     watch_interval_s: float = Field(2.0, gt=0, description="How often the hot folder is scanned.")

@@ -138,6 +138,7 @@ class OcrTask:
     kind: str
     page_no: int
     options: OcrOptions
+    mrn_pattern: str | None = None  # the facility's MRN shape, for labels read without keys
 
     def run(self, data_dir: Path) -> PageOutcome:
         from chartvault.classify import extract_identifiers
@@ -152,7 +153,12 @@ class OcrTask:
             barcodes, barcode_ms = _barcodes(path, FileKind(self.kind), self.page_no)
             return PageOutcome(
                 page=page,
-                identifiers=extract_identifiers(page.text).to_dict(),
+                identifiers=extract_identifiers(
+                    page.text,
+                    words=page.words,
+                    page_size=(page.width, page.height),
+                    mrn_pattern=self.mrn_pattern,
+                ).to_dict(),
                 barcodes=barcodes,
                 barcode_ms=barcode_ms,
             )
@@ -167,11 +173,12 @@ class OcrTask:
             "kind": self.kind,
             "page_no": self.page_no,
             "options": asdict(self.options),
+            "mrn_pattern": self.mrn_pattern,
         }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> OcrTask:
-        return cls(d["path"], d["kind"], int(d["page_no"]), OcrOptions(**d["options"]))
+        return cls(d["path"], d["kind"], int(d["page_no"]), OcrOptions(**d["options"]), d.get("mrn_pattern"))
 
     def decode(self, result: dict[str, Any]) -> PageOutcome:
         return PageOutcome.from_json(result)
