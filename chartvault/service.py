@@ -112,6 +112,7 @@ class Vault(AccessMixin, RecordsMixin, ReleaseMixin):
             timeout_s=settings.ocr_timeout_s,
             text_layer_min_chars=settings.text_layer_min_chars,
             preprocess=settings.ocr_preprocess,
+            engine=settings.ocr_engine,
         )
         self.pipeline = Pipeline(
             settings.data_dir,

@@ -34,14 +34,28 @@ class PageText:
     # The back of a one-sided sheet (near-white, no confident words): kept and archived, but
     # not counted as a page of the document or given text (chartvault.ocr.blank).
     blank: bool = False
+    # What a text layer placed over the page image needs besides the word boxes: the resolution the
+    # boxes are measured in (pixels per inch of `width` x `height`; None for a text layer, whose
+    # units are points) and the small turn preprocessing gave the page before recognition
+    # (degrees counter-clockwise about the centre; boxes are in the turned image).
+    dpi: int | None = None
+    deskew_deg: float = 0.0
+    # CPU milliseconds by stage (decode, preprocess, ocr, barcodes, ...) spent on this page by the
+    # process that read it, tesseract child processes included: what bench.pipeline reports.
+    cpu_ms: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+OcrEngineName = Literal["tesserocr", "pytesseract"]
+
+
 @dataclass(frozen=True, slots=True)
 class OcrOptions:
     lang: str = "eng"
+    # The resolution pages are recognised at: PDF pages are rendered at it, and scans of a higher
+    # resolution are reduced to it first (word boxes are reported in the scan's own pixels).
     dpi: int = 300
     timeout_s: int = 180
     text_layer_min_chars: int = 40
@@ -50,3 +64,6 @@ class OcrOptions:
     osd: bool = True
     # Deskew and clean scanned page images before tesseract (chartvault.ocr.preprocess).
     preprocess: bool = True
+    # Which tesseract binding recognises the page (chartvault.ocr.engines): the library loaded once
+    # in each worker process, or the command-line program started for every page.
+    engine: OcrEngineName = "tesserocr"
