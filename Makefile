@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make run    set up and start ChartVault on its embedded defaults at http://127.0.0.1:8000
 #   make test   set up (with test dependencies) and run the whole test suite
-.PHONY: run test setup setup-test bench bench-quality bench-load lint
+.PHONY: run test setup setup-test setup-bench bench bench-quality bench-load lint
 
 PY := .venv/bin/python
 
@@ -10,6 +10,9 @@ setup:
 
 setup-test:
 	scripts/setup.sh test
+
+setup-bench:
+	scripts/setup.sh bench
 
 run: setup
 	@mkdir -p "$${CHARTVAULT_DATA_DIR:-data}"
@@ -22,8 +25,8 @@ test: setup-test
 	.venv/bin/ruff check chartvault tests bench
 	OMP_THREAD_LIMIT=1 $(PY) -m pytest -q $(PYTEST_ARGS)
 
-bench: setup-test
-	$(PY) -m bench.pipeline
+bench: setup-bench
+	nice -n 5 $(PY) -m bench.pipeline
 
 bench-quality: setup-test
 	$(PY) -m bench.quality --preprocess both

@@ -3,11 +3,15 @@
 # Debian's tesseract (eng + osd) and a .venv with the project at the pinned versions.
 #   scripts/setup.sh          runtime only
 #   scripts/setup.sh test     runtime + test dependencies
+#   scripts/setup.sh bench    runtime + test + benchmark-only dependencies (OCRmyPDF, for bench.pipeline)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras=""
-[ "${1:-}" = "test" ] && extras="[test]"
+case "${1:-}" in
+  test) extras="[test]" ;;
+  bench) extras="[test,bench]" ;;
+esac
 
 need_apt=()
 command -v tesseract >/dev/null 2>&1 || need_apt+=(tesseract-ocr)
@@ -16,6 +20,11 @@ for lang in eng osd; do
 done
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
+if [ "${1:-}" = "bench" ]; then
+  # OCRmyPDF 17 runs on the tesseract above and rasterises with pypdfium2; Ghostscript is its fallback
+  # when its own PDF/A repair does not validate (Debian's ocrmypdf package always brings it).
+  command -v gs >/dev/null 2>&1 || need_apt+=(ghostscript)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
