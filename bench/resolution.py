@@ -5,7 +5,8 @@
 
 Every scanned page of ``../shared/corpus`` (or of the first N files, format mix kept) goes through
 ``chartvault.ocr.pages.scan_page`` (the function OCR workers run, barcodes included) in W worker
-processes, once per (engine, dpi): PDF pages rendered at that dpi, finer scans reduced to it. Printed:
+processes, once per (engine, dpi): grey pages finer than that dpi reduced to it (PDF pages rendered at
+300 first), two-level pages (1-bit, fax) read as they are. Printed:
 CER / WER overall, per tier and per format (``bench.quality``'s Levenshtein), and CPU seconds per page
 by stage, as the page reader measured them (tesseract child processes included). What it is for:
 choosing ``CHARTVAULT_OCR_DPI`` and ``CHARTVAULT_OCR_ENGINE`` on evidence. The last line is JSON.
@@ -66,7 +67,7 @@ def main() -> None:
     from chartvault.ocr.types import OcrOptions
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dpi", default="200,300", help="Comma-separated recognition resolutions.")
+    ap.add_argument("--dpi", default="200,300", help="Comma-separated grey-page resolutions (0: as scanned).")
     ap.add_argument("--engines", default="tesserocr", help="Comma-separated: tesserocr, pytesseract.")
     ap.add_argument("--limit", type=int, default=0, help="Files to use (0 = all scanned), format mix kept.")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -81,7 +82,7 @@ def main() -> None:
     results: dict[str, Any] = {"files": len(entries), "pages": n_pages, "workers": args.workers, "runs": {}}
     with tempfile.TemporaryDirectory(prefix="cv-res-") as tmp:
         for engine, dpi in configs:
-            options = OcrOptions(dpi=dpi, engine=engine, preprocess=args.preprocess == "on")
+            options = OcrOptions(grey_dpi=dpi, engine=engine, preprocess=args.preprocess == "on")
             secs, texts, stages = run(entries, options, args.workers, tmp)
             ocr = score_ocr(entries, texts)
             name = f"{engine}@{dpi}"

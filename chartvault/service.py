@@ -113,6 +113,7 @@ class Vault(AccessMixin, RecordsMixin, ReleaseMixin):
             text_layer_min_chars=settings.text_layer_min_chars,
             preprocess=settings.ocr_preprocess,
             engine=settings.ocr_engine,
+            grey_dpi=settings.ocr_grey_dpi,
         )
         self.pipeline = Pipeline(
             settings.data_dir,

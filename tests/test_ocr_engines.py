@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pypdfium2 as pdfium
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from chartvault.classify.coversheet import CoverSheet, find_cover_sheet, render_pdf
 from chartvault.filetypes import FileKind
@@ -41,8 +41,9 @@ def entry_where(corpus: list[dict], fmt: str, test: Callable[[dict], bool]) -> d
     pytest.skip(f"no {fmt} corpus page of that kind")
 
 
-def cover_png(tmp_path: Path, sheet: CoverSheet, *, hide_qr: bool = False) -> Path:
-    """The printed cover sheet as a 300-dpi grey scan; optionally with its QR code covered up."""
+def cover_png(tmp_path: Path, sheet: CoverSheet, *, hide_qr: bool = False, soft: bool = False) -> Path:
+    """The printed cover sheet as a 300-dpi grey scan; optionally with its QR code covered up, or
+    scanned soft (blurred: a grey page, which is reduced before recognition)."""
     doc = pdfium.PdfDocument(render_pdf(sheet))
     try:
         im = doc[0].render(scale=300 / 72, grayscale=True).to_pil().convert("L")
@@ -51,7 +52,9 @@ def cover_png(tmp_path: Path, sheet: CoverSheet, *, hide_qr: bool = False) -> Pa
     if hide_qr:
         # render_pdf places the QR at y=640..~1000 of a 200-dpi page: 960..1500 at 300 dpi.
         ImageDraw.Draw(im).rectangle((0, 900, im.width, 1560), fill=255)
-    path = tmp_path / f"cover{'-noqr' if hide_qr else ''}.png"
+    if soft:
+        im = im.filter(ImageFilter.GaussianBlur(1.2))
+    path = tmp_path / f"cover{'-noqr' if hide_qr else ''}{'-soft' if soft else ''}.png"
     im.save(path, dpi=(300, 300))
     return path
 
@@ -137,8 +140,8 @@ def _read_and_identify(im: Image.Image) -> tuple[int, int]:
 @needs_tesseract
 def test_reduced_scan_reports_boxes_in_its_own_pixels(corpus: list[dict], tmp_path: Path) -> None:
     entry = entry_where(corpus, "png", lambda d: d["tier"] == "clean")
-    full = scan_page(entry["file"], FileKind.PNG, 1, OcrOptions(dpi=300), tmp_path / "a").page
-    reduced = scan_page(entry["file"], FileKind.PNG, 1, OcrOptions(dpi=200), tmp_path / "b").page
+    full = scan_page(entry["file"], FileKind.PNG, 1, OcrOptions(grey_dpi=0), tmp_path / "a").page
+    reduced = scan_page(entry["file"], FileKind.PNG, 1, OcrOptions(grey_dpi=200), tmp_path / "b").page
     assert (reduced.width, reduced.height) == (full.width, full.height) == (2550, 3300)
     assert reduced.dpi == 300  # the scan's pixels, whatever resolution tesseract read it at
     mrn = entry["patient"]["mrn"]
@@ -148,6 +151,36 @@ def test_reduced_scan_reports_boxes_in_its_own_pixels(corpus: list[dict], tmp_pa
     assert cer(reduced.text, entry["pages"][0]["text"]) < 0.03
     # Fewer pixels, less work.
     assert reduced.cpu_ms["ocr"] < full.cpu_ms["ocr"]
+
+
+@needs_tesseract
+def test_two_level_pages_keep_their_resolution(
+    corpus: list[dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reduction loses a fax's thin, broken strokes: 1-bit pages and grey pages that hold only ink and
+    # paper are read at the scan's resolution; grey scans at grey_dpi.
+    fax_jpeg = entry_where(corpus, "jpeg", lambda d: d["tier"] == "fax")
+    g4 = entry_where(corpus, "tiff_g4", lambda d: True)
+    grey = entry_where(corpus, "jpeg", lambda d: d["tier"] == "typical")
+    read_sizes: list[tuple[int, int]] = []
+    real = engines.TesserocrEngine.recognise
+
+    def recording(self, page, *args):
+        read_sizes.append(page.image.size)
+        return real(self, page, *args)
+
+    monkeypatch.setattr(engines.TesserocrEngine, "recognise", recording)
+    for entry, kind in ((fax_jpeg, FileKind.JPEG), (g4, FileKind.TIFF), (grey, FileKind.JPEG)):
+        page = scan_page(entry["file"], kind, 1, OcrOptions(grey_dpi=200), tmp_path).page
+        assert (page.width, page.height) == (2550, 3300)
+    assert read_sizes == [(2550, 3300), (2550, 3300), (1700, 2200)]
+
+
+def test_two_level_detection_on_corpus_kinds(corpus: list[dict]) -> None:
+    for tier, fmt, expected in (("fax", "jpeg", True), ("clean", "png", False), ("poor", "png", False)):
+        entry = entry_where(corpus, fmt, lambda d, t=tier: d["tier"] == t)
+        with Image.open(entry["file"]) as im:
+            assert preprocess.is_two_level(im) is expected, (tier, fmt)
 
 
 # ---------------------------------------------------------------------------------------- preprocessing
@@ -203,12 +236,15 @@ def test_cover_sheet_found_from_the_decoded_pixels(tmp_path: Path, monkeypatch: 
 
 @needs_tesseract
 def test_cover_sheet_found_on_a_page_read_at_lower_resolution(tmp_path: Path) -> None:
-    # Recognised at 200 dpi and searched for barcodes at ~100 dpi: the QR code still reads. With the QR
-    # covered, only the Code 128 is left: the page has few words, so it is read again finer.
+    # A grey (softly scanned) sheet is recognised at 200 dpi and searched for barcodes at ~100 dpi: the
+    # QR code still reads. With the QR covered, only the Code 128 is left: the page has few words, so
+    # it is searched again finer.
     sheet = CoverSheet("E0073032", "correspondence")
     for hide_qr in (False, True):
-        path = cover_png(tmp_path, sheet, hide_qr=hide_qr)
-        scan = scan_page(path, FileKind.PNG, 1, OcrOptions(dpi=200), tmp_path / "w", barcodes=True)
+        path = cover_png(tmp_path, sheet, hide_qr=hide_qr, soft=True)
+        with Image.open(path) as im:
+            assert not preprocess.is_two_level(im)
+        scan = scan_page(path, FileKind.PNG, 1, OcrOptions(grey_dpi=200), tmp_path / "w", barcodes=True)
         assert find_cover_sheet(scan.barcodes)[0] == sheet, f"hide_qr={hide_qr}"
         formats = {b["format"] for b in scan.barcodes or []}
         assert formats == ({"Code128"} if hide_qr else formats | {"QRCode"})

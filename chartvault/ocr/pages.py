@@ -143,20 +143,21 @@ def _decoder(path: Path, page_no: int) -> Callable[[], Image.Image]:
 
 
 def _reduction(source: PageImage, options: OcrOptions) -> float:
-    """The scale a scan is reduced by before recognition; 0 when it is read at its own resolution."""
-    if not source.dpi or source.dpi <= options.dpi * REDUCE_ABOVE:
+    """The scale a grey scan would be reduced by before recognition; 0 when it is read as it is."""
+    if not options.grey_dpi or not source.dpi or source.dpi <= options.grey_dpi * REDUCE_ABOVE:
         return 0.0
-    return options.dpi / source.dpi
+    return options.grey_dpi / source.dpi
 
 
 def _prepared(source: PageImage, options: OcrOptions) -> _Prepared:
-    """Reduced to the recognition resolution (when finer), then deskewed and smoothed (when needed)."""
+    """Reduced to the recognition resolution (grey pages scanned finer), deskewed and smoothed when needed."""
     page, scale = source, 1.0
-    if reduction := _reduction(source, options):
-        im = source.image
-        gray = im.convert("L") if im.mode in ("1", "P") else im
-        size = (max(1, round(im.width * reduction)), max(1, round(im.height * reduction)))
-        page, scale = source.derived(gray.resize(size, Image.Resampling.BILINEAR), options.dpi), reduction
+    reduction = _reduction(source, options)
+    if reduction and not preprocess.is_two_level(source.image):
+        gray = preprocess.to_gray(source.image)
+        size = (max(1, round(gray.width * reduction)), max(1, round(gray.height * reduction)))
+        reduced = gray.resize(size, Image.Resampling.BILINEAR)
+        page, scale = source.derived(reduced, options.grey_dpi), reduction
     if not options.preprocess:
         return _Prepared(page, scale, 0.0)
     done = preprocess.prepare_page(page.image, page.dpi)
