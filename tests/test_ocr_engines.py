@@ -22,6 +22,8 @@ from chartvault.ingest.workers import make_pool, ocr_task
 from chartvault.ocr import OcrOptions, barcodes, engines, preprocess
 from chartvault.ocr import pages as ocr_pages
 from chartvault.ocr.pages import scan_page
+from chartvault.ocr.source import PageImage
+from chartvault.ocr.tess import OcrPass
 
 needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract is not installed")
 KIND = {"png": FileKind.PNG, "jpeg": FileKind.JPEG, "tiff_g4": FileKind.TIFF, "pdf_image": FileKind.PDF}
@@ -165,9 +167,9 @@ def test_two_level_pages_keep_their_resolution(
     read_sizes: list[tuple[int, int]] = []
     real = engines.TesserocrEngine.recognise
 
-    def recording(self, page, *args):
+    def recording(self: engines.TesserocrEngine, page: PageImage, *args: object) -> OcrPass:
         read_sizes.append(page.image.size)
-        return real(self, page, *args)
+        return real(self, page, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(engines.TesserocrEngine, "recognise", recording)
     for entry, kind in ((fax_jpeg, FileKind.JPEG), (g4, FileKind.TIFF), (grey, FileKind.JPEG)):
