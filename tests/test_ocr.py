@@ -370,11 +370,11 @@ def test_in_process_engine_stops_at_the_deadline(manifest: list[dict], tmp_path:
     deadline = ocr_tess.Deadline(0.05)
     started = time.perf_counter()
     with pytest.raises(OcrError, match="page 1: tesseract timed out"):
-        engine.recognise(page, "eng", deadline, ocr_source.Scratch(tmp_path))
+        engine.recognise(page, deadline, ocr_source.Scratch(tmp_path))
     assert time.perf_counter() - started < 1.5  # a full page takes ~2 s
     # The engine is still usable for the next page.
     small = ocr_source.PageImage(1, 300, image=Image.new("L", (200, 100), 255))
-    assert engine.recognise(small, "eng", ocr_tess.Deadline(30), ocr_source.Scratch(tmp_path)).words == []
+    assert engine.recognise(small, ocr_tess.Deadline(30), ocr_source.Scratch(tmp_path)).words == []
 
 
 def test_ocr_error_pickles_across_processes() -> None:

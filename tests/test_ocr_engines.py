@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pypdfium2 as pdfium
 import pytest
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from chartvault.classify.coversheet import CoverSheet, find_cover_sheet, render_pdf
 from chartvault.filetypes import FileKind
@@ -104,8 +104,8 @@ def test_unknown_engine_is_refused() -> None:
 
 def test_engine_is_made_once_per_process_and_lazily() -> None:
     # A real worker pool of one process, as the ingest pipeline makes it.
-    blank = Image.new("L", (600, 300), 255)
-    ImageDraw.Draw(blank).text((20, 100), "PATIENT MRN 0012345", fill=0)
+    blank = Image.new("L", (900, 300), 255)
+    ImageDraw.Draw(blank).text((20, 100), "PATIENT MRN 0012345", fill=0, font=ImageFont.load_default(size=48))
     with make_pool(1, 120_000_000) as pool:
         assert pool.submit(engines.engines_created).result() == 0  # nothing made before the first page
         pid = pool.submit(_pid).result()

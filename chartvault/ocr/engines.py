@@ -45,7 +45,7 @@ class OcrEngine(Protocol):
 
     name: str
 
-    def recognise(self, page: PageImage, lang: str, deadline: Deadline, scratch: Scratch) -> OcrPass: ...
+    def recognise(self, page: PageImage, deadline: Deadline, scratch: Scratch) -> OcrPass: ...
 
     def orientation(self, page: PageImage, deadline: Deadline, scratch: Scratch) -> tuple[int, float] | None:
         """(degrees clockwise that make the page upright, confidence), or None when OSD cannot tell."""
@@ -57,8 +57,11 @@ class PytesseractEngine:
 
     name = "pytesseract"
 
-    def recognise(self, page: PageImage, lang: str, deadline: Deadline, scratch: Scratch) -> OcrPass:
-        return tess.ocr_image(page.file(scratch), page.page_no, lang, deadline, page.dpi)
+    def __init__(self, lang: str) -> None:
+        self._lang = lang
+
+    def recognise(self, page: PageImage, deadline: Deadline, scratch: Scratch) -> OcrPass:
+        return tess.ocr_image(page.file(scratch), page.page_no, self._lang, deadline, page.dpi)
 
     def orientation(self, page: PageImage, deadline: Deadline, scratch: Scratch) -> tuple[int, float] | None:
         return tess.detect_rotation(page.file(scratch), page.page_no, deadline, page.dpi)
@@ -79,7 +82,7 @@ class TesserocrEngine:
         self._api = None  # tesserocr.PyTessBaseAPI, made on the first page
         self._osd_api = None  # a second one with the orientation model, made on the first turned page
 
-    def recognise(self, page: PageImage, lang: str, deadline: Deadline, scratch: Scratch) -> OcrPass:
+    def recognise(self, page: PageImage, deadline: Deadline, scratch: Scratch) -> OcrPass:
         with self._lock:
             api = self._recogniser(page.page_no)
             _set_image(api, page)
@@ -121,7 +124,10 @@ class TesserocrEngine:
         return self._osd_api
 
 
-ENGINES: dict[str, type] = {"tesserocr": TesserocrEngine, "pytesseract": PytesseractEngine}
+ENGINES: dict[str, type[TesserocrEngine] | type[PytesseractEngine]] = {
+    "tesserocr": TesserocrEngine,
+    "pytesseract": PytesseractEngine,
+}
 
 _engines: dict[tuple[str, str], OcrEngine] = {}
 _engines_pid: int | None = None
@@ -146,7 +152,7 @@ def get_engine(name: str, lang: str) -> OcrEngine:
                 kind = ENGINES[name]
             except KeyError:
                 raise ValueError(f"unknown OCR engine {name!r}; expected one of {sorted(ENGINES)}") from None
-            engine = kind(lang) if kind is TesserocrEngine else kind()
+            engine = kind(lang)
             _engines[(name, lang)] = engine
             _engines_created += 1
         return engine

@@ -181,13 +181,13 @@ def _recognise(
     engine = get_engine(options.engine, options.lang)
     page = prepared.image
     with clock.stage("ocr"):
-        first = engine.recognise(page, options.lang, deadline, scratch)
+        first = engine.recognise(page, deadline, scratch)
         chosen, rotation = first, 0
         if options.osd and _looks_turned(first):
             osd = detect_rotation(engine, page, deadline, scratch)
             if osd is not None and osd[0] in (90, 180, 270) and osd[1] >= OSD_MIN_CONFIDENCE:
                 upright = page.derived(images.turned(page.image, osd[0]))
-                second = engine.recognise(upright, options.lang, deadline, scratch)
+                second = engine.recognise(upright, deadline, scratch)
                 if _better(second, first):
                     chosen, rotation = second, osd[0]
     with clock.stage("blank"):

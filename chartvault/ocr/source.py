@@ -55,10 +55,6 @@ class PageImage:
         self._decode = decode
 
     @property
-    def decoded(self) -> bool:
-        return self._image is not None
-
-    @property
     def image(self) -> Image.Image:
         """The pixels, decoded on first use; OcrError when they cannot be."""
         if self._image is None:
