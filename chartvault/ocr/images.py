@@ -79,6 +79,25 @@ def image_source(path: Path, page_no: int) -> int | None:
         return image_dpi(im)
 
 
+def decode_file(path: Path, page_no: int) -> Image.Image:
+    """Frame `page_no` (1-based) of an image file, decoded; OcrError for a bad file or missing frame."""
+    with open_image(path, page_no) as im:
+        frames = getattr(im, "n_frames", 1)
+        if page_no > frames:
+            raise OcrError(page_no, "page does not exist")
+        try:
+            if page_no > 1:
+                im.seek(page_no - 1)
+                check_pixels(page_no, *im.size)
+            im.load()
+            # A copy outlives the file; Pillow frees a closed image's pixels.
+            return im.copy()
+        except OcrError:
+            raise
+        except Exception:  # Pillow plugins raise OSError, SyntaxError, ValueError, struct.error...
+            raise OcrError(page_no, "image could not be decoded") from None
+
+
 def tiff_frame(path: Path, page_no: int) -> tuple[int | None, bool]:
     """Check one TIFF frame: (its dpi, whether tesseract can read the file as it is).
 
@@ -103,8 +122,6 @@ def tiff_frame(path: Path, page_no: int) -> tuple[int | None, bool]:
 
 def tiff_source(path: Path, page_no: int, workdir: Path) -> tuple[Path, int | None, bool]:
     """One TIFF frame as a path tesseract can read: (path, dpi, is_temporary)."""
-    from chartvault.ocr.source import decode_file  # source builds on this module
-
     dpi, passthrough = tiff_frame(path, page_no)
     if passthrough:
         return path, dpi, False

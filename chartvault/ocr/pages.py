@@ -25,7 +25,7 @@ from chartvault.ocr.blank import has_confident_words, image_is_blank
 from chartvault.ocr.clock import StageClock
 from chartvault.ocr.engines import OcrEngine, get_engine
 from chartvault.ocr.errors import OcrError
-from chartvault.ocr.source import PageImage, Scratch, decode_file
+from chartvault.ocr.source import PageImage, Scratch
 from chartvault.ocr.tess import Deadline, OcrPass
 from chartvault.ocr.types import OcrOptions, PageText, Word
 
@@ -139,7 +139,7 @@ def _barcodes(source: PageImage, page: PageText) -> list[dict[str, str]] | None:
 
 
 def _decoder(path: Path, page_no: int) -> Callable[[], Image.Image]:
-    return lambda: decode_file(path, page_no)
+    return lambda: images.decode_file(path, page_no)
 
 
 def _reduction(source: PageImage, options: OcrOptions) -> float:

@@ -14,7 +14,6 @@ from pathlib import Path
 from PIL import Image
 
 from chartvault.ocr import images
-from chartvault.ocr.errors import OcrError
 
 
 @dataclass(slots=True)
@@ -62,7 +61,7 @@ class PageImage:
                 self._image = self._decode()
             else:
                 assert self._path is not None
-                self._image = decode_file(self._path, self.page_no)
+                self._image = images.decode_file(self._path, self.page_no)
         return self._image
 
     def file(self, scratch: Scratch) -> Path:
@@ -74,22 +73,3 @@ class PageImage:
     def derived(self, image: Image.Image, dpi: int | None = None) -> PageImage:
         """Another image of the same page (reduced, deskewed, turned): pixels only."""
         return PageImage(self.page_no, self.dpi if dpi is None else dpi, image=image)
-
-
-def decode_file(path: Path, page_no: int) -> Image.Image:
-    """Frame `page_no` (1-based) of an image file, decoded; OcrError for a bad file or missing frame."""
-    with images.open_image(path, page_no) as im:
-        frames = getattr(im, "n_frames", 1)
-        if page_no > frames:
-            raise OcrError(page_no, "page does not exist")
-        try:
-            if page_no > 1:
-                im.seek(page_no - 1)
-                images.check_pixels(page_no, *im.size)
-            im.load()
-            # A copy outlives the file; Pillow frees a closed image's pixels.
-            return im.copy()
-        except OcrError:
-            raise
-        except Exception:  # Pillow plugins raise OSError, SyntaxError, ValueError, struct.error...
-            raise OcrError(page_no, "image could not be decoded") from None
