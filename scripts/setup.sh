@@ -20,11 +20,9 @@ for lang in eng osd; do
 done
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
-if [ "${1:-}" = "bench" ]; then
-  # OCRmyPDF 17 runs on the tesseract above and rasterises with pypdfium2; Ghostscript is its fallback
-  # when its own PDF/A repair does not validate (Debian's ocrmypdf package always brings it).
-  command -v gs >/dev/null 2>&1 || need_apt+=(ghostscript)
-fi
+# bench: OCRmyPDF 17 needs nothing more from apt: it runs the tesseract above, rasterises with pypdfium2
+# and writes PDF/A with pikepdf (Ghostscript is only its optional fallback, and would change what is
+# measured), so only the Python extra is added.
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
