@@ -7,9 +7,10 @@
 * ``pytesseract``: the ``tesseract`` program, started for every page (and once more for orientation
   when needed), reading the original file when it can. No native extension in the process.
 
-Both read the same language data (tesserocr's wheel carries its own tesseract, 5.5, but no models:
-it is pointed at the folder the installed program uses) and both return the same ``OcrPass``, parsed
-from tesseract's own TSV, so text, word boxes and confidences come out in one form.
+Both read the same language data (tesserocr's wheel carries its own tesseract, 5.3.4 in the pinned
+2.8.0, the version of Debian's program, but no models: it is pointed at the folder the installed
+program uses) and both return the same ``OcrPass``, parsed from tesseract's own TSV, so text, word
+boxes and confidences come out in one form.
 """
 
 from __future__ import annotations
