@@ -3,7 +3,8 @@
 * ``tesserocr``: tesseract as a library inside the worker process. The engine (its ~15 MB model
   loaded, its dictionaries built) is created on the first page a process reads and kept for every
   page after; pixels go in as a buffer, with no image file written or decoded again. Measured
-  ~0.83x the command line's CPU per page on the corpus (``python -m bench.pipeline``).
+  ~0.78x the command line's CPU per page (4 corpus pages; 0.73x of the OCR stage over the corpus
+  with tesserocr 2.13: ``python -m bench.resolution``).
 * ``pytesseract``: the ``tesseract`` program, started for every page (and once more for orientation
   when needed), reading the original file when it can. No native extension in the process.
 
