@@ -23,7 +23,7 @@ Printed, from the catalog's Document and Page rows against ``manifest.jsonl``:
   from their text layer) separately;
 * pages/s of each side over the scanned pages.
 
-Targets (issue 4): macro-F1 >= 0.90, MRN and DOB exact >= 0.99, date of service >= 0.97, CER below
+Targets (corpus): macro-F1 >= 0.90, MRN and DOB exact >= 0.99, date of service >= 0.97, CER below
 bare tesseract's.
 
 Then, beside the corpus figures, what the corpus cannot show (``bench.generated``, ``bench.typecv``): chart
@@ -33,7 +33,7 @@ values, a label with a barcode; never tuned on), N documents per layout, OCR'd b
 at the OCR + classify level: MRN, DOB, date of service and name exact match (with and without the facility
 MRN pattern), document type on those pages (each text classified by a model that never saw its family;
 untitled pages apart), and the family-grouped cross-validation of the type classifier on dev_texts.
-Targets (issue 16, held-out layouts and families): MRN, DOB, date of service >= 0.97; type macro-F1 >= 0.95;
+Targets (held-out layouts and families): MRN, DOB, date of service >= 0.97; type macro-F1 >= 0.95;
 accuracy on untitled pages >= 0.92. The last line is one JSON object with every figure.
 """
 

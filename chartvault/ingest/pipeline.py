@@ -96,6 +96,8 @@ class PipelineOptions:
                 timeout_s=settings.ocr_timeout_s,
                 text_layer_min_chars=settings.text_layer_min_chars,
                 preprocess=settings.ocr_preprocess,
+                engine=settings.ocr_engine,
+                grey_dpi=settings.ocr_grey_dpi,
             ),
             review_threshold=settings.review_confidence_threshold,
             mrn_pattern=settings.mrn_pattern,
