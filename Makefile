@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make run    set up and start ChartVault on its embedded defaults at http://127.0.0.1:8000
 #   make test   set up (with test dependencies) and run the whole test suite
-.PHONY: run test test-fast setup setup-test bench bench-quality bench-load bench-cli bench-reports lint
+.PHONY: run test test-fast setup setup-test setup-bench bench bench-quality bench-load bench-cli bench-reports lint
 
 PY := .venv/bin/python
 
@@ -10,6 +10,9 @@ setup:
 
 setup-test:
 	scripts/setup.sh test
+
+setup-bench:
+	scripts/setup.sh bench
 
 run: setup
 	@mkdir -p "$${CHARTVAULT_DATA_DIR:-data}"
@@ -28,8 +31,8 @@ test: setup-test
 test-fast: setup-test
 	OMP_THREAD_LIMIT=1 $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-bench: setup-test
-	$(PY) -m bench.pipeline
+bench: setup-bench
+	nice -n 5 $(PY) -m bench.pipeline
 
 bench-quality: setup-test
 	$(PY) -m bench.quality --preprocess both

@@ -5,7 +5,8 @@
 1. Trains the document-type model from dev_texts.csv + the packaged samples (timed; no cache).
 2. Document type over the corpus page texts (manifest.jsonl ``pages[].text``, 'letter' -> 'correspondence'):
    per document (classify_document over its pages), per page (classify_text), accuracy and macro-F1,
-   confusion matrix, for the rules alone and for rules + model. The corpus shares no text with dev_texts.
+   confusion matrix, for the rules alone and for rules + model. Every corpus text is also a dev_texts row
+   (same text_key), so these are in-sample figures: ``bench.typecv`` measures types out of sample.
 3. Identifiers (MRN, DOB, name, date of service) exact match per page and merged per document. They do not
    depend on the classifier, so one set of figures serves both.
 4. ``--cv``: stratified K-fold over dev_texts + samples (model trained on the other folds), and the corpus

@@ -78,7 +78,9 @@ class Settings(BaseSettings):
 
     mrn_pattern: str = Field(
         DEFAULT_MRN_PATTERN,
-        description="Regular expression a whole MRN given with a batch (manifest) must match.",
+        description="Regular expression a whole MRN of this facility matches (leading zeros and letter "
+        "prefixes are part of it, e.g. 'M\\d{9}'): a manifest MRN must match it, and an MRN read "
+        "without a key on a label must too.",
     )
 
     quarantine_retention_days: int = Field(
@@ -93,7 +95,18 @@ class Settings(BaseSettings):
 
     # OCR
     ocr_lang: str = "eng"
-    ocr_dpi: int = Field(300, ge=72, le=600, description="Resolution PDF pages are rendered at for OCR.")
+    ocr_dpi: int = Field(
+        300, ge=72, le=600, description="PDF pages are rendered at this; two-level pages are read at it."
+    )
+    # 200 by default: grey pages read as accurately reduced, for ~0.75x the tesseract time; two-level
+    # pages (fax, 1-bit) do not, and keep their resolution (python -m bench.resolution).
+    ocr_grey_dpi: int = Field(
+        200, ge=0, le=600, description="Grey pages scanned finer are reduced to this before OCR; 0: never."
+    )
+    # tesserocr by default: the engine stays loaded in each worker process (python -m bench.pipeline).
+    ocr_engine: Literal["tesserocr", "pytesseract"] = Field(
+        "tesserocr", description="tesseract in the worker process (tesserocr) or a program per page."
+    )
     ocr_timeout_s: int = Field(180, gt=0, description="Tesseract time limit per page.")
     text_layer_min_chars: int = Field(
         40, ge=0, description="A PDF page whose text layer has fewer characters is OCR'd instead."
@@ -110,6 +123,8 @@ class Settings(BaseSettings):
         description="A document typed by rules/model below this confidence goes to the review queue "
         "(corpus: every correctly typed document scored >= 0.47, every mistyped page <= 0.41).",
     )
+    # The facility's MRN shape, e.g. 'M\\d{9}' (Meditech unit numbers) or '\\d{10}': it picks the MRN among
+    # the unkeyed numbers of an addressograph imprint and lowers trust in a keyed value of another shape.
 
     # Hot folder
     watch_interval_s: float = Field(2.0, gt=0, description="How often the hot folder is scanned.")

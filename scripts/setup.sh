@@ -4,11 +4,15 @@
 #   scripts/setup.sh          runtime only
 #   scripts/setup.sh test     runtime + test dependencies (and Debian's chromium for the browser tests,
 #                             driven by the pinned playwright package: never `playwright install`)
+#   scripts/setup.sh bench    runtime + test + benchmark-only dependencies (OCRmyPDF, for bench.pipeline)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras=""
-[ "${1:-}" = "test" ] && extras="[test]"
+case "${1:-}" in
+  test) extras="[test]" ;;
+  bench) extras="[test,bench]" ;;
+esac
 
 need_apt=()
 command -v tesseract >/dev/null 2>&1 || need_apt+=(tesseract-ocr)
@@ -20,6 +24,9 @@ command -v make >/dev/null 2>&1 || need_apt+=(make)
 if [ "${1:-}" = "test" ]; then
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 fi
+# bench: OCRmyPDF 17 needs nothing more from apt: it runs the tesseract above, rasterises with pypdfium2
+# and writes PDF/A with pikepdf (Ghostscript is only its optional fallback, and would change what is
+# measured), so only the Python extra is added.
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

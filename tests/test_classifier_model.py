@@ -28,17 +28,20 @@ CORPUS_TYPES = {"history_and_physical", "consult_note", "progress_note", "discha
 NON_CORPUS_TYPES = sorted(set(DOC_TYPES) - CORPUS_TYPES - {"other"})  # covered by our own samples only
 
 # dev_texts: stratified 80/20 split (seed 0), model trained on the 80 % + 75 % of the samples; 194 held out.
-# Rules alone on the same held-out texts: accuracy 0.835, macro-F1 0.708.
-FLOOR_DEV_MODEL_ACC = 0.90  # measured 0.928 (model alone)
-FLOOR_DEV_MODEL_MACRO_F1 = 0.76  # 0.808
-FLOOR_DEV_COMBINED_ACC = 0.92  # 0.943 (rules + model, classify_text with the split model)
-FLOOR_DEV_COMBINED_MACRO_F1 = 0.83  # 0.873
+# Rules alone on the same held-out texts: accuracy 0.835, macro-F1 0.708. The model's probabilities are
+# prior-corrected (model.PARAMS["prior_power"]): it no longer leans on dev_texts' mix (half operative
+# reports), which costs plain accuracy on this split of that mix (0.928 -> 0.892) and gains balanced
+# accuracy on unseen families (python -m bench.typecv); the family-grouped figures are the ones to trust.
+FLOOR_DEV_MODEL_ACC = 0.87  # measured 0.892 (model alone)
+FLOOR_DEV_MODEL_MACRO_F1 = 0.76  # 0.782
+FLOOR_DEV_COMBINED_ACC = 0.90  # 0.923 (rules + model, classify_text with the split model)
+FLOOR_DEV_COMBINED_MACRO_F1 = 0.78  # 0.803
 # Held-out 25 % of our own samples (35 texts of the 7 non-corpus types); rules alone 0.714.
-FLOOR_SAMPLES_MODEL = 0.88  # 0.943 (33/35)
-FLOOR_SAMPLES_COMBINED = 0.82  # 0.857 (30/35): short dunning letters and law-firm letters read as letters
-# Corpus page texts, model trained on all of dev_texts + samples (no text shared with the corpus).
+FLOOR_SAMPLES_MODEL = 0.88  # 0.976 (40/41)
+FLOOR_SAMPLES_COMBINED = 0.82  # 0.976 (40/41)
+# Corpus page texts, model trained on all of dev_texts + samples (which include every corpus text: in-sample).
 FLOOR_CORPUS_DOCUMENT = 0.97  # 1.000 (86 documents); rules alone 0.930
-FLOOR_CORPUS_PAGE = 0.90  # 0.932 (118 pages); rules alone 0.797
+FLOOR_CORPUS_PAGE = 0.90  # 0.924 (118 pages); rules alone 0.797
 TRAIN_SECONDS_MAX = 60.0  # measured 6-13 s on the shared 2-core machine under load (bench.classify)
 
 

@@ -397,6 +397,7 @@ def test_full_header_block() -> None:
         "mrn": {"value": "0012345", "confidence": ids.mrn.confidence},
         "name": {"value": "QUILL, AVERY R", "confidence": ids.name.confidence},
         "dob": {"value": "1973-06-21", "confidence": ids.dob.confidence},
+        "sex": {"value": "F", "confidence": ids.sex.confidence},
         "date_of_service": {"value": "2021-04-09", "confidence": ids.date_of_service.confidence},
         "account": {"value": "4555463079", "confidence": ids.account.confidence},
         "encounter": {"value": "2104099752", "confidence": ids.encounter.confidence},

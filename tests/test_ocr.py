@@ -20,8 +20,10 @@ from PIL import Image
 
 from chartvault.filetypes import FileKind
 from chartvault.ocr import OcrError, OcrOptions, PageText, Word, extract_page, words_with_pdfplumber
+from chartvault.ocr import engines as ocr_engines
 from chartvault.ocr import images as ocr_images
 from chartvault.ocr import pages as ocr_pages
+from chartvault.ocr import source as ocr_source
 from chartvault.ocr import tess as ocr_tess
 
 CORPUS = Path(os.environ.get("CHARTVAULT_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
@@ -215,6 +217,8 @@ def no_tesseract(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(ocr_tess.pytesseract, "image_to_data", refuse)
     monkeypatch.setattr(ocr_tess.pytesseract, "image_to_osd", refuse)
+    monkeypatch.setattr(ocr_engines.TesserocrEngine, "recognise", refuse)
+    monkeypatch.setattr(ocr_engines.TesserocrEngine, "orientation", refuse)
 
 
 @needs_corpus
@@ -341,6 +345,7 @@ def test_pixel_limit_is_respected(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_timeout_is_reported_as_ocr_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The command-line engine: pytesseract's own way of saying the program ran out of time.
     path = tmp_path / "p.png"
     Image.new("L", (50, 50), 255).save(path)
 
@@ -349,8 +354,27 @@ def test_timeout_is_reported_as_ocr_error(tmp_path: Path, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(ocr_tess.pytesseract, "image_to_data", slow)
     with pytest.raises(OcrError) as err:
-        extract_page(path, FileKind.PNG, 1, OcrOptions(), tmp_path)
+        extract_page(path, FileKind.PNG, 1, OcrOptions(engine="pytesseract"), tmp_path)
     assert str(err.value) == "page 1: tesseract timed out"
+
+
+@needs_corpus
+def test_in_process_engine_stops_at_the_deadline(manifest: list[dict], tmp_path: Path) -> None:
+    # A real full page with 50 ms to go: tesseract's own monitor cancels it, and the page is
+    # reported as timed out (not as text cut short).
+    entry = pick(manifest, "png")
+    with Image.open(CORPUS / entry["path"]) as im:
+        im.load()
+        page = ocr_source.PageImage(1, 300, image=im.copy())
+    engine = ocr_engines.get_engine("tesserocr", "eng")
+    deadline = ocr_tess.Deadline(0.05)
+    started = time.perf_counter()
+    with pytest.raises(OcrError, match="page 1: tesseract timed out"):
+        engine.recognise(page, deadline, ocr_source.Scratch(tmp_path))
+    assert time.perf_counter() - started < 1.5  # a full page takes ~2 s
+    # The engine is still usable for the next page.
+    small = ocr_source.PageImage(1, 300, image=Image.new("L", (200, 100), 255))
+    assert engine.recognise(small, ocr_tess.Deadline(30), ocr_source.Scratch(tmp_path)).words == []
 
 
 def test_ocr_error_pickles_across_processes() -> None:

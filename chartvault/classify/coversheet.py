@@ -27,9 +27,13 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chartvault.classify.types import DOC_TYPES
 from chartvault.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = [
     "PREFIX",
@@ -122,7 +126,7 @@ def decode_payload(text: str) -> CoverSheet | None:
         return None
 
 
-def find_cover_sheet(barcodes: list[dict] | None) -> tuple[CoverSheet | None, bool]:
+def find_cover_sheet(barcodes: list[dict[str, str]] | None) -> tuple[CoverSheet | None, bool]:
     """From one page's barcodes: (the valid cover sheet, whether an invalid cover payload was seen).
 
     Several barcodes of one sheet (QR + Code 128) must agree; disagreeing valid payloads count as invalid.
@@ -149,7 +153,7 @@ _DPI = 200
 _PAGE = (int(8.5 * _DPI), 11 * _DPI)  # US letter
 
 
-def _barcode_image(payload: str, fmt: str, scale: int, height: int | None = None):  # -> PIL.Image.Image
+def _barcode_image(payload: str, fmt: str, scale: int, height: int | None = None) -> Image.Image:
     import numpy as np
     import zxingcpp
     from PIL import Image
@@ -157,7 +161,7 @@ def _barcode_image(payload: str, fmt: str, scale: int, height: int | None = None
     code = zxingcpp.create_barcode(payload, getattr(zxingcpp.BarcodeFormat, fmt))
     img = Image.fromarray(np.asarray(code.to_image(scale=1, add_quiet_zones=True))).convert("L")
     w, h = img.size
-    return img.resize((w * scale, height or h * scale), Image.NEAREST)
+    return img.resize((w * scale, height or h * scale), Image.Resampling.NEAREST)
 
 
 def render_pdf(sheet: CoverSheet) -> bytes:

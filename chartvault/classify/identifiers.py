@@ -1,8 +1,14 @@
-"""Patient identifiers from the OCR text of one chart page, and their merge over a document.
+"""Patient identifiers of one chart page, and their merge over a document.
 
-Identifiers drive patient matching and misfile detection, so a wrong value costs more than a missing one:
-only labelled fields are read (never a bare number or a date mentioned in the report body), values are
-validated (real dates, plausible ID shapes), and every value carries a confidence the caller can threshold.
+Identifiers drive patient matching and misfile detection, so a wrong value costs more than a missing one.
+A value is read where a label prints it: after a key (every synonym of the domain notes, ``keys.py``), under
+a key (form grids), or without any key inside a label block that holds two or more kinds of identifier
+(addressograph imprints, the name line of a thermal label; ``keyless.py``). The page's word boxes say where
+the label bands, blocks and field gaps are (``layout.py``); plain text still works, with the first and last
+lines standing in for the bands. Values are validated (real dates, the facility's MRN pattern when one is
+configured), made consistent (a birth date agrees with a printed age and precedes the visit; a two-digit
+year takes the century those allow), and carry a confidence the caller thresholds: a key beats a shape,
+a label band beats the report body, rivals lower each other.
 
 Nothing here logs or raises with page content: the text is PHI.
 """
@@ -10,386 +16,235 @@ Nothing here logs or raises with page content: the text is PHI.
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
+from chartvault.classify import keys
+from chartvault.classify.candidates import Cand, best
+from chartvault.classify.dates import RawDate, age_on, parse_date, parse_raw_date
+from chartvault.classify.icd import extract_icd_codes
+from chartvault.classify.keyless import KeylessFinds, clean_id, read_blocks
+from chartvault.classify.layout import Row, blocks, page_rows
+from chartvault.classify.names import normalise_name
 from chartvault.classify.types import Extracted, Identifiers
+from chartvault.ocr.types import Word
 
 __all__ = ["extract_icd_codes", "extract_identifiers", "merge_identifiers", "normalise_name", "parse_date"]
-
-# Lines at the top (and bottom) of a page where labels and imprints live. Values found there are preferred
-# over body mentions, because report bodies quote other dates and sometimes other people.
-_HEADER_LINES = 14
-_FOOTER_LINES = 3
-
-# OCR confusions corrected only inside a labelled numeric field (MRN, account, dates...).
-_DIGIT_FIX = str.maketrans("OoQlIi|!SsBZz", "0001111155822")
-_CONFUSABLE = frozenset("OoQlIi|!SsBZz")
-
-# fmt: off
-_MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
-                "october", "november", "december")
-# fmt: on
-_MONTHS = {name[:3]: i + 1 for i, name in enumerate(_MONTH_NAMES)}
-_MONTHS |= {name: i + 1 for i, name in enumerate(_MONTH_NAMES)}
-_MONTHS["sept"] = 9
-
-# Labels. Each is matched case-insensitively, must not be glued to a preceding letter or digit, and is
-# followed by optional separators (OCR turns ':' into ';' or '.', adds spaces before it).
-# OCR adds stray characters around separators ("MR#t:", "DOB-", "ENC;"): tolerate one letter before a colon.
-_SEP = r"[ \t]*(?:[A-Za-z](?=[:;]))?[ \t]*[:;.#=\-]*[ \t]*"
-_B = r"(?<![A-Za-z0-9])"
-
-_MRN_LABEL = (
-    r"(?:M[ ]?R[ ]?N(?:[ ]?(?:#|No\b\.?))?|MR[ ]*(?:#|No\b\.?|Number)|"
-    r"Med(?:ical)?\.?[ ]*Rec(?:ord)?s?\.?[ ]*(?:#|No\b\.?|Number|Num\b)?|"
-    r"Unit[ ]*(?:#|No\b\.?|Number)|Chart[ ]*(?:#|No\b\.?|Number)|(?:Patient|Pt\.?)[ ]*ID|EMPI)"
-)
-_ACCT_LABEL = (
-    r"(?:ACCT\b\.?[ ]*(?:#|No\b\.?|Number)?|Account[ ]*(?:#|No\b\.?|Number)?|"
-    r"(?-i:FIN|Fin)\b[ ]*(?:#|No\b\.?)?|(?-i:HAR)\b[ ]*#?|Billing[ ]*(?:#|No\b\.?|Number))"
-)
-_ENC_LABEL = (
-    r"(?:ENC\b\.?[ ]*(?:#|No\b\.?)?|Encounter[ ]*(?:#|No\b\.?|Number|ID)?|Visit[ ]*(?:#|No\b\.?|Number|ID)|"
-    r"(?-i:CSN)\b[ ]*#?)"
-)
-_DOB_LABEL = r"(?:D\.?[ ]?[O0o]\.?[ ]?[B8](?![A-Za-z])\.?|Birth[ ]*-?[ ]*[DB]ate|Date[ ]+of[ ]+Birth)"
-_DOS_LABEL = (
-    r"(?:D\.?[ ]?[O0o]\.?[ ]?S(?![A-Za-z])\.?|Date[ ]+of[ ]+(?:Service|Visit)|"
-    r"(?:Service|Svc|Visit|Encounter)[ ]+Date)"
-)
-_ADM_LABEL = (
-    r"(?:Adm(?:it|ission|\.)?(?:[ ]*(?:Date|Dt))?(?:[ ]*/[ ]*Disch(?:arge)?\.?(?:[ ]*Date)?)?|"
-    r"Date[ ]+of[ ]+Admission)"
-)
-_NAME_LABEL = r"(?:Patient[ ]*Name|Pt\.?[ ]*Name|Name[ ]+of[ ]+Patient|PATIENT|NAME)"
-_AGE_LABEL = r"(?:AGE)"
-
-_DATE_TOKEN = (
-    r"(?:\d{4}-\d{1,2}-\d{1,2}"  # ISO
-    r"|[0-9OoIlSB|]{1,2}[ ]?[/\-.][ ]?[0-9OoIlSB|]{1,2}[ ]?[/\-.][ ]?[0-9OoIlSB|]{2,4}"  # 05/01/1980, 5-1-80
-    r"|\d{1,2}[ \-]?[A-Za-z]{3,9}\.?[ \-,]+\d{2,4}"  # 05-JAN-1980, 5 Jan 1980
-    r"|[A-Za-z]{3,9}\.?[ ]+\d{1,2}(?:st|nd|rd|th)?,?[ ]+\d{2,4})"  # January 5, 1980 / Jan 5, 1980
-    r"(?![0-9])"
-)
-_ID_TOKEN = r"[A-Za-z0-9|!£€][A-Za-z0-9|!\-]{2,24}"
-
-_MRN_RE = re.compile(_B + "(" + _MRN_LABEL + ")" + _SEP + "(" + _ID_TOKEN + ")", re.I)
-_ACCT_RE = re.compile(_B + "(" + _ACCT_LABEL + ")" + _SEP + "(" + _ID_TOKEN + ")", re.I)
-_ENC_RE = re.compile(_B + "(" + _ENC_LABEL + ")" + _SEP + "(" + _ID_TOKEN + ")", re.I)
-_DOB_RE = re.compile(_B + "(" + _DOB_LABEL + ")" + _SEP + "(" + _DATE_TOKEN + ")", re.I)
-_DOS_RE = re.compile(_B + "(" + _DOS_LABEL + ")" + _SEP + "(" + _DATE_TOKEN + ")", re.I)
-_ADM_RE = re.compile(_B + "(" + _ADM_LABEL + ")" + _SEP + "(" + _DATE_TOKEN + ")", re.I)
-# Misread labels ('MBN:', 'MRWN:', 'AGCT:', 'EN€:'): used only when no well-read label is on the page, need a
-# colon, and give lower confidence.
-_FUZZY_SEP = r"[ \t]*[:;][ \t]*"
-_MRN_FUZZY_RE = re.compile(_B + r"(M[RBAKHW]{1,2}N|M[RBAKHW]?#)" + _FUZZY_SEP + "(" + _ID_TOKEN + ")")
-_ACCT_FUZZY_RE = re.compile(_B + r"(A[CG]{1,2}[CGT]T?|F[I1l]N)" + _FUZZY_SEP + "(" + _ID_TOKEN + ")")
-_ENC_FUZZY_RE = re.compile(_B + r"(EN\S{0,3}?|V[I1l]S[I1l]T\S?)" + _FUZZY_SEP + "(" + _ID_TOKEN + ")")
-_AGE_RE = re.compile(
-    _B + _AGE_LABEL + r"[ \t]*[:;.]?[ \t]*(\d{1,3})[ ]*(?:Y|YR|YRS|YO|years?)?(?![0-9A-Za-z])", re.I
-)
-_NAME_RE = re.compile(
-    r"(?:^|(?<=[ \t]{2})|(?<=\t)|(?<=\|))[ \t]*(" + _NAME_LABEL + r")[ \t]*[:;][ \t]*(.+)", re.I
-)
-_RE_NAME_RE = re.compile(r"^[ \t]*RE[ \t]*:[ \t]*(.+)", re.I)
-
-# Words that end a name value when OCR collapsed the gap before the next label.
-_NAME_STOP = re.compile(
-    r"(?:[ \t]{2,}|\t|\||(?<=[ \t])(?=(?:MRN\b|MR[ ]?#|MR\b|DOB\b|D\.O\.B|SEX\b|AGE\b|ACCT\b|FIN\b|ENC\b|"
-    r"DOS\b|ROOM\b|RM\b|ATTENDING\b|PHYSICIAN\b|ADMIT\b|ACCOUNT\b|UNIT\b|VISIT\b|BIRTH\b|DATE\b|"
-    r"MED\b|CHART\b|PATIENT\b|PT\b|GENDER\b|HAR\b|CSN\b|EMPI\b|ENCOUNTER\b|\(continued\))))",
-    re.I,
-)
-_NAME_TOKEN = re.compile(r"^[A-Za-z][A-Za-z'\u2019\-]*\.?$")
-# Surname particles: 'Edward Van Der Berg' -> 'VAN DER BERG, EDWARD'.
-# fmt: off
-_PARTICLES = frozenset({"VAN", "VON", "DER", "DEN", "DE", "DEL", "DELA", "LA", "LE", "DA", "DI", "DOS", "DU",
-                        "ST", "ST.", "MC", "MAC", "AL", "EL", "BIN", "BEN", "TER", "TEN"})
-# fmt: on
-_HONORIFICS = {"MR", "MRS", "MS", "MISS", "DR"}
-_SUFFIXES = {"JR", "SR", "II", "III", "IV", "JR.", "SR."}
-# Template placeholders and titles that follow a name label but are not a name.
-_NOT_NAMES = {"SAMPLE", "PATIENT", "NAME", "UNKNOWN", "ABC", "XYZ", "MR", "MRS", "MS", "DR"}
-# "LAST, FIRST M" printed before an MRN/DOB label on continuation pages and addressograph imprints.
-_BARE_NAME = re.compile(
-    r"^[ \t]*([A-Z][A-Z'\-]+(?:[ ][A-Z][A-Z'\-]+){0,3},[ ]?[A-Z][A-Z'\-]+(?:[ ][A-Z][A-Z'\-]*\.?)?)[._|]*"
-    r"(?:[ \t]{2,}|[ \t]*\||[ \t]+(?=_?[A-Z][A-Za-z#.]{1,5}[:;])|[ \t]*$)"
-)
-
-
-@dataclass(slots=True)
-class _Cand:
-    value: str
-    conf: float
-    line: int
-    priority: int  # higher label priority wins before position and confidence
-    header: bool
-
-
-def _fix_digits(raw: str) -> tuple[str, int]:
-    """Map OCR letter/digit confusions to digits; return the fixed string and how many were fixed."""
-    fixed = raw.translate(_DIGIT_FIX)
-    return fixed, sum(1 for a, b in zip(raw, fixed, strict=True) if a != b)
-
-
-def _clean_id(raw: str, *, min_digits: int) -> tuple[str, int] | None:
-    """Validate an ID token (optional 1-2 letter prefix + digits); return (value, OCR fixes) or None.
-
-    A leading uppercase letter that is not a common digit confusion is a facility prefix ('E0073032') and
-    is kept; everything after it must read as digits once confusions are fixed.
-    """
-    tok = raw.strip(".-")
-    if tok[:1] in {"£", "€"}:  # OCR reads a prefix 'E' as a currency sign
-        tok = "E" + tok[1:]
-    prefix = ""
-    while len(prefix) < 2 and tok[:1].isalpha() and tok[:1].isupper() and tok[0] not in _CONFUSABLE:
-        prefix, tok = prefix + tok[0], tok[1:]
-    tok = tok.replace("-", "")
-    if not tok:
-        return None
-    real_digits = sum(c.isdigit() for c in tok)
-    fixed, nfix = _fix_digits(tok)
-    if not fixed.isdigit() or len(fixed) < min_digits or len(fixed) > 15:
-        return None
-    if real_digits * 2 < len(fixed):  # mostly letters: a word, not an OCR-damaged number
-        return None
-    return prefix + fixed, nfix
-
-
-def _year4(yy: int, *, ref: date, past_only: bool) -> list[int]:
-    """Candidate four-digit years for a two-digit year, most plausible first."""
-    cands = [2000 + yy, 1900 + yy]
-    if past_only:
-        return [y for y in cands if y <= ref.year] or [1900 + yy]
-    return [y for y in cands if y <= ref.year + 1] or [1900 + yy]
-
-
-@dataclass(slots=True)
-class _RawDate:
-    year: int | None  # None: two-digit year still to resolve
-    yy: int
-    month: int
-    day: int
-    ocr_fixes: int
-
-    def resolve(self, year: int) -> date | None:
-        try:
-            return date(year, self.month, self.day)
-        except ValueError:
-            return None
-
-
-def _parse_raw_date(token: str) -> _RawDate | None:
-    """Parse one date token in any supported layout; None when it is not a real calendar date."""
-    tok = token.strip().rstrip(".,")
-    m = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", tok)
-    if m:
-        y, mo, d = (int(g) for g in m.groups())
-        return _checked(_RawDate(y, y % 100, mo, d, 0))
-    m = re.fullmatch(r"([0-9OoIlSB|]{1,2}) ?[/\-.] ?([0-9OoIlSB|]{1,2}) ?[/\-.] ?([0-9OoIlSB|]{2,4})", tok)
-    if m:
-        parts, nfix = [], 0
-        for g in m.groups():
-            f, n = _fix_digits(g)
-            parts.append(f)
-            nfix += n
-        if not all(p.isdigit() for p in parts) or len(parts[2]) == 3:
-            return None
-        mo, d, y = (int(p) for p in parts)
-        if len(parts[2]) == 2:
-            return _checked(_RawDate(None, y, mo, d, nfix))
-        return _checked(_RawDate(y, y % 100, mo, d, nfix))
-    m = re.fullmatch(r"(\d{1,2})[ \-]?([A-Za-z]{3,9})\.?[ \-,]+(\d{2,4})", tok)
-    if m and m.group(2).lower() in _MONTHS and len(m.group(3)) != 3:
-        d, mo, ys = int(m.group(1)), _MONTHS[m.group(2).lower()], m.group(3)
-        y = int(ys)
-        return _checked(_RawDate(None if len(ys) == 2 else y, y % 100, mo, d, 0))
-    m = re.fullmatch(r"([A-Za-z]{3,9})\.? +(\d{1,2})(?:st|nd|rd|th)?,? +(\d{2,4})", tok)
-    if m and m.group(1).lower() in _MONTHS and len(m.group(3)) != 3:
-        mo, d, ys = _MONTHS[m.group(1).lower()], int(m.group(2)), m.group(3)
-        y = int(ys)
-        return _checked(_RawDate(None if len(ys) == 2 else y, y % 100, mo, d, 0))
-    return None
-
-
-def _checked(rd: _RawDate) -> _RawDate | None:
-    if not (1 <= rd.month <= 12 and 1 <= rd.day <= 31):
-        return None
-    if rd.year is not None and (rd.year < 1850 or rd.resolve(rd.year) is None):
-        return None
-    if rd.year is None and rd.resolve(2000 + rd.yy) is None and rd.resolve(1900 + rd.yy) is None:
-        return None
-    return rd
-
-
-def parse_date(token: str, *, ref: date | None = None, past_only: bool = False) -> date | None:
-    """Parse a printed date (MM/DD/YYYY, M/D/YY, ISO, DD-MON-YYYY, 'Month D, YYYY') into a real date.
-
-    Two-digit years go to the latest century that is not after ``ref`` (today by default); with
-    ``past_only`` the date must not be after ``ref`` at all (dates of birth).
-    """
-    rd = _parse_raw_date(token)
-    if rd is None:
-        return None
-    ref = ref or date.today()
-    years = [rd.year] if rd.year is not None else _year4(rd.yy, ref=ref, past_only=past_only)
-    for y in years:
-        d = rd.resolve(y)
-        if d is not None and (not past_only or d <= ref):
-            return d
-    return None
-
-
-def _age_on(dob: date, when: date) -> int:
-    return when.year - dob.year - ((when.month, when.day) < (dob.month, dob.day))
-
-
-def _split_name_value(raw: str) -> str:
-    """Cut a labelled name value at the next field (two spaces, a bar, or a following label)."""
-    m = _NAME_STOP.search(raw)
-    return (raw[: m.start()] if m else raw).strip(" \t,;:.-")
-
-
-def normalise_name(raw: str) -> str | None:
-    """Normalise a printed patient name to 'LAST, FIRST M'; None when it does not look like a name.
-
-    Accepts 'LAST, FIRST M', 'Last, First Middle', 'First M. Last' and 'First Van Der Last'; the middle name
-    is reduced to its initial because labels print it either way.
-    """
-    s = re.sub(r"\s+", " ", raw.replace("\u2019", "'")).strip(" ,.;:")
-    if not s or any(c.isdigit() for c in s):
-        return None
-    if "," in s:
-        last_part, _, rest = s.partition(",")
-        last_toks = last_part.split()
-        rest_toks = [t for t in rest.replace(",", " ").split()]
-        suffix = [t for t in rest_toks if t.upper().rstrip(".") in {x.rstrip(".") for x in _SUFFIXES}]
-        rest_toks = [t for t in rest_toks if t not in suffix]
-        last_toks += suffix
-        if not rest_toks:
-            return None
-        first, middle = rest_toks[0], rest_toks[1:]
-    else:
-        toks = s.split()
-        while toks and toks[0].upper().rstrip(".") in _HONORIFICS:
-            toks = toks[1:]
-        if len(toks) < 2:
-            return None
-        suffix = []
-        if toks[-1].upper() in _SUFFIXES:
-            suffix = [toks.pop()]
-        if len(toks) < 2:
-            return None
-        first = toks[0]
-        i = len(toks) - 1
-        while i > 1 and toks[i - 1].upper() in _PARTICLES:
-            i -= 1
-        last_toks = toks[i:] + suffix
-        middle = toks[1:i]
-    toks_all = [*last_toks, first, *middle]
-    if not last_toks or not all(_NAME_TOKEN.match(t) for t in toks_all):
-        return None
-    if len(first.rstrip(".")) < 1 or len("".join(last_toks)) < 2 or len(middle) > 2:
-        return None
-    if {t.upper().rstrip(".") for t in [*last_toks, first]} & _NOT_NAMES:
-        return None
-    last = " ".join(t.upper().rstrip(".") for t in last_toks)
-    out = f"{last}, {first.upper().rstrip('.')}"
-    if middle:
-        out += f" {middle[0][0].upper()}"
-    return out
-
-
-def _in_header(i: int, n: int) -> bool:
-    return i < _HEADER_LINES or i >= n - _FOOTER_LINES
-
-
-def _best(cands: list[_Cand]) -> Extracted | None:
-    """Pick the strongest candidate: label priority, then header area, confidence and earliest line.
-
-    Confidence drops when other credible candidates disagree, so a page with two MRNs is not trusted.
-    """
-    if not cands:
-        return None
-    best = max(cands, key=lambda c: (c.priority, c.header, c.conf, -c.line))
-    conf = best.conf if best.header else best.conf * 0.85
-    rivals = [
-        c for c in cands if c.value != best.value and c.header == best.header and c.priority == best.priority
-    ]
-    if rivals:
-        agree = sum(c.conf for c in cands if c.value == best.value and c.priority == best.priority)
-        conf *= agree / (agree + sum(c.conf for c in rivals))
-    return Extracted(best.value, round(max(0.0, min(1.0, conf)), 3))
-
 
 # Abbreviated labels may stand without a separator ('MRN 123456'); spelled-out ones ('Account', 'Patient ID')
 # need ':', '#' or 'No' so that prose such as 'take into account 12 ...' never matches.
 _BARE_OK = re.compile(r"(?i)^(?:M[ ]?R[ ]?N|ACCT|FIN|ENC|CSN|HAR|EMPI)\b")
 _HAS_SEP = re.compile(r"(?i)[:;#]|\bNo\b|Number")
+# A keyed MRN that does not have the facility's shape was probably misread (or is another facility's).
+_OFF_PATTERN_CONF = 0.6
+_STACKED_ROW_OFFSET = 100_000  # index of rows rebuilt from keys printed above their values
+# What OCR makes of form-cell borders and specks: never part of a value.
+_BORDER_MARKS = " |_[](){}'\"‘’`°«»~!"
+
+
+class _Page:
+    """The rows of one page and the spans keys claimed in them (blanked before the keyless reading)."""
+
+    def __init__(self, rows: list[Row]) -> None:
+        self.rows = rows
+        self.claimed: dict[int, list[tuple[int, int]]] = {}
+        self.keyed_per_row: Counter[int] = Counter()
+
+    def claim(self, row: Row, start: int, end: int, *, identifier: bool = True) -> None:
+        """A key took this span (and, for a key above its value, the value's words in the row below)."""
+        self.claimed.setdefault(row.index, []).append((start, end))
+        for index, s, e in row.sources:
+            self.claimed.setdefault(index, []).append((s, e))
+        if identifier:
+            self.keyed_per_row[row.index] += 1
+            for index in {index for index, _, _ in row.sources}:
+                self.keyed_per_row[index] += 1
+
+    def masked(self) -> dict[int, str]:
+        out = {}
+        for row in self.rows:
+            text = row.text
+            for start, end in self.claimed.get(row.index, ()):
+                text = text[:start] + " " * (end - start) + text[end:]
+            out[row.index] = text
+        return out
+
+
+# ------------------------------------------------------------------------------------------ keyed values
 
 
 def _id_cands(
-    pattern: re.Pattern[str], lines: list[str], *, min_digits: int, fuzzy: bool = False
-) -> list[_Cand]:
-    """Labelled ID values, OCR confusions fixed at a lower confidence; misread labels lower still."""
-    out: list[_Cand] = []
-    n = len(lines)
-    for i, line in enumerate(lines):
-        for m in pattern.finditer(line):
+    page: _Page,
+    pattern: re.Pattern[str],
+    *,
+    min_digits: int,
+    fuzzy: bool = False,
+    shape: re.Pattern[str] | None = None,
+) -> list[Cand]:
+    """Keyed ID values, OCR confusions fixed at a lower confidence; misread keys lower still."""
+    out: list[Cand] = []
+    for row in page.rows:
+        for m in pattern.finditer(row.text):
             label, value = m.group(1), m.group(2)
-            has_sep = bool(_HAS_SEP.search(label + line[m.end(1) : m.start(2)]))
+            has_sep = bool(_HAS_SEP.search(label + row.text[m.end(1) : m.start(2)]))
             if not has_sep and not fuzzy and not _BARE_OK.match(label):
                 continue
-            cleaned = _clean_id(value, min_digits=min_digits)
+            cleaned = clean_id(value, min_digits=min_digits)
             if cleaned is None:
                 continue
             val, nfix = cleaned
+            page.claim(row, m.start(), m.end())
             conf = 0.97 if has_sep else 0.9
-            after = line[m.end(2) : m.end(2) + 1]
-            if after and not after.isspace() and after not in ".,;:)":
+            after = row.text[m.end(2) : m.end(2) + 1]
+            if after and not after.isspace() and after not in ".,;:)|":
                 conf = 0.6  # glued to junk ('0893250?'): a digit was probably misread
             if nfix:
                 conf = min(conf, 0.75) - 0.05 * (nfix - 1)
             if fuzzy:
                 conf -= 0.15
-            out.append(_Cand(val, max(conf, 0.3), i, 0 if fuzzy else 1, _in_header(i, n)))
+            priority = 0 if fuzzy else 1
+            if shape is not None and not shape.fullmatch(val):
+                conf, priority = min(conf, _OFF_PATTERN_CONF), 0  # a number of the site's shape may win
+            out.append(Cand(val, max(conf, 0.3), row.index, priority, row.band))
     return out
 
 
-def _date_cands(pattern: re.Pattern[str], lines: list[str], priority: int) -> list[tuple[_RawDate, _Cand]]:
-    out: list[tuple[_RawDate, _Cand]] = []
-    n = len(lines)
-    for i, line in enumerate(lines):
-        for m in pattern.finditer(line):
-            rd = _parse_raw_date(m.group(2))
+def _date_cands(page: _Page, pattern: re.Pattern[str], priority: int) -> list[tuple[RawDate, Cand]]:
+    out: list[tuple[RawDate, Cand]] = []
+    for row in page.rows:
+        for m in pattern.finditer(row.text):
+            rd = parse_raw_date(m.group(2))
             if rd is None:
                 continue
+            page.claim(row, m.start(), m.end())
             conf = 0.97
             if rd.ocr_fixes:
                 conf = 0.75 - 0.05 * (rd.ocr_fixes - 1)
-            out.append((rd, _Cand("", max(conf, 0.3), i, priority, _in_header(i, n))))
+            out.append((rd, Cand("", max(conf, 0.3), row.index, priority, row.band)))
     return out
 
 
+def _split_name_value(raw: str) -> str:
+    """Cut a keyed name value at the next field (two spaces, a bar, or a following key)."""
+    m = keys.NAME_STOP.search(raw)
+    return (raw[: m.start()] if m else raw).strip(" \t,;:.-")
+
+
+def _name_cands(page: _Page) -> list[Cand]:
+    """Names after a name key ('PATIENT:', 'Patient Name:'), and the weaker 'RE:' of a letter."""
+    out: list[Cand] = []
+    for row in page.rows:
+        for m in keys.NAME_RE.finditer(row.text):
+            raw = _split_name_value(m.group(2))
+            name = normalise_name(raw)
+            if name is None:
+                continue
+            page.claim(row, m.start(), m.start(2) + len(raw))
+            conf = 0.96 if "," in raw else 0.88
+            if (
+                re.search(r"[a-z]", raw)
+                and "," not in raw
+                and m.group(1).strip().upper() in {"NAME", "PATIENT"}
+            ):
+                conf = 0.8  # 'Name: John Smith' in prose-like text is weaker evidence than a label block
+            out.append(Cand(name, conf, row.index, 3, row.band))
+            break
+        else:
+            m3 = keys.RE_NAME_RE.match(row.text)
+            name = normalise_name(_split_name_value(m3.group(1))) if m3 else None
+            if name is not None:
+                out.append(Cand(name, 0.5, row.index, 0, row.band))
+    return out
+
+
+def _sex_cands(page: _Page) -> list[Cand]:
+    out = []
+    for row in page.rows:
+        for m in keys.SEX_RE.finditer(row.text):
+            page.claim(row, m.start(), m.end())
+            out.append(Cand(m.group(1)[0].upper(), 0.95, row.index, 1, row.band))
+    return out
+
+
+def _keyed_ages(page: _Page) -> list[int]:
+    ages = []
+    for row in page.rows:
+        if not row.band:
+            continue
+        for m in keys.AGE_RE.finditer(row.text):
+            page.claim(row, m.start(), m.end(), identifier=False)
+            ages.append(int(m.group(1)))
+    return [a for a in ages if 0 <= a <= 130]
+
+
+# ---------------------------------------------------------------------------------- keys above values
+
+
+def _stacked_rows(rows: list[Row]) -> list[Row]:
+    """'KEY: VALUE' rows rebuilt from form grids, where each key is printed above its value.
+
+    A band row whose keys stand alone (nothing but separators before the next key) is paired with the row
+    right under it; the words under a key, up to where the next key begins, are its value.
+    """
+    out: list[Row] = []
+    by_index = {r.index: r for r in rows}
+    for row in rows:
+        below = by_index.get(row.index + 1)
+        if not row.band or not row.words or below is None or not below.words:
+            continue
+        gap = min(w.top for w, _, _ in below.words) - max(w.top + w.height for w, _, _ in row.words)
+        if gap > 1.5 * row.height:
+            continue
+        columns = _standalone_keys(row)
+        for k, (label, left) in enumerate(columns):
+            right = columns[k + 1][1] if k + 1 < len(columns) else 1 << 30
+            value = [
+                (w.text.strip(_BORDER_MARKS), a, b)
+                for w, a, b in below.words
+                if left - row.height <= w.left < right - row.height / 2 and w.text.strip(_BORDER_MARKS)
+            ]
+            if value:
+                text = f"{label}: {' '.join(v for v, _, _ in value)}"
+                index = _STACKED_ROW_OFFSET + below.index * 50 + k
+                sources = [(below.index, a, b) for _, a, b in value]
+                out.append(Row(text, True, index, height=row.height, sources=sources))
+    return out
+
+
+def _standalone_keys(row: Row) -> list[tuple[str, int]]:
+    """Keys of a row with no value after them: (key text, left edge in pixels), left to right."""
+    found = list(keys.ANY_KEY_RE.finditer(row.text))
+    out = []
+    for k, m in enumerate(found):
+        end = found[k + 1].start() if k + 1 < len(found) else len(row.text)
+        if row.text[m.end() : end].strip(_BORDER_MARKS + ":;#.-"):
+            return []  # a value beside a key: not a grid row
+        lefts = [w.left for w, s, e in row.words if s < m.end() and e > m.start()]
+        if lefts:
+            out.append((m.group(1), min(lefts)))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ consistency
+
+
 def _resolve_dates(
-    raws: list[tuple[_RawDate, _Cand]], *, today: date, is_dob: bool, age: int | None, when: date | None
-) -> list[_Cand]:
+    raws: list[tuple[RawDate, Cand]], *, today: date, is_dob: bool, age: int | None, when: date | None
+) -> list[Cand]:
     """Turn raw dates into ISO candidates, choosing the century of two-digit years.
 
     A date of birth cannot be in the future; one after the date of service is kept but distrusted. A printed
     age (checked against the date of service) settles the century of a two-digit year and raises or lowers
-    confidence in a four-digit one.
+    confidence in a four-digit one; without an age, a two-digit birth year takes the latest century that
+    puts the birth before the visit.
     """
-    out: list[_Cand] = []
+    out: list[Cand] = []
     for rd, cand in raws:
-        conf = cand.conf
-        if rd.year is not None:
-            options = [rd.resolve(rd.year)]
-        else:
-            conf *= 0.85
-            options = [rd.resolve(2000 + rd.yy), rd.resolve(1900 + rd.yy)]
-        dates = [d for d in options if d is not None]
+        conf = cand.conf if rd.year is not None else cand.conf * 0.85
+        dates = rd.options()
         if is_dob:
             dates = [d for d in dates if d <= today]
             if rd.year is None and when is not None:
@@ -400,7 +255,7 @@ def _resolve_dates(
             continue
         d = dates[0]
         if is_dob and age is not None and when is not None:
-            fitting = [x for x in dates if abs(_age_on(x, when) - age) <= 1]
+            fitting = [x for x in dates if abs(age_on(x, when) - age) <= 1]
             if fitting:
                 d = fitting[0]
                 conf = min(0.99, cand.conf + 0.02) if rd.year is not None else min(0.95, cand.conf)
@@ -408,182 +263,133 @@ def _resolve_dates(
                 conf *= 0.85
         if is_dob and when is not None and d > when:
             conf *= 0.5
-        out.append(_Cand(d.isoformat(), conf, cand.line, cand.priority, cand.header))
+        out.append(Cand(d.isoformat(), conf, cand.line, cand.priority, cand.header))
     return out
 
 
-def _name_cands(lines: list[str]) -> list[_Cand]:
-    out: list[_Cand] = []
-    n = len(lines)
-    for i, line in enumerate(lines):
-        header = _in_header(i, n)
-        for m in _NAME_RE.finditer(line):
-            raw = _split_name_value(m.group(2))
-            name = normalise_name(raw)
-            if name is None:
-                continue
-            conf = 0.96 if "," in raw else 0.88
-            if (
-                re.search(r"[a-z]", raw)
-                and "," not in raw
-                and m.group(1).strip().upper() in {"NAME", "PATIENT"}
-            ):
-                conf = 0.8  # 'Name: John Smith' in prose-like text is weaker evidence than a label block
-            out.append(_Cand(name, conf, i, 3, header))
-            break
-        else:
-            m2 = _BARE_NAME.match(line)
-            if m2 and header:
-                rest = line[m2.end() :]
-                labelled = bool(re.search(r"(?i)\b(?:MRN|MR\s*#|DOB|D\.O\.B)", rest))
-                name = normalise_name(m2.group(1))
-                if name is not None and (labelled or i < _HEADER_LINES):
-                    out.append(_Cand(name, 0.88 if labelled else 0.55, i, 2 if labelled else 1, header))
-                continue
-            m3 = _RE_NAME_RE.match(line)
-            if m3:
-                name = normalise_name(_split_name_value(m3.group(1)))
-                if name is not None:
-                    out.append(_Cand(name, 0.5, i, 0, header))
-    return out
+def _page_age(keyed: list[int], keyless: KeylessFinds) -> int | None:
+    if keyed:
+        return keyed[0]
+    ages = Counter(a for a in keyless.ages if 0 <= a <= 120)
+    return ages.most_common(1)[0][0] if ages else None
 
 
-# ICD-10-CM (domain README A4): letter, digit, digit-or-letter, then optionally a dot and 1-4 alphanumerics.
-# The shape alone also matches lab names ('A1C'), vitamins ('B12') and room numbers, so a code counts only
-# in a diagnosis context: on a line labelled Dx / Diagnosis / ICD / Impression / Assessment, or on the few
-# lines under such a heading. A third character that is a letter exists only in a handful of categories.
-_ICD_CONTEXT = re.compile(
-    r"(?i)(?<![A-Za-z])(?:Dx|DX|Diagnos[ie]s|Diag\.?|ICD(?:[ -]?10)?(?:[ -]?CM)?(?:[ ]?codes?)?|"
-    r"Impressions?|Assessment(?:[ ]+and[ ]+plan)?|A/P)(?![A-Za-z])"
-)
-_ICD_CODE = re.compile(
-    r"(?<![A-Za-z0-9.\-])([A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?)(?![A-Za-z0-9]|\.[0-9A-Za-z])"
-)
-_ICD_ALPHA_THIRD = frozenset({"C4A", "C7A", "C7B", "D3A", "M1A", "Z3A"})
-# A lab value or unit right after the token ('A1C 9.2 %', 'B12 level') means it is a test, not a code.
-_ICD_NOT_AFTER = re.compile(
-    r"(?i)^[ \t]*(?::?[ \t]*[<>=]?[ \t]*\d|levels?\b|deficien|%|mg|ng|pg|units?\b|is\b|was\b|were\b|of\b|"
-    r"-[ ]?[A-Z]\d|to[ ]+[A-Z]\d|(?:compression|burst|vertebra|body|level|nerve|interspace|disc|pedicle|"
-    r"lamina|spinous|screw|fusion|fracture)s?\b)"
-)
-# Spinal levels (T10-T12) and vitamin B12 are not ICD-10-CM categories but read like codes in diagnoses.
-_ICD_NOT_CODES = frozenset({"T08", "T09", "T10", "T11", "T12", "T13", "B12"})  # B12: the vitamin
-_ICD_WINDOW = 240  # characters after a label on one line (dictated texts run whole reports into one line)
-_ICD_NOT_BEFORE = re.compile(r"(?i)(?:vitamin|vit\.?|hemoglobin|hgb|room|rm|bed|suite|unit)[ \t#:]*$")
-# OCR reads the letter I of a code as the digit 1 ('(110)' for '(I10)'); fixed only for a code printed alone
-# in parentheses, where no number of that shape (a dose, a value) plausibly stands.
-_ICD_OCR_PAREN = re.compile(r"\((1\d{2}(?:\.[0-9A-Z]{1,4})?)\)")
-_ICD_SECTION_LINES = 8
-_ICD_HEADING = re.compile(r"^[ \t]*[A-Z][A-Za-z /&\-]{2,40}:[ \t]*")
+@lru_cache(maxsize=32)
+def _compiled(pattern: str | None) -> re.Pattern[str] | None:
+    """The facility MRN pattern (full match); None when unset. Validated where the setting is read."""
+    return re.compile(pattern) if pattern else None
 
 
-def _icd_ok(code: str) -> bool:
-    """Shape check beyond the regex: a letter third character only in the categories that have one."""
-    if code in _ICD_NOT_CODES:
-        return False
-    return not code[2].isalpha() or code[:3] in _ICD_ALPHA_THIRD
+# ------------------------------------------------------------------------------------------- the page
 
 
-def extract_icd_codes(text: str) -> list[str]:
-    """ICD-10-CM codes printed in a diagnosis context, deduplicated in page order.
+def extract_identifiers(
+    text: str,
+    *,
+    words: Sequence[Word] | None = None,
+    page_size: tuple[int, int] | None = None,
+    mrn_pattern: str | None = None,
+    today: date | None = None,
+) -> Identifiers:
+    """Read MRN, name, DOB, sex, date of service, account and encounter from one page.
 
-    Codes need a label on the same line ('Dx: E11.9', 'ICD-10: I10, E78.5') or must sit in the lines below
-    a diagnosis heading ('DISCHARGE DIAGNOSES:' then a numbered list), up to the next heading or blank line.
-    """
-    out: list[str] = []
-    if not text:
-        return out
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    in_section = 0
-    for line in lines:
-        labels = list(_ICD_CONTEXT.finditer(line))
-        if labels:
-            windows = [line[m.end() : m.end() + _ICD_WINDOW] for m in labels]
-            in_section = _ICD_SECTION_LINES
-        elif in_section and line.strip() and not _ICD_HEADING.match(line):
-            windows = [line]
-            in_section -= 1
-        else:
-            in_section = 0
-            continue
-        for raw in windows:
-            scan = _ICD_OCR_PAREN.sub(lambda m: "(I" + m.group(1)[1:] + ")", raw)
-            for m in _ICD_CODE.finditer(scan):
-                code = m.group(1)
-                if not _icd_ok(code) or _ICD_NOT_AFTER.match(scan[m.end() :]):
-                    continue
-                if _ICD_NOT_BEFORE.search(scan[: m.start()]) or code in out:
-                    continue
-                out.append(code)
-    return out
-
-
-def extract_identifiers(text: str, *, today: date | None = None) -> Identifiers:
-    """Read MRN, name, DOB, date of service, account and encounter from one page of OCR text.
-
-    Only labelled values count; header/footer lines beat body mentions, so a date the report quotes
-    ('EEG on August 04, 2002') never becomes the date of service. ``today`` bounds dates of birth and
-    two-digit years (injectable for tests).
+    ``words`` are the page's OCR word boxes (pixels, or points for a text layer) and ``page_size`` its
+    (width, height) in the same unit: with them labels are found by position anywhere in the top and
+    bottom bands, fields by their gaps, keys above values, and keyless imprints; without them the text's
+    lines are used. ``mrn_pattern`` is the facility's MRN shape as a regular expression matched against
+    the whole value ('M\\d{9}', '\\d{10}'): it decides which keyless number is the MRN and lowers trust in
+    a keyed one of another shape. ``today`` bounds dates of birth and two-digit years (for tests).
     """
     ids = Identifiers()
-    if not text or not text.strip():
+    if not (text and text.strip()) and not words:
         return ids
-    ids.icd_codes = extract_icd_codes(text)
+    ids.icd_codes = extract_icd_codes(text or "")
     ref = today or date.today()
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    rows = page_rows(text or "", words, page_size)
+    page = _Page(rows + _stacked_rows(rows))
+    shape = _compiled(mrn_pattern)
 
-    ids.mrn = _best(
-        _id_cands(_MRN_RE, lines, min_digits=5) + _id_cands(_MRN_FUZZY_RE, lines, min_digits=6, fuzzy=True)
+    keyed = _Keyed.read(page, shape)
+    keyless = read_blocks(
+        blocks(rows),
+        page.masked(),
+        dict(page.keyed_per_row),
+        mrn_pattern=shape,
+        have_dob=bool(keyed.dob),
+        have_dos=bool(keyed.dos),
+        today=ref,
     )
-    ids.account = _best(
-        _id_cands(_ACCT_RE, lines, min_digits=4) + _id_cands(_ACCT_FUZZY_RE, lines, min_digits=6, fuzzy=True)
-    )
-    ids.encounter = _best(
-        _id_cands(_ENC_RE, lines, min_digits=4) + _id_cands(_ENC_FUZZY_RE, lines, min_digits=6, fuzzy=True)
-    )
-    ids.name = _best(_name_cands(lines))
+    ids.mrn = best(keyed.mrn + keyless.mrns)
+    ids.account = best(keyed.account)
+    ids.encounter = best(keyed.encounter)
+    ids.name = best(keyed.names + keyless.names)
+    ids.sex = best(keyed.sexes + keyless.sexes)
+    _consistent_dates(ids, keyed, keyless, ref)
+    return ids
 
-    ages = [
-        int(m.group(1))
-        for i, ln in enumerate(lines)
-        if _in_header(i, len(lines))
-        for m in _AGE_RE.finditer(ln)
-    ]
-    age = ages[0] if ages and 0 <= ages[0] <= 130 else None
 
-    dos_raw = _date_cands(_DOS_RE, lines, 3) + _date_cands(_ADM_RE, lines, 2)
-    ids.date_of_service = _best(_resolve_dates(dos_raw, today=ref, is_dob=False, age=None, when=None))
+@dataclass(slots=True)
+class _Keyed:
+    """Every value a key printed beside (or above) it claimed on the page."""
+
+    mrn: list[Cand]
+    account: list[Cand]
+    encounter: list[Cand]
+    names: list[Cand]
+    sexes: list[Cand]
+    ages: list[int]
+    dos: list[tuple[RawDate, Cand]]
+    dob: list[tuple[RawDate, Cand]]
+
+    @classmethod
+    def read(cls, page: _Page, shape: re.Pattern[str] | None) -> _Keyed:
+        return cls(
+            mrn=_id_cands(page, keys.MRN_RE, min_digits=5, shape=shape)
+            + _id_cands(page, keys.MRN_FUZZY_RE, min_digits=6, fuzzy=True, shape=shape),
+            account=_id_cands(page, keys.ACCT_RE, min_digits=4)
+            + _id_cands(page, keys.ACCT_FUZZY_RE, min_digits=6, fuzzy=True),
+            encounter=_id_cands(page, keys.ENC_RE, min_digits=4)
+            + _id_cands(page, keys.ENC_FUZZY_RE, min_digits=6, fuzzy=True),
+            names=_name_cands(page),
+            sexes=_sex_cands(page),
+            ages=_keyed_ages(page),
+            dos=_date_cands(page, keys.DOS_RE, 3) + _date_cands(page, keys.ADM_RE, 2),
+            dob=_date_cands(page, keys.DOB_RE, 3),
+        )
+
+
+def _consistent_dates(ids: Identifiers, keyed: _Keyed, keyless: KeylessFinds, today: date) -> None:
+    """Date of service first (it bounds the birth date), then the birth date checked against it and the
+    printed age; keyless dates join the role their neighbours gave them."""
+    dos = keyed.dos + [(f.raw, f.cand) for f in keyless.dates if f.role == "dos"]
+    dob = keyed.dob + [(f.raw, f.cand) for f in keyless.dates if f.role == "dob"]
+    ids.date_of_service = best(_resolve_dates(dos, today=today, is_dob=False, age=None, when=None))
     when = date.fromisoformat(ids.date_of_service.value) if ids.date_of_service else None
-
-    dob_raw = _date_cands(_DOB_RE, lines, 3)
-    ids.dob = _best(_resolve_dates(dob_raw, today=ref, is_dob=True, age=age, when=when))
+    age = _page_age(keyed.ages, keyless)
+    ids.dob = best(_resolve_dates(dob, today=today, is_dob=True, age=age, when=when))
     if ids.dob and ids.date_of_service and ids.dob.value == ids.date_of_service.value:
         # Same date under both labels is usually a misread label; keep both but trust them less.
         ids.dob = Extracted(ids.dob.value, round(ids.dob.confidence * 0.6, 3))
-    return ids
 
 
 def merge_identifiers(pages: list[Identifiers]) -> Identifiers:
     """Document-level identifiers: per field, the value with the largest confidence-weighted vote.
 
-    Agreeing pages raise confidence (independent evidence: 1 - prod(1 - c)); disagreeing pages lower it by
-    the winner's share of the vote, so a document whose pages name two MRNs is flagged by a low score.
+    Agreeing pages raise confidence (independent evidence: 1 - prod(1 - c)), which is how a keyless value
+    printed on every page of a document (an imprint, a label) earns the trust a single page cannot give it;
+    disagreeing pages lower it by the winner's share of the vote, so a document whose pages name two MRNs
+    is flagged by a low score.
     """
     merged = Identifiers()
-    fields = [name for name, _ in Identifiers().as_items()]
-    for fname in fields:
+    for fname, _ in Identifiers().as_items():
         votes: dict[str, list[float]] = {}
-        order: list[str] = []
         for page in pages:
             ex = getattr(page, fname)
-            if ex is None:
-                continue
-            if ex.value not in votes:
-                votes[ex.value] = []
-                order.append(ex.value)
-            votes[ex.value].append(max(0.0, min(1.0, ex.confidence)))
+            if ex is not None:
+                votes.setdefault(ex.value, []).append(max(0.0, min(1.0, ex.confidence)))
         if not votes:
             continue
+        order = list(votes)
         total = sum(sum(v) for v in votes.values())
         winner = max(order, key=lambda v: (sum(votes[v]), -order.index(v)))
         if total <= 0:

@@ -26,6 +26,7 @@ import os
 import pickle
 import re
 import threading
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
-from chartvault.classify.doctype import _LABEL_LINE, _strip_label_lines, _title_votes
+from chartvault.classify.features import is_label_line, strip_label_lines, title_votes
 from chartvault.classify.types import DOC_TYPES, DocTypePrediction
 
 __all__ = [
@@ -60,7 +61,11 @@ __all__ = [
     "training_version",
 ]
 
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2  # 2: class counts stored with the model (prior correction)
+# What ``model_text`` keeps and drops. Part of the model version: a model cached by code that prepared its
+# text differently must never be loaded by this code. Change it whenever ``model_text`` or the label-line
+# rules it uses (``features.py``) change.
+FEATURES_VERSION = "2: every key synonym and keyless label lines stripped"
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 LABEL_MAP = {"letter": "correspondence"}  # corpus vocabulary -> ours
 _CACHE_NAME = "doctype-model.joblib"
@@ -77,6 +82,10 @@ PARAMS: dict[str, object] = {
     "class_weight": "balanced",  # dev_texts is half operative reports
     "calibration_folds": 3,
     "seed": 0,
+    # Probabilities are divided by (training share of the type) ** prior_power: the training texts are half
+    # operative reports and a tenth as many H&Ps as consults, a chart's pages are not; 0 keeps the
+    # training mix, 1 treats every type as equally likely. Chosen by family-grouped cross-validation.
+    "prior_power": 0.75,
 }
 
 _DIGITS = re.compile(r"\d")
@@ -102,11 +111,11 @@ def model_text(pages: str | Sequence[str]) -> str:
             continue
         lines = page.replace("\r\n", "\n").replace("\r", "\n").split("\n")
         first_label = next(
-            (i for i, ln in enumerate(lines[:_HOSPITAL_ZONE]) if len(ln) <= 100 and _LABEL_LINE.search(ln)),
+            (i for i, ln in enumerate(lines[:_HOSPITAL_ZONE]) if is_label_line(ln)),
             0,
         )
-        head = [ln for ln in lines[:first_label] if _title_votes([ln])]  # keep a title printed above
-        out.extend(head + _strip_label_lines(lines[first_label:]))
+        head = [ln for ln in lines[:first_label] if title_votes([ln])]  # keep a title printed above
+        out.extend(head + strip_label_lines(lines[first_label:]))
     text = "\n".join(ln for ln in out if ln.strip())
     text = _SPACES.sub(" ", _DIGITS.sub("0", text))
     return text[: int(PARAMS["max_chars"])]  # type: ignore[call-overload]
@@ -115,26 +124,26 @@ def model_text(pages: str | Sequence[str]) -> str:
 def _pipeline(params: dict[str, object]) -> Pipeline:
     words = TfidfVectorizer(
         analyzer="word",
-        ngram_range=params["word_ngrams"],  # type: ignore[arg-type]
-        min_df=params["word_min_df"],  # type: ignore[arg-type]
+        ngram_range=params["word_ngrams"],
+        min_df=params["word_min_df"],
         token_pattern=r"(?u)\b[^\W\d_][^\W\d_]+\b",
         sublinear_tf=True,
         dtype=np.float64,
     )
     chars = TfidfVectorizer(
         analyzer="char_wb",
-        ngram_range=params["char_ngrams"],  # type: ignore[arg-type]
-        min_df=params["char_min_df"],  # type: ignore[arg-type]
-        max_features=params["char_max_features"],  # type: ignore[arg-type]
+        ngram_range=params["char_ngrams"],
+        min_df=params["char_min_df"],
+        max_features=params["char_max_features"],
         sublinear_tf=True,
         dtype=np.float64,
     )
     svm = LinearSVC(
-        C=params["C"],  # type: ignore[arg-type]
-        class_weight=params["class_weight"],  # type: ignore[arg-type]
-        random_state=params["seed"],  # type: ignore[arg-type]
+        C=params["C"],
+        class_weight=params["class_weight"],
+        random_state=params["seed"],
     )
-    folds = StratifiedKFold(n_splits=params["calibration_folds"])  # type: ignore[arg-type]  # no shuffle
+    folds = StratifiedKFold(n_splits=params["calibration_folds"])  # no shuffle
     clf = CalibratedClassifierCV(svm, method="sigmoid", cv=folds)
     return Pipeline([("features", FeatureUnion([("word", words), ("char", chars)])), ("clf", clf)])
 
@@ -144,7 +153,12 @@ def training_version(
 ) -> str:
     """Hash of training data + parameters + scikit-learn version: equal hashes, interchangeable models."""
     h = hashlib.sha256()
-    meta = {"format": MODEL_FORMAT, "params": params or PARAMS, "sklearn": sklearn.__version__}
+    meta = {
+        "format": MODEL_FORMAT,
+        "features": FEATURES_VERSION,
+        "params": params or PARAMS,
+        "sklearn": sklearn.__version__,
+    }
     h.update(json.dumps(meta, sort_keys=True, default=str).encode())
     for text, label in zip(texts, labels, strict=True):
         h.update(label.encode() + b"\x00" + text.encode("utf-8", "surrogatepass") + b"\x01")
@@ -159,6 +173,8 @@ class DocTypeModel:
     version: str
     sklearn_version: str = field(default_factory=lambda: sklearn.__version__)
     n_train: int = 0
+    class_counts: dict[str, int] = field(default_factory=dict)  # training texts per type
+    prior_power: float = 0.0
 
     @property
     def classes(self) -> list[str]:
@@ -171,9 +187,18 @@ class DocTypeModel:
         out = []
         for row in probs:
             d = dict.fromkeys(DOC_TYPES, 0.0)
-            d.update({c: float(p) for c, p in zip(classes, row, strict=True)})
+            d.update(self._without_training_prior(dict(zip(classes, (float(p) for p in row), strict=True))))
             out.append(d)
         return out
+
+    def _without_training_prior(self, probs: dict[str, float]) -> dict[str, float]:
+        """Divide out (part of) the training mix, so a rare type is not out-voted by its frequency alone."""
+        total = sum(self.class_counts.values())
+        if self.prior_power <= 0 or total <= 0:
+            return probs
+        scaled = {c: p / (self.class_counts.get(c, 1) / total) ** self.prior_power for c, p in probs.items()}
+        norm = sum(scaled.values()) or 1.0
+        return {c: p / norm for c, p in scaled.items()}
 
     def predict(self, text: str | Sequence[str]) -> DocTypePrediction:
         """Model-only prediction for one page, or a document given as a list of pages."""
@@ -192,6 +217,8 @@ class DocTypeModel:
             "version": self.version,
             "sklearn_version": self.sklearn_version,
             "n_train": self.n_train,
+            "class_counts": self.class_counts,
+            "prior_power": self.prior_power,
             # Pickled separately so the header can be checked before any scikit-learn object is unpickled.
             "pipeline": pickle.dumps(self.pipeline, protocol=pickle.HIGHEST_PROTOCOL),
         }
@@ -219,7 +246,14 @@ def load(path: Path, expected_version: str | None = None) -> DocTypeModel:
     if expected_version is not None and blob.get("version") != expected_version:
         raise ModelVersionError(f"{path}: model {blob.get('version')} is stale (expected {expected_version})")
     pipeline = pickle.loads(blob["pipeline"])
-    return DocTypeModel(pipeline, blob["version"], blob["sklearn_version"], blob.get("n_train", 0))
+    return DocTypeModel(
+        pipeline,
+        blob["version"],
+        blob["sklearn_version"],
+        blob.get("n_train", 0),
+        dict(blob.get("class_counts") or {}),
+        float(blob.get("prior_power", 0.0)),
+    )
 
 
 def train(
@@ -233,7 +267,13 @@ def train(
         raise ValueError(f"unknown document types: {unknown}")
     pipe = _pipeline(params)
     pipe.fit([model_text(t) for t in texts], labels)
-    return DocTypeModel(pipe, training_version(texts, labels, params), n_train=len(texts))
+    return DocTypeModel(
+        pipe,
+        training_version(texts, labels, params),
+        n_train=len(texts),
+        class_counts=dict(Counter(labels)),
+        prior_power=float(params.get("prior_power", 0.0)),  # type: ignore[arg-type]
+    )
 
 
 PACKAGED_DEV_TEXTS = Path(__file__).with_name("data") / "dev_texts.csv.gz"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 DOC_TYPES: tuple[str, ...] = (
     "history_and_physical",
@@ -42,20 +43,21 @@ class Identifiers:
     mrn: Extracted | None = None
     name: Extracted | None = None  # as printed, normalised to "LAST, FIRST M"
     dob: Extracted | None = None
+    sex: Extracted | None = None  # "M" or "F"
     date_of_service: Extracted | None = None
     account: Extracted | None = None
     encounter: Extracted | None = None
     # ICD-10-CM codes printed in a diagnosis context (Dx:, Diagnosis:, ICD-10:, Impression:), in page order.
     icd_codes: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (stored per page in the catalog)."""
-        out: dict = {k: (asdict(v) if v else None) for k, v in self.as_items()}
+        out: dict[str, Any] = {k: (asdict(v) if v else None) for k, v in self.as_items()}
         out["icd_codes"] = list(self.icd_codes)
         return out
 
     @classmethod
-    def from_dict(cls, data: dict) -> Identifiers:
+    def from_dict(cls, data: dict[str, Any]) -> Identifiers:
         """Inverse of ``to_dict``; unknown keys are ignored so older catalog rows still load."""
         fields = {k: Extracted(**v) for k, v in data.items() if k in _EXTRACTED_FIELDS and v}
         return cls(**fields, icd_codes=[str(c) for c in data.get("icd_codes") or []])
@@ -66,13 +68,14 @@ class Identifiers:
             ("mrn", self.mrn),
             ("name", self.name),
             ("dob", self.dob),
+            ("sex", self.sex),
             ("date_of_service", self.date_of_service),
             ("account", self.account),
             ("encounter", self.encounter),
         ]
 
 
-_EXTRACTED_FIELDS = frozenset({"mrn", "name", "dob", "date_of_service", "account", "encounter"})
+_EXTRACTED_FIELDS = frozenset({"mrn", "name", "dob", "sex", "date_of_service", "account", "encounter"})
 
 # Where a document type came from (documents.classification_source).
 SOURCE_MODEL, SOURCE_RULES, SOURCE_COVER_SHEET, SOURCE_HINT, SOURCE_STAFF = (

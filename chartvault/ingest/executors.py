@@ -93,6 +93,11 @@ class LocalExecutor:
         for _ in range(self.workers):
             pool.submit(init_worker_process, self.max_pixels).result()
 
+    def worker_pids(self) -> list[int]:
+        """The live worker processes (for CPU accounting by benchmarks)."""
+        pool = self._pool
+        return [p.pid for p in (pool._processes or {}).values() if p.pid] if pool is not None else []
+
     def submit(self, task: StageTask[OutcomeT]) -> Future[OutcomeT]:
         outcome: Future[OutcomeT] = Future()
         self._start(task, outcome, attempt=1)

@@ -78,6 +78,7 @@ class PipelineOptions:
     limits: Limits
     ocr: OcrOptions
     review_threshold: float
+    mrn_pattern: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PipelineOptions:
@@ -95,8 +96,11 @@ class PipelineOptions:
                 timeout_s=settings.ocr_timeout_s,
                 text_layer_min_chars=settings.text_layer_min_chars,
                 preprocess=settings.ocr_preprocess,
+                engine=settings.ocr_engine,
+                grey_dpi=settings.ocr_grey_dpi,
             ),
             review_threshold=settings.review_confidence_threshold,
+            mrn_pattern=settings.mrn_pattern,
         )
 
 
@@ -190,7 +194,8 @@ class Pipeline:
             return
         pending = [p.page_no for p in f.pages if p.status == PAGE_RECEIVED]
         for page_no in pending:
-            self._submit(run, f, page_no, OcrTask(f.staged_path or "", f.kind, page_no, self.options.ocr))
+            task = OcrTask(f.staged_path or "", f.kind, page_no, self.options.ocr, self.options.mrn_pattern)
+            self._submit(run, f, page_no, task)
         if not pending:
             self._file_stages(s, f, run)
 

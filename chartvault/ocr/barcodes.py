@@ -5,10 +5,14 @@ one that says whose document follows and of what type (``chartvault.classify.cov
 decodes exactly or not at all, where OCR of the same digits guesses. Pure functions, no I/O beyond reading
 the page image; nothing here logs payloads (they are identifiers).
 
-Cost (measured on letter pages, 2 cores, see the report in ``bench``/README): the page is decoded once more
-in addition to the OCR pass — a TIFF frame or PNG/JPEG with Pillow, a PDF page rendered by pdfium at
-``BARCODE_DPI`` — and reduced to at most ``MAX_SIDE`` pixels on the long side before zxing runs, which keeps
-it to tens of milliseconds against seconds of tesseract.
+Cost: a scanned page is read from the pixels the OCR pass already decoded (``scan_decoded``), reduced by
+whole pixels to ~``SCAN_DPI``: a letter page at 300 dpi takes zxing ~35 ms at full size, ~8 ms at 100 dpi
+(measured with ``read_barcodes`` on a 2-core machine). A cover sheet's QR code (12 printed pixels of 1/200
+inch a module) reads at that size; its Code 128 (2 such pixels a bar) not always, so a page with few OCR
+words (where a cover sheet can be) that showed no barcode at all is read again at ~``FINE_DPI``. Chart pages
+carry hundreds of words and never pay the second pass. Files whose pages were not decoded for OCR (a PDF
+page read from its text layer) go through ``page_barcodes``: the page is decoded (a PDF page rendered by
+pdfium at ``BARCODE_DPI``) and reduced to at most ``MAX_SIDE`` pixels on the long side.
 """
 
 from __future__ import annotations
@@ -20,11 +24,23 @@ from PIL import Image
 
 from chartvault.filetypes import FileKind
 
-__all__ = ["BARCODE_DPI", "FORMATS", "MAX_SIDE", "page_barcodes", "page_image", "read_barcodes"]
+__all__ = [
+    "BARCODE_DPI",
+    "FINE_DPI",
+    "FORMATS",
+    "MAX_SIDE",
+    "SCAN_DPI",
+    "page_barcodes",
+    "page_image",
+    "read_barcodes",
+    "scan_decoded",
+]
 
 FORMATS = "Code128,Code39,QRCode"
 BARCODE_DPI = 150  # PDF pages are rendered at this resolution for barcode reading only
 MAX_SIDE = 2200  # longer sides are reduced (a 300-dpi letter page is 3300 px): enough for label barcodes
+SCAN_DPI = 100  # every OCR'd page is searched for barcodes at about this resolution
+FINE_DPI = 200  # ...and a page with few words and no barcode found again at about this one
 
 
 def read_barcodes(image: Image.Image | Any) -> list[dict[str, str]]:
@@ -65,7 +81,7 @@ def page_image(path: Path, kind: FileKind, page_no: int, dpi: int = BARCODE_DPI)
             page = doc[page_no - 1]
             try:
                 bitmap = page.render(scale=dpi / 72, grayscale=True)
-                img = bitmap.to_pil().convert("L")
+                img: Image.Image = bitmap.to_pil().convert("L")
             finally:
                 page.close()
         finally:
@@ -80,10 +96,26 @@ def page_image(path: Path, kind: FileKind, page_no: int, dpi: int = BARCODE_DPI)
     longest = max(img.size)
     if longest > MAX_SIDE:
         factor = MAX_SIDE / longest
-        img = img.resize((max(1, round(img.width * factor)), max(1, round(img.height * factor))), Image.BOX)
+        size = (max(1, round(img.width * factor)), max(1, round(img.height * factor)))
+        img = img.resize(size, Image.Resampling.BOX)
     return img
 
 
 def page_barcodes(path: Path, kind: FileKind, page_no: int) -> list[dict[str, str]]:
     """Barcodes of one page of a file (see ``read_barcodes``)."""
     return read_barcodes(page_image(path, kind, page_no))
+
+
+def reduced(im: Image.Image, dpi: int | None, target_dpi: int) -> Image.Image:
+    """8-bit grey at about `target_dpi` (by a whole factor, a box filter: cheap and sharp enough)."""
+    gray = im if im.mode == "L" else im.convert("L")
+    factor = max(1, round((dpi or 300) / target_dpi))
+    return gray.reduce(factor) if factor > 1 and min(gray.size) >= 2 * factor else gray
+
+
+def scan_decoded(im: Image.Image, dpi: int | None, *, few_words: bool) -> list[dict[str, str]]:
+    """Barcodes of a page image already decoded for OCR (see the module docstring for the two passes)."""
+    found = read_barcodes(reduced(im, dpi, SCAN_DPI))
+    if not found and few_words:
+        found = read_barcodes(reduced(im, dpi, FINE_DPI))
+    return found

@@ -60,7 +60,8 @@ def _ink_cells(im: Image.Image, dpi: int | None) -> np.ndarray:
     ch, cw = ink.shape[0] // cell, ink.shape[1] // cell
     if ch == 0 or cw == 0:
         return ink
-    return ink[: ch * cell, : cw * cell].reshape(ch, cell, cw, cell).any(axis=(1, 3))
+    cells = ink[: ch * cell, : cw * cell].reshape(ch, cell, cw, cell).any(axis=(1, 3))
+    return np.asarray(cells)
 
 
 def _mark_cells(cells: np.ndarray) -> int:

@@ -79,35 +79,60 @@ def image_source(path: Path, page_no: int) -> int | None:
         return image_dpi(im)
 
 
-def tiff_source(path: Path, page_no: int, workdir: Path) -> tuple[Path, int | None, bool]:
-    """One TIFF frame as a path tesseract can read: (path, dpi, is_temporary)."""
+def decode_file(path: Path, page_no: int) -> Image.Image:
+    """Frame `page_no` (1-based) of an image file, decoded; OcrError for a bad file or missing frame."""
     with open_image(path, page_no) as im:
         frames = getattr(im, "n_frames", 1)
         if page_no > frames:
             raise OcrError(page_no, "page does not exist")
-        if frames == 1 and im.info.get("compression") in _TIFF_PASSTHROUGH and im.mode in ("1", "L", "RGB"):
-            return path, image_dpi(im), False
         try:
-            im.seek(page_no - 1)
-            check_pixels(page_no, *im.size)
+            if page_no > 1:
+                im.seek(page_no - 1)
+                check_pixels(page_no, *im.size)
             im.load()
+            # A copy outlives the file; Pillow frees a closed image's pixels.
+            return im.copy()
         except OcrError:
             raise
-        except Exception:
+        except Exception:  # Pillow plugins raise OSError, SyntaxError, ValueError, struct.error...
             raise OcrError(page_no, "image could not be decoded") from None
-        return write_pnm(im, workdir, page_no), image_dpi(im), True
 
 
-def rotated_copy(src: Path, degrees_cw: int, workdir: Path, page_no: int) -> Path:
-    """The image tesseract just read, turned clockwise, as an uncompressed PNM."""
+def tiff_frame(path: Path, page_no: int) -> tuple[int | None, bool]:
+    """Check one TIFF frame: (its dpi, whether tesseract can read the file as it is).
+
+    Only a single-frame TIFF of a compression and mode leptonica reads reliably passes as it is: a
+    multi-frame one cannot (tesseract would OCR every frame).
+    """
+    with open_image(path, page_no) as im:
+        frames = getattr(im, "n_frames", 1)
+        if page_no > frames:
+            raise OcrError(page_no, "page does not exist")
+        passthrough = (
+            frames == 1 and im.info.get("compression") in _TIFF_PASSTHROUGH and im.mode in ("1", "L", "RGB")
+        )
+        if page_no > 1:
+            try:
+                im.seek(page_no - 1)
+            except Exception:
+                raise OcrError(page_no, "image could not be decoded") from None
+            check_pixels(page_no, *im.size)
+        return image_dpi(im), passthrough
+
+
+def tiff_source(path: Path, page_no: int, workdir: Path) -> tuple[Path, int | None, bool]:
+    """One TIFF frame as a path tesseract can read: (path, dpi, is_temporary)."""
+    dpi, passthrough = tiff_frame(path, page_no)
+    if passthrough:
+        return path, dpi, False
+    return write_pnm(decode_file(path, page_no), workdir, page_no), dpi, True
+
+
+def turned(im: Image.Image, degrees_cw: int) -> Image.Image:
+    """The page turned clockwise by a quarter turn (as orientation detection asks)."""
     transpose = {
         90: Image.Transpose.ROTATE_270,  # Pillow's ROTATE_* turn counter-clockwise
         180: Image.Transpose.ROTATE_180,
         270: Image.Transpose.ROTATE_90,
     }[degrees_cw]
-    with open_image(src, page_no) as im:
-        try:
-            im.load()
-        except Exception:
-            raise OcrError(page_no, "image could not be decoded") from None
-        return write_pnm(im.transpose(transpose), workdir, page_no)
+    return im.transpose(transpose)

@@ -1,15 +1,32 @@
-"""One page of one file to PageText: the function OCR worker processes run."""
+"""One page of one file to PageText: the function OCR worker processes run.
+
+The page's steps, each timed in CPU (PageText.cpu_ms): *decode* (a file's frame decoded, a PDF page
+rendered; a text layer read instead when the page has one), *preprocess* (reduced to the recognition
+resolution when scanned finer; deskewed when skewed; 1-bit pages smoothed), *ocr* (one tesseract pass,
+orientation and a second pass only when the first looks turned), *blank* (the image looked at only when
+no confident word was read) and *barcodes* (on the pixels already decoded). The pixels are decoded once;
+the in-process engine takes them as a buffer, the command-line one gets the original file when it can
+read it as is, or an uncompressed PNM.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from PIL import Image
+
 from chartvault.filetypes import FileKind
+from chartvault.ocr import barcodes as page_codes
 from chartvault.ocr import images, pdf, preprocess
-from chartvault.ocr.blank import is_blank_page
+from chartvault.ocr.blank import has_confident_words, image_is_blank
+from chartvault.ocr.clock import StageClock
+from chartvault.ocr.engines import OcrEngine, get_engine
 from chartvault.ocr.errors import OcrError
-from chartvault.ocr.tess import Deadline, OcrPass, detect_rotation, ocr_image
+from chartvault.ocr.source import PageImage, Scratch
+from chartvault.ocr.tess import Deadline, OcrPass
 from chartvault.ocr.types import OcrOptions, PageText, Word
 
 # A first pass "looks wrong" (a sideways or upside-down page) below this mean confidence; upright
@@ -20,6 +37,29 @@ OSD_BELOW_CONFIDENCE = 60.0
 OSD_VERTICAL_SHARE = 0.5
 # Tesseract's own orientation confidence; turned pages score ~10, noise below ~2.
 OSD_MIN_CONFIDENCE = 2.0
+# A scan is reduced to the recognition resolution only when finer than it by more than this share
+# (a 305-dpi scan is read as it is).
+REDUCE_ABOVE = 1.05
+# A cover sheet carries a title and a few labelled fields: pages with more words are chart pages.
+COVER_SHEET_MAX_WORDS = 80
+
+
+@dataclass(slots=True)
+class PageScan:
+    """A page read: its text, and its barcodes when they were read from the decoded pixels.
+
+    `barcodes` is None when they were not (a text-layer page): the caller reads them from the file.
+    """
+
+    page: PageText
+    barcodes: list[dict[str, str]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    image: PageImage  # what tesseract reads
+    scale: float  # its pixels per source pixel (< 1 when reduced)
+    deskew_deg: float
 
 
 def extract_page(path: Path, kind: FileKind, page_no: int, options: OcrOptions, workdir: Path) -> PageText:
@@ -29,74 +69,134 @@ def extract_page(path: Path, kind: FileKind, page_no: int, options: OcrOptions, 
     so it pickles. Temporary images go to `workdir` and are deleted before returning. Raises
     OcrError (page number and reason only) when the page cannot be read.
     """
+    return scan_page(path, kind, page_no, options, workdir).page
+
+
+def scan_page(
+    path: Path, kind: FileKind, page_no: int, options: OcrOptions, workdir: Path, *, barcodes: bool = False
+) -> PageScan:
+    """extract_page, and with `barcodes` the page's barcodes read from the same decoded pixels."""
     started = time.perf_counter()
     if page_no < 1:
         raise OcrError(page_no, "page does not exist")
     deadline = Deadline(options.timeout_s)
     workdir.mkdir(parents=True, exist_ok=True)
-    temps: list[Path] = []
+    scratch = Scratch(workdir)
+    clock = StageClock()
+    found: list[dict[str, str]] | None = None
     try:
-        if kind is FileKind.PDF:
-            result = _pdf_page(path, page_no, options, workdir, temps, deadline)
-        elif kind is FileKind.TIFF:
-            src, dpi, temporary = images.tiff_source(path, page_no, workdir)
-            if temporary:
-                temps.append(src)
-            result = _ocr(src, page_no, options, dpi, workdir, temps, deadline)
-        elif kind in (FileKind.PNG, FileKind.JPEG):
-            # The original file goes to tesseract by path: no decode, no re-encode in Python.
-            dpi = images.image_source(path, page_no)
-            result = _ocr(path, page_no, options, dpi, workdir, temps, deadline)
+        with clock.stage("decode"):
+            loaded = _load(path, kind, page_no, options, wants_pixels=barcodes)
+        if isinstance(loaded, PageText):
+            page = loaded
         else:
-            raise OcrError(page_no, "unsupported file kind")
+            page = _recognise(loaded, options, deadline, scratch, clock)
+            if barcodes:
+                with clock.stage("barcodes"):
+                    found = _barcodes(loaded, page)
     finally:
-        for temp in temps:
-            temp.unlink(missing_ok=True)
-    result.elapsed_ms = round((time.perf_counter() - started) * 1000)
-    return result
+        scratch.cleanup()
+    page.elapsed_ms = round((time.perf_counter() - started) * 1000)
+    page.cpu_ms = clock.ms
+    return PageScan(page, found)
 
 
-def _pdf_page(
-    path: Path, page_no: int, options: OcrOptions, workdir: Path, temps: list[Path], deadline: Deadline
+def _load(
+    path: Path, kind: FileKind, page_no: int, options: OcrOptions, *, wants_pixels: bool
+) -> PageText | PageImage:
+    """The page's text layer when it has one worth reading, else its image (decoded when anything
+    after needs the pixels; left as a file only for the command line with nothing to do before it)."""
+    if kind is FileKind.PDF:
+        with pdf.open_page(path, page_no) as page:
+            layered = pdf.text_layer_page(page, page_no, options.text_layer_min_chars)
+            if layered is not None:
+                return layered
+            # Rendered rather than the scan's embedded JPEG handed over as is: that saves the ~180 ms
+            # render but measured equal or slightly worse character error on every corpus page tried
+            # (the render's resampling smooths scan noise), so the render stays. The document is
+            # closed before tesseract runs: no pdfium memory held for seconds.
+            return PageImage(page_no, options.dpi, image=pdf.render_image(page, page_no, options.dpi))
+    if kind is FileKind.TIFF:
+        dpi, passthrough = images.tiff_frame(path, page_no)
+        source = PageImage(page_no, dpi, path=path if passthrough else None, decode=_decoder(path, page_no))
+    elif kind in (FileKind.PNG, FileKind.JPEG):
+        source = PageImage(page_no, images.image_source(path, page_no), path=path)
+    else:
+        raise OcrError(page_no, "unsupported file kind")
+    if wants_pixels or options.engine != "pytesseract" or options.preprocess or _reduction(source, options):
+        source.image  # noqa: B018 - decoded here, inside the decode stage's timing
+    return source
+
+
+def _barcodes(source: PageImage, page: PageText) -> list[dict[str, str]] | None:
+    """Barcodes from the decoded pixels; None when they cannot be read (never a reason to fail the page)."""
+    try:
+        return page_codes.scan_decoded(
+            source.image, source.dpi, few_words=len(page.words) <= COVER_SHEET_MAX_WORDS
+        )
+    except Exception:
+        return None
+
+
+def _decoder(path: Path, page_no: int) -> Callable[[], Image.Image]:
+    return lambda: images.decode_file(path, page_no)
+
+
+def _reduction(source: PageImage, options: OcrOptions) -> float:
+    """The scale a grey scan would be reduced by before recognition; 0 when it is read as it is."""
+    if not options.grey_dpi or not source.dpi or source.dpi <= options.grey_dpi * REDUCE_ABOVE:
+        return 0.0
+    return options.grey_dpi / source.dpi
+
+
+def _prepared(source: PageImage, options: OcrOptions) -> _Prepared:
+    """Reduced to the recognition resolution (grey pages scanned finer), deskewed and smoothed when needed."""
+    page, scale = source, 1.0
+    reduction = _reduction(source, options)
+    if reduction and not preprocess.is_two_level(source.image):
+        gray = preprocess.to_gray(source.image)
+        size = (max(1, round(gray.width * reduction)), max(1, round(gray.height * reduction)))
+        # Area averaging: each reduced pixel the mean of the scan pixels it covers, no ringing at
+        # stroke edges (bilinear and bicubic read one corpus MRN's "E" as a pound sign at 200 dpi).
+        reduced = gray.resize(size, Image.Resampling.BOX)
+        page, scale = source.derived(reduced, options.grey_dpi), reduction
+    if not options.preprocess:
+        return _Prepared(page, scale, 0.0)
+    done = preprocess.prepare_page(page.image, page.dpi)
+    if done.image is not None:
+        page = page.derived(done.image)
+    return _Prepared(page, scale, done.deskew_deg)
+
+
+def detect_rotation(
+    engine: OcrEngine, page: PageImage, deadline: Deadline, scratch: Scratch
+) -> tuple[int, float] | None:
+    """Tesseract OSD through the page's engine (a separate name so tests can count the calls)."""
+    return engine.orientation(page, deadline, scratch)
+
+
+def _recognise(
+    source: PageImage, options: OcrOptions, deadline: Deadline, scratch: Scratch, clock: StageClock
 ) -> PageText:
-    """Decided page by page: a born-digital page is read from its text layer, a scanned one OCR'd."""
-    with pdf.open_page(path, page_no) as page:
-        layered = pdf.text_layer_page(page, page_no, options.text_layer_min_chars)
-        if layered is not None:
-            return layered
-        # Rendered rather than the scan's embedded JPEG handed over as is: that saves the ~180 ms
-        # render but measured equal or slightly worse character error on every corpus page tried
-        # (the render's resampling smooths scan noise), so the render stays.
-        rendered = pdf.render_page(page, page_no, options.dpi, workdir)
-        temps.append(rendered)
-    # The document is closed before tesseract runs: no pdfium memory held for seconds.
-    return _ocr(rendered, page_no, options, options.dpi, workdir, temps, deadline)
-
-
-def _ocr(
-    src: Path,
-    page_no: int,
-    options: OcrOptions,
-    dpi: int | None,
-    workdir: Path,
-    temps: list[Path],
-    deadline: Deadline,
-) -> PageText:
-    """One tesseract pass; orientation detection and a second pass only if the first looks wrong."""
-    if options.preprocess:
-        src = _preprocessed(src, page_no, dpi, workdir, temps)
-    first = ocr_image(src, page_no, options.lang, deadline, dpi)
-    chosen, rotation = first, 0
-    if options.osd and _looks_turned(first):
-        osd = detect_rotation(src, page_no, deadline, dpi)
-        if osd is not None and osd[0] in (90, 180, 270) and osd[1] >= OSD_MIN_CONFIDENCE:
-            turned = images.rotated_copy(src, osd[0], workdir, page_no)
-            temps.append(turned)
-            second = ocr_image(turned, page_no, options.lang, deadline, dpi)
-            if _better(second, first):
-                chosen, rotation = second, osd[0]
+    with clock.stage("preprocess"):
+        prepared = _prepared(source, options)
+    engine = get_engine(options.engine, options.lang)
+    page = prepared.image
+    with clock.stage("ocr"):
+        first = engine.recognise(page, deadline, scratch)
+        chosen, rotation = first, 0
+        if options.osd and _looks_turned(first):
+            osd = detect_rotation(engine, page, deadline, scratch)
+            if osd is not None and osd[0] in (90, 180, 270) and osd[1] >= OSD_MIN_CONFIDENCE:
+                upright = page.derived(images.turned(page.image, osd[0]))
+                second = engine.recognise(upright, deadline, scratch)
+                if _better(second, first):
+                    chosen, rotation = second, osd[0]
+    with clock.stage("blank"):
+        blank = not has_confident_words(chosen.words) and _image_is_blank(page)
+    chosen = _in_source_pixels(chosen, prepared.scale)
     return PageText(
-        page_no=page_no,
+        page_no=source.page_no,
         text=chosen.text,
         confidence=chosen.confidence,
         source="ocr",
@@ -104,27 +204,30 @@ def _ocr(
         height=chosen.height,
         rotation=rotation,
         words=chosen.words,
-        blank=is_blank_page(src, chosen.words, dpi),
+        blank=blank,
+        dpi=source.dpi,
+        deskew_deg=prepared.deskew_deg,
     )
 
 
-def _preprocessed(src: Path, page_no: int, dpi: int | None, workdir: Path, temps: list[Path]) -> Path:
-    """The page image deskewed and cleaned (chartvault.ocr.preprocess) as a temporary PNM.
+def _image_is_blank(page: PageImage) -> bool:
+    """The image test of a page with no confident word; a detector failure keeps the page (not blank)."""
+    try:
+        return image_is_blank(page.image, page.dpi)
+    except Exception:
+        return False
 
-    `src` itself when preprocessing would not change it. Word boxes are then in the deskewed image,
-    which has the original's size (turned about its centre: boxes move by up to ~35 px at 1.5 degrees).
-    """
-    with images.open_image(src, page_no) as im:
-        try:
-            im.load()
-        except Exception:
-            raise OcrError(page_no, "image could not be decoded") from None
-        prepared = preprocess.prepare(im, dpi)
-    if prepared is None:
-        return src
-    out = images.write_pnm(prepared, workdir, page_no)
-    temps.append(out)
-    return out
+
+def _in_source_pixels(p: OcrPass, scale: float) -> OcrPass:
+    """Boxes and size of a pass over a reduced image, back in the scan's own pixels."""
+    if scale == 1.0:
+        return p
+    up = 1.0 / scale
+    words = [
+        Word(w.text, w.conf, round(w.left * up), round(w.top * up), round(w.width * up), round(w.height * up))
+        for w in p.words
+    ]
+    return replace(p, words=words, width=round(p.width * up), height=round(p.height * up))
 
 
 def _vertical_share(words: list[Word]) -> float:

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
+from PIL import Image
 
 from chartvault.ocr.errors import OcrError
-from chartvault.ocr.images import check_pixels, temp_path
+from chartvault.ocr.images import check_pixels
 from chartvault.ocr.types import PageText, Word
 
 
@@ -82,7 +83,8 @@ def _words_from_chars(textpage: pdfium.PdfTextPage, text: str, to_top_left: _ToT
 
     def flush() -> None:
         if chars and box:  # a word with no measurable char has no place on the page
-            words.append(to_top_left.box(*box, "".join(chars)))
+            x0, y0, x1, y1 = box
+            words.append(to_top_left.box(x0, y0, x1, y1, "".join(chars)))
         chars.clear()
         box.clear()
 
@@ -132,8 +134,8 @@ def text_layer_page(page: pdfium.PdfPage, page_no: int, min_chars: int) -> PageT
     )
 
 
-def render_page(page: pdfium.PdfPage, page_no: int, dpi: int, workdir: Path) -> Path:
-    """Rasterise in grayscale at `dpi` and write an uncompressed PGM (a PNG encode costs ~1 s)."""
+def render_image(page: pdfium.PdfPage, page_no: int, dpi: int) -> Image.Image:
+    """Rasterise in grayscale at `dpi`: pixels in memory, no file (tesseract gets them as a buffer or PNM)."""
     scale = dpi / 72
     width, height = page.get_size()
     check_pixels(page_no, math.ceil(width * scale), math.ceil(height * scale))
@@ -142,19 +144,11 @@ def render_page(page: pdfium.PdfPage, page_no: int, dpi: int, workdir: Path) -> 
     except pdfium.PdfiumError:
         raise OcrError(page_no, "page could not be rendered") from None
     try:
-        out = temp_path(workdir, page_no, "pgm")
-        w, h, stride = bitmap.width, bitmap.height, bitmap.stride
-        data = memoryview(bitmap.buffer).cast("B")
-        with open(out, "wb") as fh:
-            fh.write(b"P5\n%d %d\n255\n" % (w, h))
-            if stride == w:
-                fh.write(data)
-            else:
-                for row in range(h):
-                    fh.write(data[row * stride : row * stride + w])
+        # A copy: the bitmap's buffer is freed with it.
+        im: Image.Image = bitmap.to_pil()
+        return im.copy() if im.mode == "L" else im.convert("L")
     finally:
         bitmap.close()
-    return out
 
 
 def words_with_pdfplumber(path: Path, page_no: int) -> list[Word]:

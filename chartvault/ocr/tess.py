@@ -43,10 +43,14 @@ class Deadline:
         self._end = time.monotonic() + seconds
 
     def remaining(self, page_no: int) -> float:
-        left = self._end - time.monotonic()
+        left = self.left()
         if left <= 0:
             raise OcrError(page_no, "tesseract timed out")
         return left
+
+    def left(self) -> float:
+        """Seconds left, negative once passed (never raises)."""
+        return self._end - time.monotonic()
 
 
 def _config(dpi: int | None) -> str:
@@ -93,16 +97,19 @@ def ocr_image(path: Path, page_no: int, lang: str, deadline: Deadline, dpi: int 
 
 
 def parse_tsv(tsv: str) -> OcrPass:
-    """Tesseract TSV to text: words joined per line, a blank line between blocks and paragraphs."""
+    """Tesseract TSV to text: words joined per line, a blank line between blocks and paragraphs.
+
+    With or without the header row: the program writes one, the library (GetTSVText) does not.
+    """
     width = height = 0
     words: list[Word] = []
     lines: list[str] = []
     confs: list[float] = []
     prev_par: tuple[str, ...] | None = None
     prev_line: tuple[str, ...] | None = None
-    for row in tsv.splitlines()[1:]:
+    for row in tsv.splitlines():
         cols = row.split("\t")
-        if len(cols) < 11:
+        if len(cols) < 11 or not cols[0].isdigit():
             continue
         level = cols[0]
         if level == "1":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +34,32 @@ class PageText:
     # The back of a one-sided sheet (near-white, no confident words): kept and archived, but
     # not counted as a page of the document or given text (chartvault.ocr.blank).
     blank: bool = False
+    # What a text layer placed over the page image needs besides the word boxes: the resolution the
+    # boxes are measured in (pixels per inch of `width` x `height`; None for a text layer, whose
+    # units are points) and the small turn preprocessing gave the page before recognition
+    # (degrees counter-clockwise about the centre; boxes are in the turned image).
+    dpi: int | None = None
+    deskew_deg: float = 0.0
+    # CPU milliseconds by stage (decode, preprocess, ocr, barcodes, ...) spent on this page by the
+    # process that read it, tesseract child processes included: what bench.pipeline reports.
+    cpu_ms: dict[str, int] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+OcrEngineName = Literal["tesserocr", "pytesseract"]
 
 
 @dataclass(frozen=True, slots=True)
 class OcrOptions:
     lang: str = "eng"
+    # The resolution PDF pages are rendered at; two-level pages (1-bit, faxes) are read at it.
     dpi: int = 300
+    # Pages with grey levels scanned finer than this are reduced to it before recognition: on the
+    # corpus as accurate (clean, typical, poor tiers) for ~0.75x the tesseract time; two-level pages
+    # are not (python -m bench.resolution). Word boxes stay in the scan's own pixels. 0: never reduce.
+    grey_dpi: int = 200
     timeout_s: int = 180
     text_layer_min_chars: int = 40
     # Orientation detection costs an extra tesseract pass, so it runs only when the
@@ -50,3 +67,6 @@ class OcrOptions:
     osd: bool = True
     # Deskew and clean scanned page images before tesseract (chartvault.ocr.preprocess).
     preprocess: bool = True
+    # Which tesseract binding recognises the page (chartvault.ocr.engines): the library loaded once
+    # in each worker process, or the command-line program started for every page.
+    engine: OcrEngineName = "tesserocr"

@@ -1,0 +1,262 @@
+"""Identifier and document-type quality on generated chart pages (bench.pages) with label layouts of our own.
+
+    python -m bench.generated [--split tuning|held_out] [--per-layout N] [--workers W] [--no-pattern]
+
+Each document is rendered, OCR'd page by page with ChartVault's own OCR (``chartvault.ocr.extract_page``,
+default options: preprocessing on) and its identifiers read with ``extract_identifiers`` from the text *and*
+the word boxes, then merged over the pages: the OCR + classify level, no Vault involved. OCR results are
+cached under ``bench/results/ocr-cache`` (keyed by the document's spec and ``GENERATOR_VERSION``), so a rerun
+after a change to the extractor costs seconds.
+
+Document types: every text is classified by a model that never saw its family (family-grouped folds of
+``dev_texts.csv``, ``bench.typecv``), so a page's figure is out-of-sample; untitled pages are scored apart.
+
+Identifiers are scored against the truth the label printed: MRN, DOB, date of service and sex exact, name
+normalised (case, spacing, punctuation ignored). ``--no-pattern`` reads without the facility MRN pattern (a
+site that configured nothing). Misses are listed by document id only (ids carry no patient data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import re
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO
+from bench.labels import SPLITS
+from bench.pages import DocSpec, make_specs
+from bench.quality import norm_name
+
+GENERATOR_VERSION = "2"  # 2: the header rule stops short of a corner label
+CACHE = REPO / "bench" / "results" / "ocr-cache"
+SEEDS = {"tuning": 1, "held_out": 2}
+FIELDS = ("mrn", "dob", "date_of_service", "name", "sex")
+TODAY = date(2025, 1, 1)  # fixed so two-digit years resolve the same way in every run
+
+
+@dataclass(slots=True)
+class OcrDoc:
+    """The OCR of one rendered document: per page text, word boxes (as tuples) and pixel size."""
+
+    doc_id: str
+    pages: list[dict[str, Any]]
+
+
+def _cache_key(spec: DocSpec) -> str:
+    from bench.pages import _FONTS
+
+    fonts = [p.name for pair in _FONTS[spec.layout.font] for p in pair]
+    raw = (
+        f"{GENERATOR_VERSION}|{spec.doc_id}|{spec.seed}|{spec.text.text_key}|{spec.title}|{spec.tier}|{fonts}"
+    )
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+def ocr_document(spec: DocSpec) -> OcrDoc:
+    """Render and OCR one document, or read it from the cache (a worker-process function)."""
+    path = CACHE / f"{_cache_key(spec)}.json.gz"
+    if path.is_file():
+        return OcrDoc(spec.doc_id, json.loads(gzip.decompress(path.read_bytes())))
+    import tempfile
+
+    from bench.pages import render_document, save_png
+    from chartvault.filetypes import FileKind
+    from chartvault.ocr import extract_page
+    from chartvault.ocr.types import OcrOptions
+
+    pages = []
+    with tempfile.TemporaryDirectory(prefix="cv-gen-") as tmp:
+        for i, img in enumerate(render_document(spec).pages, 1):
+            png = save_png(img, Path(tmp) / f"p{i}.png")
+            page = extract_page(png, FileKind.PNG, 1, OcrOptions(), Path(tmp) / "work")
+            words = [[w.text, w.conf, w.left, w.top, w.width, w.height] for w in page.words]
+            pages.append({"text": page.text, "words": words, "width": page.width, "height": page.height})
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp_path = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp_path.write_bytes(gzip.compress(json.dumps(pages).encode()))
+    tmp_path.replace(path)
+    return OcrDoc(spec.doc_id, pages)
+
+
+@cache
+def split_specs(split: str, per_layout: int, seed: int) -> list[DocSpec]:
+    """The documents of a split (deterministic; rebuilt in worker processes: layouts do not pickle)."""
+    from bench.texts import read_dev_texts
+
+    return make_specs(split, read_dev_texts(), per_layout, seed)
+
+
+def _ocr_nth(args: tuple[str, int, int, int]) -> OcrDoc:
+    split, per_layout, seed, i = args
+    return ocr_document(split_specs(split, per_layout, seed)[i])
+
+
+def ocr_all(split: str, per_layout: int, seed: int, workers: int) -> dict[str, OcrDoc]:
+    """OCR every document of a split, ``workers`` at a time (tesseract single-threaded in each)."""
+    os.environ["OMP_THREAD_LIMIT"] = "1"
+    jobs = [(split, per_layout, seed, i) for i in range(len(split_specs(split, per_layout, seed)))]
+    if workers <= 1:
+        return {d.doc_id: d for d in map(_ocr_nth, jobs)}
+    with ProcessPoolExecutor(workers) as pool:
+        return {d.doc_id: d for d in pool.map(_ocr_nth, jobs, chunksize=1)}
+
+
+def truth(spec: DocSpec) -> dict[str, str]:
+    p = spec.patient
+    return {
+        "mrn": p.mrn,
+        "dob": p.dob.isoformat(),
+        "date_of_service": p.service_date.isoformat(),
+        "name": norm_name(p.label_name),
+        "sex": p.sex if spec.layout.prints_sex else None,
+    }
+
+
+def read_identifiers(doc: OcrDoc, mrn_pattern: str | None) -> dict[str, str | None]:
+    """The document's merged identifiers from its pages' text and word boxes."""
+    from chartvault.classify import extract_identifiers, merge_identifiers
+    from chartvault.ocr.types import Word
+
+    per_page = []
+    for page in doc.pages:
+        words = [Word(t, c, x, y, w, h) for t, c, x, y, w, h in page["words"]]
+        per_page.append(
+            extract_identifiers(
+                page["text"],
+                words=words,
+                page_size=(page["width"], page["height"]),
+                mrn_pattern=mrn_pattern,
+                today=TODAY,
+            )
+        )
+    merged = merge_identifiers(per_page)
+    got: dict[str, str | None] = {
+        f: (getattr(merged, f).value if getattr(merged, f) else None) for f in FIELDS
+    }
+    got["name"] = norm_name(got["name"]) if got["name"] else None
+    return got
+
+
+def score_identifiers(specs: list[DocSpec], docs: dict[str, OcrDoc], use_pattern: bool) -> dict[str, Any]:
+    """Exact-match share per field, overall and per layout and tier; misses by document id."""
+    hits: dict[str, Counter[str]] = {}
+    totals: Counter[str] = Counter()
+    misses: dict[str, list[str]] = {f: [] for f in FIELDS}
+    ocr_lost: list[str] = []
+    for spec in specs:
+        got = read_identifiers(docs[spec.doc_id], spec.patient.facility.mrn_pattern if use_pattern else None)
+        want = truth(spec)
+        for group in ("all", f"layout:{spec.layout.name}", f"tier:{spec.tier}"):
+            totals[group] += 1
+            c = hits.setdefault(group, Counter())
+            for f in FIELDS:
+                c[f] += got[f] == want[f]
+        for f in FIELDS:
+            if got[f] != want[f]:
+                misses[f].append(spec.doc_id)
+        if got["mrn"] != want["mrn"] and not _printed_in_ocr(spec.patient.mrn, docs[spec.doc_id]):
+            ocr_lost.append(spec.doc_id)
+    exact = {g: {f: round(hits[g][f] / totals[g], 4) for f in FIELDS} | {"docs": totals[g]} for g in hits}
+    return {"exact": exact, "misses": misses, "mrn_not_in_ocr_text": ocr_lost}
+
+
+def _printed_in_ocr(value: str, doc: OcrDoc) -> bool:
+    """Whether the OCR text of any page holds the value as a whole token: if not, no reader could find it."""
+    return any(re.search(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![0-9])", p["text"]) for p in doc.pages)
+
+
+def score_types(
+    specs: list[DocSpec], docs: dict[str, OcrDoc], models: list[Any], fold_of: dict[str, int]
+) -> dict:
+    """Document type of every rendered document by the model that never saw its text's family."""
+    from bench.typecv import metrics
+    from chartvault.classify import classify_document
+
+    rows = []
+    for spec in specs:
+        model = models[fold_of[spec.text.text_key]]
+        pred = classify_document([p["text"] for p in docs[spec.doc_id].pages], model=model).doc_type
+        rows.append((spec.text.doc_type, pred, bool(spec.title), spec.doc_id))
+    untitled = [r for r in rows if not r[2]]
+    return {
+        "all": metrics([r[0] for r in rows], [r[1] for r in rows]),
+        "untitled": metrics([r[0] for r in untitled], [r[1] for r in untitled]),
+        "titled": metrics([r[0] for r in rows if r[2]], [r[1] for r in rows if r[2]]),
+        "misses": [f"{r[3]} ({r[0]} -> {r[1]})" for r in rows if r[0] != r[1]],
+    }
+
+
+def score_types_both(specs: list[DocSpec], docs: dict[str, OcrDoc], models: list[Any], fold_of: dict) -> dict:
+    """``score_types`` with the shipped blend, and with the alternative weight (``bench.typecv``)."""
+    from bench.typecv import ALTERNATIVE_WEIGHT, blend_weight
+
+    shipped = score_types(specs, docs, models, fold_of)
+    with blend_weight(ALTERNATIVE_WEIGHT):
+        shipped["alternative"] = score_types(specs, docs, models, fold_of)
+    shipped["alternative"]["weight"] = ALTERNATIVE_WEIGHT
+    return shipped
+
+
+def held_out_figures(per_layout: int, workers: int) -> dict[str, Any]:
+    """Everything ``bench.quality`` reports beside the corpus: held-out label layouts (identifiers with and
+    without the facility MRN pattern; document type on those pages, untitled ones apart) and the
+    family-grouped cross-validation of the type classifier (``bench.typecv``)."""
+    from bench import typecv
+    from bench.texts import family_folds, read_dev_texts
+
+    split, seed = "held_out", SEEDS["held_out"]
+    specs = split_specs(split, per_layout, seed)
+    docs = ocr_all(split, per_layout, seed, workers)
+    texts = read_dev_texts()
+    folds = family_folds(texts, typecv.FOLDS)
+    models, train_s = typecv.fold_models(texts, folds)
+    fold_of = {t.text_key: f for t, f in zip(texts, folds, strict=True)}
+    return {
+        "documents": len(specs),
+        "pages": sum(len(d.pages) for d in docs.values()),
+        "layouts": [layout.name for layout in SPLITS[split]],
+        "identifiers": score_identifiers(specs, docs, use_pattern=True),
+        "identifiers_no_pattern": score_identifiers(specs, docs, use_pattern=False),
+        "types": score_types_both(specs, docs, models, fold_of),
+        "type_cv": typecv.report(texts, folds, models) | {"train_s_per_fold": train_s},
+    }
+
+
+def print_identifiers(title: str, result: dict[str, Any]) -> None:
+    print(f"\n[{title}] identifiers, exact match (targets: MRN, DOB, date of service 0.97)")
+    print(f"  {'group':34s} {'docs':>4} " + " ".join(f"{f:>15}" for f in FIELDS))
+    for group, row in sorted(result["exact"].items(), key=lambda kv: (kv[0] != "all", kv[0])):
+        print(f"  {group:34s} {row['docs']:4d} " + " ".join(f"{row[f]:15.3f}" for f in FIELDS))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--split", choices=sorted(SEEDS), default="tuning")
+    ap.add_argument("--per-layout", type=int, default=10)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--no-pattern", action="store_true", help="Read without the facility MRN pattern.")
+    args = ap.parse_args()
+    specs = split_specs(args.split, args.per_layout, SEEDS[args.split])
+    docs = ocr_all(args.split, args.per_layout, SEEDS[args.split], args.workers)
+    result = score_identifiers(specs, docs, use_pattern=not args.no_pattern)
+    print_identifiers(f"{args.split}, MRN pattern {'off' if args.no_pattern else 'on'}", result)
+    for f, ids in result["misses"].items():
+        if ids:
+            print(f"  missed {f}: {' '.join(ids[:20])}{' ...' if len(ids) > 20 else ''}")
+    lost = result["mrn_not_in_ocr_text"]
+    print(f"  MRN misses whose value is nowhere in the OCR text (lost by OCR): {len(lost)}")
+    print(json.dumps(result["exact"]["all"]))
+
+
+if __name__ == "__main__":
+    main()
