@@ -7,7 +7,7 @@ Depends on the catalog models only, so the CLI, the API and the web pages can al
 call it without the reports knowing any of them.
 """
 
-from chartvault.reports.catalog import REPORTS, ReportError, ReportSpec, run_report
+from chartvault.reports.catalog import REPORTS, ReportError, ReportSpec, UnknownReport, run_report
 from chartvault.reports.output import to_csv, to_json
 from chartvault.reports.result import PERIODS, Chart, Column, Period, Report, Table, Value
 
@@ -21,6 +21,7 @@ __all__ = [
     "ReportError",
     "ReportSpec",
     "Table",
+    "UnknownReport",
     "Value",
     "run_report",
     "to_csv",

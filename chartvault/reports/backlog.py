@@ -29,7 +29,7 @@ from chartvault.archive.models import (
     Document,
     Page,
 )
-from chartvault.reports.result import Chart, Column, Table
+from chartvault.reports.result import Chart, Column, Table, Value
 from chartvault.reports.sql import Window, percentiles, seconds_between
 
 WAITING_PAGE_STATES = (PAGE_RECEIVED, PAGE_OCR, PAGE_CLASSIFIED, PAGE_ARCHIVED)
@@ -117,7 +117,7 @@ def _oldest_open_batch_table(conn: Connection, window: Window) -> Table:
         .limit(1)
     ).first()
     count = conn.execute(open_count).scalar_one()
-    row = (count, None, None, None, None, None, None)
+    row: tuple[Value, ...] = (count, None, None, None, None, None, None)
     if oldest is not None:
         age = _age_hours(window.now, oldest.created_at)
         row = (count, oldest.id, oldest.station, oldest.status, oldest.created_at, age, oldest.files)

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
 from chartvault.archive.models import FILE_QUARANTINED, Batch, BatchFile, Document
-from chartvault.reports.result import Chart, Column, Table
+from chartvault.reports.result import Chart, Column, Table, Value
 from chartvault.reports.sql import Window, as_int, count_if
 
 CORRECTION_REASON = "misfile_correction"  # batch_files.reason_code of a file a misfile split wrote
@@ -105,7 +105,7 @@ def _received_table(window: Window, files: list[Row[Any]], docs: list[Row[Any]])
         t[3] += r.refused
     for r in docs:
         totals.setdefault(r.period, [0, 0, 0, 0])[2] += r.documents
-    rows = tuple((p, *totals[p]) for p in sorted(totals))
+    rows: tuple[tuple[Value, ...], ...] = tuple((p, *totals[p]) for p in sorted(totals))
     return Table(
         "received",
         "Received per period",

@@ -26,6 +26,8 @@ from chartvault.reports.result import Period
 
 # A UTC timestamp column: a mapped attribute (``Document.created_at``) or any expression of one.
 TimestampColumn = ColumnElement[datetime] | ColumnElement[datetime | None] | QueryableAttribute[Any]
+# Any SQL expression a report aggregates: a mapped attribute (``Document.page_count``) or an expression.
+SqlExpression = ColumnElement[Any] | QueryableAttribute[Any]
 
 # -- period buckets ---------------------------------------------------------------------------------
 
@@ -81,7 +83,7 @@ def _period_start_pg(element: _PeriodStart, compiler: SQLCompiler, **kw: Any) ->
 
 def period_start(column: TimestampColumn, period: Period) -> ColumnElement[date]:
     """The bucket (its first day) of a UTC timestamp column, as a date on both databases."""
-    return _PERIOD_CLASSES[period](column)  # type: ignore[return-value]
+    return _PERIOD_CLASSES[period](column)
 
 
 def first_day(day: date, period: Period) -> date:
@@ -135,7 +137,7 @@ def _seconds_between_pg(element: _SecondsBetween, compiler: SQLCompiler, **kw: A
 
 def seconds_between(later: TimestampColumn, earlier: TimestampColumn) -> ColumnElement[float]:
     """``later - earlier`` in seconds, as a float on both databases."""
-    return _SecondsBetween(later, earlier)  # type: ignore[return-value]
+    return _SecondsBetween(later, earlier)
 
 
 def utc_literal(moment: datetime) -> ColumnElement[datetime]:
@@ -249,7 +251,7 @@ def portable_percentiles(
 # -- codes inside a JSON list of {"code": ...} objects ---------------------------------------------
 
 
-def json_codes(conn: Connection, column: ColumnElement[Any]) -> tuple[FromClause, ColumnElement[str]]:
+def json_codes(conn: Connection, column: SqlExpression) -> tuple[FromClause, ColumnElement[str]]:
     """A lateral source yielding one row per element of a JSON array column, and its ``code``.
 
     PostgreSQL: ``json_array_elements`` joined LATERAL; SQLite: ``json_each``, which may
@@ -265,11 +267,11 @@ def json_codes(conn: Connection, column: ColumnElement[Any]) -> tuple[FromClause
 ON_EVERY_ROW = true()
 
 
-def as_int(expr: ColumnElement[Any]) -> ColumnElement[int]:
+def as_int(expr: SqlExpression) -> ColumnElement[int]:
     """A sum that is an integer on both databases (PostgreSQL's SUM of integers is numeric)."""
     return func.coalesce(func.sum(expr), 0).cast(BigInteger)
 
 
-def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+def count_if(condition: ColumnElement[bool] | QueryableAttribute[bool]) -> ColumnElement[int]:
     """How many rows of the group meet ``condition`` (portable FILTER)."""
     return as_int(case((condition, 1), else_=0))
