@@ -62,6 +62,9 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/releases/{release_id}/close"): HIM,
     ("GET", "/releases/{release_id}/package"): VENDOR_AND_HIM,
     ("GET", "/patients/{mrn}/disclosures"): HIM,
+    # Management reports: counts only, for records administrators.
+    ("GET", "/reports"): HIM,
+    ("GET", "/reports/{name}"): HIM,
 }
 
 bearer = HTTPBearer(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from chartvault.cli import access, documents, intake, records, release, review, search, serve
+from chartvault.cli import access, documents, intake, records, release, reports, review, search, serve
 
 app = typer.Typer(
     help="ChartVault: scan, OCR, classify, index and archive paper medical records.",
@@ -28,7 +28,7 @@ def main(
     )
 
 
-for feature in (intake, documents, search, review, records, release, access, serve):
+for feature in (intake, documents, search, review, records, release, reports, access, serve):
     feature.register(app)
 
 __all__ = ["app"]

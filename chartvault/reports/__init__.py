@@ -8,7 +8,7 @@ call it without the reports knowing any of them.
 """
 
 from chartvault.reports.catalog import REPORTS, ReportError, ReportSpec, UnknownReport, run_report
-from chartvault.reports.output import to_csv, to_json
+from chartvault.reports.output import cell, to_answer, to_csv, to_json
 from chartvault.reports.result import PERIODS, Chart, Column, Period, Report, Table, Value
 
 __all__ = [
@@ -23,7 +23,9 @@ __all__ = [
     "Table",
     "UnknownReport",
     "Value",
+    "cell",
     "run_report",
+    "to_answer",
     "to_csv",
     "to_json",
 ]

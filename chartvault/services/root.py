@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from chartvault.services.intake import IntakeService
     from chartvault.services.records import RecordsService
     from chartvault.services.release import ReleaseService
+    from chartvault.services.reports import ReportsService
     from chartvault.services.review import ClassifierModels, ReviewService
     from chartvault.services.search import SearchService
 
@@ -234,6 +235,12 @@ class Services:
         from chartvault.services.release import ReleaseService
 
         return ReleaseService(self.settings, self.parts.sessions, self.parts.store, self.audit, self.caller)
+
+    @cached_property
+    def reports(self) -> ReportsService:
+        from chartvault.services.reports import ReportsService
+
+        return ReportsService(self.parts.sessions, self.audit)
 
     @cached_property
     def access(self) -> AccessService:
