@@ -91,6 +91,7 @@ class _Catalog:
             "status": "indexed",
             "patient_id": self.patient.id,
             "created_at": created,
+            "received_at": f.created_at,  # as the pipeline copies it from the file
         }
         values.update(kw)
         d = Document(**values)
