@@ -108,7 +108,9 @@ def _period(value: str) -> Period:
     raise ReportError(f"period must be one of {', '.join(PERIODS)}")
 
 
-def _window(date_from: date | None, date_to: date | None, period: str | None, now: datetime | None) -> Window:
+def _window(
+    date_from: date | None, date_to: date | None, period: str | None, now: datetime | None, rollups: bool
+) -> Window:
     moment = now or datetime.now(UTC)
     if moment.tzinfo is None:
         raise ReportError("now must be timezone-aware")
@@ -120,7 +122,7 @@ def _window(date_from: date | None, date_to: date | None, period: str | None, no
         raise ReportError("date_from is after date_to")
     if (end - start).days + 1 > MAX_DAYS:
         raise ReportError(f"a report covers at most {MAX_DAYS} days")
-    window = Window(start, end, chosen, moment)
+    window = Window(start, end, chosen, moment, rollups)
     if len(window.buckets()) > MAX_BUCKETS:
         raise ReportError(f"at most {MAX_BUCKETS} periods: choose a longer period or a shorter window")
     return window
@@ -150,16 +152,19 @@ def run_report(
     date_to: date | None = None,
     period: str | None = None,
     now: datetime | None = None,
+    rollups: bool = True,
 ) -> Report:
     """Answer report ``name`` for the dates ``date_from``..``date_to`` (inclusive, UTC) by ``period``.
 
     Every number is a SQL aggregate computed by the catalog database; tables marked
     "now" describe the catalog at ``now`` (default: the current time) whatever the dates.
+    Daily rollups (``chartvault.reports.rollups``) answer the days they cover unless ``rollups``
+    is False; they give the same numbers.
     Raises ``UnknownReport`` for an unknown name, ``ReportError`` for an unusable window.
     """
     spec = REPORTS.get(name)
     if spec is None:
         raise UnknownReport(f"unknown report {name!r}; reports: {', '.join(REPORTS)}")
-    window = _window(date_from, date_to, period, now)
+    window = _window(date_from, date_to, period, now, rollups)
     tables = spec.build(_connection(source), window)
     return Report(spec.name, spec.title, window.date_from, window.date_to, window.period, window.now, tables)

@@ -193,12 +193,17 @@ def utc_literal(moment: datetime) -> ColumnElement[datetime]:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """The dates asked for (inclusive) as a half-open UTC range, plus the period and "now"."""
+    """The dates asked for (inclusive) as a half-open UTC range, plus the period and "now".
+
+    ``rollups`` False makes a report count every row live even where daily rollups exist (to check
+    them against the catalog).
+    """
 
     date_from: date
     date_to: date
     period: Period
     now: datetime
+    rollups: bool = True
 
     @property
     def start(self) -> datetime:
@@ -229,7 +234,7 @@ class Window:
 
     def part(self, date_from: date, date_to: date) -> Window:
         """The same period and moment over some of the days (inclusive), e.g. those not rolled up."""
-        return Window(date_from, date_to, self.period, self.now)
+        return Window(date_from, date_to, self.period, self.now, self.rollups)
 
 
 # -- percentiles ------------------------------------------------------------------------------------
@@ -325,10 +330,11 @@ def percentiles_per_bucket(
         .data(window.ranges())
         .alias("buckets")
     )
-    stats: list[ColumnElement[Any]] = [func.count(value).label("n")]
+    names = ["n", *(f"p{p}" for p in percents)]
+    stats = [func.count(value).label("n")]
     stats += [func.percentile_cont(p / 100).within_group(value).label(f"p{p}") for p in percents]
     spread = select(*stats).where(moment >= buckets.c.lo, moment < buckets.c.hi, *where).lateral("spread")
-    return select(buckets.c.period, *(spread.c[c.key] for c in stats)).select_from(
+    return select(buckets.c.period, *(spread.c[name] for name in names)).select_from(
         buckets.join(spread, true())
     )
 
