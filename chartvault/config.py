@@ -150,6 +150,18 @@ class Settings(BaseSettings):
         2190, gt=0, description="Store lock on each audit checkpoint (6 years: HIPAA 164.316(b)(2))."
     )
 
+    # Operations
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as text for people, or JSON objects (ids and codes only) for a log pipeline.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        min_length=24,
+        description="A bearer token that may read /metrics only (Prometheus' scrape config); admins' API "
+        "tokens may read it too.",
+    )
+
     @model_validator(mode="after")
     def _s3_when_endpoint_given(self) -> Settings:
         # Setting CHARTVAULT_S3_ENDPOINT alone switches every command to S3; an explicit

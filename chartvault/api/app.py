@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from chartvault import __version__
-from chartvault.api import errors
+from chartvault.api import errors, observability
 from chartvault.api.auth import authorize
 from chartvault.api.routes import ROUTERS
 from chartvault.config import Settings
@@ -47,4 +47,5 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     for router in ROUTERS:
         app.include_router(router)
     errors.install(app)
+    observability.install(app)
     return app

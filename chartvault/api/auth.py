@@ -9,6 +9,7 @@ Tokens are RFC 6750 bearer tokens (``Authorization: Bearer cv_...``).
 
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import Annotated
 
@@ -17,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from chartvault.archive.tokens import Principal
+from chartvault.config import Settings
 from chartvault.services import Caller, Services
 
 log = logging.getLogger("chartvault.api.auth")
@@ -33,6 +35,8 @@ RELEASE_READERS = frozenset({"vendor", "staff", "him_admin", "admin"})
 # (method, route path template) -> roles allowed. Everything not listed is refused.
 POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/health"): PUBLIC,
+    ("GET", "/health/ready"): PUBLIC,
+    ("GET", "/metrics"): ADMIN,  # and the scrape token (SCRAPE_ROUTES)
     ("POST", "/batches"): SCANNING,
     ("GET", "/batches"): BATCH_READERS,  # a scanner sees only its own batches
     ("GET", "/batches/{batch_id}"): BATCH_READERS,
@@ -67,11 +71,22 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/reports/{name}"): HIM,
 }
 
+# Routes the scrape token (CHARTVAULT_METRICS_TOKEN) may call besides the roles above; nothing else.
+SCRAPE_ROUTES: frozenset[tuple[str, str]] = frozenset({("GET", "/metrics")})
+
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="bearer",
     description="A ChartVault API token (`chartvault token create`), sent as `Authorization: Bearer cv_...`.",
 )
+
+
+def is_scrape_token(settings: Settings, presented: str) -> bool:
+    """Whether ``presented`` is the configured scrape token (compared in constant time)."""
+    expected = settings.metrics_token
+    if expected is None:
+        return False
+    return hmac.compare_digest(presented.encode(), expected.get_secret_value().encode())
 
 
 def _unauthorized(message: str) -> HTTPException:
@@ -91,6 +106,8 @@ async def authorize(
     where = f"{request.method} {path}"
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("an API token is required (Authorization: Bearer ...)")
+    if (request.method, path) in SCRAPE_ROUTES and is_scrape_token(root.settings, credentials.credentials):
+        return None  # Prometheus, every few seconds: not a person, and not worth an audit entry each time
     principal = await run_in_threadpool(root.access.verify_token, credentials.credentials)
     if principal is None:
         await run_in_threadpool(root.audit, "token.use", "route", where, "refused", {"reason": "invalid"})

@@ -26,6 +26,7 @@ from chartvault.errors import (
     UnsupportedMedia,
 )
 from chartvault.schemas.common import ErrorBody
+from chartvault.telemetry import metrics
 
 # Most specific class first: the first class an error is an instance of decides its status.
 HTTP_STATUS: tuple[tuple[type[ChartVaultError], int], ...] = (
@@ -73,6 +74,7 @@ def status_of(exc: ChartVaultError) -> int:
 def error_response(
     status: int, code: str, message: str, problems: list[dict[str, Any]] | None = None
 ) -> JSONResponse:
+    metrics.api_error(code, status)
     body: dict[str, Any] = {"code": code, "message": message}
     if problems:
         body["problems"] = problems

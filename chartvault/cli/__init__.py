@@ -22,10 +22,11 @@ def main(
         bool, typer.Option("--verbose", "-v", help="Log progress (ids only, no PHI).")
     ] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    from chartvault.config import Settings
+    from chartvault.telemetry.logs import configure_logging
+
+    # CHARTVAULT_LOG_FORMAT=json: one JSON object per line, ids and codes only (chartvault.telemetry.logs)
+    configure_logging(Settings().log_format, logging.INFO if verbose else logging.WARNING)
 
 
 for feature in (intake, documents, search, review, records, release, reports, access, serve):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select, union_all
 from sqlalchemy.engine import Connection
 
 from chartvault.archive.models import (
@@ -48,17 +48,35 @@ def _age_hours(now: datetime, then: datetime | None) -> float | None:
     return None if then is None else _hours((now - then).total_seconds())
 
 
-def _waiting_table(conn: Connection, window: Window) -> Table:
-    q = (
-        select(Page.status, func.count().label("pages"), func.min(BatchFile.created_at).label("oldest"))
-        .join(BatchFile, BatchFile.id == Page.file_id)
-        .outerjoin(Document, Document.id == Page.document_id)
-        .where(
-            Page.status.in_(WAITING_PAGE_STATES),
-            or_(BatchFile.status.in_(_OPEN_FILE_STATES), Document.status.in_(_UNSEARCHABLE_DOC_STATES)),
-        )
-        .group_by(Page.status)
+def _waiting_pages() -> Any:
+    """Waiting pages with their file's receipt: those of open files, then those of documents not yet
+    searchable whose file is done. Each half starts from its few rows (open files, unsearchable
+    documents) rather than from every page in an early state (cover sheets stay "classified" forever)."""
+    of_open_files = (
+        select(Page.status.label("status"), BatchFile.created_at.label("received"))
+        .select_from(BatchFile)
+        .join(Page, Page.file_id == BatchFile.id)
+        .where(BatchFile.status.in_(_OPEN_FILE_STATES), Page.status.in_(WAITING_PAGE_STATES))
     )
+    of_unsearchable = (
+        select(Page.status.label("status"), BatchFile.created_at.label("received"))
+        .select_from(Document)
+        .join(Page, Page.document_id == Document.id)
+        .join(BatchFile, BatchFile.id == Page.file_id)
+        .where(
+            Document.status.in_(_UNSEARCHABLE_DOC_STATES),
+            Page.status.in_(WAITING_PAGE_STATES),
+            BatchFile.status.not_in(_OPEN_FILE_STATES),
+        )
+    )
+    return union_all(of_open_files, of_unsearchable).subquery("waiting")
+
+
+def _waiting_table(conn: Connection, window: Window) -> Table:
+    waiting = _waiting_pages()
+    q = select(
+        waiting.c.status, func.count().label("pages"), func.min(waiting.c.received).label("oldest")
+    ).group_by(waiting.c.status)
     found = {r.status: r for r in conn.execute(q)}
     rows = []
     for state in WAITING_PAGE_STATES:

@@ -32,6 +32,7 @@ from chartvault.schemas.search import (
 from chartvault.search.indexer import Indexer
 from chartvault.search.types import PageLoader, SearchQuery, SearchResults
 from chartvault.services.caller import AuditTrail
+from chartvault.telemetry import metrics
 
 
 class SearchService:
@@ -43,6 +44,7 @@ class SearchService:
         self.page_texts = page_texts
         self.audit = audit
 
+    @metrics.SEARCH_SECONDS.labels("search").time()
     def search(self, query: SearchQuery) -> SearchAnswer:
         """Ranked hits, each checked against the catalog: the index never decides what exists."""
         results, docs = self._shown(
@@ -67,6 +69,7 @@ class SearchService:
             hits=hits,
         )
 
+    @metrics.SEARCH_SECONDS.labels("timeline").time()
     def timeline(self, mrn: str) -> Timeline:
         """Every document of a patient in date-of-service order (undated last), grouped by encounter.
 
@@ -100,6 +103,7 @@ class SearchService:
             ],
         )
 
+    @metrics.SEARCH_SECONDS.labels("similar").time()
     def similar(self, doc_id: str, limit: int = 10) -> SimilarDocuments:
         """Documents whose content resembles this one's (its most distinctive words, not its patient)."""
         with self.sessions() as s:
