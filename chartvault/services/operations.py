@@ -67,8 +67,10 @@ class OperationsService:
         store: Callable[[], ObjectStore],
         indexer: Callable[[], Indexer],
         clock: Callable[[], float] = time.monotonic,
+        gauges_ttl_s: float = GAUGES_TTL_S,
     ) -> None:
         self.settings = settings
+        self.gauges_ttl_s = gauges_ttl_s
         self.sessions = sessions
         self.store = store
         self.indexer = indexer
@@ -132,10 +134,10 @@ class OperationsService:
     # -- gauges --------------------------------------------------------------------------------------
 
     def gauges(self) -> CatalogGauges:
-        """The catalog's gauges, at most ``GAUGES_TTL_S`` old."""
+        """The catalog's gauges, at most ``gauges_ttl_s`` old."""
         now = self._clock()
         with self._lock:
-            if self._gauges is not None and now - self._gauges[0] < GAUGES_TTL_S:
+            if self._gauges is not None and now - self._gauges[0] < self.gauges_ttl_s:
                 return self._gauges[1]
         gauges = self._measure()
         with self._lock:

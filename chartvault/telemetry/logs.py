@@ -67,6 +67,8 @@ ID_FIELDS = frozenset(
     }
 )
 _TOKEN = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
+# A route template: segments of letters or {names}, never a digit, so a real path (ids, MRNs) fails.
+_ROUTE_TEMPLATE = re.compile(r"(/([A-Za-z_\-]+|\{[A-Za-z_]+\}))+|/|<unmatched>")
 _CONVERSION = re.compile(
     r"%(?:\((?P<key>[^)]+)\))?[#0\- +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?(?P<type>[diouxXeEfFgGcrsa%])"
 )
@@ -102,7 +104,9 @@ def template_fields(template: str, args: Any) -> dict[str, Any]:
             name = named["name"] if named else None
             value = positional[position] if position < len(positional) else None
             position += 1
-        if name in ID_FIELDS and (safe := _safe(value)) is not None:
+        if name == "route" and isinstance(value, str) and _ROUTE_TEMPLATE.fullmatch(value):
+            fields[name] = value
+        elif name in ID_FIELDS and (safe := _safe(value)) is not None:
             fields[name] = safe
     return fields
 

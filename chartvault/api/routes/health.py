@@ -25,6 +25,7 @@ async def health(services: ServicesDep) -> Health:
 
 @router.get(
     "/health/ready",
+    response_model=Readiness,
     summary="Ready to serve: the catalog, the object store, the index (and the broker with Celery) answer",
     responses={503: {"model": Readiness, "description": "Some part did not answer; `checks` say which"}},
 )
