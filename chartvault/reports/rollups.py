@@ -1,6 +1,6 @@
 """Daily rollups of the scanning counts: closed days counted once, so a report never counts a million rows.
 
-A UTC day is *closed* when it is at least ``LAG_DAYS`` old and no file received on or after it is
+A UTC day is *closed* when it is at least ``LAG_DAYS`` old and no batch received on or before it is
 still being processed. What the scanning report counts of a closed day never changes afterwards:
 files, documents and pages are timestamped when they are made (always "now"), a file's pages
 and refusal are settled before it is done, a batch's station is fixed, and a misfile correction
@@ -25,9 +25,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
 from chartvault.archive.models import (
-    FILE_PROCESSING,
+    BATCH_PROCESSING,
+    BATCH_RECEIVING,
     FILE_QUARANTINED,
-    FILE_RECEIVED,
     Batch,
     BatchFile,
     ClassificationCorrection,
@@ -44,7 +44,7 @@ log = logging.getLogger("chartvault.reports.rollups")
 # the extra day is slack for the clocks of several machines a little apart.
 LAG_DAYS = 2
 CORRECTION_REASON = "misfile_correction"  # batch_files.reason_code of a file a misfile split wrote
-_OPEN_FILE_STATES = (FILE_RECEIVED, FILE_PROCESSING)
+_OPEN_BATCH_STATES = (BATCH_RECEIVING, BATCH_PROCESSING)
 # Refreshes on PostgreSQL take this transaction-scoped advisory lock, so two never roll one day.
 _PG_REFRESH_LOCK = 0x43565250  # "CVRP"
 
@@ -93,10 +93,16 @@ def made_by_correction() -> ColumnElement[bool]:
 
 
 def _first_open_day(conn: Connection, now: datetime) -> date:
-    """The first day that is not closed: ``LAG_DAYS`` ago, or earlier while a file of it is open."""
+    """The first day that is not closed: ``LAG_DAYS`` ago, or earlier while a batch of it is open.
+
+    A file is done before its batch is, so the oldest unfinished batch is received no later than
+    the oldest unfinished file: asking the few open batches (their status index) gives the same or
+    an earlier day, never a later one, and costs nothing; asking the files for the earliest
+    ``created_at`` among the open ones lets PostgreSQL walk the whole ``created_at`` index instead.
+    """
     lagged = now.astimezone(UTC).date() - timedelta(days=LAG_DAYS - 1)
     oldest_open: datetime | None = conn.execute(
-        select(func.min(BatchFile.created_at)).where(BatchFile.status.in_(_OPEN_FILE_STATES))
+        select(func.min(Batch.created_at)).where(Batch.status.in_(_OPEN_BATCH_STATES))
     ).scalar()
     if oldest_open is None:
         return lagged
