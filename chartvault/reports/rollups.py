@@ -6,7 +6,7 @@ files, documents and pages are timestamped when they are made (always "now"), a 
 and refusal are settled before it is done, a batch's station is fixed, and a misfile correction
 makes new files and documents that scanning leaves out. The one exception is a document's type,
 which staff may correct: corrections made after a day was rolled up are applied to its counts when
-the report reads them (``type_moves``), from the small corrections table.
+the report reads them (``document_counts``), from the small corrections table.
 
 Rollups are an optimisation, never the truth: ``refresh`` extends them over newly closed days,
 and a report counts live whatever part of its window they do not cover, so a catalog without
@@ -75,11 +75,7 @@ def rolled_days(conn: Connection) -> RolledDays | None:
     first, last = conn.execute(select(func.min(ReportRollupDay.day), func.max(ReportRollupDay.day))).one()
     if first is None or last is None:
         return None
-    return RolledDays(_as_date(first), _as_date(last))
-
-
-def _as_date(value: date | str) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(value)
+    return RolledDays(first, last)
 
 
 def scanned_files() -> ColumnElement[bool]:
@@ -153,7 +149,7 @@ def refresh(conn: Connection, now: datetime) -> int:
     part = Window(first, last, "day", now)
     conn.execute(insert(ReportFileDay).from_select(_FILE_COLUMNS, _file_day_rows(part)))
     conn.execute(insert(ReportDocumentDay).from_select(_DOCUMENT_COLUMNS, _document_day_rows(part)))
-    log.info("report rollups: %d days added, %s to %s", count, first.isoformat(), last.isoformat())
+    log.info("report rollups added days=%d", count)
     return count
 
 
