@@ -92,9 +92,7 @@ class ReportsService:
             with transaction(self.sessions, immediate=True) as s:
                 return rollups.refresh(s.connection(), moment)
         except SQLAlchemyError as exc:  # e.g. a read-only replica: the report counts live instead
-            log.warning(
-                "report rollups not refreshed (%s); reports count those days live", type(exc).__name__
-            )
+            log.warning("report rollups not refreshed, days counted live error=%s", type(exc).__name__)
             return 0
 
     def _report(self, request: ReportRequest, form: str) -> Report:
