@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make run    set up and start ChartVault on its embedded defaults at http://127.0.0.1:8000
 #   make test   set up (with test dependencies) and run the whole test suite
-.PHONY: run test test-fast setup setup-test setup-bench bench bench-quality bench-load bench-cli bench-reports lint
+.PHONY: run test test-fast checks setup setup-test setup-bench bench bench-quality bench-load bench-cli bench-reports lint
 
 PY := .venv/bin/python
 
@@ -23,8 +23,7 @@ run: setup
 	@echo "API clients need a token of a user:  .venv/bin/chartvault token create --user admin --name 'first admin'"
 	.venv/bin/chartvault serve
 
-test: setup-test
-	.venv/bin/ruff check chartvault tests bench
+test: setup-test checks
 	OMP_THREAD_LIMIT=1 $(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The tests that take under 10 s each (about two minutes in all): for the edit-test loop.
@@ -46,6 +45,12 @@ bench-cli: setup-test
 bench-reports: setup-test
 	nice -n 5 $(PY) -m bench.reports --docs 1000000
 
-lint: setup-test
+lint: setup-test checks
+
+# Style, the architecture's import contracts (pyproject.toml [tool.importlinter]) and types (mypy: strict on
+# the services, search, OCR and classification): what `make test` (and so CI) runs before the tests.
+checks:
 	.venv/bin/ruff check chartvault tests bench
 	.venv/bin/ruff format --check chartvault tests bench
+	.venv/bin/lint-imports
+	.venv/bin/mypy

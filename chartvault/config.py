@@ -225,6 +225,18 @@ class Settings(BaseSettings):
         "they are rendered from) may use before the least recently used files are removed.",
     )
 
+    # Operations
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as text for people, or JSON objects (ids and codes only) for a log pipeline.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        min_length=24,
+        description="A bearer token that may read /metrics only (Prometheus' scrape config); admins' API "
+        "tokens may read it too.",
+    )
+
     @field_validator("mrn_pattern")
     @classmethod
     def _mrn_pattern_compiles(cls, value: str) -> str:

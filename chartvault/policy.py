@@ -24,6 +24,8 @@ PAGE_PREFIX = "/ui"
 POLICY: dict[tuple[str, str], frozenset[str]] = {
     # -- the HTTP API ---------------------------------------------------------------------------
     ("GET", "/health"): PUBLIC,
+    ("GET", "/health/ready"): PUBLIC,
+    ("GET", "/metrics"): ADMIN,  # and the scrape token (chartvault.api.auth.SCRAPE_ROUTES)
     ("POST", "/batches"): SCANNING,
     ("GET", "/batches"): BATCH_READERS,  # a scanner sees only its own batches
     ("GET", "/batches/{batch_id}"): BATCH_READERS,
@@ -54,6 +56,9 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/releases/{release_id}/sent"): HIM,
     ("GET", "/releases/{release_id}/package"): VENDOR_AND_HIM,
     ("GET", "/patients/{mrn}/disclosures"): HIM,
+    # Management reports: counts only, for records administrators.
+    ("GET", "/reports"): HIM,
+    ("GET", "/reports/{name}"): HIM,
     # -- the web pages: the same roles as the API operation each page stands for ---------------------
     ("GET", "/"): PUBLIC,  # the front door: the sign-in page, or the caller's start page
     ("GET", "/ui/sign-in"): PUBLIC,

@@ -31,7 +31,7 @@ from chartvault.archive.models import (
     Patient,
     ReleaseRequest,
 )
-from chartvault.reports import REPORTS, Report, ReportError, run_report, to_csv, to_json
+from chartvault.reports import REPORTS, Report, ReportError, rollups, run_report, to_csv, to_json
 from chartvault.reports.sql import percentiles, periods_between, portable_percentiles
 
 NOW = datetime(2026, 3, 18, 12, 0, tzinfo=UTC)  # a Wednesday
@@ -91,6 +91,7 @@ class _Catalog:
             "status": "indexed",
             "patient_id": self.patient.id,
             "created_at": created,
+            "received_at": f.created_at,  # as the pipeline copies it from the file
         }
         values.update(kw)
         d = Document(**values)
@@ -409,6 +410,72 @@ def test_scanning_by_day_and_month_in_utc_whatever_the_session_time_zone(catalog
     assert received[date(2026, 3, 9)] == (0, 0, 1, 0)
     assert received[date(2026, 3, 4)] == (0, 0, 0, 0)
     assert rows(by_month, "received") == [(date(2026, 3, 1), 6, 10, 4, 3)]
+
+
+# -- scanning from daily rollups ------------------------------------------------------------------------
+
+
+def _live_and_rolled(engine: Engine, **kw: Any) -> tuple[Report, Report]:
+    args: dict[str, Any] = {"date_from": FROM, "date_to": TO, "period": "week", "now": NOW, **kw}
+    with engine.connect() as conn:
+        live = run_report(conn, "scanning", rollups=False, **args)
+        rolled = run_report(conn, "scanning", **args)
+    return live, rolled
+
+
+def test_scanning_from_rollups_counts_what_counting_live_counts(catalog: Engine) -> None:
+    with catalog.begin() as conn:
+        assert rollups.needs_refresh(conn, NOW)
+        # from the first day with a file (10 January) to the day before the oldest open file
+        # (received 16 March: the same day would otherwise be 17 March, two days before now)
+        assert rollups.refresh(conn, NOW) == 65
+        assert rollups.rolled_days(conn) == rollups.RolledDays(date(2026, 1, 10), date(2026, 3, 15))
+        assert not rollups.needs_refresh(conn, NOW)
+        assert rollups.refresh(conn, NOW) == 0
+    for kw in (
+        {},
+        {"period": "day"},
+        {"date_from": date(2026, 3, 10), "date_to": date(2026, 3, 18), "period": "day"},  # rolled + live
+        {"date_from": date(2026, 1, 1), "date_to": date(2026, 3, 31), "period": "month"},  # live either side
+    ):
+        live, rolled = _live_and_rolled(catalog, **kw)
+        assert rolled.tables == live.tables, kw
+    _, rolled = _live_and_rolled(catalog)
+    assert rows(rolled, "received") == [(W1, 3, 6, 2, 1), (W2, 3, 4, 2, 2)]
+
+
+def test_type_corrections_after_a_rollup_move_the_rolled_counts(catalog: Engine) -> None:
+    with catalog.begin() as conn:
+        rollups.refresh(conn, NOW)
+    later = NOW + timedelta(hours=1)
+    with Session(catalog) as s:
+        progress = s.scalars(
+            select(Document).where(Document.page_count == 1, Document.created_at == at(2, 8, 5))
+        )
+        a1y = progress.one()  # week 1, progress_note, 1 page
+        b1 = s.scalars(select(Document).where(Document.created_at == at(10, 10, 5))).one()  # week 2, consult
+        for doc, steps in ((a1y, ["billing"]), (b1, ["lab_report", "other"])):
+            for n, new in enumerate(steps):
+                s.add(
+                    ClassificationCorrection(
+                        document_id=doc.id,
+                        old_type=doc.doc_type,
+                        new_type=new,
+                        corrected_by="t",
+                        corrected_at=later + timedelta(minutes=n),
+                    )
+                )
+                doc.doc_type = new
+        s.commit()
+    live, rolled = _live_and_rolled(catalog)
+    assert rolled.tables == live.tables
+    # the types the documents have now; a type left with no document is no longer a row
+    assert rows(rolled, "by_type") == [
+        (W1, "billing", 1, 1),
+        (W1, "consult_note", 1, 1),
+        (W2, "other", 1, 4),
+        (W2, "progress_note", 1, 2),
+    ]
 
 
 # -- backlog -------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from chartvault import __version__, web
-from chartvault.api import docs, errors
+from chartvault.api import docs, errors, observability
 from chartvault.api.auth import audit_failed_authentications, authorize
 from chartvault.api.ratelimit import FailedAuthLimiter
 from chartvault.api.routes import ROUTERS
@@ -57,4 +57,5 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     web.install(app, web.WebParts(receive_upload=receive_upload, status_of=errors.status_of))  # pages
     errors.install(app)
     docs.install(app)
+    observability.install(app)
     return app

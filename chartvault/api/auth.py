@@ -9,6 +9,7 @@ are RFC 6750 bearer tokens (``Authorization: Bearer cv_...``).
 
 from __future__ import annotations
 
+import hmac
 import logging
 from datetime import UTC, datetime
 from typing import Annotated
@@ -19,16 +20,28 @@ from starlette.concurrency import run_in_threadpool
 
 from chartvault.api.ratelimit import WINDOW_S, FailedAuthLimiter
 from chartvault.archive.tokens import Principal
+from chartvault.config import Settings
 from chartvault.policy import POLICY, PUBLIC
 from chartvault.services import Caller, Services
 
 log = logging.getLogger("chartvault.api.auth")
+
+# Routes the scrape token (CHARTVAULT_METRICS_TOKEN) may call besides the roles in POLICY; nothing else.
+SCRAPE_ROUTES: frozenset[tuple[str, str]] = frozenset({("GET", "/metrics")})
 
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="bearer",
     description="A ChartVault API token (`chartvault token create`), sent as `Authorization: Bearer cv_...`.",
 )
+
+
+def is_scrape_token(settings: Settings, presented: str) -> bool:
+    """Whether ``presented`` is the configured scrape token (compared in constant time)."""
+    expected = settings.metrics_token
+    if expected is None:
+        return False
+    return hmac.compare_digest(presented.encode(), expected.get_secret_value().encode())
 
 
 def _unauthorized(message: str) -> HTTPException:
@@ -57,6 +70,8 @@ async def authorize(
         )
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("an API token is required (Authorization: Bearer ...)")
+    if (request.method, path) in SCRAPE_ROUTES and is_scrape_token(root.settings, credentials.credentials):
+        return None  # Prometheus, every few seconds: not a person, and not worth an audit entry each time
     principal = await run_in_threadpool(root.access.verify_token, credentials.credentials)
     if principal is None:
         limiter.failed(client)  # counted in memory; summarised once per client and minute

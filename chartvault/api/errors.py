@@ -28,6 +28,7 @@ from chartvault.errors import (
     UnsupportedMedia,
 )
 from chartvault.schemas.common import ErrorBody
+from chartvault.telemetry import metrics
 
 log = logging.getLogger("chartvault.api")
 
@@ -86,6 +87,7 @@ def status_of(exc: ChartVaultError) -> int:
 def error_response(
     status: int, code: str, message: str, problems: list[dict[str, Any]] | None = None
 ) -> JSONResponse:
+    metrics.api_error(code, status)
     body: dict[str, Any] = {"code": code, "message": message}
     if problems:
         body["problems"] = problems

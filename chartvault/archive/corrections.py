@@ -240,6 +240,7 @@ def _new_document(
         patient_id=old.patient_id,
         icd_codes=old.icd_codes,
         status=PAGE_ARCHIVED,
+        received_at=now,
         archived_at=now,
     )
     s.add(doc)

@@ -195,6 +195,11 @@ class LocalObjectStore:
         with fp:
             yield from verified_stream(iter(lambda: fp.read(chunk_size), b""), ref)
 
+    def ping(self) -> None:
+        """The folder is there and this process may write to it (a readiness probe)."""
+        if not self.root.is_dir() or not os.access(self.root, os.W_OK | os.X_OK):
+            raise ObjectStoreError(f"object folder {self.root} is missing or not writable")
+
     def exists(self, ref: ObjectRef) -> bool:
         """True when the object is present with the ref's size (contents are checked on read)."""
         try:

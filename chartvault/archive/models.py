@@ -222,7 +222,7 @@ class Document(Base):
             "created_at",
             postgresql_include=["batch_id", "doc_type", "page_count", "blank_pages", "file_id"],
         ),
-        Index("ix_documents_indexed_at", "indexed_at", postgresql_include=["file_id"]),
+        Index("ix_documents_indexed_at", "indexed_at", postgresql_include=["received_at"]),
         Index(
             "ix_documents_review_pending",
             "created_at",
@@ -280,6 +280,8 @@ class Document(Base):
     disposed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     disposition_id: Mapped[str | None] = mapped_column(ForeignKey("dispositions.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # When its file was received (the file's created_at): received-to-searchable without a join.
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     indexed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -439,7 +441,7 @@ class ClassificationCorrection(Base):
     old_type: Mapped[str | None] = mapped_column(String(64))
     new_type: Mapped[str] = mapped_column(String(64))
     corrected_by: Mapped[str] = mapped_column(String(128))
-    corrected_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    corrected_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
 # -- access and release of information ---------------------------------------------------------------
@@ -617,3 +619,38 @@ class DisclosureAccess(Base):
     accessed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     accessed_by: Mapped[str] = mapped_column(String(128))
     method: Mapped[str] = mapped_column(String(32))  # stream | presigned_url
+
+
+class ReportRollupDay(Base):
+    """A closed UTC day whose scanning counts are rolled up (chartvault.reports.rollups)."""
+
+    __tablename__ = "report_rollup_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    rolled_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ReportFileDay(Base):
+    """Files received on a rolled-up day at one station: how many, their pages, how many refused."""
+
+    __tablename__ = "report_file_days"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(ForeignKey("report_rollup_days.day"), index=True)
+    station: Mapped[str | None] = mapped_column(String(128))
+    files: Mapped[int] = mapped_column(Integer)
+    pages: Mapped[int] = mapped_column(BigInteger)
+    refused: Mapped[int] = mapped_column(Integer)
+
+
+class ReportDocumentDay(Base):
+    """Documents made on a rolled-up day at one station, of one type (as typed when rolled up)."""
+
+    __tablename__ = "report_document_days"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(ForeignKey("report_rollup_days.day"), index=True)
+    station: Mapped[str | None] = mapped_column(String(128))
+    doc_type: Mapped[str | None] = mapped_column(String(64))
+    documents: Mapped[int] = mapped_column(Integer)
+    pages: Mapped[int] = mapped_column(BigInteger)

@@ -92,6 +92,9 @@ class ObjectStore(Protocol):
     def lock_mode(self) -> str:
         """GOVERNANCE or COMPLIANCE: the mode of versions written from now on."""
 
+    def ping(self) -> None:
+        """One cheap round trip: ObjectStoreError unless the store answers and holds the archive."""
+
     def put_file(
         self,
         path: str,

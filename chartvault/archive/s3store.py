@@ -277,6 +277,13 @@ class S3ObjectStore:
 
     # -- ObjectStore -------------------------------------------------------------------------
 
+    def ping(self) -> None:
+        """HEAD the bucket (a readiness probe: no object is read, nothing is created)."""
+        with self._errors("ping"):
+            found = self.client.bucket_exists(self.bucket)
+        if not found:
+            raise ObjectStoreError(f"bucket {self.bucket} does not exist")
+
     def put_file(
         self,
         path: str,

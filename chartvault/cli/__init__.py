@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from chartvault.cli import access, documents, intake, records, release, review, search, serve
+from chartvault.cli import access, documents, intake, records, release, reports, review, search, serve
 
 app = typer.Typer(
     help="ChartVault: scan, OCR, classify, index and archive paper medical records.",
@@ -23,13 +23,14 @@ def main(
         bool, typer.Option("--verbose", "-v", help="Log progress (ids only, no PHI).")
     ] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    from chartvault.config import Settings
+    from chartvault.telemetry.logs import configure_logging
+
+    # CHARTVAULT_LOG_FORMAT=json: one JSON object per line, ids and codes only (chartvault.telemetry.logs)
+    configure_logging(Settings().log_format, logging.INFO if verbose else logging.WARNING)
 
 
-for feature in (intake, documents, search, review, records, release, access, serve):
+for feature in (intake, documents, search, review, records, release, reports, access, serve):
     feature.register(app)
 
 __all__ = ["app"]

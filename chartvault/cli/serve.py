@@ -25,7 +25,8 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         log_level="info",
-        access_log=False,
+        access_log=False,  # it would log paths, and a path can hold an MRN: the API logs route templates
+        log_config=None,  # keep the logging the command set up (text, or JSON lines)
         http=json_errors_protocol(),  # malformed HTTP answered as JSON too
     )
 

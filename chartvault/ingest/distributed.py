@@ -39,6 +39,7 @@ from celery.states import SUCCESS
 
 from chartvault.config import Settings, get_settings
 from chartvault.ingest.tasks import TASKS, StageTask, init_worker_process
+from chartvault.telemetry import metrics
 
 log = logging.getLogger("chartvault.distributed")
 
@@ -164,6 +165,7 @@ class CeleryExecutor:
         future: Future[OutcomeT] = Future()
         # Only the id is kept: the poller reads the result key, nobody waits on the AsyncResult.
         task_id = self._app.send_task(task.name, args=[task.to_json()], queue=self._queue).id
+        metrics.in_flight(future)  # sent: in flight until its result arrives or the executor closes
         with self._lock:
             self._pending[task_id] = (future, task)
         self._wake.set()

@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 from chartvault.config import Settings
 from chartvault.ingest.tasks import StageTask, init_worker_process
+from chartvault.telemetry import metrics
 
 log = logging.getLogger("chartvault.executors")
 
@@ -99,7 +100,7 @@ class LocalExecutor:
         return [p.pid for p in (pool._processes or {}).values() if p.pid] if pool is not None else []
 
     def submit(self, task: StageTask[OutcomeT]) -> Future[OutcomeT]:
-        outcome: Future[OutcomeT] = Future()
+        outcome: Future[OutcomeT] = metrics.in_flight(Future())
         self._start(task, outcome, attempt=1)
         return outcome
 

@@ -61,6 +61,7 @@ from chartvault.ingest.stages import (
 )
 from chartvault.ingest.tasks import OcrTask, PageOutcome, SniffOutcome, SniffTask
 from chartvault.ocr.types import OcrOptions
+from chartvault.telemetry import metrics
 
 log = logging.getLogger("chartvault.pipeline")
 
@@ -253,6 +254,7 @@ class Pipeline:
             _apply_page(f, page, out)
             run.done_pages += 1
             s.commit()
+            metrics.page_read(out.page.elapsed_ms if out.page else None, ok=out.page is not None)
             if run.progress:
                 run.progress(run.done_pages, run.total_pages)
         # One indexed count, not a load of every page of the file per page result.

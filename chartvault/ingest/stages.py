@@ -215,6 +215,7 @@ def _new_document(f: BatchFile, seg: Segment) -> Document:
         doc_type_confidence=prediction.confidence,
         classification_source=prediction.source,
         status=PAGE_CLASSIFIED,
+        received_at=f.created_at,
     )
     for p in seg.pages:
         p.document_id = doc.id

@@ -7,8 +7,8 @@ Depends on the catalog models only, so the CLI, the API and the web pages can al
 call it without the reports knowing any of them.
 """
 
-from chartvault.reports.catalog import REPORTS, ReportError, ReportSpec, run_report
-from chartvault.reports.output import to_csv, to_json
+from chartvault.reports.catalog import REPORTS, ReportError, ReportSpec, UnknownReport, run_report
+from chartvault.reports.output import cell, to_answer, to_csv, to_json
 from chartvault.reports.result import PERIODS, Chart, Column, Period, Report, Table, Value
 
 __all__ = [
@@ -21,8 +21,11 @@ __all__ = [
     "ReportError",
     "ReportSpec",
     "Table",
+    "UnknownReport",
     "Value",
+    "cell",
     "run_report",
+    "to_answer",
     "to_csv",
     "to_json",
 ]

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from chartvault.errors import InvalidInput, NotFound
 from chartvault.reports.backlog import backlog
 from chartvault.reports.quality import quality
 from chartvault.reports.releases import releases
@@ -27,8 +28,19 @@ MAX_DAYS = 3700
 MAX_BUCKETS = 400
 
 
-class ReportError(ValueError):
-    """A report request that cannot be answered as asked (unknown name, bad window); ids only."""
+class ReportError(InvalidInput):
+    """A report request that cannot be answered as asked (a bad window or period); ids only.
+
+    An ``InvalidInput``: the API answers 422 and the CLI exits 2 without either knowing reports.
+    """
+
+    code = "invalid_report_request"
+
+
+class UnknownReport(ReportError, NotFound):
+    """No report of that name: a ``NotFound`` first (404, exit 4), and still a ``ReportError``."""
+
+    code = "unknown_report"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,21 +101,28 @@ REPORTS: dict[str, ReportSpec] = {
 }
 
 
-def _window(date_from: date | None, date_to: date | None, period: str | None, now: datetime | None) -> Window:
+def _period(value: str) -> Period:
+    for period in PERIODS:
+        if period == value:
+            return period
+    raise ReportError(f"period must be one of {', '.join(PERIODS)}")
+
+
+def _window(
+    date_from: date | None, date_to: date | None, period: str | None, now: datetime | None, rollups: bool
+) -> Window:
     moment = now or datetime.now(UTC)
     if moment.tzinfo is None:
         raise ReportError("now must be timezone-aware")
     moment = moment.astimezone(UTC)
-    chosen = period or DEFAULT_PERIOD
-    if chosen not in PERIODS:
-        raise ReportError(f"period must be one of {', '.join(PERIODS)}")
+    chosen = _period(period or DEFAULT_PERIOD)
     end = date_to or moment.date()
     start = date_from or end - timedelta(days=DEFAULT_DAYS - 1)
     if start > end:
         raise ReportError("date_from is after date_to")
     if (end - start).days + 1 > MAX_DAYS:
         raise ReportError(f"a report covers at most {MAX_DAYS} days")
-    window = Window(start, end, chosen, moment)  # type: ignore[arg-type]
+    window = Window(start, end, chosen, moment, rollups)
     if len(window.buckets()) > MAX_BUCKETS:
         raise ReportError(f"at most {MAX_BUCKETS} periods: choose a longer period or a shorter window")
     return window
@@ -133,16 +152,19 @@ def run_report(
     date_to: date | None = None,
     period: str | None = None,
     now: datetime | None = None,
+    rollups: bool = True,
 ) -> Report:
     """Answer report ``name`` for the dates ``date_from``..``date_to`` (inclusive, UTC) by ``period``.
 
     Every number is a SQL aggregate computed by the catalog database; tables marked
     "now" describe the catalog at ``now`` (default: the current time) whatever the dates.
-    Raises ``ReportError`` for an unknown name or an unusable window.
+    Daily rollups (``chartvault.reports.rollups``) answer the days they cover unless ``rollups``
+    is False; they give the same numbers.
+    Raises ``UnknownReport`` for an unknown name, ``ReportError`` for an unusable window.
     """
     spec = REPORTS.get(name)
     if spec is None:
-        raise ReportError(f"unknown report {name!r}; reports: {', '.join(REPORTS)}")
-    window = _window(date_from, date_to, period, now)
+        raise UnknownReport(f"unknown report {name!r}; reports: {', '.join(REPORTS)}")
+    window = _window(date_from, date_to, period, now, rollups)
     tables = spec.build(_connection(source), window)
     return Report(spec.name, spec.title, window.date_from, window.date_to, window.period, window.now, tables)

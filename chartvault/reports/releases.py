@@ -19,7 +19,7 @@ from sqlalchemy.sql import ColumnElement
 
 from chartvault.archive.models import Disclosure, ReleaseRequest
 from chartvault.release.requests import DENIED, DUE_DAYS, UNDECIDED
-from chartvault.reports.result import Chart, Column, Table
+from chartvault.reports.result import Chart, Column, Table, Value
 from chartvault.reports.sql import (
     TimestampColumn,
     Window,
@@ -99,7 +99,7 @@ def _turnaround_table(conn: Connection, window: Window) -> Table:
     found = {r.period: r for r in conn.execute(counts.group_by(period))}
     source = select(period, _turnaround().label("seconds")).where(window.holds(R.decided_at)).subquery()
     spread = {r.period: r for r in conn.execute(percentiles(conn, source, ["period"], "seconds", (50, 90)))}
-    rows = []
+    rows: list[tuple[Value, ...]] = []
     for p in sorted(set(window.buckets()) | set(found)):
         c, s = found.get(p), spread.get(p)
         if c is None or s is None:
@@ -188,12 +188,12 @@ def _vendor_rows(conn: Connection, window: Window) -> dict[str | None, list[Any]
     )
     source = select(R.vendor, _turnaround().label("seconds")).where(window.holds(R.decided_at)).subquery()
     cells: dict[str | None, list[Any]] = defaultdict(lambda: [0, 0, 0, 0, 0, None])
-    for r in conn.execute(requests):
-        cells[r.vendor][:4] = [r.received, r.approved, r.denied, r.overdue]
-    for r in conn.execute(disclosed):
-        cells[r.vendor][4] = r.n
-    for r in conn.execute(percentiles(conn, source, ["vendor"], "seconds", (50,))):
-        cells[r.vendor][5] = _days(r.p50)
+    for req in conn.execute(requests):
+        cells[req.vendor][:4] = [req.received, req.approved, req.denied, req.overdue]
+    for dis in conn.execute(disclosed):
+        cells[dis.vendor][4] = dis.n
+    for spread in conn.execute(percentiles(conn, source, ["vendor"], "seconds", (50,))):
+        cells[spread.vendor][5] = _days(spread.p50)
     return {v: c for v, c in cells.items() if any(c[:5])}
 
 

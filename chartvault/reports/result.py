@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
 
-Period = Literal["day", "week", "month"]
+from chartvault.schemas.reports import ChartKind, ColumnKind, Period
+
+__all__ = ["PERIODS", "Chart", "ChartKind", "Column", "ColumnKind", "Period", "Report", "Table", "Value"]
+
 PERIODS: tuple[Period, ...] = ("day", "week", "month")
 
-# A cell: what JSON, CSV and a chart axis can all show without a custom type.
+# A cell as the query gives it; the answer (``output.to_answer``) turns dates into ISO text.
 Value = str | int | float | bool | date | datetime | None
-
-# How a column is meant to be read: counts add up, hours and days are durations, period is the start
-# date of a day/week/month bucket (UTC), text is a category.
-ColumnKind = Literal["period", "text", "count", "hours", "days", "date", "datetime", "flag"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +33,7 @@ class Column:
 class Chart:
     """How the table is best drawn: ``x`` against the ``y`` columns, one series per value of ``series``."""
 
-    kind: Literal["bar", "line"]
+    kind: ChartKind
     x: str
     y: tuple[str, ...]
     series: str | None = None

@@ -6,8 +6,10 @@ OCR: minutes later, so a document may fall in the period after its file's when a
 backlog straddles midnight). Reading the document's own timestamp instead of joining it to its
 file keeps the query to one pass over an index. Files and documents a misfile correction made
 are not scanning and are left out.
-Two grouped queries carry every number; the totals per period are rolled up from
-their rows (hundreds, not documents).
+Two kinds of grouped rows carry every number: files per bucket and station, documents per bucket,
+station and type. Closed days come from the daily rollups (``rollups``), the rest of the window is
+counted live by the same queries that fill them; the totals per period are summed from those rows
+(hundreds, not documents).
 """
 
 from __future__ import annotations
@@ -16,15 +18,22 @@ from collections import defaultdict
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Row, exists, func, or_, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
 from chartvault.archive.models import FILE_QUARANTINED, Batch, BatchFile, Document
-from chartvault.reports.result import Chart, Column, Table
+from chartvault.reports.result import Chart, Column, Table, Value
+from chartvault.reports.rollups import (
+    DocumentCount,
+    FileCount,
+    document_counts,
+    file_counts,
+    made_by_correction,
+    rolled_days,
+    scanned_files,
+)
 from chartvault.reports.sql import Window, as_int, count_if
-
-CORRECTION_REASON = "misfile_correction"  # batch_files.reason_code of a file a misfile split wrote
 
 PERIOD = Column("period", "Period", "period")
 STATION = Column("station", "Station", "text")
@@ -38,12 +47,27 @@ CONTENT_PAGES = Column("pages", "Pages (not blank)", "count")
 
 def _scanned(window: Window) -> ColumnElement[bool]:
     """Files received in the window, corrections excluded."""
-    return window.holds(BatchFile.created_at) & or_(
-        BatchFile.reason_code.is_(None), BatchFile.reason_code != CORRECTION_REASON
-    )
+    return window.holds(BatchFile.created_at) & scanned_files()
 
 
-def _file_rows(conn: Connection, window: Window) -> list[Row[Any]]:
+def _counts(conn: Connection, window: Window) -> tuple[list[FileCount], list[DocumentCount]]:
+    """Every file and document count of the window: rolled-up days from the rollups, the rest live."""
+    rolled = rolled_days(conn) if window.rollups else None
+    if rolled is None:
+        return _file_rows(conn, window), _document_rows(conn, window)
+    files: list[FileCount] = []
+    docs: list[DocumentCount] = []
+    if (days := rolled.within(window)) is not None:
+        files += file_counts(conn, window, days)
+        docs += document_counts(conn, window, days)
+    for first, last in rolled.outside(window):
+        part = window.part(first, last)
+        files += _file_rows(conn, part)
+        docs += _document_rows(conn, part)
+    return files, docs
+
+
+def _file_rows(conn: Connection, window: Window) -> list[FileCount]:
     period = window.bucket(BatchFile.created_at).label("period")
     q = (
         select(
@@ -57,14 +81,10 @@ def _file_rows(conn: Connection, window: Window) -> list[Row[Any]]:
         .where(_scanned(window))
         .group_by(period, Batch.station)
     )
-    return list(conn.execute(q))
+    return [FileCount(*row) for row in conn.execute(q)]
 
 
-def _made_by_correction() -> ColumnElement[bool]:
-    return exists().where(BatchFile.id == Document.file_id, BatchFile.reason_code == CORRECTION_REASON)
-
-
-def _document_rows(conn: Connection, window: Window) -> list[Row[Any]]:
+def _document_rows(conn: Connection, window: Window) -> list[DocumentCount]:
     period = window.bucket(Document.created_at).label("period")
     q = (
         select(
@@ -76,10 +96,10 @@ def _document_rows(conn: Connection, window: Window) -> list[Row[Any]]:
         )
         .select_from(Document)
         .join(Batch, Batch.id == Document.batch_id)
-        .where(window.holds(Document.created_at), ~_made_by_correction())
+        .where(window.holds(Document.created_at), ~made_by_correction())
         .group_by(period, Batch.station, Document.doc_type)
     )
-    return list(conn.execute(q))
+    return [DocumentCount(*row) for row in conn.execute(q)]
 
 
 def _refusal_rows(conn: Connection, window: Window) -> list[Row[Any]]:
@@ -96,16 +116,16 @@ def _sort_key(value: str | None) -> tuple[bool, str]:
     return (value is None, value or "")
 
 
-def _received_table(window: Window, files: list[Row[Any]], docs: list[Row[Any]]) -> Table:
+def _received_table(window: Window, files: list[FileCount], docs: list[DocumentCount]) -> Table:
     totals: dict[date, list[int]] = {p: [0, 0, 0, 0] for p in window.buckets()}
-    for r in files:
-        t = totals.setdefault(r.period, [0, 0, 0, 0])
-        t[0] += r.files
-        t[1] += r.pages
-        t[3] += r.refused
-    for r in docs:
-        totals.setdefault(r.period, [0, 0, 0, 0])[2] += r.documents
-    rows = tuple((p, *totals[p]) for p in sorted(totals))
+    for f in files:
+        t = totals.setdefault(f.period, [0, 0, 0, 0])
+        t[0] += f.files
+        t[1] += f.pages
+        t[3] += f.refused
+    for d in docs:
+        totals.setdefault(d.period, [0, 0, 0, 0])[2] += d.documents
+    rows: tuple[tuple[Value, ...], ...] = tuple((p, *totals[p]) for p in sorted(totals))
     return Table(
         "received",
         "Received per period",
@@ -115,14 +135,14 @@ def _received_table(window: Window, files: list[Row[Any]], docs: list[Row[Any]])
     )
 
 
-def _station_table(files: list[Row[Any]], docs: list[Row[Any]]) -> Table:
+def _station_table(files: list[FileCount], docs: list[DocumentCount]) -> Table:
     cells: dict[tuple[date, str | None], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for r in files:
-        c = cells[(r.period, r.station)]
-        c[0] += r.files
-        c[1] += r.pages
-    for r in docs:
-        cells[(r.period, r.station)][2] += r.documents
+    for f in files:
+        c = cells[(f.period, f.station)]
+        c[0] += f.files
+        c[1] += f.pages
+    for d in docs:
+        cells[(d.period, d.station)][2] += d.documents
     keys = sorted(cells, key=lambda k: (k[0], _sort_key(k[1])))
     return Table(
         "by_station",
@@ -133,13 +153,14 @@ def _station_table(files: list[Row[Any]], docs: list[Row[Any]]) -> Table:
     )
 
 
-def _type_table(docs: list[Row[Any]]) -> Table:
+def _type_table(docs: list[DocumentCount]) -> Table:
     cells: dict[tuple[date, str | None], list[int]] = defaultdict(lambda: [0, 0])
     for r in docs:
         c = cells[(r.period, r.doc_type)]
         c[0] += r.documents
         c[1] += r.pages
-    keys = sorted(cells, key=lambda k: (k[0], _sort_key(k[1])))
+    # a type every document of a period was corrected away from is no longer a row of it
+    keys = sorted((k for k in cells if any(cells[k])), key=lambda k: (k[0], _sort_key(k[1])))
     return Table(
         "by_type",
         "Documents per period and document type",
@@ -151,8 +172,7 @@ def _type_table(docs: list[Row[Any]]) -> Table:
 
 def scanning(conn: Connection, window: Window) -> tuple[Table, ...]:
     """Received files/pages/documents per period (all, by station, by type) and refusals by reason."""
-    files = _file_rows(conn, window)
-    docs = _document_rows(conn, window)
+    files, docs = _counts(conn, window)
     refusals = Table(
         "refusals",
         "Files refused, by reason",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, Float, case, func, literal, select, true
+from sqlalchemy import BigInteger, Date, Float, case, column, func, literal, select, true, values
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import QueryableAttribute
@@ -26,6 +26,8 @@ from chartvault.reports.result import Period
 
 # A UTC timestamp column: a mapped attribute (``Document.created_at``) or any expression of one.
 TimestampColumn = ColumnElement[datetime] | ColumnElement[datetime | None] | QueryableAttribute[Any]
+# Any SQL expression a report aggregates: a mapped attribute (``Document.page_count``) or an expression.
+SqlExpression = ColumnElement[Any] | QueryableAttribute[Any]
 
 # -- period buckets ---------------------------------------------------------------------------------
 
@@ -79,9 +81,50 @@ def _period_start_pg(element: _PeriodStart, compiler: SQLCompiler, **kw: Any) ->
     return f"CAST(date_trunc('{element.period}', ({arg}) AT TIME ZONE 'UTC') AS DATE)"
 
 
+class _DayBucket(_PeriodStart):
+    """The bucket of a calendar date column (no time zone to convert: rollup days are UTC days)."""
+
+    inherit_cache = True
+
+
+class _DayBucketDay(_DayBucket):
+    inherit_cache = True
+    period: Period = "day"
+
+
+class _DayBucketWeek(_DayBucket):
+    inherit_cache = True
+    period: Period = "week"
+
+
+class _DayBucketMonth(_DayBucket):
+    inherit_cache = True
+    period: Period = "month"
+
+
+_DAY_BUCKET_CLASSES: dict[Period, type[_DayBucket]] = {
+    "day": _DayBucketDay,
+    "week": _DayBucketWeek,
+    "month": _DayBucketMonth,
+}
+
+
+@compiles(_DayBucket, "postgresql")
+def _day_bucket_pg(element: _DayBucket, compiler: SQLCompiler, **kw: Any) -> str:
+    arg = compiler.process(element.clauses, **kw)
+    return f"CAST(date_trunc('{element.period}', CAST({arg} AS TIMESTAMP)) AS DATE)"
+
+
 def period_start(column: TimestampColumn, period: Period) -> ColumnElement[date]:
     """The bucket (its first day) of a UTC timestamp column, as a date on both databases."""
-    return _PERIOD_CLASSES[period](column)  # type: ignore[return-value]
+    return _PERIOD_CLASSES[period](column)
+
+
+def date_bucket(
+    column: ColumnElement[date] | QueryableAttribute[date], period: Period
+) -> ColumnElement[date]:
+    """The bucket (its first day) of a calendar date column; SQLite's ``date()`` reads both alike."""
+    return _DAY_BUCKET_CLASSES[period](column)
 
 
 def first_day(day: date, period: Period) -> date:
@@ -129,13 +172,15 @@ def _seconds_between_sqlite(element: _SecondsBetween, compiler: SQLCompiler, **k
 
 @compiles(_SecondsBetween, "postgresql")
 def _seconds_between_pg(element: _SecondsBetween, compiler: SQLCompiler, **kw: Any) -> str:
+    # date_part gives double precision; EXTRACT gives numeric (PostgreSQL 14+), whose arithmetic and
+    # sorting cost a percentile over a million documents ~0.3 s more (bench.reports).
     later, earlier = (compiler.process(c, **kw) for c in element.clauses)
-    return f"EXTRACT(EPOCH FROM ({later}) - ({earlier}))"
+    return f"date_part('epoch', ({later}) - ({earlier}))"
 
 
 def seconds_between(later: TimestampColumn, earlier: TimestampColumn) -> ColumnElement[float]:
     """``later - earlier`` in seconds, as a float on both databases."""
-    return _SecondsBetween(later, earlier)  # type: ignore[return-value]
+    return _SecondsBetween(later, earlier)
 
 
 def utc_literal(moment: datetime) -> ColumnElement[datetime]:
@@ -148,12 +193,17 @@ def utc_literal(moment: datetime) -> ColumnElement[datetime]:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """The dates asked for (inclusive) as a half-open UTC range, plus the period and "now"."""
+    """The dates asked for (inclusive) as a half-open UTC range, plus the period and "now".
+
+    ``rollups`` False makes a report count every row live even where daily rollups exist (to check
+    them against the catalog).
+    """
 
     date_from: date
     date_to: date
     period: Period
     now: datetime
+    rollups: bool = True
 
     @property
     def start(self) -> datetime:
@@ -172,6 +222,19 @@ class Window:
 
     def buckets(self) -> list[date]:
         return periods_between(self.date_from, self.date_to, self.period)
+
+    def ranges(self) -> list[tuple[date, datetime, datetime]]:
+        """Each bucket as (its first day, start, end): half-open UTC ranges clipped to the window."""
+        starts = self.buckets()
+        ends = [datetime.combine(b, time(0), UTC) for b in starts[1:]] + [self.end]
+        return [
+            (b, max(datetime.combine(b, time(0), UTC), self.start), min(e, self.end))
+            for b, e in zip(starts, ends, strict=True)
+        ]
+
+    def part(self, date_from: date, date_to: date) -> Window:
+        """The same period and moment over some of the days (inclusive), e.g. those not rolled up."""
+        return Window(date_from, date_to, self.period, self.now, self.rollups)
 
 
 # -- percentiles ------------------------------------------------------------------------------------
@@ -239,6 +302,43 @@ def percentiles(
     return _sqlite_percentiles(source, keys, value, percents)
 
 
+def percentiles_per_bucket(
+    conn: Connection,
+    window: Window,
+    moment: TimestampColumn,
+    value: ColumnElement[float],
+    percents: Sequence[int],
+    *where: ColumnElement[bool],
+) -> Select[Any]:
+    """Per bucket of ``moment`` in the window: ``period``, the count ``n`` and ``p<percent>`` of ``value``.
+
+    PostgreSQL computes each bucket in its own LATERAL subquery over an index range of
+    ``moment``: small in-memory sorts, no sort of every row of the window by bucket first
+    (a whole catalog's received-to-searchable went from 3.2 s to under 1 s at 1M documents).
+    SQLite, whose catalogs are small, groups the rows by bucket and ranks them
+    (``percentiles``); both give the same numbers.
+    """
+    if conn.dialect.name != "postgresql":
+        source = select(window.bucket(moment).label("period"), value.label("v")).where(
+            window.holds(moment), *where
+        )
+        return _sqlite_percentiles(source.subquery("bucketed"), ["period"], "v", percents)
+    buckets = (
+        values(
+            column("period", Date()), column("lo", UTCDateTime()), column("hi", UTCDateTime()), name="buckets"
+        )
+        .data(window.ranges())
+        .alias("buckets")
+    )
+    names = ["n", *(f"p{p}" for p in percents)]
+    stats = [func.count(value).label("n")]
+    stats += [func.percentile_cont(p / 100).within_group(value).label(f"p{p}") for p in percents]
+    spread = select(*stats).where(moment >= buckets.c.lo, moment < buckets.c.hi, *where).lateral("spread")
+    return select(buckets.c.period, *(spread.c[name] for name in names)).select_from(
+        buckets.join(spread, true())
+    )
+
+
 def portable_percentiles(
     source: FromClause, keys: Sequence[str], value: str, percents: Sequence[int]
 ) -> Select[Any]:
@@ -249,7 +349,7 @@ def portable_percentiles(
 # -- codes inside a JSON list of {"code": ...} objects ---------------------------------------------
 
 
-def json_codes(conn: Connection, column: ColumnElement[Any]) -> tuple[FromClause, ColumnElement[str]]:
+def json_codes(conn: Connection, column: SqlExpression) -> tuple[FromClause, ColumnElement[str]]:
     """A lateral source yielding one row per element of a JSON array column, and its ``code``.
 
     PostgreSQL: ``json_array_elements`` joined LATERAL; SQLite: ``json_each``, which may
@@ -265,11 +365,11 @@ def json_codes(conn: Connection, column: ColumnElement[Any]) -> tuple[FromClause
 ON_EVERY_ROW = true()
 
 
-def as_int(expr: ColumnElement[Any]) -> ColumnElement[int]:
+def as_int(expr: SqlExpression) -> ColumnElement[int]:
     """A sum that is an integer on both databases (PostgreSQL's SUM of integers is numeric)."""
     return func.coalesce(func.sum(expr), 0).cast(BigInteger)
 
 
-def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+def count_if(condition: ColumnElement[bool] | QueryableAttribute[bool]) -> ColumnElement[int]:
     """How many rows of the group meet ``condition`` (portable FILTER)."""
     return as_int(case((condition, 1), else_=0))

@@ -30,9 +30,11 @@ if TYPE_CHECKING:
     from chartvault.services.access import AccessService
     from chartvault.services.documents import DocumentService
     from chartvault.services.intake import IntakeService
+    from chartvault.services.operations import OperationsService
     from chartvault.services.pages import PageCache, PageService
     from chartvault.services.records import RecordsService
     from chartvault.services.release import ReleaseService
+    from chartvault.services.reports import ReportsService
     from chartvault.services.review import ClassifierModels, ReviewService
     from chartvault.services.search import SearchService
     from chartvault.services.sessions import SessionService, SignInThrottle
@@ -161,9 +163,18 @@ class Parts:
             self.classifier.current,
         )
 
+    @_part
+    def operations(self) -> OperationsService:
+        """Readiness probes and the catalog's gauges (cached: one per process, shared by every request)."""
+        from chartvault.services.operations import OperationsService
+
+        return OperationsService(self.settings, self.sessions, lambda: self.store, lambda: self.indexer)
+
     def close(self) -> None:
         """Stop the pool and the index writer, checkpoint the audit log, release the catalog."""
         built = self._built
+        if "operations" in built:
+            built["operations"].close()
         if "audit_log" in built:
             built["audit_log"].close()  # the final checkpoint, while the catalog is still open
         if "executor" in built:
@@ -254,6 +265,16 @@ class Services:
         from chartvault.services.release import ReleaseService
 
         return ReleaseService(self.settings, self.parts.sessions, self.parts.store, self.audit, self.caller)
+
+    @property
+    def operations(self) -> OperationsService:
+        return self.parts.operations
+
+    @cached_property
+    def reports(self) -> ReportsService:
+        from chartvault.services.reports import ReportsService
+
+        return ReportsService(self.parts.sessions, self.audit)
 
     @cached_property
     def access(self) -> AccessService:

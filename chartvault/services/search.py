@@ -33,6 +33,7 @@ from chartvault.search.cursor import decode_cursor, encode_cursor
 from chartvault.search.indexer import Indexer
 from chartvault.search.types import PageLoader, SearchQuery, SearchResults
 from chartvault.services.caller import AuditTrail
+from chartvault.telemetry import metrics
 
 # A result list shows at most 500 documents per page; the audit entry of a list holds their ids.
 AUDIT_IDS_PER_ENTRY = 500
@@ -47,6 +48,7 @@ class SearchService:
         self.page_texts = page_texts
         self.audit = audit
 
+    @metrics.SEARCH_SECONDS.labels("search").time()
     def search(self, query: SearchQuery, cursor: str | None = None) -> SearchAnswer:
         """Ranked hits, each checked against the catalog: the index never decides what exists.
 
@@ -84,6 +86,7 @@ class SearchService:
             next_cursor=encode_cursor(query, reached, shown[-1]) if more else None,
         )
 
+    @metrics.SEARCH_SECONDS.labels("timeline").time()
     def timeline(self, mrn: str) -> Timeline:
         """Every document of a patient in date-of-service order (undated last), grouped by encounter.
 
@@ -118,6 +121,7 @@ class SearchService:
             ],
         )
 
+    @metrics.SEARCH_SECONDS.labels("similar").time()
     def similar(self, doc_id: str, limit: int = 10) -> SimilarDocuments:
         """Documents whose content resembles this one's (its most distinctive words, not its patient)."""
         with self.sessions() as s:

@@ -1,6 +1,6 @@
 """One router per feature; ``chartvault.api.app`` includes them all."""
 
-from chartvault.api.routes import access, batches, documents, health, releases, review, search
+from chartvault.api.routes import access, batches, documents, health, releases, reports, review, search
 
 ROUTERS = (
     health.router,
@@ -10,6 +10,7 @@ ROUTERS = (
     review.router,
     releases.router,
     access.router,
+    reports.router,
 )
 
 __all__ = ["ROUTERS"]
