@@ -28,7 +28,6 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
-    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -156,17 +155,15 @@ class BatchFile(Base):
     __tablename__ = "batch_files"
     __table_args__ = (
         UniqueConstraint("batch_id", "seq"),
-        # Report indexes (migration 0005): INCLUDE lets PostgreSQL answer from the index alone.
+        # Report indexes. Their covering (INCLUDE) and partial (WHERE) forms are the migration's
+        # (0007_report_indexes): declaring them here would load both dialects at every import.
         Index(
             "ix_batch_files_created_at",
             "created_at",
-            postgresql_include=["batch_id", "status", "page_count", "reason_code"],
         ),
         Index(
             "ix_batch_files_reason_code",
             "reason_code",
-            postgresql_where=text("reason_code IS NOT NULL"),
-            sqlite_where=text("reason_code IS NOT NULL"),
         ),
     )
 
@@ -216,29 +213,24 @@ class Document(Base):
     __table_args__ = (
         Index("ix_documents_mrn_dos", "mrn", "date_of_service"),
         UniqueConstraint("file_id", "first_page"),
-        # Report indexes (migration 0005): INCLUDE lets PostgreSQL answer from the index alone.
+        # Report indexes. Their covering (INCLUDE) and partial (WHERE) forms are the migration's
+        # (0007_report_indexes): declaring them here would load both dialects at every import.
         Index(
             "ix_documents_created_at",
             "created_at",
-            postgresql_include=["batch_id", "doc_type", "page_count", "blank_pages", "file_id"],
         ),
-        Index("ix_documents_indexed_at", "indexed_at", postgresql_include=["received_at"]),
+        Index("ix_documents_indexed_at", "indexed_at"),
         Index(
             "ix_documents_review_pending",
             "created_at",
-            postgresql_include=["status", "review_reasons"],
-            postgresql_where=text("review_status = 'pending'"),
-            sqlite_where=text("review_status = 'pending'"),
         ),
         Index(
             "ix_documents_unlinked",
             "status",
             "review_status",
             "mrn",
-            postgresql_where=text("patient_id IS NULL"),
-            sqlite_where=text("patient_id IS NULL"),
         ),
-        Index("ix_documents_retain_until", "retain_until", postgresql_include=["retention_rule", "status"]),
+        Index("ix_documents_retain_until", "retain_until"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
