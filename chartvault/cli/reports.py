@@ -7,11 +7,12 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from chartvault.cli._common import emit_json, open_services, out, parse_date
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from chartvault.schemas.reports import Cell, ReportAnswer, ReportList, ReportTable
 
 
@@ -43,6 +44,8 @@ def _shown(value: Cell) -> str:
 
 
 def _rich_table(table: ReportTable) -> Table:
+    from rich.table import Table
+
     grid = Table(title=table.title, title_justify="left")
     for column in table.columns:
         grid.add_column(column.label, justify="right" if column.kind in _RIGHT_ALIGNED else "left")
@@ -63,6 +66,8 @@ def _print_answer(answer: ReportAnswer) -> None:
 
 
 def _print_list(listing: ReportList) -> None:
+    from rich.table import Table
+
     grid = Table("report", "what it answers", "tables")
     for info in listing.reports:
         grid.add_row(info.name, info.description, ", ".join(info.tables))
