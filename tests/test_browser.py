@@ -23,6 +23,8 @@ import httpx
 import pytest
 from webfixtures import PASSWORD, VENDOR_ORG
 
+pytestmark = pytest.mark.slow  # each test here drives a real server, browser or pipeline
+
 CHROMIUM = Path(os.environ.get("CHARTVAULT_TEST_CHROMIUM", "/usr/bin/chromium"))
 HERE = Path(__file__).resolve().parent
 AXE = HERE / "vendor" / "axe-4.14.1.min.js"

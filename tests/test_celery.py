@@ -27,6 +27,8 @@ from chartvault.config import Settings
 from chartvault.search.types import SearchQuery
 from chartvault.services import Caller, Services
 
+pytestmark = pytest.mark.slow  # each test here drives a real server, browser or pipeline
+
 REDIS_URL = os.environ.get("CHARTVAULT_TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
 PAGES = 8
 CLI = [sys.executable, "-m", "chartvault.cli"]

@@ -18,6 +18,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each test here drives a real server, browser or pipeline
+
 CLI = [sys.executable, "-m", "chartvault.cli"]
 ROUNDS = 20
 

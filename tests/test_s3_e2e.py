@@ -13,11 +13,14 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 from recordsfixtures import chart_pdf
 from s3fixtures import *  # noqa: F403 - s3_settings
 
 from chartvault.archive.s3store import S3ObjectStore
 from chartvault.config import Settings
+
+pytestmark = pytest.mark.slow  # each test here drives a real server, browser or pipeline
 
 CLI = [sys.executable, "-m", "chartvault.cli"]
 
