@@ -147,9 +147,10 @@ def test_the_known_scanning_counts_are_on_the_page_and_in_the_chart(known: Setti
     assert _shown_rows(received) == [["2026-03-02", "3", "6", "2", "1"], ["2026-03-09", "3", "4", "2", "2"]]
     svg = _svg(received)
     assert svg.get("role") == "img"
-    labelled = svg.get("aria-labelledby", "").split()
-    ids = {e.get("id") for e in svg.iter()}
-    assert labelled and set(labelled) <= ids
+    ids = {e.get("id"): e.tag for e in svg.iter()}
+    assert (
+        ids[svg.get("aria-labelledby")] == f"{SVG}title" and ids[svg.get("aria-describedby")] == f"{SVG}desc"
+    )
     assert svg.find(f"{SVG}title").text == "Received per period"
     assert "The numbers are in the table below" in svg.find(f"{SVG}desc").text
     bars = [e for e in svg.iter(f"{SVG}rect") if "bar" in e.get("class", "").split()]
@@ -209,7 +210,9 @@ def test_viewing_and_downloading_are_audited_like_the_api(known: Settings) -> No
         assert client.get("/ui/reports").status_code == 200  # the list runs nothing
         assert _audit(known, "report.run") == []
         assert client.get("/ui/reports/quality", params=WINDOW).status_code == 200
-        assert client.get("/ui/reports/quality/csv", params={**WINDOW, "table": "unlinked"}).status_code == 200
+        assert (
+            client.get("/ui/reports/quality/csv", params={**WINDOW, "table": "unlinked"}).status_code == 200
+        )
     runs = _audit(known, "report.run")
     assert [(e.target_type, e.target_id, e.detail["format"]) for e in runs] == [
         ("report", "quality", "json"),
@@ -253,9 +256,11 @@ def test_an_empty_window_shows_a_clear_empty_state(known: Settings) -> None:
         empty = client.get("/ui/reports/scanning", params={"from": "2025-06-01", "to": "2025-06-30"})
         busy = client.get("/ui/reports/scanning", params=WINDOW)
     assert empty.status_code == 200
-    assert 'id="report-empty"' in empty.text and "Nothing to report from 2025-06-01 to 2025-06-30" in empty.text
+    assert (
+        'id="report-empty"' in empty.text and "Nothing to report from 2025-06-01 to 2025-06-30" in empty.text
+    )
     assert "<svg" not in empty.text
-    assert "Nothing to draw: every value in this window is 0" in _section(empty.text, "received")
+    assert "Nothing to draw: every value is 0" in _section(empty.text, "received")
     assert "Nothing in this window." in _section(empty.text, "refusals")
     assert 'id="report-empty"' not in busy.text
 
@@ -275,18 +280,23 @@ def _table(rows: list[list[Any]], chart: ReportChart, *columns: tuple[str, str])
 
 def test_stacked_bars_one_per_value_and_labels_escaped() -> None:
     table = _table(
-        [["2026-03-02", "<script>", 3], ["2026-03-02", "b&b", 5], ["2026-03-09", "b&b", 0], ["2026-03-09", None, 2]],
+        [
+            ["2026-03-02", "z<script>", 3],
+            ["2026-03-02", "a&b", 5],
+            ["2026-03-09", "a&b", 0],
+            ["2026-03-09", None, 2],
+        ],
         ReportChart(kind="bar", x="period", y=["pages"], series="station"),
         ("period", "period"),
         ("station", "text"),
         ("pages", "count"),
     )
     data = chart_data(table)
-    assert data is not None and data.stacked and [s.label for s in data.series] == ["<script>", "b&b", "—"]
+    assert data is not None and data.stacked and [s.label for s in data.series] == ["a&b", "z<script>", "—"]
     svg = ET.fromstring(str(render_svg(data, "c1", table.title)))
     assert svg.find(f"{SVG}title").text == "A <table> & co"
     bars = [e for e in svg.iter(f"{SVG}rect") if "bar" in e.get("class", "").split()]
-    assert [float(b.get("data-value")) for b in bars] == [3, 5, 0, 2]
+    assert [float(b.get("data-value")) for b in bars] == [5, 3, 0, 2]  # series in name order, blank last
     first, second = bars[0], bars[1]  # stacked: the second segment sits on top of the first
     assert float(second.get("y")) + float(second.get("height")) == pytest.approx(float(first.get("y")))
     assert bars[0].get("x") == bars[1].get("x")

@@ -5,8 +5,8 @@ series per value of ``series``), so one small drawer serves every report without
 name. The chart only *draws* the cells the report answered: it computes positions and an axis
 scale, never a figure a person reads as a number (no totals, no averages). The numbers themselves
 are in the table beside every chart, which is what a screen reader is pointed to: the SVG is one
-``role="img"`` with a ``<title>`` and a ``<desc>``; each bar or point also has a ``<title>``
-(a tooltip) with its exact value.
+``role="img"`` named by its ``<title>`` and described by its ``<desc>``; each bar or point also has
+a ``<title>`` (a tooltip) with its exact value.
 
 Colours are CSS classes (``s0``..``s7`` in ``app.css``) rather than inline styles, which the pages'
 Content-Security-Policy forbids; presentation attributes such as ``x`` and ``height`` are not styles.
@@ -27,7 +27,8 @@ WIDTH, HEIGHT = 720, 260
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 24, 36
 PALETTE_SIZE = 8  # colour classes s0..s7; more series than that reuse colours (the legend tells them apart)
 MIN_LABEL_GAP = 84  # px between x labels: a YYYY-MM-DD date is about 70 px wide
-LABEL_CHARS = 14
+CHAR_WIDTH = 7  # px of an average character of a 12 px label
+MAX_BAR = 56  # px: two categories are still drawn as bars, not as walls
 NUMERIC_KINDS = frozenset({"count", "hours", "days"})
 
 
@@ -96,6 +97,8 @@ def chart_data(table: ReportTable) -> ChartData | None:
             number = _number(row[y_at])
             if number is not None:
                 values[(xi, si)] = number
+    if series_at is not None:  # a station or type keeps its colour whichever period it first shows in
+        keys, values = _sorted_series(keys, values)
     y_cols = [c for _, c in ys]
     return ChartData(
         kind=hint.kind,
@@ -107,6 +110,15 @@ def chart_data(table: ReportTable) -> ChartData | None:
         y_label=y_cols[0].label if len(y_cols) == 1 else _kind_label(y_cols),
         x_label=x_col.label,
     )
+
+
+def _sorted_series(
+    keys: list[str], values: dict[tuple[int, int], float]
+) -> tuple[list[str], dict[tuple[int, int], float]]:
+    """Series in name order (a blank one last), the values re-indexed to match."""
+    order = sorted(range(len(keys)), key=lambda i: (keys[i] == "—", keys[i]))
+    new_index = {old: new for new, old in enumerate(order)}
+    return [keys[i] for i in order], {(xi, new_index[si]): v for (xi, si), v in values.items()}
 
 
 def _kind_label(columns: Sequence[ReportColumn]) -> str:
@@ -140,8 +152,9 @@ def _value(value: float, whole_numbers: bool) -> str:
     return f"{int(value):,}" if whole_numbers and value == int(value) else f"{value:,}"
 
 
-def _short(label: str) -> str:
-    return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…"
+def _short(label: str, chars: int) -> str:
+    """A category label cut to the room its band has (the table beside the chart has it whole)."""
+    return label if len(label) <= chars else label[: chars - 1] + "…"
 
 
 def _top_value(data: ChartData) -> float:
@@ -193,11 +206,13 @@ def _grid(frame: _Frame, ticks: list[float], data: ChartData) -> list[str]:
         parts.append(f'<text x="{LEFT - 6}" y="{y}" class="tick" text-anchor="end">{_tick(t)}</text>')
     parts.append(f'<text x="{LEFT}" y="{TOP - 10}" class="axis-label">{escape(data.y_label)}</text>')
     every = max(1, math.ceil(len(data.x_labels) * MIN_LABEL_GAP / frame.width))
+    chars = max(6, int(frame.band * every / CHAR_WIDTH) - 1)
     base = HEIGHT - BOTTOM + 16
     for xi, label in enumerate(data.x_labels):
         if xi % every == 0:
             x = _f(frame.centre(xi))
-            parts.append(f'<text x="{x}" y="{base}" class="tick" text-anchor="middle">{escape(_short(label))}</text>')
+            text = escape(_short(label, chars))
+            parts.append(f'<text x="{x}" y="{base}" class="tick" text-anchor="middle">{text}</text>')
     parts.append("</g>")
     return parts
 
@@ -210,12 +225,11 @@ def _mark_title(data: ChartData, xi: int, si: int, value: float) -> str:
 def _bars(frame: _Frame, data: ChartData) -> list[str]:
     """One ``rect.bar`` per value: side by side per category, or stacked when there is a series column."""
     parts = ['<g class="bars">']
-    inner = frame.band * 0.8
     per = 1 if data.stacked else max(len(data.series), 1)
-    width = inner / per
+    width = min(frame.band * 0.8 / per, MAX_BAR)
     bases: dict[int, float] = {}
     for (xi, si), value in sorted(data.values.items()):
-        start = LEFT + frame.band * xi + frame.band * 0.1
+        start = frame.centre(xi) - width * per / 2
         base = bases.get(xi, 0.0) if data.stacked else 0.0
         x = start if data.stacked else start + width * si
         y_top, y_base = frame.y(base + value), frame.y(base)
@@ -277,7 +291,7 @@ def render_svg(data: ChartData, chart_id: str, title: str) -> Markup:
     ident = escape(chart_id)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" '
-        f'role="img" aria-labelledby="{ident}-title {ident}-desc" id="{ident}">',
+        f'role="img" aria-labelledby="{ident}-title" aria-describedby="{ident}-desc" id="{ident}">',
         f'<title id="{ident}-title">{escape(title)}</title>',
         f'<desc id="{ident}-desc">{escape(describe(data))}</desc>',
         *_grid(frame, ticks, data),
@@ -286,4 +300,4 @@ def render_svg(data: ChartData, chart_id: str, title: str) -> Markup:
         f'y2="{_f(frame.y(0))}" aria-hidden="true"/>',
         "</svg>",
     ]
-    return Markup("\n".join(parts))  # noqa: S704 - built above from escaped text and numbers only
+    return Markup("\n".join(parts))  # built above from escaped text and numbers only
