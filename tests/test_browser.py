@@ -314,6 +314,18 @@ MAIN_PAGES = {
 }
 
 
+def _serious_violations(page, axe: str) -> list[str]:
+    """axe-core injected into the page (its context must bypass CSP): its serious and critical findings."""
+    page.add_script_tag(content=axe)
+    result = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length}))"
+    )
+    return [
+        f"{v['id']} ({v['impact']}, {v['nodes']})" for v in result if v["impact"] in ("serious", "critical")
+    ]
+
+
 def test_no_serious_accessibility_violations_on_the_main_pages(browser, server: str, web_archive) -> None:
     """axe-core on every main page of every role (and the sign-in page): no serious or critical issue."""
     axe = AXE.read_text()
@@ -329,16 +341,7 @@ def test_no_serious_accessibility_violations_on_the_main_pages(browser, server: 
             )
     for page, path in pages:
         page.goto(path)
-        page.add_script_tag(content=axe)
-        result = page.evaluate(
-            "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
-            ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length}))"
-        )
-        bad = [
-            f"{v['id']} ({v['impact']}, {v['nodes']})"
-            for v in result
-            if v["impact"] in ("serious", "critical")
-        ]
+        bad = _serious_violations(page, axe)
         if bad:
             found[path] = bad
         checked += 1
@@ -505,13 +508,8 @@ def test_reports_read_with_javascript_off_and_pass_axe(browser, reports_server: 
     _shot(page, "reports-list")
     page.context.close()
     checked = _signed_in(browser, reports_server, "him_admin", bypass_csp=True)
+    axe = AXE.read_text()
     for path in ("/ui/reports", "/ui/reports/scanning?period=day", "/ui/reports/backlog"):
         checked.goto(path)
-        checked.add_script_tag(content=AXE.read_text())
-        result = checked.evaluate(
-            "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
-            ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length}))"
-        )
-        bad = [v for v in result if v["impact"] in ("serious", "critical")]
-        assert bad == [], (path, bad)
+        assert _serious_violations(checked, axe) == [], path
     checked.context.close()
