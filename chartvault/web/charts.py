@@ -68,11 +68,9 @@ def _number(value: Cell) -> float | None:
     return float(value)
 
 
-def _index(items: list[str], item: str) -> int:
-    """Position of ``item`` in ``items`` (appended the first time it is seen): keeps first-seen order."""
-    if item not in items:
-        items.append(item)
-    return items.index(item)
+def _index(seen: dict[str, int], item: str) -> int:
+    """Position of ``item`` in first-seen order (a category or series gets the next one when new)."""
+    return seen.setdefault(item, len(seen))
 
 
 def chart_data(table: ReportTable) -> ChartData | None:
@@ -84,25 +82,26 @@ def chart_data(table: ReportTable) -> ChartData | None:
     x_at, x_col = columns[hint.x]
     ys = [columns[name] for name in hint.y]
     series_at = columns[hint.series][0] if hint.series else None
-    x_labels: list[str] = []
-    keys: list[str] = []
+    x_seen: dict[str, int] = {}
+    key_seen: dict[str, int] = {}
     values: dict[tuple[int, int], float] = {}
     for row in table.rows:
-        xi = _index(x_labels, _text(row[x_at]))
+        xi = _index(x_seen, _text(row[x_at]))
         for y_at, y_col in ys:
             key = y_col.label
             if series_at is not None:
                 key = _text(row[series_at]) if len(ys) == 1 else f"{_text(row[series_at])} · {y_col.label}"
-            si = _index(keys, key)
+            si = _index(key_seen, key)
             number = _number(row[y_at])
             if number is not None:
                 values[(xi, si)] = number
+    keys = list(key_seen)
     if series_at is not None:  # a station or type keeps its colour whichever period it first shows in
         keys, values = _sorted_series(keys, values)
     y_cols = [c for _, c in ys]
     return ChartData(
         kind=hint.kind,
-        x_labels=tuple(x_labels),
+        x_labels=tuple(x_seen),
         series=tuple(Series(k, f"s{i % PALETTE_SIZE}") for i, k in enumerate(keys)),
         values=values,
         stacked=series_at is not None and hint.kind == "bar",
