@@ -89,6 +89,9 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/ui/holds"): HIM,
     ("POST", "/ui/holds/{hold_id}/release"): HIM,
     ("GET", "/ui/disposition"): HIM,
+    ("GET", "/ui/reports"): HIM,  # the management reports: as GET /reports and /reports/{name}
+    ("GET", "/ui/reports/{name}"): HIM,
+    ("GET", "/ui/reports/{name}/csv"): HIM,
     ("GET", "/ui/batches"): BATCH_READERS,
     ("POST", "/ui/batches"): SCANNING,
     ("GET", "/ui/batches/{batch_id}"): BATCH_READERS,
