@@ -254,10 +254,13 @@ def _g4(im: Image.Image) -> ImageStream:
     im.save(buf, format="TIFF", compression="group4", strip_size=1 << 30)
     buf.seek(0)
     with Image.open(buf) as tiff:
-        offsets, counts = tiff.tag_v2[273], tiff.tag_v2[279]
+        tags = tiff.getexif()  # the first IFD's tags
+        offsets, counts = tags[273], tags[279]
+        offsets = offsets if isinstance(offsets, tuple) else (offsets,)
+        counts = counts if isinstance(counts, tuple) else (counts,)
         if len(offsets) != 1:
             raise RenditionError("the bilevel page did not encode as one strip")
-        inverted = tiff.tag_v2.get(262, 0) == 1  # Pillow writes mode "1" as min-is-black
+        inverted = tags.get(262, 0) == 1  # Pillow writes mode "1" as min-is-black
     data = buf.getvalue()[offsets[0] : offsets[0] + counts[0]]
     parms = b"/K -1 /Columns %d /Rows %d /BlackIs1 %s" % (
         im.width,

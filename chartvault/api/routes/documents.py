@@ -51,6 +51,31 @@ def get_original(doc_id: str, services: ServicesDep) -> StreamingResponse:
 
 
 @router.get(
+    "/documents/{doc_id}/rendition",
+    response_class=StreamingResponse,
+    summary="The searchable PDF rendition (page images with their OCR text), checked against its sha256",
+    responses={
+        200: {"description": "The rendition's bytes", "content": {"application/pdf": _BINARY}},
+        **error_responses(404),
+    },
+)
+def get_rendition(doc_id: str, services: ServicesDep) -> StreamingResponse:
+    """A born-digital PDF is its own rendition; 404 while a scanned document's is not built yet."""
+    documents = services.documents
+    rendition = documents.rendition(doc_id)
+    return StreamingResponse(
+        documents.stream(doc_id, rendition),
+        media_type=rendition.mime,
+        headers={
+            "Content-Length": str(rendition.size),
+            "Content-Disposition": f'attachment; filename="{rendition.filename}"',
+            "X-Content-SHA256": rendition.ref.sha256,
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get(
     "/documents/{doc_id}/pages/{page_no}/text",
     summary="One page's text and confidence",
     responses=error_responses(404, 422),

@@ -142,6 +142,22 @@ def original(doc_id: str, page: Page) -> Response:
     )
 
 
+@router.get("/ui/documents/{doc_id}/rendition")
+def rendition(doc_id: str, page: Page) -> Response:
+    """The searchable PDF rendition, streamed and checked against its sha256 (audited as a download)."""
+    documents = page.services.documents
+    found = documents.rendition(doc_id)
+    return StreamingResponse(
+        documents.stream(doc_id, found),
+        media_type=found.mime,
+        headers={
+            "Content-Length": str(found.size),
+            "Content-Disposition": f'attachment; filename="{found.filename}"',
+            "X-Content-SHA256": found.ref.sha256,
+        },
+    )
+
+
 @router.get("/ui/documents/{doc_id}/similar")
 def similar_page(doc_id: str, page: Page) -> Response:
     similar = page.services.search.similar(doc_id, 20)
