@@ -161,9 +161,9 @@ def _add_font(w: PdfWriter) -> int:
 
 
 def _srgb_profile() -> bytes:
-    from PIL import ImageCms
-
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    """sRGB IEC61966-2.1 as LittleCMS makes it, saved once: a profile made now would carry today's
+    date in its header and make every rendition's bytes (and so its key) depend on when it was built."""
+    return resources.files("chartvault.ocr").joinpath("data/sRGB.icc").read_bytes()
 
 
 def _xmp(created: str, title: str) -> bytes:
