@@ -8,6 +8,7 @@ import hashlib
 import io
 import re
 import statistics
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,11 +19,15 @@ import pypdfium2 as pdfium
 import pytest
 from conftest import api_client, ingest_files, pick
 from PIL import Image, ImageChops
+from recordsfixtures import *  # noqa: F403 - rv, records_settings
+from recordsfixtures import MIN_LOCK_S, chart_pdf, doc_row, ingest
 from s3fixtures import *  # noqa: F403 - s3_settings
 from sqlalchemy import select
 
 from chartvault.archive.check import check_store
+from chartvault.archive.lifecycle import document_ref
 from chartvault.archive.models import AuditEvent, Document
+from chartvault.archive.objectstore import RetentionLockedError
 from chartvault.archive.renditions import rendition_ref
 from chartvault.config import Settings
 from chartvault.filetypes import FileKind
@@ -326,3 +331,49 @@ def test_release_package_of_scans_is_searchable_on_every_page(settings: Settings
             assert len(phrase) > 10 and phrase in extracted
             # ...and the page is still stamped.
             assert f"Release {rel['id']}" in extracted
+
+
+# -- the rendition under the original's lock, holds and disposition, on each store ---------------------
+
+
+def _scanned(pdf: Path, out: Path) -> Path:
+    """A born-digital chart page printed and scanned: a 200-dpi bilevel G4 TIFF (no text layer)."""
+    doc = pdfium.PdfDocument(str(pdf))
+    try:
+        image = doc[0].render(scale=200 / 72).to_pil().convert("L")
+    finally:
+        doc.close()
+    image.point(lambda v: 255 if v > 160 else 0).convert("1").save(
+        out, format="TIFF", compression="group4", dpi=(200, 200)
+    )
+    return out
+
+
+def test_rendition_follows_lock_holds_and_disposition_on_each_store(rv: Services, tmp_path: Path) -> None:
+    pdf = chart_pdf(tmp_path / "a.pdf", mrn="00440001", dob="03/04/1950", dos="05/06/2005")
+    (doc_id,) = ingest(rv, _scanned(pdf, tmp_path / "a.tif"))
+    doc = doc_row(rv, doc_id)
+    ref = rendition_ref(doc)
+    assert ref is not None and doc.rendition_form == "pdf"
+    store = rv.parts.store
+    body = b"".join(store.open(ref))
+    assert hashlib.sha256(body).hexdigest() == doc.rendition_sha256 == ref.sha256
+    with pdfplumber.open(io.BytesIO(body)) as rendered:
+        assert "00440001" in rendered.pages[0].extract_text()
+    mode, until = store.retention(ref)
+    assert mode == "GOVERNANCE" and until is not None and until == store.retention(document_ref(doc))[1]
+    # A hold on the patient holds the rendition's version too; released, it is lifted from both.
+    hold = rv.records.place_hold("M-9", "patient", "litigation", value="00440001")
+    assert store.legal_hold(ref) and store.legal_hold(document_ref(doc))
+    with pytest.raises(RetentionLockedError):
+        store.delete_version(ref, bypass_governance=True)
+    rv.records.release_hold(hold["id"], "settled")
+    assert not store.legal_hold(ref)
+    # Past retention (2005 + 10 years) and past the minimum lock: disposition destroys both objects.
+    time.sleep(MIN_LOCK_S + 0.5)
+    result = rv.records.dispose([doc_id], approved_by="HIM manager")
+    assert result.destroyed == [doc_id], result.refused
+    assert store.versions(ref) == [] and store.versions(document_ref(doc)) == []
+    (item,) = rv.records.certificate(result.disposition_id)["items"]
+    assert item["rendition_key"] == ref.key and item["rendition_versions_deleted"]
+    assert check_store(rv.parts.sessions, store).consistent
