@@ -240,6 +240,8 @@ def test_resume_builds_a_missing_rendition_onto_the_same_object(archived: dict[s
         doc.rendition_form = doc.rendition_key = doc.rendition_version = doc.rendition_sha256 = None
         doc.rendition_size = None
         s.commit()
+    broken = v.records.check(fixity=False)
+    assert broken["renditions_missing"] == [archived["scan"]] and not broken["consistent"]
     assert v.intake.resume() == []  # no unfinished batch: only the rendition is missing
     after = _doc(v, archived["scan"])
     assert after.rendition_form == "pdf"
@@ -377,3 +379,27 @@ def test_rendition_follows_lock_holds_and_disposition_on_each_store(rv: Services
     (item,) = rv.records.certificate(result.disposition_id)["items"]
     assert item["rendition_key"] == ref.key and item["rendition_versions_deleted"]
     assert check_store(rv.parts.sessions, store).consistent
+
+
+def test_scanned_pdf_keeps_its_own_page_image_and_gets_the_words(corpus: list[dict], tmp_path: Path) -> None:
+    entry = pick(corpus, "pdf_image", pages=1)
+    read = scan_page(entry["file"], FileKind.PDF, 1, OcrOptions(), tmp_path / "ocr").page
+    built = build_rendition(entry["file"], FileKind.PDF, [_page(read)], tmp_path / "r.pdf", created=CREATED)
+    again = build_rendition(entry["file"], FileKind.PDF, [_page(read)], tmp_path / "s.pdf", created=CREATED)
+    assert again.sha256 == built.sha256  # pdfium's random document ID is replaced by a content hash
+    with pdfplumber.open(built.path) as pdf:
+        assert sorted(w["text"] for w in pdf.pages[0].extract_words()) == sorted(w.text for w in read.words)
+
+    def image_streams(path: Path) -> list[bytes]:
+        doc = pdfium.PdfDocument(str(path))
+        try:
+            page = doc[0]
+            return [
+                bytes(o.get_data(decode_simple=False))
+                for o in page.get_objects(max_depth=3)
+                if o.type == pdfium.raw.FPDF_PAGEOBJ_IMAGE
+            ]
+        finally:
+            doc.close()
+
+    assert image_streams(built.path) == image_streams(entry["file"])  # the scan's own encoded bytes

@@ -18,6 +18,7 @@ import ctypes
 import hashlib
 import io
 import math
+import re
 import struct
 import zlib
 from collections.abc import Sequence
@@ -333,6 +334,23 @@ def _from_pdf(
     finally:
         dest.close()
         src.close()
+    _fixed_id(out)
+
+
+_PDFIUM_ID = re.compile(rb"/ID\s*\[\s*<([0-9A-Fa-f]{32})>\s*<([0-9A-Fa-f]{32})>\s*\]")
+
+
+def _fixed_id(path: Path) -> None:
+    """pdfium writes a random document ID: replace it (same length, so offsets hold) by a hash of the
+    file without it, so a rebuilt rendition is byte for byte the stored one."""
+    data = path.read_bytes()
+    found = _PDFIUM_ID.search(data)
+    if found is None:
+        return
+    blank = data[: found.start()] + data[found.end() :]
+    digest = hashlib.sha256(blank).hexdigest()[:32].upper().encode()
+    fixed = found.group(0).replace(found.group(1), digest).replace(found.group(2), digest)
+    path.write_bytes(data[: found.start()] + fixed + data[found.end() :])
 
 
 def _displayed(doc: pdfium.PdfDocument, index: int) -> tuple[tuple[float, float], Matrix]:
