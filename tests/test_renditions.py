@@ -403,3 +403,29 @@ def test_scanned_pdf_keeps_its_own_page_image_and_gets_the_words(corpus: list[di
             doc.close()
 
     assert image_streams(built.path) == image_streams(entry["file"])  # the scan's own encoded bytes
+
+
+def test_misfile_split_replaces_the_mixed_rendition_with_the_parts(vault: Services, tmp_path: Path) -> None:
+    a = {"mrn": "00450001", "dob": "03/04/1970", "dos": "05/06/2024", "name": "ALPHA, ANN"}
+    b = {"mrn": "00450002", "dob": "07/08/1980", "dos": "05/06/2024", "name": "BETA, BOB"}
+    pages = [
+        Image.open(_scanned(chart_pdf(tmp_path / f"{i}.pdf", **p), tmp_path / f"{i}.tif"))
+        for i, p in enumerate((a, b))
+    ]
+    mixed_tif = tmp_path / "mixed.tif"
+    pages[0].save(
+        mixed_tif, format="TIFF", compression="group4", save_all=True, append_images=pages[1:], dpi=(200, 200)
+    )
+    (mixed,) = ingest(vault, mixed_tif)
+    old = rendition_ref(doc_row(vault, mixed))
+    assert old is not None
+    result = vault.records.correct_misfile(
+        mixed, b["mrn"], "page 2 is another patient's", pages=[2], break_glass=True
+    )
+    assert vault.parts.store.versions(old) == []  # the mixed rendition went with the mixed original
+    for part_id, mrn in zip(result.new_documents, (a["mrn"], b["mrn"]), strict=True):
+        ref = rendition_ref(doc_row(vault, part_id))
+        assert ref is not None
+        with pdfplumber.open(io.BytesIO(b"".join(vault.parts.store.open(ref)))) as pdf:
+            assert len(pdf.pages) == 1 and mrn in pdf.pages[0].extract_text()
+    assert vault.records.check(fixity=False)["consistent"]

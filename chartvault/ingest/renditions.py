@@ -23,6 +23,7 @@ from chartvault.archive.models import Document, Page
 from chartvault.archive.objectstore import ObjectStore
 from chartvault.archive.renditions import missing_renditions, original_is_rendition, store_rendition
 from chartvault.filetypes import FileKind
+from chartvault.ingest.private import ocr_workdir_prefix
 from chartvault.ocr.rendition import RenditionPage, build_rendition
 
 log = logging.getLogger("chartvault.pipeline")
@@ -123,10 +124,11 @@ def _local_original(store: ObjectStore, data_dir: Path, doc: Document, given: Pa
 
 @contextmanager
 def _scratch(data_dir: Path, name: str) -> Iterator[Path]:
-    """A file under ``<data_dir>/tmp`` (cleaned by ``resume`` if a crash leaves it), removed after."""
+    """A file under ``<data_dir>/tmp``, removed after; named after this process like OCR's scratch, so
+    if a crash leaves it (it holds PHI) ``resume`` removes it and ``check`` reports it."""
     folder = data_dir / "tmp"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"rendition-{name}-{uuid.uuid4().hex[:12]}"
+    path = folder / f"{ocr_workdir_prefix()}rendition-{name}-{uuid.uuid4().hex[:12]}"
     try:
         yield path
     finally:

@@ -23,6 +23,7 @@ from chartvault.archive.renditions import missing_renditions
 from chartvault.config import Settings
 from chartvault.errors import NotFound
 from chartvault.ingest.private import TempLeftover
+from chartvault.ingest.renditions import render_document
 from chartvault.release.misfiles import audit_fallout, misfile_fallout
 from chartvault.schemas.common import d as day
 from chartvault.schemas.common import iso, to_jsonable
@@ -216,7 +217,15 @@ class RecordsService:
         self._forget_pages([doc_id])
         audit_fallout(self.audit, doc_id, fallout)
         self._index_now()
+        self._render(result.new_documents)
         return result
+
+    def _render(self, doc_ids: Sequence[str]) -> None:
+        """The searchable PDFs of documents a split made (one that fails is left to ``resume``)."""
+        with self.sessions() as s:
+            for new_id in doc_ids:
+                if (doc := s.get(Document, new_id)) is not None:
+                    render_document(s, self.store, self.settings.data_dir, doc, None)
 
     def check(self, repair: bool = False, fixity: bool = True) -> dict[str, Any]:
         """The whole archive: store fixity and orphans, index against catalog, unfinished batches.
