@@ -424,6 +424,7 @@ def test_misfile_split_replaces_the_mixed_rendition_with_the_parts(vault: Servic
     pages[0].save(
         mixed_tif, format="TIFF", compression="group4", save_all=True, append_images=pages[1:], dpi=(200, 200)
     )
+    ingest(vault, chart_pdf(tmp_path / "b.pdf", **b, title="PROGRESS NOTE"))  # patient B is known
     (mixed,) = ingest(vault, mixed_tif)
     old = rendition_ref(doc_row(vault, mixed))
     assert old is not None

@@ -235,6 +235,7 @@ class Document(Base):
             "mrn",
         ),
         Index("ix_documents_retain_until", "retain_until"),
+        Index("ix_documents_rendition_form", "rendition_form"),  # resume and check find missing ones
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

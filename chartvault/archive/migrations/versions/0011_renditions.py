@@ -33,9 +33,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("rendition_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("pages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("deskew_deg", sa.Float(), nullable=True))
+    # `resume` and `check` look for documents whose rendition is missing (rendition_form IS NULL).
+    op.create_index("ix_documents_rendition_form", "documents", ["rendition_form"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_documents_rendition_form", table_name="documents")
     with op.batch_alter_table("pages", schema=None) as batch_op:
         batch_op.drop_column("deskew_deg")
     with op.batch_alter_table("documents", schema=None) as batch_op:
