@@ -51,14 +51,6 @@ def _shared(a: list[str], b: list[str]) -> int:
     return sum((Counter(a) & Counter(b)).values())
 
 
-def _doc(v: Services, doc_id: str) -> Document:
-    with v.parts.sessions() as s:
-        doc = s.get(Document, doc_id)
-        assert doc is not None
-        s.expunge(doc)
-        return doc
-
-
 def _doc_ids(v: Services, batch_id: str) -> list[str]:
     with v.parts.sessions() as s:
         return list(s.scalars(select(Document.id).where(Document.batch_id == batch_id).order_by(Document.id)))
@@ -168,7 +160,7 @@ def archived(corpus: list[dict], tmp_path_factory: pytest.TempPathFactory) -> It
     with Services(settings) as v:
         batch = ingest_files(v, scan["file"], digital["file"])
         ids = _doc_ids(v, batch)
-        docs = {_doc(v, i).mime: i for i in ids}
+        docs = {doc_row(v, i).mime: i for i in ids}
         yield {"v": v, "settings": settings, "scan": docs["image/tiff"], "digital": docs["application/pdf"]}
 
 
@@ -176,7 +168,7 @@ def test_scanned_document_gets_a_locked_rendition_and_born_digital_is_its_own(
     archived: dict[str, Any],
 ) -> None:
     v = archived["v"]
-    scan, digital = _doc(v, archived["scan"]), _doc(v, archived["digital"])
+    scan, digital = doc_row(v, archived["scan"]), doc_row(v, archived["digital"])
     assert scan.rendition_form == "pdf" and digital.rendition_form == "original"
     assert digital.rendition_key is None  # no second object for a born-digital PDF
     ref = rendition_ref(scan)
@@ -198,7 +190,7 @@ def test_scanned_document_gets_a_locked_rendition_and_born_digital_is_its_own(
 
 def test_hold_reaches_the_rendition(archived: dict[str, Any]) -> None:
     v = archived["v"]
-    scan = _doc(v, archived["scan"])
+    scan = doc_row(v, archived["scan"])
     hold = v.records.place_hold(matter="M-1", reason="litigation", document_ids=[scan.id], scope="documents")
     ref = rendition_ref(scan)
     assert ref is not None and v.parts.store.legal_hold(ref)
@@ -208,7 +200,7 @@ def test_hold_reaches_the_rendition(archived: dict[str, Any]) -> None:
 
 def test_check_finds_a_corrupt_missing_or_orphaned_rendition(archived: dict[str, Any]) -> None:
     v = archived["v"]
-    doc = _doc(v, archived["scan"])
+    doc = doc_row(v, archived["scan"])
     obj = v.parts.store.root / (doc.rendition_key or "")
     good = obj.read_bytes()
     bad = bytearray(good)
@@ -239,7 +231,7 @@ def test_check_finds_a_corrupt_missing_or_orphaned_rendition(archived: dict[str,
 
 def test_resume_builds_a_missing_rendition_onto_the_same_object(archived: dict[str, Any]) -> None:
     v = archived["v"]
-    before = _doc(v, archived["scan"])
+    before = doc_row(v, archived["scan"])
     with v.parts.sessions() as s:  # a crash after the store write, before the catalog commit
         doc = s.get(Document, archived["scan"])
         assert doc is not None
@@ -249,7 +241,7 @@ def test_resume_builds_a_missing_rendition_onto_the_same_object(archived: dict[s
     broken = v.records.check(fixity=False)
     assert broken["renditions_missing"] == [archived["scan"]] and not broken["consistent"]
     assert v.intake.resume() == []  # no unfinished batch: only the rendition is missing
-    after = _doc(v, archived["scan"])
+    after = doc_row(v, archived["scan"])
     assert after.rendition_form == "pdf"
     assert (after.rendition_key, after.rendition_sha256) == (before.rendition_key, before.rendition_sha256)
     assert check_store(v.parts.sessions, v.parts.store).consistent  # no orphan left behind
@@ -327,7 +319,7 @@ def test_release_package_of_scans_is_searchable_on_every_page(settings: Settings
         assert approved.status_code == 200, approved.text
         pkg = roi.call("vendor_a", "GET", f"/releases/{rel['id']}/package")
         assert pkg.status_code == 200
-        doc = _doc(vault, doc_id)
+        doc = doc_row(vault, doc_id)
         with vault.parts.sessions() as s:
             texts = [p.text or "" for p in s.get(Document, doc_id).pages]  # type: ignore[union-attr]
     with pdfplumber.open(io.BytesIO(pkg.content)) as pdf:
