@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pdfplumber
 import pytest
 from webfixtures import PASSWORD, VENDOR_ORG
 
@@ -207,6 +208,10 @@ def test_staff_search_open_document_hit_boxed_on_the_page_image(browser, server:
     with page.expect_download() as download:
         page.get_by_role("link", name="Download original").click()
     assert Path(download.value.path()).read_bytes()[:4] in (b"II*\x00", b"MM\x00*")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download searchable PDF").click()
+    with pdfplumber.open(download.value.path()) as searchable:  # the scan with its words selectable
+        assert "chest pain" in " ".join(searchable.pages[0].extract_text().lower().split())
     _refused(page, "/ui/review", "/ui/admin/users", "/ui/holds")
     page.context.close()
 

@@ -153,7 +153,7 @@ def test_sigkill_mid_batch_then_resume_loses_nothing_and_redoes_nothing(tmp_path
     objects = [
         p for p in (data / "objects" / "sha256").rglob("*") if p.is_file() and not p.name.startswith(".tmp")
     ]
-    assert len(objects) == 1
+    assert len(objects) == 2  # the original and its searchable rendition, each stored once
     found = json.loads(run_cli(data, "search", "--mrn", e["patient"]["mrn"], "--json").stdout)
     assert len(found["hits"]) == 1
 
