@@ -90,8 +90,10 @@ class IntakeService:
         indexer: Callable[[], Indexer],
         audit: AuditTrail,
         caller: Caller,
+        settle_unlinked: Callable[[], object] = lambda: None,
     ) -> None:
         self.settings = settings
+        self._settle_unlinked = settle_unlinked  # documents archived with no patient and no review
         self.sessions = sessions
         self._pipeline = pipeline  # opened on first processing (store, worker pool)
         self._indexer = indexer
@@ -203,7 +205,8 @@ class IntakeService:
     ) -> list[str]:
         """Finish unfinished batches (or these): an intake left open by a dead uploader is closed with
         what was staged, then each batch is processed now, or handed to ``schedule``. OCR scratch files
-        of a killed process are removed first."""
+        of a killed process are removed first; documents left with neither a patient nor a review
+        (archived by code older than the patient index) are linked or held."""
         self.clean_temp()
         ids = list(batch_ids) if batch_ids is not None else self.unfinished()
         for batch_id in ids:
@@ -212,6 +215,7 @@ class IntakeService:
                 schedule(batch_id)
             else:
                 self.process(batch_id)
+        self._settle_unlinked()  # documents archived by older code with neither a patient nor a review
         if ids and schedule is None:
             self.index_now()
         return ids
