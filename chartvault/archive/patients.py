@@ -141,8 +141,8 @@ def _listed(fields: Iterable[str]) -> str:
 
 
 def _reason(code: str, read: list[str], why: str) -> dict[str, Any]:
-    said = f"Read: {_listed(read)}." if read else "No MRN, name or DOB was read."
-    return {"code": code, "message": f"{said} {why}", "fields_read": read}
+    said = f"Read: {_listed(read)}. {why}" if read else "No MRN, name or DOB was read."
+    return {"code": code, "message": said, "fields_read": read}
 
 
 def _by_name_dob(s: Session, doc: Document) -> list[Patient]:

@@ -288,8 +288,8 @@ def check(
         )
         out.print(f"unfinished batches: {len(result['unfinished_batches'])}")
         out.print(
-            "documents with neither a patient nor a pending review (unlinked_outside_review): "
-            f"{result['unlinked_outside_review']}; settled {result['unlinked_settled']}"
+            f"unlinked_outside_review: {result['unlinked_outside_review']} "
+            f"(no patient, no pending review); settled {result['unlinked_settled']}"
         )
         left = result["temp_leftovers"]
         out.print(
