@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from chartvault.archive.db import session_factory
 from chartvault.archive.models import AuditEvent, Batch, BatchFile, Document, Patient, new_id
-from chartvault.archive.patients import name_keys, settle_patient
+from chartvault.archive.patients import name_keys, settle_patient, settle_pending
 from chartvault.config import Settings
 from chartvault.services import Services
 
@@ -48,7 +48,9 @@ LABELS = {
     "b": ["Patient Name: FERREIRA, TOMAS", "DOB: 07/22/1968"],
     "c": ["Patient Name: PRUITT, DELIA", "MRN: 002268145", "DOB: 05/09/1977"],
     "d": [],  # no identifier at all
+    "e": ["Patient Name: NAKAMURA, KEIKO", "DOB: 12/01/1985"],  # registered after the list was imported
 }
+LATE = ("005550321", "Nakamura", "Keiko", "", "1985-12-01", "F")
 
 
 def _font(name: str, px: int) -> ImageFont.FreeTypeFont:
@@ -297,6 +299,18 @@ def test_settle_links_by_two_identifiers_or_says_why(db_engine: Engine) -> None:
         settle_patient(s, conflict)
         assert [r["code"] for r in conflict.review_reasons] == ["patient_conflict"]
 
+        # Once a registration list is loaded it decides which MRNs exist: an unknown one is held, and
+        # linked when an import brings it.
+        a.source = "registration"
+        unknown = _seed_doc(s, mrn="3001", patient_name="POE, EDGAR", dob=date(1949, 1, 19))
+        assert settle_patient(s, unknown).reason["code"] == "no_patient_identified"
+        assert "registration list" in unknown.review_reasons[0]["message"]
+        s.add(Patient(mrn="3001", name="POE, EDGAR", dob=date(1949, 1, 19), source="registration"))
+        s.flush()
+        relinked = settle_pending(s)
+        assert [(d.id, o.via) for d, o in relinked if o.patient_id] == [(unknown.id, "mrn_dob")]
+        assert unknown.review_status is None and unknown.review_reasons is None
+
 
 # -------------------------------------------------------------------- the pipeline, end to end
 
@@ -309,7 +323,7 @@ def catalog_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings
 
 @pytest.fixture
 def world(catalog_settings: Settings, tmp_path: Path) -> Iterator[tuple[Services, str]]:
-    """A registration list imported, then one batch of four pages: A, B, C, D (see LABELS)."""
+    """A registration list imported, then one batch of five pages: A to E (see LABELS)."""
     with Services(catalog_settings) as services:
         services.patients.import_registration(registration_csv(tmp_path / "reg.csv"))
         pages = [render_page(tmp_path / f"{k}.png", label) for k, label in LABELS.items()]
@@ -319,10 +333,10 @@ def world(catalog_settings: Settings, tmp_path: Path) -> Iterator[tuple[Services
 
 
 def test_mixed_batch_links_or_holds_every_document_and_check_counts_orphans(
-    world: tuple[Services, str], catalog_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    world: tuple[Services, str], catalog_settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     services, batch_id = world
-    a, b, c, d = (_doc_of(services, batch_id, f"{k}.png") for k in "abcd")
+    a, b, c, d, e = (_doc_of(services, batch_id, f"{k}.png") for k in "abcde")
     with services.parts.sessions() as s:
         pid = {p.mrn: p.id for p in s.scalars(select(Patient))}
     # A: MRN and DOB read, both agree with the registration.
@@ -344,10 +358,18 @@ def test_mixed_batch_links_or_holds_every_document_and_check_counts_orphans(
     assert {i["document_id"]: [r["code"] for r in i["reasons"]] for i in queue["items"]} == {
         c.id: ["patient_conflict"],
         d.id: ["no_patient_identified"],
+        e.id: ["no_patient_identified"],
     }
     assert services.patients.unlinked_outside_review() == 0
     report = services.records.check(fixity=False)
     assert report["unlinked_outside_review"] == 0 and report["consistent"], report
+
+    # The next night's registration list brings E: the held document is linked by its name and DOB.
+    later = services.patients.import_registration(registration_csv(tmp_path / "r2.csv", [*REGISTERED, LATE]))
+    assert (later.imported, later.unchanged, later.documents_linked) == (1, 4, 1)
+    e = _doc_of(services, batch_id, "e.png")
+    assert (e.mrn, e.review_status, e.identifier_confidence["mrn_source"]) == (LATE[0], None, "patient_index")
+    assert e.patient_id is not None and e.retention_rule is not None
 
     # Older code (or a hand edit) left two documents with neither a patient nor a review.
     with services.parts.sessions() as s:
@@ -398,7 +420,7 @@ def test_person_confirms_the_patient_with_two_identifiers(world: tuple[Services,
     # Nothing was read on D: the person types the MRN and DOB they compared with the patient's record.
     done = as_json(services.review.resolve(d.id, mrn="009912007", dob=date(1990, 1, 30)))
     assert done["review_status"] == "resolved" and done["patient_linked"]
-    assert as_json(services.review.queue())["total"] == 1
+    assert as_json(services.review.queue())["total"] == 2
     # The API does the same with {"mrn", "dob"}.
     with api_client(services.settings) as client:
         wrong = client.post(
@@ -407,6 +429,6 @@ def test_person_confirms_the_patient_with_two_identifiers(world: tuple[Services,
         assert wrong.status_code == 200 and wrong.json()["review_status"] == "pending"
         ok = client.post(f"/documents/{c.id}/review/resolve", json={"mrn": "002268145", "dob": "1944-11-02"})
         assert ok.json() == {"document_id": c.id, "review_status": "resolved", "patient_linked": True}
-        assert client.get("/review").json()["total"] == 0
+        assert client.get("/review").json()["total"] == 1
     entries = _audit(services, "document.review_resolve")
     assert [e.detail["patient_linked"] for e in entries] == [False, True, False, True]

@@ -206,7 +206,11 @@ class Patient(Base):
 
     __tablename__ = "patients"
     # Finding a patient by name and DOB when the MRN could not be read (0012_patient_index).
-    __table_args__ = (Index("ix_patients_dob_name_key", "dob", "name_key"),)
+    # Whether a registration list was loaded is one index probe (ix_patients_source).
+    __table_args__ = (
+        Index("ix_patients_dob_name_key", "dob", "name_key"),
+        Index("ix_patients_source", "source"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     mrn: Mapped[str] = mapped_column(String(64), unique=True)

@@ -5,8 +5,10 @@ the hospital's registration list (``source = registration``, loaded by ``chartva
 see ``chartvault.archive.registration``). A document is linked when
 
 * the MRN read is in the index and the DOB or the name read agrees with that patient's; or
-* the MRN read is new, a DOB or name was read with it, and no other index patient has that name and DOB
-  (a new patient is recorded, as before the index existed); or
+* the MRN read is new, a DOB or name was read with it, no other index patient has that name and DOB,
+  and no registration list was loaded (a new patient is recorded, as before the index existed; once the
+  hospital's list is loaded it is the authority, so an MRN missing from it is held, and linked by
+  the next import that brings it); or
 * no MRN was read, but exactly one index patient has the DOB read and a name that agrees: the document's
   MRN is then taken from the index and ``identifier_confidence["mrn_source"]`` says so.
 
@@ -31,6 +33,7 @@ from sqlalchemy.orm import Session
 from chartvault.archive.check import LIVE_ARCHIVED, outside_review
 from chartvault.archive.models import (
     PATIENT_SOURCE_DOCUMENT,
+    PATIENT_SOURCE_REGISTRATION,
     REVIEW_MISFILE,
     REVIEW_PENDING,
     Document,
@@ -194,6 +197,12 @@ def _new_mrn(s: Session, doc: Document, read: list[str]) -> Settled:
         why = "The MRN is in no patient record; a second identifier (DOB or name) is needed to record one."
         return Settled(None, reason=_reason(REVIEW_NO_PATIENT, read, why), fields_read=read)
     others = _by_name_dob(s, doc)
+    if not others and _registration_loaded(s):
+        why = (
+            "The MRN is not in the registration list (a misread, or a patient registered since "
+            "the last import: the next import links it)."
+        )
+        return Settled(None, reason=_reason(REVIEW_NO_PATIENT, read, why), fields_read=read)
     if others:
         why = "The MRN is in no patient record, but the name and DOB are those of a patient in the index."
         return Settled(None, reason=_reason(REVIEW_PATIENT_CONFLICT, read, why), fields_read=read)
@@ -209,6 +218,12 @@ def _new_mrn(s: Session, doc: Document, read: list[str]) -> Settled:
     s.add(patient)
     s.flush()
     return Settled(patient.id, "new_patient", fields_read=read)
+
+
+def _registration_loaded(s: Session) -> bool:
+    """Whether the hospital's registration list is in the index (then it decides which MRNs exist)."""
+    found = s.scalar(select(Patient.id).where(Patient.source == PATIENT_SOURCE_REGISTRATION).limit(1))
+    return found is not None
 
 
 def held_as_misfile(doc: Document) -> bool:

@@ -39,6 +39,7 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.create_index("ix_patients_dob_name_key", ["dob", "name_key"], unique=False)
+        batch_op.create_index("ix_patients_source", ["source"], unique=False)
     _backfill_name_keys()
 
 
@@ -56,6 +57,7 @@ def _backfill_name_keys() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("patients", schema=None) as batch_op:
+        batch_op.drop_index("ix_patients_source")
         batch_op.drop_index("ix_patients_dob_name_key")
         batch_op.drop_column("updated_at")
         batch_op.drop_column("source")
