@@ -169,6 +169,11 @@ def held_out_linking(per_layout: int, workers: int) -> dict[str, Any]:
     return result
 
 
+def with_linking(held_out: dict[str, Any], per_layout: int, workers: int) -> dict[str, Any]:
+    """``bench.quality``'s held-out figures with where those documents end added (``linking``)."""
+    return held_out | {"linking": held_out_linking(per_layout, workers)} if held_out else held_out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--per-layout", type=int, default=12)
