@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
+from webfixtures import PASSWORD, csrf_of, sign_in, web_client
 
 from chartvault.archive.db import session_factory
 from chartvault.archive.models import AuditEvent, Batch, BatchFile, Document, Patient, new_id
@@ -417,9 +418,22 @@ def test_person_confirms_the_patient_with_two_identifiers(world: tuple[Services,
     again = as_json(services.review.resolve(c.id))
     assert again == {"document_id": c.id, "review_status": "pending", "patient_linked": False}
     assert [r["code"] for r in _doc_of(services, batch_id, "c.png").review_reasons] == ["patient_conflict"]
-    # Nothing was read on D: the person types the MRN and DOB they compared with the patient's record.
-    done = as_json(services.review.resolve(d.id, mrn="009912007", dob=date(1990, 1, 30)))
-    assert done["review_status"] == "resolved" and done["patient_linked"]
+    # Nothing was read on D: on the web review page the person types the MRN and DOB they compared.
+    services.access.create_user("him", "Test HIM", "him_admin", password=PASSWORD)
+    with web_client(services.settings) as web:
+        assert sign_in(web, "him").status_code == 303
+        listed = web.get("/ui/review").text
+        assert "No MRN, name or DOB was read." in listed and "disagree with that patient" in listed
+        page = web.get(f"/ui/review/{d.id}").text
+        assert "No MRN, name or DOB was read." in page and 'name="dob"' in page
+        form = {"csrf": csrf_of(page), "mrn": "009912007", "two_identifiers": "1"}
+        url = f"/ui/documents/{d.id}/review/resolve"
+        one = web.post(url, data=form, follow_redirects=False)  # the MRN alone links no one
+        assert one.headers["location"] == f"/ui/review/{d.id}?done=unlinked"
+        assert "Not linked" in web.get(one.headers["location"]).text
+        two = web.post(url, data=form | {"dob": "1990-01-30"}, follow_redirects=False)
+        assert two.headers["location"] == "/ui/review?done=resolved"
+    assert _doc_of(services, batch_id, "d.png").patient_id is not None
     assert as_json(services.review.queue())["total"] == 2
     # The API does the same with {"mrn", "dob"}.
     with api_client(services.settings) as client:
@@ -431,4 +445,4 @@ def test_person_confirms_the_patient_with_two_identifiers(world: tuple[Services,
         assert ok.json() == {"document_id": c.id, "review_status": "resolved", "patient_linked": True}
         assert client.get("/review").json()["total"] == 1
     entries = _audit(services, "document.review_resolve")
-    assert [e.detail["patient_linked"] for e in entries] == [False, True, False, True]
+    assert [e.detail["patient_linked"] for e in entries] == [False, False, True, False, True]
