@@ -398,6 +398,15 @@ def test_mixed_batch_links_or_holds_every_document_and_check_counts_orphans(
     assert services.patients.unlinked_outside_review() == 0
     assert _invoke(CliRunner(), "check", "--no-fixity").exit_code == 0
 
+    # `check --repair` does the same.
+    with services.parts.sessions() as s:
+        s.execute(update(Document).where(Document.id == d.id).values(review_status="resolved"))
+        s.commit()
+    repaired = _invoke(CliRunner(), "check", "--no-fixity", "--repair", "--json")
+    assert repaired.exit_code == 0, repaired.output
+    assert json.loads(repaired.stdout)["unlinked_settled"] == 1
+    assert _doc_of(services, batch_id, "d.png").review_status == "pending"
+
 
 def _unlinked_report(services: Services) -> dict[str, int]:
     """The quality report's unlinked documents by cause (its outside-review causes must match check)."""
