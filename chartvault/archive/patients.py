@@ -187,7 +187,8 @@ def _confirm(doc: Document, patient: Patient, read: list[str]) -> Settled:
         why = "The MRN is in the patient index, but a second identifier (DOB or name) is needed to link it."
         return Settled(None, reason=_reason(REVIEW_NO_PATIENT, read, why), fields_read=read)
     differ = [f for f in ("dob", "name") if f in read]
-    why = f"The MRN is in the patient index, but the {_listed(differ)} read disagree with that patient's."
+    verb = "disagree" if len(differ) > 1 else "disagrees"
+    why = f"The MRN is in the patient index, but the {_listed(differ)} read {verb} with that patient's."
     return Settled(None, reason=_reason(REVIEW_PATIENT_CONFLICT, read, why), fields_read=read)
 
 
