@@ -205,8 +205,9 @@ class IntakeService:
     ) -> list[str]:
         """Finish unfinished batches (or these): an intake left open by a dead uploader is closed with
         what was staged, then each batch is processed now, or handed to ``schedule``. OCR scratch files
-        of a killed process are removed first; documents left with neither a patient nor a review
-        (archived by code older than the patient index) are linked or held."""
+        of a killed process are removed first. A general resume (no ``batch_ids``) also links or holds
+        every document left with neither a patient nor a review (archived by code older than the
+        patient index); the pipeline settles the documents of the batches it finishes itself."""
         self.clean_temp()
         ids = list(batch_ids) if batch_ids is not None else self.unfinished()
         for batch_id in ids:
@@ -215,7 +216,8 @@ class IntakeService:
                 schedule(batch_id)
             else:
                 self.process(batch_id)
-        self._settle_unlinked()  # documents archived by older code with neither a patient nor a review
+        if batch_ids is None:  # a general resume (not one hot-folder batch): older code's lost charts too
+            self._settle_unlinked()
         if ids and schedule is None:
             self.index_now()
         return ids
