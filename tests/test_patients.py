@@ -208,6 +208,18 @@ def test_import_counts_rows_refuses_bad_ones_by_line_and_is_idempotent(
     result = _invoke(cli, "patients", "import", str(headless))
     assert result.exit_code == 2 and "dob" in result.output
 
+    # The API takes the same CSV as the request body (HIM administrators and admins only).
+    body = registration_csv(tmp_path / "api.csv", [*REGISTERED, LATE]).read_bytes()
+    csv_type = {"Content-Type": "text/csv"}
+    with api_client(settings, "him_admin") as client:
+        answer = client.post("/patients/import", content=body, headers=csv_type)
+        assert answer.status_code == 200, answer.text
+        got = answer.json()
+        assert (got["imported"], got["updated"], got["refused"]) == (1, 1, 0)  # LATE; B's name back
+        assert client.post("/patients/import", content=b"\xff\xfe\x00", headers=csv_type).status_code == 422
+    with api_client(settings, "staff") as client:
+        assert client.post("/patients/import", content=body, headers=csv_type).status_code == 403
+
 
 # ---------------------------------------------------------------------- linking, on both backends
 

@@ -157,10 +157,11 @@ def _check(line: int, v: dict[str, str], today: date) -> _Row | RowError:
     )
 
 
-def import_registration(s: Session, path: Path, today: date | None = None) -> ImportCounts:
-    """Load a registration export into the patient index (the caller commits); counts and row errors."""
+def import_registration(s: Session, data: Path | bytes, today: date | None = None) -> ImportCounts:
+    """Load a registration export (a file, or its bytes) into the patient index (the caller commits);
+    counts and row errors."""
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = (data.read_bytes() if isinstance(data, Path) else data).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise BadFile("the file is not UTF-8 text") from None
     counts = ImportCounts()

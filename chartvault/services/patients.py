@@ -42,16 +42,15 @@ class PatientService:
         self._policy = policy
         self.audit = audit
 
-    def import_registration(self, path: Path) -> PatientImport:
-        """Load the hospital's registration export (an admin action, audited with counts and line numbers).
-
-        Held documents that the new rows identify are linked at once (``documents_linked``).
-        """
-        if not path.is_file():
-            raise NotFound(f"no file at {path.name}")
+    def import_registration(self, data: Path | bytes) -> PatientImport:
+        """Load the hospital's registration export, a file (the CLI) or its bytes (the API): an admin
+        action, audited with counts and line numbers. Held documents the new rows identify are linked
+        at once (``documents_linked``)."""
+        if isinstance(data, Path) and not data.is_file():
+            raise NotFound(f"no file at {data.name}")
         with self.sessions() as s:
             try:
-                counts = import_registration(s, path)
+                counts = import_registration(s, data)
             except BadFile as exc:
                 self.audit("patients.import", outcome="refused", detail={"error": str(exc)})
                 raise InvalidInput(str(exc)) from None
