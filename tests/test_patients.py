@@ -467,3 +467,41 @@ def test_person_confirms_the_patient_with_two_identifiers(world: tuple[Services,
         assert client.get("/review").json()["total"] == 1
     entries = _audit(services, "document.review_resolve")
     assert [e.detail["patient_linked"] for e in entries] == [False, False, True, False, True]
+
+
+def test_migration_keys_the_names_already_in_the_catalog(db_engine: Engine) -> None:
+    """0012_patient_index on a catalog that has patients: their names get keys (not a name whose surname
+    is ambiguous), they are marked as met on documents, and a document without an MRN finds them by name
+    and DOB."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from chartvault.archive.db import alembic_config, upgrade
+
+    with db_engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0010_report_rollups")
+        conn.execute(
+            text("INSERT INTO patients (id, mrn, name, dob, created_at) VALUES (:i, :m, :n, :d, :c)"),
+            [
+                {
+                    "i": "p1",
+                    "m": "4401",
+                    "n": "Holloway, Margaret A",
+                    "d": date(1952, 3, 14),
+                    "c": datetime.now(UTC),
+                },
+                {
+                    "i": "p2",
+                    "m": "4402",
+                    "n": "Ana Maria Souza",
+                    "d": date(1968, 7, 22),
+                    "c": datetime.now(UTC),
+                },
+            ],
+        )
+    upgrade(db_engine)
+    with session_factory(db_engine)() as s:
+        rows = {p.mrn: (p.name_key, p.source) for p in s.scalars(select(Patient))}
+        assert rows == {"4401": ("HOLLOWAY|MARGARET", "document"), "4402": (None, "document")}
+        doc = _seed_doc(s, patient_name="HOLLOWAY, MARGARET", dob=date(1952, 3, 14))
+        assert settle_patient(s, doc).via == "name_dob" and doc.mrn == "4401"
