@@ -24,7 +24,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -49,7 +49,6 @@ __all__ = [
     "REVIEW_PATIENT_CONFLICT",
     "Settled",
     "held_as_misfile",
-    "match_patient",
     "name_key",
     "name_keys",
     "settle_patient",
@@ -128,7 +127,6 @@ class Settled:
     via: str | None = None  # mrn_dob | mrn_name | new_patient | name_dob
     reason: dict[str, Any] | None = None
     changed_mrn: bool = False  # the MRN was filled in from the index (retention and index follow it)
-    fields_read: list[str] = field(default_factory=list)
 
 
 def _fields_read(doc: Document) -> list[str]:
@@ -165,48 +163,48 @@ def _decide(s: Session, doc: Document) -> Settled:
         return _new_mrn(s, doc, read)
     if doc.dob is None or not doc.patient_name:
         why = "No MRN was read, and finding a patient without one needs both the name and the DOB."
-        return Settled(None, reason=_reason(REVIEW_NO_PATIENT, read, why), fields_read=read)
+        return Settled(None, reason=_reason(REVIEW_NO_PATIENT, read, why))
     found = _by_name_dob(s, doc)
     if len(found) == 1:
-        return Settled(found[0].id, "name_dob", changed_mrn=True, fields_read=read)
+        return Settled(found[0].id, "name_dob", changed_mrn=True)
     why = (
         "No MRN was read, and no patient in the index has that name and DOB."
         if not found
         else f"No MRN was read, and {len(found)} patients in the index have that name and DOB."
     )
-    return Settled(None, reason=_reason(REVIEW_NO_PATIENT, read, why), fields_read=read)
+    return Settled(None, reason=_reason(REVIEW_NO_PATIENT, read, why))
 
 
 def _confirm(doc: Document, patient: Patient, read: list[str]) -> Settled:
     """The MRN is in the index: the DOB or the name must agree with that patient's."""
     if doc.dob is not None and doc.dob == patient.dob:
-        return Settled(patient.id, "mrn_dob", fields_read=read)
+        return Settled(patient.id, "mrn_dob")
     if names_agree(doc.patient_name, patient):
-        return Settled(patient.id, "mrn_name", fields_read=read)
+        return Settled(patient.id, "mrn_name")
     if doc.dob is None and not doc.patient_name:
         why = "The MRN is in the patient index, but a second identifier (DOB or name) is needed to link it."
-        return Settled(None, reason=_reason(REVIEW_NO_PATIENT, read, why), fields_read=read)
+        return Settled(None, reason=_reason(REVIEW_NO_PATIENT, read, why))
     differ = [f for f in ("dob", "name") if f in read]
     verb = "disagree" if len(differ) > 1 else "disagrees"
     why = f"The MRN is in the patient index, but the {_listed(differ)} read {verb} with that patient's."
-    return Settled(None, reason=_reason(REVIEW_PATIENT_CONFLICT, read, why), fields_read=read)
+    return Settled(None, reason=_reason(REVIEW_PATIENT_CONFLICT, read, why))
 
 
 def _new_mrn(s: Session, doc: Document, read: list[str]) -> Settled:
     """An MRN the index does not know: a new patient, unless its name and DOB are another patient's."""
     if doc.dob is None and not doc.patient_name:
         why = "The MRN is in no patient record; a second identifier (DOB or name) is needed to record one."
-        return Settled(None, reason=_reason(REVIEW_NO_PATIENT, read, why), fields_read=read)
+        return Settled(None, reason=_reason(REVIEW_NO_PATIENT, read, why))
     others = _by_name_dob(s, doc)
     if not others and _registration_loaded(s):
         why = (
             "The MRN is not in the registration list (a misread, or a patient registered since "
             "the last import: the next import links it)."
         )
-        return Settled(None, reason=_reason(REVIEW_NO_PATIENT, read, why), fields_read=read)
+        return Settled(None, reason=_reason(REVIEW_NO_PATIENT, read, why))
     if others:
         why = "The MRN is in no patient record, but the name and DOB are those of a patient in the index."
-        return Settled(None, reason=_reason(REVIEW_PATIENT_CONFLICT, read, why), fields_read=read)
+        return Settled(None, reason=_reason(REVIEW_PATIENT_CONFLICT, read, why))
     keys = sorted(name_keys(doc.patient_name))
     patient = Patient(
         id=new_id(),
@@ -218,7 +216,7 @@ def _new_mrn(s: Session, doc: Document, read: list[str]) -> Settled:
     )
     s.add(patient)
     s.flush()
-    return Settled(patient.id, "new_patient", fields_read=read)
+    return Settled(patient.id, "new_patient")
 
 
 def _registration_loaded(s: Session) -> bool:
@@ -234,13 +232,6 @@ def held_as_misfile(doc: Document) -> bool:
     )
 
 
-def match_patient(s: Session, doc: Document) -> str | None:
-    """The patient this document would be linked to (a new patient may be recorded), or None."""
-    if held_as_misfile(doc):
-        return None
-    return _decide(s, doc).patient_id
-
-
 def settle_patient(s: Session, doc: Document) -> Settled:
     """Link the document to its patient, or hold it in review saying why: never neither.
 
@@ -249,7 +240,7 @@ def settle_patient(s: Session, doc: Document) -> Settled:
     """
     if held_as_misfile(doc):
         doc.patient_id = None
-        return Settled(None, fields_read=_fields_read(doc))
+        return Settled(None)
     outcome = _decide(s, doc)
     others = [r for r in doc.review_reasons or [] if r.get("code") not in PATIENT_REASONS]
     doc.patient_id = outcome.patient_id
