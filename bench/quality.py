@@ -421,6 +421,9 @@ def main() -> None:
     args = ap.parse_args()
     corpus = {} if args.skip_corpus else corpus_figures(args)
     held_out = held_out_part(args.held_out_docs, args.workers) if args.held_out_docs > 0 else {}
+    from bench.linking import with_linking  # where those documents end: linked, in review, orphaned
+
+    held_out = with_linking(held_out, args.held_out_docs, args.workers)
     if corpus and held_out:
         print_side_by_side(held_out, corpus)
     print(json.dumps({"corpus": corpus, "held_out": held_out}))

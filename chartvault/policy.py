@@ -39,6 +39,7 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/review"): STAFF,
     ("POST", "/documents/{doc_id}/classification"): HIM,
     ("POST", "/documents/{doc_id}/review/resolve"): HIM,
+    ("POST", "/patients/import"): HIM,  # the registration list (chartvault patients import)
     ("POST", "/tokens"): SIGNED_IN,  # one's own tokens; for another user: admins (AccessService)
     ("GET", "/tokens"): ADMIN,
     ("DELETE", "/tokens/{token_id}"): ADMIN,

@@ -1,5 +1,6 @@
 """Consistency of the archive: every catalog object present with its sha256 (fixity), nothing
-orphaned in the store. The index side is the indexer's reconcile; ``chartvault check`` joins both.
+orphaned in the store, no archived document with neither a patient nor a pending review. The index
+side is the indexer's reconcile; ``chartvault check`` joins them.
 """
 
 from __future__ import annotations
@@ -9,16 +10,43 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from chartvault.archive.lifecycle import INACTIVE
-from chartvault.archive.models import Disposition, Document, ReleaseAuthorization, ReleaseRequest
+from chartvault.archive.models import (
+    PAGE_ARCHIVED,
+    PAGE_INDEXED,
+    REVIEW_PENDING,
+    Disposition,
+    Document,
+    ReleaseAuthorization,
+    ReleaseRequest,
+)
 from chartvault.archive.objectstore import IntegrityError, ObjectNotFoundError, ObjectRef, ObjectStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["StoreReport", "check_store"]
+__all__ = ["LIVE_ARCHIVED", "StoreReport", "check_store", "outside_review", "unlinked_outside_review"]
+
+LIVE_ARCHIVED = (PAGE_ARCHIVED, PAGE_INDEXED)  # documents whose original is stored and not disposed
+
+
+def outside_review() -> ColumnElement[bool]:
+    """A live archived document with neither a patient nor a pending review: a lost chart.
+
+    ``reports.quality``'s unlinked causes ``no_mrn`` and ``mrn_not_confirmed`` count the same documents.
+    """
+    return (
+        Document.patient_id.is_(None)
+        & Document.status.in_(LIVE_ARCHIVED)
+        & (Document.review_status.is_(None) | (Document.review_status != REVIEW_PENDING))
+    )
+
+
+def unlinked_outside_review(s: Session) -> int:
+    """How many lost charts the catalog holds (``chartvault check`` wants 0)."""
+    return int(s.scalar(select(func.count()).select_from(Document).where(outside_review())) or 0)
 
 
 @dataclass

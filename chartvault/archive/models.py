@@ -116,6 +116,11 @@ RENDITION_ORIGINAL = "original"  # a born-digital PDF: the original is the rendi
 # Review queue
 REVIEW_PENDING = "pending"
 REVIEW_RESOLVED = "resolved"
+REVIEW_MISFILE = "possible_misfile"  # a review reason code: pages that may be another patient's
+
+# Where a patient row came from: first met on a document, or the hospital's registration list
+PATIENT_SOURCE_DOCUMENT = "document"
+PATIENT_SOURCE_REGISTRATION = "registration"
 
 # Legal holds
 HOLD_ACTIVE = "active"
@@ -201,13 +206,28 @@ class BatchFile(Base):
 
 
 class Patient(Base):
+    """The patient index (chartvault.archive.patients): one row per MRN, from documents or registration."""
+
     __tablename__ = "patients"
+    # Finding a patient by name and DOB when the MRN could not be read (0012_patient_index).
+    # Whether a registration list was loaded is one index probe (ix_patients_source).
+    __table_args__ = (
+        Index("ix_patients_dob_name_key", "dob", "name_key"),
+        Index("ix_patients_source", "source"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     mrn: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str | None] = mapped_column(String(256))
+    name: Mapped[str | None] = mapped_column(String(256))  # "LAST, FIRST M"
     dob: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # "SURNAME|FIRST": letters only, no middle names (chartvault.archive.patients.name_key)
+    name_key: Mapped[str | None] = mapped_column(String(256))
+    sex: Mapped[str | None] = mapped_column(String(1))
+    source: Mapped[str] = mapped_column(
+        String(16), default=PATIENT_SOURCE_DOCUMENT, server_default=PATIENT_SOURCE_DOCUMENT
+    )
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Document(Base):

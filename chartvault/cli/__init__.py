@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from chartvault.cli import access, documents, intake, records, release, reports, review, search, serve
+from chartvault.cli import (
+    access,
+    documents,
+    intake,
+    patients,
+    records,
+    release,
+    reports,
+    review,
+    search,
+    serve,
+)
 
 app = typer.Typer(
     help="ChartVault: scan, OCR, classify, index and archive paper medical records.",
@@ -30,7 +41,7 @@ def main(
     configure_logging(Settings().log_format, logging.INFO if verbose else logging.WARNING)
 
 
-for feature in (intake, documents, search, review, records, release, reports, access, serve):
+for feature in (intake, documents, search, review, patients, records, release, reports, access, serve):
     feature.register(app)
 
 __all__ = ["app"]

@@ -259,7 +259,9 @@ def check(
     repair: Annotated[
         bool,
         typer.Option(
-            "--repair", help="Reindex what differs; resume unfinished batches; remove temp leftovers."
+            "--repair",
+            help="Reindex what differs; resume unfinished batches; remove temp leftovers; link or hold "
+            "documents with neither a patient nor a pending review.",
         ),
     ] = False,
     no_fixity: Annotated[
@@ -268,8 +270,8 @@ def check(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Verify the whole archive: every object present with the right sha256, nothing orphaned,
-    index and catalog in agreement, no batch left half done, every rendition built. Exit 0 only when all
-    is consistent."""
+    index and catalog in agreement, no batch left half done, every rendition built, every archived
+    document linked to a patient or pending review. Exit 0 only when all is consistent."""
     with open_services() as services:
         result = services.records.check(repair=repair, fixity=not no_fixity)
     if as_json:
@@ -286,6 +288,10 @@ def check(
         )
         out.print(f"unfinished batches: {len(result['unfinished_batches'])}")
         out.print(f"documents without their searchable PDF: {len(result['renditions_missing'])}")
+        out.print(
+            f"unlinked_outside_review: {result['unlinked_outside_review']} "
+            f"(no patient, no pending review); settled {result['unlinked_settled']}"
+        )
         left = result["temp_leftovers"]
         out.print(
             f"temp leftovers (scratch files of a killed process): {len(left)}, "

@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from chartvault.cli._common import EXIT_USAGE, emit_json, err, fail, open_services, out, parse_date
+from chartvault.cli._common import (
+    EXIT_REVIEW,
+    EXIT_USAGE,
+    emit_json,
+    err,
+    fail,
+    open_services,
+    out,
+    parse_date,
+)
 
 classifier_app = typer.Typer(help="The document-type classifier.", no_args_is_help=True)
 
@@ -55,6 +64,29 @@ def review(
     out.print(table)
 
 
+def resolve(
+    doc_id: str,
+    mrn: Annotated[str | None, typer.Option(help="The MRN on the page, if misread or not read.")] = None,
+    dob: Annotated[str | None, typer.Option(help="The date of birth on the page, YYYY-MM-DD.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Confirm whose document a held one is, after comparing two identifiers on the page.
+
+    Linked only when two identifiers agree with a patient of the index; otherwise it stays held with
+    the patient reason, and the exit status is 3.
+    """
+    born = parse_date(dob, "--dob")
+    with open_services() as services:
+        result = services.review.resolve(doc_id, mrn, born)
+    if as_json:
+        emit_json(result)
+    else:
+        linked = "linked to a patient" if result.patient_linked else "linked to no patient"
+        out.print(f"{doc_id}: {result.review_status}, {linked}")
+    if result.review_status == "pending":
+        raise typer.Exit(EXIT_REVIEW)
+
+
 def classify(
     doc_id: str,
     doc_type: Annotated[str, typer.Option("--type", help="The document type staff assign.")],
@@ -95,4 +127,5 @@ def register(app: typer.Typer) -> None:
     app.add_typer(classifier_app, name="classifier")
     app.command()(review)
     app.command()(classify)
+    app.command()(resolve)
     app.command()(coversheet)

@@ -25,15 +25,16 @@ from chartvault.archive.models import (
     PAGE_CLASSIFIED,
     PAGE_INDEXED,
     PAGE_OCR,
+    REVIEW_MISFILE,
     REVIEW_PENDING,
     BatchFile,
     Document,
     IndexTask,
     Page,
-    Patient,
     new_id,
 )
 from chartvault.archive.objectstore import ObjectStore
+from chartvault.archive.patients import settle_patient
 from chartvault.classify import classify_document, extract_identifiers, merge_identifiers
 from chartvault.classify.coversheet import CoverSheet, find_cover_sheet
 from chartvault.classify.model import DocTypeModel
@@ -52,7 +53,6 @@ log = logging.getLogger("chartvault.pipeline")
 
 # Review reason codes (documents.review_reasons[].code).
 REVIEW_LOW_CONFIDENCE = "low_confidence"
-REVIEW_MISFILE = "possible_misfile"
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +190,7 @@ def identify(work: FileWork) -> None:
                 ",".join(r["code"] for r in reasons),
             )
         work.session.add(doc)
+        settle_patient(work.session, doc)  # linked by two identifiers, or held saying why: never neither
         work.documents.append(doc)
     work.session.commit()
     work.session.refresh(f)
@@ -349,7 +350,8 @@ def archive(work: FileWork) -> None:
 def _archive_document(work: FileWork, doc: Document) -> None:
     s, f, env = work.session, work.file, work.env
     now = datetime.now(UTC)
-    doc.patient_id = match_patient(s, doc)
+    if doc.patient_id is None:  # identified by older code before a crash: settle it now
+        settle_patient(s, doc)
     decision = decide(s, doc, env.policy, now)
     lock_until = env.policy.lock_until(decision, now)
     staged = env.data_dir / (f.staged_path or "")
@@ -370,34 +372,6 @@ def _archive_document(work: FileWork, doc: Document) -> None:
             p.status = PAGE_ARCHIVED
     s.commit()
     log.info("document archived doc=%s file=%s batch=%s pages=%d", doc.id, f.id, f.batch_id, doc.page_count)
-
-
-def match_patient(s: Session, doc: Document) -> str | None:
-    """Link to a patient only when a second identifier agrees with the MRN (never on MRN alone).
-
-    A document held as a possible misfile is linked to no one until a person resolves it.
-    """
-    if not doc.mrn or held_as_misfile(doc):
-        return None
-    patient = s.scalars(select(Patient).where(Patient.mrn == doc.mrn)).first()
-    if patient is None:
-        if doc.dob is None and not doc.patient_name:
-            return None
-        patient = Patient(id=new_id(), mrn=doc.mrn, name=doc.patient_name, dob=doc.dob)
-        s.add(patient)
-        s.flush()
-        return patient.id
-    agrees = (doc.dob is not None and doc.dob == patient.dob) or (
-        bool(doc.patient_name) and doc.patient_name == patient.name
-    )
-    return patient.id if agrees else None
-
-
-def held_as_misfile(doc: Document) -> bool:
-    """True while the document waits in review because its pages may belong to someone else."""
-    return doc.review_status == REVIEW_PENDING and any(
-        r.get("code") == REVIEW_MISFILE for r in (doc.review_reasons or [])
-    )
 
 
 # -- rendition -----------------------------------------------------------------------------------------

@@ -10,6 +10,9 @@ from typing import Any
 class IdentifierValue:
     value: str
     confidence: float | None
+    # Where the value came from when it was not read on the page: "patient_index" (an MRN filled in
+    # from the patient found by name and DOB).
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

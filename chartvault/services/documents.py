@@ -134,7 +134,9 @@ def _document_view(doc: Document, linked_files: list[str], with_text: bool) -> D
     conf = doc.identifier_confidence or {}
 
     def ident(name: str, value: str | None) -> IdentifierValue | None:
-        return None if value is None else IdentifierValue(value=value, confidence=conf.get(name))
+        if value is None:
+            return None
+        return IdentifierValue(value=value, confidence=conf.get(name), source=conf.get(f"{name}_source"))
 
     return DocumentView(
         id=doc.id,

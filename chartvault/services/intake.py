@@ -91,8 +91,10 @@ class IntakeService:
         indexer: Callable[[], Indexer],
         audit: AuditTrail,
         caller: Caller,
+        settle_unlinked: Callable[[], object] = lambda: None,
     ) -> None:
         self.settings = settings
+        self._settle_unlinked = settle_unlinked  # documents archived with no patient and no review
         self.sessions = sessions
         self._pipeline = pipeline  # opened on first processing (store, worker pool)
         self._indexer = indexer
@@ -204,7 +206,9 @@ class IntakeService:
     ) -> list[str]:
         """Finish unfinished batches (or these): an intake left open by a dead uploader is closed with
         what was staged, then each batch is processed now, or handed to ``schedule``. OCR scratch files
-        of a killed process are removed first."""
+        of a killed process are removed first. A general resume (no ``batch_ids``) also links or holds
+        every document left with neither a patient nor a review (archived by code older than the
+        patient index); the pipeline settles the documents of the batches it finishes itself."""
         self.clean_temp()
         ids = list(batch_ids) if batch_ids is not None else self.unfinished()
         for batch_id in ids:
@@ -213,6 +217,8 @@ class IntakeService:
                 schedule(batch_id)
             else:
                 self.process(batch_id)
+        if batch_ids is None:  # a general resume (not one hot-folder batch): older code's lost charts too
+            self._settle_unlinked()
         if ids and schedule is None:
             self.index_now()
         if schedule is None:

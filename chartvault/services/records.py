@@ -45,7 +45,11 @@ class RecordsService:
         temp_leftovers: Callable[[], list[TempLeftover]],
         clean_temp: Callable[[], list[TempLeftover]],
         forget_pages: Callable[[Sequence[str]], None] = lambda doc_ids: None,
+        unlinked: Callable[[], int] = lambda: 0,
+        settle_unlinked: Callable[[], dict[str, int]] = lambda: {},
     ) -> None:
+        self._unlinked = unlinked  # live archived documents with neither a patient nor a review
+        self._settle_unlinked = settle_unlinked
         self.settings = settings
         self.sessions = sessions
         self.store = store
@@ -228,11 +232,13 @@ class RecordsService:
                     render_document(s, self.store, self.settings.data_dir, doc, None)
 
     def check(self, repair: bool = False, fixity: bool = True) -> dict[str, Any]:
-        """The whole archive: store fixity and orphans, index against catalog, unfinished batches.
+        """The whole archive: store fixity and orphans, index against catalog, unfinished batches,
+        documents with neither a patient nor a pending review (``unlinked_outside_review``: lost charts).
 
-        With ``repair`` the index is reconciled (missing/stale re-queued, extras dropped) and
-        unfinished batches are resumed; missing, corrupt and orphaned objects are reported for
-        a person (they are locked, and a missing original cannot be made up).
+        With ``repair`` the index is reconciled (missing/stale re-queued, extras dropped),
+        unfinished batches are resumed and lost charts are linked or held for review; missing,
+        corrupt and orphaned objects are reported for a person (they are locked, and a missing
+        original cannot be made up).
         """
         store = check_store(self.sessions, self.store, fixity=fixity)
         index = self._reconcile_index(repair)
@@ -249,8 +255,17 @@ class RecordsService:
         removed = self._clean_temp() if repair and leftovers else []
         if removed:
             leftovers = self._temp_leftovers()
+        unlinked = self._unlinked()
+        settled = self._settle_unlinked() if repair and unlinked else {}
+        if settled:
+            unlinked = self._unlinked()
         consistent = (
-            store.consistent and index.consistent and not unfinished and not leftovers and not no_rendition
+            store.consistent
+            and index.consistent
+            and not unfinished
+            and not leftovers
+            and not unlinked
+            and not no_rendition
         )
         result = {
             "consistent": consistent,
@@ -261,8 +276,15 @@ class RecordsService:
             "renditions_missing": no_rendition,
             "temp_leftovers": [to_jsonable(x) for x in leftovers],
             "temp_removed": [to_jsonable(x) for x in removed],
+            "unlinked_outside_review": unlinked,
+            "unlinked_settled": settled.get("settled", 0),
         }
-        detail = {"consistent": consistent, "repair": repair, "objects": store.objects_checked}
+        detail = {
+            "consistent": consistent,
+            "repair": repair,
+            "objects": store.objects_checked,
+            "unlinked_outside_review": unlinked,
+        }
         self.audit("archive.check", outcome="ok" if consistent else "inconsistent", detail=detail)
         return result
 

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from chartvault.archive.lifecycle import INACTIVE, RetentionPolicy, apply_retention, recompute_patient
 from chartvault.archive.models import (
+    REVIEW_MISFILE,
     REVIEW_PENDING,
     REVIEW_RESOLVED,
     ClassificationCorrection,
@@ -21,10 +23,11 @@ from chartvault.archive.models import (
     Page,
 )
 from chartvault.archive.objectstore import ObjectStore
+from chartvault.archive.patients import settle_patient
 from chartvault.classify.model import DocTypeModel
 from chartvault.classify.types import DOC_TYPES, SOURCE_STAFF
 from chartvault.errors import InvalidInput, NotFound
-from chartvault.ingest.stages import REVIEW_LOW_CONFIDENCE, REVIEW_MISFILE, match_patient
+from chartvault.ingest.stages import REVIEW_LOW_CONFIDENCE
 from chartvault.release.misfiles import MisfileFallout, audit_fallout, misfile_fallout
 from chartvault.schemas.common import iso
 from chartvault.schemas.review import (
@@ -170,10 +173,11 @@ class ReviewService:
         self.audit("document.classify", "document", doc_id, detail={"old_type": old, "new_type": doc_type})
         return ClassificationChange(document_id=doc_id, doc_type=doc_type, old_type=old, review_status=status)
 
-    def resolve(self, doc_id: str, mrn: str | None = None) -> ReviewResolution:
-        """A person confirms whose document this is (optionally correcting the MRN): every reason is
-        resolved, page misfile flags are cleared, and the document is linked to a patient if two
-        identifiers agree."""
+    def resolve(self, doc_id: str, mrn: str | None = None, dob: date | None = None) -> ReviewResolution:
+        """A person confirms whose document this is (optionally giving the MRN and DOB they compared):
+        every reason is resolved, page misfile flags are cleared, and the document is linked to a
+        patient if two identifiers agree. If they do not, it goes back to the queue with the patient
+        reason (``no_patient_identified`` or ``patient_conflict``): never resolved and linked to no one."""
         with self.sessions() as s:
             doc = s.get(Document, doc_id, options=[selectinload(Document.pages)])
             if doc is None:
@@ -185,12 +189,16 @@ class ReviewService:
                     raise InvalidInput("mrn must be 1-64 characters")
                 doc.mrn = mrn.strip()
                 doc.identifier_confidence = {**(doc.identifier_confidence or {}), "mrn": 1.0}
+            if dob is not None:
+                doc.dob = dob
+                doc.identifier_confidence = {**(doc.identifier_confidence or {}), "dob": 1.0}
             doc.review_reasons = None
             doc.review_status = REVIEW_RESOLVED
             for p in doc.pages:
                 if p.flags:
                     p.flags = [f for f in p.flags if f.get("code") != REVIEW_MISFILE] or None
-            doc.patient_id = match_patient(s, doc)
+            doc.patient_id = None
+            settle_patient(s, doc)
             fallout = misfile_fallout(s, doc.id, old_mrn, doc.mrn) if doc.mrn else MisfileFallout()
             s.add(IndexTask(document_id=doc.id, op="upsert"))
             if doc.object_key and doc.status not in INACTIVE:
@@ -200,11 +208,16 @@ class ReviewService:
                 if doc.mrn:  # this encounter may be the patient's latest
                     recompute_patient(s, store, doc.mrn, policy, skip=[doc.id])
             s.commit()
-            linked = doc.patient_id is not None
-        detail = {"codes": codes, "mrn_changed": mrn is not None, "patient_linked": linked}
+            linked, status = doc.patient_id is not None, doc.review_status or REVIEW_RESOLVED
+        detail = {
+            "codes": codes,
+            "mrn_changed": mrn is not None,
+            "dob_given": dob is not None,
+            "patient_linked": linked,
+        }
         self.audit("document.review_resolve", "document", doc_id, detail=detail)
         audit_fallout(self.audit, doc_id, fallout)  # a changed MRN is a refile: releases, disclosures
-        return ReviewResolution(document_id=doc_id, review_status=REVIEW_RESOLVED, patient_linked=linked)
+        return ReviewResolution(document_id=doc_id, review_status=status, patient_linked=linked)
 
     def train_classifier(self) -> ClassifierInfo:
         """Retrain the type model on the labelled texts + samples + this catalog's staff corrections."""

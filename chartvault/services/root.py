@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from chartvault.services.intake import IntakeService
     from chartvault.services.operations import OperationsService
     from chartvault.services.pages import PageCache, PageService
+    from chartvault.services.patients import PatientService
     from chartvault.services.records import RecordsService
     from chartvault.services.release import ReleaseService
     from chartvault.services.reports import ReportsService
@@ -216,7 +217,16 @@ class Services:
             lambda: parts.indexer,
             self.audit,
             self.caller,
+            settle_unlinked=lambda: self.patients.settle_unlinked(),
         )
+
+    @cached_property
+    def patients(self) -> PatientService:
+        """The patient index: the registration list, and documents with no patient settled."""
+        from chartvault.services.patients import PatientService
+
+        parts = self.parts
+        return PatientService(parts.sessions, lambda: parts.store, lambda: parts.policy, self.audit)
 
     @cached_property
     def documents(self) -> DocumentService:
@@ -258,6 +268,8 @@ class Services:
             forget_pages=self.pages.forget,
             temp_leftovers=self.intake.temp_leftovers,
             clean_temp=self.intake.clean_temp,
+            unlinked=self.patients.unlinked_outside_review,
+            settle_unlinked=self.patients.settle_unlinked,
         )
 
     @cached_property

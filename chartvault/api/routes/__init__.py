@@ -1,6 +1,16 @@
 """One router per feature; ``chartvault.api.app`` includes them all."""
 
-from chartvault.api.routes import access, batches, documents, health, releases, reports, review, search
+from chartvault.api.routes import (
+    access,
+    batches,
+    documents,
+    health,
+    patients,
+    releases,
+    reports,
+    review,
+    search,
+)
 
 ROUTERS = (
     health.router,
@@ -8,6 +18,7 @@ ROUTERS = (
     documents.router,
     search.router,
     review.router,
+    patients.router,
     releases.router,
     access.router,
     reports.router,

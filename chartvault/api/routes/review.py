@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -22,9 +23,14 @@ class ClassificationBody(BaseModel):
 
 
 class ResolveBody(BaseModel):
-    """Resolution of a document's review; ``mrn`` replaces the document's MRN when given."""
+    """Resolution of a document's review; ``mrn`` and ``dob`` replace the document's when given.
+
+    The document is linked only if two identifiers agree with a patient of the index; otherwise it
+    stays in the queue with the patient reason (``review_status`` says ``pending``).
+    """
 
     mrn: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9\-]+$")
+    dob: date | None = Field(None, description="The date of birth the person compared (YYYY-MM-DD).")
 
 
 @router.get(
@@ -57,4 +63,4 @@ def correct_classification(
     responses=error_responses(404, 422),
 )
 def resolve_review(doc_id: str, services: ServicesDep, body: ResolveBody | None = None) -> ReviewResolution:
-    return services.review.resolve(doc_id, mrn=body.mrn if body else None)
+    return services.review.resolve(doc_id, mrn=body.mrn if body else None, dob=body.dob if body else None)

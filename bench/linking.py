@@ -1,0 +1,188 @@
+"""Where the held-out documents end: linked to the right patient, linked to another, in review, or orphaned.
+
+    python -m bench.linking [--per-layout N] [--workers W]
+
+The documents are those of ``bench.generated``'s held-out label layouts (OCR cached under
+``bench/results/ocr-cache``; missing ones are OCR'd first). Each document's identifiers are read as
+``bench.generated`` reads them (text and word boxes, facility MRN pattern set), written to a real SQLite
+catalog as an archived document, and settled by the pipeline's own ``settle_patient`` in document
+order, in two situations:
+
+* ``registration``: the hospital's registration list (every held-out patient) was imported first with
+  ``import_registration`` (the code behind ``chartvault patients import``);
+* ``catalog_only``: no list; the index holds only the patients met on earlier documents.
+
+Counted per situation: ``linked_right`` (the patient whose MRN is the printed one), ``linked_wrong``
+(any other patient: a misfile, the figure that must stay at 0), ``in_review`` by reason, and
+``orphaned`` (neither linked nor in review: ``chartvault check``'s ``unlinked_outside_review``, must be
+0). Document ids only, never names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import tempfile
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from bench.generated import SEEDS, OcrDoc, ocr_all, split_specs
+from bench.pages import DocSpec
+
+SITUATIONS = ("registration", "catalog_only")
+
+
+def _registration_csv(specs: list[DocSpec], path: Path) -> Path:
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["mrn", "last_name", "first_name", "middle_name", "dob", "sex"])
+        for spec in specs:
+            p = spec.patient
+            w.writerow([p.mrn, p.last, p.first, p.middle, p.dob.isoformat(), p.sex])
+    return path
+
+
+def _as_date(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def settle_all(specs: list[DocSpec], docs: dict[str, OcrDoc], situation: str, tmp: Path) -> dict[str, Any]:
+    """One situation on a fresh catalog: every document archived, then settled as the pipeline does."""
+    from sqlalchemy import select
+
+    from chartvault.archive.check import unlinked_outside_review
+    from chartvault.archive.db import make_engine, session_factory, upgrade
+    from chartvault.archive.models import Batch, BatchFile, Document, Patient, new_id
+    from chartvault.archive.patients import settle_patient
+    from chartvault.archive.registration import import_registration
+
+    engine = make_engine(f"sqlite:///{tmp / f'{situation}.sqlite3'}")
+    upgrade(engine)
+    sessions = session_factory(engine)
+    out: Counter[str] = Counter()
+    wrong: list[str] = []
+    with sessions() as s:
+        if situation == "registration":
+            counts = import_registration(s, _registration_csv(specs, tmp / "registration.csv"))
+            assert counts.refused == 0, counts.errors
+            s.commit()
+        batch = Batch(id=new_id(), source="bench")
+        s.add(batch)
+        for seq, spec in enumerate(specs, 1):
+            got = _read(docs[spec.doc_id], spec)
+            bf = BatchFile(seq=seq, original_name=f"{spec.doc_id}.png", sha256="0" * 64, size=1)
+            batch.files.append(bf)
+            doc = Document(
+                id=new_id(),
+                file=bf,
+                batch_id=batch.id,
+                page_count=len(docs[spec.doc_id].pages),
+                sha256="0" * 64,
+                size=1,
+                mime="image/png",
+                status="archived",
+                mrn=got.mrn.value if got.mrn else None,
+                patient_name=got.name.value if got.name else None,
+                dob=_as_date(got.dob.value if got.dob else None),
+                identifier_confidence={},
+            )
+            s.add(doc)
+            s.flush()
+            settled = settle_patient(s, doc)
+            if settled.patient_id is None:
+                out[f"in_review:{settled.reason['code'] if settled.reason else 'misfile'}"] += 1
+                continue
+            mrn = s.scalar(select(Patient.mrn).where(Patient.id == settled.patient_id))
+            if mrn == spec.patient.mrn:
+                out[f"linked_right:{settled.via}"] += 1
+            else:
+                out[f"linked_wrong:{settled.via}"] += 1
+                wrong.append(spec.doc_id)
+        s.commit()
+        orphaned = unlinked_outside_review(s)
+    engine.dispose()
+    total = len(specs)
+    summary = {
+        "documents": total,
+        "linked_right": sum(v for k, v in out.items() if k.startswith("linked_right")),
+        "linked_wrong": sum(v for k, v in out.items() if k.startswith("linked_wrong")),
+        "in_review": sum(v for k, v in out.items() if k.startswith("in_review")),
+        "orphaned": orphaned,
+        "by_outcome": dict(sorted(out.items())),
+        "linked_wrong_ids": wrong,
+    }
+    return summary
+
+
+def _read(doc: OcrDoc, spec: DocSpec) -> Any:
+    """The document's merged identifiers, as the pipeline stores them (the name as 'LAST, FIRST M')."""
+    from bench.generated import TODAY
+    from chartvault.classify import extract_identifiers, merge_identifiers
+    from chartvault.ocr.types import Word
+
+    return merge_identifiers(
+        [
+            extract_identifiers(
+                p["text"],
+                words=[Word(t, c, x, y, w, h) for t, c, x, y, w, h in p["words"]],
+                page_size=(p["width"], p["height"]),
+                mrn_pattern=spec.patient.facility.mrn_pattern,
+                today=TODAY,
+            )
+            for p in doc.pages
+        ]
+    )
+
+
+def linking_figures(per_layout: int, workers: int) -> dict[str, Any]:
+    """Both situations over the held-out documents (``bench.quality`` prints this beside its figures)."""
+    split, seed = "held_out", SEEDS["held_out"]
+    specs = split_specs(split, per_layout, seed)
+    docs = ocr_all(split, per_layout, seed, workers)
+    with tempfile.TemporaryDirectory(prefix="cv-link-") as tmp:
+        return {sit: settle_all(specs, docs, sit, Path(tmp)) for sit in SITUATIONS}
+
+
+def print_linking(result: dict[str, Any]) -> None:
+    print("\n[held-out layouts] where documents end (target: 0 orphaned, 0 linked to another patient)")
+    print(f"  {'situation':14s} {'docs':>5} {'linked':>7} {'wrong':>6} {'review':>7} {'orphaned':>9}")
+    for sit, r in result.items():
+        print(
+            f"  {sit:14s} {r['documents']:5d} {r['linked_right']:7d} {r['linked_wrong']:6d} "
+            f"{r['in_review']:7d} {r['orphaned']:9d}"
+        )
+        print(f"    {', '.join(f'{k} {v}' for k, v in r['by_outcome'].items())}")
+        if r["linked_wrong_ids"]:
+            print(f"    linked to another patient: {' '.join(r['linked_wrong_ids'])}")
+
+
+def held_out_linking(per_layout: int, workers: int) -> dict[str, Any]:
+    """The one call ``bench.quality`` makes: figures computed and printed."""
+    result = linking_figures(per_layout, workers)
+    print_linking(result)
+    return result
+
+
+def with_linking(held_out: dict[str, Any], per_layout: int, workers: int) -> dict[str, Any]:
+    """``bench.quality``'s held-out figures with where those documents end added (``linking``)."""
+    return held_out | {"linking": held_out_linking(per_layout, workers)} if held_out else held_out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--per-layout", type=int, default=12)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = ap.parse_args()
+    import json
+
+    print(json.dumps(held_out_linking(args.per_layout, args.workers)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""The patient index: the hospital's registration list, sent as CSV."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from chartvault.api.deps import ServicesDep
+from chartvault.api.errors import error_responses
+from chartvault.errors import TooLarge
+from chartvault.schemas.patients import PatientImport
+
+router = APIRouter(tags=["patients"])
+
+MAX_REGISTRATION_BYTES = 64 * 1024 * 1024  # about a million patients; held in memory while it is read
+
+_CSV_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "CSV with a header: mrn, last_name, first_name, dob (YYYY-MM-DD or MM/DD/YYYY), "
+        "optional middle_name and sex (M, F, U, X). UTF-8.",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.post(
+    "/patients/import",
+    summary="Load the registration list into the patient index (refused rows listed by line number)",
+    responses=error_responses(413, 422),
+    openapi_extra=_CSV_BODY,
+)
+async def import_patients(request: Request, services: ServicesDep) -> PatientImport:
+    """Safe to repeat (unchanged rows count as ``unchanged``); never echoes a value of a row."""
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_REGISTRATION_BYTES:
+            raise TooLarge(f"a registration list is at most {MAX_REGISTRATION_BYTES:,} bytes")
+    return await run_in_threadpool(services.patients.import_registration, bytes(data))

@@ -1,0 +1,297 @@
+"""The patient index: who a document belongs to, decided from two agreeing identifiers or left to a person.
+
+The index is the ``patients`` table: patients the catalog met on documents (``source = document``) and
+the hospital's registration list (``source = registration``, loaded by ``chartvault patients import``,
+see ``chartvault.archive.registration``). A document is linked when
+
+* the MRN read is in the index and the DOB or the name read agrees with that patient's; or
+* the MRN read is new, a DOB or name was read with it, no other index patient has that name and DOB,
+  and no registration list was loaded (a new patient is recorded, as before the index existed; once the
+  hospital's list is loaded it is the authority, so an MRN missing from it is held, and linked by
+  the next import that brings it); or
+* no MRN was read, but exactly one index patient has the DOB read and a name that agrees: the document's
+  MRN is then taken from the index and ``identifier_confidence["mrn_source"]`` says so.
+
+Anything else is never a silent orphan: the document is held in the review queue with the reason
+``no_patient_identified`` (its message names the fields read, never their values) or
+``patient_conflict`` (what was read points to a patient, and something else read disagrees).
+A document held as a possible misfile is linked to no one and gets no extra reason: the misfile says it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from chartvault.archive.check import LIVE_ARCHIVED, outside_review
+from chartvault.archive.models import (
+    PATIENT_SOURCE_DOCUMENT,
+    PATIENT_SOURCE_REGISTRATION,
+    REVIEW_MISFILE,
+    REVIEW_PENDING,
+    Document,
+    Patient,
+    new_id,
+)
+
+log = logging.getLogger("chartvault.patients")
+
+__all__ = [
+    "PATIENT_REASONS",
+    "REVIEW_NO_PATIENT",
+    "REVIEW_PATIENT_CONFLICT",
+    "Settled",
+    "held_as_misfile",
+    "name_key",
+    "name_keys",
+    "settle_patient",
+    "settle_unlinked",
+]
+
+REVIEW_NO_PATIENT = "no_patient_identified"
+REVIEW_PATIENT_CONFLICT = "patient_conflict"
+PATIENT_REASONS = frozenset({REVIEW_NO_PATIENT, REVIEW_PATIENT_CONFLICT})
+MRN_FROM_INDEX = "patient_index"  # identifier_confidence["mrn_source"] when the MRN came from the index
+
+# -- names ---------------------------------------------------------------------------------------------
+
+_HONORIFICS = frozenset({"MR", "MRS", "MS", "MISS", "DR"})
+_SUFFIXES = frozenset({"JR", "SR", "II", "III", "IV"})
+_PARTICLES = frozenset({"VAN", "VON", "DER", "DEN", "DE", "DEL", "DELA", "LA", "LE", "DA", "DI", "DOS", "DU"})
+
+
+def _letters(token: str) -> str:
+    return re.sub(r"[^A-Z]", "", token)
+
+
+def _tokens(text: str) -> list[str]:
+    """Upper-case words without accents or punctuation (O'Brien -> OBRIEN, Smith-Jones -> SMITHJONES)."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().upper()
+    return [t for t in (_letters(w) for w in plain.split()) if t]
+
+
+def name_key(last: str, first: str) -> str | None:
+    """The key a registration row is found by: surname letters and the first given name's letters.
+
+    Middle names and initials are left out because labels print them either way.
+    """
+    last_toks, first_toks = _tokens(last), _tokens(first)
+    last_toks = [t for t in last_toks if t not in _SUFFIXES] or last_toks
+    if not last_toks or not first_toks or len("".join(last_toks)) < 2:
+        return None
+    return f"{''.join(last_toks)}|{first_toks[0]}"
+
+
+def name_keys(name: str | None) -> frozenset[str]:
+    """Every key a printed name could stand for: 'LAST, FIRST M' gives one; 'First M Last' gives one per
+    place the surname could start (particles like 'van der' stay with it), because a label does not say."""
+    if not name or not name.strip():
+        return frozenset()
+    if "," in name:
+        last, _, given = name.partition(",")
+        key = name_key(last, given)
+        return frozenset({key} if key else ())
+    toks = [t for t in _tokens(name) if t not in _SUFFIXES]
+    while toks and toks[0] in _HONORIFICS:
+        toks = toks[1:]
+    if len(toks) < 2:
+        return frozenset()
+    keys = {name_key(" ".join(toks[i:]), toks[0]) for i in range(1, len(toks))}
+    return frozenset(k for k in keys if k)
+
+
+def _patient_keys(patient: Patient) -> frozenset[str]:
+    return frozenset({patient.name_key}) if patient.name_key else name_keys(patient.name)
+
+
+def names_agree(printed: str | None, patient: Patient) -> bool:
+    """True when the name read can be this patient's (case, punctuation, order and middle initials aside)."""
+    return bool(name_keys(printed) & _patient_keys(patient))
+
+
+# -- the decision --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What ``settle_patient`` decided: the patient linked (and how), or the review reason given."""
+
+    patient_id: str | None
+    via: str | None = None  # mrn_dob | mrn_name | new_patient | name_dob
+    reason: dict[str, Any] | None = None
+    changed_mrn: bool = False  # the MRN was filled in from the index (retention and index follow it)
+
+
+def _fields_read(doc: Document) -> list[str]:
+    return [f for f, v in (("mrn", doc.mrn), ("name", doc.patient_name), ("dob", doc.dob)) if v]
+
+
+_FIELD_LABEL = {"mrn": "MRN", "name": "name", "dob": "DOB"}
+
+
+def _listed(fields: Iterable[str]) -> str:
+    names = [_FIELD_LABEL[f] for f in fields]
+    return " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _reason(code: str, read: list[str], why: str) -> dict[str, Any]:
+    said = f"Read: {_listed(read)}. {why}" if read else "No MRN, name or DOB was read."
+    return {"code": code, "message": said, "fields_read": read}
+
+
+def _by_name_dob(s: Session, doc: Document) -> list[Patient]:
+    keys = name_keys(doc.patient_name)
+    if doc.dob is None or not keys:
+        return []
+    return list(s.scalars(select(Patient).where(Patient.dob == doc.dob, Patient.name_key.in_(sorted(keys)))))
+
+
+def _decide(s: Session, doc: Document) -> Settled:
+    """Link, record a new patient, or say why not (the Settled's reason). Never links on one identifier."""
+    read = _fields_read(doc)
+    if doc.mrn:
+        patient = s.scalars(select(Patient).where(Patient.mrn == doc.mrn)).first()
+        if patient is not None:
+            return _confirm(doc, patient, read)
+        return _new_mrn(s, doc, read)
+    if doc.dob is None or not doc.patient_name:
+        why = "No MRN was read, and finding a patient without one needs both the name and the DOB."
+        return Settled(None, reason=_reason(REVIEW_NO_PATIENT, read, why))
+    found = _by_name_dob(s, doc)
+    if len(found) == 1:
+        return Settled(found[0].id, "name_dob", changed_mrn=True)
+    why = (
+        "No MRN was read, and no patient in the index has that name and DOB."
+        if not found
+        else f"No MRN was read, and {len(found)} patients in the index have that name and DOB."
+    )
+    return Settled(None, reason=_reason(REVIEW_NO_PATIENT, read, why))
+
+
+def _confirm(doc: Document, patient: Patient, read: list[str]) -> Settled:
+    """The MRN is in the index: the DOB or the name must agree with that patient's."""
+    if doc.dob is not None and doc.dob == patient.dob:
+        return Settled(patient.id, "mrn_dob")
+    if names_agree(doc.patient_name, patient):
+        return Settled(patient.id, "mrn_name")
+    if doc.dob is None and not doc.patient_name:
+        why = "The MRN is in the patient index, but a second identifier (DOB or name) is needed to link it."
+        return Settled(None, reason=_reason(REVIEW_NO_PATIENT, read, why))
+    differ = [f for f in ("dob", "name") if f in read]
+    verb = "disagree" if len(differ) > 1 else "disagrees"
+    why = f"The MRN is in the patient index, but the {_listed(differ)} read {verb} with that patient's."
+    return Settled(None, reason=_reason(REVIEW_PATIENT_CONFLICT, read, why))
+
+
+def _new_mrn(s: Session, doc: Document, read: list[str]) -> Settled:
+    """An MRN the index does not know: a new patient, unless its name and DOB are another patient's."""
+    if doc.dob is None and not doc.patient_name:
+        why = "The MRN is in no patient record; a second identifier (DOB or name) is needed to record one."
+        return Settled(None, reason=_reason(REVIEW_NO_PATIENT, read, why))
+    others = _by_name_dob(s, doc)
+    if not others and _registration_loaded(s):
+        why = (
+            "The MRN is not in the registration list (a misread, or a patient registered since "
+            "the last import: the next import links it)."
+        )
+        return Settled(None, reason=_reason(REVIEW_NO_PATIENT, read, why))
+    if others:
+        why = "The MRN is in no patient record, but the name and DOB are those of a patient in the index."
+        return Settled(None, reason=_reason(REVIEW_PATIENT_CONFLICT, read, why))
+    keys = sorted(name_keys(doc.patient_name))
+    patient = Patient(
+        id=new_id(),
+        mrn=doc.mrn,
+        name=doc.patient_name,
+        dob=doc.dob,
+        name_key=keys[0] if len(keys) == 1 else None,
+        source=PATIENT_SOURCE_DOCUMENT,
+    )
+    s.add(patient)
+    s.flush()
+    return Settled(patient.id, "new_patient")
+
+
+def _registration_loaded(s: Session) -> bool:
+    """Whether the hospital's registration list is in the index (then it decides which MRNs exist)."""
+    found = s.scalar(select(Patient.id).where(Patient.source == PATIENT_SOURCE_REGISTRATION).limit(1))
+    return found is not None
+
+
+def held_as_misfile(doc: Document) -> bool:
+    """True while the document waits in review because its pages may belong to someone else."""
+    return doc.review_status == REVIEW_PENDING and any(
+        r.get("code") == REVIEW_MISFILE for r in (doc.review_reasons or [])
+    )
+
+
+def settle_patient(s: Session, doc: Document) -> Settled:
+    """Link the document to its patient, or hold it in review saying why: never neither.
+
+    Idempotent (a resumed stage or a sweep may run it again): the patient reasons are replaced, not
+    added twice, and a link that now succeeds drops them. A possible misfile stays held without a link.
+    """
+    if held_as_misfile(doc):
+        doc.patient_id = None
+        return Settled(None)
+    outcome = _decide(s, doc)
+    others = [r for r in doc.review_reasons or [] if r.get("code") not in PATIENT_REASONS]
+    doc.patient_id = outcome.patient_id
+    if outcome.patient_id is not None:
+        if outcome.changed_mrn:
+            _mrn_from_index(s, doc, outcome.patient_id)
+        doc.review_reasons = others or None
+        if doc.review_status == REVIEW_PENDING and not others:
+            doc.review_status = None
+        return outcome
+    assert outcome.reason is not None
+    doc.review_reasons = [*others, outcome.reason]
+    doc.review_status = REVIEW_PENDING
+    log.info("document held for review doc=%s code=%s", doc.id, outcome.reason["code"])
+    return outcome
+
+
+def _mrn_from_index(s: Session, doc: Document, patient_id: str) -> None:
+    patient = s.get(Patient, patient_id)
+    assert patient is not None
+    conf = dict(doc.identifier_confidence or {})
+    read = [float(conf[f]) for f in ("name", "dob") if isinstance(conf.get(f), int | float)]
+    conf["mrn"] = round(min(read), 3) if read else None
+    conf["mrn_source"] = MRN_FROM_INDEX
+    doc.mrn, doc.identifier_confidence = patient.mrn, conf
+
+
+# -- the catalog as a whole ----------------------------------------------------------------------------
+
+
+def settle_unlinked(s: Session, limit: int | None = None) -> list[tuple[Document, Settled]]:
+    """Settle every lost chart (archived by older code, or made by hand): linked or held for review.
+
+    The caller commits, and re-applies retention and the index for documents whose MRN changed.
+    """
+    q = select(Document).where(outside_review()).order_by(Document.created_at, Document.id)
+    docs = list(s.scalars(q.limit(limit) if limit else q))
+    return [(doc, settle_patient(s, doc)) for doc in docs]
+
+
+def settle_pending(s: Session) -> list[tuple[Document, Settled]]:
+    """Try again the documents held only because no patient was identified (e.g. after an import)."""
+    pending = s.scalars(
+        select(Document).where(
+            Document.review_status == REVIEW_PENDING,
+            Document.patient_id.is_(None),
+            Document.status.in_(LIVE_ARCHIVED),
+        )
+    )
+    out = []
+    for doc in pending:
+        if any(r.get("code") == REVIEW_NO_PATIENT for r in doc.review_reasons or []):
+            out.append((doc, settle_patient(s, doc)))
+    return out

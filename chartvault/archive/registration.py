@@ -1,0 +1,232 @@
+"""The hospital's registration list loaded into the patient index (``chartvault patients import``).
+
+The file is CSV (UTF-8, an Excel byte-order mark is fine) with a header naming its columns:
+``mrn``, ``last_name``, ``first_name``, ``dob`` (YYYY-MM-DD or MM/DD/YYYY), and optionally
+``middle_name`` and ``sex`` (M, F, U or X). Each row is checked on its own: a bad row is refused with
+its line number and what is wrong with it (the field's name, never its value), the others are taken.
+Importing the same file again changes nothing (every row ``unchanged``), so a nightly export can be
+loaded every night. A row whose MRN is already in the index updates its name and sex and marks it as
+registered; a different date of birth is refused rather than overwritten, because the DOB drives
+retention and a correction has its own audited command (``chartvault retention correct-dob``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from chartvault.archive.models import PATIENT_SOURCE_REGISTRATION, Patient, new_id
+from chartvault.archive.patients import name_key
+
+__all__ = ["COLUMNS", "ImportCounts", "RowError", "import_registration"]
+
+REQUIRED = ("mrn", "last_name", "first_name", "dob")
+OPTIONAL = ("middle_name", "sex")
+COLUMNS = REQUIRED + OPTIONAL
+_ALIASES = {
+    "mrn": "mrn",
+    "medical_record_number": "mrn",
+    "last_name": "last_name",
+    "last": "last_name",
+    "surname": "last_name",
+    "family_name": "last_name",
+    "first_name": "first_name",
+    "first": "first_name",
+    "given_name": "first_name",
+    "middle_name": "middle_name",
+    "middle": "middle_name",
+    "dob": "dob",
+    "date_of_birth": "dob",
+    "birth_date": "dob",
+    "birthdate": "dob",
+    "sex": "sex",
+    "gender": "sex",
+}
+_MRN = re.compile(r"^[A-Za-z0-9\-]{1,64}$")
+_SEX = {"M": "M", "MALE": "M", "F": "F", "FEMALE": "F", "U": "U", "UNKNOWN": "U", "X": "X"}
+_EARLIEST = date(1880, 1, 1)
+_CHUNK = 1000
+
+
+class BadFile(ValueError):
+    """The file as a whole cannot be read (no header, missing columns, not UTF-8)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    line: int
+    code: str
+    message: str  # names the field, never its value
+
+
+@dataclass(slots=True)
+class ImportCounts:
+    imported: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    refused: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    line: int
+    mrn: str
+    last: str
+    first: str
+    middle: str
+    dob: date
+    sex: str | None
+
+    @property
+    def name(self) -> str:
+        given = " ".join(t for t in (self.first, self.middle[:1]) if t)
+        return f"{self.last}, {given}".upper()
+
+
+def _canonical(header: list[str]) -> list[str | None]:
+    return [_ALIASES.get(re.sub(r"[\s\-]+", "_", h.strip().lower())) for h in header]
+
+
+def _rows(text: str) -> Iterator[tuple[int, dict[str, str]] | RowError]:
+    """(line, {column: value}) per data row, or the row's error; the header is checked first."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise BadFile("the file is empty: a header row naming the columns is expected") from None
+    cols = _canonical(header)
+    missing = [c for c in REQUIRED if c not in cols]
+    if missing:
+        raise BadFile(f"the header lacks the column(s) {', '.join(missing)} (expected {', '.join(COLUMNS)})")
+    try:
+        for raw in reader:
+            line = reader.line_num
+            if not any(v.strip() for v in raw):
+                continue  # blank lines are not rows
+            if len(raw) != len(cols):
+                msg = f"line {line}: {len(raw)} columns, the header has {len(cols)}"
+                yield RowError(line, "columns", msg)
+                continue
+            yield line, {c: v.strip() for c, v in zip(cols, raw, strict=True) if c}
+    except csv.Error:
+        yield RowError(reader.line_num, "csv", f"line {reader.line_num}: not valid CSV (an unclosed quote?)")
+
+
+def _parse_dob(text: str) -> date | None:
+    for fmt in ("%Y-%m-%d", "%m/%d/%Y"):
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def _check(line: int, v: dict[str, str], today: date) -> _Row | RowError:
+    """One row validated; the first problem found is its error (field names only, never values)."""
+
+    def bad(code: str, what: str) -> RowError:
+        return RowError(line, code, f"line {line}: {what}")
+
+    for col in REQUIRED:
+        if not v.get(col):
+            return bad(f"{col}_missing", f"{col} is empty")
+    if not _MRN.match(v["mrn"]):
+        return bad("mrn_invalid", "mrn must be 1-64 letters, digits or '-'")
+    if name_key(v["last_name"], v["first_name"]) is None:
+        return bad("name_invalid", "last_name and first_name must hold letters (a surname of 2 or more)")
+    dob = _parse_dob(v["dob"])
+    if dob is None:
+        return bad("dob_invalid", "dob is not a date (YYYY-MM-DD or MM/DD/YYYY)")
+    if not _EARLIEST <= dob <= today:
+        return bad("dob_out_of_range", "dob is in the future or before 1880")
+    sex = v.get("sex", "")
+    if sex and sex.upper() not in _SEX:
+        return bad("sex_invalid", "sex must be M, F, U or X (or empty)")
+    return _Row(
+        line, v["mrn"], v["last_name"], v["first_name"], v.get("middle_name", ""), dob, _SEX.get(sex.upper())
+    )
+
+
+def import_registration(s: Session, data: Path | bytes, today: date | None = None) -> ImportCounts:
+    """Load a registration export (a file, or its bytes) into the patient index (the caller commits);
+    counts and row errors."""
+    try:
+        text = (data.read_bytes() if isinstance(data, Path) else data).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadFile("the file is not UTF-8 text") from None
+    counts = ImportCounts()
+    seen: dict[str, int] = {}
+    good: list[_Row] = []
+    for item in _rows(text):
+        row = item if isinstance(item, RowError) else _check(*item, today or date.today())
+        if isinstance(row, _Row) and row.mrn in seen:
+            row = RowError(row.line, "mrn_repeated", f"line {row.line}: mrn repeats line {seen[row.mrn]}")
+        if isinstance(row, RowError):
+            counts.refused += 1
+            counts.errors.append(row)
+            continue
+        seen[row.mrn] = row.line
+        good.append(row)
+    for start in range(0, len(good), _CHUNK):
+        _apply(s, good[start : start + _CHUNK], counts)
+    counts.errors.sort(key=lambda e: e.line)
+    return counts
+
+
+def _apply(s: Session, rows: list[_Row], counts: ImportCounts) -> None:
+    existing = {p.mrn: p for p in s.scalars(select(Patient).where(Patient.mrn.in_([r.mrn for r in rows])))}
+    now = datetime.now(UTC)
+    for row in rows:
+        key = name_key(row.last, row.first)
+        patient = existing.get(row.mrn)
+        if patient is None:
+            s.add(
+                Patient(
+                    id=new_id(),
+                    mrn=row.mrn,
+                    name=row.name,
+                    dob=row.dob,
+                    name_key=key,
+                    sex=row.sex,
+                    source=PATIENT_SOURCE_REGISTRATION,
+                    updated_at=now,
+                )
+            )
+            counts.imported += 1
+            continue
+        if patient.dob is not None and patient.dob != row.dob:
+            counts.refused += 1
+            counts.errors.append(
+                RowError(
+                    row.line,
+                    "dob_differs",
+                    f"line {row.line}: dob differs from the catalog's for this mrn "
+                    "(a correction is `chartvault retention correct-dob`)",
+                )
+            )
+            continue
+        want: dict[str, Any] = {
+            "name": row.name,
+            "dob": row.dob,
+            "name_key": key,
+            "sex": row.sex or patient.sex,
+            "source": PATIENT_SOURCE_REGISTRATION,
+        }
+        if all(getattr(patient, k) == v for k, v in want.items()):
+            counts.unchanged += 1
+            continue
+        for k, v in want.items():
+            setattr(patient, k, v)
+        patient.updated_at = now
+        counts.updated += 1
+    s.flush()

@@ -1,0 +1,42 @@
+"""The patient index: loading the hospital's registration list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from chartvault.cli._common import EXIT_REFUSED, emit_json, err, open_services, out
+
+patients_app = typer.Typer(help="The patient index (documents are linked against it).", no_args_is_help=True)
+
+
+@patients_app.command("import")
+def import_csv(
+    file: Annotated[Path, typer.Argument(help="CSV export: mrn,last_name,first_name,dob[,middle_name,sex].")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Load the registration list into the patient index (safe to repeat; audited).
+
+    Each bad row is refused with its line number and what is wrong (never its values); the others
+    are taken. Exit 1 when some row was refused, 2 when the file itself cannot be read.
+    """
+    with open_services() as services:
+        result = services.patients.import_registration(file)
+    if as_json:
+        emit_json(result)
+    else:
+        for e in result.errors:
+            err.print(e.message, markup=False, highlight=False)
+        out.print(
+            f"imported {result.imported}, updated {result.updated}, unchanged {result.unchanged}, "
+            f"refused {result.refused}; held documents now linked: {result.documents_linked}",
+            markup=False,
+        )
+    if result.refused:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(patients_app, name="patients")

@@ -1,0 +1,105 @@
+"""The patient index: loading the registration list, and settling documents with no patient.
+
+Settling is ``chartvault.archive.patients.settle_patient`` over many documents: each is linked by two
+agreeing identifiers or held in review saying why. A document whose MRN was filled in from the index
+has its retention, holds and index entry brought up to date here, as the pipeline does at archive time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from chartvault.archive.check import unlinked_outside_review
+from chartvault.archive.holds import apply_holds_to_new_document
+from chartvault.archive.lifecycle import RetentionPolicy, apply_retention
+from chartvault.archive.models import Document, IndexTask
+from chartvault.archive.objectstore import ObjectStore
+from chartvault.archive.patients import Settled, settle_pending, settle_unlinked
+from chartvault.archive.registration import BadFile, import_registration
+from chartvault.errors import InvalidInput, NotFound
+from chartvault.schemas.patients import PatientImport, RowRefusal
+from chartvault.services.caller import AuditTrail
+
+log = logging.getLogger("chartvault.patients")
+
+_AUDITED_LINES = 200  # refused line numbers kept in the audit entry (the count is always complete)
+
+
+class PatientService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        store: Callable[[], ObjectStore],
+        policy: Callable[[], RetentionPolicy],
+        audit: AuditTrail,
+    ) -> None:
+        self.sessions = sessions
+        self._store = store  # opened only when a settled document's MRN changed
+        self._policy = policy
+        self.audit = audit
+
+    def import_registration(self, data: Path | bytes) -> PatientImport:
+        """Load the hospital's registration export, a file (the CLI) or its bytes (the API): an admin
+        action, audited with counts and line numbers. Held documents the new rows identify are linked
+        at once (``documents_linked``)."""
+        if isinstance(data, Path) and not data.is_file():
+            raise NotFound(f"no file at {data.name}")
+        with self.sessions() as s:
+            try:
+                counts = import_registration(s, data)
+            except BadFile as exc:
+                self.audit("patients.import", outcome="refused", detail={"error": str(exc)})
+                raise InvalidInput(str(exc)) from None
+            s.commit()
+            linked = self._finish(s, settle_pending(s))
+        detail = {
+            "imported": counts.imported,
+            "updated": counts.updated,
+            "unchanged": counts.unchanged,
+            "refused": counts.refused,
+            "refused_lines": [e.line for e in counts.errors[:_AUDITED_LINES]],
+            "documents_linked": linked,
+        }
+        self.audit("patients.import", detail=detail)
+        log.info("registration imported %s", {k: v for k, v in detail.items() if k != "refused_lines"})
+        return PatientImport(
+            imported=counts.imported,
+            updated=counts.updated,
+            unchanged=counts.unchanged,
+            refused=counts.refused,
+            errors=[RowRefusal(line=e.line, code=e.code, message=e.message) for e in counts.errors],
+            documents_linked=linked,
+        )
+
+    def unlinked_outside_review(self) -> int:
+        """Live archived documents with neither a patient nor a pending review (the answer must be 0)."""
+        with self.sessions() as s:
+            return unlinked_outside_review(s)
+
+    def settle_unlinked(self) -> dict[str, int]:
+        """Link or hold every document left with neither (archived by older code, or edited by hand)."""
+        with self.sessions() as s:
+            settled = settle_unlinked(s)
+            linked = self._finish(s, settled)
+        result = {"settled": len(settled), "linked": linked, "held": len(settled) - linked}
+        if settled:
+            self.audit("patients.settle_unlinked", detail=result)
+        return result
+
+    def _finish(self, s: Session, settled: list[tuple[Document, Settled]]) -> int:
+        """Commit settled documents; those whose MRN came from the index get retention, holds, index."""
+        moved = [doc for doc, outcome in settled if outcome.changed_mrn]
+        if moved:
+            store, policy = self._store(), self._policy()
+            for doc in moved:
+                apply_retention(s, store, doc, policy)
+                apply_holds_to_new_document(s, store, doc)
+        for doc, outcome in settled:
+            if outcome.patient_id is not None:
+                s.add(IndexTask(document_id=doc.id, op="upsert"))  # the index carries the patient's MRN
+        s.commit()
+        return sum(1 for _, outcome in settled if outcome.patient_id is not None)
