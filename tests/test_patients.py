@@ -258,6 +258,7 @@ def test_settle_links_by_two_identifiers_or_says_why(db_engine: Engine) -> None:
         by_name_dob = _seed_doc(s, patient_name="ROE, ANN", dob=date(1960, 1, 1))
         twins = _seed_doc(s, patient_name="ROE, ANN", dob=date(1970, 5, 5))
         conflict = _seed_doc(s, mrn="1001", patient_name="DOE, JOHN", dob=date(1961, 2, 2))
+        other_dob = _seed_doc(s, mrn="1001", patient_name="Ann Roe", dob=date(1985, 3, 3))  # name agrees only
         mrn_only = _seed_doc(s, mrn="1001")
         nothing = _seed_doc(s)
         new = _seed_doc(s, mrn="2001", patient_name="NEW, PAT", dob=date(1999, 9, 9))
@@ -270,6 +271,7 @@ def test_settle_links_by_two_identifiers_or_says_why(db_engine: Engine) -> None:
                 ("name_dob", by_name_dob),
                 ("twins", twins),
                 ("conflict", conflict),
+                ("other_dob", other_dob),
                 ("mrn_only", mrn_only),
                 ("nothing", nothing),
                 ("new", new),
@@ -294,6 +296,7 @@ def test_settle_links_by_two_identifiers_or_says_why(db_engine: Engine) -> None:
         held = {
             "twins": (twins, "no_patient_identified"),
             "conflict": (conflict, "patient_conflict"),
+            "other_dob": (other_dob, "patient_conflict"),
             "mrn_only": (mrn_only, "no_patient_identified"),
             "nothing": (nothing, "no_patient_identified"),
             "borrowed": (borrowed, "patient_conflict"),  # an unknown MRN with a registered name and DOB
@@ -303,6 +306,7 @@ def test_settle_links_by_two_identifiers_or_says_why(db_engine: Engine) -> None:
             assert [r["code"] for r in doc.review_reasons] == [code], name
         assert nothing.review_reasons[0]["message"].startswith("No MRN, name or DOB was read.")
         assert conflict.review_reasons[0]["fields_read"] == ["mrn", "name", "dob"]
+        assert "the dob read disagrees" in other_dob.review_reasons[0]["message"].lower()
         assert "2 patients" in twins.review_reasons[0]["message"]
         # Never a value in a reason.
         reasons = json.dumps([d.review_reasons for d, _ in held.values()])

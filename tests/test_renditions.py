@@ -429,4 +429,6 @@ def test_misfile_split_replaces_the_mixed_rendition_with_the_parts(vault: Servic
         assert ref is not None
         with pdfplumber.open(io.BytesIO(b"".join(vault.parts.store.open(ref)))) as pdf:
             assert len(pdf.pages) == 1 and mrn in pdf.pages[0].extract_text()
+    staying = doc_row(vault, result.new_documents[0])  # patient A's pages: linked, not a lost chart
+    assert staying.patient_id is not None and staying.review_status is None
     assert vault.records.check(fixity=False)["consistent"]

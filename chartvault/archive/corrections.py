@@ -44,6 +44,7 @@ from chartvault.archive.models import (
     new_id,
 )
 from chartvault.archive.objectstore import LOCK_COMPLIANCE, ObjectRef, ObjectStore
+from chartvault.archive.patients import settle_patient
 from chartvault.archive.renditions import drop_rendition
 from chartvault.errors import Conflict
 
@@ -168,6 +169,7 @@ def _split(
             for n, (group, part) in enumerate(zip((staying, moved), parts, strict=True), start=1)
         ]
     _file_as(new_docs[1], patient)
+    settle_patient(s, new_docs[0])  # the pages that stay: linked by two identifiers, or held saying why
     s.flush()
     for d in new_docs:
         apply_retention(s, store, d, policy)

@@ -4,7 +4,8 @@ The index is the ``patients`` table: patients the catalog met on documents (``so
 the hospital's registration list (``source = registration``, loaded by ``chartvault patients import``,
 see ``chartvault.archive.registration``). A document is linked when
 
-* the MRN read is in the index and the DOB or the name read agrees with that patient's; or
+* the MRN read is in the index and the DOB read agrees with that patient's, or the name read agrees and no
+  DOB read disagrees; or
 * the MRN read is new, a DOB or name was read with it, no other index patient has that name and DOB,
   and no registration list was loaded (a new patient is recorded, as before the index existed; once the
   hospital's list is loaded it is the authority, so an MRN missing from it is held, and linked by
@@ -176,15 +177,22 @@ def _decide(s: Session, doc: Document) -> Settled:
 
 
 def _confirm(doc: Document, patient: Patient, read: list[str]) -> Settled:
-    """The MRN is in the index: the DOB or the name must agree with that patient's."""
+    """The MRN is in the index: the DOB or the name must agree with that patient's.
+
+    MRN and DOB agreeing link even when the name read differs (OCR varies names). MRN and name agreeing
+    do not link when a DOB was read that differs: a name shared by two generations, or a label of another
+    patient, is a person's call, and the DOB decides retention.
+    """
+    dob_differs = doc.dob is not None and patient.dob is not None and doc.dob != patient.dob
+    name_differs = bool(doc.patient_name) and not names_agree(doc.patient_name, patient)
     if doc.dob is not None and doc.dob == patient.dob:
         return Settled(patient.id, "mrn_dob")
-    if names_agree(doc.patient_name, patient):
+    if bool(doc.patient_name) and not name_differs and not dob_differs:
         return Settled(patient.id, "mrn_name")
-    if doc.dob is None and not doc.patient_name:
+    if not dob_differs and not name_differs:
         why = "The MRN is in the patient index, but a second identifier (DOB or name) is needed to link it."
         return Settled(None, reason=_reason(REVIEW_NO_PATIENT, read, why))
-    differ = [f for f in ("dob", "name") if f in read]
+    differ = [f for f, bad in (("dob", dob_differs), ("name", name_differs)) if bad]
     verb = "disagree" if len(differ) > 1 else "disagrees"
     why = f"The MRN is in the patient index, but the {_listed(differ)} read {verb} with that patient's."
     return Settled(None, reason=_reason(REVIEW_PATIENT_CONFLICT, read, why))
