@@ -378,7 +378,8 @@ def _hinted(hint: str) -> DocTypePrediction:
 # (model.PARAMS["prior_power"] 0.75). Chosen on family-grouped cross-validation of untitled pages (four
 # folds of the tuning families, no note family on both sides; python -m bench.typecv --tune), by balanced
 # accuracy (the evaluation pages hold every type about equally often). Tuning folds: 0.4 -> 0.817, 0.5 ->
-# 0.810, 0.7 -> 0.741 (prior 0.75); prior 1.0 with 0.5 -> 0.823 (a plateau: one H&P text is 0.0125).
+# 0.810, 0.7 -> 0.743 (prior 0.75); prior 1.0 with 0.5 -> 0.823, less than one tuning H&P text (0.0125)
+# apart, so the prior and with it the cached model stay as they were.
 # 0.7 was shipped before because it kept every corpus document right; every corpus text is also a
 # training text, so that was memory: three untitled 'Gen Med Consult' notes in SOAP form, read as progress
 # notes by the rules and as consults only by a model that has trained on them. A model that has not seen
