@@ -10,9 +10,9 @@
 3. Identifiers (MRN, DOB, name, date of service) exact match per page and merged per document. They do not
    depend on the classifier, so one set of figures serves both.
 4. ``--cv``: stratified K-fold over dev_texts + samples (model trained on the other folds), and the corpus
-   with the full model, over a grid of blend weights. This is how ``doctype._MODEL_WEIGHT`` and
-   ``_MODEL_FULL_WORDS`` were chosen: by the average of dev macro-F1 and corpus document/page accuracy, never
-   per file.
+   with the full model, over a grid of blend weights. ``doctype._MODEL_WEIGHT`` was first chosen this way;
+   a stratified split keeps note families on both sides and the corpus is in-sample, so both reward memory:
+   it is now chosen by family-grouped cross-validation (``python -m bench.typecv --tune``).
 
 Ground-truth text only; OCR'd text is measured by bench.pipeline. The last line is a JSON object.
 """

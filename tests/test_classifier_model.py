@@ -32,16 +32,21 @@ NON_CORPUS_TYPES = sorted(set(DOC_TYPES) - CORPUS_TYPES - {"other"})  # covered 
 # prior-corrected (model.PARAMS["prior_power"]): it no longer leans on dev_texts' mix (half operative
 # reports), which costs plain accuracy on this split of that mix (0.928 -> 0.892) and gains balanced
 # accuracy on unseen families (python -m bench.typecv); the family-grouped figures are the ones to trust.
+# The blend weight 0.4 (was 0.7, chosen by family-grouped CV) costs this split's combined figures too
+# (0.923 / 0.803 -> 0.897 / 0.771): the split keeps note families on both sides, so the model's share of the
+# vote is worth more here than on a family it never saw.
 FLOOR_DEV_MODEL_ACC = 0.87  # measured 0.892 (model alone)
 FLOOR_DEV_MODEL_MACRO_F1 = 0.76  # 0.782
-FLOOR_DEV_COMBINED_ACC = 0.90  # 0.923 (rules + model, classify_text with the split model)
-FLOOR_DEV_COMBINED_MACRO_F1 = 0.78  # 0.803
+FLOOR_DEV_COMBINED_ACC = 0.87  # 0.897 (rules + model, classify_text with the split model)
+FLOOR_DEV_COMBINED_MACRO_F1 = 0.75  # 0.771
 # Held-out 25 % of our own samples (35 texts of the 7 non-corpus types); rules alone 0.714.
 FLOOR_SAMPLES_MODEL = 0.88  # 0.976 (40/41)
 FLOOR_SAMPLES_COMBINED = 0.82  # 0.976 (40/41)
 # Corpus page texts, model trained on all of dev_texts + samples (which include every corpus text: in-sample).
-FLOOR_CORPUS_DOCUMENT = 0.97  # 1.000 (86 documents); rules alone 0.930
-FLOOR_CORPUS_PAGE = 0.90  # 0.924 (118 pages); rules alone 0.797
+# 83 of 86 documents: three untitled consult notes in SOAP form read as progress notes (by the rules, and by
+# every model that never saw their family); with weight 0.7 the in-sample model remembered them (86 of 86).
+FLOOR_CORPUS_DOCUMENT = 0.95  # 0.965 (86 documents); rules alone 0.930
+FLOOR_CORPUS_PAGE = 0.88  # 0.907 (118 pages; 0.924 with weight 0.7); rules alone 0.797
 TRAIN_SECONDS_MAX = 60.0  # measured 6-13 s on the shared 2-core machine under load (bench.classify)
 
 
