@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from chartvault.classify import extract_identifiers
-from chartvault.classify.labelpass import RELOOK_BELOW, needs_label_pass, with_label_reads
+from chartvault.classify.labelpass import RELOOK_BELOW, RELOOK_DOB_BELOW, needs_label_pass, with_label_reads
 from chartvault.classify.types import Extracted, Identifiers
 from chartvault.filetypes import FileKind
 from chartvault.ocr import extract_page
@@ -47,6 +47,9 @@ def ids_of(ws: list[Word], pattern: str | None = None) -> Identifiers:
 def test_a_page_with_a_confident_mrn_and_dob_is_not_read_again() -> None:
     sure = Identifiers(mrn=Extracted("001234567", 0.97), dob=Extracted("1952-03-14", 0.97))
     assert not needs_label_pass(sure)
+    # a keyless two-digit-year birth date never scores high, however well read: no second look for it
+    imprint = Identifiers(mrn=Extracted("001234567", 0.88), dob=Extracted("1952-03-14", 0.68))
+    assert not needs_label_pass(imprint)
 
 
 @pytest.mark.parametrize(
@@ -55,6 +58,7 @@ def test_a_page_with_a_confident_mrn_and_dob_is_not_read_again() -> None:
         Identifiers(dob=Extracted("1952-03-14", 0.97)),  # no MRN
         Identifiers(mrn=Extracted("001234567", 0.97)),  # no DOB
         Identifiers(mrn=Extracted("001234567", RELOOK_BELOW - 0.01), dob=Extracted("1952-03-14", 0.97)),
+        Identifiers(mrn=Extracted("001234567", 0.97), dob=Extracted("1952-03-14", RELOOK_DOB_BELOW - 0.01)),
         Identifiers(),
     ],
 )

@@ -19,17 +19,26 @@ from chartvault.classify.types import Extracted, Identifiers
 from chartvault.ocr.labels import LabelRead
 from chartvault.ocr.types import Word
 
-__all__ = ["RELOOK_BELOW", "needs_label_pass", "with_label_reads"]
+__all__ = ["RELOOK_BELOW", "RELOOK_DOB_BELOW", "needs_label_pass", "with_label_reads"]
 
-# An MRN or birth date read with less confidence than this sends the page's label zones to a second look:
-# keyed values read cleanly score 0.9 and more, keyless imprint values 0.75-0.88, repaired ones less.
+# An MRN read with less confidence than this sends the page's label zones to a second look: keyed values
+# read cleanly score 0.9 and more, a keyless one of the facility's pattern 0.88; one without a pattern to
+# confirm it (0.75), with OCR repairs (0.75 and less) or off the pattern (0.6) is worth reading again.
 RELOOK_BELOW = 0.85
+# A birth date, below this: a keyless or two-digit-year date scores 0.68-0.82 however well it is read, so
+# only a missing date, or one read with several repairs or doubts, is worth the CPU of a second look.
+RELOOK_DOB_BELOW = 0.6
 _FIELDS = ("mrn", "name", "dob", "sex", "date_of_service", "account", "encounter")
 
 
 def needs_label_pass(ids: Identifiers) -> bool:
     """Whether the page's MRN or birth date is missing or not confidently read."""
-    return any(found is None or found.confidence < RELOOK_BELOW for found in (ids.mrn, ids.dob))
+    return (
+        ids.mrn is None
+        or ids.mrn.confidence < RELOOK_BELOW
+        or ids.dob is None
+        or ids.dob.confidence < RELOOK_DOB_BELOW
+    )
 
 
 def with_label_reads(
