@@ -176,3 +176,22 @@ def test_the_ocr_worker_reads_the_label_zone_the_first_pass_merged_with_the_lett
     assert ids.dob is not None and ids.dob.value == "1945-07-12"
     assert "labels" in out.page.cpu_ms  # the second look is timed as its own stage
     assert out.page.text == page.text  # the page's text (what search indexes) is the first pass's
+
+
+# ---------------------------------------------------------------- what a zone read of an imprint yields
+
+
+@pytest.mark.parametrize("pattern", [None, r"\d{9}"])
+def test_an_addressograph_block_read_alone_yields_mrn_name_sex_dob_and_visit(pattern: str | None) -> None:
+    """A tuning-style imprint block (record and account numbers first, no keys): what a zone read returns."""
+    imprint = words(
+        (1500, 150, "001234567    V0098812345"),
+        (1500, 200, "DOE, JANE Q"),
+        (1500, 250, "F  03/14/1952  71Y"),
+        (1500, 300, "ADM 05/02/2023  DR SMITH"),
+    )
+    ids = ids_of(imprint + words(*BODY), pattern)
+    assert ids.mrn is not None and ids.mrn.value == "001234567"
+    assert (ids.name and ids.name.value, ids.sex and ids.sex.value) == ("DOE, JANE Q", "F")
+    assert ids.dob is not None and ids.dob.value == "1952-03-14"
+    assert ids.date_of_service is not None and ids.date_of_service.value == "2023-05-02"
