@@ -291,7 +291,7 @@ def score_identifiers(
         for f in FIELDS:
             if got[f] != want[f]:
                 misses[f].append(spec.doc_id)
-        if got["mrn"] != want["mrn"] and not _printed_in_ocr(spec.patient.mrn, docs[spec.doc_id]):
+        if got["mrn"] != want["mrn"] and not _printed_in_ocr(spec.patient.mrn, docs[spec.doc_id], doc_labels):
             ocr_lost.append(spec.doc_id)
     exact = {g: {f: round(hits[g][f] / totals[g], 4) for f in FIELDS} | {"docs": totals[g]} for g in hits}
     cost = {
@@ -309,9 +309,11 @@ def _needs(page: dict[str, Any], pattern: str | None) -> bool:
     return needs_label_pass(_page_ids(page, pattern))
 
 
-def _printed_in_ocr(value: str, doc: OcrDoc) -> bool:
-    """Whether the OCR text of any page holds the value as a whole token: if not, no reader could find it."""
-    return any(re.search(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![0-9])", p["text"]) for p in doc.pages)
+def _printed_in_ocr(value: str, doc: OcrDoc, labels: list[dict[str, Any] | None] | None = None) -> bool:
+    """Whether the OCR text of any page (or of its label zones read again) holds the value as a whole token:
+    if not, no reader could find it."""
+    texts = [p["text"] for p in doc.pages] + [r["text"] for x in labels or [] if x for r in x["reads"]]
+    return any(re.search(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![0-9])", t) for t in texts)
 
 
 def score_types(

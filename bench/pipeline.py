@@ -59,6 +59,7 @@ STAGES = (
     "decode",
     "preprocess",
     "ocr",
+    "labels",
     "blank",
     "barcodes",
     "identifiers",

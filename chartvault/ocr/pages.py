@@ -3,7 +3,9 @@
 The page's steps, each timed in CPU (PageText.cpu_ms): *decode* (a file's frame decoded, a PDF page
 rendered; a text layer read instead when the page has one), *preprocess* (reduced to the recognition
 resolution when scanned finer; deskewed when skewed; 1-bit pages smoothed), *ocr* (one tesseract pass,
-orientation and a second pass only when the first looks turned), *blank* (the image looked at only when
+orientation and a second pass only when the first looks turned), *labels* (the label zones read again on
+their own, only when the caller's `relook` says the first pass left the patient label unread:
+``chartvault.ocr.labels``), *blank* (the image looked at only when
 no confident word was read) and *barcodes* (on the pixels already decoded). The pixels are decoded once;
 the in-process engine takes them as a buffer, the command-line one gets the original file when it can
 read it as is, or an uncompressed PNM.
