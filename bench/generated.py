@@ -11,6 +11,11 @@ after a change to the extractor costs seconds.
 Document types: every text is classified by a model that never saw its family (family-grouped folds of
 ``dev_texts.csv``, ``bench.typecv``), so a page's figure is out-of-sample; untitled pages are scored apart.
 
+The label pass (``chartvault.ocr.labels``) is run as the OCR worker runs it: on the pages whose first
+reading asks for it (``chartvault.classify.labelpass.needs_label_pass``), the page is rendered again and its
+label zones read (cached beside the OCR as ``labels-*.json.gz``, with the CPU it took); ``--no-label-pass``
+leaves it out.
+
 Identifiers are scored against the truth the label printed: MRN, DOB, date of service and sex exact, name
 normalised (case, spacing, punctuation ignored). ``--no-pattern`` reads without the facility MRN pattern (a
 site that configured nothing). Misses are listed by document id only (ids carry no patient data).
