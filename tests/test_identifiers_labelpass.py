@@ -195,3 +195,31 @@ def test_an_addressograph_block_read_alone_yields_mrn_name_sex_dob_and_visit(pat
     assert (ids.name and ids.name.value, ids.sex and ids.sex.value) == ("DOE, JANE Q", "F")
     assert ids.dob is not None and ids.dob.value == "1952-03-14"
     assert ids.date_of_service is not None and ids.date_of_service.value == "2023-05-02"
+
+
+# ------------------------------------------------------------------------- zones in the page's pixels
+
+
+@pytest.mark.parametrize("engine", ["tesserocr", "pytesseract"])
+def test_zone_words_land_where_the_first_pass_put_them(
+    corpus: list[dict], tmp_path: Path, engine: str
+) -> None:
+    """A corpus page (300 dpi, read reduced to 200): each zone's words come back in the page's own pixels,
+    on top of the first pass's boxes; and the engine reads the next whole page with its automatic layout."""
+    from conftest import pick
+
+    from chartvault.ocr.pages import relook_labels, scan_page
+
+    entry = pick(corpus, "png", tier="clean")
+    options = OcrOptions(engine=engine)
+    first = scan_page(entry["file"], FileKind.PNG, 1, options, tmp_path / "a").page
+    reads = relook_labels(entry["file"], FileKind.PNG, 1, options, tmp_path / "b")
+    assert {r.zone for r in reads} <= {"top_left", "top_right", "bottom_left", "bottom_right"} and reads
+    mrn = entry["patient"]["mrn"]
+    a = next(w for w in first.words if mrn in w.text)
+    b = next(w for r in reads for w in r.words if mrn in w.text)
+    assert abs(a.left - b.left) <= 6 and abs(a.top - b.top) <= 6 and abs(a.width - b.width) <= 9
+    for r in reads:
+        assert all(r.box[0] <= w.left and w.left + w.width <= r.box[2] + 2 for w in r.words)
+    again = scan_page(entry["file"], FileKind.PNG, 1, options, tmp_path / "c").page
+    assert again.text == first.text
