@@ -159,6 +159,7 @@ def label_beside_letterhead(tmp_path: Path, turn: float = 0.5, blur: float = 0.8
     return path
 
 
+@pytest.mark.slow
 def test_the_ocr_worker_reads_the_label_zone_the_first_pass_merged_with_the_letterhead(
     tmp_path: Path,
 ) -> None:
@@ -200,6 +201,7 @@ def test_an_addressograph_block_read_alone_yields_mrn_name_sex_dob_and_visit(pat
 # ------------------------------------------------------------------------- zones in the page's pixels
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["tesserocr", "pytesseract"])
 def test_zone_words_land_where_the_first_pass_put_them(
     corpus: list[dict], tmp_path: Path, engine: str
