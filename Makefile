@@ -26,9 +26,10 @@ run: setup
 test: setup-test checks
 	OMP_THREAD_LIMIT=1 $(PY) -m pytest -q $(PYTEST_ARGS)
 
-# The tests that take under 10 s each (about two minutes in all): for the edit-test loop.
+# The edit-test loop (about two minutes): the tests not marked slow (none over 10 s; no live server,
+# browser or whole pipeline run), on SQLite only. `make test` runs everything, PostgreSQL included.
 test-fast: setup-test
-	OMP_THREAD_LIMIT=1 $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	OMP_THREAD_LIMIT=1 $(PY) -m pytest -q -m "not slow and not postgres" $(PYTEST_ARGS)
 
 bench: setup-bench
 	nice -n 5 $(PY) -m bench.pipeline

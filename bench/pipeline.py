@@ -16,7 +16,8 @@
    Printed: pages/s and the ratio of each to bare tesseract; CER / WER of each against the ground
    truth, overall, per scan tier and per format (``bench.quality``'s Levenshtein); and ChartVault's CPU
    seconds per page by stage (worker stages as the page reader timed them, tesseract included; the
-   driver's by wrapping its methods here; sniff re-run in this process on the same files).
+   driver's by wrapping its methods here; sniff re-run in this process on the same files), and the
+   searchable-PDF rendition stage's CPU per page against tesseract's (goal: at most 10 %).
 2. Born-digital pages: PDFs with a real text layer (built here from the corpus ground-truth text)
    ingested end to end; pages/s (goal >= 20).
 
@@ -66,6 +67,7 @@ STAGES = (
     "page results",
     "classify",
     "archive",
+    "rendition",
     "index",
 )
 
@@ -123,6 +125,7 @@ class StageMeter:
         "classify": "classify",
         "identify": "classify",
         "archive": "archive",
+        "rendition": "rendition",
         "enqueue": "archive",
     }
 
@@ -278,6 +281,7 @@ def report_scanned(entries: list[dict], run: dict, n_pages: int) -> dict[str, An
         out["ocr"][side] = score_ocr(entries, texts)
     print_cer(out["ocr"])
     out["chartvault_stages_cpu_s_per_page"] = stage_table(stages, cpu.get("chartvault", 0.0), n_pages)
+    out["rendition"] = rendition_cost(stages, n_pages)
     fax_ok = fax_check(out["ocr"])
     out["fax_cer_below_bare_by_20pct"] = fax_ok
     archived = sum(1 for r in run["rows"].values() if r["status"] == "archived")
@@ -311,6 +315,24 @@ def stage_table(stages: dict[str, float], total_cpu: float, n_pages: int) -> dic
     for k, v in table.items():
         print(f"    {k:44s} {v:6.3f}")
     return table
+
+
+def rendition_cost(stages: dict[str, float], n_pages: int) -> dict[str, float | None]:
+    """The searchable-PDF stage's CPU per page against OCR's (goal: at most 10 % of tesseract's)."""
+    rendition, ocr = stages.get("rendition", 0.0), stages.get("ocr", 0.0)
+    reading = sum(stages.get(k, 0.0) for k in ("decode", "preprocess", "ocr", "blank", "barcodes"))
+    out = {
+        "cpu_ms_per_page": round(1000 * rendition / n_pages, 1),
+        "ocr_cpu_ms_per_page": round(1000 * ocr / n_pages, 1),
+        "ratio_to_ocr": round(rendition / ocr, 4) if ocr else None,
+        "ratio_to_page_reading": round(rendition / reading, 4) if reading else None,
+    }
+    print(
+        f"\n  rendition: {out['cpu_ms_per_page']} ms CPU per page, {out['ratio_to_ocr']} of tesseract's "
+        f"({out['ocr_cpu_ms_per_page']} ms; goal <= 0.10), {out['ratio_to_page_reading']} of the whole "
+        "page reading (decode, preprocess, ocr, blank, barcodes)"
+    )
+    return out
 
 
 def fax_check(ocr: dict[str, dict[str, Any]]) -> bool | None:

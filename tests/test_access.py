@@ -118,6 +118,7 @@ def test_vendor_and_role_token_rules(settings) -> None:
             vault.access.create_token("admin", "escalate", username="acme-1")
 
 
+@pytest.mark.slow
 def test_cli_tokens_belong_to_a_user(tmp_path: Path) -> None:
     data = tmp_path / "data"
     assert _cli(data, "token", "create", "--role", "admin", "--name", "x").returncode == 2  # --user required
@@ -180,6 +181,7 @@ def _cli(data: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120, env=env)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tamper", ["alter", "insert", "delete"])
 def test_audit_verify_detects_tampering(tmp_path: Path, tamper: str) -> None:
     data = tmp_path / "data"

@@ -48,6 +48,7 @@ def phrase_of(entry: dict) -> str:
     return " ".join(runs[len(runs) // 2])
 
 
+@pytest.mark.slow
 def test_multi_format_batch_end_to_end(client, corpus, tmp_path):
     # Clean scans: a typed phrase must match exactly (OCR-error tolerance is fuzzy search's job).
     entries = [

@@ -70,6 +70,7 @@ def test_upgrade_twice_is_a_noop(db_url: str) -> None:
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_concurrent_upgrades_do_not_collide(db_url: str) -> None:
     # API server, CLI and watcher starting at once on a fresh catalog. Without the
     # migration lock all but one fail with "table already exists".

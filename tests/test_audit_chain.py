@@ -340,6 +340,7 @@ def test_rotation_keeps_old_entries_verifiable(
 # -- checkpoints ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_checkpoints_follow_the_interval_and_shutdown(
     db_engine: Engine, key_path: Path, tmp_path: Path
 ) -> None:
@@ -548,6 +549,7 @@ def _cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_cli_verify_names_deleted_newest_entries_and_rotates(tmp_path: Path) -> None:
     data = tmp_path / "data"
     for i in range(3):

@@ -69,6 +69,7 @@ def _no_mrn_anywhere(vault: Services) -> None:
                 assert mrn not in blob, (e.action, blob)
 
 
+@pytest.mark.slow
 def test_reads_record_the_document(world: World) -> None:
     c, doc = world.client, world.docs[0]
     assert c.get(f"/documents/{doc}/pages/1/text").status_code == 200
@@ -78,6 +79,7 @@ def test_reads_record_the_document(world: World) -> None:
     assert [r.target_id for r in _rows(world.vault, "document.download")] == [doc]
 
 
+@pytest.mark.slow
 def test_search_timeline_and_similar_record_every_id_shown_and_no_mrn(world: World) -> None:
     c, vault = world.client, world.vault
     answer = c.get("/search", params={"mrn": MRN, "limit": 3}).json()
@@ -111,6 +113,7 @@ def test_search_timeline_and_similar_record_every_id_shown_and_no_mrn(world: Wor
     _no_mrn_anywhere(vault)
 
 
+@pytest.mark.slow
 def test_cursor_pages_through_every_hit_once(world: World) -> None:
     c = world.client
     seen: list[str] = []

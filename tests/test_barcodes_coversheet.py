@@ -198,6 +198,7 @@ def test_coversheet_command_writes_a_readable_pdf(tmp_path: Path) -> None:
 # A batch split at cover sheets, through the Vault
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("container", ["tiff", "pdf"])
 def test_batch_is_split_at_cover_sheets(vault, corpus: list[dict], tmp_path: Path, container: str) -> None:
     a, b = corpus_entry(corpus, PATIENT_A), corpus_entry(corpus, PATIENT_B)

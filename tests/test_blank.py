@@ -67,6 +67,7 @@ def extract(path: Path, tmp_path: Path):
     return extract_page(path, FileKind.PNG, 1, OcrOptions(), tmp_path / "work")
 
 
+@pytest.mark.slow
 @needs_tesseract
 def test_scanned_blank_back_is_blank(tmp_path: Path) -> None:
     page = extract(save(scanned_paper(1), tmp_path / "back.png"), tmp_path)
@@ -81,6 +82,7 @@ def test_pure_white_page_is_blank(tmp_path: Path) -> None:
     assert page.blank and page.text == ""
 
 
+@pytest.mark.slow
 @needs_tesseract
 def test_single_line_of_text_is_not_blank(tmp_path: Path) -> None:
     path = save(with_line(scanned_paper(2), "Reviewed with the patient and family."), tmp_path / "line.png")
@@ -89,6 +91,7 @@ def test_single_line_of_text_is_not_blank(tmp_path: Path) -> None:
     assert "patient" in page.text.lower()
 
 
+@pytest.mark.slow
 @needs_tesseract
 def test_signature_only_page_is_not_blank(tmp_path: Path) -> None:
     page = extract(save(with_signature(scanned_paper(3)), tmp_path / "sig.png"), tmp_path)
@@ -96,6 +99,7 @@ def test_signature_only_page_is_not_blank(tmp_path: Path) -> None:
     assert not page.blank  # ...but the stroke is content
 
 
+@pytest.mark.slow
 @needs_tesseract
 def test_bilevel_fax_blank_is_blank_and_fax_line_is_not(tmp_path: Path) -> None:
     """1-bit (G4 TIFF) pages: thresholded specks stay dirt; thresholded text stays text."""

@@ -17,11 +17,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pdfplumber
 import pytest
 from webfixtures import PASSWORD, VENDOR_ORG
+
+pytestmark = pytest.mark.slow  # each test here drives a real server, browser or pipeline
 
 CHROMIUM = Path(os.environ.get("CHARTVAULT_TEST_CHROMIUM", "/usr/bin/chromium"))
 HERE = Path(__file__).resolve().parent
@@ -49,13 +54,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(web_archive) -> Iterator[str]:
-    """``chartvault serve`` on a free loopback port over the fixture archive; its base URL."""
+@contextmanager
+def _serve(data_dir: Path) -> Iterator[str]:
+    """``chartvault serve`` on a free loopback port over ``data_dir``; its base URL."""
     port = _free_port()
     env = {
         **os.environ,
-        "CHARTVAULT_DATA_DIR": str(web_archive.data_dir),
+        "CHARTVAULT_DATA_DIR": str(data_dir),
         "CHARTVAULT_WORKERS": "1",
         "OMP_THREAD_LIMIT": "1",
     }
@@ -87,6 +92,13 @@ def server(web_archive) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(web_archive) -> Iterator[str]:
+    """``chartvault serve`` over the fixture archive; its base URL."""
+    with _serve(web_archive.data_dir) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +208,10 @@ def test_staff_search_open_document_hit_boxed_on_the_page_image(browser, server:
     with page.expect_download() as download:
         page.get_by_role("link", name="Download original").click()
     assert Path(download.value.path()).read_bytes()[:4] in (b"II*\x00", b"MM\x00*")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download searchable PDF").click()
+    with pdfplumber.open(download.value.path()) as searchable:  # the scan with its words selectable
+        assert "chest pain" in " ".join(searchable.pages[0].extract_text().lower().split())
     _refused(page, "/ui/review", "/ui/admin/users", "/ui/holds")
     page.context.close()
 
@@ -290,11 +306,31 @@ def test_admin_pages_and_keyboard_sign_in(browser, server: str) -> None:
 
 MAIN_PAGES = {
     "staff": ["/ui/search?q=pain", "/ui/documents/{doc}?q=pain", "/ui/patients/{mrn}", "/ui/releases"],
-    "him_admin": ["/ui/review", "/ui/releases", "/ui/releases/new", "/ui/holds", "/ui/disposition"],
+    "him_admin": [
+        "/ui/review",
+        "/ui/releases",
+        "/ui/releases/new",
+        "/ui/holds",
+        "/ui/disposition",
+        "/ui/reports",
+        "/ui/reports/scanning",
+    ],
     "scanner": ["/ui/batches", "/ui/coversheet"],
     "vendor": ["/ui/releases"],
     "admin": ["/ui/admin/users", "/ui/admin/tokens"],
 }
+
+
+def _serious_violations(page, axe: str) -> list[str]:
+    """axe-core injected into the page (its context must bypass CSP): its serious and critical findings."""
+    page.add_script_tag(content=axe)
+    result = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length}))"
+    )
+    return [
+        f"{v['id']} ({v['impact']}, {v['nodes']})" for v in result if v["impact"] in ("serious", "critical")
+    ]
 
 
 def test_no_serious_accessibility_violations_on_the_main_pages(browser, server: str, web_archive) -> None:
@@ -312,18 +348,175 @@ def test_no_serious_accessibility_violations_on_the_main_pages(browser, server: 
             )
     for page, path in pages:
         page.goto(path)
-        page.add_script_tag(content=axe)
-        result = page.evaluate(
-            "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
-            ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length}))"
-        )
-        bad = [
-            f"{v['id']} ({v['impact']}, {v['nodes']})"
-            for v in result
-            if v["impact"] in ("serious", "critical")
-        ]
+        bad = _serious_violations(page, axe)
         if bad:
             found[path] = bad
         checked += 1
     assert checked == 1 + sum(len(p) for p in MAIN_PAGES.values())
     assert found == {}, found
+
+
+# -- management reports ---------------------------------------------------------------------------------
+
+REPORT_STATIONS = ("scan-01", "scan-02", "scan-03")
+REPORT_TYPES = ("progress_note", "consult_note", "lab_report", "radiology_report", "discharge_summary")
+SCREENSHOT_TO_DOCS = os.environ.get("CHARTVAULT_UPDATE_SCREENSHOTS") == "1"  # refresh the README's
+
+
+def _seed_scanning(services, today) -> None:
+    """Twelve weeks of complete batches from three stations (synthetic rows, counts from a formula),
+    a few refusals, every document searchable some hours after it arrived: a catalog to chart."""
+    from test_reports import _Catalog
+
+    with services.parts.sessions() as s:
+        c = _Catalog(s)
+        c.add_patient()
+        s.flush()
+        for back in range(2, 86):
+            day = today - timedelta(days=back)
+            for i, station in enumerate(REPORT_STATIONS):
+                files = (back * 7 + i * 3) % 4 + (0 if day.weekday() >= 5 else 1)
+                if not files:
+                    continue
+                when = datetime(day.year, day.month, day.day, 8 + 2 * i, tzinfo=UTC)
+                batch = c.batch(station, when)
+                for n in range(files):
+                    f = c.file(batch, when + timedelta(minutes=n), 1 + (back + n + i) % 6)
+                    s.flush()
+                    doc_type = REPORT_TYPES[(back + n + i) % len(REPORT_TYPES)]
+                    c.doc(
+                        f,
+                        f.created_at,
+                        f.page_count,
+                        doc_type=doc_type,
+                        indexed_at=f.created_at + timedelta(hours=1 + (back * 5 + n) % 9),
+                    )
+                if back % 9 == i:
+                    reason = ("corrupt", "unsupported_type")[back % 2]
+                    c.file(
+                        batch, when + timedelta(minutes=30), None, status="quarantined", reason_code=reason
+                    )
+        s.commit()
+
+
+@pytest.fixture(scope="module")
+def reports_archive(tmp_path_factory) -> dict:
+    """A data folder of its own with twelve weeks of scanning, an HIM administrator and their API token."""
+    from chartvault.config import Settings
+    from chartvault.services import Services
+
+    settings = Settings(data_dir=tmp_path_factory.mktemp("reports") / "data", workers=1, _env_file=None)
+    today = datetime.now(UTC).date()
+    with Services(settings) as services:
+        services.access.create_user("him_admin", "Test him_admin", "him_admin", password=PASSWORD)
+        token = services.access.create_token(None, "reports test", username="him_admin").token
+        _seed_scanning(services, today)
+    return {"data_dir": settings.data_dir, "token": token, "today": today}
+
+
+@pytest.fixture(scope="module")
+def reports_server(reports_archive: dict) -> Iterator[str]:
+    with _serve(reports_archive["data_dir"]) as base:
+        yield base
+
+
+def _bars_and_values(page, table: str) -> tuple[int, int]:
+    """Bars drawn in a table's chart, and the non-blank cells of the columns it draws."""
+    section = page.locator(f"#table-{table}")
+    bars = section.locator("svg.chart rect.bar").count()
+    values = section.evaluate(
+        """s => [...s.querySelectorAll('tbody td')].filter(td =>
+              ['files', 'pages', 'documents'].includes(td.dataset.column)
+              && td.textContent.trim() !== '—').length"""
+    )
+    return bars, values
+
+
+def test_him_admin_reads_a_report_changes_the_period_and_downloads_the_csv(
+    browser, reports_server: str, reports_archive: dict
+) -> None:
+    page = _signed_in(browser, reports_server, "him_admin")
+    refused_by_csp: list[str] = []
+    page.on(
+        "console", lambda m: refused_by_csp.append(m.text) if "Content Security Policy" in m.text else None
+    )
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Reports").click()
+    expect(page.get_by_role("heading", name="Management reports")).to_be_visible()
+    page.get_by_role("link", name="Scanning", exact=True).click()
+    page.wait_for_url(re.compile(r"/ui/reports/scanning$"))
+    chart = page.get_by_role("img", name="Received per period", exact=True)
+    expect(chart).to_be_visible()
+    bars, values = _bars_and_values(page, "received")
+    assert bars == values > 30  # thirteen weeks of files, pages and documents: one bar per value
+
+    today = reports_archive["today"]
+    first, last = today - timedelta(days=15), today - timedelta(days=2)
+    page.get_by_label("From").fill(first.isoformat())
+    page.get_by_label("To", exact=True).fill(last.isoformat())
+    page.get_by_label("Group by").select_option("day")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url(re.compile(r"period=day"))
+    expect(page.locator("#report-window")).to_contain_text(
+        f"{first.isoformat()} to {last.isoformat()}, by day"
+    )
+    assert page.locator("#table-received tbody tr").count() == 14
+    bars, values = _bars_and_values(page, "received")
+    assert bars == values == 14 * 3
+    stacked = page.locator("#table-by_station svg.chart rect.bar").count()
+    assert stacked == page.locator("#table-by_station tbody tr").count()
+    assert page.locator("#table-by_station .legend li").all_inner_texts() == list(REPORT_STATIONS)
+    page.locator("#table-received svg.chart rect.bar").first.hover()  # a bar's title is its tooltip
+    top = {"x": 0, "y": 0, "width": 1280, "height": 1250}  # the header, the picker and the first two charts
+    shot = page.screenshot(path=str(SHOTS / "reports.png"), full_page=True, clip=top)
+    if SCREENSHOT_TO_DOCS:
+        (HERE.parent / "docs" / "screenshots" / "reports.png").write_bytes(shot)
+
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download “Received per period” (CSV)").click()
+    saved = Path(download.value.path()).read_bytes()
+    api = httpx.get(
+        f"{reports_server}/reports/scanning",
+        params={
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            "period": "day",
+            "format": "csv",
+            "table": "received",
+        },
+        headers={"Authorization": f"Bearer {reports_archive['token']}"},
+    )
+    assert api.status_code == 200 and saved == api.content
+    assert download.value.suggested_filename == f"chartvault-scanning-received-{first}-{last}.csv"
+    lines = saved.decode().splitlines()
+    assert lines[0] == "period,files,pages,documents,refused" and len(lines) == 15
+
+    page.get_by_label("From").fill("2020-01-01")
+    page.get_by_label("To", exact=True).fill("2020-01-31")
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("#report-empty")).to_contain_text("Nothing to report from 2020-01-01 to 2020-01-31")
+    assert page.locator("svg.chart").count() == 0
+    assert refused_by_csp == []
+    page.context.close()
+
+
+def test_reports_read_with_javascript_off_and_pass_axe(browser, reports_server: str) -> None:
+    """The report is plain HTML and SVG: no script needed; axe finds nothing serious on a full chart page."""
+    page = _signed_in(browser, reports_server, "him_admin", java_script_enabled=False)
+    page.goto("/ui/reports/backlog?period=week")
+    expect(
+        page.get_by_role("img", name="Received to searchable, per period made searchable", exact=True)
+    ).to_be_visible()
+    assert page.locator("#table-time_to_searchable svg.chart circle.point").count() > 10
+    _shot(page, "reports-backlog-no-js")
+    page.goto("/ui/reports/scanning?from=2020-01-01&to=2020-01-31")
+    expect(page.locator("#report-empty")).to_be_visible()
+    _shot(page, "reports-empty")
+    page.goto("/ui/reports")
+    _shot(page, "reports-list")
+    page.context.close()
+    checked = _signed_in(browser, reports_server, "him_admin", bypass_csp=True)
+    axe = AXE.read_text()
+    for path in ("/ui/reports", "/ui/reports/scanning?period=day", "/ui/reports/backlog"):
+        checked.goto(path)
+        assert _serious_violations(checked, axe) == [], path
+    checked.context.close()

@@ -27,6 +27,8 @@ from chartvault.config import Settings
 from chartvault.search.types import SearchQuery
 from chartvault.services import Caller, Services
 
+pytestmark = pytest.mark.slow  # each test here drives a real server, browser or pipeline
+
 REDIS_URL = os.environ.get("CHARTVAULT_TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
 PAGES = 8
 CLI = [sys.executable, "-m", "chartvault.cli"]
@@ -251,10 +253,11 @@ def test_sigkilled_worker_pages_redone_elsewhere_and_applied_once(
                 assert per_file == dict.fromkeys(file_ids, 1)
                 docs = s.scalars(select(Document).where(Document.file_id.in_(file_ids))).all()
                 sha_of = {d.id: d.sha256 for d in docs}
-                assert all(d.object_key for d in docs)
-            # The object store holds one object per file.
+                renditions = [d.rendition_sha256 for d in docs]
+                assert all(d.object_key for d in docs) and all(renditions)
+            # The object store holds one object per file, and its document's searchable rendition.
             objects = [r.sha256 for r in v.parts.store.iter_refs()]
-            assert sorted(objects) == sorted(sha_of.values())
+            assert sorted(objects) == sorted([*sha_of.values(), *renditions])
 
             for e, f in zip(scans, sorted(files, key=lambda f: f.seq), strict=True):
                 doc_id = next(d.id for d in docs if d.file_id == f.id)

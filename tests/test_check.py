@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
 from recordsfixtures import *  # noqa: F403 - the rv and records_settings fixtures
 from recordsfixtures import chart_pdf, doc_row, ingest
 from s3fixtures import *  # noqa: F403 - s3_settings
@@ -14,6 +15,7 @@ from chartvault.archive.localstore import LocalObjectStore
 from chartvault.services import Services
 
 
+@pytest.mark.slow
 def test_clean_archive_is_consistent(rv: Services, tmp_path: Path) -> None:
     ingest(rv, chart_pdf(tmp_path / "a.pdf", mrn="00510001", dob="01/02/1970", dos="03/04/2024"))
     result = rv.records.check()
@@ -21,6 +23,7 @@ def test_clean_archive_is_consistent(rv: Services, tmp_path: Path) -> None:
     assert result["store"]["objects_checked"] == 1 and result["store"]["bytes_checked"] > 0
 
 
+@pytest.mark.slow
 def test_missing_and_orphaned_objects_are_reported(rv: Services, tmp_path: Path) -> None:
     (gone,) = ingest(rv, chart_pdf(tmp_path / "a.pdf", mrn="00510002", dob="01/02/1970", dos="03/04/2024"))
     ingest(rv, chart_pdf(tmp_path / "b.pdf", mrn="00510003", dob="01/02/1970", dos="03/04/2024"))
@@ -38,6 +41,7 @@ def test_missing_and_orphaned_objects_are_reported(rv: Services, tmp_path: Path)
     assert len(result["store"]["orphans"]) == 1
 
 
+@pytest.mark.slow
 def test_corrupt_object_detected_by_fixity(tmp_path: Path) -> None:
     from chartvault.config import Settings
 
@@ -56,6 +60,7 @@ def test_corrupt_object_detected_by_fixity(tmp_path: Path) -> None:
         assert result["store"]["corrupt"] == [f"document:{doc_id}"] and not result["consistent"]
 
 
+@pytest.mark.slow
 def test_index_disagreement_is_repaired(rv: Services, tmp_path: Path) -> None:
     (doc_id,) = ingest(rv, chart_pdf(tmp_path / "a.pdf", mrn="00510005", dob="01/02/1970", dos="03/04/2024"))
     rv.parts.indexer.reader().delete([doc_id])  # the index loses a document the catalog shows

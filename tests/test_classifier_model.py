@@ -119,10 +119,12 @@ def test_samples_cover_the_non_corpus_types(samples: tuple[list[str], list[str]]
     assert samples[1].count("other") >= 10 and samples[1].count("correspondence") >= 8
 
 
+@pytest.mark.slow
 def test_training_is_fast(split: dict) -> None:
     assert split["train_s"] < TRAIN_SECONDS_MAX
 
 
+@pytest.mark.slow
 def test_dev_held_out_model_alone(split: dict) -> None:
     texts, labels = split["dev"]
     pred = [p.doc_type for p in (split["model"].predict(t) for t in texts)]
@@ -130,6 +132,7 @@ def test_dev_held_out_model_alone(split: dict) -> None:
     assert _macro_f1(labels, pred) >= FLOOR_DEV_MODEL_MACRO_F1
 
 
+@pytest.mark.slow
 def test_dev_held_out_combined(split: dict) -> None:
     texts, labels = split["dev"]
     pred = [classify_text(t, model=split["model"]).doc_type for t in texts]
@@ -146,6 +149,7 @@ def test_non_corpus_types_recognised_on_held_out_samples(split: dict) -> None:
     assert _acc(labels, alone) >= FLOOR_SAMPLES_MODEL
 
 
+@pytest.mark.slow
 def test_corpus_pages_combined_not_worse_than_rules(
     manifest: list[dict], full_model: mdl.DocTypeModel
 ) -> None:
@@ -211,6 +215,7 @@ def test_model_text_strips_header_and_label() -> None:
 # Persistence and versions
 
 
+@pytest.mark.slow
 def test_save_load_round_trip(tmp_path: Path, split: dict) -> None:
     model = split["model"]
     path = tmp_path / "m.joblib"
@@ -221,6 +226,7 @@ def test_save_load_round_trip(tmp_path: Path, split: dict) -> None:
     assert loaded.proba(texts) == model.proba(texts)
 
 
+@pytest.mark.slow
 def test_other_sklearn_version_refused(tmp_path: Path, split: dict) -> None:
     path = tmp_path / "m.joblib"
     split["model"].save(path)
@@ -231,6 +237,7 @@ def test_other_sklearn_version_refused(tmp_path: Path, split: dict) -> None:
         mdl.load(path)
 
 
+@pytest.mark.slow
 def test_stale_version_refused(tmp_path: Path, split: dict) -> None:
     path = tmp_path / "m.joblib"
     split["model"].save(path)
@@ -238,6 +245,7 @@ def test_stale_version_refused(tmp_path: Path, split: dict) -> None:
         mdl.load(path, expected_version="0" * 16)
 
 
+@pytest.mark.slow
 def test_default_model_caches_and_retrains_when_stale(tmp_path: Path, full_model: mdl.DocTypeModel) -> None:
     dev_path = CORPUS / "dev_texts.csv"
     cache = tmp_path / "cache"
@@ -259,6 +267,7 @@ def test_default_model_caches_and_retrains_when_stale(tmp_path: Path, full_model
     assert mdl.training_version(texts, labels) != full_model.version
 
 
+@pytest.mark.slow
 def test_training_is_deterministic(samples: tuple[list[str], list[str]]) -> None:
     texts, labels = samples
     a, b = mdl.train(texts, labels), mdl.train(texts, labels)

@@ -457,6 +457,7 @@ def test_merge_ignores_missing_and_handles_empty() -> None:
 # Document type over the corpus
 
 
+@pytest.mark.slow
 def test_corpus_doc_type_per_page(manifest: list[dict]) -> None:
     titled = pages = hits_titled = hits_pages = hits_first = 0
     for doc in manifest:
@@ -477,6 +478,7 @@ def test_corpus_doc_type_per_page(manifest: list[dict]) -> None:
     assert _rate(hits_first, len(manifest)) >= FLOOR_TYPE_FIRST_PAGE
 
 
+@pytest.mark.slow
 def test_corpus_doc_type_per_document(manifest: list[dict]) -> None:
     hits = joined = 0
     for doc in manifest:
@@ -488,6 +490,7 @@ def test_corpus_doc_type_per_document(manifest: list[dict]) -> None:
     assert _rate(joined, len(manifest)) >= FLOOR_TYPE_DOCUMENT
 
 
+@pytest.mark.slow
 def test_dev_texts_doc_type(dev_texts: list[dict]) -> None:
     per_class: dict[str, list[int]] = {}
     for row in dev_texts:

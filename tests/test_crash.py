@@ -18,6 +18,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each test here drives a real server, browser or pipeline
+
 CLI = [sys.executable, "-m", "chartvault.cli"]
 ROUNDS = 20
 
@@ -90,6 +94,12 @@ def test_twenty_sigkills_lose_nothing_and_duplicate_nothing(tmp_path: Path, corp
         unfinished = con.execute(
             "select count(*) from batches where status not in ('complete', 'complete_with_errors')"
         ).fetchone()[0]
+        forms = dict(
+            con.execute(
+                "select rendition_form, count(*) from documents"
+                " where status not in ('disposed', 'superseded') group by rendition_form"
+            ).fetchall()
+        )
     finally:
         con.close()
     import hashlib
@@ -98,19 +108,23 @@ def test_twenty_sigkills_lose_nothing_and_duplicate_nothing(tmp_path: Path, corp
     assert {sha for sha, _ in live} == expected, "a file was lost"
     assert all(n == 1 for _, n in live), f"a file was archived twice: {live}"
     assert unfinished == 0
+    # Every scanned page has its searchable rendition (built again after a kill, onto the same object);
+    # a born-digital PDF is its own.
+    assert forms == {"pdf": len(scanned), "original": len(born)}, forms
+    objects = len(expected) + len(scanned)
 
     check = subprocess.run(
         [*CLI, "check", "--json"], env=_env(data), capture_output=True, text=True, timeout=600
     )
     report = json.loads(check.stdout)
     assert check.returncode == 0, json.dumps(report, indent=1)
-    assert report["store"]["orphans"] == [] and report["store"]["objects_checked"] == len(expected)
+    assert report["store"]["orphans"] == [] and report["store"]["objects_checked"] == objects
     assert report["index"]["consistent"]
     # A write cut off mid-way leaves at most a ".tmp-*" file, never a partial object under a final name.
     finals = [
         p for p in (data / "objects" / "sha256").rglob("*") if p.is_file() and not p.name.startswith(".tmp-")
     ]
-    assert len(finals) == len(expected)
+    assert len(finals) == objects
     for e in chosen:
         found = subprocess.run(
             [*CLI, "search", "--mrn", e["patient"]["mrn"], "--json"],

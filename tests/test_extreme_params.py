@@ -20,6 +20,8 @@ import httpx
 import pytest
 from serverfixtures import LiveServer, live_server
 
+pytestmark = pytest.mark.slow  # each test here drives a live server
+
 EXTREMES = (
     "1000000000000",
     "18446744073709551616",  # 2^64

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import api_client, ingest_files, pick
 
 
@@ -20,6 +21,7 @@ def _cli(data: Path, *args: str) -> dict:
     return json.loads(done.stdout)
 
 
+@pytest.mark.slow
 def test_cli_json_and_api_agree(settings, corpus) -> None:
     entry = pick(corpus, "pdf_text")
     mrn = entry["patient"]["mrn"]

@@ -148,6 +148,7 @@ def hostile_settings(tmp_path: Path) -> Settings:
     )
 
 
+@pytest.mark.slow
 def test_hostile_batch_refuses_each_bad_file_and_archives_the_good(
     hostile_settings: Settings, corpus: list[dict], tmp_path: Path
 ) -> None:

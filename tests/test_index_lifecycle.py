@@ -164,6 +164,7 @@ def test_stale_index_missing_indexed_documents_is_rebuilt(lvault: Services) -> N
     assert sorted(found(lvault, mrn="0040001")) == sorted(ids)
 
 
+@pytest.mark.slow
 def test_rebuild_is_resumable_and_searches_answer_from_the_old_generation(
     lsettings: Settings, kind: str
 ) -> None:
@@ -216,6 +217,7 @@ def test_no_usable_index_answers_index_unavailable_until_rebuilt(lsettings: Sett
 # -- reconciliation -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_reconcile_detects_and_repairs_missing_extra_and_stale(lvault: Services) -> None:
     ids = archive(lvault, 5)
     lvault.parts.indexer.drain()
@@ -335,6 +337,7 @@ def test_api_timeline_similar_filters_and_near_real_time(client: TestClient) -> 
     assert client.get("/patients/0049999/timeline").json()["total"] == 0
 
 
+@pytest.mark.slow
 def test_api_answers_503_with_retry_after_when_no_index(lsettings: Settings, kind: str) -> None:
     with Services(lsettings) as v:
         archive(v, 2)
@@ -354,6 +357,7 @@ def test_api_answers_503_with_retry_after_when_no_index(lsettings: Settings, kin
         busy.release()
 
 
+@pytest.mark.slow
 def test_cli_index_check_timeline_and_reindex(lsettings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     from chartvault.cli import app
 
@@ -402,6 +406,7 @@ print(done, errors)
 """
 
 
+@pytest.mark.slow
 def test_concurrent_archiving_indexing_and_searching(lsettings: Settings) -> None:
     with Services(lsettings) as v:
         v.parts.indexer.drain()  # the index exists before readers start

@@ -45,6 +45,7 @@ def _upload(c, fields: dict[str, str], tmp_path: Path):
     return c.post("/batches", files={"files": ("one.pdf", pdf.read_bytes(), "application/pdf")}, data=fields)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("fields", "named"),
     [

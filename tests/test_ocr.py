@@ -149,6 +149,7 @@ pdf_image_run = run_fixture("pdf_image", 2)
 # ---------------------------------------------------------------- scanned pages
 
 
+@pytest.mark.slow
 @needs_corpus
 @needs_tesseract
 def test_png_clean_page_matches_ground_truth(png_run: Run) -> None:
@@ -165,12 +166,14 @@ def test_png_clean_page_matches_ground_truth(png_run: Run) -> None:
     assert "\n\n" in page.text
 
 
+@pytest.mark.slow
 @needs_corpus
 @needs_tesseract
 def test_upright_page_runs_no_orientation_pass(png_run: Run, tiff_run: Run, pdf_image_run: Run) -> None:
     assert [png_run.osd_calls, tiff_run.osd_calls, pdf_image_run.osd_calls] == [0, 0, 0]
 
 
+@pytest.mark.slow
 @needs_corpus
 @needs_tesseract
 def test_jpeg_page(jpeg_run: Run) -> None:
@@ -269,6 +272,7 @@ def header_crop(manifest: list[dict], tmp_path_factory: pytest.TempPathFactory) 
         return entry, im.crop((0, 0, im.width, im.height // 3))
 
 
+@pytest.mark.slow
 @needs_corpus
 @needs_tesseract
 @pytest.mark.parametrize(
@@ -358,6 +362,7 @@ def test_timeout_is_reported_as_ocr_error(tmp_path: Path, monkeypatch: pytest.Mo
     assert str(err.value) == "page 1: tesseract timed out"
 
 
+@pytest.mark.slow
 @needs_corpus
 def test_in_process_engine_stops_at_the_deadline(manifest: list[dict], tmp_path: Path) -> None:
     # A real full page with 50 ms to go: tesseract's own monitor cancels it, and the page is
@@ -368,10 +373,11 @@ def test_in_process_engine_stops_at_the_deadline(manifest: list[dict], tmp_path:
         page = ocr_source.PageImage(1, 300, image=im.copy())
     engine = ocr_engines.get_engine("tesserocr", "eng")
     deadline = ocr_tess.Deadline(0.05)
-    started = time.perf_counter()
+    # CPU time, not wall time: on a busy machine the wall clock says little about work done.
+    started = time.process_time()
     with pytest.raises(OcrError, match="page 1: tesseract timed out"):
         engine.recognise(page, deadline, ocr_source.Scratch(tmp_path))
-    assert time.perf_counter() - started < 1.5  # a full page takes ~2 s
+    assert time.process_time() - started < 1.0  # a full page takes ~2 CPU s
     # The engine is still usable for the next page.
     small = ocr_source.PageImage(1, 300, image=Image.new("L", (200, 100), 255))
     assert engine.recognise(small, ocr_tess.Deadline(30), ocr_source.Scratch(tmp_path)).words == []

@@ -68,6 +68,7 @@ def cover_png(tmp_path: Path, sheet: CoverSheet, *, hide_qr: bool = False, soft:
 # ---------------------------------------------------------------------------------------- engines
 
 
+@pytest.mark.slow
 @needs_tesseract
 @pytest.mark.parametrize("fmt", ["png", "tiff_g4"])
 def test_both_engines_read_a_corpus_page_alike(corpus: list[dict], tmp_path: Path, fmt: str) -> None:
@@ -106,6 +107,7 @@ def test_unknown_engine_is_refused() -> None:
         engines.get_engine("nonsense", "eng")
 
 
+@pytest.mark.slow
 def test_engine_is_made_once_per_process_and_lazily(tmp_path: Path) -> None:
     # A real worker pool of one process, as the ingest pipeline makes it.
     blank = Image.new("L", (900, 300), 255)
@@ -140,6 +142,7 @@ class _EngineProbe:
 # ---------------------------------------------------------------------------------------- resolution
 
 
+@pytest.mark.slow
 @needs_tesseract
 def test_reduced_scan_reports_boxes_in_its_own_pixels(corpus: list[dict], tmp_path: Path) -> None:
     entry = entry_where(corpus, "png", lambda d: d["tier"] == "clean")
@@ -156,6 +159,7 @@ def test_reduced_scan_reports_boxes_in_its_own_pixels(corpus: list[dict], tmp_pa
     assert reduced.cpu_ms["ocr"] < full.cpu_ms["ocr"]
 
 
+@pytest.mark.slow
 @needs_tesseract
 def test_two_level_pages_keep_their_resolution(
     corpus: list[dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -211,6 +215,7 @@ def test_only_bilevel_pages_are_smoothed(corpus: list[dict]) -> None:
     assert done.smoothed and done.image is not None and done.image.mode == "L"
 
 
+@pytest.mark.slow
 @needs_tesseract
 def test_page_reports_its_deskew_and_stage_times(corpus: list[dict], tmp_path: Path) -> None:
     crooked = entry_where(corpus, "jpeg", lambda d: abs(d["rotation_deg"]) > 0.8)
@@ -223,6 +228,7 @@ def test_page_reports_its_deskew_and_stage_times(corpus: list[dict], tmp_path: P
 # ---------------------------------------------------------------------------------------- barcodes
 
 
+@pytest.mark.slow
 @needs_tesseract
 def test_cover_sheet_found_from_the_decoded_pixels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sheet = CoverSheet("0012345678", "consent", date(1980, 1, 5))
@@ -237,6 +243,7 @@ def test_cover_sheet_found_from_the_decoded_pixels(tmp_path: Path, monkeypatch: 
     assert out.page is not None and out.page.cpu_ms["barcodes"] >= 0
 
 
+@pytest.mark.slow
 @needs_tesseract
 def test_cover_sheet_found_on_a_page_read_at_lower_resolution(tmp_path: Path) -> None:
     # A grey (softly scanned) sheet is recognised at 200 dpi and searched for barcodes at ~100 dpi: the
@@ -253,6 +260,7 @@ def test_cover_sheet_found_on_a_page_read_at_lower_resolution(tmp_path: Path) ->
         assert formats == ({"Code128"} if hide_qr else formats | {"QRCode"})
 
 
+@pytest.mark.slow
 @needs_tesseract
 def test_chart_page_is_searched_for_barcodes_once(
     corpus: list[dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from conftest import api_client
 from recordsfixtures import chart_pdf
 from sqlalchemy import select, update
@@ -32,6 +33,7 @@ def _ingest_good_and_bad(vault: Services, tmp_path: Path) -> str:
     return quarantined.file_id
 
 
+@pytest.mark.slow
 def test_everything_under_the_data_folder_is_owner_only(tmp_path: Path) -> None:
     os.umask(0o022)  # a usual login umask: ChartVault must not rely on it
     settings = Settings(data_dir=tmp_path / "data", workers=1, _env_file=None)
@@ -50,6 +52,7 @@ def test_everything_under_the_data_folder_is_owner_only(tmp_path: Path) -> None:
     assert all(seen.values()), seen
 
 
+@pytest.mark.slow
 def test_quarantined_files_are_purged_after_the_period_and_audited(vault: Services, tmp_path: Path) -> None:
     file_id = _ingest_good_and_bad(vault, tmp_path)
     data = vault.settings.data_dir
@@ -78,6 +81,7 @@ def test_quarantined_files_are_purged_after_the_period_and_audited(vault: Servic
     assert vault.intake.purge_quarantine().files == []  # nothing twice
 
 
+@pytest.mark.slow
 def test_the_server_purges_in_its_background_loop(settings, tmp_path: Path) -> None:
     settings = settings.model_copy(update={"housekeeping_interval_s": 0.2, "quarantine_retention_days": 1})
     with Services(settings) as vault:
@@ -104,6 +108,7 @@ def _dead_pid() -> int:
     return int(proc.stdout)
 
 
+@pytest.mark.slow
 def test_ocr_scratch_of_a_killed_ingest_is_reported_and_removed(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = {**os.environ, "CHARTVAULT_DATA_DIR": str(data)}

@@ -64,6 +64,7 @@ def osettings(tmp_path: Path) -> Settings:
 # -- /metrics ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_metrics_after_real_ingests(osettings: Settings, corpus: list[dict]) -> None:
     scanned, digital = pick(corpus, "png", tier="clean"), pick(corpus, "pdf_text", pages=2)
     pages = scanned["page_count"] + digital["page_count"]
@@ -190,6 +191,7 @@ def test_ready_when_every_part_answers(osettings: Settings) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_not_ready_when_the_object_store_refuses(osettings: Settings) -> None:
     refusing = osettings.model_copy(
         update={"object_store": "s3", "s3_endpoint": f"127.0.0.1:{_free_port()}", "s3_secure": False}
@@ -211,6 +213,7 @@ def test_not_ready_when_the_object_store_refuses(osettings: Settings) -> None:
     assert live.status_code == 200  # liveness does not depend on the store
 
 
+@pytest.mark.slow
 def test_ready_on_s3_and_the_broker_is_checked_with_celery(
     osettings: Settings, s3_settings: Settings, s3_store: Any
 ) -> None:
@@ -280,6 +283,7 @@ def json_logs() -> Iterator[io.StringIO]:
         root.setLevel(saved[1])
 
 
+@pytest.mark.slow
 def test_json_logs_of_an_ingest_and_its_requests_carry_no_page_text(
     osettings: Settings, corpus: list[dict], json_logs: io.StringIO
 ) -> None:
@@ -307,6 +311,7 @@ def test_json_logs_of_an_ingest_and_its_requests_carry_no_page_text(
     assert len(words) > 20 and not [w for w in words if w in dumped]
 
 
+@pytest.mark.slow
 def test_cli_writes_json_log_lines(tmp_path: Path, corpus: list[dict]) -> None:
     entry = pick(corpus, "pdf_text", pages=2)
     env = {**os.environ, "CHARTVAULT_DATA_DIR": str(tmp_path / "data"), "CHARTVAULT_LOG_FORMAT": "json"}

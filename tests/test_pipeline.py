@@ -23,6 +23,7 @@ def run_cli(data: Path, *args: str, timeout: float = 300, **env: str) -> subproc
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env=environ)
 
 
+@pytest.mark.slow
 def test_ingest_json_contract_and_exit_status(tmp_path, corpus):
     born = [e for e in corpus if e["format"] == "pdf_text"][:2]
     folder = tmp_path / "scans"
@@ -61,6 +62,7 @@ def test_ingest_json_contract_and_exit_status(tmp_path, corpus):
     assert "unsupported_type" in qfile.read_text()
 
 
+@pytest.mark.slow
 def test_exact_duplicate_is_linked_not_stored_twice(vault, corpus, tmp_path):
     e = pick(corpus, "pdf_text")
     first = ingest_files(vault, e["file"])
@@ -76,6 +78,7 @@ def test_exact_duplicate_is_linked_not_stored_twice(vault, corpus, tmp_path):
     assert len(vault.documents.get(doc_id).linked_duplicate_files) == 2
 
 
+@pytest.mark.slow
 def test_duplicates_within_one_new_batch_are_stored_once(vault, corpus, tmp_path):
     e = pick(corpus, "pdf_text")
     batch = ingest_files(vault, e["file"], e["file"])
@@ -84,6 +87,7 @@ def test_duplicates_within_one_new_batch_are_stored_once(vault, corpus, tmp_path
     assert files[0].documents == files[1].documents
 
 
+@pytest.mark.slow
 def test_manifest_page_count_mismatch_is_flagged(tmp_path, corpus):
     e = pick(corpus, "pdf_text", pages=2)
     manifest = tmp_path / "manifest.json"
@@ -110,6 +114,7 @@ def _page_states(db: Path) -> dict[int, tuple[str, int | None]]:
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
+@pytest.mark.slow
 def test_sigkill_mid_batch_then_resume_loses_nothing_and_redoes_nothing(tmp_path, corpus):
     e = pick(corpus, "pdf_image", pages=3)
     data = tmp_path / "data"
@@ -148,7 +153,7 @@ def test_sigkill_mid_batch_then_resume_loses_nothing_and_redoes_nothing(tmp_path
     objects = [
         p for p in (data / "objects" / "sha256").rglob("*") if p.is_file() and not p.name.startswith(".tmp")
     ]
-    assert len(objects) == 1
+    assert len(objects) == 2  # the original and its searchable rendition, each stored once
     found = json.loads(run_cli(data, "search", "--mrn", e["patient"]["mrn"], "--json").stdout)
     assert len(found["hits"]) == 1
 
@@ -162,6 +167,7 @@ def hot(tmp_path, vault):
     return HotFolder(vault.intake, vault.parts.sessions, folder, station="hot-1", settle_s=0)
 
 
+@pytest.mark.slow
 def test_hot_folder_files_done_and_failed(hot, corpus):
     e = pick(corpus, "pdf_text")
     shutil.copy(e["file"], hot.folder / "good.pdf")
@@ -185,6 +191,7 @@ def test_hot_folder_ignores_a_growing_file(hot, corpus):
     assert hot.poll() is None and target.exists()
 
 
+@pytest.mark.slow
 def test_hot_folder_restart_finishes_claimed_files_once(tmp_path, settings, corpus):
     from chartvault.ingest.hotfolder import HotFolder
     from chartvault.services import Services

@@ -139,6 +139,7 @@ def test_rotation_keeps_a_flat_page_flat() -> None:
     assert np.unique(np.asarray(pp.rotate(flat, 2.5, 200))).tolist() == [200]
 
 
+@pytest.mark.slow
 @needs_tesseract
 def test_skewed_page_reads_better_deskewed(page: Image.Image, tmp_path: Path) -> None:
     path = tmp_path / "skewed.png"
@@ -223,6 +224,7 @@ def test_prepare_accepts_any_mode_and_size(mode: str, fmt: str, kw: dict, size: 
         assert np.asarray(out).mean() == pytest.approx(np.asarray(base).mean(), abs=4)
 
 
+@pytest.mark.slow
 @needs_tesseract
 @pytest.mark.parametrize(
     ("kind", "fmt", "mode", "kw"),

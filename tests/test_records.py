@@ -43,6 +43,7 @@ def raw_delete_errors(v: Services, doc: Document, bypass: bool) -> list:
 # -- retention on write --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_archived_document_carries_retention_lock_and_tags(rv: Services, tmp_path: Path) -> None:
     (doc_id,) = ingest(rv, chart_pdf(tmp_path / "a.pdf", mrn="00420001", dob="03/04/1970", dos="05/06/2024"))
     doc = doc_row(rv, doc_id)
@@ -60,6 +61,7 @@ def test_archived_document_carries_retention_lock_and_tags(rv: Services, tmp_pat
     assert store["legal_hold"] is False
 
 
+@pytest.mark.slow
 def test_new_encounter_extends_earlier_documents_and_their_locks(rv: Services, tmp_path: Path) -> None:
     (first,) = ingest(rv, chart_pdf(tmp_path / "a.pdf", mrn="00420002", dob="03/04/1970", dos="05/06/2015"))
     assert doc_row(rv, first).retain_until == date(2025, 5, 6)
@@ -75,6 +77,7 @@ def test_new_encounter_extends_earlier_documents_and_their_locks(rv: Services, t
     assert until is not None and until >= datetime(2032, 7, 9, tzinfo=UTC)
 
 
+@pytest.mark.slow
 def test_dob_correction_recomputes_minor_rules(rv: Services, tmp_path: Path) -> None:
     (doc_id,) = ingest(rv, chart_pdf(tmp_path / "a.pdf", mrn="00420003", dob="03/04/1970", dos="05/06/2020"))
     assert doc_row(rv, doc_id).retain_until == date(2030, 5, 6)
@@ -91,6 +94,7 @@ def test_dob_correction_recomputes_minor_rules(rv: Services, tmp_path: Path) -> 
 # -- holds ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_hold_blocks_disposition_in_catalog_and_store(rv: Services, tmp_path: Path) -> None:
     (old,) = ingest(rv, chart_pdf(tmp_path / "a.pdf", mrn="00420004", dob="03/04/1950", dos="05/06/2005"))
     hold = rv.records.place_hold(
@@ -142,6 +146,7 @@ def test_overlapping_holds_keep_the_store_flag_until_the_last_is_released(
 # -- disposition ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_disposition_destroys_expired_and_certifies(rv: Services, tmp_path: Path) -> None:
     old_pdf = chart_pdf(
         tmp_path / "old.pdf", mrn="00420006", dob="03/04/1950", dos="05/06/2005", name="OLDPATIENT, ZED"
@@ -244,6 +249,7 @@ A = {"mrn": "00420010", "dob": "03/04/1970", "dos": "05/06/2024", "name": "ALPHA
 B = {"mrn": "00420011", "dob": "07/08/1980", "dos": "05/06/2024", "name": "BETA, BOB"}
 
 
+@pytest.mark.slow
 def test_misfiled_page_split_out_by_break_glass(rv: Services, tmp_path: Path) -> None:
     ingest(rv, chart_pdf(tmp_path / "b.pdf", **B, title="PROGRESS NOTE"))  # patient B is known
     (mixed,) = ingest(rv, two_patient_pdf(tmp_path / "mixed.pdf", A, B))
@@ -279,6 +285,7 @@ def test_misfiled_page_split_out_by_break_glass(rv: Services, tmp_path: Path) ->
         assert events[-1].detail["governance_bypass"] is True
 
 
+@pytest.mark.slow
 def test_whole_document_refiled_without_touching_the_store(rv: Services, tmp_path: Path) -> None:
     ingest(rv, chart_pdf(tmp_path / "b.pdf", **B, title="PROGRESS NOTE"))
     (doc_id,) = ingest(rv, chart_pdf(tmp_path / "a.pdf", **A))
@@ -289,6 +296,7 @@ def test_whole_document_refiled_without_touching_the_store(rv: Services, tmp_pat
     assert rv.parts.store.versions(document_ref(doc_row(rv, doc_id))) == before
 
 
+@pytest.mark.slow
 def test_compliance_refuses_the_split(tmp_path: Path) -> None:
     settings = Settings(
         data_dir=tmp_path / "data", workers=1, s3_lock_mode="COMPLIANCE", object_store="local", _env_file=None
@@ -306,6 +314,7 @@ def test_compliance_refuses_the_split(tmp_path: Path) -> None:
         assert v.parts.store.versions(document_ref(doc_row(v, mixed)))
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_hold_and_disposition_on_postgresql_and_s3(
     tmp_path: Path, pg_url: str, s3_settings: Settings

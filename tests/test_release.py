@@ -159,6 +159,7 @@ def approved_release(roi: Roi, **body: Any) -> dict[str, Any]:
 # -- the whole flow ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_release_end_to_end_through_the_api(roi: Roi) -> None:
     rel = request_release(roi)
     rid = rel["id"]
@@ -254,6 +255,7 @@ def test_release_end_to_end_through_the_api(roi: Roi) -> None:
     assert roi.call("vendor_a", "GET", f"/releases/{rid}/package").status_code == 404
 
 
+@pytest.mark.slow
 def test_request_by_the_patient_is_recorded_but_exempt(roi: Roi) -> None:
     rel = request_release(roi, requester_type="patient", recipient="The individual", vendor="Acme Copy")
     assert roi.call("him", "POST", f"/releases/{rel['id']}/review").status_code == 200
@@ -270,6 +272,7 @@ def test_request_by_the_patient_is_recorded_but_exempt(roi: Roi) -> None:
 # -- vendor scoping ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_vendor_sees_and_fetches_only_its_own_live_releases(roi: Roi) -> None:
     a = approved_release(roi)
     b = approved_release(roi, vendor="Bravo Records")
@@ -305,6 +308,7 @@ def test_vendor_sees_and_fetches_only_its_own_live_releases(roi: Roi) -> None:
     assert roi.call("him", "GET", f"/patients/{MRN}/disclosures").json()["disclosures"] == []
 
 
+@pytest.mark.slow
 def test_revoking_the_authorization_stops_the_release(roi: Roi) -> None:
     rel = approved_release(roi)
     r = roi.call("him", "POST", f"/releases/{rel['id']}/revoke", json={"authorization_revoked": True})
@@ -320,6 +324,7 @@ def test_revoking_the_authorization_stops_the_release(roi: Roi) -> None:
 YESTERDAY = (date.today() - timedelta(days=1)).isoformat()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("changes", "code"),
     [
@@ -349,6 +354,7 @@ def test_approval_refused_for_a_defective_authorization(roi: Roi, changes: dict[
     assert roi.call("vendor_a", "GET", f"/releases/{rel['id']}/package").status_code == 404
 
 
+@pytest.mark.slow
 def test_approval_refused_without_an_authorization(roi: Roi) -> None:
     rel = request_release(roi)
     roi.call("him", "POST", f"/releases/{rel['id']}/review")
@@ -357,6 +363,7 @@ def test_approval_refused_without_an_authorization(roi: Roi) -> None:
     assert [p["code"] for p in r.json()["error"]["problems"]] == ["missing_authorization"]
 
 
+@pytest.mark.slow
 def test_sensitive_document_needs_an_authorization_that_names_it(roi: Roi) -> None:
     with roi.vault.parts.sessions() as s:  # the classifier has no such type yet: HIM filed it by hand
         doc = s.get(Document, roi.docs["pn2023"])
@@ -385,6 +392,7 @@ def test_sensitive_document_needs_an_authorization_that_names_it(roi: Roi) -> No
 # -- deadlines -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_due_date_one_extension_and_overdue_listing(roi: Roi) -> None:
     rel = request_release(roi)
     received = datetime.fromisoformat(rel["received_at"])
@@ -414,6 +422,7 @@ def test_due_date_one_extension_and_overdue_listing(roi: Roi) -> None:
     assert [r["id"] for r in denied] == [late["id"]]
 
 
+@pytest.mark.slow
 def test_requester_cannot_deny_and_decisions_follow_the_states(roi: Roi) -> None:
     own = request_release(roi, who="him")
     r = roi.call("him", "POST", f"/releases/{own['id']}/deny", json={"reason": "x"})
@@ -430,6 +439,7 @@ def test_requester_cannot_deny_and_decisions_follow_the_states(roi: Roi) -> None
 # -- minimum necessary ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_criteria_resolve_to_matching_documents_at_approval(roi: Roi) -> None:
     with roi.vault.parts.sessions() as s:
         types = {k: s.get(Document, v).doc_type for k, v in roi.docs.items()}  # type: ignore[union-attr]
@@ -508,6 +518,7 @@ def test_package_turns_images_into_stamped_pages(tmp_path: Path) -> None:
 # -- policy and CLI ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_release_route_is_in_the_policy_and_refuses_without_a_token(roi: Roi) -> None:
     routes = [(m, r.path) for r in releases_router.routes if isinstance(r, APIRoute) for m in r.methods]
     assert len(routes) == 13
@@ -518,6 +529,7 @@ def test_every_release_route_is_in_the_policy_and_refuses_without_a_token(roi: R
         assert roi.call("scanner", method, url).status_code == 403
 
 
+@pytest.mark.slow
 def test_cli_release_list_and_disclosures(roi: Roi, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
@@ -544,6 +556,7 @@ def test_cli_release_list_and_disclosures(roi: Roi, monkeypatch: pytest.MonkeyPa
 # -- presigned URLs (S3 store) -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_presigned_redirect_needs_the_s3_store(roi: Roi) -> None:
     rel = approved_release(roi)
     r = roi.call("vendor_a", "GET", f"/releases/{rel['id']}/package", params={"redirect": "presigned"})
@@ -551,6 +564,7 @@ def test_presigned_redirect_needs_the_s3_store(roi: Roi) -> None:
     assert roi.call("him", "GET", f"/patients/{MRN}/disclosures").json()["disclosures"] == []
 
 
+@pytest.mark.slow
 def test_presigned_redirect_on_s3_records_the_disclosure_first(s3_settings: Settings, tmp_path: Path) -> None:
     import hashlib
 
@@ -605,6 +619,7 @@ def _user_token(vault: Services, username: str, role: str, *, by: Services | Non
     return {"Authorization": f"Bearer {token}"}
 
 
+@pytest.mark.slow
 def test_separation_of_duties_compares_people_not_tokens(roi: Roi) -> None:
     vault, c = roi.vault, roi.client
     vault.access.create_user("him-ann", "Ann", "him_admin")
@@ -649,6 +664,7 @@ def test_separation_of_duties_compares_people_not_tokens(roi: Roi) -> None:
     assert c.get("/releases", headers=bob).status_code == 401
 
 
+@pytest.mark.slow
 def test_staff_marking_it_sent_is_the_disclosure_and_a_vendor_fetch_an_access(roi: Roi) -> None:
     rel = approved_release(roi)
     rid = rel["id"]
@@ -665,6 +681,7 @@ def test_staff_marking_it_sent_is_the_disclosure_and_a_vendor_fetch_an_access(ro
         assert [p.detail["documents"] for p in previews] == [rel["approved_document_ids"]]
 
 
+@pytest.mark.slow
 def test_refiling_after_approval_suspends_and_rerecords_the_disclosure(roi: Roi) -> None:
     pending = approved_release(roi, criteria={"types": ["discharge_summary"]}, document_ids=None)
     fetched = approved_release(roi, document_ids=[roi.docs["ds2024"], roi.docs["pn2023"]])

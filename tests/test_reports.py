@@ -394,6 +394,7 @@ def test_scanning_counts_files_pages_documents_and_refusals_per_week(catalog: En
     assert rows(r, "refusals") == [("corrupt", 2), ("unsupported_type", 1)]
 
 
+@pytest.mark.slow
 def test_scanning_by_day_and_month_in_utc_whatever_the_session_time_zone(catalog: Engine) -> None:
     with catalog.connect() as conn:
         if conn.dialect.name == "postgresql":
@@ -423,6 +424,7 @@ def _live_and_rolled(engine: Engine, **kw: Any) -> tuple[Report, Report]:
     return live, rolled
 
 
+@pytest.mark.slow
 def test_scanning_from_rollups_counts_what_counting_live_counts(catalog: Engine) -> None:
     with catalog.begin() as conn:
         assert rollups.needs_refresh(conn, NOW)
@@ -444,6 +446,7 @@ def test_scanning_from_rollups_counts_what_counting_live_counts(catalog: Engine)
     assert rows(rolled, "received") == [(W1, 3, 6, 2, 1), (W2, 3, 4, 2, 2)]
 
 
+@pytest.mark.slow
 def test_type_corrections_after_a_rollup_move_the_rolled_counts(catalog: Engine) -> None:
     with catalog.begin() as conn:
         rollups.refresh(conn, NOW)
@@ -481,6 +484,7 @@ def test_type_corrections_after_a_rollup_move_the_rolled_counts(catalog: Engine)
 # -- backlog -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_backlog_pages_waiting_turnaround_and_oldest_batch(catalog: Engine) -> None:
     r = report(catalog, "backlog")
     # received and ocr pages of the open file (received yesterday 09:00, 27 h ago); archived pages of
@@ -499,6 +503,7 @@ def test_backlog_pages_waiting_turnaround_and_oldest_batch(catalog: Engine) -> N
     assert oldest[2:] == (None, "receiving", at(16, 12), 48.0, 1)
 
 
+@pytest.mark.slow
 def test_backlog_without_open_work(db_engine: Engine) -> None:
     r = report(db_engine, "backlog")
     assert [row[1] for row in r.table("pages_waiting").rows] == [0, 0, 0, 0]
@@ -509,6 +514,7 @@ def test_backlog_without_open_work(db_engine: Engine) -> None:
 # -- quality -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_quality_review_queue_corrections_and_unlinked(catalog: Engine) -> None:
     r = report(catalog, "quality")
     # three archived documents held: 2.0, 2.5 and 1.0 days old
@@ -525,6 +531,7 @@ def test_quality_review_queue_corrections_and_unlinked(catalog: Engine) -> None:
 # -- releases ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_releases_requests_turnaround_overdue_disclosures_vendors(catalog: Engine) -> None:
     r = report(catalog, "releases")
     # period, received, approved, denied, fulfilled
@@ -548,6 +555,7 @@ def test_releases_requests_turnaround_overdue_disclosures_vendors(catalog: Engin
 # -- retention -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_retention_upcoming_holds_and_dispositions(catalog: Engine) -> None:
     r = report(catalog, "retention")
     # rule, past due, next 30, next 90, next 365, of these on hold
@@ -561,6 +569,7 @@ def test_retention_upcoming_holds_and_dispositions(catalog: Engine) -> None:
 # -- the shape every consumer relies on ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(REPORTS))
 def test_every_report_answers_with_its_declared_tables(catalog: Engine, name: str) -> None:
     with Session(catalog) as s:  # a Session works as well as a Connection
@@ -574,6 +583,7 @@ def test_every_report_answers_with_its_declared_tables(catalog: Engine, name: st
             assert t.chart.series is None or t.chart.series in names
 
 
+@pytest.mark.slow
 def test_csv_and_json_carry_the_same_rows(catalog: Engine) -> None:
     r = report(catalog, "releases")
     data = json.loads(json.dumps(to_json(r)))  # plain JSON all the way down
@@ -598,6 +608,7 @@ def test_csv_and_json_carry_the_same_rows(catalog: Engine) -> None:
     assert sum(1 for line in whole if not line) == len(r.tables) - 1
 
 
+@pytest.mark.slow
 def test_a_report_names_no_patient(catalog: Engine) -> None:
     # Names, MRNs and DOBs are in the catalog; no report groups by them.
     for name in REPORTS:
@@ -605,6 +616,7 @@ def test_a_report_names_no_patient(catalog: Engine) -> None:
         assert "Synthetic Patient" not in dumped and "0000000001" not in dumped and "0000000042" not in dumped
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
@@ -630,6 +642,7 @@ def test_unusable_requests_are_refused(db_engine: Engine, kw: dict[str, Any], me
         run_report(conn, name, **args)
 
 
+@pytest.mark.slow
 def test_default_window_is_the_last_90_days_by_week(db_engine: Engine) -> None:
     with db_engine.connect() as conn:
         r = run_report(conn, "scanning", now=NOW)
@@ -640,6 +653,7 @@ def test_default_window_is_the_last_90_days_by_week(db_engine: Engine) -> None:
 # -- the portable SQL underneath -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_percentiles_interpolate_like_percentile_cont(db_engine: Engine) -> None:
     values = {"a": [10.0, 1.0, 4.0, 2.0, 3.0], "b": [7.0], "c": [5.0, 1.0]}
     with Session(db_engine) as s:

@@ -53,6 +53,7 @@ def _without_moment(answer: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in answer.items() if k != "generated_at"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["scanning", "retention"])  # no table of these depends on the hour
 def test_api_and_cli_answer_the_same_report(known: Settings, cli: CliRunner, name: str) -> None:
     with api_client(known, "him_admin", start_background=False) as c:
@@ -80,6 +81,7 @@ def _request(name: str) -> Any:
     return ReportRequest(name, FROM, TO, "week")
 
 
+@pytest.mark.slow
 def test_api_report_rows_are_the_known_counts(known: Settings) -> None:
     with api_client(known, "admin", start_background=False) as c:
         body = c.get("/reports/scanning", params=WINDOW).json()
@@ -108,6 +110,7 @@ def test_api_report_rows_are_the_known_counts(known: Settings) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_csv_download_by_query_or_accept_header(known: Settings) -> None:
     with api_client(known, "him_admin", start_background=False) as c:
         by_query = c.get("/reports/releases", params={**WINDOW, "format": "csv", "table": "vendors"})
@@ -134,6 +137,7 @@ def test_csv_download_by_query_or_accept_header(known: Settings) -> None:
     assert json_wins.headers["content-type"].startswith("application/json")
 
 
+@pytest.mark.slow
 def test_cli_csv_and_table_output(cli: CliRunner) -> None:
     got = _invoke(cli, "report", "releases", *CLI_WINDOW, "--format", "csv", "--table", "vendors")
     assert got.exit_code == 0, got.output
@@ -145,6 +149,7 @@ def test_cli_csv_and_table_output(cli: CliRunner) -> None:
     assert [r["name"] for r in json.loads(listing.stdout)["reports"]] == list(REPORTS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("role", ["staff", "vendor", "scanner"])
 def test_reports_are_for_him_admins_and_admins_only(settings: Settings, role: str) -> None:
     with api_client(
@@ -163,6 +168,7 @@ def test_reports_are_for_him_admins_and_admins_only(settings: Settings, role: st
         assert c.get("/reports/scanning").status_code == 401
 
 
+@pytest.mark.slow
 def test_refusals_through_chartvault_errors(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     with api_client(settings, "admin", start_background=False) as c:
         unknown = c.get("/reports/nope")
@@ -192,6 +198,7 @@ def test_each_run_is_audited_under_its_caller(settings: Settings) -> None:
     assert runs[0].actor.startswith("token:")
 
 
+@pytest.mark.slow
 def test_openapi_declares_the_answer_and_the_csv(settings: Settings) -> None:
     with api_client(settings, "admin", start_background=False) as c:
         spec = c.get("/openapi.json").json()

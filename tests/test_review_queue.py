@@ -49,6 +49,7 @@ def ingest(vault, path: Path) -> str:
 # Misfiles
 
 
+@pytest.mark.slow
 def test_page_of_another_patient_holds_the_document_unlinked(
     vault, corpus: list[dict], tmp_path: Path
 ) -> None:
@@ -86,6 +87,7 @@ def test_page_of_another_patient_holds_the_document_unlinked(
     assert as_json(vault.review.queue())["total"] == 0
 
 
+@pytest.mark.slow
 def test_consistent_document_is_linked_and_not_held(vault, corpus: list[dict]) -> None:
     a = corpus_entry(corpus, PATIENT_A)
     batch_id = ingest(vault, a["file"])
@@ -160,6 +162,7 @@ def wait_for_batch(client: TestClient, batch_id: str, timeout: float = 300) -> d
     raise AssertionError("batch did not finish in time")
 
 
+@pytest.mark.slow
 def test_review_queue_and_correction_over_the_api(strict_client: TestClient, corpus: list[dict]) -> None:
     c = strict_client
     e = corpus_entry(corpus, UNTITLED)
@@ -244,6 +247,7 @@ def test_review_routes_refuse_bad_requests(settings) -> None:
         assert set(DOC_TYPES) <= set(c.get("/openapi.json").text.split('"'))
 
 
+@pytest.mark.slow
 def test_cli_classifier_train_and_review(tmp_path: Path) -> None:
     import json
 

@@ -13,11 +13,14 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 from recordsfixtures import chart_pdf
 from s3fixtures import *  # noqa: F403 - s3_settings
 
 from chartvault.archive.s3store import S3ObjectStore
 from chartvault.config import Settings
+
+pytestmark = pytest.mark.slow  # each test here drives a real server, browser or pipeline
 
 CLI = [sys.executable, "-m", "chartvault.cli"]
 
@@ -64,7 +67,8 @@ def test_batch_on_s3_then_disposition(tmp_path: Path, corpus: list[dict], s3_set
     # Every document is a locked version in the bucket, with its retention tags.
     store = S3ObjectStore.from_settings(s3_settings, bucket=bucket)
     versions = list(store.client.list_objects(bucket, prefix="sha256/", recursive=True, include_version=True))
-    assert len(versions) == len(files)  # (audit checkpoints live beside them, under their own prefix)
+    # (audit checkpoints live beside them, under their own prefix); the scanned PNG has its rendition too
+    assert len(versions) == len(files) + 1
     for doc_id in (old_doc, held_doc):
         info = json.loads(_cli(env, "retention", "show", doc_id, "--json").stdout)
         assert (
@@ -103,7 +107,7 @@ def test_batch_on_s3_then_disposition(tmp_path: Path, corpus: list[dict], s3_set
     cert = json.loads(_cli(env, "certificate", result["disposition_id"]).stdout)
     assert cert["items"][0]["document_id"] == old_doc
     assert cert["items"][0]["object_key"] not in names
-    assert len(names) == len(files) - 1 + 1  # one destroyed, one certificate added
+    assert len(names) == len(files) + 1 - 1 + 1  # the PNG's rendition; one destroyed, one certificate added
     # Every CLI run left an audit checkpoint in the bucket; the chain verifies against all of them.
     audit = json.loads(_cli(env, "audit", "verify", "--json").stdout)
     assert audit["ok"] and audit["checkpoints"] >= 6

@@ -170,6 +170,7 @@ def test_delete_needs_a_version(s3_store: S3ObjectStore, tmp_path: Path) -> None
         s3_store.delete_version(ObjectRef(ref.key, sha, ref.size, None))
 
 
+@pytest.mark.slow
 def test_compliance_delete_refused_even_with_bypass(s3_settings: Settings, tmp_path: Path) -> None:
     store = S3ObjectStore.from_settings(
         s3_settings, bucket=f"cv-test-c{os.urandom(6).hex()}", lock_mode="COMPLIANCE"

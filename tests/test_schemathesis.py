@@ -120,6 +120,7 @@ def test_openapi_covers_every_route_in_the_policy() -> None:
     assert ops == api_routes, "OpenAPI operations and POLICY routes differ"
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @BOUNDED
 def test_no_server_errors_as_admin(case, transport_app, admin_headers) -> None:
@@ -130,6 +131,7 @@ def test_no_server_errors_as_admin(case, transport_app, admin_headers) -> None:
     case.validate_response(response, checks=CONFORMANCE, headers=admin_headers)
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @BOUNDED
 def test_no_token_is_refused(case, transport_app) -> None:

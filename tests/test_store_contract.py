@@ -95,6 +95,7 @@ def test_early_delete_refused_by_the_store(store: ObjectStore, tmp_path: Path) -
     assert not store.exists(ref)
 
 
+@pytest.mark.slow
 def test_expired_lock_allows_delete(store: ObjectStore, tmp_path: Path) -> None:
     ref = _put(store, tmp_path, b"short-lived", seconds=1.5)
     import time
@@ -253,6 +254,7 @@ def test_named_object_is_write_once_and_locked(store: ObjectStore) -> None:
     assert store.exists(ref)
 
 
+@pytest.mark.slow
 def test_expired_named_object_can_be_deleted(store: ObjectStore) -> None:
     ref = _put_named(store, "audit-checkpoints/000000000001-y.json", b"{}", seconds=1.5)
     import time
@@ -291,6 +293,7 @@ print(json.dumps({"maxrss_kb": hwm_kb(), "before_kb": before}))
 """
 
 
+@pytest.mark.slow
 def test_200mb_object_streams_in_bounded_memory(
     store: ObjectStore, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

@@ -68,6 +68,7 @@ def test_sign_ins_are_audited_without_the_password(vault) -> None:
         )
 
 
+@pytest.mark.slow
 def test_cli_creates_users_reading_the_password_from_stdin(tmp_path: Path) -> None:
     env = {**os.environ, "CHARTVAULT_DATA_DIR": str(tmp_path / "data")}
     cli = [sys.executable, "-m", "chartvault.cli", "user"]

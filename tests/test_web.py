@@ -19,6 +19,8 @@ from chartvault.policy import POLICY, PUBLIC, is_page
 from chartvault.search.pagemarks import Box, marked_text, match_spec, word_boxes
 from chartvault.services.throttle import FailureThrottle, TooManyAttempts
 
+pytestmark = pytest.mark.slow  # each test here drives a real server, browser or pipeline
+
 
 def _fill(path: str) -> str:
     return (

@@ -61,6 +61,17 @@ def _catalog_refs(s: Session) -> Iterator[tuple[str, ObjectRef]]:
     )
     for doc_id, key, sha, size, version in docs:
         yield f"document:{doc_id}", ObjectRef(key or "", sha, size, version)  # key: not null (the WHERE)
+    renditions = s.execute(
+        select(
+            Document.id,
+            Document.rendition_key,
+            Document.rendition_sha256,
+            Document.rendition_size,
+            Document.rendition_version,
+        ).where(Document.rendition_key.is_not(None), Document.status.not_in(INACTIVE))
+    )
+    for doc_id, r_key, r_sha, r_size, r_version in renditions:
+        yield f"rendition:{doc_id}", ObjectRef(r_key or "", r_sha or "", r_size or 0, r_version)
     for label, model, prefix in _OTHER_OBJECTS:
         cols = [getattr(model, f"{prefix}_{c}") for c in ("key", "sha256", "size", "version")]
         for row_id, key, sha, size, version in s.execute(select(model.id, *cols).where(cols[0].is_not(None))):

@@ -44,6 +44,7 @@ from chartvault.archive.models import (
     new_id,
 )
 from chartvault.archive.objectstore import LOCK_COMPLIANCE, ObjectRef, ObjectStore
+from chartvault.archive.renditions import drop_rendition
 from chartvault.errors import Conflict
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ def _split(
     s.flush()
     for mrn in {old_mrn, patient.mrn} - {None}:
         recompute_patient(s, store, mrn, policy)  # type: ignore[arg-type]
-    deleted = []
+    deleted = drop_rendition(store, doc, bypass_governance=True)  # its pages are the new documents'
     for version in store.versions(ref):
         store.delete_version(version, bypass_governance=True)
         deleted.append(version.version_id or "(single version)")
@@ -259,6 +260,7 @@ def _new_document(
                 width=p.width,
                 height=p.height,
                 words=p.words,
+                deskew_deg=p.deskew_deg,
                 identifiers=p.identifiers,
                 blank=p.blank,
             )

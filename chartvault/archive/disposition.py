@@ -40,6 +40,7 @@ from chartvault.archive.models import (
     new_id,
 )
 from chartvault.archive.objectstore import ObjectRef, ObjectStore, ObjectStoreError
+from chartvault.archive.renditions import drop_rendition
 from chartvault.archive.retention import RetentionDecision
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,8 @@ def _destroy_one(
             for ref in store.versions(document_ref(doc)):
                 store.delete_version(ref)  # the store refuses a locked or held version
                 versions.append(ref.version_id or "(single version)")
+    rendition_key = doc.rendition_key
+    rendition_versions = drop_rendition(store, doc)
     page_count = len(s.scalars(select(Page.id).where(Page.document_id == doc.id)).all())
     s.execute(delete(Page).where(Page.document_id == doc.id))
     s.add(IndexTask(document_id=doc.id, op="delete"))
@@ -175,6 +178,8 @@ def _destroy_one(
         "rule_id": doc.retention_rule,
         "object_key": doc.object_key,
         "versions_deleted": versions,
+        "rendition_key": rendition_key,
+        "rendition_versions_deleted": rendition_versions,
         "object_kept_for_other_documents": kept_shared,
         "derived_removed": {
             "ocr_text_pages": page_count,

@@ -26,6 +26,7 @@ from chartvault.archive.models import (
     new_id,
 )
 from chartvault.archive.objectstore import ObjectStore
+from chartvault.archive.renditions import rendition_ref
 from chartvault.errors import Conflict, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ def _scope_documents(
 def _hold_on_store(store: ObjectStore, doc: Document, item: LegalHoldItem) -> None:
     if doc.object_key and item.applied_at is None:
         store.set_legal_hold(document_ref(doc), True)
+        if (rendition := rendition_ref(doc)) is not None:
+            store.set_legal_hold(rendition, True)
         item.applied_at = datetime.now(UTC)
 
 
@@ -182,6 +185,8 @@ def release_hold(s: Session, store: ObjectStore, hold_id: str, released_by: str,
             continue
         if not object_held(s, doc.object_key):
             store.set_legal_hold(document_ref(doc), False)
+        if (rendition := rendition_ref(doc)) is not None and not active_hold_ids(s, doc.id):
+            store.set_legal_hold(rendition, False)
         item.lifted_at = now
     log.info("legal hold released hold=%s documents=%d", hold.id, len(hold.items))
     return hold

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from chartvault.archive.models import DOC_DISPOSED, DOC_SUPERSEDED, Document, Patient
 from chartvault.archive.objectstore import ObjectRef, ObjectStore
+from chartvault.archive.renditions import rendition_ref
 from chartvault.archive.retention import (
     RetentionDecision,
     RetentionFacts,
@@ -164,6 +165,8 @@ def apply_retention(
     decision = decide(s, doc, policy, now, patient_latest)
     until = policy.lock_until(decision, now)
     if doc.object_key and (doc.object_retain_until is None or until > doc.object_retain_until):
+        if (rendition := rendition_ref(doc)) is not None:  # the rendition first: never shorter
+            store.extend_retention(rendition, until)
         _mode, applied = store.extend_retention(document_ref(doc), until)
         doc.object_retain_until = applied
     doc.retain_until = decision.retain_until

@@ -109,6 +109,10 @@ FILE_DONE_STATES = (FILE_ARCHIVED, FILE_DUPLICATE, FILE_QUARANTINED, FILE_FAILED
 DOC_DISPOSED = "disposed"  # tombstone: content destroyed by disposition, row kept
 DOC_SUPERSEDED = "superseded"  # replaced by corrected documents (misfile correction)
 
+# Renditions (documents.rendition_form)
+RENDITION_PDF = "pdf"  # a searchable PDF built from the page images and word boxes, its own object
+RENDITION_ORIGINAL = "original"  # a born-digital PDF: the original is the rendition
+
 # Review queue
 REVIEW_PENDING = "pending"
 REVIEW_RESOLVED = "resolved"
@@ -231,6 +235,7 @@ class Document(Base):
             "mrn",
         ),
         Index("ix_documents_retain_until", "retain_until"),
+        Index("ix_documents_rendition_form", "rendition_form"),  # resume and check find missing ones
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -276,6 +281,14 @@ class Document(Base):
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     indexed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The searchable PDF rendition (migration 0011): RENDITION_PDF names its own locked object;
+    # RENDITION_ORIGINAL, a born-digital PDF, is its own rendition; None: not built yet.
+    rendition_form: Mapped[str | None] = mapped_column(String(16))
+    rendition_key: Mapped[str | None] = mapped_column(String(512))
+    rendition_version: Mapped[str | None] = mapped_column(String(256))
+    rendition_sha256: Mapped[str | None] = mapped_column(String(64))
+    rendition_size: Mapped[int | None] = mapped_column(BigInteger)
+    rendition_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     file: Mapped[BatchFile] = relationship(back_populates="documents", foreign_keys=[file_id])
     pages: Mapped[list[Page]] = relationship(back_populates="document", order_by="Page.page_no")
@@ -301,6 +314,8 @@ class Page(Base):
     words: Mapped[list[Any] | None] = mapped_column(JSONType)
     identifiers: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     ocr_ms: Mapped[int | None] = mapped_column(Integer)
+    # Degrees counter-clockwise the page was turned (deskewed) before its words were read (0011).
+    deskew_deg: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     # Back of a one-sided sheet: kept in the archive, left out of the text and counts staff see.
     blank: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

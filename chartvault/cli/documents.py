@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,5 +27,28 @@ def show(doc_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) 
         out.print(p.text or "", markup=False, highlight=False)
 
 
+def get(
+    doc_id: str,
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Where to write the file.")],
+    rendition: Annotated[
+        bool, typer.Option("--rendition", help="The searchable PDF rendition instead of the original.")
+    ] = False,
+) -> None:
+    """Download a document's original (or its searchable rendition), sha256-checked; audited."""
+    with open_services() as services:
+        documents = services.documents
+        found = documents.rendition(doc_id) if rendition else documents.original(doc_id)
+        partial = out_path.with_name(out_path.name + ".part")
+        try:
+            with partial.open("wb") as fp:
+                for chunk in documents.stream(doc_id, found):
+                    fp.write(chunk)
+            partial.replace(out_path)  # only bytes that matched their sha256 take the name
+        finally:
+            partial.unlink(missing_ok=True)
+    out.print(f"{found.form} of {doc_id}: {found.size} bytes, sha256 {found.ref.sha256}", markup=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(show)
+    app.command()(get)

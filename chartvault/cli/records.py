@@ -268,7 +268,8 @@ def check(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Verify the whole archive: every object present with the right sha256, nothing orphaned,
-    index and catalog in agreement, no batch left half done. Exit 0 only when all is consistent."""
+    index and catalog in agreement, no batch left half done, every rendition built. Exit 0 only when all
+    is consistent."""
     with open_services() as services:
         result = services.records.check(repair=repair, fixity=not no_fixity)
     if as_json:
@@ -284,6 +285,7 @@ def check(
             f"missing {len(ix['missing'])}, extra {len(ix['extra'])}, stale {len(ix['stale'])}"
         )
         out.print(f"unfinished batches: {len(result['unfinished_batches'])}")
+        out.print(f"documents without their searchable PDF: {len(result['renditions_missing'])}")
         left = result["temp_leftovers"]
         out.print(
             f"temp leftovers (scratch files of a killed process): {len(left)}, "

@@ -1,6 +1,6 @@
 """The pipeline: every page of a batch through ``STAGES``, resumable at every step.
 
-    sniff -> ocr -> segment -> classify -> identify -> archive -> enqueue
+    sniff -> ocr -> segment -> classify -> identify -> archive -> rendition -> enqueue
 
 ``sniff`` (one task per file) and ``ocr`` (one task per page) are pure work run by an ``Executor``
 (local processes or Celery workers); their outcomes are applied to the catalog here, in the one
@@ -57,6 +57,7 @@ from chartvault.ingest.stages import (
     classify,
     enqueue,
     identify,
+    rendition,
     segment,
 )
 from chartvault.ingest.tasks import OcrTask, PageOutcome, SniffOutcome, SniffTask
@@ -66,7 +67,7 @@ from chartvault.telemetry import metrics
 log = logging.getLogger("chartvault.pipeline")
 
 # The stages a file goes through once its pages are read, in order.
-FILE_STAGES: tuple[FileStage, ...] = (segment, classify, identify, archive, enqueue)
+FILE_STAGES: tuple[FileStage, ...] = (segment, classify, identify, archive, rendition, enqueue)
 # Every stage, as the README and the batch states name them.
 STAGES: tuple[str, ...] = ("sniff", "ocr", *(stage.__name__ for stage in FILE_STAGES))
 
@@ -312,6 +313,7 @@ def _apply_page(f: BatchFile, page: Page, out: PageOutcome) -> None:
     page.words = [[w.text, w.conf, w.left, w.top, w.width, w.height] for w in r.words]
     page.identifiers = out.identifiers
     page.ocr_ms = r.elapsed_ms
+    page.deskew_deg = r.deskew_deg or None
     page.blank = r.blank
     page.barcodes = out.barcodes
     page.status = PAGE_OCR

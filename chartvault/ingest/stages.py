@@ -46,6 +46,7 @@ from chartvault.classify.types import (
 )
 from chartvault.filetypes import FileKind
 from chartvault.ingest.batches import flag_batch
+from chartvault.ingest.renditions import render_document
 
 log = logging.getLogger("chartvault.pipeline")
 
@@ -397,6 +398,23 @@ def held_as_misfile(doc: Document) -> bool:
     return doc.review_status == REVIEW_PENDING and any(
         r.get("code") == REVIEW_MISFILE for r in (doc.review_reasons or [])
     )
+
+
+# -- rendition -----------------------------------------------------------------------------------------
+
+
+def rendition(work: FileWork) -> None:
+    """Each archived document's searchable PDF, built from the staged original (one commit each).
+
+    Idempotent: a document with a rendition is skipped, and the build is deterministic, so a crash
+    between the store write and the commit rewrites the same object. A failed build is logged and
+    left to ``resume``: the document is archived and is indexed all the same.
+    """
+    f, env = work.file, work.env
+    staged = env.data_dir / f.staged_path if f.staged_path else None
+    for doc in work.documents:
+        if doc.object_key is not None and doc.rendition_form is None:
+            render_document(work.session, env.store, env.data_dir, doc, staged)
 
 
 # -- enqueue -------------------------------------------------------------------------------------------

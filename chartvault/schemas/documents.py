@@ -59,6 +59,10 @@ class DocumentView:
     indexed_at: str | None
     linked_duplicate_files: list[str]
     pages: list[DocumentPage]
+    # The searchable PDF: "pdf" (its own object, with this sha256), "original" (a born-digital PDF is
+    # its own rendition) or None (not built yet). GET /documents/{id}/rendition downloads it.
+    rendition: str | None = None
+    rendition_sha256: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

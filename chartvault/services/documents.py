@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from chartvault.archive.models import DOC_DISPOSED, BatchFile, Document, Page
+from chartvault.archive.models import DOC_DISPOSED, RENDITION_ORIGINAL, BatchFile, Document, Page
 from chartvault.archive.objectstore import ObjectRef, ObjectStore
+from chartvault.archive.renditions import RENDITION_MIME, rendition_ref
 from chartvault.errors import NotFound
 from chartvault.schemas.common import d, iso
 from chartvault.schemas.documents import (
@@ -32,6 +33,7 @@ class Original:
     mime: str
     size: int
     filename: str  # made from the document id: the scanned file's own name is never sent back
+    form: str = "original"  # or "rendition": the searchable PDF (audited as such)
 
 
 class DocumentService:
@@ -97,9 +99,28 @@ class DocumentService:
                 f"{doc.id}.{_EXTENSIONS.get(doc.mime, 'bin')}",
             )
 
+    def rendition(self, doc_id: str) -> Original:
+        """Where the searchable PDF rendition is: its own object, or the original of a born-digital PDF.
+
+        NotFound while it is not built yet (the pipeline's ``rendition`` stage, or ``resume``).
+        """
+        found = self.original(doc_id)
+        with self.sessions() as s:
+            doc = s.get(Document, doc_id)
+            assert doc is not None  # original() found it
+            if doc.rendition_form == RENDITION_ORIGINAL:
+                return Original(found.ref, found.mime, found.size, found.filename, form="rendition")
+            ref = rendition_ref(doc)
+            if ref is None:
+                raise NotFound(f"document {doc_id} has no rendition yet")
+            return Original(ref, RENDITION_MIME, ref.size, f"{doc.id}-searchable.pdf", form="rendition")
+
     def stream(self, doc_id: str, original: Original) -> Iterator[bytes]:
-        """The original's bytes, checked against its sha256; the download is audited before the first."""
-        self.audit("document.download", "document", doc_id, detail={"sha256": original.ref.sha256})
+        """The bytes, checked against their sha256; the download is audited before the first."""
+        detail = {"sha256": original.ref.sha256}
+        if original.form != "original":
+            detail["form"] = original.form
+        self.audit("document.download", "document", doc_id, detail=detail)
         return self._store().open(original.ref)
 
     def page_texts(self, doc_id: str) -> Sequence[str]:
@@ -144,6 +165,8 @@ def _document_view(doc: Document, linked_files: list[str], with_text: bool) -> D
         archived_at=iso(doc.archived_at),
         indexed_at=iso(doc.indexed_at),
         linked_duplicate_files=linked_files,
+        rendition=doc.rendition_form,
+        rendition_sha256=doc.sha256 if doc.rendition_form == RENDITION_ORIGINAL else doc.rendition_sha256,
         pages=[
             DocumentPage(
                 page_no=p.page_no,

@@ -38,6 +38,7 @@ from chartvault.ingest.batches import (
 from chartvault.ingest.manifest import Manifest, check_label
 from chartvault.ingest.pipeline import Pipeline, Progress
 from chartvault.ingest.private import TempLeftover, remove_leftovers, temp_leftovers
+from chartvault.ingest.renditions import build_missing
 from chartvault.ingest.staging import StagedFile, Stager, read_chunks, stage_chunks
 from chartvault.schemas.batches import (
     BatchList,
@@ -214,7 +215,18 @@ class IntakeService:
                 self.process(batch_id)
         if ids and schedule is None:
             self.index_now()
+        if schedule is None:
+            self.build_renditions()
         return ids
+
+    def build_renditions(self) -> tuple[int, int]:
+        """Build every missing rendition (a crash after archive, a failed build, older documents);
+        (built, failed). Failures stay missing, for the next run and ``chartvault check``."""
+        pipeline = self._pipeline()
+        built, failed = build_missing(self.sessions, pipeline.store, self.settings.data_dir)
+        if built or failed:
+            log.info("renditions built=%d failed=%d", built, failed)
+        return built, failed
 
     @property
     def temp_root(self) -> Path:

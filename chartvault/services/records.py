@@ -19,9 +19,11 @@ from chartvault.archive.holds import active_hold_ids, place_hold, release_hold
 from chartvault.archive.lifecycle import INACTIVE, RetentionPolicy, decide, document_ref, recompute_patient
 from chartvault.archive.models import HOLD_ACTIVE, Disposition, Document, LegalHold, Patient
 from chartvault.archive.objectstore import ObjectRef, ObjectStore
+from chartvault.archive.renditions import missing_renditions
 from chartvault.config import Settings
 from chartvault.errors import NotFound
 from chartvault.ingest.private import TempLeftover
+from chartvault.ingest.renditions import render_document
 from chartvault.release.misfiles import audit_fallout, misfile_fallout
 from chartvault.schemas.common import d as day
 from chartvault.schemas.common import iso, to_jsonable
@@ -215,7 +217,15 @@ class RecordsService:
         self._forget_pages([doc_id])
         audit_fallout(self.audit, doc_id, fallout)
         self._index_now()
+        self._render(result.new_documents)
         return result
+
+    def _render(self, doc_ids: Sequence[str]) -> None:
+        """The searchable PDFs of documents a split made (one that fails is left to ``resume``)."""
+        with self.sessions() as s:
+            for new_id in doc_ids:
+                if (doc := s.get(Document, new_id)) is not None:
+                    render_document(s, self.store, self.settings.data_dir, doc, None)
 
     def check(self, repair: bool = False, fixity: bool = True) -> dict[str, Any]:
         """The whole archive: store fixity and orphans, index against catalog, unfinished batches.
@@ -231,23 +241,35 @@ class RecordsService:
         if repair and unfinished:
             resumed = self._resume()
             unfinished = self._unfinished()
+        no_rendition = self._missing_renditions()
+        if repair and no_rendition:
+            self._resume()  # builds every missing rendition
+            no_rendition = self._missing_renditions()
         leftovers = self._temp_leftovers()  # page images of a killed ingest hold PHI: not to stay
         removed = self._clean_temp() if repair and leftovers else []
         if removed:
             leftovers = self._temp_leftovers()
-        consistent = store.consistent and index.consistent and not unfinished and not leftovers
+        consistent = (
+            store.consistent and index.consistent and not unfinished and not leftovers and not no_rendition
+        )
         result = {
             "consistent": consistent,
             "store": store.as_dict(),
             "index": to_jsonable(index),
             "unfinished_batches": unfinished,
             "resumed_batches": resumed,
+            "renditions_missing": no_rendition,
             "temp_leftovers": [to_jsonable(x) for x in leftovers],
             "temp_removed": [to_jsonable(x) for x in removed],
         }
         detail = {"consistent": consistent, "repair": repair, "objects": store.objects_checked}
         self.audit("archive.check", outcome="ok" if consistent else "inconsistent", detail=detail)
         return result
+
+    def _missing_renditions(self) -> list[str]:
+        """Live archived documents without their searchable PDF (``resume`` builds them)."""
+        with self.sessions() as s:
+            return missing_renditions(s)
 
     def certificate(self, disposition_id: str) -> dict[str, Any]:
         """A certificate of destruction, read back from the archive and verified by sha256."""

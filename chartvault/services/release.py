@@ -22,9 +22,11 @@ from chartvault.archive.db import transaction
 from chartvault.archive.lifecycle import document_ref
 from chartvault.archive.models import Document, ReleaseAuthorization, ReleaseRequest
 from chartvault.archive.objectstore import ObjectRef, ObjectStore
+from chartvault.archive.renditions import RENDITION_MIME, rendition_ref
 from chartvault.archive.retention import add_years
 from chartvault.config import Settings
 from chartvault.errors import ChartVaultError, NotFound
+from chartvault.ingest.renditions import render_document
 from chartvault.release import requests as rq
 from chartvault.release.authorization import (
     AUTHORIZATION_RETENTION_YEARS,
@@ -345,7 +347,7 @@ class ReleaseService:
                     )
                 auth_expires = self._authorization_expiry(s, release_id)
                 doc_ids = [d.id for d in documents]
-                sources = [(d.id, document_ref(d), d.mime, d.first_page, d.page_count) for d in documents]
+                sources = [self._package_source(s, d) for d in documents]
             built = self._build_and_store(release_id, sources)
         except ChartVaultError as exc:
             self._refused("release.approve", release_id, exc)
@@ -407,6 +409,17 @@ class ReleaseService:
             .order_by(ReleaseAuthorization.created_at.desc())
         ).first()
         return expiry(auth.elements or {}) if auth is not None else None
+
+    def _package_source(self, s: Session, doc: Document) -> tuple[str, ObjectRef, str, int, int]:
+        """What goes into the package for ``doc``: its searchable rendition (built now if missing), so
+        the recipient can search and select the text of every scanned page; the original only when a
+        rendition cannot be built (logged), or when it is its own rendition (born-digital)."""
+        if doc.rendition_form is None:
+            render_document(s, self.store, self.settings.data_dir, doc, None)
+        ref = rendition_ref(doc)
+        if ref is not None:
+            return doc.id, ref, RENDITION_MIME, 1, doc.page_count
+        return doc.id, document_ref(doc), doc.mime, doc.first_page, doc.page_count
 
     def _build_and_store(
         self, release_id: str, sources: list[tuple[str, ObjectRef, str, int, int]]

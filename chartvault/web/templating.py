@@ -21,6 +21,7 @@ MENU: tuple[tuple[str, str], ...] = (
     ("Releases", "/ui/releases"),
     ("Legal holds", "/ui/holds"),
     ("Disposition", "/ui/disposition"),
+    ("Reports", "/ui/reports"),
     ("Batches", "/ui/batches"),
     ("Cover sheet", "/ui/coversheet"),
     ("Users", "/ui/admin/users"),
@@ -72,6 +73,22 @@ def percent(value: float | None) -> str:
     return "—" if value is None else f"{round(100 * value)}%"
 
 
+def cell(value: object, kind: str = "text") -> str:
+    """A report cell as shown: counts and durations with thousands separators, flags as Yes/No.
+
+    The value itself is the report's (formatting only: ``1,234`` is the 1234 the CSV holds).
+    """
+    if value is None or value == "":
+        return "—"
+    if kind == "flag" or isinstance(value, bool):
+        return "Yes" if value else "No"
+    if kind == "datetime" and isinstance(value, str):
+        return when(value)
+    if isinstance(value, int | float):
+        return f"{value:,}"
+    return str(value)
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
@@ -80,7 +97,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         auto_reload=False,
     )
-    env.filters.update(label=label, when=when, percent=percent)
+    env.filters.update(label=label, when=when, percent=percent, cell=cell)
     env.globals.update(role_labels=ROLE_LABELS, menu_for=menu_for, allowed=allowed)
     return env
 

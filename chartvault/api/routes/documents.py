@@ -10,6 +10,8 @@ from fastapi.responses import StreamingResponse
 from chartvault.api.deps import ServicesDep
 from chartvault.api.errors import error_responses
 from chartvault.schemas.documents import DocumentView, PageText
+from chartvault.services import Services
+from chartvault.services.documents import Original
 
 router = APIRouter(tags=["documents"])
 
@@ -36,18 +38,35 @@ def get_document(doc_id: str, services: ServicesDep) -> DocumentView:
     },
 )
 def get_original(doc_id: str, services: ServicesDep) -> StreamingResponse:
-    documents = services.documents
-    original = documents.original(doc_id)
+    return _download(services, doc_id, services.documents.original(doc_id))
+
+
+def _download(services: Services, doc_id: str, found: Original) -> StreamingResponse:
+    """The bytes streamed as they are verified (the download audited before the first)."""
     return StreamingResponse(
-        documents.stream(doc_id, original),
-        media_type=original.mime,
+        services.documents.stream(doc_id, found),
+        media_type=found.mime,
         headers={
-            "Content-Length": str(original.size),
-            "Content-Disposition": f'attachment; filename="{original.filename}"',
-            "X-Content-SHA256": original.ref.sha256,
+            "Content-Length": str(found.size),
+            "Content-Disposition": f'attachment; filename="{found.filename}"',
+            "X-Content-SHA256": found.ref.sha256,
             "Cache-Control": "no-store",
         },
     )
+
+
+@router.get(
+    "/documents/{doc_id}/rendition",
+    response_class=StreamingResponse,
+    summary="The searchable PDF rendition (page images with their OCR text), checked against its sha256",
+    responses={
+        200: {"description": "The rendition's bytes", "content": {"application/pdf": _BINARY}},
+        **error_responses(404),
+    },
+)
+def get_rendition(doc_id: str, services: ServicesDep) -> StreamingResponse:
+    """A born-digital PDF is its own rendition; 404 while a scanned document's is not built yet."""
+    return _download(services, doc_id, services.documents.rendition(doc_id))
 
 
 @router.get(

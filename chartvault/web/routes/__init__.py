@@ -1,6 +1,16 @@
 """One router per group of pages; ``chartvault.web.install`` includes them all."""
 
-from chartvault.web.routes import account, admin, auth, batches, documents, records, releases, review
+from chartvault.web.routes import (
+    account,
+    admin,
+    auth,
+    batches,
+    documents,
+    records,
+    releases,
+    reports,
+    review,
+)
 
 ROUTERS = (
     auth.router,
@@ -9,6 +19,7 @@ ROUTERS = (
     review.router,
     releases.router,
     records.router,
+    reports.router,
     batches.router,
     admin.router,
 )

@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from chartvault.classify.types import DOC_TYPES
 from chartvault.search.types import SearchQuery
+from chartvault.services.documents import Original
 from chartvault.web.context import Page
 from chartvault.web.routing import page_router
 
@@ -129,10 +130,18 @@ def page_image(
 @router.get("/ui/documents/{doc_id}/original")
 def original(doc_id: str, page: Page) -> Response:
     """The original file, streamed and checked against its sha256 (audited as a download)."""
-    documents = page.services.documents
-    found = documents.original(doc_id)
+    return _download(page, doc_id, page.services.documents.original(doc_id))
+
+
+@router.get("/ui/documents/{doc_id}/rendition")
+def rendition(doc_id: str, page: Page) -> Response:
+    """The searchable PDF rendition, streamed and checked against its sha256 (audited as a download)."""
+    return _download(page, doc_id, page.services.documents.rendition(doc_id))
+
+
+def _download(page: Page, doc_id: str, found: Original) -> Response:
     return StreamingResponse(
-        documents.stream(doc_id, found),
+        page.services.documents.stream(doc_id, found),
         media_type=found.mime,
         headers={
             "Content-Length": str(found.size),

@@ -1,1 +1,0 @@
-"""The FastAPI application. Depends on the other packages; nothing depends on it."""

@@ -1,1 +1,0 @@
-"""The system of record: catalog database, object store."""

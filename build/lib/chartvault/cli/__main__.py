@@ -1,3 +1,0 @@
-from chartvault.cli import app
-
-app()

@@ -1,1 +1,0 @@
-"""Batch intake (CLI, API, hot folder), file sniffing and limits, and the pipeline."""

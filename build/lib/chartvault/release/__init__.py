@@ -1,1 +1,0 @@
-"""Release of information (requests, authorizations, packages, disclosures)."""
