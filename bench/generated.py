@@ -140,7 +140,7 @@ def _label_key(spec: DocSpec) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
-LABEL_PASS_VERSION = "1"
+LABEL_PASS_VERSION = "2"  # 2: pages that need it under the shipped default pattern too
 
 
 def _page_ids(page: dict[str, Any], mrn_pattern: str | None) -> Any:
@@ -159,17 +159,18 @@ def _page_ids(page: dict[str, Any], mrn_pattern: str | None) -> Any:
 
 def label_pass(spec: DocSpec, doc: OcrDoc) -> list[dict[str, Any] | None]:
     """Per page, the label zones read again (``chartvault.ocr.pages.relook_labels``) when the first pass's
-    identifiers ask for it with or without the facility pattern, with the CPU milliseconds it took; None for
-    a page that needs no second look. Cached beside the OCR (a worker-process function)."""
+    identifiers ask for it with the facility pattern, without one or with the shipped default, with the CPU
+    milliseconds it took; None for a page that needs no second look. Cached beside the OCR (a worker-process
+    function)."""
     from chartvault.classify.labelpass import needs_label_pass
 
     path = CACHE / f"labels-{_label_key(spec)}.json.gz"
     if path.is_file():
         return json.loads(gzip.decompress(path.read_bytes()))
-    wanted = [
-        any(needs_label_pass(_page_ids(p, pat)) for pat in (spec.patient.facility.mrn_pattern, None))
-        for p in doc.pages
-    ]
+    from chartvault.config import DEFAULT_MRN_PATTERN
+
+    patterns = (spec.patient.facility.mrn_pattern, None, DEFAULT_MRN_PATTERN)
+    wanted = [any(needs_label_pass(_page_ids(p, pat)) for pat in patterns) for p in doc.pages]
     out: list[dict[str, Any] | None] = [None] * len(doc.pages)
     if any(wanted):
         import tempfile
@@ -267,7 +268,7 @@ def read_identifiers(
 def score_identifiers(
     specs: list[DocSpec],
     docs: dict[str, OcrDoc],
-    use_pattern: bool,
+    use_pattern: bool | str,
     labels: dict[str, list[dict[str, Any] | None]] | None = None,
 ) -> dict[str, Any]:
     """Exact-match share per field, overall and per layout and tier; misses by document id; the label
@@ -279,7 +280,8 @@ def score_identifiers(
     relooked = pages = 0
     label_ms: Counter[str] = Counter()
     for spec in specs:
-        pattern = spec.patient.facility.mrn_pattern if use_pattern else None
+        pattern = use_pattern if isinstance(use_pattern, str) else spec.patient.facility.mrn_pattern
+        pattern = pattern if use_pattern else None
         doc_labels = labels.get(spec.doc_id) if labels else None
         got = read_identifiers(docs[spec.doc_id], pattern, doc_labels)
         pages += len(docs[spec.doc_id].pages)
@@ -393,6 +395,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--no-pattern", action="store_true", help="Read without the facility MRN pattern.")
     ap.add_argument("--no-label-pass", action="store_true", help="First OCR pass only (no label zones).")
+    ap.add_argument(
+        "--default-pattern", action="store_true", help="Read with the shipped default CHARTVAULT_MRN_PATTERN."
+    )
     args = ap.parse_args()
     specs = split_specs(args.split, args.per_layout, SEEDS[args.split])
     docs = ocr_all(args.split, args.per_layout, SEEDS[args.split], args.workers)
@@ -401,8 +406,13 @@ def main() -> None:
         if args.no_label_pass
         else label_all(args.split, args.per_layout, SEEDS[args.split], args.workers)
     )
-    result = score_identifiers(specs, docs, use_pattern=not args.no_pattern, labels=labels)
-    print_identifiers(f"{args.split}, MRN pattern {'off' if args.no_pattern else 'on'}", result)
+    from chartvault.config import DEFAULT_MRN_PATTERN
+
+    use: bool | str = DEFAULT_MRN_PATTERN if args.default_pattern else not args.no_pattern
+    result = score_identifiers(specs, docs, use_pattern=use, labels=labels)
+    print_identifiers(
+        f"{args.split}, MRN pattern {use if isinstance(use, str) else 'on' if use else 'off'}", result
+    )
     for f, ids in result["misses"].items():
         if ids:
             print(f"  missed {f}: {' '.join(ids[:20])}{' ...' if len(ids) > 20 else ''}")
