@@ -227,6 +227,34 @@ def label_all(split: str, per_layout: int, seed: int, workers: int) -> dict[str,
         return dict(pool.map(_label_nth, jobs, chunksize=1))
 
 
+def label_pass_cost(split: str, per_layout: int, pages: int) -> dict[str, Any]:
+    """The page reader's CPU by stage on ``pages`` first pages of the split (spread over its layouts), each
+    read with the label pass forced: what a second look costs beside the first pass, on the same pages."""
+    import tempfile
+
+    from bench.pages import render_document, save_png
+    from chartvault.filetypes import FileKind
+    from chartvault.ocr.pages import scan_page
+    from chartvault.ocr.types import OcrOptions
+
+    specs = split_specs(split, per_layout, SEEDS[split])
+    chosen = specs[:: max(1, len(specs) // pages)][:pages]
+    total: Counter[str] = Counter()
+    with tempfile.TemporaryDirectory(prefix="cv-cost-") as tmp:
+        for spec in chosen:
+            png = save_png(render_document(spec).pages[0], Path(tmp) / "p.png")
+            scan = scan_page(
+                png, FileKind.PNG, 1, OcrOptions(), Path(tmp) / "w", barcodes=True, relook=lambda p: True
+            )
+            total.update(scan.page.cpu_ms)
+    per_page = {k: round(v / len(chosen)) for k, v in total.items()}
+    return {
+        "pages": len(chosen),
+        "cpu_ms_per_page": per_page,
+        "labels_vs_ocr": round(total["labels"] / total["ocr"], 3),
+    }
+
+
 def read_identifiers(
     doc: OcrDoc, mrn_pattern: str | None, labels: list[dict[str, Any] | None] | None = None
 ) -> dict[str, str | None]:
@@ -398,7 +426,17 @@ def main() -> None:
     ap.add_argument(
         "--default-pattern", action="store_true", help="Read with the shipped default CHARTVAULT_MRN_PATTERN."
     )
+    ap.add_argument(
+        "--cost-pages",
+        type=int,
+        default=0,
+        help="Only: CPU by stage of N pages read with the label pass forced.",
+    )
     args = ap.parse_args()
+    os.environ["OMP_THREAD_LIMIT"] = "1"
+    if args.cost_pages:
+        print(json.dumps(label_pass_cost(args.split, args.per_layout, args.cost_pages)))
+        return
     specs = split_specs(args.split, args.per_layout, SEEDS[args.split])
     docs = ocr_all(args.split, args.per_layout, SEEDS[args.split], args.workers)
     labels = (
