@@ -11,6 +11,11 @@ after a change to the extractor costs seconds.
 Document types: every text is classified by a model that never saw its family (family-grouped folds of
 ``dev_texts.csv``, ``bench.typecv``), so a page's figure is out-of-sample; untitled pages are scored apart.
 
+The label pass (``chartvault.ocr.labels``) is run as the OCR worker runs it: on the pages whose first
+reading asks for it (``chartvault.classify.labelpass.needs_label_pass``), the page is rendered again and its
+label zones read (cached beside the OCR as ``labels-*.json.gz``, with the CPU it took); ``--no-label-pass``
+leaves it out.
+
 Identifiers are scored against the truth the label printed: MRN, DOB, date of service and sex exact, name
 normalised (case, spacing, punctuation ignored). ``--no-pattern`` reads without the facility MRN pattern (a
 site that configured nothing). Misses are listed by document id only (ids carry no patient data).
@@ -122,23 +127,164 @@ def truth(spec: DocSpec) -> dict[str, str]:
     }
 
 
-def read_identifiers(doc: OcrDoc, mrn_pattern: str | None) -> dict[str, str | None]:
-    """The document's merged identifiers from its pages' text and word boxes."""
-    from chartvault.classify import extract_identifiers, merge_identifiers
+# ------------------------------------------------------------------------------------- the label pass
+
+LABEL_PASS = {"on": True}  # bench.quality and bench.generated --no-label-pass turn it off
+
+
+def _label_key(spec: DocSpec) -> str:
+    """The cache key of a document's label pass: its first pass's, and the zones and mode it reads."""
+    from chartvault.ocr.labels import LABEL_ZONES, SINGLE_BLOCK
+
+    raw = f"{_cache_key(spec)}|{LABEL_ZONES}|{SINGLE_BLOCK}|{LABEL_PASS_VERSION}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+LABEL_PASS_VERSION = "2"  # 2: pages that need it under the shipped default pattern too
+
+
+def _page_ids(page: dict[str, Any], mrn_pattern: str | None) -> Any:
+    from chartvault.classify import extract_identifiers
+    from chartvault.ocr.types import Word
+
+    words = [Word(t, c, x, y, w, h) for t, c, x, y, w, h in page["words"]]
+    return extract_identifiers(
+        page["text"],
+        words=words,
+        page_size=(page["width"], page["height"]),
+        mrn_pattern=mrn_pattern,
+        today=TODAY,
+    )
+
+
+def label_pass(spec: DocSpec, doc: OcrDoc) -> list[dict[str, Any] | None]:
+    """Per page, the label zones read again (``chartvault.ocr.pages.relook_labels``) when the first pass's
+    identifiers ask for it with the facility pattern, without one or with the shipped default, with the CPU
+    milliseconds it took; None for a page that needs no second look. Cached beside the OCR (a worker-process
+    function)."""
+    from chartvault.classify.labelpass import needs_label_pass
+
+    path = CACHE / f"labels-{_label_key(spec)}.json.gz"
+    if path.is_file():
+        return json.loads(gzip.decompress(path.read_bytes()))
+    from chartvault.config import DEFAULT_MRN_PATTERN
+
+    patterns = (spec.patient.facility.mrn_pattern, None, DEFAULT_MRN_PATTERN)
+    wanted = [any(needs_label_pass(_page_ids(p, pat)) for pat in patterns) for p in doc.pages]
+    out: list[dict[str, Any] | None] = [None] * len(doc.pages)
+    if any(wanted):
+        import tempfile
+
+        from bench.pages import render_document, save_png
+        from chartvault.filetypes import FileKind
+        from chartvault.ocr.clock import StageClock
+        from chartvault.ocr.pages import relook_labels
+        from chartvault.ocr.types import OcrOptions
+
+        with tempfile.TemporaryDirectory(prefix="cv-lab-") as tmp:
+            for i, img in enumerate(render_document(spec).pages):
+                if not wanted[i]:
+                    continue
+                png = save_png(img, Path(tmp) / f"p{i}.png")
+                clock = StageClock()
+                reads = relook_labels(png, FileKind.PNG, 1, OcrOptions(), Path(tmp) / "work", clock)
+                out[i] = {
+                    "cpu_ms": clock.ms,
+                    "reads": [
+                        {
+                            "zone": r.zone,
+                            "text": r.text,
+                            "box": list(r.box),
+                            "words": [list(_w(w)) for w in r.words],
+                        }
+                        for r in reads
+                    ],
+                }
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp_path = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp_path.write_bytes(gzip.compress(json.dumps(out).encode()))
+    tmp_path.replace(path)
+    return out
+
+
+def _w(w: Any) -> tuple[str, float, int, int, int, int]:
+    return (w.text, w.conf, w.left, w.top, w.width, w.height)
+
+
+def _label_nth(args: tuple[str, int, int, int]) -> tuple[str, list[dict[str, Any] | None]]:
+    split, per_layout, seed, i = args
+    spec = split_specs(split, per_layout, seed)[i]
+    return spec.doc_id, label_pass(spec, ocr_document(spec))
+
+
+def label_all(split: str, per_layout: int, seed: int, workers: int) -> dict[str, list[dict[str, Any] | None]]:
+    """The label pass of every document of a split, ``workers`` at a time."""
+    os.environ["OMP_THREAD_LIMIT"] = "1"
+    jobs = [(split, per_layout, seed, i) for i in range(len(split_specs(split, per_layout, seed)))]
+    if workers <= 1:
+        return dict(map(_label_nth, jobs))
+    with ProcessPoolExecutor(workers) as pool:
+        return dict(pool.map(_label_nth, jobs, chunksize=1))
+
+
+def label_pass_cost(split: str, per_layout: int, pages: int) -> dict[str, Any]:
+    """The page reader's CPU by stage on ``pages`` first pages of the split (spread over its layouts), each
+    read with the label pass forced: what a second look costs beside the first pass, on the same pages."""
+    import tempfile
+
+    from bench.pages import render_document, save_png
+    from chartvault.filetypes import FileKind
+    from chartvault.ocr.pages import scan_page
+    from chartvault.ocr.types import OcrOptions
+
+    specs = split_specs(split, per_layout, SEEDS[split])
+    chosen = specs[:: max(1, len(specs) // pages)][:pages]
+    total: Counter[str] = Counter()
+    with tempfile.TemporaryDirectory(prefix="cv-cost-") as tmp:
+        for spec in chosen:
+            png = save_png(render_document(spec).pages[0], Path(tmp) / "p.png")
+            scan = scan_page(
+                png, FileKind.PNG, 1, OcrOptions(), Path(tmp) / "w", barcodes=True, relook=lambda p: True
+            )
+            total.update(scan.page.cpu_ms)
+    per_page = {k: round(v / len(chosen)) for k, v in total.items()}
+    return {
+        "pages": len(chosen),
+        "cpu_ms_per_page": per_page,
+        "labels_vs_ocr": round(total["labels"] / total["ocr"], 3),
+    }
+
+
+def read_identifiers(
+    doc: OcrDoc, mrn_pattern: str | None, labels: list[dict[str, Any] | None] | None = None
+) -> dict[str, str | None]:
+    """The document's merged identifiers from its pages' text and word boxes, with the label pass's reads
+    joined on the pages whose first reading asks for them (as the OCR worker does)."""
+    from chartvault.classify import merge_identifiers
+    from chartvault.classify.labelpass import needs_label_pass, with_label_reads
+    from chartvault.ocr.labels import LabelRead
     from chartvault.ocr.types import Word
 
     per_page = []
-    for page in doc.pages:
-        words = [Word(t, c, x, y, w, h) for t, c, x, y, w, h in page["words"]]
-        per_page.append(
-            extract_identifiers(
+    for i, page in enumerate(doc.pages):
+        ids = _page_ids(page, mrn_pattern)
+        extra = labels[i] if labels else None
+        if extra is not None and needs_label_pass(ids):
+            reads = [
+                LabelRead(r["zone"], r["text"], [Word(*w) for w in r["words"]], tuple(r["box"]))
+                for r in extra["reads"]
+            ]
+            words = [Word(t, c, x, y, w, h) for t, c, x, y, w, h in page["words"]]
+            ids = with_label_reads(
+                ids,
                 page["text"],
-                words=words,
-                page_size=(page["width"], page["height"]),
+                words,
+                (page["width"], page["height"]),
+                reads,
                 mrn_pattern=mrn_pattern,
                 today=TODAY,
             )
-        )
+        per_page.append(ids)
     merged = merge_identifiers(per_page)
     got: dict[str, str | None] = {
         f: (getattr(merged, f).value if getattr(merged, f) else None) for f in FIELDS
@@ -147,14 +293,30 @@ def read_identifiers(doc: OcrDoc, mrn_pattern: str | None) -> dict[str, str | No
     return got
 
 
-def score_identifiers(specs: list[DocSpec], docs: dict[str, OcrDoc], use_pattern: bool) -> dict[str, Any]:
-    """Exact-match share per field, overall and per layout and tier; misses by document id."""
+def score_identifiers(
+    specs: list[DocSpec],
+    docs: dict[str, OcrDoc],
+    use_pattern: bool | str,
+    labels: dict[str, list[dict[str, Any] | None]] | None = None,
+) -> dict[str, Any]:
+    """Exact-match share per field, overall and per layout and tier; misses by document id; the label
+    pass's CPU (pages read again under this setting, milliseconds per page over all pages)."""
     hits: dict[str, Counter[str]] = {}
     totals: Counter[str] = Counter()
     misses: dict[str, list[str]] = {f: [] for f in FIELDS}
     ocr_lost: list[str] = []
+    relooked = pages = 0
+    label_ms: Counter[str] = Counter()
     for spec in specs:
-        got = read_identifiers(docs[spec.doc_id], spec.patient.facility.mrn_pattern if use_pattern else None)
+        pattern = use_pattern if isinstance(use_pattern, str) else spec.patient.facility.mrn_pattern
+        pattern = pattern if use_pattern else None
+        doc_labels = labels.get(spec.doc_id) if labels else None
+        got = read_identifiers(docs[spec.doc_id], pattern, doc_labels)
+        pages += len(docs[spec.doc_id].pages)
+        for page, extra in zip(docs[spec.doc_id].pages, doc_labels or [], strict=False):
+            if extra is not None and _needs(page, pattern):
+                relooked += 1
+                label_ms.update(extra["cpu_ms"])
         want = truth(spec)
         for group in ("all", f"layout:{spec.layout.name}", f"tier:{spec.tier}"):
             totals[group] += 1
@@ -164,15 +326,29 @@ def score_identifiers(specs: list[DocSpec], docs: dict[str, OcrDoc], use_pattern
         for f in FIELDS:
             if got[f] != want[f]:
                 misses[f].append(spec.doc_id)
-        if got["mrn"] != want["mrn"] and not _printed_in_ocr(spec.patient.mrn, docs[spec.doc_id]):
+        if got["mrn"] != want["mrn"] and not _printed_in_ocr(spec.patient.mrn, docs[spec.doc_id], doc_labels):
             ocr_lost.append(spec.doc_id)
     exact = {g: {f: round(hits[g][f] / totals[g], 4) for f in FIELDS} | {"docs": totals[g]} for g in hits}
-    return {"exact": exact, "misses": misses, "mrn_not_in_ocr_text": ocr_lost}
+    cost = {
+        "pages": pages,
+        "pages_read_again": relooked,
+        "label_zones_ms_per_page_read_again": round(label_ms["labels"] / relooked) if relooked else 0,
+        "label_zones_ms_per_page_overall": round(label_ms["labels"] / pages) if pages else 0,
+    }
+    return {"exact": exact, "misses": misses, "mrn_not_in_ocr_text": ocr_lost, "label_pass": cost}
 
 
-def _printed_in_ocr(value: str, doc: OcrDoc) -> bool:
-    """Whether the OCR text of any page holds the value as a whole token: if not, no reader could find it."""
-    return any(re.search(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![0-9])", p["text"]) for p in doc.pages)
+def _needs(page: dict[str, Any], pattern: str | None) -> bool:
+    from chartvault.classify.labelpass import needs_label_pass
+
+    return needs_label_pass(_page_ids(page, pattern))
+
+
+def _printed_in_ocr(value: str, doc: OcrDoc, labels: list[dict[str, Any] | None] | None = None) -> bool:
+    """Whether the OCR text of any page (or of its label zones read again) holds the value as a whole token:
+    if not, no reader could find it."""
+    texts = [p["text"] for p in doc.pages] + [r["text"] for x in labels or [] if x for r in x["reads"]]
+    return any(re.search(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![0-9])", t) for t in texts)
 
 
 def score_types(
@@ -217,6 +393,7 @@ def held_out_figures(per_layout: int, workers: int) -> dict[str, Any]:
     split, seed = "held_out", SEEDS["held_out"]
     specs = split_specs(split, per_layout, seed)
     docs = ocr_all(split, per_layout, seed, workers)
+    labels = label_all(split, per_layout, seed, workers) if LABEL_PASS["on"] else None
     texts = read_dev_texts()
     folds = family_folds(texts, typecv.FOLDS)
     models, train_s = typecv.fold_models(texts, folds)
@@ -225,8 +402,8 @@ def held_out_figures(per_layout: int, workers: int) -> dict[str, Any]:
         "documents": len(specs),
         "pages": sum(len(d.pages) for d in docs.values()),
         "layouts": [layout.name for layout in SPLITS[split]],
-        "identifiers": score_identifiers(specs, docs, use_pattern=True),
-        "identifiers_no_pattern": score_identifiers(specs, docs, use_pattern=False),
+        "identifiers": score_identifiers(specs, docs, use_pattern=True, labels=labels),
+        "identifiers_no_pattern": score_identifiers(specs, docs, use_pattern=False, labels=labels),
         "types": score_types_both(specs, docs, models, fold_of),
         "type_cv": typecv.report(texts, folds, models) | {"train_s_per_fold": train_s},
     }
@@ -245,16 +422,41 @@ def main() -> None:
     ap.add_argument("--per-layout", type=int, default=10)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--no-pattern", action="store_true", help="Read without the facility MRN pattern.")
+    ap.add_argument("--no-label-pass", action="store_true", help="First OCR pass only (no label zones).")
+    ap.add_argument(
+        "--default-pattern", action="store_true", help="Read with the shipped default CHARTVAULT_MRN_PATTERN."
+    )
+    ap.add_argument(
+        "--cost-pages",
+        type=int,
+        default=0,
+        help="Only: CPU by stage of N pages read with the label pass forced.",
+    )
     args = ap.parse_args()
+    os.environ["OMP_THREAD_LIMIT"] = "1"
+    if args.cost_pages:
+        print(json.dumps(label_pass_cost(args.split, args.per_layout, args.cost_pages)))
+        return
     specs = split_specs(args.split, args.per_layout, SEEDS[args.split])
     docs = ocr_all(args.split, args.per_layout, SEEDS[args.split], args.workers)
-    result = score_identifiers(specs, docs, use_pattern=not args.no_pattern)
-    print_identifiers(f"{args.split}, MRN pattern {'off' if args.no_pattern else 'on'}", result)
+    labels = (
+        None
+        if args.no_label_pass
+        else label_all(args.split, args.per_layout, SEEDS[args.split], args.workers)
+    )
+    from chartvault.config import DEFAULT_MRN_PATTERN
+
+    use: bool | str = DEFAULT_MRN_PATTERN if args.default_pattern else not args.no_pattern
+    result = score_identifiers(specs, docs, use_pattern=use, labels=labels)
+    print_identifiers(
+        f"{args.split}, MRN pattern {use if isinstance(use, str) else 'on' if use else 'off'}", result
+    )
     for f, ids in result["misses"].items():
         if ids:
             print(f"  missed {f}: {' '.join(ids[:20])}{' ...' if len(ids) > 20 else ''}")
     lost = result["mrn_not_in_ocr_text"]
     print(f"  MRN misses whose value is nowhere in the OCR text (lost by OCR): {len(lost)}")
+    print(f"  label pass: {json.dumps(result['label_pass'])}")
     print(json.dumps(result["exact"]["all"]))
 
 

@@ -60,6 +60,7 @@ STAGES = (
     "decode",
     "preprocess",
     "ocr",
+    "labels",
     "blank",
     "barcodes",
     "identifiers",

@@ -443,6 +443,8 @@ def held_out_part(per_layout: int, workers: int) -> dict[str, Any]:
             print(f"  missed {field}: {' '.join(ids)}")
     lost = result["identifiers"]["mrn_not_in_ocr_text"]
     print(f"  MRN misses whose value is nowhere in the OCR text (lost by OCR, not by reading): {len(lost)}")
+    for key in ("identifiers", "identifiers_no_pattern"):
+        print(f"  label pass ({key}): {json.dumps(result[key]['label_pass'])}")
     print("\n[held-out layouts] document type, each text by a model that never saw its family")
     for key in ("all", "titled", "untitled"):
         print_metrics(key, result["types"][key])

@@ -12,7 +12,7 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from PIL import Image
 
@@ -20,6 +20,10 @@ from chartvault.filetypes import FileKind
 from chartvault.ingest.private import PRIVATE_UMASK, ocr_workdir_prefix
 from chartvault.ingest.sniff import Limits, Refused, Sniffed, sniff
 from chartvault.ocr.types import OcrOptions, PageText, Word
+
+if TYPE_CHECKING:
+    from chartvault.classify.types import Identifiers
+    from chartvault.ocr.labels import LabelRead
 
 O_co = TypeVar("O_co", covariant=True)
 
@@ -146,34 +150,25 @@ class OcrTask:
         path, kind = _inside(data_dir, self.path), FileKind(self.kind)
         tmp_root = data_dir / "tmp"
         tmp_root.mkdir(exist_ok=True)
+        reader = _PageIdentifiers(self.mrn_pattern)
         try:
             with tempfile.TemporaryDirectory(prefix=ocr_workdir_prefix(), dir=tmp_root) as workdir:
-                # Barcodes are read from the pixels the OCR pass decoded: no second decode of the page.
-                scan = scan_page(path, kind, self.page_no, self.options, Path(workdir), barcodes=True)
+                # Barcodes are read from the pixels the OCR pass decoded: no second decode of the page; so
+                # are the label zones, when the first pass left the patient's MRN or birth date unsure.
+                scan = scan_page(
+                    path, kind, self.page_no, self.options, Path(workdir), barcodes=True, relook=reader.relook
+                )
             page, barcodes = scan.page, scan.barcodes
             barcode_ms = page.cpu_ms.get("barcodes", 0)
             if barcodes is None:  # a text-layer page (nothing decoded) or a failed read: from the file
                 barcodes, barcode_ms = _barcodes(path, kind, self.page_no)
                 page.cpu_ms["barcodes"] = barcode_ms
-            identifiers = self._identifiers(page)
+            identifiers = reader.final(page, scan.labels)
             return PageOutcome(page=page, identifiers=identifiers, barcodes=barcodes, barcode_ms=barcode_ms)
         except OcrError as exc:
             return PageOutcome(error=str(exc))
         except Exception as exc:
             return PageOutcome(error=f"page {self.page_no}: {type(exc).__name__}")
-
-    def _identifiers(self, page: PageText) -> dict[str, Any]:
-        """The page's identifiers, read in the worker (timed into the page's CPU by stage)."""
-        from chartvault.classify import extract_identifiers
-        from chartvault.ocr.clock import StageClock
-
-        clock = StageClock()
-        with clock.stage("identifiers"):
-            found = extract_identifiers(
-                page.text, words=page.words, page_size=(page.width, page.height), mrn_pattern=self.mrn_pattern
-            )
-        page.cpu_ms.update(clock.ms)
-        return found.to_dict()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -193,6 +188,54 @@ class OcrTask:
 
     def crashed(self) -> PageOutcome:
         return PageOutcome(error=f"page {self.page_no}: decoding crashed a worker")
+
+
+class _PageIdentifiers:
+    """A page's identifiers, read in the worker (timed into the page's CPU as stage *identifiers*): once
+    after the first OCR pass, where they decide whether the label zones are read again, and joined with
+    those reads when they were."""
+
+    def __init__(self, mrn_pattern: str | None) -> None:
+        from chartvault.ocr.clock import StageClock
+
+        self.mrn_pattern = mrn_pattern
+        self.clock = StageClock()
+        self.first: Identifiers | None = None
+
+    def relook(self, page: PageText) -> bool:
+        from chartvault.classify.labelpass import needs_label_pass
+
+        return needs_label_pass(self._first(page))
+
+    def final(self, page: PageText, labels: list[LabelRead]) -> dict[str, Any]:
+        from chartvault.classify.labelpass import with_label_reads
+
+        found = self._first(page)
+        if labels:
+            with self.clock.stage("identifiers"):
+                found = with_label_reads(
+                    found,
+                    page.text,
+                    page.words,
+                    (page.width, page.height),
+                    labels,
+                    mrn_pattern=self.mrn_pattern,
+                )
+        page.cpu_ms.update(self.clock.ms)
+        return found.to_dict()
+
+    def _first(self, page: PageText) -> Identifiers:
+        from chartvault.classify import extract_identifiers
+
+        if self.first is None:
+            with self.clock.stage("identifiers"):
+                self.first = extract_identifiers(
+                    page.text,
+                    words=page.words,
+                    page_size=(page.width, page.height),
+                    mrn_pattern=self.mrn_pattern,
+                )
+        return self.first
 
 
 # Every task a remote worker may be sent, by name.

@@ -38,6 +38,8 @@ _TESSDATA_GUESSES = (
     "/usr/share/tessdata",
     "/usr/local/share/tessdata",
 )
+# Tesseract's fully automatic page segmentation (tesserocr.PSM.AUTO), what every whole page is read with.
+_AUTO_PSM = 3
 # A recognition that stops this close to the page's deadline stopped because of it.
 _TIMEOUT_MARGIN_S = 1.0
 
@@ -47,7 +49,12 @@ class OcrEngine(Protocol):
 
     name: str
 
-    def recognise(self, page: PageImage, deadline: Deadline, scratch: Scratch) -> OcrPass: ...
+    def recognise(
+        self, page: PageImage, deadline: Deadline, scratch: Scratch, *, psm: int | None = None
+    ) -> OcrPass:
+        """One pass; ``psm`` a page segmentation mode other than automatic (a label zone read as one
+        block or as sparse text), None for the whole page's automatic layout analysis."""
+        ...
 
     def orientation(self, page: PageImage, deadline: Deadline, scratch: Scratch) -> tuple[int, float] | None:
         """(degrees clockwise that make the page upright, confidence), or None when OSD cannot tell."""
@@ -62,8 +69,10 @@ class PytesseractEngine:
     def __init__(self, lang: str) -> None:
         self._lang = lang
 
-    def recognise(self, page: PageImage, deadline: Deadline, scratch: Scratch) -> OcrPass:
-        return tess.ocr_image(page.file(scratch), page.page_no, self._lang, deadline, page.dpi)
+    def recognise(
+        self, page: PageImage, deadline: Deadline, scratch: Scratch, *, psm: int | None = None
+    ) -> OcrPass:
+        return tess.ocr_image(page.file(scratch), page.page_no, self._lang, deadline, page.dpi, psm=psm)
 
     def orientation(self, page: PageImage, deadline: Deadline, scratch: Scratch) -> tuple[int, float] | None:
         return tess.detect_rotation(page.file(scratch), page.page_no, deadline, page.dpi)
@@ -84,18 +93,25 @@ class TesserocrEngine:
         self._api = None  # tesserocr.PyTessBaseAPI, made on the first page
         self._osd_api = None  # a second one with the orientation model, made on the first turned page
 
-    def recognise(self, page: PageImage, deadline: Deadline, scratch: Scratch) -> OcrPass:
+    def recognise(
+        self, page: PageImage, deadline: Deadline, scratch: Scratch, *, psm: int | None = None
+    ) -> OcrPass:
         with self._lock:
             api = self._recogniser(page.page_no)
-            _set_image(api, page)
-            ok = api.Recognize(timeout=_milliseconds(deadline.remaining(page.page_no)))
+            if psm is not None:
+                api.SetPageSegMode(psm)
+            try:
+                _set_image(api, page)
+                ok = api.Recognize(timeout=_milliseconds(deadline.remaining(page.page_no)))
+                tsv = api.GetTSVText(0) if ok else ""
+                api.Clear()  # the page's layout and words are not kept between pages
+            finally:
+                if psm is not None:
+                    api.SetPageSegMode(_AUTO_PSM)  # the next whole page gets the automatic layout again
             if not ok:
-                api.Clear()
                 if deadline.left() < _TIMEOUT_MARGIN_S:
                     raise OcrError(page.page_no, "tesseract timed out")
                 raise OcrError(page.page_no, "tesseract failed")
-            tsv = api.GetTSVText(0)
-            api.Clear()  # the page's layout and words are not kept between pages
         return parse_tsv(tsv)
 
     def orientation(self, page: PageImage, deadline: Deadline, scratch: Scratch) -> tuple[int, float] | None:
@@ -113,9 +129,7 @@ class TesserocrEngine:
 
     def _recogniser(self, page_no: int) -> Any:  # a tesserocr.PyTessBaseAPI (the package is untyped)
         if self._api is None:
-            import tesserocr
-
-            self._api = _new_api(page_no, self._lang, tesserocr.PSM.AUTO)
+            self._api = _new_api(page_no, self._lang, _AUTO_PSM)
         return self._api
 
     def _orienter(self, page_no: int) -> Any:  # a tesserocr.PyTessBaseAPI

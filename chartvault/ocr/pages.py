@@ -3,7 +3,9 @@
 The page's steps, each timed in CPU (PageText.cpu_ms): *decode* (a file's frame decoded, a PDF page
 rendered; a text layer read instead when the page has one), *preprocess* (reduced to the recognition
 resolution when scanned finer; deskewed when skewed; 1-bit pages smoothed), *ocr* (one tesseract pass,
-orientation and a second pass only when the first looks turned), *blank* (the image looked at only when
+orientation and a second pass only when the first looks turned), *labels* (the label zones read again on
+their own, only when the caller's `relook` says the first pass left the patient label unread:
+``chartvault.ocr.labels``), *blank* (the image looked at only when
 no confident word was read) and *barcodes* (on the pixels already decoded). The pixels are decoded once;
 the in-process engine takes them as a buffer, the command-line one gets the original file when it can
 read it as is, or an uncompressed PNM.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image
@@ -25,6 +27,7 @@ from chartvault.ocr.blank import has_confident_words, image_is_blank
 from chartvault.ocr.clock import StageClock
 from chartvault.ocr.engines import OcrEngine, get_engine
 from chartvault.ocr.errors import OcrError
+from chartvault.ocr.labels import LabelRead, read_label_zones
 from chartvault.ocr.source import PageImage, Scratch
 from chartvault.ocr.tess import Deadline, OcrPass
 from chartvault.ocr.types import OcrOptions, PageText, Word
@@ -49,10 +52,13 @@ class PageScan:
     """A page read: its text, and its barcodes when they were read from the decoded pixels.
 
     `barcodes` is None when they were not (a text-layer page): the caller reads them from the file.
+    `labels` are the label zones read again on their own (``chartvault.ocr.labels``), when the caller's
+    `relook` asked for them.
     """
 
     page: PageText
     barcodes: list[dict[str, str]] | None = None
+    labels: list[LabelRead] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,10 @@ class _Prepared:
     image: PageImage  # what tesseract reads
     scale: float  # its pixels per source pixel (< 1 when reduced)
     deskew_deg: float
+
+
+# Whether a page's first pass left its label unread (given the page as read): decided by the caller.
+Relook = Callable[[PageText], bool]
 
 
 def extract_page(path: Path, kind: FileKind, page_no: int, options: OcrOptions, workdir: Path) -> PageText:
@@ -73,9 +83,17 @@ def extract_page(path: Path, kind: FileKind, page_no: int, options: OcrOptions, 
 
 
 def scan_page(
-    path: Path, kind: FileKind, page_no: int, options: OcrOptions, workdir: Path, *, barcodes: bool = False
+    path: Path,
+    kind: FileKind,
+    page_no: int,
+    options: OcrOptions,
+    workdir: Path,
+    *,
+    barcodes: bool = False,
+    relook: Relook | None = None,
 ) -> PageScan:
-    """extract_page, and with `barcodes` the page's barcodes read from the same decoded pixels."""
+    """extract_page, and with `barcodes` the page's barcodes read from the same decoded pixels; with
+    `relook`, the label zones read again (stage *labels*) when it says the first pass missed the label."""
     started = time.perf_counter()
     if page_no < 1:
         raise OcrError(page_no, "page does not exist")
@@ -84,13 +102,17 @@ def scan_page(
     scratch = Scratch(workdir)
     clock = StageClock()
     found: list[dict[str, str]] | None = None
+    labels: list[LabelRead] = []
     try:
         with clock.stage("decode"):
             loaded = _load(path, kind, page_no, options, wants_pixels=barcodes)
         if isinstance(loaded, PageText):
             page = loaded
         else:
-            page = _recognise(loaded, options, deadline, scratch, clock)
+            page, read = _recognise(loaded, options, deadline, scratch, clock)
+            if relook is not None and not page.blank and page.words and relook(page):
+                with clock.stage("labels"):
+                    labels = _label_pass(read, options, deadline, scratch)
             if barcodes:
                 with clock.stage("barcodes"):
                     found = _barcodes(loaded, page)
@@ -98,7 +120,54 @@ def scan_page(
         scratch.cleanup()
     page.elapsed_ms = round((time.perf_counter() - started) * 1000)
     page.cpu_ms = clock.ms
-    return PageScan(page, found)
+    return PageScan(page, found, labels)
+
+
+def relook_labels(
+    path: Path,
+    kind: FileKind,
+    page_no: int,
+    options: OcrOptions,
+    workdir: Path,
+    clock: StageClock | None = None,
+) -> list[LabelRead]:
+    """The label pass alone on an upright scanned page (what `scan_page` adds when `relook` says so), for
+    benches and tests that hold the first pass already; a text-layer page has none. `clock` gets the CPU of
+    the stages (decode, preprocess, labels)."""
+    clock = clock or StageClock()
+    workdir.mkdir(parents=True, exist_ok=True)
+    scratch = Scratch(workdir)
+    try:
+        with clock.stage("decode"):
+            loaded = _load(path, kind, page_no, options, wants_pixels=True)
+        if isinstance(loaded, PageText):
+            return []
+        with clock.stage("preprocess"):
+            prepared = _prepared(loaded, options)
+        with clock.stage("labels"):
+            read = _Read(prepared.image, prepared.scale)
+            return _label_pass(read, options, Deadline(options.timeout_s), scratch)
+    finally:
+        scratch.cleanup()
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """The image the chosen pass read (upright) and its pixels per page pixel."""
+
+    image: PageImage
+    scale: float
+
+
+def _label_pass(read: _Read, options: OcrOptions, deadline: Deadline, scratch: Scratch) -> list[LabelRead]:
+    """The label zones of the image the first pass read, in page pixels; none when tesseract fails or the
+    page's time runs out (the first pass stands: a second look is never a reason to fail the page)."""
+    try:
+        return read_label_zones(
+            get_engine(options.engine, options.lang), read.image, deadline, scratch, to_page=1.0 / read.scale
+        )
+    except OcrError:
+        return []
 
 
 def _load(
@@ -177,25 +246,25 @@ def detect_rotation(
 
 def _recognise(
     source: PageImage, options: OcrOptions, deadline: Deadline, scratch: Scratch, clock: StageClock
-) -> PageText:
+) -> tuple[PageText, _Read]:
     with clock.stage("preprocess"):
         prepared = _prepared(source, options)
     engine = get_engine(options.engine, options.lang)
     page = prepared.image
     with clock.stage("ocr"):
         first = engine.recognise(page, deadline, scratch)
-        chosen, rotation = first, 0
+        chosen, rotation, read = first, 0, page
         if options.osd and _looks_turned(first):
             osd = detect_rotation(engine, page, deadline, scratch)
             if osd is not None and osd[0] in (90, 180, 270) and osd[1] >= OSD_MIN_CONFIDENCE:
                 upright = page.derived(images.turned(page.image, osd[0]))
                 second = engine.recognise(upright, deadline, scratch)
                 if _better(second, first):
-                    chosen, rotation = second, osd[0]
+                    chosen, rotation, read = second, osd[0], upright
     with clock.stage("blank"):
         blank = not has_confident_words(chosen.words) and _image_is_blank(page)
     chosen = _in_source_pixels(chosen, prepared.scale)
-    return PageText(
+    text = PageText(
         page_no=source.page_no,
         text=chosen.text,
         confidence=chosen.confidence,
@@ -208,6 +277,7 @@ def _recognise(
         dpi=source.dpi,
         deskew_deg=prepared.deskew_deg,
     )
+    return text, _Read(read, prepared.scale)
 
 
 def _image_is_blank(page: PageImage) -> bool:

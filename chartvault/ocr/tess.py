@@ -79,8 +79,11 @@ def _run(
         raise
 
 
-def ocr_image(path: Path, page_no: int, lang: str, deadline: Deadline, dpi: int | None = None) -> OcrPass:
-    """One recognition pass: page text, mean confidence and word boxes from a single TSV run."""
+def ocr_image(
+    path: Path, page_no: int, lang: str, deadline: Deadline, dpi: int | None = None, *, psm: int | None = None
+) -> OcrPass:
+    """One recognition pass: page text, mean confidence and word boxes from a single TSV run (``psm``: a
+    page segmentation mode other than the automatic one)."""
     # Output.STRING and our own parser rather than Output.DICT: the latter truncates confidences
     # to integers. Same single tesseract run either way.
     tsv = _run(
@@ -89,7 +92,7 @@ def ocr_image(path: Path, page_no: int, lang: str, deadline: Deadline, dpi: int 
         page_no,
         deadline,
         lang=lang,
-        config=_config(dpi),
+        config=f"{_config(dpi)} --psm {psm}".strip() if psm is not None else _config(dpi),
         output_type=Output.STRING,
     )
     assert isinstance(tsv, str)

@@ -1,0 +1,79 @@
+"""When a page's label deserves a second OCR look, and how that look joins the first reading.
+
+Why here: what counts as a confident MRN and birth date is the identifier reader's knowledge, while the
+re-reading of pixels belongs to ``chartvault.ocr.labels``. The OCR worker asks ``needs_label_pass`` with the
+first pass's identifiers; if the zones were read again, ``with_label_reads`` reads the page once per zone
+with that zone's words in place of the first pass's words there (so the rest of the page, such as a date
+of service printed elsewhere, still informs the reading), and keeps, field by field, the most confident
+value. A second read of the same print that disagrees with the first is one of two readings of one label,
+not evidence of another patient, so the stronger reading is kept without a rivalry discount.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from chartvault.classify.identifiers import extract_identifiers
+from chartvault.classify.types import Extracted, Identifiers
+from chartvault.ocr.labels import LabelRead
+from chartvault.ocr.types import Word
+
+__all__ = ["RELOOK_BELOW", "RELOOK_DOB_BELOW", "needs_label_pass", "with_label_reads"]
+
+# An MRN read with less confidence than this sends the page's label zones to a second look: keyed values
+# read cleanly score 0.9 and more, a keyless one of the facility's pattern 0.88; one without a pattern to
+# confirm it (0.75), with OCR repairs (0.75 and less) or off the pattern (0.6) is worth reading again.
+RELOOK_BELOW = 0.85
+# A birth date, below this: a keyless or two-digit-year date scores 0.68-0.82 however well it is read, so
+# only a missing date, or one read with several repairs or doubts, is worth the CPU of a second look.
+RELOOK_DOB_BELOW = 0.6
+_FIELDS = ("mrn", "name", "dob", "sex", "date_of_service", "account", "encounter")
+
+
+def needs_label_pass(ids: Identifiers) -> bool:
+    """Whether the page's MRN or birth date is missing or not confidently read."""
+    return (
+        ids.mrn is None
+        or ids.mrn.confidence < RELOOK_BELOW
+        or ids.dob is None
+        or ids.dob.confidence < RELOOK_DOB_BELOW
+    )
+
+
+def with_label_reads(
+    first: Identifiers,
+    text: str,
+    words: Sequence[Word],
+    page_size: tuple[int, int],
+    reads: Sequence[LabelRead],
+    *,
+    mrn_pattern: str | None = None,
+    today: date | None = None,
+) -> Identifiers:
+    """``first`` (the page's identifiers from its first pass) with what the label zones read again add.
+
+    ``words`` and ``page_size`` are the first pass's; each read replaces the first pass's words inside its
+    zone. ICD codes stay the first pass's (they come from the report text, not the label).
+    """
+    out = Identifiers(**{f: getattr(first, f) for f in _FIELDS}, icd_codes=list(first.icd_codes))
+    for read in reads:
+        kept = [w for w in words if not _inside(w, read.box)]
+        again = extract_identifiers(
+            text, words=kept + read.words, page_size=page_size, mrn_pattern=mrn_pattern, today=today
+        )
+        for f in _FIELDS:
+            setattr(out, f, _stronger(getattr(out, f), getattr(again, f)))
+    return out
+
+
+def _inside(w: Word, box: tuple[int, int, int, int]) -> bool:
+    cx, cy = w.left + w.width / 2, w.top + w.height / 2
+    return box[0] <= cx < box[2] and box[1] <= cy < box[3]
+
+
+def _stronger(have: Extracted | None, new: Extracted | None) -> Extracted | None:
+    """The more confident of two readings; the first one on a tie."""
+    if new is None or (have is not None and have.confidence >= new.confidence):
+        return have
+    return new
