@@ -255,12 +255,11 @@ def label_pass_cost(split: str, per_layout: int, pages: int) -> dict[str, Any]:
     }
 
 
-def read_identifiers(
+def page_identifiers(
     doc: OcrDoc, mrn_pattern: str | None, labels: list[dict[str, Any] | None] | None = None
-) -> dict[str, str | None]:
-    """The document's merged identifiers from its pages' text and word boxes, with the label pass's reads
-    joined on the pages whose first reading asks for them (as the OCR worker does)."""
-    from chartvault.classify import merge_identifiers
+) -> list[Any]:
+    """Each page's identifiers from its text and word boxes, with the label pass's reads joined on the
+    pages whose first reading asks for them (as the OCR worker does)."""
     from chartvault.classify.labelpass import needs_label_pass, with_label_reads
     from chartvault.ocr.labels import LabelRead
     from chartvault.ocr.types import Word
@@ -285,7 +284,16 @@ def read_identifiers(
                 today=TODAY,
             )
         per_page.append(ids)
-    merged = merge_identifiers(per_page)
+    return per_page
+
+
+def read_identifiers(
+    doc: OcrDoc, mrn_pattern: str | None, labels: list[dict[str, Any] | None] | None = None
+) -> dict[str, str | None]:
+    """The document's merged identifiers (``page_identifiers`` merged as the pipeline merges them)."""
+    from chartvault.classify import merge_identifiers
+
+    merged = merge_identifiers(page_identifiers(doc, mrn_pattern, labels))
     got: dict[str, str | None] = {
         f: (getattr(merged, f).value if getattr(merged, f) else None) for f in FIELDS
     }

@@ -29,7 +29,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bench.generated import SEEDS, OcrDoc, ocr_all, split_specs
+from bench.generated import LABEL_PASS, SEEDS, OcrDoc, label_all, ocr_all, page_identifiers, split_specs
 from bench.pages import DocSpec
 
 SITUATIONS = ("registration", "catalog_only")
@@ -52,7 +52,13 @@ def _as_date(value: str | None) -> date | None:
         return None
 
 
-def settle_all(specs: list[DocSpec], docs: dict[str, OcrDoc], situation: str, tmp: Path) -> dict[str, Any]:
+def settle_all(
+    specs: list[DocSpec],
+    docs: dict[str, OcrDoc],
+    labels: dict[str, list[dict[str, Any] | None]] | None,
+    situation: str,
+    tmp: Path,
+) -> dict[str, Any]:
     """One situation on a fresh catalog: every document archived, then settled as the pipeline does."""
     from sqlalchemy import select
 
@@ -75,7 +81,7 @@ def settle_all(specs: list[DocSpec], docs: dict[str, OcrDoc], situation: str, tm
         batch = Batch(id=new_id(), source="bench")
         s.add(batch)
         for seq, spec in enumerate(specs, 1):
-            got = _read(docs[spec.doc_id], spec)
+            got = _read(docs[spec.doc_id], spec, labels.get(spec.doc_id) if labels else None)
             bf = BatchFile(seq=seq, original_name=f"{spec.doc_id}.png", sha256="0" * 64, size=1)
             batch.files.append(bf)
             doc = Document(
@@ -120,24 +126,12 @@ def settle_all(specs: list[DocSpec], docs: dict[str, OcrDoc], situation: str, tm
     return summary
 
 
-def _read(doc: OcrDoc, spec: DocSpec) -> Any:
-    """The document's merged identifiers, as the pipeline stores them (the name as 'LAST, FIRST M')."""
-    from bench.generated import TODAY
-    from chartvault.classify import extract_identifiers, merge_identifiers
-    from chartvault.ocr.types import Word
+def _read(doc: OcrDoc, spec: DocSpec, labels: list[dict[str, Any] | None] | None) -> Any:
+    """The document's merged identifiers as the pipeline stores them (label pass joined where the first
+    reading asks for it, as the OCR worker does)."""
+    from chartvault.classify import merge_identifiers
 
-    return merge_identifiers(
-        [
-            extract_identifiers(
-                p["text"],
-                words=[Word(t, c, x, y, w, h) for t, c, x, y, w, h in p["words"]],
-                page_size=(p["width"], p["height"]),
-                mrn_pattern=spec.patient.facility.mrn_pattern,
-                today=TODAY,
-            )
-            for p in doc.pages
-        ]
-    )
+    return merge_identifiers(page_identifiers(doc, spec.patient.facility.mrn_pattern, labels))
 
 
 def linking_figures(per_layout: int, workers: int) -> dict[str, Any]:
@@ -145,8 +139,9 @@ def linking_figures(per_layout: int, workers: int) -> dict[str, Any]:
     split, seed = "held_out", SEEDS["held_out"]
     specs = split_specs(split, per_layout, seed)
     docs = ocr_all(split, per_layout, seed, workers)
+    labels = label_all(split, per_layout, seed, workers) if LABEL_PASS["on"] else None
     with tempfile.TemporaryDirectory(prefix="cv-link-") as tmp:
-        return {sit: settle_all(specs, docs, sit, Path(tmp)) for sit in SITUATIONS}
+        return {sit: settle_all(specs, docs, labels, sit, Path(tmp)) for sit in SITUATIONS}
 
 
 def print_linking(result: dict[str, Any]) -> None:
