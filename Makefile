@@ -23,8 +23,11 @@ run: setup
 	@echo "API clients need a token of a user:  .venv/bin/chartvault token create --user admin --name 'first admin'"
 	.venv/bin/chartvault serve
 
+# Two test processes (pytest-xdist), each module kept whole on one of them so its fixtures are built once.
+TEST_WORKERS ?= 2
+
 test: setup-test checks
-	OMP_THREAD_LIMIT=1 $(PY) -m pytest -q $(PYTEST_ARGS)
+	OMP_THREAD_LIMIT=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The edit-test loop (about two minutes): the tests not marked slow (none over 10 s; no live server,
 # browser or whole pipeline run), on SQLite only. `make test` runs everything, PostgreSQL included.

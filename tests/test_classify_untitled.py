@@ -100,6 +100,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> mdl.DocTypeModel:
     return mdl.default_model(Path(tmp_path_factory.mktemp("model-cache")))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("body", "want"),
     [

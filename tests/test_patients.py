@@ -349,6 +349,7 @@ def world(catalog_settings: Settings, tmp_path: Path) -> Iterator[tuple[Services
         yield services, batch_id
 
 
+@pytest.mark.slow
 def test_mixed_batch_links_or_holds_every_document_and_check_counts_orphans(
     world: tuple[Services, str], catalog_settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -436,6 +437,7 @@ def _unlinked_report(services: Services) -> dict[str, int]:
     return {row[0]: row[1] for row in r.table("unlinked").rows}
 
 
+@pytest.mark.slow
 def test_person_confirms_the_patient_with_two_identifiers(world: tuple[Services, str]) -> None:
     services, batch_id = world
     c, d = (_doc_of(services, batch_id, f"{k}.png") for k in "cd")

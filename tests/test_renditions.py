@@ -71,6 +71,7 @@ def fax_page(corpus: list[dict], tmp_path_factory: pytest.TempPathFactory) -> di
     return {"entry": entry, "read": read, "plain": plain, "built": built}
 
 
+@pytest.mark.slow
 def test_rendition_words_sit_on_the_scan_and_extract_as_read(fax_page: dict[str, Any]) -> None:
     read, plain, built = fax_page["read"], fax_page["plain"], fax_page["built"]
     assert read.deskew_deg != 0.0  # the corpus page is skewed: the harder case
@@ -164,6 +165,7 @@ def archived(corpus: list[dict], tmp_path_factory: pytest.TempPathFactory) -> It
         yield {"v": v, "settings": settings, "scan": docs["image/tiff"], "digital": docs["application/pdf"]}
 
 
+@pytest.mark.slow
 def test_scanned_document_gets_a_locked_rendition_and_born_digital_is_its_own(
     archived: dict[str, Any],
 ) -> None:
@@ -284,6 +286,7 @@ def test_rendition_download_through_api_and_cli_is_audited(
 # -- release packages ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_release_package_of_scans_is_searchable_on_every_page(settings: Settings, corpus: list[dict]) -> None:
     from test_release import Roi, _header, elements, upload_authorization
 
@@ -349,6 +352,7 @@ def _scanned(pdf: Path, out: Path) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_rendition_follows_lock_holds_and_disposition_on_each_store(rv: Services, tmp_path: Path) -> None:
     pdf = chart_pdf(tmp_path / "a.pdf", mrn="00440001", dob="03/04/1950", dos="05/06/2005")
     (doc_id,) = ingest(rv, _scanned(pdf, tmp_path / "a.tif"))

@@ -82,6 +82,17 @@ def test_oversized_page_by_pixel_cap(tmp_path):
     assert r.code in ("page_too_large", "decompression_bomb")
 
 
+def test_a_refusal_under_a_small_limit_changes_nothing_else_in_the_process(tmp_path):
+    # The sniff once set Pillow's process-wide bomb limit to the batch's: a page read later in the same
+    # process (another batch, a page image for the viewer) was refused under a limit that was not its own.
+    from chartvault.ocr.images import open_image
+
+    p = text_page_png(tmp_path / "wide.png", size=(3000, 2000))
+    refusal(p, Limits(max_file_bytes=50 << 20, max_pages=50, max_pixels=5_000_000))
+    with open_image(p, 1) as im:
+        assert im.size == (3000, 2000)
+
+
 def test_pdf_page_cap_and_huge_page(tmp_path):
     assert refusal(pdf_with_pages(tmp_path / "many.pdf", 60)).code == "too_many_pages"
     huge = pdf_with_pages(tmp_path / "huge.pdf", 1, size=(14400, 14400))  # 200 x 200 inches

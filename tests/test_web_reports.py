@@ -90,6 +90,7 @@ def _svg(section: str) -> ET.Element:
 # -- who may see them -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_report_pages_are_for_him_admins_and_admins_only(known: Settings) -> None:
     paths = ("/ui/reports", "/ui/reports/scanning", "/ui/reports/scanning/csv")
     for role in ROLES:
@@ -112,6 +113,7 @@ def test_report_pages_are_for_him_admins_and_admins_only(known: Settings) -> Non
 # -- the numbers are the service's ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(REPORTS))
 def test_every_number_on_the_page_is_the_services_answer(known: Settings, name: str) -> None:
     from chartvault.services.reports import ReportRequest
@@ -222,6 +224,7 @@ def test_viewing_and_downloading_are_audited_like_the_api(known: Settings) -> No
     assert runs[0].detail == {"from": "2026-03-02", "to": "2026-03-15", "period": "week", "format": "json"}
 
 
+@pytest.mark.slow
 def test_the_period_picker_changes_the_buckets_and_keeps_what_was_chosen(known: Settings) -> None:
     with web_client(known, "him_admin") as client:
         daily = client.get("/ui/reports/scanning", params={**WINDOW, "period": "day"})

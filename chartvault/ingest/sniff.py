@@ -134,7 +134,11 @@ def _refuse_polyglot(path: Path, head: bytes, size: int) -> None:
 
 
 def _check_image(path: Path, kind: FileKind, limits: Limits) -> int:
-    Image.MAX_IMAGE_PIXELS = limits.max_pixels
+    """Pages and pixels of every frame, from headers, before anything is decoded.
+
+    Our limit is checked explicitly per frame; Pillow's process-wide bomb guard is left as it is (a
+    sniff in the server must not change what every other thread of the process may open).
+    """
     try:
         with warnings.catch_warnings():
             # Pillow only warns between 1x and 2x MAX_IMAGE_PIXELS; make that a refusal too.
