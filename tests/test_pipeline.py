@@ -212,3 +212,74 @@ def test_hot_folder_restart_finishes_claimed_files_once(tmp_path, settings, corp
         second.poll(final=True)
         batches = v2.intake.batches(50, 0).items
         assert len(batches) == 1
+
+
+def test_bytes_archived_by_another_batch_while_this_one_lay_killed_are_linked_not_stored_twice(
+    vault, corpus: list[dict]
+) -> None:
+    # The state a SIGKILL leaves when two batches hold the same file: batch B had identified its documents
+    # but not stored them when it was killed; batch A then archived the same bytes. Resuming B must link
+    # its file to A's document, not archive a second copy (found by the crash test under load).
+    from sqlalchemy import func, select
+
+    from chartvault.archive.models import (
+        FILE_DUPLICATE,
+        FILE_PROCESSING,
+        PAGE_CLASSIFIED,
+        BatchFile,
+        Document,
+        Page,
+        new_id,
+    )
+    from chartvault.services.intake import Incoming
+
+    entry = pick(corpus, "pdf_text")
+    a = vault.intake.receive([Incoming("a.pdf", path=entry["file"])], source="test")
+    b = vault.intake.receive([Incoming("b.pdf", path=entry["file"])], source="test")
+    vault.intake.process(a.batch_id)
+    with vault.parts.sessions() as s:
+        (archived,) = s.scalars(select(Document).where(Document.batch_id == a.batch_id)).all()
+        b_file = s.scalars(select(BatchFile).where(BatchFile.batch_id == b.batch_id)).one()
+        b_file.status, b_file.kind, b_file.page_count = (
+            FILE_PROCESSING,
+            archived.file.kind,
+            archived.page_count,
+        )
+        doc = Document(
+            id=new_id(),
+            file_id=b_file.id,
+            batch_id=b.batch_id,
+            first_page=1,
+            page_count=archived.page_count,
+            sha256=archived.sha256,
+            size=archived.size,
+            mime=archived.mime,
+            doc_type=archived.doc_type,
+            status=PAGE_CLASSIFIED,
+            received_at=archived.received_at,
+        )
+        s.add(doc)
+        for p in archived.pages:
+            s.add(
+                Page(
+                    id=new_id(),
+                    file_id=b_file.id,
+                    document_id=doc.id,
+                    page_no=p.page_no,
+                    status=PAGE_CLASSIFIED,
+                    text=p.text,
+                    source=p.source,
+                )
+            )
+        s.commit()
+    vault.intake.resume()
+    with vault.parts.sessions() as s:
+        live = s.scalar(
+            select(func.count())
+            .select_from(Document)
+            .where(Document.sha256 == archived.sha256, Document.object_key.is_not(None))
+        )
+        b_file = s.scalars(select(BatchFile).where(BatchFile.batch_id == b.batch_id)).one()
+        assert live == 1, "the same bytes were archived twice"
+        assert (b_file.status, b_file.duplicate_of) == (FILE_DUPLICATE, archived.id)
+        assert s.scalar(select(func.count()).select_from(Document).where(Document.file_id == b_file.id)) == 0

@@ -176,7 +176,11 @@ class Pipeline:
             ).all()
             seen: set[str] = set()
             for f in files:
-                if (dup := archived_document_for(s, f.sha256)) is not None and not f.documents:
+                dup = archived_document_for(s, f.sha256)
+                if dup is not None and dup.file_id != f.id and not _archived_any(f):
+                    # Another batch archived these bytes first, perhaps while this one lay killed with
+                    # its documents identified but not stored: link, never store them twice.
+                    _drop_unarchived(s, f)
                     self._link_duplicate(f, dup)
                     continue
                 if f.sha256 not in seen:
@@ -317,3 +321,18 @@ def _apply_page(f: BatchFile, page: Page, out: PageOutcome) -> None:
     page.blank = r.blank
     page.barcodes = out.barcodes
     page.status = PAGE_OCR
+
+
+def _archived_any(f: BatchFile) -> bool:
+    """True once any document of the file has its original in the store."""
+    return any(d.object_key is not None for d in f.documents)
+
+
+def _drop_unarchived(s: Session, f: BatchFile) -> None:
+    """Forget a file's identified-but-never-stored documents and their pages (nothing of them is in the
+    store or the index: ``archive`` and ``enqueue`` had not run), so the file can become a duplicate."""
+    for doc in list(f.documents):
+        s.delete(doc)
+    for page in list(f.pages):
+        s.delete(page)
+    s.flush()
