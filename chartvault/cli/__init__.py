@@ -1,7 +1,5 @@
 """The ``chartvault`` command: one module per feature over the services (see ``_common``)."""
 
-from __future__ import annotations
-
 import logging
 from typing import Annotated
 

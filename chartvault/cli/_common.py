@@ -6,8 +6,6 @@ needs review; 4 not found; 5 the search index is being rebuilt. Commands import 
 their bodies, so ``--help`` and the light commands never load the pipeline, the store or the index.
 """
 
-from __future__ import annotations
-
 import json
 import sys
 from collections.abc import Iterator
@@ -39,13 +37,13 @@ class _LazyConsole:
         return getattr(self._console, name)
 
 
-out: Console = _LazyConsole(stderr=False)  # type: ignore[assignment]
-err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
+out: "Console" = _LazyConsole(stderr=False)  # type: ignore[assignment]
+err: "Console" = _LazyConsole(stderr=True)  # type: ignore[assignment]
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_REVIEW, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 1, 2, 3, 4, 5
 
 
-def exit_status(exc: ChartVaultError) -> int:
+def exit_status(exc: "ChartVaultError") -> int:
     """The one place a refusal becomes an exit status."""
     from chartvault.errors import InvalidInput, NotFound, Unavailable
 
@@ -76,7 +74,7 @@ def refusals() -> Iterator[None]:
 
 
 @contextmanager
-def open_services() -> Iterator[Services]:
+def open_services() -> Iterator["Services"]:
     """The services acting as this machine's operator; parts open on first use, close at the end."""
     from chartvault.config import Settings
     from chartvault.services import Caller, Services

@@ -1,7 +1,5 @@
 """Access: named users, API tokens and the audit log. The CLI acts as the machine's operator."""
 
-from __future__ import annotations
-
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -162,14 +160,14 @@ def audit_verify(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
         raise typer.Exit(1)
 
 
-def _where(report: AuditReport) -> str:
+def _where(report: "AuditReport") -> str:
     position, entry = report.first_bad_position, report.first_bad_id
     if position is None:
         return "its newest checkpoint"
     return f"entry {entry} (position {position})" if entry is not None else f"position {position}"
 
 
-def _checkpoint_line(report: AuditReport) -> str:
+def _checkpoint_line(report: "AuditReport") -> str:
     newest = report.newest_checkpoint
     if newest is None:
         return "no checkpoint yet: deleting the newest entries would go unnoticed"

@@ -1,7 +1,5 @@
 """Reading a document: ``show``."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

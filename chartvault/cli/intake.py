@@ -1,7 +1,5 @@
 """Taking batches in: ``ingest``, ``resume``, ``batch``, ``watch``."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -35,7 +33,7 @@ def _expand(paths: list[Path]) -> list[Path]:
     return files
 
 
-def _load_manifest(path: Path | None) -> Manifest | None:
+def _load_manifest(path: Path | None) -> "Manifest | None":
     if path is None:
         return None
     from chartvault.config import Settings
@@ -78,8 +76,8 @@ def ingest(
 
 
 def _with_progress(
-    intake: IntakeService, files: list[Path], quiet: bool, **batch: str | Manifest | None
-) -> IngestSummary:
+    intake: "IntakeService", files: list[Path], quiet: bool, **batch: "str | Manifest | None"
+) -> "IngestSummary":
     if quiet or not err.is_terminal:
         return intake.ingest(files, source="cli", **batch)  # type: ignore[arg-type]
     from rich.progress import (
@@ -114,7 +112,7 @@ def _with_progress(
         return intake.ingest(files, source="cli", progress=tick, **batch)  # type: ignore[arg-type]
 
 
-def _print_ingest(summary: IngestSummary) -> None:
+def _print_ingest(summary: "IngestSummary") -> None:
     ok = sum(1 for r in summary.files if r.status == "archived")
     dup = sum(1 for r in summary.files if r.status == "duplicate")
     out.print(

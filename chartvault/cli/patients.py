@@ -1,7 +1,5 @@
 """The patient index: loading the hospital's registration list."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

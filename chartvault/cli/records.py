@@ -1,7 +1,5 @@
 """Records management: retention, legal holds, disposition, misfile corrections, the archive check."""
 
-from __future__ import annotations
-
 from datetime import date
 from typing import Annotated, Any
 

@@ -1,7 +1,5 @@
 """Release of information: the release worklist and the accounting of disclosures."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """Management reports at the terminal: a table per report table, or the API's JSON, or CSV."""
 
-from __future__ import annotations
-
 import sys
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
@@ -31,7 +29,7 @@ class PeriodChoice(StrEnum):
 _RIGHT_ALIGNED = frozenset({"count", "hours", "days"})
 
 
-def _shown(value: Cell) -> str:
+def _shown(value: "Cell") -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -43,7 +41,7 @@ def _shown(value: Cell) -> str:
     return value
 
 
-def _rich_table(table: ReportTable) -> Table:
+def _rich_table(table: "ReportTable") -> "Table":
     from rich.table import Table
 
     grid = Table(title=table.title, title_justify="left")
@@ -54,7 +52,7 @@ def _rich_table(table: ReportTable) -> Table:
     return grid
 
 
-def _print_answer(answer: ReportAnswer) -> None:
+def _print_answer(answer: "ReportAnswer") -> None:
     out.print(
         f"{answer.title}: {answer.date_from} to {answer.date_to} by {answer.period} "
         f"(generated {answer.generated_at})",
@@ -65,7 +63,7 @@ def _print_answer(answer: ReportAnswer) -> None:
         out.print(_rich_table(table))
 
 
-def _print_list(listing: ReportList) -> None:
+def _print_list(listing: "ReportList") -> None:
     from rich.table import Table
 
     grid = Table("report", "what it answers", "tables")

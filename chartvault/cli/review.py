@@ -1,7 +1,5 @@
 """The review queue, type corrections, the classifier, and scanning cover sheets."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import Annotated

@@ -1,7 +1,5 @@
 """Finding documents: ``search``, ``timeline``, ``similar``, and the index's upkeep."""
 
-from __future__ import annotations
-
 import html
 import re
 from typing import TYPE_CHECKING, Annotated
@@ -73,7 +71,7 @@ def search(
             out.print(Text(f"   p{sn.page_no}: ") + snippet_text(sn.html))
 
 
-def snippet_text(snippet_html: str) -> Text:
+def snippet_text(snippet_html: str) -> "Text":
     """Render a <mark>-highlighted, HTML-escaped snippet for the terminal."""
     from rich.text import Text
 

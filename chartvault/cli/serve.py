@@ -1,7 +1,5 @@
 """Running ChartVault: the HTTP API (``serve``) and OCR workers of a multi-machine deployment (``worker``)."""
 
-from __future__ import annotations
-
 import os
 from typing import Annotated
 
