@@ -283,3 +283,43 @@ def test_bytes_archived_by_another_batch_while_this_one_lay_killed_are_linked_no
         assert live == 1, "the same bytes were archived twice"
         assert (b_file.status, b_file.duplicate_of) == (FILE_DUPLICATE, archived.id)
         assert s.scalar(select(func.count()).select_from(Document).where(Document.file_id == b_file.id)) == 0
+
+
+def test_two_drivers_with_the_same_file_archive_it_once(settings, corpus: list[dict]) -> None:
+    # Two batches holding the same file, run at the same time by two drivers (a CLI beside the server):
+    # both pass the duplicate check at the start of their round; the content lease makes the later one
+    # find the earlier one's document when its file reaches the archive, and link to it.
+    import threading
+
+    from sqlalchemy import func, select
+
+    from chartvault.archive.models import FILE_ARCHIVED, FILE_DUPLICATE, BatchFile, Document
+    from chartvault.services import Services
+    from chartvault.services.intake import Incoming
+
+    entry = pick(corpus, "pdf_text")
+    with Services(settings) as first, Services(settings) as second:
+        batches = [
+            v.intake.receive([Incoming(f"{n}.pdf", path=entry["file"])], source="test").batch_id
+            for n, v in (("a", first), ("b", second))
+        ]
+        start = threading.Barrier(2)
+
+        def drive(v: Services, batch_id: str) -> None:
+            start.wait()
+            v.intake.process(batch_id)
+
+        threads = [
+            threading.Thread(target=drive, args=(v, b)) for v, b in zip((first, second), batches, strict=True)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        with first.parts.sessions() as s:
+            stored = s.scalar(
+                select(func.count()).select_from(Document).where(Document.object_key.is_not(None))
+            )
+            states = sorted(s.scalars(select(BatchFile.status)).all())
+    assert stored == 1, "the same bytes were archived by both drivers"
+    assert states == sorted([FILE_ARCHIVED, FILE_DUPLICATE])

@@ -20,12 +20,12 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-__all__ = ["batch_lease"]
+__all__ = ["batch_lease", "content_lease"]
 
 
-def _pg_key(batch_id: str) -> int:
+def _pg_key(batch_id: str, kind: str = "batch") -> int:
     return int.from_bytes(
-        hashlib.sha256(f"chartvault-batch:{batch_id}".encode()).digest()[:8], "big", signed=True
+        hashlib.sha256(f"chartvault-{kind}:{batch_id}".encode()).digest()[:8], "big", signed=True
     )
 
 
@@ -55,3 +55,28 @@ def batch_lease(engine: Engine, lock_dir: Path, batch_id: str) -> Iterator[bool]
                     conn.commit()
     finally:
         os.close(fd)  # closing the descriptor drops the flock
+
+
+@contextlib.contextmanager
+def content_lease(engine: Engine, lock_dir: Path, sha256: str) -> Iterator[None]:
+    """Hold, waiting for it, the right to archive these bytes: two batches holding the same file (two
+    drivers, or a killed one resumed beside a new one) then archive it once, and the later one finds
+    the earlier one's document and links to it. Held only across one file's stages."""
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_dir / f"content-{sha256[:32]}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if engine.dialect.name != "postgresql":
+            yield
+            return
+        with engine.connect() as conn:
+            key = _pg_key(sha256, "content")
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
+    finally:
+        os.close(fd)

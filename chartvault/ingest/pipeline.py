@@ -47,7 +47,7 @@ from chartvault.classify.model import DocTypeModel
 from chartvault.config import Settings
 from chartvault.ingest.batches import archived_document_for, flag_batch, quarantine_staged
 from chartvault.ingest.executors import Executor
-from chartvault.ingest.lease import batch_lease
+from chartvault.ingest.lease import batch_lease, content_lease
 from chartvault.ingest.sniff import Limits
 from chartvault.ingest.stages import (
     FileStage,
@@ -270,9 +270,25 @@ class Pipeline:
             self._file_stages(s, f, run)
 
     def _file_stages(self, s: Session, f: BatchFile, run: _Run) -> None:
-        work = FileWork(s, f, run.env)
-        for stage in FILE_STAGES:
-            stage(work)
+        engine = self.sessions.kw["bind"]
+        s.commit()  # never wait for the lease inside a write transaction: its holder may need to write
+        with content_lease(engine, self.options.data_dir / "locks", f.sha256):
+            s.expire_all()  # what another driver archived while this one waited for the lease
+            if self._became_duplicate(s, f):
+                return
+            work = FileWork(s, f, run.env)
+            for stage in FILE_STAGES:
+                stage(work)
+
+    def _became_duplicate(self, s: Session, f: BatchFile) -> bool:
+        """Link the file if another file's identical bytes were archived since this round began."""
+        dup = archived_document_for(s, f.sha256)
+        if dup is None or dup.file_id == f.id or _archived_any(f):
+            return False
+        _drop_unarchived(s, f)
+        self._link_duplicate(f, dup)
+        s.commit()
+        return True
 
     def _link_duplicate(self, f: BatchFile, dup: Document) -> None:
         f.status, f.duplicate_of = FILE_DUPLICATE, dup.id
