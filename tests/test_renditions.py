@@ -249,6 +249,32 @@ def test_resume_builds_a_missing_rendition_onto_the_same_object(archived: dict[s
     assert check_store(v.parts.sessions, v.parts.store).consistent  # no orphan left behind
 
 
+def test_server_start_builds_missing_renditions_in_the_background(archived: dict[str, Any]) -> None:
+    # After an upgrade or a crash between archive and rendition, nobody should have to remember a resume.
+    import time
+
+    from chartvault.services.background import BackgroundWork
+
+    v = archived["v"]
+    with v.parts.sessions() as s:
+        doc = s.get(Document, archived["scan"])
+        assert doc is not None
+        doc.rendition_form = doc.rendition_key = doc.rendition_version = doc.rendition_sha256 = None
+        doc.rendition_size = None
+        s.commit()
+    work = BackgroundWork(v)
+    work.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not work.idle() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert work.idle(), "the start-up sweep did not finish"
+    finally:
+        work.stop()
+    assert doc_row(v, archived["scan"]).rendition_form == "pdf"
+    assert v.records.check(fixity=False)["renditions_missing"] == []
+
+
 # -- downloads ---------------------------------------------------------------------------------------
 
 

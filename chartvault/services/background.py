@@ -1,6 +1,8 @@
 """Background work of a long-running process (the API server): batches and the index writer.
 
-One thread processes batches in arrival order (the worker pool parallelises their pages); another
+One thread processes batches in arrival order (the worker pool parallelises their pages), and at start,
+after the batches a restart left unfinished, builds the renditions still missing (a crash after archive, a
+failed build, documents archived before renditions existed); another
 drains the index queue every ``index_commit_interval_s`` while this process owns the index writer,
 and keeps trying to become the owner while another process (a CLI ingest, say) holds it; a third
 deletes quarantined files past ``quarantine_retention_days`` every ``housekeeping_interval_s``.
@@ -15,6 +17,10 @@ import threading
 from chartvault.services.root import Services
 
 log = logging.getLogger("chartvault.background")
+
+# A job on the batch queue that is not a batch: build every missing rendition (in the batch thread, so it
+# never races this process's own rendition stage).
+RENDITION_SWEEP = "renditions:missing"
 
 
 class BackgroundWork:
@@ -37,6 +43,7 @@ class BackgroundWork:
             t.start()
         if resume:
             self.services.intake.resume(schedule=self.submit)
+            self.submit(RENDITION_SWEEP)
 
     def submit(self, batch_id: str) -> None:
         """Process this batch after those already waiting (a batch queued twice runs once)."""
@@ -63,9 +70,12 @@ class BackgroundWork:
             if batch_id is None:
                 return
             try:
-                self.services.intake.process(batch_id)
+                if batch_id == RENDITION_SWEEP:
+                    self.services.intake.build_renditions()
+                else:
+                    self.services.intake.process(batch_id)
             except Exception:  # keep serving; the batch stays resumable in the catalog
-                log.exception("batch failed batch=%s", batch_id)
+                log.exception("background job failed job=%s", batch_id)
             finally:
                 with self._lock:
                     self._queued.discard(batch_id)
