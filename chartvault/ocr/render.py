@@ -17,6 +17,7 @@ from PIL import Image
 from chartvault.filetypes import FileKind
 from chartvault.ocr.errors import OcrError
 from chartvault.ocr.images import to_ocr_mode
+from chartvault.ocr.pdf import open_page
 
 JPEG_QUALITY = 82  # text stays crisp at screen sizes; a letter page at 1,000 px is ~100-200 KB
 _TURN = {  # clockwise degrees found by OCR -> Pillow transpose (Pillow's ROTATE_* turn anticlockwise)
@@ -56,14 +57,7 @@ def _check_pixels(page_no: int, width: float, height: float, max_pixels: int) ->
 
 def _pdf_page(path: Path, page_no: int, width: int, rotation: int, max_pixels: int) -> Image.Image:
     try:
-        doc = pdfium.PdfDocument(path)
-    except pdfium.PdfiumError:
-        raise OcrError(page_no, "pdf could not be opened (damaged or encrypted)") from None
-    try:
-        if not 1 <= page_no <= len(doc):
-            raise OcrError(page_no, "page does not exist")
-        page = doc[page_no - 1]
-        try:
+        with open_page(path, page_no) as page:
             size = page.get_size()
             scale = width / _turned_width(size, rotation)
             _check_pixels(page_no, size[0] * scale, size[1] * scale, max_pixels)
@@ -72,12 +66,8 @@ def _pdf_page(path: Path, page_no: int, width: int, rotation: int, max_pixels: i
                 im: Image.Image = bitmap.to_pil().convert("RGB")
             finally:
                 bitmap.close()
-        finally:
-            page.close()
     except pdfium.PdfiumError:
         raise OcrError(page_no, "page could not be rendered") from None
-    finally:
-        doc.close()
     return im
 
 
