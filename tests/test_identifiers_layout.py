@@ -219,3 +219,17 @@ def test_overlapping_word_boxes_do_not_split_a_keyed_name() -> None:
         extract_identifiers("Patient Name: IVANOVA,   LAURA F\nMRN: 00880830").name.value
         == "IVANOVA, LAURA F"
     )
+
+
+def test_prose_ending_in_a_key_word_is_not_a_form_grid() -> None:
+    # Found on a held-out page: a report line ending 'The patient' sat in the label band, the line under it
+    # began 'and the', and the grid reader paired them into the name 'THE, AND' that beat the label's name.
+    label = "EMPI E0045354 | DOE, JANE Q | DOB 03/14/1952 | Sex F | DOS 10/02/2015"
+    ids = read(
+        *HEADER,
+        (400, label),
+        (500, "fraction at 30 minutes was calculated to be 32% (normal is above 35%). The patient", 120),
+        (550, "experienced 2/10 pain at 5 minutes after the injection of the agent, and the"),
+        *body(),
+    )
+    assert ids.name is not None and ids.name.value == "DOE, JANE Q"

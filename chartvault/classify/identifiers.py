@@ -217,6 +217,8 @@ def _stacked_rows(rows: list[Row]) -> list[Row]:
 def _standalone_keys(row: Row) -> list[tuple[str, int]]:
     """Keys of a row with no value after them: (key text, left edge in pixels), left to right."""
     found = list(keys.ANY_KEY_RE.finditer(row.text))
+    if not found or row.text[: found[0].start()].strip(_BORDER_MARKS + ":;#.-"):
+        return []  # words before the first key: prose that ends in a key word ('... The patient')
     out = []
     for k, m in enumerate(found):
         end = found[k + 1].start() if k + 1 < len(found) else len(row.text)
