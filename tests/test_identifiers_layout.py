@@ -233,3 +233,22 @@ def test_prose_ending_in_a_key_word_is_not_a_form_grid() -> None:
         *body(),
     )
     assert ids.name is not None and ids.name.value == "DOE, JANE Q"
+
+
+def test_form_grid_whose_key_lost_its_spaces_to_ocr() -> None:
+    # Found on tuning pages: tesseract printed 'DATEOFBIRTH', and one unknown word in the key row made the
+    # grid reader give up on the whole row (no MRN: the value under 'MED REC #' was never paired with it).
+    keys = "PATIENT NAME     MED REC #  | DATEOFBIRTH | SEX | DATE OF SERVICE"
+    values = "DOE, JANE Q      |0004581    |03/14/1952   |F   | 05/02/2023"
+    ids = read(*HEADER, (400, keys), (450, values), *body())
+    assert ids.mrn is not None and ids.mrn.value == "0004581"
+    assert ids.dob is not None and ids.dob.value == "1952-03-14"
+
+
+def test_grid_border_before_a_number_is_not_a_digit() -> None:
+    # '|0004581' on a ruled form: the bar is the cell border. Read as a '1' it made an 8-digit number that
+    # the facility's 7-digit pattern refused, so the page had no MRN at all.
+    imprint = "DOE, JANE Q  |0004581  |03/14/1952  |F"
+    ids = read(*HEADER, (400, imprint), *body(), pattern=r"\d{7}")
+    assert ids.mrn is not None and ids.mrn.value == "0004581"
+    assert read(*HEADER, (400, imprint), *body()).mrn.value == "0004581"  # no pattern: the border too

@@ -215,9 +215,14 @@ def _take_date(p: _Piece, m: re.Match[str]) -> int | None:
 def _take_id(p: _Piece, m: re.Match[str]) -> int | None:
     if _OTHER_FIELD.search(m.string[: m.start()]):
         return None
-    cleaned = clean_id(m.group(1), min_digits=5)
-    if cleaned is not None:
-        p.ids.append((cleaned[0], cleaned[1], m.start()))
+    raw = m.group(1)
+    # A bar at the edge of a number on a ruled form is the cell border more often than a misread '1': read
+    # it both ways, the border first (the facility pattern, when set, chooses between them).
+    readings = [raw.strip("|"), raw] if raw.strip("|") != raw else [raw]
+    for reading in readings:
+        cleaned = clean_id(reading, min_digits=5)
+        if cleaned is not None:
+            p.ids.append((cleaned[0], cleaned[1], m.start()))
     return m.end()
 
 

@@ -14,6 +14,7 @@ from chartvault.classify.dates import DATE_TOKEN
 
 # Labels. Each is matched case-insensitively, must not be glued to a preceding letter or digit, and is
 # followed by optional separators (OCR turns ':' into ';' or '.', adds spaces before it).
+# OCR drops the spaces of a small-print key ('DATEOFBIRTH'), so 'of' keys take them optionally.
 # OCR adds stray characters around separators ("MR#t:", "DOB-", "ENC;"): tolerate one letter before a colon.
 _SEP = r"[ \t]*(?:[A-Za-z](?=[:;]))?[ \t]*[:;.#=\-]*[ \t]*"
 _B = r"(?<![A-Za-z0-9])"
@@ -31,14 +32,14 @@ _ENC_LABEL = (
     r"(?:ENC\b\.?[ ]*(?:#|No\b\.?)?|Encounter[ ]*(?:#|No\b\.?|Number|ID)?|Visit[ ]*(?:#|No\b\.?|Number|ID)|"
     r"(?-i:CSN)\b[ ]*#?)"
 )
-_DOB_LABEL = r"(?:D\.?[ ]?[O0o]\.?[ ]?[B8](?![A-Za-z])\.?|Birth[ ]*-?[ ]*[DB]ate|Date[ ]+of[ ]+Birth)"
+_DOB_LABEL = r"(?:D\.?[ ]?[O0o]\.?[ ]?[B8](?![A-Za-z])\.?|Birth[ ]*-?[ ]*[DB]ate|Date[ ]*of[ ]*Birth)"
 _DOS_LABEL = (
-    r"(?:D\.?[ ]?[O0o]\.?[ ]?S(?![A-Za-z])\.?|Date[ ]+of[ ]+(?:Service|Visit)|"
+    r"(?:D\.?[ ]?[O0o]\.?[ ]?S(?![A-Za-z])\.?|Date[ ]*of[ ]*(?:Service|Visit)|"
     r"(?:Service|Svc|Visit|Encounter)\.?[ ]+Date)"
 )
 _ADM_LABEL = (
     r"(?:Adm(?:it|ission|\.)?(?:[ ]*(?:Date|Dt))?(?:[ ]*/[ ]*Dis[a-z]{0,6}\.?(?:[ ]*Date)?)?|"
-    r"Date[ ]+of[ ]+Admission)"
+    r"Date[ ]*of[ ]*Admission)"
 )
 _NAME_LABEL = r"(?:Patient[ ]*Name|Pt\.?[ ]*Name|Name[ ]+of[ ]+Patient|PATIENT|NAME)"
 _AGE_LABEL = r"(?:AGE)"
