@@ -209,3 +209,37 @@ def test_rendered_label_block_read_by_tesseract(tmp_path: Path) -> None:
     assert ids.date_of_service.value == "2022-03-14"
     assert ids.name.value == "DOE, JANE A"
     assert ids.icd_codes == ["E11.9", "I10"]
+
+
+# What fax-quality OCR made of corner labels on tuning pages (bench.generated --split tuning): a 'J' read as
+# a bracket, 'U' as 'LI', a leading zero as the letter O, 't' of 'Date' as 'l' or its 'e' as 'a'.
+@pytest.mark.parametrize(
+    ("line", "field", "want", "repaired"),
+    [
+        ("Birthdate: 13-]UL-2010", "dob", "2010-07-13", True),
+        ("Birthdate; 14-OCT-1949", "dob", "1949-10-14", False),
+        ("Visit Date; 24-JLIN-2016", "date_of_service", "2016-06-24", True),
+        ("Visit Dale: O8-MAY-2021", "date_of_service", "2021-05-08", True),
+        ("Visit Data: 03-OCT-2017", "date_of_service", "2017-10-03", False),
+    ],
+)
+def test_fax_damaged_keys_and_month_names(line: str, field: str, want: str, repaired: bool) -> None:
+    label = ["Name: Aaron N. Novak", "Med Rec #: M290855347", line]
+    if field == "date_of_service":
+        label.insert(2, "Birthdate: 21-NOV-1985")
+    got = getattr(extract_identifiers(header(*label), today=TODAY), field)
+    assert got is not None and got.value == want
+    assert (got.confidence < 0.9) == repaired  # a date whose letters were repaired is trusted less
+
+
+@pytest.mark.parametrize(
+    ("line", "want"),
+    [
+        ("Name: Eamon R, Kowalczyk", "KOWALCZYK, EAMON R"),  # the initial's period read as a comma
+        ("Name: Aaron N, Novak", "NOVAK, AARON N"),
+        ("NAME: KOWALCZYK, EAMON R", "KOWALCZYK, EAMON R"),  # a real 'LAST, FIRST M' stays as it is
+    ],
+)
+def test_first_initial_comma_last_is_first_middle_last(line: str, want: str) -> None:
+    ids = extract_identifiers(header(line, "MRN: 0012345678  DOB: 01/05/1980"), today=TODAY)
+    assert ids.name is not None and ids.name.value == want

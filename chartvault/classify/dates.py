@@ -25,10 +25,17 @@ _MONTHS = {name[:3]: i + 1 for i, name in enumerate(_MONTH_NAMES)}
 _MONTHS |= {name: i + 1 for i, name in enumerate(_MONTH_NAMES)}
 _MONTHS["sept"] = 9
 
+# A day before a month name may carry one OCR confusion ('O8'), never two ('IS May 2021' is prose); a month
+# name may start with a bracket or bar for its 'J' (']UL').
+_DAY = r"(?:\d[0-9OoIlSB|]?|[OoIlSB|]\d)"
+_MONTH_WORD = r"[A-Za-z\]\[|][A-Za-z]{2,8}"
+# What OCR makes of month names on faxes, undone before the month is looked up ('JLIN' -> 'JUN').
+_MONTH_FIXES = (("]", "j"), ("[", "j"), ("|", "j"), ("li", "u"), ("0", "o"))
+
 DATE_TOKEN = (
     r"(?:\d{4}-\d{1,2}-\d{1,2}"  # ISO
     r"|[0-9OoIlSB|]{1,2}[ ]?[/\-.][ ]?[0-9OoIlSB|]{1,2}[ ]?[/\-.][ ]?[0-9OoIlSB|]{2,4}"  # 05/01/1980, 5-1-80
-    r"|\d{1,2}[ \-]?[A-Za-z]{3,9}\.?[ \-,]+\d{2,4}"  # 05-JAN-1980, 5 Jan 1980
+    r"|" + _DAY + r"[ \-]?" + _MONTH_WORD + r"\.?[ \-,]+\d{2,4}"  # 05-JAN-1980, 5 Jan 1980, O8-]UL-1980
     r"|[A-Za-z]{3,9}\.?[ ]+\d{1,2}(?:st|nd|rd|th)?,?[ ]+\d{2,4})"  # January 5, 1980 / Jan 5, 1980
     r"(?![0-9])"
 )
@@ -90,17 +97,34 @@ def parse_raw_date(token: str) -> RawDate | None:
         if len(parts[2]) == 2:
             return _checked(RawDate(None, y, mo, d, nfix))
         return _checked(RawDate(y, y % 100, mo, d, nfix))
-    m = re.fullmatch(r"(\d{1,2})[ \-]?([A-Za-z]{3,9})\.?[ \-,]+(\d{2,4})", tok)
-    if m and m.group(2).lower() in _MONTHS and len(m.group(3)) != 3:
-        d, mo, ys = int(m.group(1)), _MONTHS[m.group(2).lower()], m.group(3)
+    m = re.fullmatch(_DAY_FIRST, tok)
+    month = _month(m.group(2)) if m else None
+    if m and month is not None and len(m.group(3)) != 3:
+        day, day_fixes = fix_digits(m.group(1))
+        ys = m.group(3)
         y = int(ys)
-        return _checked(RawDate(None if len(ys) == 2 else y, y % 100, mo, d, 0))
+        return _checked(
+            RawDate(None if len(ys) == 2 else y, y % 100, month[0], int(day), month[1] + day_fixes)
+        )
     m = re.fullmatch(r"([A-Za-z]{3,9})\.? +(\d{1,2})(?:st|nd|rd|th)?,? +(\d{2,4})", tok)
     if m and m.group(1).lower() in _MONTHS and len(m.group(3)) != 3:
         mo, d, ys = _MONTHS[m.group(1).lower()], int(m.group(2)), m.group(3)
         y = int(ys)
         return _checked(RawDate(None if len(ys) == 2 else y, y % 100, mo, d, 0))
     return None
+
+
+_DAY_FIRST = re.compile("(" + _DAY + r")[ \-]?(" + _MONTH_WORD + r")\.?[ \-,]+(\d{2,4})")
+
+
+def _month(word: str) -> tuple[int, int] | None:
+    """(month number, OCR repairs) of a printed month name, or None when it names no month."""
+    w = word.lower()
+    if w in _MONTHS:
+        return _MONTHS[w], 0
+    for bad, good in _MONTH_FIXES:
+        w = w.replace(bad, good)
+    return (_MONTHS[w], 1) if w in _MONTHS else None
 
 
 def _checked(rd: RawDate) -> RawDate | None:

@@ -35,7 +35,7 @@ _ENC_LABEL = (
 _DOB_LABEL = r"(?:D\.?[ ]?[O0o]\.?[ ]?[B8](?![A-Za-z])\.?|Birth[ ]*-?[ ]*[DB]ate|Date[ ]*of[ ]*Birth)"
 _DOS_LABEL = (
     r"(?:D\.?[ ]?[O0o]\.?[ ]?S(?![A-Za-z])\.?|Date[ ]*of[ ]*(?:Service|Visit)|"
-    r"(?:Service|Svc|Visit|Encounter)\.?[ ]+Date)"
+    r"(?:Service|Svc|Visit|Encounter)\.?[ ]+Da(?:t[ea]|le))"  # fax: 'Visit Dale', 'Visit Data'
 )
 _ADM_LABEL = (
     r"(?:Adm(?:it|ission|\.)?(?:[ ]*(?:Date|Dt))?(?:[ ]*/[ ]*Dis[a-z]{0,6}\.?(?:[ ]*Date)?)?|"

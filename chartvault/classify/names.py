@@ -27,6 +27,11 @@ def normalise_name(raw: str) -> str | None:
     s = re.sub(r"\s+", " ", raw.replace("\u2019", "'")).strip(" ,.;:")
     if not s or any(c.isdigit() for c in s):
         return None
+    before = s.partition(",")[0]
+    if "," in s and re.search(r"[a-z]", before) and re.search(r"\S[ ][A-Z]\.?$", before):
+        # 'Eamon R, Kowalczyk': OCR read the initial's period as a comma (mixed case prints 'First M. Last';
+        # a surname never ends in a lone capital, 'DE LA O, MARIA' in capitals keeps its comma)
+        s = s.replace(",", " ", 1)
     if "," in s:
         last_part, _, rest = s.partition(",")
         last_toks = last_part.split()
