@@ -1,6 +1,6 @@
 """Where the held-out documents end: linked to the right patient, linked to another, in review, or orphaned.
 
-    python -m bench.linking [--per-layout N] [--workers W]
+    python -m bench.linking [--per-layout N] [--workers W] [--split held_out|tuning]
 
 The documents are those of ``bench.generated``'s held-out label layouts (OCR cached under
 ``bench/results/ocr-cache``; missing ones are OCR'd first). Each document's identifiers are read as
@@ -96,7 +96,7 @@ def settle_all(
                 mrn=got.mrn.value if got.mrn else None,
                 patient_name=got.name.value if got.name else None,
                 dob=_as_date(got.dob.value if got.dob else None),
-                identifier_confidence={},
+                identifier_confidence={k: round(v.confidence, 3) for k, v in got.as_items() if v is not None},
             )
             s.add(doc)
             s.flush()
@@ -134,9 +134,10 @@ def _read(doc: OcrDoc, spec: DocSpec, labels: list[dict[str, Any] | None] | None
     return merge_identifiers(page_identifiers(doc, spec.patient.facility.mrn_pattern, labels))
 
 
-def linking_figures(per_layout: int, workers: int) -> dict[str, Any]:
-    """Both situations over the held-out documents (``bench.quality`` prints this beside its figures)."""
-    split, seed = "held_out", SEEDS["held_out"]
+def linking_figures(per_layout: int, workers: int, split: str = "held_out") -> dict[str, Any]:
+    """Both situations over the held-out documents (``bench.quality`` prints this beside its figures), or
+    over the tuning layouts' (more fax pages: where damaged labels end)."""
+    seed = SEEDS[split]
     specs = split_specs(split, per_layout, seed)
     docs = ocr_all(split, per_layout, seed, workers)
     labels = label_all(split, per_layout, seed, workers) if LABEL_PASS["on"] else None
@@ -144,8 +145,9 @@ def linking_figures(per_layout: int, workers: int) -> dict[str, Any]:
         return {sit: settle_all(specs, docs, labels, sit, Path(tmp)) for sit in SITUATIONS}
 
 
-def print_linking(result: dict[str, Any]) -> None:
-    print("\n[held-out layouts] where documents end (target: 0 orphaned, 0 linked to another patient)")
+def print_linking(result: dict[str, Any], split: str = "held_out") -> None:
+    target = "target: 0 orphaned, 0 linked to another patient"
+    print(f"\n[{split.replace('_', '-')} layouts] where documents end ({target})")
     print(f"  {'situation':14s} {'docs':>5} {'linked':>7} {'wrong':>6} {'review':>7} {'orphaned':>9}")
     for sit, r in result.items():
         print(
@@ -157,10 +159,10 @@ def print_linking(result: dict[str, Any]) -> None:
             print(f"    linked to another patient: {' '.join(r['linked_wrong_ids'])}")
 
 
-def held_out_linking(per_layout: int, workers: int) -> dict[str, Any]:
+def held_out_linking(per_layout: int, workers: int, split: str = "held_out") -> dict[str, Any]:
     """The one call ``bench.quality`` makes: figures computed and printed."""
-    result = linking_figures(per_layout, workers)
-    print_linking(result)
+    result = linking_figures(per_layout, workers, split)
+    print_linking(result, split)
     return result
 
 
@@ -173,10 +175,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--per-layout", type=int, default=12)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--split", choices=sorted(SEEDS), default="held_out")
     args = ap.parse_args()
     import json
 
-    print(json.dumps(held_out_linking(args.per_layout, args.workers)))
+    print(json.dumps(held_out_linking(args.per_layout, args.workers, args.split)))
 
 
 if __name__ == "__main__":

@@ -329,6 +329,27 @@ def test_settle_links_by_two_identifiers_or_says_why(db_engine: Engine) -> None:
         assert unknown.review_status is None and unknown.review_reasons is None
 
 
+def test_no_patient_record_is_opened_on_a_doubtful_mrn(db_engine: Engine) -> None:
+    # Found on a fax page (bench.linking --split tuning): two OCR readings of one label gave two MRNs a digit
+    # apart; the document opened a new patient under the misread one. A new record needs a clean reading.
+    sessions = session_factory(db_engine)
+    with sessions() as s:
+        doubtful = _seed_doc(s, mrn="3900855414", patient_name="ROE, ANN", dob=date(1985, 11, 21))
+        doubtful.identifier_confidence = {"mrn": 0.5, "name": 0.9, "dob": 0.95}
+        clean = _seed_doc(s, mrn="3960855419", patient_name="ROE, ANN", dob=date(1985, 11, 21))
+        clean.identifier_confidence = {"mrn": 0.97, "name": 0.9, "dob": 0.95}
+        held = settle_patient(s, doubtful)
+        assert held.patient_id is None and held.reason is not None
+        assert held.reason["code"] == "no_patient_identified"
+        assert "3900855414" not in held.reason["message"] and "read cleanly" in held.reason["message"]
+        assert s.scalars(select(Patient)).all() == []
+        assert settle_patient(s, clean).via == "new_patient"
+        # Once the patient is in the index, a doubtful reading that agrees with it links as before
+        again = _seed_doc(s, mrn="3960855419", dob=date(1985, 11, 21))
+        again.identifier_confidence = {"mrn": 0.5, "dob": 0.95}
+        assert settle_patient(s, again).via == "mrn_dob"
+
+
 # -------------------------------------------------------------------- the pipeline, end to end
 
 

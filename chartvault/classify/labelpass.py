@@ -6,20 +6,25 @@ first pass's identifiers; if the zones were read again, ``with_label_reads`` rea
 with that zone's words in place of the first pass's words there (so the rest of the page, such as a date
 of service printed elsewhere, still informs the reading), and keeps, field by field, the most confident
 value. A second read of the same print that disagrees with the first is one of two readings of one label,
-not evidence of another patient, so the stronger reading is kept without a rivalry discount.
+not evidence of another patient, so the stronger reading is kept without a rivalry discount; but when the
+first pass's words in the zone hold a number of the same shape as the zone's MRN (the site's pattern, or
+the same length without one) and a different one, nothing says which reading is right, and the MRN is kept
+as doubtful (``DISAGREEING_READINGS``): it may confirm a patient already known, never open a new one.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date
 
 from chartvault.classify.identifiers import extract_identifiers
+from chartvault.classify.keyless import clean_id
 from chartvault.classify.types import Extracted, Identifiers
 from chartvault.ocr.labels import LabelRead
 from chartvault.ocr.types import Word
 
-__all__ = ["RELOOK_BELOW", "RELOOK_DOB_BELOW", "needs_label_pass", "with_label_reads"]
+__all__ = ["DISAGREEING_READINGS", "RELOOK_BELOW", "RELOOK_DOB_BELOW", "needs_label_pass", "with_label_reads"]
 
 # An MRN read with less confidence than this sends the page's label zones to a second look: keyed values
 # read cleanly score 0.9 and more, a keyless one of the facility's pattern 0.88; one without a pattern to
@@ -29,6 +34,10 @@ RELOOK_BELOW = 0.85
 # only a missing date, or one read with several repairs or doubts, is worth the CPU of a second look.
 RELOOK_DOB_BELOW = 0.6
 _FIELDS = ("mrn", "name", "dob", "sex", "date_of_service", "account", "encounter")
+# The MRN's confidence when the two passes read the label's number differently (below what opens a patient
+# record, ``archive.patients.NEW_PATIENT_MIN_CONFIDENCE``, and below what counts against a page as a misfile).
+DISAGREEING_READINGS = 0.5
+_NUMBER_TOKEN = re.compile(r"[A-Za-z0-9|£€][A-Za-z0-9|\-]{4,24}")
 
 
 def needs_label_pass(ids: Identifiers) -> bool:
@@ -62,9 +71,40 @@ def with_label_reads(
         again = extract_identifiers(
             text, words=kept + read.words, page_size=page_size, mrn_pattern=mrn_pattern, today=today
         )
+        replaced = [w for w in words if _inside(w, read.box)]
+        if again.mrn is not None and _read_otherwise(again.mrn.value, read.words, replaced, mrn_pattern):
+            again.mrn = Extracted(again.mrn.value, min(again.mrn.confidence, DISAGREEING_READINGS))
         for f in _FIELDS:
             setattr(out, f, _stronger(getattr(out, f), getattr(again, f)))
     return out
+
+
+def _read_otherwise(
+    mrn: str, zone_words: Sequence[Word], first_words: Sequence[Word], pattern: str | None
+) -> bool:
+    """Whether the first pass read, where the zone read ``mrn``, another number that could as well be it."""
+    shape = re.compile(pattern) if pattern else None
+    at = [w for w in zone_words if any(_number(t) == mrn for t in _NUMBER_TOKEN.findall(w.text))]
+    for w in (f for f in first_words if any(_overlap(f, z) for z in at)):
+        for token in _NUMBER_TOKEN.findall(w.text):
+            other = _number(token)
+            if other is None or other == mrn:
+                continue
+            if shape.fullmatch(other) if shape else len(other) == len(mrn):
+                return True
+    return False
+
+
+def _number(token: str) -> str | None:
+    cleaned = clean_id(token.strip("|"), min_digits=5)
+    return cleaned[0] if cleaned else None
+
+
+def _overlap(a: Word, b: Word) -> bool:
+    """Boxes that share most of the narrower one's width on the same line."""
+    width = min(a.left + a.width, b.left + b.width) - max(a.left, b.left)
+    height = min(a.top + a.height, b.top + b.height) - max(a.top, b.top)
+    return width > 0.5 * min(a.width, b.width) and height > 0.5 * min(a.height, b.height)
 
 
 def _inside(w: Word, box: tuple[int, int, int, int]) -> bool:
