@@ -115,6 +115,23 @@ def correct_misfile(
     return _split(s, store, policy, doc, patient, moving, tmp_dir, break_glass, old_mrn)
 
 
+def _mrn_without_the_moved_pages(part: Document, pages: Sequence[Page]) -> None:
+    """The staying part's MRN confidence once the other patient's pages are gone.
+
+    The mixed document's score was lowered by the pages that named another MRN; those pages have left, so
+    the MRN is as sure as the surest of its own pages' readings of it (never less than it was).
+    """
+    own = [
+        float(read.get("confidence") or 0.0)
+        for p in pages
+        if isinstance(read := (p.identifiers or {}).get("mrn"), dict) and read.get("value") == part.mrn
+    ]
+    conf = dict(part.identifier_confidence or {})
+    if own and isinstance(conf.get("mrn", 0.0), int | float):
+        conf["mrn"] = max(float(conf.get("mrn", 0.0)), max(own))
+        part.identifier_confidence = conf
+
+
 def _split(
     s: Session,
     store: ObjectStore,
@@ -169,6 +186,7 @@ def _split(
             for n, (group, part) in enumerate(zip((staying, moved), parts, strict=True), start=1)
         ]
     _file_as(new_docs[1], patient)
+    _mrn_without_the_moved_pages(new_docs[0], staying)
     settle_patient(s, new_docs[0])  # the pages that stay: linked by two identifiers, or held saying why
     s.flush()
     for d in new_docs:
