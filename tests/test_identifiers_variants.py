@@ -232,6 +232,12 @@ def test_fax_damaged_keys_and_month_names(line: str, field: str, want: str, repa
     assert (got.confidence < 0.9) == repaired  # a date whose letters were repaired is trusted less
 
 
+@pytest.mark.parametrize("key", ["Mad Ree #:", "Med Ree #:", "Mad Rec #:"])
+def test_fax_damaged_med_rec_key(key: str) -> None:
+    ids = extract_identifiers(header("Name: Aaron N. Novak", f"{key} 3960855419", "Birthdate: 21-NOV-1985"))
+    assert ids.mrn is not None and ids.mrn.value == "3960855419" and ids.mrn.confidence >= 0.9
+
+
 @pytest.mark.parametrize(
     ("line", "want"),
     [

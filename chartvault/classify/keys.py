@@ -21,7 +21,7 @@ _B = r"(?<![A-Za-z0-9])"
 
 _MRN_LABEL = (
     r"(?:M[ ]?R[ ]?N(?:[ ]?(?:#|No\b\.?))?|MR[ ]*(?:#|No\b\.?|Number)|"
-    r"Med(?:ical)?\.?[ ]*Re[ce](?:ord)?s?\.?[ ]*(?:#|No\b\.?|Number|Num\b)?|"
+    r"M[ae]d(?:ical)?\.?[ ]*Re[ce](?:ord)?s?\.?[ ]*(?:#|No\b\.?|Number|Num\b)?|"  # fax: 'Mad Ree #'
     r"Unit[ ]*(?:#|No\b\.?|Number)|Chart[ ]*(?:#|No\b\.?|Number)|(?:Patient|Pt\.?)[ ]*ID|EMPI)"
 )
 _ACCT_LABEL = (
