@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from webfixtures import ROLES, csrf_of, sign_in, web_client
 
 from chartvault.archive.models import AuditEvent, Page, WebSession
+from chartvault.ocr.render import upright_box
 from chartvault.policy import POLICY, PUBLIC, is_page
 from chartvault.search.pagemarks import Box, marked_text, match_spec, word_boxes
 from chartvault.services.throttle import FailureThrottle, TooManyAttempts
@@ -216,11 +217,13 @@ def test_search_hit_is_boxed_on_the_scanned_page_where_ocr_read_it(web_archive) 
     assert rects, "no highlight on the page image"
     with Services(web_archive.settings) as services, services.parts.sessions() as s:
         page = s.scalars(select(Page).where(Page.document_id == doc, Page.page_no == 1)).one()
-        expected = [
-            (100 * w[2] / page.width, 100 * w[3] / page.height)
+        size = (page.width, page.height)
+        on_image = [  # where OCR read them, turned back by the page's deskew (tests/test_viewer_boxes.py)
+            upright_box((w[2], w[3], w[4], w[5]), size, page.deskew_deg)
             for w in page.words
             if w[0].lower().strip(".,:;") in ("chest", "pain")
         ]
+        expected = [(100 * x / page.width, 100 * y / page.height) for x, y, _, _ in on_image]
     assert len(rects) >= 2
     for left, top, _, _ in rects:
         assert any(abs(left - x) < 0.01 and abs(top - y) < 0.01 for x, y in expected)

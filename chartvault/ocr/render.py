@@ -1,7 +1,8 @@
 """One page of an original as a screen-sized JPEG: what the web viewer shows beside the text.
 
 Rendered from the original at the width asked for (never wider), turned upright by the rotation
-OCR found, so word boxes (kept in the upright page's coordinates) line up with the picture.
+OCR found, but not deskewed: the picture is the page as scanned. OCR read the words on the deskewed
+page, so a word box goes through ``upright_box`` before it is drawn on the picture.
 PDF pages are rasterised by pypdfium2 at exactly the scale needed; TIFF, PNG and JPEG are decoded
 by Pillow (JPEG at a reduced DCT scale when that is enough) and downsampled.
 """
@@ -9,6 +10,7 @@ by Pillow (JPEG at a reduced DCT scale when that is enough) and downsampled.
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import pypdfium2 as pdfium
@@ -25,6 +27,26 @@ _TURN = {  # clockwise degrees found by OCR -> Pillow transpose (Pillow's ROTATE
     180: Image.Transpose.ROTATE_180,
     270: Image.Transpose.ROTATE_90,
 }
+
+
+def upright_box(
+    box: tuple[float, float, float, float], size: tuple[float, float], deskew_deg: float | None
+) -> tuple[float, float, float, float]:
+    """Where a word box read on the deskewed page (left, top, width, height) lies on the rendered one.
+
+    Preprocessing turned the scan ``deskew_deg`` counter-clockwise about its centre (keeping its size)
+    before OCR, and a turn about the centre commutes with the quarter turn, so the box's centre is turned
+    back about the centre of the upright page of ``size``; the box stays level (a word is short: its ends
+    move by its half width times the skew's tangent, under a pixel at screen sizes).
+    """
+    if not deskew_deg:
+        return box
+    left, top, width, height = box
+    t = math.radians(deskew_deg)
+    dx, dy = left + width / 2 - size[0] / 2, top + height / 2 - size[1] / 2
+    cx = size[0] / 2 + dx * math.cos(t) - dy * math.sin(t)
+    cy = size[1] / 2 + dx * math.sin(t) + dy * math.cos(t)
+    return cx - width / 2, cy - height / 2, width, height
 
 
 def render_page_jpeg(

@@ -29,7 +29,7 @@ from chartvault.archive.queries import visible_clause
 from chartvault.errors import InvalidInput, NotFound
 from chartvault.filetypes import FileKind
 from chartvault.ocr.errors import OcrError
-from chartvault.ocr.render import render_page_jpeg
+from chartvault.ocr.render import render_page_jpeg, upright_box
 from chartvault.schemas.viewer import HitBox, PageView
 from chartvault.search.highlight import highlight
 from chartvault.search.pagemarks import marked_text, match_spec, word_boxes
@@ -280,12 +280,16 @@ def _percent_boxes(page: Page, spec: MatchSpec | None) -> list[HitBox]:
     if not page.width or not page.height or page.blank:
         return []
     w, h = float(page.width), float(page.height)
+    on_image = [
+        upright_box((b.left, b.top, b.width, b.height), (w, h), page.deskew_deg)
+        for b in word_boxes(page.words, spec)
+    ]
     return [
         HitBox(
-            left=round(100 * b.left / w, 3),
-            top=round(100 * b.top / h, 3),
-            width=round(100 * b.width / w, 3),
-            height=round(100 * b.height / h, 3),
+            left=round(100 * left / w, 3),
+            top=round(100 * top / h, 3),
+            width=round(100 * width / w, 3),
+            height=round(100 * height / h, 3),
         )
-        for b in word_boxes(page.words, spec)
+        for left, top, width, height in on_image
     ]
