@@ -40,6 +40,7 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/documents/{doc_id}/classification"): HIM,
     ("POST", "/documents/{doc_id}/review/resolve"): HIM,
     ("POST", "/patients/import"): HIM,  # the registration list (chartvault patients import)
+    ("GET", "/patients/index"): HIM,  # counts only: patients by source, documents waiting on the index
     ("POST", "/tokens"): SIGNED_IN,  # one's own tokens; for another user: admins (AccessService)
     ("GET", "/tokens"): ADMIN,
     ("DELETE", "/tokens/{token_id}"): ADMIN,
@@ -92,6 +93,8 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/ui/holds"): HIM,
     ("POST", "/ui/holds/{hold_id}/release"): HIM,
     ("GET", "/ui/disposition"): HIM,
+    ("GET", "/ui/patient-index"): HIM,
+    ("POST", "/ui/patient-index"): HIM,  # the registration list, as `chartvault patients import`
     ("GET", "/ui/reports"): HIM,  # the management reports: as GET /reports and /reports/{name}
     ("GET", "/ui/reports/{name}"): HIM,
     ("GET", "/ui/reports/{name}/csv"): HIM,

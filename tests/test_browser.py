@@ -312,6 +312,7 @@ MAIN_PAGES = {
         "/ui/releases/new",
         "/ui/holds",
         "/ui/disposition",
+        "/ui/patient-index",
         "/ui/reports",
         "/ui/reports/scanning",
     ],
@@ -519,4 +520,52 @@ def test_reports_read_with_javascript_off_and_pass_axe(browser, reports_server: 
     for path in ("/ui/reports", "/ui/reports/scanning?period=day", "/ui/reports/backlog"):
         checked.goto(path)
         assert _serious_violations(checked, axe) == [], path
+    checked.context.close()
+
+
+# -- the patient index ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def index_server(tmp_path_factory) -> Iterator[str]:
+    """A data folder of its own (loading a list changes how later documents link) with an HIM admin."""
+    from chartvault.config import Settings
+    from chartvault.services import Services
+
+    settings = Settings(data_dir=tmp_path_factory.mktemp("index") / "data", workers=1, _env_file=None)
+    with Services(settings) as services:
+        services.access.create_user("him_admin", "Test him_admin", "him_admin", password=PASSWORD)
+    with _serve(settings.data_dir) as base:
+        yield base
+
+
+def test_him_admin_loads_the_registration_list_and_sees_what_it_did(
+    browser, index_server: str, tmp_path: Path
+) -> None:
+    registration = tmp_path / "registration.csv"
+    registration.write_text(
+        "mrn,last_name,first_name,middle_name,dob,sex\n"
+        "004417823,Holloway,Margaret,Anne,1952-03-14,F\n"
+        "007730194,Ferreira,Tomas,,07/22/1968,M\n"
+        "002268145,Lindqvist,Harald,,1944-13-02,M\n"  # no 13th month: refused by line number
+    )
+    page = _signed_in(browser, index_server, "him_admin")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Patient index").click()
+    expect(page.get_by_role("heading", name="Patient index", exact=True)).to_be_visible()
+    page.get_by_label("Registration list (CSV)").set_input_files(str(registration))
+    page.get_by_role("button", name="Load the list").click()
+    done = page.get_by_role("region", name="Registration list loaded")
+    expect(done).to_contain_text("2 new patient(s)")
+    expect(done).to_contain_text("1 row(s) refused")
+    refused = page.get_by_role("table", name=re.compile("^Refused rows"))
+    expect(refused.locator("tbody tr")).to_have_count(1)
+    expect(refused.locator("tbody td").first).to_have_text("4")
+    registered = page.get_by_role("row", name=re.compile("Patients from the registration list"))
+    expect(registered).to_contain_text("2")
+    assert "1944-13-02" not in page.content() and "Lindqvist" not in page.content()
+    _shot(page, "patient-index")
+    page.context.close()
+    checked = _signed_in(browser, index_server, "him_admin", bypass_csp=True)
+    checked.goto("/ui/patient-index")
+    assert _serious_violations(checked, AXE.read_text()) == []
     checked.context.close()

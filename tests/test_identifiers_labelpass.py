@@ -115,16 +115,16 @@ def test_first_pass_words_inside_the_zone_are_replaced_not_doubled() -> None:
 
 
 def test_two_readings_of_one_label_that_disagree_leave_the_mrn_doubtful() -> None:
-    """The first pass lost the key ('Mad Ree #') but read the number; the zone read the key and misread two
+    """The first pass lost the key ('Wed Ree #') but read the number; the zone read the key and misread two
     digits. Both numbers fit the site's pattern: nothing says which is right, so neither is trusted."""
-    first_words = words((1500, 150, "Mad Ree #: 3960855419"), (1500, 200, "Birthdate: 21-NOV-1985"), *BODY)
+    first_words = words((1500, 150, "Wed Ree #: 3960855419"), (1500, 200, "Birthdate: 21-NOV-1985"), *BODY)
     first = ids_of(first_words, r"\d{10}")
     zone = words((1500, 150, "Med Ree #: 3900855414"), (1500, 200, "Birthdate: 21-NOV-1985"))
     read = LabelRead("top_right", "", zone, (1147, 0, 2550, 990))
     joined = with_label_reads(first, "", first_words, PAGE, [read], mrn_pattern=r"\d{10}", today=TODAY)
     assert joined.mrn is not None and joined.mrn.confidence < 0.8
     # A first-pass number off the site's pattern is a misreading the zone corrected: no doubt from it
-    off_words = words((1500, 150, "Mad Ree #: 39608554190"), (1500, 200, "Birthdate: 21-NOV-1985"), *BODY)
+    off_words = words((1500, 150, "Wed Ree #: 39608554190"), (1500, 200, "Birthdate: 21-NOV-1985"), *BODY)
     off = with_label_reads(
         ids_of(off_words, r"\d{10}"), "", off_words, PAGE, [read], mrn_pattern=r"\d{10}", today=TODAY
     )

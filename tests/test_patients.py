@@ -8,6 +8,7 @@ the same data folder. Every name, number and date is invented.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -494,6 +495,66 @@ def test_person_confirms_the_patient_with_two_identifiers(world: tuple[Services,
         assert client.get("/review").json()["total"] == 1
     entries = _audit(services, "document.review_resolve")
     assert [e.detail["patient_linked"] for e in entries] == [False, False, True, False, True]
+
+
+def test_him_admin_loads_the_registration_list_from_a_page(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", workers=1, _env_file=None)
+    with Services(settings) as services:
+        services.patients.import_registration(registration_csv(tmp_path / "reg.csv"))
+        with services.parts.sessions() as s:  # a document read with the MRN of a patient registered later
+            held = _seed_doc(s, mrn=LATE[0], patient_name="NAKAMURA, KEIKO", dob=date(1985, 12, 1))
+            assert settle_patient(s, held).reason["code"] == "no_patient_identified"
+            s.commit()
+            held_id = held.id
+        services.access.create_user("him", "Test HIM", "him_admin", password=PASSWORD)
+        services.access.create_user("clerk", "Test staff", "staff", password=PASSWORD)
+    later = [LATE, ("001234", "Doe", "Jane", "", "31/31/1999", "F")]  # the second row's DOB is no date
+    body = registration_csv(tmp_path / "later.csv", later).read_bytes()
+    with web_client(settings) as web:
+        assert sign_in(web, "him").status_code == 303
+        before = web.get("/ui/patient-index")
+        assert before.status_code == 200 and 'href="/ui/patient-index" aria-current="page"' in before.text
+        assert re.search(r"registration list</th><td>4<", before.text)
+        assert re.search(r"no patient identified</th><td><a href=\"/ui/review\">1<", before.text)
+        form = {"csrf": csrf_of(before.text)}
+        csv_file = {"registration": ("later.csv", body, "text/csv")}
+        done = web.post("/ui/patient-index", data=form, files=csv_file)
+        assert done.status_code == 200, done.text
+        assert "1 new patient(s)" in done.text and "1 row(s) refused; 1 held document(s) linked" in done.text
+        assert re.search(r"<tr><td>3</td><td>[^<]+</td>", done.text)  # the refused row, by line number
+        assert "31/31/1999" not in done.text and "Doe" not in done.text  # never a value of a row
+        assert re.search(r"registration list</th><td>5<", done.text)
+        assert re.search(r"no patient identified</th><td>0<", done.text)
+        empty = web.post(
+            "/ui/patient-index", data=form, files={"registration": ("", b"", "application/octet-stream")}
+        )
+        assert empty.status_code == 422 and "choose the registration list" in empty.text
+        headless = web.post(
+            "/ui/patient-index", data=form, files={"registration": ("x.csv", b"mrn,name\n1,x\n", "text/csv")}
+        )
+        assert headless.status_code == 422 and "dob" in headless.text
+        no_token = web.post("/ui/patient-index", files=csv_file)
+        assert no_token.status_code == 403
+    with web_client(settings) as web:
+        assert sign_in(web, "clerk").status_code == 303
+        assert web.get("/ui/patient-index").status_code == 403
+        assert "/ui/patient-index" not in web.get("/ui/search").text  # not in a clerk's menu
+    with api_client(settings, "him_admin") as client:  # the page's table, from the API
+        index = client.get("/patients/index").json()
+        assert index == {
+            "registered": 5,
+            "from_documents": 0,
+            "held_no_patient": 0,
+            "held_conflict": 0,
+            "unlinked_outside_review": 0,
+        }
+    with api_client(settings, "staff") as client:
+        assert client.get("/patients/index").status_code == 403
+    with Services(settings) as services:
+        assert services.documents.get(held_id).review_status is None  # linked by the page's import
+        entries = _audit(services, "patients.import")
+        assert [e.outcome for e in entries] == ["ok", "ok", "refused"]
+        assert entries[1].actor.startswith("user:") and entries[1].detail["refused_lines"] == [3]
 
 
 def test_migration_keys_the_names_already_in_the_catalog(db_engine: Engine) -> None:

@@ -11,22 +11,36 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from chartvault.archive.check import unlinked_outside_review
 from chartvault.archive.holds import apply_holds_to_new_document
 from chartvault.archive.lifecycle import RetentionPolicy, apply_retention
-from chartvault.archive.models import Document, IndexTask
+from chartvault.archive.models import (
+    PATIENT_SOURCE_REGISTRATION,
+    REVIEW_PENDING,
+    Document,
+    IndexTask,
+    Patient,
+)
 from chartvault.archive.objectstore import ObjectStore
-from chartvault.archive.patients import Settled, settle_pending, settle_unlinked
+from chartvault.archive.patients import (
+    REVIEW_NO_PATIENT,
+    REVIEW_PATIENT_CONFLICT,
+    Settled,
+    settle_pending,
+    settle_unlinked,
+)
 from chartvault.archive.registration import BadFile, import_registration
 from chartvault.errors import InvalidInput, NotFound
-from chartvault.schemas.patients import PatientImport, RowRefusal
+from chartvault.schemas.patients import PatientImport, PatientIndexSummary, RowRefusal
 from chartvault.services.caller import AuditTrail
 
 log = logging.getLogger("chartvault.patients")
 
 _AUDITED_LINES = 200  # refused line numbers kept in the audit entry (the count is always complete)
+MAX_REGISTRATION_BYTES = 64 * 1024 * 1024  # about a million patients; held in memory while it is read
 
 
 class PatientService:
@@ -74,6 +88,25 @@ class PatientService:
             errors=[RowRefusal(line=e.line, code=e.code, message=e.message) for e in counts.errors],
             documents_linked=linked,
         )
+
+    def summary(self) -> PatientIndexSummary:
+        """Patients by where they came from, and the documents waiting on the index (counts only)."""
+        with self.sessions() as s:
+            by_source = dict(
+                s.execute(select(Patient.source, func.count()).group_by(Patient.source)).tuples().all()
+            )
+            held = s.scalars(
+                select(Document.review_reasons).where(Document.review_status == REVIEW_PENDING)
+            ).all()
+            codes = [r.get("code") for reasons in held for r in (reasons or []) if isinstance(r, dict)]
+            registered = by_source.pop(PATIENT_SOURCE_REGISTRATION, 0)
+            return PatientIndexSummary(
+                registered=registered,
+                from_documents=sum(by_source.values()),
+                held_no_patient=codes.count(REVIEW_NO_PATIENT),
+                held_conflict=codes.count(REVIEW_PATIENT_CONFLICT),
+                unlinked_outside_review=unlinked_outside_review(s),
+            )
 
     def unlinked_outside_review(self) -> int:
         """Live archived documents with neither a patient nor a pending review (the answer must be 0)."""

@@ -21,6 +21,7 @@ MENU: tuple[tuple[str, str], ...] = (
     ("Releases", "/ui/releases"),
     ("Legal holds", "/ui/holds"),
     ("Disposition", "/ui/disposition"),
+    ("Patient index", "/ui/patient-index"),
     ("Reports", "/ui/reports"),
     ("Batches", "/ui/batches"),
     ("Cover sheet", "/ui/coversheet"),
@@ -52,8 +53,12 @@ def label(value: str | None) -> str:
     """A code as people read it: ``discharge_summary`` -> ``Discharge summary``."""
     if not value:
         return "—"
-    text = value.replace("_", " ")
+    words = [_ACRONYMS.get(w, w) for w in value.split("_")]
+    text = " ".join(words)
     return text[:1].upper() + text[1:]
+
+
+_ACRONYMS = {"mrn": "MRN", "dob": "DOB", "dos": "DOS", "ed": "ED", "roi": "ROI", "csv": "CSV", "pdf": "PDF"}
 
 
 def when(value: str | None) -> str:

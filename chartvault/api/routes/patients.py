@@ -8,11 +8,10 @@ from starlette.concurrency import run_in_threadpool
 from chartvault.api.deps import ServicesDep
 from chartvault.api.errors import error_responses
 from chartvault.errors import TooLarge
-from chartvault.schemas.patients import PatientImport
+from chartvault.schemas.patients import PatientImport, PatientIndexSummary
+from chartvault.services.patients import MAX_REGISTRATION_BYTES
 
 router = APIRouter(tags=["patients"])
-
-MAX_REGISTRATION_BYTES = 64 * 1024 * 1024  # about a million patients; held in memory while it is read
 
 _CSV_BODY = {
     "requestBody": {
@@ -38,3 +37,14 @@ async def import_patients(request: Request, services: ServicesDep) -> PatientImp
         if len(data) > MAX_REGISTRATION_BYTES:
             raise TooLarge(f"a registration list is at most {MAX_REGISTRATION_BYTES:,} bytes")
     return await run_in_threadpool(services.patients.import_registration, bytes(data))
+
+
+@router.get(
+    "/patients/index",
+    summary="What the patient index holds and how many documents wait on it",
+    responses=error_responses(),
+)
+def patient_index(services: ServicesDep) -> PatientIndexSummary:
+    """Counts only (the web page's table): patients by source, documents held for a patient reason, and
+    documents with neither a patient nor a review (``chartvault check``'s figure, which must be 0)."""
+    return services.patients.summary()

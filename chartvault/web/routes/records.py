@@ -1,14 +1,18 @@
-"""HIM administrators: legal holds and the disposition dry run (nothing is destroyed from a page)."""
+"""HIM administrators: legal holds, the disposition dry run (nothing is destroyed from a page) and the
+patient index (the registration list loaded from a page, as ``chartvault patients import`` loads it)."""
 
 from __future__ import annotations
 
 from datetime import date
 
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from chartvault.errors import InvalidInput
+from chartvault.errors import InvalidInput, TooLarge
+from chartvault.services.patients import MAX_REGISTRATION_BYTES
 from chartvault.web.context import Page
 from chartvault.web.routing import page_router
+from chartvault.web.uploads import receive_form_upload
 
 router = page_router()
 
@@ -54,3 +58,30 @@ def disposition_page(page: Page, as_of: str = "") -> Response:
         raise InvalidInput("as of must be a date (YYYY-MM-DD)") from None
     plan = page.services.records.disposition_plan(when)
     return page.render("disposition.html", plan=plan, as_of=as_of)
+
+
+@router.get("/ui/patient-index")
+def patient_index_page(page: Page) -> Response:
+    """What the index holds, what waits on it, and the form that loads the registration list."""
+    return page.render("patient_index.html", summary=page.services.patients.summary(), result=None)
+
+
+@router.post("/ui/patient-index")
+async def import_registration_page(page: Page) -> Response:
+    """The registration export, staged to disk, loaded; the page answers with what the import did (counts
+    and refused lines by number, never a value of a row) beside the index as it now is."""
+    upload = await receive_form_upload(page, max_files=1)
+    try:
+        staged = upload.files[0][1] if upload.files else None
+        if staged is not None and (staged.over_limit or staged.size > MAX_REGISTRATION_BYTES):
+            raise TooLarge(f"a registration list is at most {MAX_REGISTRATION_BYTES:,} bytes")
+        if staged is None or staged.path is None:
+            raise InvalidInput("choose the registration list (a CSV file) to load")
+        result = await run_in_threadpool(page.services.patients.import_registration, staged.path)
+    except (InvalidInput, TooLarge) as exc:
+        summary = page.services.patients.summary()
+        status = 413 if isinstance(exc, TooLarge) else 422
+        return page.render("patient_index.html", status=status, summary=summary, result=None, error=str(exc))
+    finally:
+        upload.discard()
+    return page.render("patient_index.html", summary=page.services.patients.summary(), result=result)
