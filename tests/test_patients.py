@@ -497,8 +497,10 @@ def test_person_confirms_the_patient_with_two_identifiers(world: tuple[Services,
     assert [e.detail["patient_linked"] for e in entries] == [False, False, True, False, True]
 
 
-def test_him_admin_loads_the_registration_list_from_a_page(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", workers=1, _env_file=None)
+@pytest.mark.slow
+def test_him_admin_loads_the_registration_list_from_a_page(
+    settings: Settings, cli: CliRunner, tmp_path: Path
+) -> None:
     with Services(settings) as services:
         services.patients.import_registration(registration_csv(tmp_path / "reg.csv"))
         with services.parts.sessions() as s:  # a document read with the MRN of a patient registered later
@@ -550,6 +552,8 @@ def test_him_admin_loads_the_registration_list_from_a_page(tmp_path: Path) -> No
         }
     with api_client(settings, "staff") as client:
         assert client.get("/patients/index").status_code == 403
+    shown = _invoke(cli, "patients", "index", "--json")  # and from the command line
+    assert shown.exit_code == 0 and json.loads(shown.stdout) == index
     with Services(settings) as services:
         assert services.documents.get(held_id).review_status is None  # linked by the page's import
         entries = _audit(services, "patients.import")

@@ -1,4 +1,4 @@
-"""The patient index: loading the hospital's registration list."""
+"""The patient index: loading the hospital's registration list, and what the index holds."""
 
 from pathlib import Path
 from typing import Annotated
@@ -33,6 +33,27 @@ def import_csv(
             markup=False,
         )
     if result.refused:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+@patients_app.command("index")
+def index(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """What the index holds and how many documents wait on it (counts only, as the web page shows).
+
+    Exit 1 when some document has neither a patient nor a review (``chartvault check --repair`` settles it).
+    """
+    with open_services() as services:
+        summary = services.patients.summary()
+    if as_json:
+        emit_json(summary)
+    else:
+        out.print(
+            f"patients: {summary.registered} from the registration list, {summary.from_documents} from "
+            f"documents; documents in review: {summary.held_no_patient} no patient identified, "
+            f"{summary.held_conflict} patient conflict; with neither: {summary.unlinked_outside_review}",
+            markup=False,
+        )
+    if summary.unlinked_outside_review:
         raise typer.Exit(EXIT_REFUSED)
 
 
