@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chartvault.ocr.engines import OcrEngine
+from chartvault.ocr.initials import split_glued_initials
 from chartvault.ocr.source import PageImage, Scratch
 from chartvault.ocr.tess import Deadline
 from chartvault.ocr.types import Word
@@ -85,7 +86,7 @@ def read_label_zones(
         if box[2] - box[0] < 8 or box[3] - box[1] < 8:
             continue
         crop = page.derived(image.crop(box))
-        found = engine.recognise(crop, deadline, scratch, psm=psm)
+        found = split_glued_initials(engine.recognise(crop, deadline, scratch, psm=psm), crop.image)
         inner = (box[0] > 0, box[2] < width)
         words = [_placed(w, box[0], box[1], to_page) for w in found.words if not _cut(w, box, inner)]
         if words:

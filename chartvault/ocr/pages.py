@@ -27,6 +27,7 @@ from chartvault.ocr.blank import has_confident_words, image_is_blank
 from chartvault.ocr.clock import StageClock
 from chartvault.ocr.engines import OcrEngine, get_engine
 from chartvault.ocr.errors import OcrError
+from chartvault.ocr.initials import split_glued_initials
 from chartvault.ocr.labels import LabelRead, read_label_zones
 from chartvault.ocr.source import PageImage, Scratch
 from chartvault.ocr.tess import Deadline, OcrPass
@@ -261,6 +262,7 @@ def _recognise(
                 second = engine.recognise(upright, deadline, scratch)
                 if _better(second, first):
                     chosen, rotation, read = second, osd[0], upright
+        chosen = split_glued_initials(chosen, read.image)
     with clock.stage("blank"):
         blank = not has_confident_words(chosen.words) and _image_is_blank(page)
     chosen = _in_source_pixels(chosen, prepared.scale)
