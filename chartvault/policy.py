@@ -110,6 +110,8 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/ui/admin/tokens"): ADMIN,
     ("POST", "/ui/admin/tokens"): ADMIN,
     ("POST", "/ui/admin/tokens/{token_id}/revoke"): ADMIN,
+    ("GET", "/ui/admin/audit"): ADMIN,
+    ("POST", "/ui/admin/audit"): ADMIN,  # the chain check, as `chartvault audit verify`
 }
 
 

@@ -603,3 +603,36 @@ def test_entry_mac_covers_position_and_key_id(audit_log: AuditLog, db_engine: En
         for k, v in change.items():
             setattr(moved, k, v)
         assert not hmac.compare_digest(entry_mac(key, moved), row.hash or "")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_an_administrator_verifies_the_chain_from_a_page(settings: Settings) -> None:
+    from webfixtures import PASSWORD, csrf_of, sign_in, web_client
+
+    from chartvault.services import Services
+
+    with Services(settings) as services:
+        services.access.create_user("root", "Test admin", "admin", password=PASSWORD)
+        services.access.create_user("clerk", "Test staff", "staff", password=PASSWORD)
+    with web_client(settings) as web:
+        assert sign_in(web, "root").status_code == 303
+        page = web.get("/ui/admin/audit")
+        assert page.status_code == 200 and 'href="/ui/admin/audit" aria-current="page"' in page.text
+        form = {"csrf": csrf_of(page.text)}
+        intact = web.post("/ui/admin/audit", data=form)
+        assert intact.status_code == 200 and "The chain is intact" in intact.text
+        assert web.post("/ui/admin/audit").status_code == 403  # no CSRF token
+        with Services(settings) as services, services.parts.sessions() as s:  # someone edits an entry
+            first = s.scalars(select(AuditEvent).order_by(AuditEvent.seq)).first()
+            assert first is not None
+            s.execute(update(AuditEvent).where(AuditEvent.id == first.id).values(outcome="refused"))
+            s.commit()
+        broken = web.post("/ui/admin/audit", data=form)
+        assert broken.status_code == 409 and "The chain is broken" in broken.text
+        assert "Altered" in broken.text and f"entry #{first.id}" in broken.text
+    with web_client(settings) as web:
+        assert sign_in(web, "clerk").status_code == 303
+        assert web.get("/ui/admin/audit").status_code == 403
+    with Services(settings) as services, services.parts.sessions() as s:
+        checks = s.scalars(select(AuditEvent).where(AuditEvent.action == "audit.verify")).all()
+        assert [c.outcome for c in checks] == ["ok", "broken"]  # each check is itself recorded

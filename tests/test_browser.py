@@ -301,6 +301,10 @@ def test_admin_pages_and_keyboard_sign_in(browser, server: str) -> None:
     page.get_by_role("button", name="Make the token").click()
     assert re.fullmatch(r"cv_[0-9a-f]{32}_[A-Za-z0-9_-]{43}", page.locator("#new-token").inner_text())
     _shot(page, "admin-tokens")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit log").click()
+    page.get_by_role("button", name="Verify the chain now").click()
+    expect(page.get_by_role("heading", name="The chain is intact")).to_be_visible()
+    _shot(page, "admin-audit")
     context.close()
 
 
@@ -318,7 +322,7 @@ MAIN_PAGES = {
     ],
     "scanner": ["/ui/batches", "/ui/coversheet"],
     "vendor": ["/ui/releases"],
-    "admin": ["/ui/admin/users", "/ui/admin/tokens"],
+    "admin": ["/ui/admin/users", "/ui/admin/tokens", "/ui/admin/audit"],
 }
 
 

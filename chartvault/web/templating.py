@@ -27,6 +27,7 @@ MENU: tuple[tuple[str, str], ...] = (
     ("Cover sheet", "/ui/coversheet"),
     ("Users", "/ui/admin/users"),
     ("API tokens", "/ui/admin/tokens"),
+    ("Audit log", "/ui/admin/audit"),
 )
 
 ROLE_LABELS = {

@@ -1,4 +1,5 @@
-"""Administrators: named users (who signs in) and API tokens (what machines call with)."""
+"""Administrators: named users (who signs in), API tokens (what machines call with) and the audit log's
+chain check (as ``chartvault audit verify``)."""
 
 from __future__ import annotations
 
@@ -70,3 +71,16 @@ def create_token(page: Page) -> Response:
 def revoke_token(token_id: str, page: Page) -> Response:
     page.services.access.revoke_token(token_id)
     return RedirectResponse("/ui/admin/tokens", status_code=303)
+
+
+@router.get("/ui/admin/audit")
+def audit_page(page: Page) -> Response:
+    """What the check does; the check itself is a POST (it writes an audit entry of its own)."""
+    return page.render("audit.html", report=None)
+
+
+@router.post("/ui/admin/audit")
+def verify_audit(page: Page) -> Response:
+    """Walk the audit chain against every checkpoint now and show where it first breaks, if it does."""
+    report = page.services.access.verify_audit()
+    return page.render("audit.html", report=report, status=200 if report.ok else 409)
