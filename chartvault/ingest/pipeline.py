@@ -176,12 +176,7 @@ class Pipeline:
             ).all()
             seen: set[str] = set()
             for f in files:
-                dup = archived_document_for(s, f.sha256)
-                if dup is not None and dup.file_id != f.id and not _archived_any(f):
-                    # Another batch archived these bytes first, perhaps while this one lay killed with
-                    # its documents identified but not stored: link, never store them twice.
-                    _drop_unarchived(s, f)
-                    self._link_duplicate(f, dup)
+                if self._linked_to_earlier_copy(s, f):
                     continue
                 if f.sha256 not in seen:
                     seen.add(f.sha256)
@@ -274,20 +269,22 @@ class Pipeline:
         s.commit()  # never wait for the lease inside a write transaction: its holder may need to write
         with content_lease(engine, self.options.data_dir / "locks", f.sha256):
             s.expire_all()  # what another driver archived while this one waited for the lease
-            if self._became_duplicate(s, f):
+            if self._linked_to_earlier_copy(s, f):
+                s.commit()
                 return
             work = FileWork(s, f, run.env)
             for stage in FILE_STAGES:
                 stage(work)
 
-    def _became_duplicate(self, s: Session, f: BatchFile) -> bool:
-        """Link the file if another file's identical bytes were archived since this round began."""
+    def _linked_to_earlier_copy(self, s: Session, f: BatchFile) -> bool:
+        """Link the file when another file's identical bytes are archived and none of its own are: another
+        batch (or driver) archived them first, perhaps while this one lay killed with its documents
+        identified but not stored. Never store the same bytes twice."""
         dup = archived_document_for(s, f.sha256)
         if dup is None or dup.file_id == f.id or _archived_any(f):
             return False
         _drop_unarchived(s, f)
         self._link_duplicate(f, dup)
-        s.commit()
         return True
 
     def _link_duplicate(self, f: BatchFile, dup: Document) -> None:

@@ -8,6 +8,7 @@ has its retention, holds and index entry brought up to date here, as the pipelin
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -95,16 +96,14 @@ class PatientService:
             by_source = dict(
                 s.execute(select(Patient.source, func.count()).group_by(Patient.source)).tuples().all()
             )
-            held = s.scalars(
-                select(Document.review_reasons).where(Document.review_status == REVIEW_PENDING)
-            ).all()
-            codes = [r.get("code") for reasons in held for r in (reasons or []) if isinstance(r, dict)]
+            held = s.scalars(select(Document.review_reasons).where(Document.review_status == REVIEW_PENDING))
+            codes = Counter(r.get("code") for reasons in held for r in (reasons or []) if isinstance(r, dict))
             registered = by_source.pop(PATIENT_SOURCE_REGISTRATION, 0)
             return PatientIndexSummary(
                 registered=registered,
                 from_documents=sum(by_source.values()),
-                held_no_patient=codes.count(REVIEW_NO_PATIENT),
-                held_conflict=codes.count(REVIEW_PATIENT_CONFLICT),
+                held_no_patient=codes[REVIEW_NO_PATIENT],
+                held_conflict=codes[REVIEW_PATIENT_CONFLICT],
                 unlinked_outside_review=unlinked_outside_review(s),
             )
 
