@@ -71,6 +71,7 @@ async def import_registration_page(page: Page) -> Response:
     """The registration export, staged to disk, loaded; the page answers with what the import did (counts
     and refused lines by number, never a value of a row) beside the index as it now is."""
     upload = await receive_form_upload(page, max_files=1)
+    result, error, status = None, None, 200
     try:
         staged = upload.files[0][1] if upload.files else None
         if staged is not None and (staged.over_limit or staged.size > MAX_REGISTRATION_BYTES):
@@ -79,9 +80,8 @@ async def import_registration_page(page: Page) -> Response:
             raise InvalidInput("choose the registration list (a CSV file) to load")
         result = await run_in_threadpool(page.services.patients.import_registration, staged.path)
     except (InvalidInput, TooLarge) as exc:
-        summary = page.services.patients.summary()
-        status = 413 if isinstance(exc, TooLarge) else 422
-        return page.render("patient_index.html", status=status, summary=summary, result=None, error=str(exc))
+        error, status = str(exc), 413 if isinstance(exc, TooLarge) else 422
     finally:
         upload.discard()
-    return page.render("patient_index.html", summary=page.services.patients.summary(), result=result)
+    summary = await run_in_threadpool(page.services.patients.summary)  # catalog reads off the event loop
+    return page.render("patient_index.html", status=status, summary=summary, result=result, error=error)
