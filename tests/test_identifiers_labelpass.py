@@ -44,25 +44,32 @@ def ids_of(ws: list[Word], pattern: str | None = None) -> Identifiers:
 # ------------------------------------------------------------------------------------------ when to look
 
 
+NAME = Extracted("DOE, JANE", 0.96)
+
+
 def test_a_page_with_a_confident_mrn_and_dob_is_not_read_again() -> None:
-    sure = Identifiers(mrn=Extracted("001234567", 0.97), dob=Extracted("1952-03-14", 0.97))
+    sure = Identifiers(mrn=Extracted("001234567", 0.97), dob=Extracted("1952-03-14", 0.97), name=NAME)
     assert not needs_label_pass(sure)
     # a keyless two-digit-year birth date never scores high, however well read: no second look for it
-    imprint = Identifiers(mrn=Extracted("001234567", 0.88), dob=Extracted("1952-03-14", 0.68))
+    imprint = Identifiers(mrn=Extracted("001234567", 0.88), dob=Extracted("1952-03-14", 0.68), name=NAME)
     assert not needs_label_pass(imprint)
 
 
 @pytest.mark.parametrize(
     "ids",
     [
-        Identifiers(dob=Extracted("1952-03-14", 0.97)),  # no MRN
-        Identifiers(mrn=Extracted("001234567", 0.97)),  # no DOB
+        Identifiers(dob=Extracted("1952-03-14", 0.97), name=NAME),  # no MRN
+        Identifiers(mrn=Extracted("001234567", 0.97), name=NAME),  # no DOB
+        # no name: the label's name line lost (it is what staff see, and what finds a patient by name + DOB)
+        Identifiers(mrn=Extracted("001234567", 0.97), dob=Extracted("1952-03-14", 0.97)),
         Identifiers(mrn=Extracted("001234567", RELOOK_BELOW - 0.01), dob=Extracted("1952-03-14", 0.97)),
         Identifiers(mrn=Extracted("001234567", 0.97), dob=Extracted("1952-03-14", RELOOK_DOB_BELOW - 0.01)),
         Identifiers(),
     ],
 )
-def test_a_missing_or_unsure_mrn_or_dob_sends_the_labels_to_a_second_look(ids: Identifiers) -> None:
+def test_a_missing_name_or_a_missing_or_unsure_mrn_or_dob_sends_the_labels_to_a_second_look(
+    ids: Identifiers,
+) -> None:
     assert needs_label_pass(ids)
 
 

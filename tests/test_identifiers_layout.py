@@ -252,3 +252,22 @@ def test_grid_border_before_a_number_is_not_a_digit() -> None:
     ids = read(*HEADER, (400, imprint), *body(), pattern=r"\d{7}")
     assert ids.mrn is not None and ids.mrn.value == "0004581"
     assert read(*HEADER, (400, imprint), *body()).mrn.value == "0004581"  # no pattern: the border too
+
+
+def test_a_junk_glyph_close_to_a_word_does_not_make_every_space_a_field_gap() -> None:
+    # tesseract read a '__' hard against the initial: measured against that narrow gap, every word space of
+    # the row looked like a field gap, and the name stopped before its initial
+    words = [line(400, "Name: PEMBERTON, GIDEON M")[i] for i in range(4)]
+    m = words[-1]
+    junk = Word("__", 47.0, m.left + m.width + 10, 392, 24, 52)
+    sex = line(400, "Sex: F", x=junk.left + junk.width + 3 * CHAR_W)
+    text, body_words = page(*HEADER, *body())
+    ids = extract_identifiers(
+        "Name: PEMBERTON, GIDEON M __  Sex: F\n" + text,
+        words=[*words, junk, *sex, *body_words],
+        page_size=PAGE,
+        today=TODAY,
+    )
+    assert ids.name is not None and ids.name.value == "PEMBERTON, GIDEON M"
+    row = next(r for r in page_rows("", [*words, junk, *sex], PAGE) if "PEMBERTON" in r.text)
+    assert "GIDEON M" in row.text and "  Sex:" in row.text  # the gap before the next field is still one

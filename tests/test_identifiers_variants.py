@@ -174,6 +174,16 @@ def test_merge_majority_and_leading_zeros() -> None:
     assert merged.mrn.value == "0012345" and merged.mrn.confidence < 0.97
 
 
+def test_a_page_that_lost_the_middle_initial_agrees_with_the_pages_that_read_it() -> None:
+    name = [Extracted("INGRAM, FARAH", 0.96), Extracted("INGRAM, FARAH B", 0.96)]
+    merged = merge_identifiers([Identifiers(name=n) for n in name])
+    assert merged.name == Extracted("INGRAM, FARAH B", round(1 - 0.04 * 0.04, 3))  # agreement, not a conflict
+    # two initials: the page without one cannot say which it lost, and the disagreement shows in the score
+    name.append(Extracted("INGRAM, FARAH E", 0.96))
+    merged = merge_identifiers([Identifiers(name=n) for n in name])
+    assert merged.name is not None and merged.name.confidence < 0.5
+
+
 # --------------------------------------------------------------------------------------------------------
 # A rendered label block, OCR'd by tesseract
 
@@ -249,3 +259,67 @@ def test_fax_damaged_med_rec_key(key: str) -> None:
 def test_first_initial_comma_last_is_first_middle_last(line: str, want: str) -> None:
     ids = extract_identifiers(header(line, "MRN: 0012345678  DOB: 01/05/1980"), today=TODAY)
     assert ids.name is not None and ids.name.value == want
+
+
+@pytest.mark.parametrize(
+    ("line", "want"),
+    [
+        ("Patient: WHITGOMBE, \u2018DESMOND S  MR#: 71624260", "WHITGOMBE, DESMOND S"),  # a speck: a quote
+        ("Patient: GALLOWAY, ORLA) MR#: 90194666", "GALLOWAY, ORLA J"),  # a glued 'J' read as a bracket
+        ("Name: WHITCOMBE, ALMA}  Sex: M", "WHITCOMBE, ALMA J"),
+        ("Patient: INGRAM, FARAH B_ MR#: MR00871140", "INGRAM, FARAH B"),  # a '_' the LSTM added
+        ("Name: PEMBERTON, GIDEON M __  Sex: F", "PEMBERTON, GIDEON M"),
+        ("Name: PRENDERGAST -CASTELLANO, NADIA L", "PRENDERGAST-CASTELLANO, NADIA L"),  # a spaced hyphen
+        ("Name: O'NEIL, MAEVE", "O'NEIL, MAEVE"),  # an apostrophe inside a name stays
+        ("Name: LEE (HONG), ANNA", None),  # brackets that open and close are not a misread letter
+    ],
+)
+def test_names_through_ocr_specks_and_a_bracketed_initial(line: str, want: str | None) -> None:
+    ids = extract_identifiers(header(line, "MRN: 0012345678  DOB: 01/05/1980"), today=TODAY)
+    assert (ids.name.value if ids.name else None) == want
+
+
+@pytest.mark.parametrize(
+    ("printed", "want"),
+    [
+        ("eASTWOOD, NOEMI R", "EASTWOOD, NOEMI R"),  # the surname's first letter read small (fax)
+        ("GALLOWAY, ORLA)", "GALLOWAY, ORLA J"),  # a glued 'J' read as a bracket
+        ("PRENDERGAST -CASTELLANO, NADIA L", "PRENDERGAST-CASTELLANO, NADIA L"),
+    ],
+)
+def test_a_thermal_name_line_without_a_key_through_ocr_damage(printed: str, want: str) -> None:
+    text = "\n".join(
+        [f"St. Aurelia Medical Center   {printed}", "88 Cathedral Way   MRN: M183685000  CSN: 686210954",
+         "Tel (207) 555-0142   DOB: 01/27/1994 21y M", "", "PROGRESS NOTE", "", "SUBJECTIVE: Doing well."]
+    )  # fmt: skip
+    ids = extract_identifiers(text, today=TODAY)
+    assert ids.name is not None and ids.name.value == want
+
+
+@pytest.mark.parametrize(
+    ("printed", "pattern", "want"),
+    [
+        ("Med Rec #: F6659611", r"E\d{7}", "E6659611"),  # a fax read the prefix E as F
+        ("MRN: HR00056354", r"MR\d{8}", "MR00056354"),
+        ("MRN: F6659611", r"F\d{7}", "F6659611"),  # a site whose prefix is F: nothing to repair
+        ("MRN: X6659611", r"E\d{7}", "X6659611"),  # no look-alike of E: left off the pattern, not guessed
+    ],
+)
+def test_a_prefix_letter_misread_as_its_look_alike_is_read_back_to_the_site_pattern(
+    printed: str, pattern: str, want: str
+) -> None:
+    text = header("DOE, JANE A", f"{printed}   DOB: 01/05/1980")
+    ids = extract_identifiers(text, mrn_pattern=pattern, today=TODAY)
+    assert ids.mrn is not None and ids.mrn.value == want
+    if want != printed.split()[-1]:
+        assert ids.mrn.confidence < 0.9  # a repair is trusted less than a clean reading
+
+
+def test_a_keyless_imprint_number_with_a_misread_prefix_is_read_back_to_the_site_pattern() -> None:
+    text = "\n".join(
+        ["Calder Bay Health        F6659611  A00068244",
+         "Tel (206) 555-0163      DOE, JANE A   F  04/09/1941 77Y",
+         "", "CLINIC NOTE", "", "SUBJECTIVE: Doing well."]
+    )  # fmt: skip
+    ids = extract_identifiers(text, mrn_pattern=r"E\d{7}", today=TODAY)
+    assert ids.mrn is not None and ids.mrn.value == "E6659611"

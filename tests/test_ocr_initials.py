@@ -4,6 +4,7 @@ drawn here are invented; the corpus's are synthetic."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -56,9 +57,27 @@ def test_a_name_read_as_one_word_is_split_too() -> None:
     assert split_glued_initials(_pass(words), image).text == "PATIENT: LEE,STEVEN P"
 
 
+def test_an_underscore_tesseract_adds_after_the_name_does_not_hide_the_initial() -> None:
+    # the LSTM reads a stray '_' after a final 'L' or 'H' where the paper has none, glued to the word or apart
+    image, words = _label("PATIENT:", "LEE,", "LARS L", "SEX:")
+    words[2] = replace(words[2], text="LARSL_")
+    assert split_glued_initials(_pass(words), image).text == "PATIENT: LEE, LARS L SEX:"
+    image, words = _label("PATIENT:", "LEE,", "EAMON H", "_")
+    assert split_glued_initials(_pass(words), image).text == "PATIENT: LEE, EAMON H _"
+
+
+@pytest.mark.parametrize("given", ["PETRA J", "ALMA J"])
+def test_an_initial_that_hangs_below_the_line_is_split_too(given: str) -> None:
+    # a 'J' reaches below the capitals, so the box is taller than the letters the blank is measured by
+    image, words = _label("PATIENT:", "LEE,", given)
+    assert split_glued_initials(_pass(words), image).text == f"PATIENT: LEE, {given}"
+
+
 @pytest.mark.parametrize(
     "tokens",
     [
+        ("PATIENT:", "LEE,", "SARAJ"),  # a given name that ends in J
+        ("PATIENT:", "LEE,", "MAJ"),
         ("PATIENT:", "LEE,", "LINDAB"),  # a given name that ends in B: no space in the ink
         ("PATIENT:", "LEE,", "LINDA", "B"),  # the initial printed apart already
         ("THE", "PATIENT", "LINDA B"),  # not after a surname and its comma: report text is never touched

@@ -26,7 +26,13 @@ from chartvault.classify import keys
 from chartvault.classify.candidates import Cand, best
 from chartvault.classify.dates import RawDate, age_on, parse_date, parse_raw_date
 from chartvault.classify.icd import extract_icd_codes
-from chartvault.classify.keyless import KeylessFinds, clean_id, read_blocks
+from chartvault.classify.keyless import (
+    REPAIRED_TO_PATTERN,
+    KeylessFinds,
+    clean_id,
+    read_blocks,
+    toward_pattern,
+)
 from chartvault.classify.layout import Row, blocks, page_rows
 from chartvault.classify.names import normalise_name
 from chartvault.classify.types import Extracted, Identifiers
@@ -107,7 +113,11 @@ def _id_cands(
                 conf -= 0.15
             priority = 0 if fuzzy else 1
             if shape is not None and not shape.fullmatch(val):
-                conf, priority = min(conf, _OFF_PATTERN_CONF), 0  # a number of the site's shape may win
+                repaired = toward_pattern(val, shape)
+                if repaired is not None:  # 'F6659611' where the site's numbers are 'E' and seven digits
+                    val, conf = repaired, min(conf, REPAIRED_TO_PATTERN)
+                else:
+                    conf, priority = min(conf, _OFF_PATTERN_CONF), 0  # a number of the site's shape may win
             out.append(Cand(val, max(conf, 0.3), row.index, priority, row.band))
     return out
 
@@ -374,6 +384,16 @@ def _consistent_dates(ids: Identifiers, keyed: _Keyed, keyless: KeylessFinds, to
         ids.dob = Extracted(ids.dob.value, round(ids.dob.confidence * 0.6, 3))
 
 
+def _with_initials_restored(votes: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Votes for 'LAST, FIRST' counted for 'LAST, FIRST M' when that is the only fuller reading: a page that
+    lost the initial (a speck, a glued glyph) agrees with the pages that read it."""
+    out: dict[str, list[float]] = {}
+    for name, confs in votes.items():
+        fuller = [v for v in votes if v.startswith(name + " ") and len(v) == len(name) + 2]
+        out.setdefault(fuller[0] if len(fuller) == 1 else name, []).extend(confs)
+    return out
+
+
 def merge_identifiers(pages: list[Identifiers]) -> Identifiers:
     """Document-level identifiers: per field, the value with the largest confidence-weighted vote.
 
@@ -391,6 +411,8 @@ def merge_identifiers(pages: list[Identifiers]) -> Identifiers:
                 votes.setdefault(ex.value, []).append(max(0.0, min(1.0, ex.confidence)))
         if not votes:
             continue
+        if fname == "name":
+            votes = _with_initials_restored(votes)
         order = list(votes)
         total = sum(sum(v) for v in votes.values())
         winner = max(order, key=lambda v: (sum(votes[v]), -order.index(v)))

@@ -21,12 +21,14 @@ from chartvault.classify.dates import CONFUSABLE, DATE_TOKEN, RawDate, fix_digit
 from chartvault.classify.layout import Segment
 from chartvault.classify.names import normalise_name
 
-__all__ = ["DateFind", "KeylessFinds", "clean_id", "read_blocks"]
+__all__ = ["REPAIRED_TO_PATTERN", "DateFind", "KeylessFinds", "clean_id", "read_blocks", "toward_pattern"]
 
 # 'LAST, FIRST M' in capitals (multi-word and hyphenated surnames allowed); a middle initial only after a
-# single space, so a sex letter after a field gap ('DOE, JANE  F') stays a sex letter.
+# single space, so a sex letter after a field gap ('DOE, JANE  F') stays a sex letter. The surname's first
+# letter may have been read small ('eASTWOOD': fax), never the rest, so prose does not match.
 _NAME_SHAPE = re.compile(
-    r"(?<![A-Za-z0-9'])([A-Z][A-Z'\-]+(?:[ ][A-Z][A-Z'\-]+){0,2})[ ]?,[ ]{0,2}([A-Z][A-Z'\-]+)"
+    r"(?<![A-Za-z0-9'])((?:[A-Z]|[a-z](?=[A-Z]{2}))[A-Z'\-]+(?:(?:[ ]-?|-[ ])[A-Z][A-Z'\-]+){0,2})"
+    r"[ ]?,[ ]{0,2}([A-Z][A-Z'\-]+)"
     r"(?:([ ]{1,2})([A-Z])\.?(?![A-Za-z0-9'\-]))?"
 )
 _CREDENTIAL_AFTER = re.compile(r"^[ ,]*(?:M\.?D|D\.?O|R\.?N|N\.?P|P\.?A(?:-C)?|DDS|PH\.?D|DPM)\b\.?", re.I)
@@ -94,6 +96,28 @@ def clean_id(raw: str, *, min_digits: int) -> tuple[str, int] | None:
     if real_digits * 2 < len(fixed):  # mostly letters: a word, not an OCR-damaged number
         return None
     return prefix + fixed, nfix
+
+
+# Capitals OCR takes for one another in a record number's prefix (fax and small print: 'F6659611' for
+# 'E6659611'). Digits are not here: clean_id already reads O, I, S... in the digits as digits.
+# fmt: off
+_PREFIX_LOOK_ALIKES = {"E": "F", "F": "E", "H": "MN", "M": "HN", "N": "HM", "R": "BP", "B": "R", "P": "R",
+                       "C": "G", "G": "C", "D": "O", "U": "V", "V": "U", "K": "X", "X": "K"}
+# fmt: on
+REPAIRED_TO_PATTERN = 0.7  # a letter changed to fit the site's pattern: the pattern chose it, the ink did not
+
+
+def toward_pattern(value: str, pattern: re.Pattern[str]) -> str | None:
+    """``value`` with one prefix letter read as its look-alike so that it fits the site's MRN pattern; None
+    when no single change does, or more than one does (then the pattern cannot choose)."""
+    fits = {
+        value[:i] + alt + value[i + 1 :]
+        for i, c in enumerate(value)
+        if c.isalpha()
+        for alt in _PREFIX_LOOK_ALIKES.get(c, "")
+    }
+    fits = {v for v in fits if pattern.fullmatch(v)}
+    return fits.pop() if len(fits) == 1 else None
 
 
 @dataclass(slots=True)
@@ -184,6 +208,8 @@ def _take_name(p: _Piece, m: re.Match[str]) -> int | None:
     end, middle = m.end(), m.group(4)
     if middle in ("M", "F") and len(m.group(3)) == 2:  # after a field gap: the sex, not an initial
         end, middle = m.end(2), None
+    if middle is None and text[end : end + 1] in (")", "]", "}") and not re.search(r"[(\[{]", text[:end]):
+        end, middle = end + 1, "J"  # a glued initial 'J' read as a bracket (names.py)
     name = normalise_name(f"{m.group(1)}, {m.group(2)}" + (f" {middle}" if middle else ""))
     if not name:
         return None
@@ -256,9 +282,11 @@ def _take_ids(
     first in reading order, with rivals lowering its confidence."""
     ids = [(p, value, nfix) for p in pieces for value, nfix, _ in p.ids]
     if mrn_pattern is not None:
-        ids = [(p, v, n) for p, v, n in ids if mrn_pattern.fullmatch(v)]
         for _, value, nfix in ids:
-            out.mrns.append(Cand(value, 0.88 - 0.1 * nfix, line, 0, True))
+            if mrn_pattern.fullmatch(value):
+                out.mrns.append(Cand(value, 0.88 - 0.1 * nfix, line, 0, True))
+            elif (repaired := toward_pattern(value, mrn_pattern)) is not None:
+                out.mrns.append(Cand(repaired, min(0.88 - 0.1 * nfix, REPAIRED_TO_PATTERN), line, 0, True))
         return
     ids = [(p, v, n) for p, v, n in ids if sum(c.isdigit() for c in v) >= 6]
     if not ids:

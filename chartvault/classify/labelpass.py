@@ -41,9 +41,15 @@ _NUMBER_TOKEN = re.compile(r"[A-Za-z0-9|£€][A-Za-z0-9|\-]{4,24}")
 
 
 def needs_label_pass(ids: Identifiers) -> bool:
-    """Whether the page's MRN or birth date is missing or not confidently read."""
+    """Whether the page's MRN or birth date is missing or not confidently read, or its name is missing.
+
+    The name line alone is reason enough: it is what staff see, and what finds a patient by name and birth
+    date when the number is doubtful; a page that lost it almost always printed it (a continuation page
+    without a label has no MRN either, and is looked at again for that).
+    """
     return (
-        ids.mrn is None
+        ids.name is None
+        or ids.mrn is None
         or ids.mrn.confidence < RELOOK_BELOW
         or ids.dob is None
         or ids.dob.confidence < RELOOK_DOB_BELOW

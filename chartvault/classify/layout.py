@@ -144,7 +144,10 @@ def _build_row(members: list[Word], index: int, h: int, page_height: int) -> Row
             text += "    "
         start = len(text)
         gaps = [b.left - (a.left + a.width) for a, b in itertools.pairwise(group)]
-        space = _space_width(gaps, h)
+        # a junk glyph ('__', ':') hard against a word is no measure of a space: its gap would make every
+        # word space of the row a field gap
+        pairs = zip(gaps, itertools.pairwise(group), strict=True)
+        space = _space_width([g for g, (a, b) in pairs if _inked(a) and _inked(b)], h)
         for k, w in enumerate(group):
             if k:
                 wide = gaps[k - 1] > _FIELD_GAP_VS_SPACE * space and gaps[k - 1] > _FIELD_GAP_MIN_HEIGHTS * h
@@ -155,6 +158,11 @@ def _build_row(members: list[Word], index: int, h: int, page_height: int) -> Row
     cy = statistics.median(w.top + w.height / 2 for w in members)
     band = cy < TOP_BAND * page_height or cy > BOTTOM_BAND * page_height
     return Row(text, band, index, segments, height=h, words=spans)
+
+
+def _inked(w: Word) -> bool:
+    """A word with a letter or digit in it, not a speck or a rule OCR read as punctuation."""
+    return any(c.isalnum() for c in w.text)
 
 
 def _space_width(gaps: list[int], h: int) -> float:

@@ -12,6 +12,14 @@ _NAME_TOKEN = re.compile(r"^[A-Za-z][A-Za-z'\u2019\-]*\.?$")
 _PARTICLES = frozenset({"VAN", "VON", "DER", "DEN", "DE", "DEL", "DELA", "LA", "LE", "DA", "DI", "DOS", "DU",
                         "ST", "ST.", "MC", "MAC", "AL", "EL", "BIN", "BEN", "TER", "TEN"})
 # fmt: on
+# A speck beside a word that OCR read as a quote mark ('‘DESMOND'), and the '_' the LSTM adds after a
+# letter with a foot ('FARAH B_'); an apostrophe between letters is part of the name (O'NEIL).
+_SPECK = re.compile(r"(?<![A-Za-z])[\"'`_\u2018\u201c\u201d]+|[\"'`_\u2018\u201c\u201d]+(?![A-Za-z])")
+# 'PRENDERGAST -CASTELLANO': a hyphen OCR set apart from one of its words
+_SPACED_HYPHEN = re.compile(r"(?<=[A-Za-z]) -(?=[A-Za-z])|(?<=[A-Za-z])- (?=[A-Za-z])")
+# A middle initial 'J' glued to the given name and read as a closing bracket ('ORLA)', 'ALMA}'): its hook
+# is the bracket's shape. Only in 'LAST, FIRST' after the comma, and when nothing opens a bracket.
+_BRACKET_FOR_J = re.compile(r"(?<=[A-Za-z]{2})[)\]}](?=[ ,]|$)")
 _HONORIFICS = {"MR", "MRS", "MS", "MISS", "DR"}
 _SUFFIXES = {"JR", "SR", "II", "III", "IV", "JR.", "SR."}
 # Template placeholders and titles that follow a name label but are not a name.
@@ -24,7 +32,11 @@ def normalise_name(raw: str) -> str | None:
     Accepts 'LAST, FIRST M', 'Last, First Middle', 'First M. Last' and 'First Van Der Last'; the middle name
     is reduced to its initial because labels print it either way.
     """
-    s = re.sub(r"\s+", " ", raw.replace("\u2019", "'")).strip(" ,.;:")
+    s = re.sub(r"\s+", " ", _SPECK.sub(" ", raw.replace("\u2019", "'"))).strip(" ,.;:")
+    s = _SPACED_HYPHEN.sub("-", s)
+    if "," in s and not re.search(r"[(\[{]", s):
+        surname, comma, given = s.partition(",")
+        s = surname + comma + _BRACKET_FOR_J.sub(" J", given)
     if not s or any(c.isdigit() for c in s):
         return None
     before = s.partition(",")[0]

@@ -24,10 +24,12 @@ __all__ = ["split_glued_initials"]
 _SURNAME = re.compile(r"^[A-Z][A-Z'\-]*,$")
 _GIVEN_AND_INITIAL = re.compile(r"^[A-Z][A-Z'\-]{2,}[A-Z]$")
 _ALL_GLUED = re.compile(r"^[A-Z][A-Z'\-]*,[A-Z][A-Z'\-]{2,}[A-Z]$")  # 'LEE,STEVENP': one word for the name
-# The blank before a glued initial measured 0.37-0.60 of the word's height on tuning label pages, the
-# blank before a given name's own last letter 0.06-0.22 (python -m bench.generated --split tuning).
+# The blank before a glued initial measured 0.37-0.60 of the letters' height on tuning label pages, the
+# blank before a given name's own last letter 0.06-0.22 (python -m bench.generated --split tuning). The
+# height is the ink's before the blank, not the box's: a 'J' hangs below the line and made 'PETRA J' a
+# box a third taller than its capitals (0.30 of it, tuning seed 11), though its blank was a word space.
 _SPACE_OF_HEIGHT = 0.3
-_SPACE_OF_LETTER_GAP = 1.8
+_SPACE_OF_LETTER_GAP = 1.5
 
 
 def split_glued_initials(p: OcrPass, image: Image.Image) -> OcrPass:
@@ -38,16 +40,17 @@ def split_glued_initials(p: OcrPass, image: Image.Image) -> OcrPass:
     for i in range(len(p.words)):
         word, before = p.words[i], p.words[i - 1] if i else p.words[i]
         after = p.words[i + 1] if i + 1 < len(p.words) and _same_line(word, p.words[i + 1]) else None
-        named = _ALL_GLUED.match(word.text) or (
-            _GIVEN_AND_INITIAL.match(word.text) and _SURNAME.match(before.text) and _same_line(before, word)
+        text = word.text.rstrip("_")  # the LSTM adds a '_' after a final 'L' or 'H' the paper does not have
+        named = _ALL_GLUED.match(text) or (
+            _GIVEN_AND_INITIAL.match(text) and _SURNAME.match(before.text) and _same_line(before, word)
         )
-        if not named or (after is not None and len(after.text.rstrip(".")) == 1):
+        if not named or (after is not None and _is_initial(after.text)):
             continue  # not a name, or its initial is printed apart already: the whole given name
         # LSTM word boxes can reach into the space after the word, even the next word's first glyph
         right = min(word.left + word.width, after.left) if after is not None else word.left + word.width
         cut = _space_before_last_glyph(image, replace(word, width=right - word.left))
         if cut is not None:
-            first, last = word.text[:-1], word.text[-1]
+            first, last = text[:-1], text[-1]
             rest = word.width - cut[1]
             splits[i] = (
                 Word(first, word.conf, word.left, word.top, cut[0], word.height),
@@ -56,6 +59,11 @@ def split_glued_initials(p: OcrPass, image: Image.Image) -> OcrPass:
     if not splits:
         return p
     return replace(p, text=_split_text(p, splits), words=_split_words(p.words, splits))
+
+
+def _is_initial(text: str) -> bool:
+    letters = text.rstrip(".")
+    return len(letters) == 1 and letters.isalpha()
 
 
 def _same_line(a: Word, b: Word) -> bool:
@@ -71,15 +79,17 @@ def _space_before_last_glyph(image: Image.Image, word: Word) -> tuple[int, int] 
         return None
     grey = np.asarray(image.crop(box).convert("L"), dtype=np.uint8)
     threshold = (int(grey.min()) + int(grey.max())) / 2
-    inked: np.ndarray = np.asarray((grey < threshold).any(axis=0))
-    runs = _blank_runs(inked)
+    ink: np.ndarray = np.asarray(grey < threshold)
+    runs = _blank_runs(ink.any(axis=0))
     if not runs:
         return None
     start, end = runs[-1]  # the blank run before the last glyph (runs inside the ink only)
     gap = end - start
     letter_gaps = sorted(e - s for s, e in runs[:-1])  # the median: 'LEE,STEVENP' has a space after its comma
     typical = letter_gaps[len(letter_gaps) // 2] if letter_gaps else 0
-    if gap < _SPACE_OF_HEIGHT * word.height or gap < _SPACE_OF_LETTER_GAP * max(typical, 1):
+    rows = np.flatnonzero(ink[:, :start].any(axis=1))
+    height = int(rows[-1] - rows[0] + 1) if rows.size else word.height
+    if gap < _SPACE_OF_HEIGHT * height or gap < _SPACE_OF_LETTER_GAP * max(typical, 1):
         return None
     return start, end
 
@@ -108,15 +118,15 @@ def _split_words(words: list[Word], splits: dict[int, tuple[Word, Word]]) -> lis
 
 
 def _split_text(p: OcrPass, splits: dict[int, tuple[Word, Word]]) -> str:
-    """The page text with a space put where each split word was cut (the text is the words in order)."""
-    text, cursor, cuts = p.text, 0, []
+    """The page text with each split word written as its two parts (the text is the words in order)."""
+    text, cursor, edits = p.text, 0, []
     for i, w in enumerate(p.words):
         at = text.find(w.text, cursor)
         if at < 0:
             return text  # not the words in order (should not happen): leave the text as read
         if i in splits:
-            cuts.append(at + len(w.text) - 1)
+            edits.append((at, at + len(w.text), f"{splits[i][0].text} {splits[i][1].text}"))
         cursor = at + len(w.text)
-    for at in reversed(cuts):
-        text = text[:at] + " " + text[at:]
+    for start, end, parts in reversed(edits):
+        text = text[:start] + parts + text[end:]
     return text
