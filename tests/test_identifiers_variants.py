@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from chartvault.classify import extract_identifiers, merge_identifiers
 from chartvault.classify.identifiers import extract_icd_codes
+from chartvault.classify.labelpass import RELOOK_DOB_BELOW
 from chartvault.classify.types import Extracted, Identifiers
 
 TODAY = date(2024, 6, 1)
@@ -323,3 +324,25 @@ def test_a_keyless_imprint_number_with_a_misread_prefix_is_read_back_to_the_site
     )  # fmt: skip
     ids = extract_identifiers(text, mrn_pattern=r"E\d{7}", today=TODAY)
     assert ids.mrn is not None and ids.mrn.value == "E6659611"
+
+
+@pytest.mark.parametrize(
+    ("printed", "field", "want"),
+    [
+        ("Adm: 03/15/2923", "date_of_service", "2023-03-15"),  # a fax read the 0 of the year as a 9
+        ("Adm: 04/10/7015", "date_of_service", "2015-04-10"),  # and a 2 as a 7
+        ("DOB: 07/07/7977", "dob", "1977-07-07"),
+        ("Adm: 03/15/8888", "date_of_service", None),  # no single look-alike makes a year it can be
+    ],
+)
+def test_a_year_no_date_can_have_is_read_back_by_one_look_alike_digit(
+    printed: str, field: str, want: str | None
+) -> None:
+    other = "DOB: 01/05/1980" if field == "date_of_service" else "DOS: 03/14/2022"
+    ids = extract_identifiers(header("MRN: 0012345678", f"{other}   {printed}"), today=TODAY)
+    got = getattr(ids, field)
+    assert (got.value if got else None) == want
+    if got is not None:
+        assert (
+            got.confidence < RELOOK_DOB_BELOW
+        )  # trusted less than any clean reading; a DOB is looked at again

@@ -158,3 +158,27 @@ def parse_date(token: str, *, ref: date | None = None, past_only: bool = False) 
 def age_on(dob: date, when: date) -> int:
     """Completed years of age on ``when``."""
     return when.year - dob.year - ((when.month, when.day) < (dob.month, dob.day))
+
+
+# Digits a fax or small print turns into one another: the round ones (0 6 8 9, 3 8, 5 6) and those with a
+# slanted stroke (1 2 7).
+_DIGIT_LOOK_ALIKES = {"0": "689", "1": "7", "2": "7", "3": "8", "5": "6", "6": "058", "7": "12", "8": "0369",
+                      "9": "08"}  # fmt: skip
+YEAR_READ_BACK = 0.55  # below every clean reading, and below the label pass's birth-date threshold
+
+
+def year_read_back(rd: RawDate, earliest: int, latest: int) -> RawDate | None:
+    """``rd`` with one digit of its four-digit year read as a look-alike ('2923' -> 2023, '7015' -> 2015) when
+    exactly one such change gives a real date between ``earliest`` and ``latest``; else None."""
+    if rd.year is None:
+        return None
+    printed = f"{rd.year:04d}"
+    years = {
+        int(printed[:i] + alt + printed[i + 1 :])
+        for i, digit in enumerate(printed)
+        for alt in _DIGIT_LOOK_ALIKES.get(digit, "")
+    }
+    fits = [y for y in years if earliest <= y <= latest and rd.resolve(y) is not None]
+    if len(fits) != 1:
+        return None
+    return RawDate(fits[0], fits[0] % 100, rd.month, rd.day, rd.ocr_fixes + 1)

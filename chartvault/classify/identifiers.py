@@ -24,7 +24,14 @@ from functools import lru_cache
 
 from chartvault.classify import keys
 from chartvault.classify.candidates import Cand, best
-from chartvault.classify.dates import RawDate, age_on, parse_date, parse_raw_date
+from chartvault.classify.dates import (
+    YEAR_READ_BACK,
+    RawDate,
+    age_on,
+    parse_date,
+    parse_raw_date,
+    year_read_back,
+)
 from chartvault.classify.icd import extract_icd_codes
 from chartvault.classify.keyless import (
     REPAIRED_TO_PATTERN,
@@ -263,6 +270,8 @@ def _resolve_dates(
                 dates = [d for d in dates if d <= when] or dates
         else:
             dates = [d for d in dates if d.year <= today.year + 1] or ([dates[-1]] if rd.year is None else [])
+        if not dates and (back := year_read_back(rd, 1900, today.year + (0 if is_dob else 1))) is not None:
+            dates, conf = back.options(), min(conf, YEAR_READ_BACK)  # a year no date can have ('2923')
         if not dates:
             continue
         d = dates[0]
