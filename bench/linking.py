@@ -1,6 +1,6 @@
 """Where the held-out documents end: linked to the right patient, linked to another, in review, or orphaned.
 
-    python -m bench.linking [--per-layout N] [--workers W] [--split held_out|tuning]
+    python -m bench.linking [--per-layout N] [--workers W] [--split held_out|tuning] [--seed S]
 
 The documents are those of ``bench.generated``'s held-out label layouts (OCR cached under
 ``bench/results/ocr-cache``; missing ones are OCR'd first). Each document's identifiers are read as
@@ -134,10 +134,13 @@ def _read(doc: OcrDoc, spec: DocSpec, labels: list[dict[str, Any] | None] | None
     return merge_identifiers(page_identifiers(doc, spec.patient.facility.mrn_pattern, labels))
 
 
-def linking_figures(per_layout: int, workers: int, split: str = "held_out") -> dict[str, Any]:
+def linking_figures(
+    per_layout: int, workers: int, split: str = "held_out", seed: int | None = None
+) -> dict[str, Any]:
     """Both situations over the held-out documents (``bench.quality`` prints this beside its figures), or
-    over the tuning layouts' (more fax pages: where damaged labels end)."""
-    seed = SEEDS[split]
+    over the tuning layouts' (more fax pages: where damaged labels end); ``seed`` draws other documents
+    (new patients and texts) than the split's usual ones."""
+    seed = SEEDS[split] if seed is None else seed
     specs = split_specs(split, per_layout, seed)
     docs = ocr_all(split, per_layout, seed, workers)
     labels = label_all(split, per_layout, seed, workers) if LABEL_PASS["on"] else None
@@ -159,9 +162,11 @@ def print_linking(result: dict[str, Any], split: str = "held_out") -> None:
             print(f"    linked to another patient: {' '.join(r['linked_wrong_ids'])}")
 
 
-def held_out_linking(per_layout: int, workers: int, split: str = "held_out") -> dict[str, Any]:
+def held_out_linking(
+    per_layout: int, workers: int, split: str = "held_out", seed: int | None = None
+) -> dict[str, Any]:
     """The one call ``bench.quality`` makes: figures computed and printed."""
-    result = linking_figures(per_layout, workers, split)
+    result = linking_figures(per_layout, workers, split, seed)
     print_linking(result, split)
     return result
 
@@ -176,10 +181,11 @@ def main() -> None:
     ap.add_argument("--per-layout", type=int, default=12)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--split", choices=sorted(SEEDS), default="held_out")
+    ap.add_argument("--seed", type=int, default=None, help="Other documents than the split's usual ones.")
     args = ap.parse_args()
     import json
 
-    print(json.dumps(held_out_linking(args.per_layout, args.workers, args.split)))
+    print(json.dumps(held_out_linking(args.per_layout, args.workers, args.split, args.seed)))
 
 
 if __name__ == "__main__":
