@@ -333,6 +333,7 @@ def test_a_keyless_imprint_number_with_a_misread_prefix_is_read_back_to_the_site
         ("Adm: 04/10/7015", "date_of_service", "2015-04-10"),  # and a 2 as a 7
         ("DOB: 07/07/7977", "dob", "1977-07-07"),
         ("Adm: 03/15/8888", "date_of_service", None),  # no single look-alike makes a year it can be
+        ("DOB: 05/01/2090", "dob", None),  # a real year, only in the future: wrong for a DOB, not misread
     ],
 )
 def test_a_year_no_date_can_have_is_read_back_by_one_look_alike_digit(

@@ -53,6 +53,7 @@ _BARE_OK = re.compile(r"(?i)^(?:M[ ]?R[ ]?N|ACCT|FIN|ENC|CSN|HAR|EMPI)\b")
 _HAS_SEP = re.compile(r"(?i)[:;#]|\bNo\b|Number")
 # A keyed MRN that does not have the facility's shape was probably misread (or is another facility's).
 _OFF_PATTERN_CONF = 0.6
+_NO_CALENDAR_YEARS = 100  # a year further ahead than this is a misread, not a date (dates.year_read_back)
 _STACKED_ROW_OFFSET = 100_000  # index of rows rebuilt from keys printed above their values
 # What OCR makes of form-cell borders and specks: never part of a value.
 _BORDER_MARKS = " |_[](){}'\"‘’`°«»~!"
@@ -270,8 +271,12 @@ def _resolve_dates(
                 dates = [d for d in dates if d <= when] or dates
         else:
             dates = [d for d in dates if d.year <= today.year + 1] or ([dates[-1]] if rd.year is None else [])
-        if not dates and (back := year_read_back(rd, 1900, today.year + (0 if is_dob else 1))) is not None:
-            dates, conf = back.options(), min(conf, YEAR_READ_BACK)  # a year no date can have ('2923')
+        if (
+            not dates
+            and (rd.year or 0) > today.year + _NO_CALENDAR_YEARS  # '2923': no date can have it; '2090' is
+            and (back := year_read_back(rd, 1900, today.year + (0 if is_dob else 1))) is not None
+        ):  # a real year in the future, wrong for the field, and not guessed at
+            dates, conf = back.options(), min(conf, YEAR_READ_BACK)
         if not dates:
             continue
         d = dates[0]

@@ -80,7 +80,7 @@ def _space_before_last_glyph(image: Image.Image, word: Word) -> tuple[int, int] 
     grey = np.asarray(image.crop(box).convert("L"), dtype=np.uint8)
     threshold = (int(grey.min()) + int(grey.max())) / 2
     ink: np.ndarray = np.asarray(grey < threshold)
-    runs = _blank_runs(ink.any(axis=0))
+    runs = _blank_runs(np.asarray(ink.any(axis=0)))
     if not runs:
         return None
     start, end = runs[-1]  # the blank run before the last glyph (runs inside the ink only)
