@@ -271,11 +271,13 @@ def _resolve_dates(
                 dates = [d for d in dates if d <= when] or dates
         else:
             dates = [d for d in dates if d.year <= today.year + 1] or ([dates[-1]] if rd.year is None else [])
+        # '2923' is a year no date can have, a misread: one look-alike digit may give the printed year back.
+        # '2090' is a real year, only wrong for the field: not guessed at.
         if (
             not dates
-            and (rd.year or 0) > today.year + _NO_CALENDAR_YEARS  # '2923': no date can have it; '2090' is
+            and (rd.year or 0) > today.year + _NO_CALENDAR_YEARS
             and (back := year_read_back(rd, 1900, today.year + (0 if is_dob else 1))) is not None
-        ):  # a real year in the future, wrong for the field, and not guessed at
+        ):
             dates, conf = back.options(), min(conf, YEAR_READ_BACK)
         if not dates:
             continue
