@@ -37,6 +37,13 @@ def tiny_training() -> tuple[list[str], list[str]]:
         "05/02/23   DR SMITH",
         "Visit Date: 05/02/2023",
         "Adm/Disch: 05/02/23 -",
+        "DATE OF BIRTH: 03/14/1952",
+        "ADM DATE: 5/02/23",
+        "F 03/14/1952 72Y",
+        "03/14/52 M 72",
+        "MR00123456 0012345678",
+        "Patient: THORNBURY-YAMAMOTO, ALMA R   MR#: M000123456   D.O.B.: 03/14/1952   Sex: F   "
+        "Visit Date: 05/02/2023",  # a footer strip longer than a label line
     ],
 )
 def test_label_lines_of_every_layout_are_not_report_text(label_line: str) -> None:
@@ -48,7 +55,14 @@ def test_label_lines_of_every_layout_are_not_report_text(label_line: str) -> Non
 
 
 def test_report_lines_are_kept() -> None:
-    for line in ("HISTORY OF PRESENT ILLNESS: Knee pain since a fall.", "Dear Dr. Smith:", "DOE is a name"):
+    for line in (
+        "HISTORY OF PRESENT ILLNESS: Knee pain since a fall.",
+        "Dear Dr. Smith:",
+        "DOE is a name",
+        "1. Hypertension.",
+        "140 4.2 102 24",  # lab values: numbers, but no date and no long number
+        "Seen on 05/02/2023 for follow-up of her knee pain, which is better since the injection.",
+    ):
         assert not features.is_label_line(line)
 
 

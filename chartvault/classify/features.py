@@ -83,10 +83,10 @@ _TITLE_RES = [
 # Every key synonym of the domain notes (A4) counts, and so do keyless label lines: a 'LAST, FIRST M'
 # name at the start of a line, and an imprint's physician ('DR SMITH').
 _LABEL_LINE = re.compile(
-    r"(?i)(?:\bMRN\b|\bMR[ ]?#|Med[ ]Rec|\bD\.?O\.?B\b|Birth[ ]?Date|\bACCT\b|Account[ ]?#|\bFIN\b|\bENC\b|"
-    r"Encounter[ ]?[:#]|VISIT[ ]?#|Visit[ ]Date|Date[ ]of[ ]Service|\bDOS\b|ADMIT[ ]DATE|"
-    r"\bAdm(?:/Disch)?\b[:.]?[ ]*\d|\bUnit[ ]?#|\bChart[ ]?#|Patient[ ]ID\b|\bEMPI\b|\bHAR\b|\bCSN\b|"
-    r"\bSex[ ]?:|"
+    r"(?i)(?:\bMRN\b|\bMR[ ]?#|Med[ ]Rec|\bD\.?O\.?B\b|Birth[ ]?Date|Date[ ]of[ ]Birth|\bACCT\b|Account[ ]?#|"
+    r"\bFIN\b|\bENC\b|Encounter[ ]?[:#]|VISIT[ ]?#|Visit[ ]Date|Date[ ]of[ ]Service|\bDOS\b|"
+    r"ADM(?:IT)?[ ]DATE|\bAdm(?:/Disch)?\b[:.]?[ ]*\d|\bUnit[ ]?#|\bChart[ ]?#|Patient[ ]ID\b|\bEMPI\b|"
+    r"\bHAR\b|\bCSN\b|\bSex[ ]?:|"
     r"^\s*(?:PATIENT|NAME|Patient[ ]Name)[ ]?:|^\s*(?:ATTENDING|PHYSICIAN|Att)[ ]?:|\(continued\)|"
     r"Page[ ]\d+[ ]of[ ]\d+|^\s*Tel\b|\bFax[ ]\(|CONFIDENTIAL)"
 )
@@ -94,15 +94,33 @@ _KEYLESS_LABEL_LINE = re.compile(
     r"^\s*(?:[A-Z0-9]{6,}\s+)?[A-Z][A-Z'\-]+(?:[ ][A-Z][A-Z'\-]+){0,2}[ ]?,[ ]*[A-Z][A-Z'\-]+(?:[ ][A-Z]\.?)?"
     r"(?:\s|$)|\bDR\.?[ ]+[A-Z]{2,}\b"
 )
+# An imprint line of values only: a birth date with sex and age ('F 03/14/1952 72Y', '03/14/52 M 72'), or the
+# MRN beside an account number ('MR00123456 0012345678'). Every token is a date, a number (perhaps with a
+# short letter prefix), a sex letter or an age; at least one is a date or a long number, so a line of lab
+# values or a numbered list item is not taken.
+_VALUE_TOKEN = r"(?:\d{1,2}[/-]\d{1,2}[/-]\d{2,4}|[A-Z]{0,3}\d{5,}|\d{1,3}[ ]?(?:Y|YR|YRS|YO)?|[MF])"
+_VALUES_ONLY_LINE = re.compile(rf"^\s*{_VALUE_TOKEN}(?:[ \t]+{_VALUE_TOKEN})+\s*$")
+_LONG_VALUE = re.compile(r"\d{1,2}[/-]\d{1,2}[/-]\d{2,4}|[A-Z]{0,3}\d{5,}")
 _HEADER_ZONE = 14
 _LABEL_LINE_MAX = 100  # a longer line is report text that happens to quote a label
+_STRIP_LINE_MAX = 160  # ... unless it holds several keys: a footer strip
 # Page furniture that can sit anywhere when pages are joined into one text (continuation headers, footers).
 _FURNITURE_LINE = re.compile(r"(?i)\(continued\)|Page[ ]\d+[ ]of[ ]\d+|CONFIDENTIAL[ ]PATIENT[ ]INFORMATION")
 
 
 def is_label_line(line: str) -> bool:
-    """A line of a patient label, header or footer (keyed or keyless), judged on the line alone."""
-    return len(line) <= _LABEL_LINE_MAX and bool(_LABEL_LINE.search(line) or _KEYLESS_LABEL_LINE.search(line))
+    """A line of a patient label, header or footer (keyed or keyless), judged on the line alone.
+
+    A footer strip that prints the whole label on one line may run past ``_LABEL_LINE_MAX``: it is still a
+    label line when it carries two keys or more ('Patient: ... MR#: ... D.O.B.: ...').
+    """
+    if len(line) > _LABEL_LINE_MAX:
+        return len(line) <= _STRIP_LINE_MAX and len(_LABEL_LINE.findall(line)) >= 2
+    return bool(_LABEL_LINE.search(line) or _KEYLESS_LABEL_LINE.search(line) or _values_only(line))
+
+
+def _values_only(line: str) -> bool:
+    return bool(_VALUES_ONLY_LINE.match(line) and _LONG_VALUE.search(line))
 
 
 def strip_label_lines(lines: list[str]) -> list[str]:

@@ -65,7 +65,7 @@ MODEL_FORMAT = 2  # 2: class counts stored with the model (prior correction)
 # What ``model_text`` keeps and drops. Part of the model version: a model cached by code that prepared its
 # text differently must never be loaded by this code. Change it whenever ``model_text`` or the label-line
 # rules it uses (``features.py``) change.
-FEATURES_VERSION = "2: every key synonym and keyless label lines stripped"
+FEATURES_VERSION = "3: every key synonym, keyless and values-only label lines, footer strips stripped"
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 LABEL_MAP = {"letter": "correspondence"}  # corpus vocabulary -> ours
 _CACHE_NAME = "doctype-model.joblib"
