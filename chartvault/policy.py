@@ -112,6 +112,15 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/ui/admin/tokens/{token_id}/revoke"): ADMIN,
     ("GET", "/ui/admin/audit"): ADMIN,
     ("POST", "/ui/admin/audit"): ADMIN,  # the chain check, as `chartvault audit verify`
+    # A patient's DOB corrected (`chartvault retention correct-dob`; no API route): records management, as
+    # the review's patient confirmation and legal holds. GET shows it; POST previews, then corrects.
+    ("GET", "/ui/patients/{mrn}/dob"): HIM,
+    ("POST", "/ui/patients/{mrn}/dob"): HIM,
+    # The type model retrained on the staff's corrections (`chartvault classifier train`; no API route):
+    # those who make the corrections (POST /documents/{doc_id}/classification).
+    ("GET", "/ui/classifier"): HIM,
+    ("POST", "/ui/classifier"): HIM,
+    ("GET", "/ui/classifier/progress"): HIM,
 }
 
 

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -319,6 +319,8 @@ MAIN_PAGES = {
         "/ui/patient-index",
         "/ui/reports",
         "/ui/reports/scanning",
+        "/ui/patients/{mrn}/dob",
+        "/ui/classifier",
     ],
     "scanner": ["/ui/batches", "/ui/coversheet"],
     "vendor": ["/ui/releases"],
@@ -573,3 +575,107 @@ def test_him_admin_loads_the_registration_list_and_sees_what_it_did(
     checked.goto("/ui/patient-index")
     assert _serious_violations(checked, AXE.read_text()) == []
     checked.context.close()
+
+
+# -- corrections: a patient's date of birth, the classifier ------------------------------------------
+
+
+def test_him_admin_corrects_a_date_of_birth_seeing_the_retention_it_moves(
+    browser, server: str, web_archive
+) -> None:
+    """The DOB on record was misread as a child's (kept to majority + 3 years); HIM puts it right from
+    the patient's page: a date after the visit is refused with the date kept, then the change is shown,
+    then made."""
+
+    from chartvault.services import Services
+
+    mrn, doc = web_archive.mrns["mammogram"], web_archive.docs["mammogram"]
+    with Services(web_archive.settings) as services:
+        right = services.records.dob_correction(mrn).dob
+        services.records.correct_dob(mrn, date(2012, 2, 21))
+    assert right == "1968-02-21"
+    axe = AXE.read_text()
+    page = _signed_in(browser, server, "him_admin", bypass_csp=True)  # so axe can be injected
+    page.goto(f"/ui/patients/{mrn}")
+    page.get_by_role("link", name="Date of birth and retention").click()
+    expect(page.get_by_role("heading", name=f"Date of birth of MRN {mrn}")).to_be_visible()
+    expect(page.locator("#dob-on-record")).to_have_text("2012-02-21")
+    expect(page.get_by_role("table", name="Retention of each document now")).to_contain_text("2033-02-21")
+
+    page.get_by_label(re.compile("^Corrected date of birth")).fill("2020-01-01")  # after the visit
+    page.get_by_role("button", name="Show what changes").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "The date of birth is after the date of service of 1 of this patient's documents."
+    )
+    expect(page.get_by_label(re.compile("^Corrected date of birth"))).to_have_value("2020-01-01")
+    assert _serious_violations(page, axe) == []
+    _shot(page, "him-dob-refused")
+
+    page.get_by_label(re.compile("^Corrected date of birth")).fill(right)
+    page.get_by_role("button", name="Show what changes").click()
+    preview = page.get_by_role("region", name="Check what the correction changes")
+    expect(preview).to_contain_text("The retention of 1 of 1 archived document changes.")
+    row = page.locator(f"tr.moves:has(a[href='/ui/documents/{doc}'])")
+    expect(row).to_contain_text("2033-02-21")
+    expect(row.locator("mark")).to_have_text("2029-04-13")
+    expect(row).to_contain_text("ahima.minor → ahima.adult")
+    expect(page.locator("#dob-on-record")).to_have_text("2012-02-21")  # nothing saved yet
+    assert _serious_violations(page, axe) == []
+    _shot(page, "him-dob-preview")
+
+    page.get_by_role("button", name=f"Correct the date of birth to {right}").click()
+    expect(page.get_by_role("status")).to_have_text(
+        "Date of birth corrected and retention recomputed: 1 document got another date."
+    )
+    expect(page.locator("#dob-on-record")).to_have_text(right)
+    expect(page.get_by_role("table", name="Retention of each document now")).to_contain_text("2029-04-13")
+    _shot(page, "him-dob-corrected")
+    page.context.close()
+    with Services(web_archive.settings) as services:
+        assert services.records.retention(doc)["retain_until"] == "2029-04-13"
+
+
+def test_him_admin_retrains_the_classifier_after_correcting_a_type(browser, server: str, web_archive) -> None:
+    """A type corrected in review waits for the next training; the Classifier page retrains now, follows the
+    training while it runs (htmx) and shows what the new model learned from."""
+    from chartvault.services import Services
+
+    doc = web_archive.docs["shoulder"]
+    with Services(web_archive.settings) as services:
+        original = services.documents.get(doc).doc_type
+        learned = services.review.classifier_status().corrections_learned
+    new_type = "Operative report" if original != "operative_report" else "Consult note"
+    page = _signed_in(browser, server, "him_admin", bypass_csp=True)
+    page.goto(f"/ui/review/{doc}")
+    page.get_by_label("Document type").select_option(label=new_type)
+    page.get_by_role("button", name="Save the type").click()
+    page.wait_for_url(re.compile(r"/ui/review"))
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Classifier").click()
+    expect(page.get_by_role("heading", name="Document-type classifier")).to_be_visible()
+    waiting = int(page.locator("#corrections-waiting").inner_text())
+    assert waiting >= 1
+    before = page.locator("#model-version").inner_text()
+    assert _serious_violations(page, AXE.read_text()) == []
+    _shot(page, "him-classifier")
+
+    page.get_by_role("button", name="Retrain the classifier now").click()
+    expect(page.locator("#training-state")).to_have_text("Retraining")
+    expect(page.get_by_role("button", name="Retrain the classifier now")).to_be_disabled()
+    _shot(page, "him-classifier-retraining")
+    expect(page.locator("#training-state")).to_have_text("Retrained", timeout=120_000)  # htmx polling
+    result = page.locator("#training-result")
+    expect(result).to_contain_text("staff correction")
+    after = page.locator("#model-version").inner_text()
+    assert after != before
+    expect(page.locator("#corrections-waiting")).to_have_text("0")
+    expect(page.get_by_role("button", name="Retrain the classifier now")).to_be_enabled()
+    assert _serious_violations(page, AXE.read_text()) == []
+    _shot(page, "him-classifier-retrained")
+    said = result.inner_text()
+    page.context.close()
+    with Services(web_archive.settings) as services:
+        status = services.review.classifier_status()
+        assert status.version == after and status.corrections_waiting == 0
+        assert learned is None or status.corrections_learned >= learned + 1
+        assert f"{status.corrections_learned} of them staff correction" in said
+        services.review.correct_type(doc, original)  # its type as it was, for the other tests

@@ -31,3 +31,28 @@ class PatientIndexSummary:
     held_no_patient: int  # documents in review: what was read does not name one patient
     held_conflict: int  # documents in review: what was read points to a patient and something disagrees
     unlinked_outside_review: int  # documents with neither a patient nor a review (must be 0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetentionChange:
+    """One live document of a patient: its retention now, and after a DOB correction (if one was asked)."""
+
+    document_id: str
+    doc_type: str | None
+    date_of_service: str | None
+    retain_until: str | None  # None with a rule: kept permanently
+    rule: str | None
+    new_retain_until: str | None
+    new_rule: str | None
+    changed: bool  # the retain-until or the rule would change
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DobCorrection:
+    """What correcting a patient's DOB would change (nothing is changed by computing it)."""
+
+    mrn: str
+    dob: str | None  # on record now
+    new_dob: str | None  # the correction asked for (None: the retention now only)
+    documents: list[RetentionChange]  # the patient's live archived documents, by date of service
+    changed: int  # how many of them the correction would give another retain-until or rule

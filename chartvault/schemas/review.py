@@ -61,3 +61,29 @@ class ClassifierInfo:
     corrections: int
     train_s: float
     path: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClassifierStatus:
+    """The document-type model as saved for this catalog, and the type corrections since it was trained."""
+
+    version: str | None  # None: no model saved yet (the first batch trains one)
+    sklearn_version: str | None
+    n_train: int | None  # texts it was trained on
+    corrections_learned: int | None  # of those, staff corrections (None: the labelled texts are missing)
+    trained_at: str | None  # when the saved model was written
+    path: str
+    corrections_recorded: int  # type corrections made in review, all told
+    corrections_waiting: int  # made since the saved model was trained
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClassifierTraining:
+    """A training started from a page, run in the background of this process."""
+
+    state: str  # running | done | failed
+    started_at: str
+    started_by: str
+    finished_at: str | None
+    result: ClassifierInfo | None
+    error: str | None

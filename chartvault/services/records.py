@@ -21,12 +21,13 @@ from chartvault.archive.models import HOLD_ACTIVE, Disposition, Document, LegalH
 from chartvault.archive.objectstore import ObjectRef, ObjectStore
 from chartvault.archive.renditions import missing_renditions
 from chartvault.config import Settings
-from chartvault.errors import NotFound
+from chartvault.errors import InvalidInput, NotFound
 from chartvault.ingest.private import TempLeftover
 from chartvault.ingest.renditions import render_document
 from chartvault.release.misfiles import audit_fallout, misfile_fallout
 from chartvault.schemas.common import d as day
 from chartvault.schemas.common import iso, to_jsonable
+from chartvault.schemas.patients import DobCorrection, RetentionChange
 from chartvault.services.caller import AuditTrail
 
 
@@ -93,20 +94,62 @@ class RecordsService:
         return result
 
     def correct_dob(self, mrn: str, dob: date) -> list[str]:
-        """Record a corrected DOB for a patient and recompute their documents' retention."""
+        """Record a corrected DOB for a patient and recompute their documents' retention.
+
+        Refused (``InvalidInput``, audited as refused) for a DOB in the future or after the date of service
+        of one of the patient's documents: retention would ignore it as impossible (``lifecycle._facts``).
+        """
         with transaction(self.sessions) as s:
-            patient = s.scalars(select(Patient).where(Patient.mrn == mrn)).first()
-            if patient is None:
-                raise NotFound("no patient with that MRN")
-            patient.dob = dob
-            live = s.scalars(select(Document).where(Document.mrn == mrn, Document.status.not_in(INACTIVE)))
-            for doc in live:
-                doc.dob = dob
-            s.flush()
-            changed = recompute_patient(s, self.store, mrn, self.policy)
-            patient_id = patient.id
+            patient = _patient(s, mrn)
+            live = _live_documents(s, mrn)
+            patient_id, problem = patient.id, _dob_problem(dob, live)
+            changed: list[str] = []
+            if problem is None:
+                patient.dob = dob
+                for doc in live:
+                    doc.dob = dob
+                s.flush()
+                changed = recompute_patient(s, self.store, mrn, self.policy)
+        if problem is not None:
+            detail = {"problem": problem[0]}
+            self.audit("patient.dob_corrected", "patient", patient_id, outcome="refused", detail=detail)
+            raise InvalidInput(problem[1])
         self.audit("patient.dob_corrected", "patient", patient_id, detail={"documents_changed": len(changed)})
         return changed
+
+    def dob_correction(self, mrn: str, dob: date | None = None) -> DobCorrection:
+        """The DOB on record and each live document's retention now, and what ``correct_dob(mrn, dob)``
+        would make of it, computed by the same rules on the unsaved rows (nothing is written), so a person
+        sees what moves before confirming. Refused as ``correct_dob`` refuses. Audited as a retention read.
+        """
+        with self.sessions() as s, s.no_autoflush:
+            patient = _patient(s, mrn)
+            live = _live_documents(s, mrn)
+            problem = _dob_problem(dob, live) if dob is not None else None
+            archived = [doc for doc in live if doc.object_key]
+            before = {doc.id: (doc.retain_until, doc.retention_rule) for doc in archived}
+            on_record, patient_id = patient.dob, patient.id
+            after: dict[str, tuple[date | None, str | None]] = {}
+            if dob is not None and problem is None:
+                patient.dob = dob
+                for doc in live:
+                    doc.dob = dob
+                for doc in archived:
+                    decision = decide(s, doc, self.policy)
+                    after[doc.id] = (decision.retain_until, decision.rule_id)
+            documents = [_retention_change(doc, before[doc.id], after.get(doc.id)) for doc in archived]
+            s.rollback()  # the DOB set above only to ask the rules
+        detail = {"documents": len(documents), "dob_given": dob is not None}
+        self.audit("patient.retention_read", "patient", patient_id, detail=detail)
+        if problem is not None:
+            raise InvalidInput(problem[1])
+        return DobCorrection(
+            mrn=mrn,
+            dob=day(on_record),
+            new_dob=day(dob),
+            documents=sorted(documents, key=lambda d: (d.date_of_service or "9999", d.document_id)),
+            changed=sum(1 for d in documents if d.changed),
+        )
 
     def place_hold(
         self,
@@ -308,6 +351,46 @@ class RecordsService:
         certificate: dict[str, Any] = json.loads(b"".join(self.store.open(ref)))
         self.audit("disposition.certificate_read", "disposition", disposition_id)
         return certificate
+
+
+def _patient(s: Session, mrn: str) -> Patient:
+    patient = s.scalars(select(Patient).where(Patient.mrn == mrn)).first()
+    if patient is None:
+        raise NotFound("no patient with that MRN in the patient index")
+    return patient
+
+
+def _live_documents(s: Session, mrn: str) -> list[Document]:
+    return list(s.scalars(select(Document).where(Document.mrn == mrn, Document.status.not_in(INACTIVE))))
+
+
+def _dob_problem(dob: date, live: Sequence[Document]) -> tuple[str, str] | None:
+    """Why a DOB cannot be a patient's, as (code, message); no date in either (they reach the audit)."""
+    if dob > date.today():
+        return "future", "the date of birth cannot be in the future"
+    later = sum(1 for doc in live if doc.date_of_service is not None and doc.date_of_service < dob)
+    if later:
+        return (
+            "after_service",
+            f"the date of birth is after the date of service of {later} of this patient's documents",
+        )
+    return None
+
+
+def _retention_change(
+    doc: Document, before: tuple[date | None, str | None], after: tuple[date | None, str | None] | None
+) -> RetentionChange:
+    new_until, new_rule = after if after is not None else (None, None)
+    return RetentionChange(
+        document_id=doc.id,
+        doc_type=doc.doc_type,
+        date_of_service=day(doc.date_of_service),
+        retain_until=day(before[0]),
+        rule=before[1],
+        new_retain_until=day(new_until),
+        new_rule=new_rule,
+        changed=after is not None and after != before,
+    )
 
 
 def hold_dict(hold: LegalHold) -> dict[str, Any]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import date
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -33,6 +35,8 @@ from chartvault.schemas.common import iso
 from chartvault.schemas.review import (
     ClassificationChange,
     ClassifierInfo,
+    ClassifierStatus,
+    ClassifierTraining,
     FlaggedPage,
     ReviewItem,
     ReviewQueue,
@@ -57,6 +61,7 @@ class ClassifierModels:
         self._lock = threading.Lock()
         self._model: DocTypeModel | None = None
         self._marker: tuple[int, int] | None = None
+        self._training: ClassifierTraining | None = None  # the last one started in the background
 
     def current(self) -> DocTypeModel | None:
         """None when no model can be built (no training data): the title rules then work alone."""
@@ -91,6 +96,63 @@ class ClassifierModels:
         if not corrections:
             doctype.set_default_model(model)
         return model, len(corrections), str(cache_path(folder))
+
+    def saved(self) -> tuple[Path, dict[str, object] | None, datetime | None]:
+        """The model ``current`` uses as saved: this catalog's once staff corrected a type and it was trained
+        with them, else the shared base one. Its path, version header and when it was written; (path, None,
+        None) before any training. Reads the header only: nothing is trained or unpickled."""
+        from chartvault.classify import doctype
+        from chartvault.classify.model import cache_path
+
+        folders = [self.folder] if self._corrections_marker()[0] else []
+        for path in [cache_path(folder) for folder in (*folders, doctype.model_dir())]:
+            try:
+                header = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+                written = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            except (OSError, ValueError):
+                continue
+            if isinstance(header, dict):
+                return path, header, written
+        return cache_path(doctype.model_dir()), None, None
+
+    def base_texts(self) -> int | None:
+        """The labelled texts a model learns from before any staff correction (None: they are missing)."""
+        from chartvault.classify.model import training_data
+
+        try:
+            return len(training_data()[0])
+        except FileNotFoundError:
+            return None
+
+    def train_in_background(self, train: Callable[[], ClassifierInfo], by: str) -> ClassifierTraining:
+        """Run ``train`` in a thread of this process (it takes seconds): one at a time, so a second request
+        while one runs is given the running one. The outcome is kept for ``training`` to report."""
+        with self._lock:
+            if self._training is not None and self._training.state == "running":
+                return self._training
+            self._training = ClassifierTraining(
+                state="running", started_at=_now(), started_by=by, finished_at=None, result=None, error=None
+            )
+            started = self._training
+        threading.Thread(target=self._train, args=(train, started), name="cv-classifier", daemon=True).start()
+        return started
+
+    def training(self) -> ClassifierTraining | None:
+        """The last training started in the background of this process, running or finished."""
+        with self._lock:
+            return self._training
+
+    def _train(self, train: Callable[[], ClassifierInfo], started: ClassifierTraining) -> None:
+        result, error = None, None
+        try:
+            result = train()
+        except Exception as exc:  # kept for the page; the texts are PHI, so the type alone is logged
+            log.warning("classifier training failed: %s", type(exc).__name__)
+            error = f"the training failed ({type(exc).__name__}); the model in use is unchanged"
+        with self._lock:
+            self._training = replace(
+                started, state="failed" if error else "done", finished_at=_now(), result=result, error=error
+            )
 
     def corrections(self) -> list[tuple[str, str]]:
         """(text, doc_type) of every staff-corrected document, latest correction per document.
@@ -219,6 +281,42 @@ class ReviewService:
         audit_fallout(self.audit, doc_id, fallout)  # a changed MRN is a refile: releases, disclosures
         return ReviewResolution(document_id=doc_id, review_status=status, patient_linked=linked)
 
+    def classifier_status(self) -> ClassifierStatus:
+        """The model the pipeline uses as saved, the staff corrections it learned from, and those made since
+        it was written (the next training, or the next batch, takes them in). Counts only."""
+        path, header, written = self.classifier.saved()
+        n_train = header.get("n_train") if header else None
+        base = self.classifier.base_texts() if isinstance(n_train, int) else None
+        with self.sessions() as s:
+            recorded = s.scalar(select(func.count(ClassificationCorrection.id))) or 0
+            since = select(func.count(ClassificationCorrection.id))
+            if written is not None:
+                since = since.where(ClassificationCorrection.corrected_at > written)
+            waiting = s.scalar(since) or 0
+        return ClassifierStatus(
+            version=str(header["version"]) if header and "version" in header else None,
+            sklearn_version=str(header["sklearn_version"])
+            if header and "sklearn_version" in header
+            else None,
+            n_train=n_train if isinstance(n_train, int) else None,
+            corrections_learned=max(0, n_train - base)
+            if isinstance(n_train, int) and base is not None
+            else None,
+            trained_at=iso(written),
+            path=str(path),
+            corrections_recorded=recorded,
+            corrections_waiting=waiting,
+        )
+
+    def start_training(self) -> ClassifierTraining:
+        """``train_classifier`` in the background (audited as this caller when it ends): the page that asks
+        answers at once and shows the training until it is done."""
+        return self.classifier.train_in_background(self.train_classifier, self.audit.actor)
+
+    def classifier_training(self) -> ClassifierTraining | None:
+        """The last background training of this process (None: none since it started)."""
+        return self.classifier.training()
+
     def train_classifier(self) -> ClassifierInfo:
         """Retrain the type model on the labelled texts + samples + this catalog's staff corrections."""
         started = time.perf_counter()
@@ -233,6 +331,10 @@ class ReviewService:
             train_s=elapsed,
             path=path,
         )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 def _drop_reasons(doc: Document, codes: set[str]) -> None:

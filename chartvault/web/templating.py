@@ -28,6 +28,7 @@ MENU: tuple[tuple[str, str], ...] = (
     ("Users", "/ui/admin/users"),
     ("API tokens", "/ui/admin/tokens"),
     ("Audit log", "/ui/admin/audit"),
+    ("Classifier", "/ui/classifier"),
 )
 
 ROLE_LABELS = {

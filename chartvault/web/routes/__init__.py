@@ -5,7 +5,9 @@ from chartvault.web.routes import (
     admin,
     auth,
     batches,
+    classifier,
     documents,
+    patients,
     records,
     releases,
     reports,
@@ -22,6 +24,8 @@ ROUTERS = (
     reports.router,
     batches.router,
     admin.router,
+    patients.router,
+    classifier.router,
 )
 
 __all__ = ["ROUTERS"]

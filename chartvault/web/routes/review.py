@@ -14,6 +14,10 @@ from chartvault.web.routing import page_router
 
 router = page_router()
 
+# Held because whose document it is is in doubt (``chartvault.archive.patients.PATIENT_REASONS``): the
+# patient's DOB on record may be what is wrong, so the page offers its correction.
+PATIENT_REASONS = frozenset({"no_patient_identified", "patient_conflict"})
+
 
 @router.get("/ui/review")
 def review_queue(page: Page, offset: int = 0) -> Response:
@@ -36,6 +40,7 @@ def review_item(doc_id: str, page: Page, page_no: int | None = None) -> Response
         flagged=flagged,
         doc_types=DOC_TYPES,
         done=page.request.query_params.get("done"),
+        patient_held=any(r.get("code") in PATIENT_REASONS for r in document.review_reasons),
     )
 
 

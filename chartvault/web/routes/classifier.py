@@ -1,0 +1,38 @@
+"""HIM administrators: the document-type classifier retrained on the staff's type corrections, as
+``chartvault classifier train`` does. A training takes seconds (about six on two cores), so it runs in
+the background of the server and the page follows it, as a batch's page follows the batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import RedirectResponse, Response
+
+from chartvault.web.context import Page
+from chartvault.web.routing import page_router
+
+router = page_router()
+
+
+@router.get("/ui/classifier")
+def classifier_page(page: Page) -> Response:
+    """The model in use, the corrections it learned from and those since, the last training, the button."""
+    return page.render("classifier.html", **_state(page))
+
+
+@router.get("/ui/classifier/progress")
+def classifier_progress(page: Page) -> Response:
+    """The live part of the page alone (htmx replaces it every 2 s while a training runs)."""
+    return page.render("_classifier_status.html", **_state(page))
+
+
+@router.post("/ui/classifier")
+def retrain(page: Page) -> Response:
+    """Start a training (or follow the one already running: never two at once) and show it."""
+    page.services.review.start_training()
+    return RedirectResponse("/ui/classifier", status_code=303)
+
+
+def _state(page: Page) -> dict[str, Any]:
+    review = page.services.review
+    return {"model": review.classifier_status(), "training": review.classifier_training()}
