@@ -5,7 +5,9 @@ from chartvault.web.routes import (
     admin,
     auth,
     batches,
+    disposition,
     documents,
+    quarantine,
     records,
     releases,
     reports,
@@ -19,8 +21,10 @@ ROUTERS = (
     review.router,
     releases.router,
     records.router,
+    disposition.router,
     reports.router,
     batches.router,
+    quarantine.router,
     admin.router,
 )
 
