@@ -92,7 +92,12 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/ui/holds"): HIM,
     ("POST", "/ui/holds"): HIM,
     ("POST", "/ui/holds/{hold_id}/release"): HIM,
+    # Disposition: no API route; the records administrators who plan it and place holds carry it out
+    # (the form needs the typed count of what goes and the approving manager, as `--approved-by`).
     ("GET", "/ui/disposition"): HIM,
+    ("POST", "/ui/disposition"): HIM,  # destroy what the plan lists, as `chartvault disposition --execute`
+    ("GET", "/ui/disposition/{disposition_id}"): HIM,  # its certificate, as `chartvault certificate`
+    ("GET", "/ui/disposition/{disposition_id}/certificate"): HIM,  # the same, as the archived JSON
     ("GET", "/ui/patient-index"): HIM,
     ("POST", "/ui/patient-index"): HIM,  # the registration list, as `chartvault patients import`
     ("GET", "/ui/reports"): HIM,  # the management reports: as GET /reports and /reports/{name}
@@ -102,6 +107,8 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/ui/batches"): SCANNING,
     ("GET", "/ui/batches/{batch_id}"): BATCH_READERS,
     ("GET", "/ui/batches/{batch_id}/progress"): BATCH_READERS,
+    ("GET", "/ui/quarantine"): HIM,  # refused files by id, hash and reason (never the file's name)
+    ("POST", "/ui/quarantine/purge"): ADMIN,  # as `chartvault quarantine purge`
     ("GET", "/ui/coversheet"): SCANNING,
     ("POST", "/ui/coversheet"): SCANNING,
     ("GET", "/ui/admin/users"): ADMIN,
@@ -110,7 +117,7 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/ui/admin/tokens"): ADMIN,
     ("POST", "/ui/admin/tokens"): ADMIN,
     ("POST", "/ui/admin/tokens/{token_id}/revoke"): ADMIN,
-    ("GET", "/ui/admin/audit"): ADMIN,
+    ("GET", "/ui/admin/audit"): ADMIN,  # the entries, filtered and paged, read-only
     ("POST", "/ui/admin/audit"): ADMIN,  # the chain check, as `chartvault audit verify`
     # A patient's DOB corrected (`chartvault retention correct-dob`; no API route): records management, as
     # the review's patient confirmation and legal holds. GET shows it; POST previews, then corrects.
@@ -121,6 +128,8 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/ui/classifier"): HIM,
     ("POST", "/ui/classifier"): HIM,
     ("GET", "/ui/classifier/progress"): HIM,
+    ("GET", "/ui/admin/check"): ADMIN,
+    ("POST", "/ui/admin/check"): ADMIN,  # as `chartvault check` (with or without fixity), no repairs
 }
 
 

@@ -10,6 +10,7 @@ pages. Screenshots of each main page go to ``tests/.screenshots/`` (not committe
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -24,7 +25,8 @@ from pathlib import Path
 import httpx
 import pdfplumber
 import pytest
-from webfixtures import PASSWORD, VENDOR_ORG
+from sqlalchemy import update as sa_update
+from webfixtures import PASSWORD, VENDOR_ORG, RecordsArchive, build_records_archive
 
 pytestmark = pytest.mark.slow  # each test here drives a real server, browser or pipeline
 
@@ -316,6 +318,7 @@ MAIN_PAGES = {
         "/ui/releases/new",
         "/ui/holds",
         "/ui/disposition",
+        "/ui/quarantine",
         "/ui/patient-index",
         "/ui/reports",
         "/ui/reports/scanning",
@@ -324,7 +327,14 @@ MAIN_PAGES = {
     ],
     "scanner": ["/ui/batches", "/ui/coversheet"],
     "vendor": ["/ui/releases"],
-    "admin": ["/ui/admin/users", "/ui/admin/tokens", "/ui/admin/audit"],
+    "admin": [
+        "/ui/admin/users",
+        "/ui/admin/tokens",
+        "/ui/admin/audit",
+        "/ui/admin/audit?action=user.sign_in",
+        "/ui/admin/check",
+        "/ui/quarantine",
+    ],
 }
 
 
@@ -679,3 +689,142 @@ def test_him_admin_retrains_the_classifier_after_correcting_a_type(browser, serv
         assert learned is None or status.corrections_learned >= learned + 1
         assert f"{status.corrections_learned} of them staff correction" in said
         services.review.correct_type(doc, original)  # its type as it was, for the other tests
+
+
+# -- disposition, the archive check, the audit entries, the quarantine ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def records_archive(tmp_path_factory) -> RecordsArchive:
+    """Charts past retention (one held), a current one, refused files: disposition destroys, so its own."""
+    return build_records_archive(tmp_path_factory.mktemp("records-browser"))
+
+
+@pytest.fixture(scope="module")
+def records_server(records_archive: RecordsArchive) -> Iterator[str]:
+    with _serve(records_archive.data_dir) as base:
+        yield base
+
+
+def test_him_admin_destroys_what_is_due_and_reads_the_certificate(
+    browser, records_server: str, records_archive: RecordsArchive
+) -> None:
+    page = _signed_in(browser, records_server, "him_admin")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Disposition").click()
+    expect(page.get_by_role("heading", name="Disposition", exact=True)).to_be_visible()
+    eligible = page.get_by_role("table", name=re.compile("^Eligible for destruction"))
+    expect(eligible.locator("tbody tr")).to_have_count(2)
+    held = page.get_by_role("table", name=re.compile("^Past retention but held"))
+    expect(held).to_contain_text(records_archive.held[:12])
+    expect(held).to_contain_text("held")
+    _shot(page, "disposition-plan")
+    page.get_by_label("Approved by").fill("HIM Director")
+    page.get_by_label("Witness").fill("Records clerk")
+    page.get_by_label("Reason").fill("2026 annual retention schedule")
+    page.get_by_label("Type 2 to confirm").fill("3")  # a slip: the wrong count destroys nothing
+    page.get_by_role("button", name="Destroy 2 documents").click()
+    expect(page.get_by_role("alert")).to_contain_text("type 2, the number of documents")
+    _shot(page, "disposition-wrong-count")
+    expect(page.get_by_label("Approved by")).to_have_value("HIM Director")  # what was typed stays
+    page.get_by_label("Type 2 to confirm").fill("2")
+    page.get_by_role("button", name="Destroy 2 documents").click()
+    page.wait_for_url(re.compile(r"/ui/disposition/[0-9a-f]{32}$"))
+    expect(page.get_by_role("heading", name="Certificate of destruction")).to_be_visible()
+    destroyed = page.get_by_role("table", name=re.compile("^Destroyed"))
+    for doc_id in records_archive.old:
+        expect(destroyed).to_contain_text(doc_id)
+    assert records_archive.held not in page.content() and records_archive.patient_name not in page.content()
+    _shot(page, "disposition-certificate")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download the certificate (JSON)").click()
+    saved = json.loads(Path(download.value.path()).read_text())
+    assert sorted(i["document_id"] for i in saved["items"]) == sorted(records_archive.old)
+    assert (
+        saved["department_manager"] == "HIM Director" and saved["reason"] == "2026 annual retention schedule"
+    )
+    page.get_by_role("link", name="All dispositions").click()
+    runs = page.get_by_role("table", name="Past dispositions")
+    expect(runs.get_by_role("link", name=saved["certificate_of_destruction"][:12])).to_be_visible()
+    expect(page.get_by_role("table", name=re.compile("^Eligible for destruction"))).to_contain_text("None.")
+    _shot(page, "disposition-after")
+    _refused(page, "/ui/admin/check", "/ui/admin/audit")
+    page.context.close()
+
+
+def test_admin_runs_the_archive_check_and_browses_the_audit_entries(
+    browser, records_server: str, records_archive: RecordsArchive
+) -> None:
+    page = _signed_in(browser, records_server, "admin")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Archive check").click()
+    page.get_by_role("button", name="Quick check").click()
+    expect(page.get_by_role("heading", name=re.compile("^The archive is"))).to_be_visible()
+    expect(page.locator("#finding-unlinked td").first).to_have_text("0")
+    _shot(page, "admin-check-quick")
+    page.get_by_role("button", name="Full check with fixity").click()
+    expect(page.locator("#check-result")).to_contain_text("bytes verified")
+    _shot(page, "admin-check-full")
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit log").click()
+    page.get_by_label("Action").select_option("archive.check")
+    page.get_by_role("button", name="Show entries").click()
+    page.wait_for_url(re.compile(r"action=archive.check"))
+    rows = page.locator("#audit-entries tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("archive.check")
+    assert "Test admin" not in page.locator("#audit-entries").inner_text()  # ids, never names
+    _shot(page, "admin-audit-entries")
+    rows.first.get_by_role("link", name=re.compile("^user:")).click()  # that actor's entries
+    page.wait_for_url(re.compile(r"actor=user"))
+    expect(page.get_by_label("Actor")).to_have_value(re.compile("^user:"))
+    page.get_by_role("button", name="Verify the chain now").click()
+    expect(page.get_by_role("heading", name="The chain is intact")).to_be_visible()
+    page.context.close()
+    checked = _signed_in(browser, records_server, "admin", bypass_csp=True)
+    checked.goto("/ui/admin/check")
+    checked.get_by_role("button", name="Quick check").click()
+    checked.locator("#check-result").wait_for()
+    assert _serious_violations(checked, AXE.read_text()) == []
+    checked.context.close()
+
+
+def test_quarantine_is_read_by_him_and_purged_by_an_admin(
+    browser, records_server: str, records_archive: RecordsArchive
+) -> None:
+    from chartvault.archive.models import BatchFile
+    from chartvault.services import Services
+
+    first, second, third = records_archive.quarantined
+    with Services(records_archive.settings) as services, services.parts.sessions() as s:
+        old = datetime.now(UTC) - timedelta(days=120)
+        s.execute(sa_update(BatchFile).where(BatchFile.id == third).values(created_at=old, updated_at=old))
+        s.commit()
+    him = _signed_in(browser, records_server, "him_admin")
+    him.get_by_role("navigation", name="Main").get_by_role("link", name="Quarantine").click()
+    table = him.get_by_role("table", name=re.compile("quarantined files"))
+    expect(table.locator("tbody tr")).to_have_count(3)
+    assert "WAYFARER" not in him.content()  # the names the files came with are never shown
+    assert him.get_by_role("link", name=re.compile("^Purge file")).count() == 0
+    _shot(him, "quarantine-him")
+    him.context.close()
+
+    page = _signed_in(browser, records_server, "admin")
+    page.goto("/ui/quarantine")
+    page.get_by_role("link", name=f"Purge file {second[:12]}").click()
+    expect(page.get_by_role("heading", name=f"Purge file {second[:12]}?")).to_be_visible()
+    _shot(page, "quarantine-confirm-one")
+    page.get_by_role("button", name="Delete this file's bytes").click()
+    expect(page.locator("#purge-done")).to_contain_text("Purged 1 quarantined file")
+    expect(page.locator(f"#file-{second}")).to_contain_text("purged")
+    page.get_by_label("Files refused more than").fill("90")
+    page.get_by_role("button", name="List what would be purged").click()
+    preview = page.locator("#purge-preview")
+    expect(preview).to_contain_text(third)
+    expect(preview).not_to_contain_text(first)
+    _shot(page, "quarantine-preview")
+    page.get_by_label("Type 1 to confirm").fill("1")
+    page.get_by_role("button", name="Purge 1 file").click()
+    expect(page.locator("#purge-done")).to_contain_text("Purged 1 quarantined file")
+    expect(page.locator(f"#file-{third}")).to_contain_text("purged")
+    expect(page.locator(f"#file-{first}")).to_contain_text("kept")
+    _shot(page, "quarantine-after")
+    page.context.close()

@@ -145,11 +145,12 @@ def test_corrupt_index_is_detected_and_rebuilt(lvault: Services, kind: str) -> N
     location = IndexLocation(lvault.settings.data_dir / "index", kind)
     current = location.current()
     assert current is not None
+    # Stopped first: overwriting files a live tantivy reader has mapped can kill the process (SIGBUS).
+    lvault.close()
     for f in current.iterdir():
         if f.is_file() and f.name != "schema.json":
             f.write_bytes(b"\x00garbage" * 3)
     assert inspect(kind, current).state == CORRUPT
-    lvault.close()
     with Services(lvault.settings) as fresh:  # a restart
         assert fresh.parts.indexer.ensure_ready(background=False) == CORRUPT
         assert sorted(found(fresh, mrn="0040001")) == sorted(ids)

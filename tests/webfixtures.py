@@ -99,3 +99,63 @@ def web_client(settings, role: str | None = None, base_url: str = "http://127.0.
         if role is not None:
             assert sign_in(client, role).status_code == 303
         yield client
+
+
+@dataclass
+class RecordsArchive:
+    """An archive for the records pages: charts past retention (one under a hold), a current one, and
+    refused files in quarantine. Disposition destroys, so each test module builds its own."""
+
+    settings: object
+    old: list[str]  # past retention, not held: what a disposition destroys
+    held: str  # past retention, under a legal hold: never destroyed
+    current: str  # retention runs for years yet
+    quarantined: list[str]  # batch file ids of the refused files
+    patient_name: str = "WAYFARER, MINNA"  # on every chart: no records page may show it
+    file_name: str = "WAYFARER MINNA 1950-03-04"  # the refused files' names begin with it
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir  # type: ignore[attr-defined]
+
+
+def build_records_archive(base: Path, lock_s: int = 2) -> RecordsArchive:
+    """Born-digital charts (no OCR time) archived with a ``lock_s`` store lock, waited out, so the
+    catalog and the store both let the old ones go; three unreadable files refused into quarantine."""
+    import os
+    import time
+
+    from recordsfixtures import chart_pdf
+
+    from chartvault.config import Settings
+    from chartvault.services import Services
+
+    settings = Settings(
+        data_dir=base / "data",
+        workers=1,
+        object_lock_min_seconds=lock_s,
+        facility_name="Synthetic Community Hospital",
+        _env_file=None,
+    )
+    name = "WAYFARER, MINNA"
+    charts = [
+        chart_pdf(base / f"chart{i}.pdf", mrn=f"0071000{i}", dob="03/04/1950", dos=dos, name=name)
+        for i, dos in enumerate(("05/06/2005", "06/07/2005", "07/08/2005", "05/06/2024"), start=1)
+    ]
+    junk = []
+    for i in range(3):
+        path = base / f"WAYFARER MINNA 1950-03-04 page {i}.dat"
+        path.write_bytes(os.urandom(3000 + i))
+        junk.append(path)
+    with Services(settings) as services:
+        summary = services.intake.ingest(charts, source="test", station="records-fixture")
+        docs = [f.documents[0] for f in summary.files]
+        refused = services.intake.ingest(junk, source="test", station="records-fixture")
+        quarantined = [f.file_id for f in refused.files if f.status == "quarantined" and f.file_id]
+        assert len(quarantined) == 3, refused
+        services.records.place_hold("Matter 2026-01", "documents", "litigation", document_ids=[docs[2]])
+        for role in ROLES:
+            vendor = VENDOR_ORG if role == "vendor" else None
+            services.access.create_user(role, f"Test {role}", role, password=PASSWORD, vendor=vendor)
+    time.sleep(lock_s + 0.5)  # the store's minimum lock has run out: only retention and holds decide
+    return RecordsArchive(settings, old=docs[:2], held=docs[2], current=docs[3], quarantined=quarantined)

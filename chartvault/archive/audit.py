@@ -510,3 +510,79 @@ def _walk(walk: _ChainWalk, events: Iterable[AuditEvent]) -> Problem | None:
         if problem is not None:
             return problem
     return walk.finish()
+
+
+# -- reading entries back -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFilter:
+    """Which entries to read: each given field must match exactly; ``since`` inclusive, ``until`` not."""
+
+    actor: str | None = None
+    action: str | None = None
+    target_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def clauses(self) -> list[Any]:
+        found: list[Any] = []
+        if self.actor:
+            found.append(AuditEvent.actor == self.actor)
+        if self.action:
+            found.append(AuditEvent.action == self.action)
+        if self.target_id:
+            found.append(AuditEvent.target_id == self.target_id)
+        if self.since is not None:
+            found.append(AuditEvent.at >= self.since)
+        if self.until is not None:
+            found.append(AuditEvent.at < self.until)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class EntryPage:
+    """One page of entries, newest first, and whether the chain holds more of them on either side."""
+
+    entries: list[AuditEvent]
+    newer: bool
+    older: bool
+
+
+def read_entries(
+    s: Session,
+    where: EntryFilter,
+    *,
+    before: int | None = None,
+    after: int | None = None,
+    limit: int = 50,
+) -> EntryPage:
+    """Up to ``limit`` matching entries, newest first: the newest of all, those just older than
+    position ``before``, or those just newer than position ``after``.
+
+    Pages are cut by chain position (``seq``), not by offset, so the entries a reader appends while
+    paging (reading the log is itself audited) never shift a page under them.
+    """
+    clauses = where.clauses()
+    q = select(AuditEvent).where(*clauses)
+    if after is not None:
+        rows = list(s.scalars(q.where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(limit)))
+        rows.reverse()
+    else:
+        if before is not None:
+            q = q.where(AuditEvent.seq < before)
+        rows = list(s.scalars(q.order_by(AuditEvent.seq.desc()).limit(limit)))
+    if not rows:
+        return EntryPage([], newer=False, older=False)
+
+    def beyond(edge: Any) -> bool:
+        return s.scalar(select(AuditEvent.seq).where(*clauses, edge).limit(1)) is not None
+
+    return EntryPage(
+        rows, newer=beyond(AuditEvent.seq > rows[0].seq), older=beyond(AuditEvent.seq < rows[-1].seq)
+    )
+
+
+def actions(s: Session) -> list[str]:
+    """Every action the log holds (to choose from), in name order."""
+    return list(s.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action)))

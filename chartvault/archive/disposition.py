@@ -218,10 +218,12 @@ def execute(
     witness: str | None = None,
     method: str = DEFAULT_METHOD,
     as_of: date | None = None,
+    reason: str | None = None,
 ) -> DispositionResult:
     """Destroy the given documents (normally ``plan().eligible``), each re-checked first.
 
-    A document the catalog or the store refuses is left untouched and reported.
+    A document the catalog or the store refuses is left untouched and reported. ``reason`` (the
+    schedule or decision the run carries out) is written on the certificate, not in the audit log.
     """
     as_of = as_of or datetime.now(UTC).date()
     disposition_id = _start(sessions, executed_by, approved_by, witness, method)
@@ -243,6 +245,8 @@ def execute(
     certificate = _certificate(
         disposition_id, facility, executed_by, approved_by, witness, method, destroyed, refused, audit_hash
     )
+    if reason:
+        certificate["reason"] = reason
     ref = _archive_certificate(store, policy, certificate, tmp_dir)
     _finish(sessions, disposition_id, certificate, ref, partial=bool(refused), count=len(destroyed))
     log.info("disposition done id=%s destroyed=%d refused=%d", disposition_id, len(destroyed), len(refused))

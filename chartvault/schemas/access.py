@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,3 +89,28 @@ class AuditReport:
     message: str | None
     first_bad_position: int | None
     first_bad_id: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEntry:
+    """One audit entry as an administrator reads it: ids and codes only, as the log holds them."""
+
+    seq: int  # the position in the chain
+    at: str | None
+    actor: str
+    action: str
+    target_type: str | None
+    target_id: str | None
+    outcome: str
+    detail: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEntries:
+    """A page of entries, newest first. ``newer``/``older`` are the positions to page from (None: no
+    more that way); ``actions`` every action the log holds, to filter by."""
+
+    entries: list[AuditEntry]
+    newer: int | None
+    older: int | None
+    actions: list[str]

@@ -122,7 +122,33 @@ class IngestSummary:
 class QuarantinePurge:
     """Quarantined files whose bytes and reason file were deleted (the catalog keeps the reason)."""
 
-    older_than_days: int
+    older_than_days: int | None  # None: files named one by one
     dry_run: bool
     files: list[str]  # batch file ids
     bytes: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuarantinedFile:
+    """A refused file as the quarantine lists it: ids, hash, size and why; never the name it came
+    with (a scanned file's name often is the patient's). ``kept``: its bytes are still on disk."""
+
+    file_id: str
+    batch_id: str
+    sha256: str
+    size: int
+    reason_code: str | None
+    reason: str | None
+    received_at: str | None
+    kept: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuarantineList:
+    """Quarantined files, newest first, a page at a time; ``total`` counts them all."""
+
+    total: int
+    kept: int  # how many of them still have their bytes on disk
+    limit: int
+    offset: int
+    files: list[QuarantinedFile]

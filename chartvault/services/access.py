@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from chartvault.archive.audit import AuditLog
+from chartvault.archive.audit import AuditLog, EntryFilter, actions, read_entries
 from chartvault.archive.db import transaction
-from chartvault.archive.models import ApiToken, User
+from chartvault.archive.models import ApiToken, AuditEvent, User
 from chartvault.archive.tokens import Principal, create_token, list_tokens, revoke_token, verify_token
 from chartvault.archive.users import authenticate, create_user, find_user, list_users, set_password
-from chartvault.errors import Forbidden
+from chartvault.errors import Forbidden, InvalidInput
 from chartvault.schemas.access import (
     AuditCheckpoint,
+    AuditEntries,
+    AuditEntry,
     AuditKeyRotation,
     AuditReport,
     NewToken,
@@ -166,6 +168,49 @@ class AccessService:
         newest = fields.pop("newest_checkpoint")
         return AuditReport(**fields, newest_checkpoint=AuditCheckpoint(**newest) if newest else None)
 
+    def audit_entries(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        date_from: date | None = None,
+        date_to: date | None = None,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> AuditEntries:
+        """A page of the audit log, newest first, each filter an exact match (dates inclusive, UTC).
+
+        Reading the log is recorded as well (``audit.read``): which filters were used and how many
+        entries came back, never the values looked for.
+        """
+        if date_from and date_to and date_from > date_to:
+            raise InvalidInput("the first day comes after the last")
+        if not 1 <= limit <= 500:
+            raise InvalidInput("a page holds 1 to 500 entries")
+        where = EntryFilter(
+            actor=actor or None,
+            action=action or None,
+            target_id=target or None,
+            since=_midnight(date_from) if date_from else None,
+            until=_midnight(date_to + timedelta(days=1)) if date_to else None,
+        )
+        with self.sessions() as s:
+            page = read_entries(s, where, before=before, after=after, limit=limit)
+            entries = [_entry_view(e) for e in page.entries]
+            known = actions(s)
+        used = {"actor": actor, "action": action, "target": target, "from": date_from, "to": date_to}
+        self.audit(
+            "audit.read", detail={"filters": [k for k, v in used.items() if v], "entries": len(entries)}
+        )
+        return AuditEntries(
+            entries=entries,
+            newer=entries[0].seq if page.newer else None,
+            older=entries[-1].seq if page.older else None,
+            actions=known,
+        )
+
     def checkpoint_audit(self) -> AuditCheckpoint:
         """Write the audit log's entry count and head MAC to the object store now (locked)."""
         return AuditCheckpoint(**self.audit_log.checkpoint().as_dict())
@@ -190,6 +235,23 @@ def _token_view(t: ApiToken) -> TokenView:
         revoked_at=iso(t.revoked_at),
         last_used_at=iso(t.last_used_at),
         user_id=t.user_id,
+    )
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def _entry_view(e: AuditEvent) -> AuditEntry:
+    return AuditEntry(
+        seq=e.seq,
+        at=iso(e.at),
+        actor=e.actor,
+        action=e.action,
+        target_type=e.target_type,
+        target_id=e.target_id,
+        outcome=e.outcome,
+        detail=e.detail,
     )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from chartvault.archive.db import transaction
@@ -23,6 +23,7 @@ from chartvault.archive.models import (
     BATCH_COMPLETE_WITH_ERRORS,
     BATCH_RECEIVING,
     FILE_DONE_STATES,
+    FILE_QUARANTINED,
     Batch,
     BatchFile,
 )
@@ -48,6 +49,8 @@ from chartvault.schemas.batches import (
     IngestedFile,
     IngestSummary,
     PageState,
+    QuarantinedFile,
+    QuarantineList,
     QuarantinePurge,
 )
 from chartvault.schemas.common import iso
@@ -260,9 +263,26 @@ class IntakeService:
         """Delete quarantined files (bytes and reason file) refused more than ``older_than_days`` ago
         (default ``quarantine_retention_days``); the catalog keeps each file's reason. Audited."""
         days = older_than_days or self.settings.quarantine_retention_days
+        return self._purge(lambda s: expired_quarantine(s, days), days, dry_run)
+
+    def purge_quarantined_file(self, file_id: str, dry_run: bool = False) -> QuarantinePurge:
+        """Delete one quarantined file's bytes and reason file now, whatever its age; audited as the
+        purge by age is. NotFound unless a quarantined file of that id still has its bytes kept."""
+
+        def the_file(s: Session) -> list[BatchFile]:
+            row = s.get(BatchFile, file_id)
+            if row is None or row.status != FILE_QUARANTINED or row.staged_path is None:
+                raise NotFound(f"no quarantined file {file_id} with its bytes kept")
+            return [row]
+
+        return self._purge(the_file, None, dry_run)
+
+    def _purge(
+        self, rows_of: Callable[[Session], list[BatchFile]], days: int | None, dry_run: bool
+    ) -> QuarantinePurge:
         purged, size = [], 0
         with transaction(self.sessions) as s:
-            for row in expired_quarantine(s, days):
+            for row in rows_of(s):
                 size += purge_quarantined(self.settings.data_dir, row, dry_run)
                 purged.append(row.id)
         if purged and not dry_run:
@@ -270,6 +290,38 @@ class IntakeService:
                 detail = {"files": purged[i : i + 500], "older_than_days": days, "bytes": size}
                 self.audit("quarantine.purge", detail=detail)
         return QuarantinePurge(older_than_days=days, dry_run=dry_run, files=purged, bytes=size)
+
+    def quarantine(self, limit: int = 100, offset: int = 0) -> QuarantineList:
+        """Quarantined files, newest first: ids, hash, size and reason, never the name they came with."""
+        quarantined = BatchFile.status == FILE_QUARANTINED
+        with self.sessions() as s:
+            total = s.scalar(select(func.count()).select_from(BatchFile).where(quarantined)) or 0
+            kept = s.scalar(
+                select(func.count())
+                .select_from(BatchFile)
+                .where(quarantined, BatchFile.staged_path.is_not(None))
+            )
+            rows = s.scalars(
+                select(BatchFile)
+                .where(quarantined)
+                .order_by(BatchFile.created_at.desc(), BatchFile.id)
+                .limit(limit)
+                .offset(offset)
+            )
+            files = [
+                QuarantinedFile(
+                    file_id=f.id,
+                    batch_id=f.batch_id,
+                    sha256=f.sha256,
+                    size=f.size,
+                    reason_code=f.reason_code,
+                    reason=f.reason,
+                    received_at=iso(f.created_at),
+                    kept=f.staged_path is not None,
+                )
+                for f in rows
+            ]
+        return QuarantineList(total=total, kept=kept or 0, limit=limit, offset=offset, files=files)
 
     def unfinished(self) -> list[str]:
         """Batches not yet complete, oldest first."""

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from chartvault.archive.check import check_store
 from chartvault.archive.corrections import MisfileRefused, MisfileResult, correct_misfile
 from chartvault.archive.db import transaction
-from chartvault.archive.disposition import DispositionResult, Plan, plan
+from chartvault.archive.disposition import DispositionResult, plan
+from chartvault.archive.disposition import Plan as Plan  # re-exported: the pages show a plan
 from chartvault.archive.disposition import execute as execute_disposition
 from chartvault.archive.holds import active_hold_ids, place_hold, release_hold
 from chartvault.archive.lifecycle import INACTIVE, RetentionPolicy, decide, document_ref, recompute_patient
@@ -28,6 +29,7 @@ from chartvault.release.misfiles import audit_fallout, misfile_fallout
 from chartvault.schemas.common import d as day
 from chartvault.schemas.common import iso, to_jsonable
 from chartvault.schemas.patients import DobCorrection, RetentionChange
+from chartvault.schemas.records import DispositionRun
 from chartvault.services.caller import AuditTrail
 
 
@@ -203,6 +205,7 @@ class RecordsService:
         approved_by: str | None = None,
         witness: str | None = None,
         as_of: date | None = None,
+        reason: str | None = None,
     ) -> DispositionResult:
         """Destroy the given eligible documents, archive the certificate, drop them from the index."""
         result = execute_disposition(
@@ -217,6 +220,7 @@ class RecordsService:
             approved_by=approved_by,
             witness=witness,
             as_of=as_of,
+            reason=reason,
         )
         self._forget_pages(result.destroyed)
         self._index_now()
@@ -325,6 +329,7 @@ class RecordsService:
         detail = {
             "consistent": consistent,
             "repair": repair,
+            "fixity": fixity,
             "objects": store.objects_checked,
             "unlinked_outside_review": unlinked,
         }
@@ -335,6 +340,23 @@ class RecordsService:
         """Live archived documents without their searchable PDF (``resume`` builds them)."""
         with self.sessions() as s:
             return missing_renditions(s)
+
+    def dispositions(self, limit: int = 100) -> list[DispositionRun]:
+        """Executed dispositions, newest first (ids and counts; each certificate is read on its own)."""
+        with self.sessions() as s:
+            rows = s.scalars(select(Disposition).order_by(Disposition.executed_at.desc()).limit(limit))
+            return [
+                DispositionRun(
+                    id=r.id,
+                    executed_at=iso(r.executed_at),
+                    executed_by=r.executed_by,
+                    approved_by=r.approved_by,
+                    status=r.status,
+                    document_count=r.document_count,
+                    has_certificate=bool(r.certificate_key and r.certificate_sha256),
+                )
+                for r in rows
+            ]
 
     def certificate(self, disposition_id: str) -> dict[str, Any]:
         """A certificate of destruction, read back from the archive and verified by sha256."""

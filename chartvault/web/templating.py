@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,11 +25,13 @@ MENU: tuple[tuple[str, str], ...] = (
     ("Patient index", "/ui/patient-index"),
     ("Reports", "/ui/reports"),
     ("Batches", "/ui/batches"),
+    ("Quarantine", "/ui/quarantine"),
     ("Cover sheet", "/ui/coversheet"),
     ("Users", "/ui/admin/users"),
     ("API tokens", "/ui/admin/tokens"),
     ("Audit log", "/ui/admin/audit"),
     ("Classifier", "/ui/classifier"),
+    ("Archive check", "/ui/admin/check"),
 )
 
 ROLE_LABELS = {
@@ -96,6 +99,19 @@ def cell(value: object, kind: str = "text") -> str:
     return str(value)
 
 
+def compact(value: object, limit: int = 160) -> str:
+    """An audit entry's detail on one line (``key: value, ...``), cut at ``limit`` characters."""
+    if not value:
+        return "—"
+    if isinstance(value, dict):
+        text = ", ".join(
+            f"{k}: {v if isinstance(v, str) else json.dumps(v, default=str)}" for k, v in value.items()
+        )
+    else:
+        text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
@@ -104,7 +120,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         auto_reload=False,
     )
-    env.filters.update(label=label, when=when, percent=percent, cell=cell)
+    env.filters.update(label=label, when=when, percent=percent, cell=cell, compact=compact)
     env.globals.update(role_labels=ROLE_LABELS, menu_for=menu_for, allowed=allowed)
     return env
 

@@ -1,16 +1,28 @@
-"""Administrators: named users (who signs in), API tokens (what machines call with) and the audit log's
-chain check (as ``chartvault audit verify``)."""
+"""Administrators: named users (who signs in), API tokens (what machines call with), the audit log (its
+entries, filtered and paged, read-only; the chain check as ``chartvault audit verify``) and the archive
+check (as ``chartvault check``, without repairs: those stay with the CLI)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import Query
 from fastapi.responses import RedirectResponse, Response
 
 from chartvault.archive.models import ROLES
 from chartvault.errors import InvalidInput, NotFound
+from chartvault.schemas.access import AuditReport
 from chartvault.web.context import Page
+from chartvault.web.forms import day
 from chartvault.web.routing import page_router
 
 router = page_router()
+
+AUDIT_PAGE = 50  # entries a page
+Filter = Annotated[str, Query(max_length=128)]
+FromParam = Annotated[str, Query(alias="from", max_length=32)]
+ToParam = Annotated[str, Query(alias="to", max_length=32)]
 
 
 @router.get("/ui/admin/users")
@@ -74,13 +86,79 @@ def revoke_token(token_id: str, page: Page) -> Response:
 
 
 @router.get("/ui/admin/audit")
-def audit_page(page: Page) -> Response:
-    """What the check does; the check itself is a POST (it writes an audit entry of its own)."""
-    return page.render("audit.html", report=None)
+def audit_page(
+    page: Page,
+    actor: Filter = "",
+    action: Filter = "",
+    document: Filter = "",
+    date_from: FromParam = "",
+    date_to: ToParam = "",
+    before: int | None = None,
+    after: int | None = None,
+) -> Response:
+    """The entries, newest first, filtered and paged by chain position; the chain check is a POST (it
+    writes an audit entry of its own)."""
+    filters = {"actor": actor, "action": action, "document": document, "from": date_from, "to": date_to}
+    return _audit_page(page, filters, before, after)
 
 
 @router.post("/ui/admin/audit")
 def verify_audit(page: Page) -> Response:
     """Walk the audit chain against every checkpoint now and show where it first breaks, if it does."""
     report = page.services.access.verify_audit()
-    return page.render("audit.html", report=report, status=200 if report.ok else 409)
+    return _audit_page(page, {}, None, None, report=report, status=200 if report.ok else 409)
+
+
+def _audit_page(
+    page: Page,
+    filters: dict[str, str],
+    before: int | None,
+    after: int | None,
+    report: AuditReport | None = None,
+    status: int = 200,
+) -> Response:
+    chosen = {k: v.strip() for k, v in filters.items() if v and v.strip()}
+    found = page.services.access.audit_entries(
+        actor=chosen.get("actor"),
+        action=chosen.get("action"),
+        target=chosen.get("document"),
+        date_from=day(chosen.get("from", ""), "From"),
+        date_to=day(chosen.get("to", ""), "To"),
+        before=before,
+        after=after,
+        limit=AUDIT_PAGE,
+    )
+    return page.render(
+        "audit.html",
+        status=status,
+        report=report,
+        found=found,
+        filters=chosen,
+        paged=before is not None or after is not None,
+        newer_url=_audit_url(chosen, after=found.newer) if found.newer else None,
+        older_url=_audit_url(chosen, before=found.older) if found.older else None,
+        newest_url=_audit_url(chosen),
+        page_size=AUDIT_PAGE,
+    )
+
+
+def _audit_url(filters: dict[str, str], **cursor: int | None) -> str:
+    query = {**filters, **{k: str(v) for k, v in cursor.items() if v is not None}}
+    return "/ui/admin/audit" + (f"?{urlencode(query)}" if query else "")
+
+
+@router.get("/ui/admin/check")
+def check_page(page: Page) -> Response:
+    """What the archive check looks at; running it is a POST (it writes an audit entry)."""
+    return page.render("check.html", result=None, fixity=False)
+
+
+@router.post("/ui/admin/check")
+def run_check(page: Page) -> Response:
+    """``chartvault check`` without repairs: the quick one (is every object there) or the full one (read
+    every object back against its sha256, which takes as long as reading the whole archive)."""
+    fixity = page.field("fixity") == "full"
+    result = page.services.records.check(repair=False, fixity=fixity)
+    return page.render(
+        "check.html", status=200 if result["consistent"] else 409, result=result, fixity=fixity
+    )

@@ -1,9 +1,7 @@
-"""HIM administrators: legal holds, the disposition dry run (nothing is destroyed from a page) and the
-patient index (the registration list loaded from a page, as ``chartvault patients import`` loads it)."""
+"""HIM administrators: legal holds and the patient index (the registration list loaded from a page, as
+``chartvault patients import`` loads it). Disposition has its own pages (``routes.disposition``)."""
 
 from __future__ import annotations
-
-from datetime import date
 
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -47,17 +45,6 @@ def place_hold(page: Page) -> Response:
 def release_hold(hold_id: str, page: Page) -> Response:
     page.services.records.release_hold(hold_id, page.field("reason"))
     return RedirectResponse("/ui/holds", status_code=303)
-
-
-@router.get("/ui/disposition")
-def disposition_page(page: Page, as_of: str = "") -> Response:
-    """What is past retention and what is held, as of a date: the dry run only."""
-    try:
-        when = date.fromisoformat(as_of) if as_of else None
-    except ValueError:
-        raise InvalidInput("as of must be a date (YYYY-MM-DD)") from None
-    plan = page.services.records.disposition_plan(when)
-    return page.render("disposition.html", plan=plan, as_of=as_of)
 
 
 @router.get("/ui/patient-index")

@@ -9,7 +9,6 @@ the CSV link downloads the very text the API sends for ``?format=csv``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -22,6 +21,7 @@ from chartvault.schemas.reports import ReportAnswer, ReportInfo, ReportList, Rep
 from chartvault.services.reports import ReportRequest
 from chartvault.web.charts import NUMERIC_KINDS, Series, chart_data, render_svg
 from chartvault.web.context import Page
+from chartvault.web.forms import day
 from chartvault.web.routing import page_router
 
 router = page_router()
@@ -45,16 +45,6 @@ class TableView:
     @property
     def is_empty(self) -> bool:
         return not self.table.rows
-
-
-def _day(value: str, what: str) -> date | None:
-    """A form date ("" = the default), or InvalidInput saying which field is wrong."""
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"{what} must be a date (YYYY-MM-DD)") from None
 
 
 def _info(catalog: ReportList, name: str) -> ReportInfo:
@@ -99,7 +89,7 @@ def report_page(
     info = _info(catalog, name)
     form = {"from": date_from, "to": date_to, "period": period}
     try:
-        request = ReportRequest(name, _day(date_from, "From"), _day(date_to, "To"), period or None)
+        request = ReportRequest(name, day(date_from, "From"), day(date_to, "To"), period or None)
         answer = page.services.reports.run(request)
     except NotFound:
         raise
@@ -133,7 +123,7 @@ def report_csv(
     table: TableParam = "",
 ) -> Response:
     """The report (or one table) as the API's CSV download, byte for byte, with the same file name."""
-    request = ReportRequest(name, _day(date_from, "From"), _day(date_to, "To"), period or None)
+    request = ReportRequest(name, day(date_from, "From"), day(date_to, "To"), period or None)
     download = page.services.reports.csv(request, table or None)
     return Response(
         download.text,
