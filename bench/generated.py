@@ -1,7 +1,7 @@
 """Identifier and document-type quality on generated chart pages (bench.pages) with label layouts of our own.
 
     python -m bench.generated [--split tuning|held_out] [--per-layout N] [--seed S] [--workers W]
-                              [--no-pattern]
+                              [--no-pattern] [--check-digit luhn|mod11 [--no-check-setting]]
 
 Each document is rendered, OCR'd page by page with ChartVault's own OCR (``chartvault.ocr.extract_page``,
 default options: preprocessing on) and its identifiers read with ``extract_identifiers`` from the text *and*
@@ -19,7 +19,10 @@ leaves it out.
 
 Identifiers are scored against the truth the label printed: MRN, DOB, date of service and sex exact, name
 normalised (case, spacing, punctuation ignored). ``--no-pattern`` reads without the facility MRN pattern (a
-site that configured nothing). Misses are listed by document id only (ids carry no patient data).
+site that configured nothing). ``--check-digit luhn`` (or ``mod11``) draws the same documents with each MRN's
+last digit made its check digit (pages, and so OCR, differ: cached apart) and reads them with the matching
+``mrn_check_digit`` setting; ``--no-check-setting`` reads those pages without it. Misses are listed by
+document id only (ids carry no patient data).
 """
 
 from __future__ import annotations
@@ -36,12 +39,15 @@ from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.common import REPO
 from bench.labels import SPLITS
 from bench.pages import DocSpec, make_specs
 from bench.quality import norm_name
+
+if TYPE_CHECKING:
+    from chartvault.classify.checkdigit import CheckDigit
 
 GENERATOR_VERSION = "5"  # 5: a glued initial's blank measured on the letters' height; a trailing '_' ignored
 CACHE = REPO / "bench" / "results" / "ocr-cache"
@@ -65,6 +71,8 @@ def _cache_key(spec: DocSpec) -> str:
     raw = (
         f"{GENERATOR_VERSION}|{spec.doc_id}|{spec.seed}|{spec.text.text_key}|{spec.title}|{spec.tier}|{fonts}"
     )
+    if spec.patient.facility.check_digit != "none":  # other MRNs printed: other pages
+        raw += f"|check:{spec.patient.facility.check_digit}"
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
@@ -95,22 +103,33 @@ def ocr_document(spec: DocSpec) -> OcrDoc:
 
 
 @cache
-def split_specs(split: str, per_layout: int, seed: int) -> list[DocSpec]:
-    """The documents of a split (deterministic; rebuilt in worker processes: layouts do not pickle)."""
+def split_specs(split: str, per_layout: int, seed: int, check_digit: CheckDigit = "none") -> list[DocSpec]:
+    """The documents of a split (deterministic; rebuilt in worker processes: layouts do not pickle); with a
+    ``check_digit``, the same documents with MRNs that end in one."""
     from bench.texts import read_dev_texts
 
-    return make_specs(split, read_dev_texts(), per_layout, seed)
+    return make_specs(split, read_dev_texts(), per_layout, seed, check_digit=check_digit)
 
 
-def _ocr_nth(args: tuple[str, int, int, int]) -> OcrDoc:
-    split, per_layout, seed, i = args
-    return ocr_document(split_specs(split, per_layout, seed)[i])
+Job = tuple[str, int, int, "CheckDigit", int]  # split, per layout, seed, check digit, document
 
 
-def ocr_all(split: str, per_layout: int, seed: int, workers: int) -> dict[str, OcrDoc]:
+def _jobs(split: str, per_layout: int, seed: int, check_digit: CheckDigit) -> list[Job]:
+    count = len(split_specs(split, per_layout, seed, check_digit))
+    return [(split, per_layout, seed, check_digit, i) for i in range(count)]
+
+
+def _ocr_nth(args: Job) -> OcrDoc:
+    split, per_layout, seed, check_digit, i = args
+    return ocr_document(split_specs(split, per_layout, seed, check_digit)[i])
+
+
+def ocr_all(
+    split: str, per_layout: int, seed: int, workers: int, check_digit: CheckDigit = "none"
+) -> dict[str, OcrDoc]:
     """OCR every document of a split, ``workers`` at a time (tesseract single-threaded in each)."""
     os.environ["OMP_THREAD_LIMIT"] = "1"
-    jobs = [(split, per_layout, seed, i) for i in range(len(split_specs(split, per_layout, seed)))]
+    jobs = _jobs(split, per_layout, seed, check_digit)
     if workers <= 1:
         return {d.doc_id: d for d in map(_ocr_nth, jobs)}
     with ProcessPoolExecutor(workers) as pool:
@@ -144,7 +163,7 @@ def _label_key(spec: DocSpec) -> str:
 LABEL_PASS_VERSION = "3"  # 3: pages whose name is missing are read again too
 
 
-def _page_ids(page: dict[str, Any], mrn_pattern: str | None) -> Any:
+def _page_ids(page: dict[str, Any], mrn_pattern: str | None, check_digit: CheckDigit = "none") -> Any:
     from chartvault.classify import extract_identifiers
     from chartvault.ocr.types import Word
 
@@ -154,15 +173,16 @@ def _page_ids(page: dict[str, Any], mrn_pattern: str | None) -> Any:
         words=words,
         page_size=(page["width"], page["height"]),
         mrn_pattern=mrn_pattern,
+        mrn_check_digit=check_digit,
         today=TODAY,
     )
 
 
 def label_pass(spec: DocSpec, doc: OcrDoc) -> list[dict[str, Any] | None]:
     """Per page, the label zones read again (``chartvault.ocr.pages.relook_labels``) when the first pass's
-    identifiers ask for it with the facility pattern, without one or with the shipped default, with the CPU
-    milliseconds it took; None for a page that needs no second look. Cached beside the OCR (a worker-process
-    function)."""
+    identifiers ask for it with the facility pattern, without one or with the shipped default (and with the
+    facility's check digit or without), with the CPU milliseconds it took; None for a page that needs no
+    second look. Cached beside the OCR (a worker-process function)."""
     from chartvault.classify.labelpass import needs_label_pass
 
     path = CACHE / f"labels-{_label_key(spec)}.json.gz"
@@ -171,7 +191,11 @@ def label_pass(spec: DocSpec, doc: OcrDoc) -> list[dict[str, Any] | None]:
     from chartvault.config import DEFAULT_MRN_PATTERN
 
     patterns = (spec.patient.facility.mrn_pattern, None, DEFAULT_MRN_PATTERN)
-    wanted = [any(needs_label_pass(_page_ids(p, pat)) for pat in patterns) for p in doc.pages]
+    checks = {"none", spec.patient.facility.check_digit}
+    wanted = [
+        any(needs_label_pass(_page_ids(p, pat, check)) for pat in patterns for check in checks)
+        for p in doc.pages
+    ]
     out: list[dict[str, Any] | None] = [None] * len(doc.pages)
     if any(wanted):
         import tempfile
@@ -212,16 +236,18 @@ def _w(w: Any) -> tuple[str, float, int, int, int, int]:
     return (w.text, w.conf, w.left, w.top, w.width, w.height)
 
 
-def _label_nth(args: tuple[str, int, int, int]) -> tuple[str, list[dict[str, Any] | None]]:
-    split, per_layout, seed, i = args
-    spec = split_specs(split, per_layout, seed)[i]
+def _label_nth(args: Job) -> tuple[str, list[dict[str, Any] | None]]:
+    split, per_layout, seed, check_digit, i = args
+    spec = split_specs(split, per_layout, seed, check_digit)[i]
     return spec.doc_id, label_pass(spec, ocr_document(spec))
 
 
-def label_all(split: str, per_layout: int, seed: int, workers: int) -> dict[str, list[dict[str, Any] | None]]:
+def label_all(
+    split: str, per_layout: int, seed: int, workers: int, check_digit: CheckDigit = "none"
+) -> dict[str, list[dict[str, Any] | None]]:
     """The label pass of every document of a split, ``workers`` at a time."""
     os.environ["OMP_THREAD_LIMIT"] = "1"
-    jobs = [(split, per_layout, seed, i) for i in range(len(split_specs(split, per_layout, seed)))]
+    jobs = _jobs(split, per_layout, seed, check_digit)
     if workers <= 1:
         return dict(map(_label_nth, jobs))
     with ProcessPoolExecutor(workers) as pool:
@@ -257,7 +283,10 @@ def label_pass_cost(split: str, per_layout: int, pages: int) -> dict[str, Any]:
 
 
 def page_identifiers(
-    doc: OcrDoc, mrn_pattern: str | None, labels: list[dict[str, Any] | None] | None = None
+    doc: OcrDoc,
+    mrn_pattern: str | None,
+    labels: list[dict[str, Any] | None] | None = None,
+    check_digit: CheckDigit = "none",
 ) -> list[Any]:
     """Each page's identifiers from its text and word boxes, with the label pass's reads joined on the
     pages whose first reading asks for them (as the OCR worker does)."""
@@ -267,7 +296,7 @@ def page_identifiers(
 
     per_page = []
     for i, page in enumerate(doc.pages):
-        ids = _page_ids(page, mrn_pattern)
+        ids = _page_ids(page, mrn_pattern, check_digit)
         extra = labels[i] if labels else None
         if extra is not None and needs_label_pass(ids):
             reads = [
@@ -282,19 +311,34 @@ def page_identifiers(
                 (page["width"], page["height"]),
                 reads,
                 mrn_pattern=mrn_pattern,
+                mrn_check_digit=check_digit,
                 today=TODAY,
             )
         per_page.append(ids)
     return per_page
 
 
-def read_identifiers(
-    doc: OcrDoc, mrn_pattern: str | None, labels: list[dict[str, Any] | None] | None = None
-) -> dict[str, str | None]:
-    """The document's merged identifiers (``page_identifiers`` merged as the pipeline merges them)."""
+def merged_identifiers(
+    doc: OcrDoc,
+    mrn_pattern: str | None,
+    labels: list[dict[str, Any] | None] | None = None,
+    check_digit: CheckDigit = "none",
+) -> Any:
+    """The document's identifiers: ``page_identifiers`` merged as the pipeline's identify stage does."""
     from chartvault.classify import merge_identifiers
 
-    merged = merge_identifiers(page_identifiers(doc, mrn_pattern, labels))
+    pages = page_identifiers(doc, mrn_pattern, labels, check_digit)
+    return merge_identifiers(pages, mrn_check_digit=check_digit, mrn_pattern=mrn_pattern)
+
+
+def read_identifiers(
+    doc: OcrDoc,
+    mrn_pattern: str | None,
+    labels: list[dict[str, Any] | None] | None = None,
+    check_digit: CheckDigit = "none",
+) -> dict[str, str | None]:
+    """The document's merged identifiers as strings, the name normalised."""
+    merged = merged_identifiers(doc, mrn_pattern, labels, check_digit)
     got: dict[str, str | None] = {
         f: (getattr(merged, f).value if getattr(merged, f) else None) for f in FIELDS
     }
@@ -307,9 +351,11 @@ def score_identifiers(
     docs: dict[str, OcrDoc],
     use_pattern: bool | str,
     labels: dict[str, list[dict[str, Any] | None]] | None = None,
+    use_check_digit: bool = True,
 ) -> dict[str, Any]:
     """Exact-match share per field, overall and per layout and tier; misses by document id; the label
-    pass's CPU (pages read again under this setting, milliseconds per page over all pages)."""
+    pass's CPU (pages read again under this setting, milliseconds per page over all pages). The facility's
+    check digit, if its MRNs carry one, is set with the pattern unless ``use_check_digit`` is off."""
     hits: dict[str, Counter[str]] = {}
     totals: Counter[str] = Counter()
     misses: dict[str, list[str]] = {f: [] for f in FIELDS}
@@ -319,11 +365,12 @@ def score_identifiers(
     for spec in specs:
         pattern = use_pattern if isinstance(use_pattern, str) else spec.patient.facility.mrn_pattern
         pattern = pattern if use_pattern else None
+        check = spec.patient.facility.check_digit if use_pattern and use_check_digit else "none"
         doc_labels = labels.get(spec.doc_id) if labels else None
-        got = read_identifiers(docs[spec.doc_id], pattern, doc_labels)
+        got = read_identifiers(docs[spec.doc_id], pattern, doc_labels, check)
         pages += len(docs[spec.doc_id].pages)
         for page, extra in zip(docs[spec.doc_id].pages, doc_labels or [], strict=False):
-            if extra is not None and _needs(page, pattern):
+            if extra is not None and _needs(page, pattern, check):
                 relooked += 1
                 label_ms.update(extra["cpu_ms"])
         want = truth(spec)
@@ -347,10 +394,10 @@ def score_identifiers(
     return {"exact": exact, "misses": misses, "mrn_not_in_ocr_text": ocr_lost, "label_pass": cost}
 
 
-def _needs(page: dict[str, Any], pattern: str | None) -> bool:
+def _needs(page: dict[str, Any], pattern: str | None, check_digit: CheckDigit = "none") -> bool:
     from chartvault.classify.labelpass import needs_label_pass
 
-    return needs_label_pass(_page_ids(page, pattern))
+    return needs_label_pass(_page_ids(page, pattern, check_digit))
 
 
 def _printed_in_ocr(value: str, doc: OcrDoc, labels: list[dict[str, Any] | None] | None = None) -> bool:
@@ -425,6 +472,21 @@ def print_identifiers(title: str, result: dict[str, Any]) -> None:
         print(f"  {group:34s} {row['docs']:4d} " + " ".join(f"{row[f]:15.3f}" for f in FIELDS))
 
 
+def add_check_digit_args(ap: argparse.ArgumentParser) -> None:
+    """``--check-digit`` and ``--no-check-setting``, as bench.generated and bench.linking take them."""
+    ap.add_argument(
+        "--check-digit",
+        choices=("none", "luhn", "mod11"),
+        default="none",
+        help="The facilities' MRNs end in this check digit, and are read with the matching setting.",
+    )
+    ap.add_argument(
+        "--no-check-setting",
+        action="store_true",
+        help="With --check-digit: read those pages without the check-digit setting.",
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", choices=sorted(SEEDS), default="tuning")
@@ -438,6 +500,7 @@ def main() -> None:
     ap.add_argument(
         "--default-pattern", action="store_true", help="Read with the shipped default CHARTVAULT_MRN_PATTERN."
     )
+    add_check_digit_args(ap)
     ap.add_argument(
         "--cost-pages",
         type=int,
@@ -450,15 +513,22 @@ def main() -> None:
         print(json.dumps(label_pass_cost(args.split, args.per_layout, args.cost_pages)))
         return
     seed = SEEDS[args.split] if args.seed is None else args.seed
-    specs = split_specs(args.split, args.per_layout, seed)
-    docs = ocr_all(args.split, args.per_layout, seed, args.workers)
-    labels = None if args.no_label_pass else label_all(args.split, args.per_layout, seed, args.workers)
+    check = args.check_digit
+    specs = split_specs(args.split, args.per_layout, seed, check)
+    docs = ocr_all(args.split, args.per_layout, seed, args.workers, check)
+    labels = None if args.no_label_pass else label_all(args.split, args.per_layout, seed, args.workers, check)
     from chartvault.config import DEFAULT_MRN_PATTERN
 
     use: bool | str = DEFAULT_MRN_PATTERN if args.default_pattern else not args.no_pattern
-    result = score_identifiers(specs, docs, use_pattern=use, labels=labels)
+    result = score_identifiers(
+        specs, docs, use_pattern=use, labels=labels, use_check_digit=not args.no_check_setting
+    )
+    setting = check if use and not args.no_check_setting else "none"
     print_identifiers(
-        f"{args.split}, MRN pattern {use if isinstance(use, str) else 'on' if use else 'off'}", result
+        f"{args.split}, MRN pattern {use if isinstance(use, str) else 'on' if use else 'off'}, "
+        f"MRNs {'with a ' + check + ' check digit' if check != 'none' else 'unchecked'}, "
+        f"check-digit setting {setting}",
+        result,
     )
     for f, ids in result["misses"].items():
         if ids:

@@ -20,9 +20,12 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from bench.synth import FIRST_NAMES, LAST_NAMES
+
+if TYPE_CHECKING:
+    from chartvault.classify.checkdigit import CheckDigit
 
 Place = Literal["top_left", "top_right", "top", "bottom", "bottom_left", "bottom_right"]
 Style = Literal["box", "thermal", "imprint", "plain", "strip", "grid"]
@@ -30,7 +33,8 @@ Style = Literal["box", "thermal", "imprint", "plain", "strip", "grid"]
 
 @dataclass(frozen=True, slots=True)
 class Facility:
-    """A hospital: its letterhead and the shapes of its numbers (``mrn_pattern``: what a site configures)."""
+    """A hospital: its letterhead and the shapes of its numbers (``mrn_pattern`` and ``check_digit``: what a
+    site configures as ``CHARTVAULT_MRN_PATTERN`` and ``CHARTVAULT_MRN_CHECK_DIGIT``)."""
 
     name: str
     address: str
@@ -40,6 +44,7 @@ class Facility:
     mrn_digits: int
     account_prefix: str
     account_digits: int
+    check_digit: CheckDigit = "none"  # 'luhn' or 'mod11': the MRNs end in that check digit (--check-digit)
 
     @property
     def mrn_pattern(self) -> str:
@@ -105,6 +110,24 @@ def _number(rng: random.Random, prefix: str, digits: int) -> str:
     return prefix + str(rng.randrange(max(top // 10, 1), top)).zfill(digits)
 
 
+def with_check_digit(number: str, scheme: CheckDigit) -> str:
+    """``number`` with its last digit replaced by the check digit ``scheme`` computes over the digits before
+    it (a letter prefix kept, not counted); where mod 11 would need 10 (no such number is issued), the digit
+    before the check digit counts up until one fits. 'none' leaves the number as it is."""
+    from chartvault.classify.checkdigit import check_digit_of
+
+    if scheme == "none":
+        return number
+    prefix = number.rstrip("0123456789")
+    body = number[len(prefix) : -1]
+    for _ in range(10):
+        check = check_digit_of(body, scheme)
+        if check is not None:
+            return prefix + body + check
+        body = body[:-1] + str((int(body[-1]) + 1) % 10)
+    raise ValueError(f"no {scheme} check digit fits")
+
+
 def make_patient(rng: random.Random, facility: Facility) -> Patient:
     """A patient of ``facility`` at a visit between 2015 and 2024, aged 0 to 96 at the visit."""
     service = date(2015, 1, 1) + timedelta(days=rng.randrange(10 * 365))
@@ -118,7 +141,7 @@ def make_patient(rng: random.Random, facility: Facility) -> Patient:
         last=last,
         sex=rng.choice("MF"),
         dob=service - timedelta(days=age_days),
-        mrn=_number(rng, facility.mrn_prefix, facility.mrn_digits),
+        mrn=with_check_digit(_number(rng, facility.mrn_prefix, facility.mrn_digits), facility.check_digit),
         account=_number(rng, facility.account_prefix, facility.account_digits),
         encounter=str(rng.randrange(10**7, 10**9)),
         service_date=service,

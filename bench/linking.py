@@ -1,6 +1,7 @@
 """Where the held-out documents end: linked to the right patient, linked to another, in review, or orphaned.
 
     python -m bench.linking [--per-layout N] [--workers W] [--split held_out|tuning] [--seed S]
+                            [--check-digit luhn|mod11 [--no-check-setting]]
 
 The documents are those of ``bench.generated``'s held-out label layouts (OCR cached under
 ``bench/results/ocr-cache``; missing ones are OCR'd first). Each document's identifiers are read as
@@ -15,7 +16,10 @@ order, in two situations:
 Counted per situation: ``linked_right`` (the patient whose MRN is the printed one), ``linked_wrong``
 (any other patient: a misfile, the figure that must stay at 0), ``in_review`` by reason, and
 ``orphaned`` (neither linked nor in review: ``chartvault check``'s ``unlinked_outside_review``, must be
-0). Document ids only, never names.
+0). ``new_patients_wrong_mrn`` counts the phantom patients among the wrong links: records opened under an
+MRN no patient has (a misread). ``--check-digit luhn`` (or ``mod11``) draws the same documents with each
+MRN's last digit made its check digit and reads them with the matching ``mrn_check_digit`` setting;
+``--no-check-setting`` reads those pages without it. Document ids only, never names.
 """
 
 from __future__ import annotations
@@ -27,10 +31,22 @@ import tempfile
 from collections import Counter
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bench.generated import LABEL_PASS, SEEDS, OcrDoc, label_all, ocr_all, page_identifiers, split_specs
+from bench.generated import (
+    LABEL_PASS,
+    SEEDS,
+    OcrDoc,
+    add_check_digit_args,
+    label_all,
+    merged_identifiers,
+    ocr_all,
+    split_specs,
+)
 from bench.pages import DocSpec
+
+if TYPE_CHECKING:
+    from chartvault.classify.checkdigit import CheckDigit
 
 SITUATIONS = ("registration", "catalog_only")
 
@@ -58,8 +74,10 @@ def settle_all(
     labels: dict[str, list[dict[str, Any] | None]] | None,
     situation: str,
     tmp: Path,
+    use_check_digit: bool = True,
 ) -> dict[str, Any]:
-    """One situation on a fresh catalog: every document archived, then settled as the pipeline does."""
+    """One situation on a fresh catalog: every document archived, then settled as the pipeline does (with
+    the facility's check digit set, if its MRNs carry one, unless ``use_check_digit`` is off)."""
     from sqlalchemy import select
 
     from chartvault.archive.check import unlinked_outside_review
@@ -73,6 +91,8 @@ def settle_all(
     sessions = session_factory(engine)
     out: Counter[str] = Counter()
     wrong: list[str] = []
+    real = {spec.patient.mrn for spec in specs}
+    phantoms = 0
     with sessions() as s:
         if situation == "registration":
             counts = import_registration(s, _registration_csv(specs, tmp / "registration.csv"))
@@ -81,7 +101,13 @@ def settle_all(
         batch = Batch(id=new_id(), source="bench")
         s.add(batch)
         for seq, spec in enumerate(specs, 1):
-            got = _read(docs[spec.doc_id], spec, labels.get(spec.doc_id) if labels else None)
+            check = spec.patient.facility.check_digit if use_check_digit else "none"
+            got = merged_identifiers(
+                docs[spec.doc_id],
+                spec.patient.facility.mrn_pattern,
+                labels.get(spec.doc_id) if labels else None,
+                check,
+            )
             bf = BatchFile(seq=seq, original_name=f"{spec.doc_id}.png", sha256="0" * 64, size=1)
             batch.files.append(bf)
             doc = Document(
@@ -110,6 +136,8 @@ def settle_all(
             else:
                 out[f"linked_wrong:{settled.via}"] += 1
                 wrong.append(spec.doc_id)
+                if settled.via == "new_patient" and mrn not in real:
+                    phantoms += 1
         s.commit()
         orphaned = unlinked_outside_review(s)
     engine.dispose()
@@ -118,6 +146,7 @@ def settle_all(
         "documents": total,
         "linked_right": sum(v for k, v in out.items() if k.startswith("linked_right")),
         "linked_wrong": sum(v for k, v in out.items() if k.startswith("linked_wrong")),
+        "new_patients_wrong_mrn": phantoms,
         "in_review": sum(v for k, v in out.items() if k.startswith("in_review")),
         "orphaned": orphaned,
         "by_outcome": dict(sorted(out.items())),
@@ -126,36 +155,34 @@ def settle_all(
     return summary
 
 
-def _read(doc: OcrDoc, spec: DocSpec, labels: list[dict[str, Any] | None] | None) -> Any:
-    """The document's merged identifiers as the pipeline stores them (label pass joined where the first
-    reading asks for it, as the OCR worker does)."""
-    from chartvault.classify import merge_identifiers
-
-    return merge_identifiers(page_identifiers(doc, spec.patient.facility.mrn_pattern, labels))
-
-
 def linking_figures(
-    per_layout: int, workers: int, split: str = "held_out", seed: int | None = None
+    per_layout: int,
+    workers: int,
+    split: str = "held_out",
+    seed: int | None = None,
+    check_digit: CheckDigit = "none",
+    use_check_digit: bool = True,
 ) -> dict[str, Any]:
     """Both situations over the held-out documents (``bench.quality`` prints this beside its figures), or
     over the tuning layouts' (more fax pages: where damaged labels end); ``seed`` draws other documents
-    (new patients and texts) than the split's usual ones."""
+    (new patients and texts) than the split's usual ones; ``check_digit`` gives their MRNs one."""
     seed = SEEDS[split] if seed is None else seed
-    specs = split_specs(split, per_layout, seed)
-    docs = ocr_all(split, per_layout, seed, workers)
-    labels = label_all(split, per_layout, seed, workers) if LABEL_PASS["on"] else None
+    specs = split_specs(split, per_layout, seed, check_digit)
+    docs = ocr_all(split, per_layout, seed, workers, check_digit)
+    labels = label_all(split, per_layout, seed, workers, check_digit) if LABEL_PASS["on"] else None
     with tempfile.TemporaryDirectory(prefix="cv-link-") as tmp:
-        return {sit: settle_all(specs, docs, labels, sit, Path(tmp)) for sit in SITUATIONS}
+        return {sit: settle_all(specs, docs, labels, sit, Path(tmp), use_check_digit) for sit in SITUATIONS}
 
 
 def print_linking(result: dict[str, Any], split: str = "held_out") -> None:
     target = "target: 0 orphaned, 0 linked to another patient"
     print(f"\n[{split.replace('_', '-')} layouts] where documents end ({target})")
-    print(f"  {'situation':14s} {'docs':>5} {'linked':>7} {'wrong':>6} {'review':>7} {'orphaned':>9}")
+    head = f"{'docs':>5} {'linked':>7} {'wrong':>6} {'phantom':>8} {'review':>7} {'orphaned':>9}"
+    print(f"  {'situation':14s} {head}")
     for sit, r in result.items():
         print(
             f"  {sit:14s} {r['documents']:5d} {r['linked_right']:7d} {r['linked_wrong']:6d} "
-            f"{r['in_review']:7d} {r['orphaned']:9d}"
+            f"{r['new_patients_wrong_mrn']:8d} {r['in_review']:7d} {r['orphaned']:9d}"
         )
         print(f"    {', '.join(f'{k} {v}' for k, v in r['by_outcome'].items())}")
         if r["linked_wrong_ids"]:
@@ -182,10 +209,15 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--split", choices=sorted(SEEDS), default="held_out")
     ap.add_argument("--seed", type=int, default=None, help="Other documents than the split's usual ones.")
+    add_check_digit_args(ap)
     args = ap.parse_args()
     import json
 
-    print(json.dumps(held_out_linking(args.per_layout, args.workers, args.split, args.seed)))
+    result = linking_figures(
+        args.per_layout, args.workers, args.split, args.seed, args.check_digit, not args.no_check_setting
+    )
+    print_linking(result, args.split)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -15,16 +15,20 @@ import argparse
 import io
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 
 from bench.labels import FACILITIES, SPLITS, LabelLayout, Patient, make_patient
 from bench.texts import DevText, report_paragraphs, wrap_paragraphs
+
+if TYPE_CHECKING:
+    from chartvault.classify.checkdigit import CheckDigit
 
 DPI = 300
 PAGE_W, PAGE_H = int(8.5 * DPI), 11 * DPI
@@ -92,10 +96,16 @@ class Rendered:
 
 
 def make_specs(
-    split: str, texts: list[DevText], per_layout: int, seed: int, max_pages: int = 2
+    split: str,
+    texts: list[DevText],
+    per_layout: int,
+    seed: int,
+    max_pages: int = 2,
+    check_digit: CheckDigit = "none",
 ) -> list[DocSpec]:
     """``per_layout`` documents for every layout of ``split``; texts cycle through the types so each type
-    is about equally frequent (as on the evaluation pages), half the pages print a title."""
+    is about equally frequent (as on the evaluation pages), half the pages print a title. With a
+    ``check_digit`` the facilities' MRNs end in one (the same draws: only each MRN's last digit changes)."""
     rng = random.Random(f"{split}:{seed}")
     by_type: dict[str, list[DevText]] = {}
     for t in texts:
@@ -109,6 +119,8 @@ def make_specs(
             titles = TITLES.get(doc_type, ())
             title = rng.choice(titles) if titles and rng.random() < 0.5 else ""
             facility = rng.choice(FACILITIES)
+            if check_digit != "none":
+                facility = replace(facility, check_digit=check_digit)
             specs.append(
                 DocSpec(
                     doc_id=f"{split}-{layout.name}-{i:03d}",

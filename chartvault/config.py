@@ -82,6 +82,15 @@ class Settings(BaseSettings):
         "prefixes are part of it, e.g. 'M\\d{9}'): a manifest MRN must match it, and an MRN read "
         "without a key on a label must too.",
     )
+    mrn_check_digit: Literal["none", "luhn", "mod11"] = Field(
+        "none",
+        description="The check digit this facility's MRNs end in: 'luhn' (Luhn mod 10, as on card numbers), "
+        "'mod11' (modulus 11 as on NHS numbers: the digits before the check digit weighted 2, 3, 4... from "
+        "the right, check = (11 - sum mod 11) mod 11, a number needing 10 is invalid) or 'none'. Computed "
+        "over the MRN's digits only (a letter prefix is left out; leading zeros count). An MRN read from a "
+        "page that fails it is a misread: it never opens a new patient record, and a number that passes "
+        "is preferred; one look-alike digit may read it back, to link only to a patient already known.",
+    )
 
     quarantine_retention_days: int = Field(
         90,

@@ -24,7 +24,9 @@ from webfixtures import PASSWORD, csrf_of, sign_in, web_client
 
 from chartvault.archive.db import session_factory
 from chartvault.archive.models import AuditEvent, Batch, BatchFile, Document, Patient, new_id
-from chartvault.archive.patients import name_keys, settle_patient, settle_pending
+from chartvault.archive.patients import NEW_PATIENT_MIN_CONFIDENCE, name_keys, settle_patient, settle_pending
+from chartvault.classify import extract_identifiers, merge_identifiers
+from chartvault.classify.checkdigit import CheckDigit
 from chartvault.config import Settings
 from chartvault.services import Services
 
@@ -349,6 +351,76 @@ def test_no_patient_record_is_opened_on_a_doubtful_mrn(db_engine: Engine) -> Non
         again = _seed_doc(s, mrn="3960855419", dob=date(1985, 11, 21))
         again.identifier_confidence = {"mrn": 0.5, "dob": 0.95}
         assert settle_patient(s, again).via == "mrn_dob"
+
+
+# A facility whose nine-digit MRNs end in a Luhn check digit: a patient's number, a fax's reading of it (one
+# look-alike digit, 8 -> 3, that only one look-alike change makes valid again), and another misreading
+# (8 -> 9) that several look-alike changes would make valid: nothing says which.
+CHECKED, MISREAD, AMBIGUOUS = "004417820", "004417320", "004417920"
+
+
+def _checked_read(s: Session, mrn: str, check: CheckDigit) -> Document:
+    """A document whose label printed ``mrn``, read and merged as the pipeline does with ``check`` set."""
+    text = f"Patient Name: HOLLOWAY, MARGARET A\nMRN: {mrn}\nDOB: 03/14/1952\n\n{BODY[0]}"
+    page = extract_identifiers(text, mrn_pattern=r"\d{9}", mrn_check_digit=check, today=date(2024, 6, 1))
+    ids = merge_identifiers([page], mrn_check_digit=check, mrn_pattern=r"\d{9}")
+    assert ids.mrn is not None and ids.name is not None and ids.dob is not None
+    doc = _seed_doc(s, mrn=ids.mrn.value, patient_name=ids.name.value, dob=date.fromisoformat(ids.dob.value))
+    doc.identifier_confidence = {k: v.confidence for k, v in ids.as_items() if v is not None}
+    return doc
+
+
+def test_a_misread_mrn_failing_the_check_digit_opens_no_patient(db_engine: Engine) -> None:
+    sessions = session_factory(db_engine)
+    with sessions() as s:
+        # Without the setting the misread opens a phantom record under a number no patient has.
+        assert settle_patient(s, _checked_read(s, MISREAD, "none")).via == "new_patient"
+        assert list(s.scalars(select(Patient.mrn))) == [MISREAD]
+        s.rollback()
+
+        for misread in (MISREAD, AMBIGUOUS):  # read back or not, the document waits for a person
+            doc = _checked_read(s, misread, "luhn")
+            held = settle_patient(s, doc)
+            assert held.patient_id is None and held.reason is not None, misread
+            assert held.reason["code"] == "no_patient_identified" and doc.review_status == "pending"
+            assert "read cleanly" in held.reason["message"] and misread not in held.reason["message"]
+        assert s.scalars(select(Patient)).all() == []
+
+        # A clean reading of the right number opens the record as before ...
+        assert settle_patient(s, _checked_read(s, CHECKED, "luhn")).via == "new_patient"
+        # ... and a later misreading the look-alike digit reads back links to it, the DOB agreeing.
+        later = _checked_read(s, MISREAD, "luhn")
+        assert settle_patient(s, later).via == "mrn_dob" and later.mrn == CHECKED
+        # One that nothing reads back stays held: its number is in no record.
+        ambiguous = settle_patient(s, _checked_read(s, AMBIGUOUS, "luhn"))
+        assert ambiguous.reason is not None and ambiguous.reason["code"] == "no_patient_identified"
+        assert list(s.scalars(select(Patient.mrn))) == [CHECKED]
+
+
+@pytest.mark.slow
+def test_a_misread_mrn_failing_the_check_digit_is_held_not_opened_as_a_patient(tmp_path: Path) -> None:
+    """A fax turned one digit of the label's MRN into its look-alike ('004417820', whose last digit is its
+    Luhn check digit, printed as '004417320'), and OCR reads it as cleanly as any. Through the whole pipeline
+    (tesseract, the label pass, the identify stage, a SQLite catalog, no registration list): without the
+    facility's check digit the document opens a phantom patient under that number; with it (Luhn) the
+    document is held for a person, its MRN read back (the one look-alike digit that makes it valid) but
+    below what opens a record."""
+    label = ["Patient Name: HOLLOWAY, MARGARET A", f"MRN: {MISREAD}", "DOB: 03/14/1952"]
+    for check in ("none", "luhn"):
+        settings = Settings(
+            data_dir=tmp_path / check, workers=1, watch_settle_s=0, mrn_check_digit=check, _env_file=None
+        )
+        with Services(settings) as services:
+            batch_id = ingest_files(services, render_page(tmp_path / f"{check}.png", label), source="cli")
+            doc = _doc_of(services, batch_id, f"{check}.png")
+            with services.parts.sessions() as s:
+                patients = list(s.scalars(select(Patient.mrn)))
+        if check == "none":
+            assert doc.mrn == MISREAD and doc.patient_id is not None and patients == [MISREAD]
+            continue
+        assert patients == [] and doc.patient_id is None and doc.review_status == "pending"
+        assert [r["code"] for r in doc.review_reasons] == ["no_patient_identified"]
+        assert doc.mrn == CHECKED and doc.identifier_confidence["mrn"] < NEW_PATIENT_MIN_CONFIDENCE
 
 
 # -------------------------------------------------------------------- the pipeline, end to end

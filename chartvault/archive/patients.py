@@ -7,10 +7,11 @@ see ``chartvault.archive.registration``). A document is linked when
 * the MRN read is in the index and the DOB read agrees with that patient's, or the name read agrees and no
   DOB read disagrees; or
 * the MRN read is new and not doubtful (``NEW_PATIENT_MIN_CONFIDENCE``: not off the facility's pattern,
-  not one of rival numbers, not contradicted by a second reading of the label), a DOB or name was read
-  with it, no other index patient has that name and DOB, and no registration list was loaded (a new
-  patient is recorded, as before the index existed; once the hospital's list is loaded it is the
-  authority, so an MRN missing from it is held, and linked by the next import that brings it); or
+  not one of rival numbers, not contradicted by a second reading of the label, not failing the facility's
+  check digit nor read back to pass it: ``classify.checkdigit``), a DOB or name was read with it, no
+  other index patient has that name and DOB, and no registration list was loaded (a new patient is
+  recorded, as before the index existed; once the hospital's list is loaded it is the authority, so an
+  MRN missing from it is held, and linked by the next import that brings it); or
 * no MRN was read, but exactly one index patient has the DOB read and a name that agrees: the document's
   MRN is then taken from the index and ``identifier_confidence["mrn_source"]`` says so.
 
@@ -64,10 +65,11 @@ PATIENT_REASONS = frozenset({REVIEW_NO_PATIENT, REVIEW_PATIENT_CONFLICT})
 MRN_FROM_INDEX = "patient_index"  # identifier_confidence["mrn_source"] when the MRN came from the index
 # A patient record is opened only on an MRN read at least this surely. Below it: two readings of the label
 # that disagree (``classify.labelpass.DISAGREEING_READINGS``, 0.5), a number off the facility's pattern
-# (0.6), a rival among several unkeyed numbers (0.45): each would open a duplicate record under a number
-# that may be misread. Keyed numbers (0.9+), those the pattern confirms (0.88), those with OCR-repaired
-# characters (0.65-0.75) and the first unkeyed one without a pattern (0.75) still open one. Held documents
-# wait for a person, or link to a patient the index already has.
+# (0.6), a rival among several unkeyed numbers (0.45), a number failing the facility's check digit (0.45)
+# or read back by one look-alike digit to pass it (0.55, ``classify.checkdigit``): each would open a
+# duplicate record under a number that may be misread. Keyed numbers (0.9+), those the pattern confirms
+# (0.88), those with OCR-repaired characters (0.65-0.75) and the first unkeyed one without a pattern (0.75)
+# still open one. Held documents wait for a person, or link to a patient the index already has.
 NEW_PATIENT_MIN_CONFIDENCE = 0.65
 
 # -- names ---------------------------------------------------------------------------------------------

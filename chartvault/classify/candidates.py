@@ -22,17 +22,19 @@ class Cand:
     line: int
     priority: int  # a stronger kind of evidence (a key printed beside the value) wins before confidence
     header: bool  # printed in a label band (top or bottom of the page)
+    fails_check: bool = False  # an MRN failing the facility's check digit (``checkdigit.checked``)
 
 
 def best(cands: list[Cand]) -> Extracted | None:
-    """Pick the strongest candidate: evidence kind, then label band, confidence and earliest line.
+    """Pick the strongest candidate: evidence kind, then label band, a passing check digit, confidence and
+    earliest line.
 
     Confidence drops when other candidates of the same standing disagree, so a page that prints two MRNs
-    is not trusted with either.
+    is not trusted with either (one failing the check digit counts too: it may be a misread of either).
     """
     if not cands:
         return None
-    top = max(cands, key=lambda c: (c.priority, c.header, c.conf, -c.line))
+    top = max(cands, key=lambda c: (c.priority, c.header, not c.fails_check, c.conf, -c.line))
     conf = top.conf if top.header else top.conf * BODY_DISCOUNT
     rivals = [
         c for c in cands if c.value != top.value and c.header == top.header and c.priority == top.priority

@@ -11,7 +11,15 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-__all__ = ["DATE_TOKEN", "RawDate", "age_on", "fix_digits", "parse_date", "parse_raw_date"]
+__all__ = [
+    "DATE_TOKEN",
+    "DIGIT_LOOK_ALIKES",
+    "RawDate",
+    "age_on",
+    "fix_digits",
+    "parse_date",
+    "parse_raw_date",
+]
 
 # OCR confusions corrected only inside a field known to be numeric (MRN, account, dates...).
 _DIGIT_FIX = str.maketrans("OoQlIi|!SsBZz", "0001111155822")
@@ -162,8 +170,8 @@ def age_on(dob: date, when: date) -> int:
 
 # Digits a fax or small print turns into one another: the round ones (0 6 8 9, 3 8, 5 6) and those with a
 # slanted stroke (1 2 7).
-_DIGIT_LOOK_ALIKES = {"0": "689", "1": "7", "2": "7", "3": "8", "5": "6", "6": "058", "7": "12", "8": "0369",
-                      "9": "08"}  # fmt: skip
+DIGIT_LOOK_ALIKES = {"0": "689", "1": "7", "2": "7", "3": "8", "5": "6", "6": "058", "7": "12", "8": "0369",
+                     "9": "08"}  # fmt: skip
 YEAR_READ_BACK = 0.55  # below every clean reading, and below the label pass's birth-date threshold
 
 
@@ -176,7 +184,7 @@ def year_read_back(rd: RawDate, earliest: int, latest: int) -> RawDate | None:
     years = {
         int(printed[:i] + alt + printed[i + 1 :])
         for i, digit in enumerate(printed)
-        for alt in _DIGIT_LOOK_ALIKES.get(digit, "")
+        for alt in DIGIT_LOOK_ALIKES.get(digit, "")
     }
     fits = [y for y in years if earliest <= y <= latest and rd.resolve(y) is not None]
     if len(fits) != 1:

@@ -6,9 +6,10 @@ a key (form grids), or without any key inside a label block that holds two or mo
 (addressograph imprints, the name line of a thermal label; ``keyless.py``). The page's word boxes say where
 the label bands, blocks and field gaps are (``layout.py``); plain text still works, with the first and last
 lines standing in for the bands. Values are validated (real dates, the facility's MRN pattern when one is
-configured), made consistent (a birth date agrees with a printed age and precedes the visit; a two-digit
-year takes the century those allow), and carry a confidence the caller thresholds: a key beats a shape,
-a label band beats the report body, rivals lower each other.
+configured, its check digit when its MRNs carry one: ``checkdigit.py``), made consistent (a birth date
+agrees with a printed age and precedes the visit; a two-digit year takes the century those allow), and
+carry a confidence the caller thresholds: a key beats a shape, a label band beats the report body, rivals
+lower each other.
 
 Nothing here logs or raises with page content: the text is PHI.
 """
@@ -24,6 +25,7 @@ from functools import lru_cache
 
 from chartvault.classify import keys
 from chartvault.classify.candidates import Cand, best
+from chartvault.classify.checkdigit import CheckDigit, checked, passes, settled_mrn
 from chartvault.classify.dates import (
     YEAR_READ_BACK,
     RawDate,
@@ -317,6 +319,7 @@ def extract_identifiers(
     words: Sequence[Word] | None = None,
     page_size: tuple[int, int] | None = None,
     mrn_pattern: str | None = None,
+    mrn_check_digit: CheckDigit = "none",
     today: date | None = None,
 ) -> Identifiers:
     """Read MRN, name, DOB, sex, date of service, account and encounter from one page.
@@ -326,7 +329,9 @@ def extract_identifiers(
     bottom bands, fields by their gaps, keys above values, and keyless imprints; without them the text's
     lines are used. ``mrn_pattern`` is the facility's MRN shape as a regular expression matched against
     the whole value ('M\\d{9}', '\\d{10}'): it decides which keyless number is the MRN and lowers trust in
-    a keyed one of another shape. ``today`` bounds dates of birth and two-digit years (for tests).
+    a keyed one of another shape. ``mrn_check_digit`` is the facility's check-digit scheme
+    (``checkdigit.py``): a number that fails it is doubtful and loses to one that passes. ``today`` bounds
+    dates of birth and two-digit years (for tests).
     """
     ids = Identifiers()
     if not (text and text.strip()) and not words:
@@ -347,7 +352,7 @@ def extract_identifiers(
         have_dos=bool(keyed.dos),
         today=ref,
     )
-    ids.mrn = best(keyed.mrn + keyless.mrns)
+    ids.mrn = best(checked(keyed.mrn + keyless.mrns, mrn_check_digit))
     ids.account = best(keyed.account)
     ids.encounter = best(keyed.encounter)
     ids.name = best(keyed.names + keyless.names)
@@ -410,13 +415,20 @@ def _with_initials_restored(votes: dict[str, list[float]]) -> dict[str, list[flo
     return out
 
 
-def merge_identifiers(pages: list[Identifiers]) -> Identifiers:
+def merge_identifiers(
+    pages: list[Identifiers], *, mrn_check_digit: CheckDigit = "none", mrn_pattern: str | None = None
+) -> Identifiers:
     """Document-level identifiers: per field, the value with the largest confidence-weighted vote.
 
     Agreeing pages raise confidence (independent evidence: 1 - prod(1 - c)), which is how a keyless value
     printed on every page of a document (an imprint, a label) earns the trust a single page cannot give it;
     disagreeing pages lower it by the winner's share of the vote, so a document whose pages name two MRNs
     is flagged by a low score.
+
+    With a check digit (``mrn_check_digit``, and the facility's ``mrn_pattern`` for the read-back), MRNs that
+    pass outvote those that fail, which are misreads of a checked number and no evidence of another one;
+    when none passes, the winner is read back by one look-alike digit or kept as doubtful
+    (``checkdigit.settled_mrn``): however many pages agree on it, it never reaches a clean reading's score.
     """
     merged = Identifiers()
     for fname, _ in Identifiers().as_items():
@@ -429,6 +441,8 @@ def merge_identifiers(pages: list[Identifiers]) -> Identifiers:
             continue
         if fname == "name":
             votes = _with_initials_restored(votes)
+        if fname == "mrn" and mrn_check_digit != "none":
+            votes = {v: c for v, c in votes.items() if passes(v, mrn_check_digit)} or votes
         order = list(votes)
         total = sum(sum(v) for v in votes.values())
         winner = max(order, key=lambda v: (sum(votes[v]), -order.index(v)))
@@ -442,4 +456,9 @@ def merge_identifiers(pages: list[Identifiers]) -> Identifiers:
         setattr(merged, fname, Extracted(winner, round(share * (1.0 - miss), 3)))
     for page in pages:  # codes: the union over pages, in page order
         merged.icd_codes.extend(c for c in page.icd_codes if c not in merged.icd_codes)
+    if merged.mrn is not None and mrn_check_digit != "none":
+        value, conf = settled_mrn(
+            merged.mrn.value, merged.mrn.confidence, mrn_check_digit, _compiled(mrn_pattern)
+        )
+        merged.mrn = Extracted(value, round(conf, 3))
     return merged

@@ -10,6 +10,8 @@ not evidence of another patient, so the stronger reading is kept without a rival
 first pass's words in the zone hold a number of the same shape as the zone's MRN (the site's pattern, or
 the same length without one) and a different one, nothing says which reading is right, and the MRN is kept
 as doubtful (``DISAGREEING_READINGS``): it may confirm a patient already known, never open a new one.
+Where the facility's MRNs carry a check digit, a first-pass number that fails it is a misread and no such
+doubt: the check digit says which reading is right.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import re
 from collections.abc import Sequence
 from datetime import date
 
+from chartvault.classify.checkdigit import CheckDigit, passes
 from chartvault.classify.identifiers import extract_identifiers
 from chartvault.classify.keyless import clean_id
 from chartvault.classify.types import Extracted, Identifiers
@@ -64,6 +67,7 @@ def with_label_reads(
     reads: Sequence[LabelRead],
     *,
     mrn_pattern: str | None = None,
+    mrn_check_digit: CheckDigit = "none",
     today: date | None = None,
 ) -> Identifiers:
     """``first`` (the page's identifiers from its first pass) with what the label zones read again add.
@@ -75,10 +79,17 @@ def with_label_reads(
     for read in reads:
         kept = [w for w in words if not _inside(w, read.box)]
         again = extract_identifiers(
-            text, words=kept + read.words, page_size=page_size, mrn_pattern=mrn_pattern, today=today
+            text,
+            words=kept + read.words,
+            page_size=page_size,
+            mrn_pattern=mrn_pattern,
+            mrn_check_digit=mrn_check_digit,
+            today=today,
         )
         replaced = [w for w in words if _inside(w, read.box)]
-        if again.mrn is not None and _read_otherwise(again.mrn.value, read.words, replaced, mrn_pattern):
+        if again.mrn is not None and _read_otherwise(
+            again.mrn.value, read.words, replaced, mrn_pattern, mrn_check_digit
+        ):
             again.mrn = Extracted(again.mrn.value, min(again.mrn.confidence, DISAGREEING_READINGS))
         for f in _FIELDS:
             setattr(out, f, _stronger(getattr(out, f), getattr(again, f)))
@@ -86,15 +97,21 @@ def with_label_reads(
 
 
 def _read_otherwise(
-    mrn: str, zone_words: Sequence[Word], first_words: Sequence[Word], pattern: str | None
+    mrn: str,
+    zone_words: Sequence[Word],
+    first_words: Sequence[Word],
+    pattern: str | None,
+    check_digit: CheckDigit = "none",
 ) -> bool:
-    """Whether the first pass read, where the zone read ``mrn``, another number that could as well be it."""
+    """Whether the first pass read, where the zone read ``mrn``, another number that could as well be it
+    (not one that fails the check digit ``mrn`` passes)."""
     shape = re.compile(pattern) if pattern else None
+    checked = passes(mrn, check_digit)
     at = [w for w in zone_words if any(_number(t) == mrn for t in _NUMBER_TOKEN.findall(w.text))]
     for w in (f for f in first_words if any(_overlap(f, z) for z in at)):
         for token in _NUMBER_TOKEN.findall(w.text):
             other = _number(token)
-            if other is None or other == mrn:
+            if other is None or other == mrn or (checked and not passes(other, check_digit)):
                 continue
             if shape.fullmatch(other) if shape else len(other) == len(mrn):
                 return True

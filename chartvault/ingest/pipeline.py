@@ -43,6 +43,7 @@ from chartvault.archive.models import (
     new_id,
 )
 from chartvault.archive.objectstore import ObjectStore
+from chartvault.classify.checkdigit import CheckDigit
 from chartvault.classify.model import DocTypeModel
 from chartvault.config import Settings
 from chartvault.ingest.batches import archived_document_for, flag_batch, quarantine_staged
@@ -81,6 +82,7 @@ class PipelineOptions:
     ocr: OcrOptions
     review_threshold: float
     mrn_pattern: str | None = None
+    mrn_check_digit: CheckDigit = "none"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PipelineOptions:
@@ -103,6 +105,7 @@ class PipelineOptions:
             ),
             review_threshold=settings.review_confidence_threshold,
             mrn_pattern=settings.mrn_pattern,
+            mrn_check_digit=settings.mrn_check_digit,
         )
 
 
@@ -153,7 +156,13 @@ class Pipeline:
 
     def _start(self, batch_id: str, progress: Progress | None) -> _Run:
         env = StageEnv(
-            self.options.data_dir, self.store, self.policy, self.model(), self.options.review_threshold
+            self.options.data_dir,
+            self.store,
+            self.policy,
+            self.model(),
+            self.options.review_threshold,
+            self.options.mrn_pattern,
+            self.options.mrn_check_digit,
         )
         run = _Run(env, progress)
         with self.sessions() as s:
@@ -195,7 +204,14 @@ class Pipeline:
             return
         pending = [p.page_no for p in f.pages if p.status == PAGE_RECEIVED]
         for page_no in pending:
-            task = OcrTask(f.staged_path or "", f.kind, page_no, self.options.ocr, self.options.mrn_pattern)
+            task = OcrTask(
+                f.staged_path or "",
+                f.kind,
+                page_no,
+                self.options.ocr,
+                self.options.mrn_pattern,
+                self.options.mrn_check_digit,
+            )
             self._submit(run, f, page_no, task)
         if not pending:
             self._file_stages(s, f, run)

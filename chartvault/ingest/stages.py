@@ -36,6 +36,7 @@ from chartvault.archive.models import (
 from chartvault.archive.objectstore import ObjectStore
 from chartvault.archive.patients import settle_patient
 from chartvault.classify import classify_document, extract_identifiers, merge_identifiers
+from chartvault.classify.checkdigit import CheckDigit
 from chartvault.classify.coversheet import CoverSheet, find_cover_sheet
 from chartvault.classify.model import DocTypeModel
 from chartvault.classify.types import (
@@ -64,6 +65,8 @@ class StageEnv:
     policy: RetentionPolicy
     model: DocTypeModel | None
     review_threshold: float
+    mrn_pattern: str | None = None  # the facility's MRN shape and check digit, for the document's MRN
+    mrn_check_digit: CheckDigit = "none"
 
 
 @dataclass(slots=True)
@@ -174,7 +177,12 @@ def identify(work: FileWork) -> None:
     for seg in work.segments:
         doc = _new_document(f, seg)
         page_ids = [(p, _page_identifiers(p)) for p in _content(seg)]
-        _apply_identifiers(f, doc, merge_identifiers([pi for _, pi in page_ids]), seg.cover)
+        merged = merge_identifiers(
+            [pi for _, pi in page_ids],
+            mrn_check_digit=work.env.mrn_check_digit,
+            mrn_pattern=work.env.mrn_pattern,
+        )
+        _apply_identifiers(f, doc, merged, seg.cover)
         reasons = _review_reasons(f, seg, doc, page_ids, work.env.review_threshold)
         if work.cover_sheets_only:
             reasons.append(

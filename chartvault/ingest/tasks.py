@@ -22,6 +22,7 @@ from chartvault.ingest.sniff import Limits, Refused, Sniffed, sniff
 from chartvault.ocr.types import OcrOptions, PageText, Word
 
 if TYPE_CHECKING:
+    from chartvault.classify.checkdigit import CheckDigit
     from chartvault.classify.types import Identifiers
     from chartvault.ocr.labels import LabelRead
 
@@ -142,6 +143,7 @@ class OcrTask:
     page_no: int
     options: OcrOptions
     mrn_pattern: str | None = None  # the facility's MRN shape, for labels read without keys
+    mrn_check_digit: CheckDigit = "none"  # the facility's MRN check digit: a number failing it is doubtful
 
     def run(self, data_dir: Path) -> PageOutcome:
         from chartvault.ocr import OcrError
@@ -150,7 +152,7 @@ class OcrTask:
         path, kind = _inside(data_dir, self.path), FileKind(self.kind)
         tmp_root = data_dir / "tmp"
         tmp_root.mkdir(exist_ok=True)
-        reader = _PageIdentifiers(self.mrn_pattern)
+        reader = _PageIdentifiers(self.mrn_pattern, self.mrn_check_digit)
         try:
             with tempfile.TemporaryDirectory(prefix=ocr_workdir_prefix(), dir=tmp_root) as workdir:
                 # Barcodes are read from the pixels the OCR pass decoded: no second decode of the page; so
@@ -177,11 +179,19 @@ class OcrTask:
             "page_no": self.page_no,
             "options": asdict(self.options),
             "mrn_pattern": self.mrn_pattern,
+            "mrn_check_digit": self.mrn_check_digit,
         }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> OcrTask:
-        return cls(d["path"], d["kind"], int(d["page_no"]), OcrOptions(**d["options"]), d.get("mrn_pattern"))
+        return cls(
+            d["path"],
+            d["kind"],
+            int(d["page_no"]),
+            OcrOptions(**d["options"]),
+            d.get("mrn_pattern"),
+            d.get("mrn_check_digit", "none"),
+        )
 
     def decode(self, result: dict[str, Any]) -> PageOutcome:
         return PageOutcome.from_json(result)
@@ -195,10 +205,11 @@ class _PageIdentifiers:
     after the first OCR pass, where they decide whether the label zones are read again, and joined with
     those reads when they were."""
 
-    def __init__(self, mrn_pattern: str | None) -> None:
+    def __init__(self, mrn_pattern: str | None, mrn_check_digit: CheckDigit = "none") -> None:
         from chartvault.ocr.clock import StageClock
 
         self.mrn_pattern = mrn_pattern
+        self.mrn_check_digit = mrn_check_digit
         self.clock = StageClock()
         self.first: Identifiers | None = None
 
@@ -220,6 +231,7 @@ class _PageIdentifiers:
                     (page.width, page.height),
                     labels,
                     mrn_pattern=self.mrn_pattern,
+                    mrn_check_digit=self.mrn_check_digit,
                 )
         page.cpu_ms.update(self.clock.ms)
         return found.to_dict()
@@ -234,6 +246,7 @@ class _PageIdentifiers:
                     words=page.words,
                     page_size=(page.width, page.height),
                     mrn_pattern=self.mrn_pattern,
+                    mrn_check_digit=self.mrn_check_digit,
                 )
         return self.first
 
