@@ -208,3 +208,16 @@ def test_a_document_whose_pages_all_fail_is_read_back_below_a_clean_reading() ->
     assert merged.confidence < NEW_PATIENT_MIN_CONFIDENCE
     off_pattern = merge_identifiers(pages, mrn_check_digit="luhn", mrn_pattern=r"M\d{9}").mrn
     assert off_pattern is not None and off_pattern.value == MISREAD
+
+
+def test_pages_agreeing_on_an_mrn_off_the_site_pattern_keep_its_doubt() -> None:
+    """A fax inserts the same letter on every page ('MRO09865171' for 'MR09865171', bench draw tuning seed
+    13, grid_top-003): the agreeing pages are one misread repeated, not independent evidence, so the
+    number may not reach the score that opens a patient record. Numbers of the site's shape still gain."""
+    off, on = "MRO09865171", "MR09865171"
+    merged = merge_identifiers([_ids(off, 0.6)] * 2, mrn_pattern=r"MR\d{8}").mrn
+    assert merged is not None and merged.value == off and merged.confidence < NEW_PATIENT_MIN_CONFIDENCE
+    agreed = merge_identifiers([_ids(on, 0.6)] * 2, mrn_pattern=r"MR\d{8}").mrn
+    assert agreed is not None and agreed.confidence > NEW_PATIENT_MIN_CONFIDENCE
+    unset = merge_identifiers([_ids(off, 0.6)] * 2).mrn  # no site pattern: nothing to be off
+    assert unset is not None and unset.confidence > NEW_PATIENT_MIN_CONFIDENCE

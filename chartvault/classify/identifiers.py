@@ -415,6 +415,11 @@ def _with_initials_restored(votes: dict[str, list[float]]) -> dict[str, list[flo
     return out
 
 
+def _fits(mrn: str, mrn_pattern: str | None) -> bool:
+    shape = _compiled(mrn_pattern)
+    return shape is None or shape.fullmatch(mrn) is not None
+
+
 def merge_identifiers(
     pages: list[Identifiers], *, mrn_check_digit: CheckDigit = "none", mrn_pattern: str | None = None
 ) -> Identifiers:
@@ -423,7 +428,9 @@ def merge_identifiers(
     Agreeing pages raise confidence (independent evidence: 1 - prod(1 - c)), which is how a keyless value
     printed on every page of a document (an imprint, a label) earns the trust a single page cannot give it;
     disagreeing pages lower it by the winner's share of the vote, so a document whose pages name two MRNs
-    is flagged by a low score.
+    is flagged by a low score. An MRN off the facility's pattern (``mrn_pattern``) gains nothing from
+    agreeing pages: a fax that inserts a letter ('MRO09865171' for 'MR09865171') inserts it on every page
+    alike, so the pages are not independent, and the number keeps its best page's doubtful score.
 
     With a check digit (``mrn_check_digit``, and the facility's ``mrn_pattern`` for the read-back), MRNs that
     pass outvote those that fail, which are misreads of a checked number and no evidence of another one;
@@ -453,7 +460,10 @@ def merge_identifiers(
         miss = 1.0
         for c in votes[winner]:
             miss *= 1.0 - c
-        setattr(merged, fname, Extracted(winner, round(share * (1.0 - miss), 3)))
+        conf = share * (1.0 - miss)
+        if fname == "mrn" and not _fits(winner, mrn_pattern):
+            conf = min(conf, max(votes[winner]))  # agreeing pages repeat one misread; no more evidence
+        setattr(merged, fname, Extracted(winner, round(conf, 3)))
     for page in pages:  # codes: the union over pages, in page order
         merged.icd_codes.extend(c for c in page.icd_codes if c not in merged.icd_codes)
     if merged.mrn is not None and mrn_check_digit != "none":
