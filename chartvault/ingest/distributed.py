@@ -46,6 +46,11 @@ log = logging.getLogger("chartvault.distributed")
 OutcomeT = TypeVar("OutcomeT")
 
 
+def unacked_mutex_expire(visibility_timeout_s: float) -> int:
+    """Seconds the lock of a sweep for abandoned pages outlives a worker killed while holding it."""
+    return int(max(5.0, min(60.0, visibility_timeout_s / 2)))
+
+
 def make_app(settings: Settings) -> Celery:
     """A Celery app configured from ChartVault settings (the driver's and the workers' are built alike).
 
@@ -58,6 +63,11 @@ def make_app(settings: Settings) -> Celery:
         # Look for abandoned pages often (one ZRANGE), so recovery takes about the visibility timeout.
         "unacked_restore_interval": max(1, min(10, int(settings.celery_visibility_timeout_s // 10))),
         "unacked_restore_throttle": 1,
+        # A worker SIGKILLed during that sweep leaves its lock behind, and no worker sweeps until the lock
+        # expires: kombu's 300 s would add five minutes to a lost page's recovery (seen in
+        # tests/test_celery.py: 308 s instead of 20). A sweep takes milliseconds; the lock lasts a fraction of
+        # the visibility timeout the lost page waits anyway.
+        "unacked_mutex_expire": unacked_mutex_expire(settings.celery_visibility_timeout_s),
     }
     result_transport: dict[str, Any] = {}
     if settings.celery_key_prefix:
