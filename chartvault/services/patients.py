@@ -41,7 +41,18 @@ from chartvault.services.caller import AuditTrail
 log = logging.getLogger("chartvault.patients")
 
 _AUDITED_LINES = 200  # refused line numbers kept in the audit entry (the count is always complete)
-MAX_REGISTRATION_BYTES = 64 * 1024 * 1024  # about a million patients; held in memory while it is read
+# Room for a large hospital's master patient index: 3 million patients are some 200 MB of CSV, so this is
+# about 15 million. The file is on disk (the CLI's path, the page's and the API's staged upload) and
+# streamed a chunk at a time: what grows with it is the import's time and its dict of the MRNs read
+# (about 120 MB a million rows: see chartvault.archive.registration and bench.registration).
+MAX_REGISTRATION_BYTES = 1024 * 1024 * 1024
+
+
+def _errors_note(shown: int, refused: int) -> str | None:
+    """What to say when fewer refused lines are listed than were refused (None when all are)."""
+    if shown >= refused:
+        return None
+    return f"first {shown:,} of {refused:,} refused lines shown (by line number)"
 
 
 class PatientService:
@@ -67,6 +78,9 @@ class PatientService:
             try:
                 counts = import_registration(s, data)
             except BadFile as exc:
+                # Earlier chunks were flushed: none of them is kept, and SQLite's write lock is let go
+                # before the audit entry is written (its own transaction).
+                s.rollback()
                 self.audit("patients.import", outcome="refused", detail={"error": str(exc)})
                 raise InvalidInput(str(exc)) from None
             s.commit()
@@ -87,6 +101,7 @@ class PatientService:
             unchanged=counts.unchanged,
             refused=counts.refused,
             errors=[RowRefusal(line=e.line, code=e.code, message=e.message) for e in counts.errors],
+            errors_note=_errors_note(len(counts.errors), counts.refused),
             documents_linked=linked,
         )
 
