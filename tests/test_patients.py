@@ -27,7 +27,7 @@ from chartvault.archive.models import AuditEvent, Batch, BatchFile, Document, Pa
 from chartvault.archive.patients import name_keys, settle_patient, settle_pending
 from chartvault.archive.registration import _CHUNK, MAX_ROW_ERRORS, BadFile, import_registration
 from chartvault.config import Settings
-from chartvault.errors import InvalidInput
+from chartvault.errors import InvalidInput, TooLarge
 from chartvault.services import Services
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
@@ -328,7 +328,8 @@ def test_page_and_api_stage_the_list_under_its_own_cap(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The page and the API stage the export to disk under the registration cap (not the scanned-file
-    limit), remove it after, and the page says when it lists fewer refused lines than were refused."""
+    limit), remove it after, and the page says when it lists fewer refused lines than were refused; a
+    file (the CLI's) over the cap is refused too."""
     settings = Settings(data_dir=tmp_path / "data", max_file_bytes=4096, workers=1, _env_file=None)
     incoming = settings.data_dir / "staging" / ".incoming"
     path = big_registration(
@@ -358,6 +359,9 @@ def test_page_and_api_stage_the_list_under_its_own_cap(
         over = client.post("/patients/import", content=path.read_bytes(), headers=csv_type)
         assert over.status_code == 413 and "at most 10,000 bytes" in over.text
         assert list(incoming.iterdir()) == []
+    monkeypatch.setattr("chartvault.services.patients.MAX_REGISTRATION_BYTES", 10_000)  # the CLI's file
+    with Services(settings) as services, pytest.raises(TooLarge, match="at most 10,000 bytes"):
+        services.patients.import_registration(path)
 
 
 # ---------------------------------------------------------------------- linking, on both backends

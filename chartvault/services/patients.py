@@ -34,7 +34,7 @@ from chartvault.archive.patients import (
     settle_unlinked,
 )
 from chartvault.archive.registration import BadFile, import_registration
-from chartvault.errors import InvalidInput, NotFound
+from chartvault.errors import InvalidInput, NotFound, TooLarge
 from chartvault.schemas.patients import PatientImport, PatientIndexSummary, RowRefusal
 from chartvault.services.caller import AuditTrail
 
@@ -69,11 +69,14 @@ class PatientService:
         self.audit = audit
 
     def import_registration(self, data: Path | bytes) -> PatientImport:
-        """Load the hospital's registration export, a file (the CLI) or its bytes (the API): an admin
-        action, audited with counts and line numbers. Held documents the new rows identify are linked
-        at once (``documents_linked``)."""
+        """Load the hospital's registration export, a file (the CLI, and the page's and API's staged
+        upload) or its bytes: an admin action, audited with counts and line numbers. Held documents the
+        new rows identify are linked at once (``documents_linked``)."""
         if isinstance(data, Path) and not data.is_file():
             raise NotFound(f"no file at {data.name}")
+        size = data.stat().st_size if isinstance(data, Path) else len(data)
+        if size > MAX_REGISTRATION_BYTES:
+            raise TooLarge(f"a registration list is at most {MAX_REGISTRATION_BYTES:,} bytes")
         with self.sessions() as s:
             try:
                 counts = import_registration(s, data)
