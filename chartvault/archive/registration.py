@@ -11,9 +11,11 @@ retention and a correction has its own audited command (``chartvault retention c
 
 The file is streamed: decoded as it is read, through ``csv.reader``, checked and applied ``_CHUNK`` good
 rows at a time. What grows with the file is the dict of MRNs read so far (MRN -> line, to refuse an MRN
-repeated however far apart: about 120 MB a million rows, see ``bench.registration``); refused rows are
+repeated however far apart: about 125 MB a million rows, see ``bench.registration``); refused rows are
 all counted, but only the first ``MAX_ROW_ERRORS`` by line number are kept. A file found not to be UTF-8
 part-way through is refused as a whole: earlier chunks were only flushed, the caller rolls them back.
+On SQLite that one transaction holds the write lock from the first chunk to the commit (some 40 s a
+million rows): other writers wait meanwhile, and fail past the busy timeout (30 s).
 """
 
 from __future__ import annotations

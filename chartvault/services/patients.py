@@ -43,8 +43,9 @@ log = logging.getLogger("chartvault.patients")
 _AUDITED_LINES = 200  # refused line numbers kept in the audit entry (the count is always complete)
 # Room for a large hospital's master patient index: 3 million patients are some 200 MB of CSV, so this is
 # about 15 million. The file is on disk (the CLI's path, the page's and the API's staged upload) and
-# streamed a chunk at a time: what grows with it is the import's time and its dict of the MRNs read
-# (about 120 MB a million rows: see chartvault.archive.registration and bench.registration).
+# streamed a chunk at a time: what grows with it is the import's time (some 40 s a million rows on
+# SQLite) and its dict of the MRNs read (about 125 MB a million rows, 440 MB for 3 million: see
+# chartvault.archive.registration and bench.registration), no longer the whole file held in memory.
 MAX_REGISTRATION_BYTES = 1024 * 1024 * 1024
 
 
