@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -25,9 +25,11 @@ from webfixtures import PASSWORD, csrf_of, sign_in, web_client
 from chartvault.archive.db import session_factory
 from chartvault.archive.models import AuditEvent, Batch, BatchFile, Document, Patient, new_id
 from chartvault.archive.patients import NEW_PATIENT_MIN_CONFIDENCE, name_keys, settle_patient, settle_pending
+from chartvault.archive.registration import _CHUNK, MAX_ROW_ERRORS, BadFile, import_registration
 from chartvault.classify import extract_identifiers, merge_identifiers
 from chartvault.classify.checkdigit import CheckDigit
 from chartvault.config import Settings
+from chartvault.errors import InvalidInput, TooLarge
 from chartvault.services import Services
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
@@ -222,6 +224,146 @@ def test_import_counts_rows_refuses_bad_ones_by_line_and_is_idempotent(
         assert client.post("/patients/import", content=b"\xff\xfe\x00", headers=csv_type).status_code == 422
     with api_client(settings, "staff") as client:
         assert client.post("/patients/import", content=body, headers=csv_type).status_code == 403
+
+
+# ---------------------------------------------------- a large export, streamed (both backends)
+
+
+def _letters(i: int) -> str:
+    return "".join(chr(ord("A") + int(d)) for d in str(i))
+
+
+def big_registration(path: Path, rows: int, dob: Callable[[int], str] = lambda i: "1960-01-01") -> Path:
+    """``rows`` patients (made-up names), row i on line i + 1 with MRN ``R{i:06d}``; ``dob(i)`` its DOB."""
+    lines = ["mrn,last_name,first_name,dob,sex"]
+    lines += [f"R{i:06d},Row{_letters(i)},Pat,{dob(i)},F" for i in range(1, rows + 1)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _patients(services: Services) -> dict[str, Patient]:
+    with services.parts.sessions() as s:
+        return {p.mrn: p for p in s.scalars(select(Patient))}
+
+
+def test_a_file_of_many_chunks_refuses_an_mrn_repeated_chunks_apart(
+    catalog_settings: Settings, tmp_path: Path
+) -> None:
+    assert _CHUNK < 2500
+    path = big_registration(tmp_path / "big.csv", 2500)
+    lines = path.read_text().splitlines()
+    lines[2400] = lines[10].replace(f"Row{_letters(10)}", "Other")  # line 2401 repeats row 10's MRN (line 11)
+    path.write_text("\n".join(lines) + "\n")
+    with Services(catalog_settings) as services:
+        result = services.patients.import_registration(path)
+        assert (result.imported, result.updated, result.unchanged, result.refused) == (2499, 0, 0, 1)
+        assert [(e.line, e.code, e.message) for e in result.errors] == [
+            (2401, "mrn_repeated", "line 2401: mrn repeats line 11")
+        ]
+        assert result.errors_note is None
+        patients = _patients(services)
+        assert len(patients) == 2499 and patients["R000010"].name == f"ROW{_letters(10)}, PAT"
+        again = services.patients.import_registration(path)  # the same file again: every chunk unchanged
+        assert (again.imported, again.updated, again.unchanged, again.refused) == (0, 0, 2499, 1)
+
+
+def test_a_bad_utf8_byte_near_the_end_refuses_the_whole_file(
+    catalog_settings: Settings, tmp_path: Path
+) -> None:
+    """Two chunks of good rows are written before the byte is met; the import's transaction undoes them."""
+    path = big_registration(tmp_path / "latin1.csv", 2500)
+    data = path.read_bytes()
+    at = data.rindex(b"Pat")  # the last row's first name, some 60 KB into the file
+    path.write_bytes(data[:at] + "Pât".encode("latin-1") + data[at + 3 :])
+    with Services(catalog_settings) as services:
+        with pytest.raises(InvalidInput, match="the file is not UTF-8 text"):
+            services.patients.import_registration(path)
+        assert _patients(services) == {}
+        entries = _audit(services, "patients.import")
+        assert [(e.outcome, e.detail) for e in entries] == [
+            ("refused", {"error": "the file is not UTF-8 text"})
+        ]
+        # The same as bytes (as the archive function takes them): refused, nothing left in the session
+        with services.parts.sessions() as s:
+            with pytest.raises(BadFile, match="not UTF-8"):
+                import_registration(s, path.read_bytes())
+            s.rollback()
+            assert s.scalars(select(Patient)).all() == []
+
+
+def test_refused_rows_are_all_counted_and_the_first_by_line_listed(
+    catalog_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1,201 refused rows, more than are kept: the count is whole, the list is the first 1,000 by line
+    (line 2's DOB differs from the catalog's: found when its chunk is written, after later lines' errors),
+    and the answer says so."""
+    assert MAX_ROW_ERRORS == 1000
+    path = big_registration(
+        tmp_path / "many-bad.csv", 2500, lambda i: "1960-02-30" if i % 2 == 0 and i <= 2400 else "1960-01-01"
+    )
+    with Services(catalog_settings) as services:
+        with services.parts.sessions() as s:
+            s.add(Patient(mrn="R000001", name="ROWB, PAT", dob=date(1961, 1, 1), source="registration"))
+            s.commit()
+        result = services.patients.import_registration(path)
+        assert (result.imported, result.unchanged, result.refused) == (1299, 0, 1201)
+        assert len(result.errors) == 1000
+        assert (result.errors[0].line, result.errors[0].code) == (2, "dob_differs")
+        assert [e.line for e in result.errors[1:]] == [
+            2 * k + 1 for k in range(1, 1000)
+        ]  # rows 2, 4, ... 1998
+        assert {e.code for e in result.errors[1:]} == {"dob_invalid"}
+        assert result.errors_note == "first 1,000 of 1,201 refused lines shown (by line number)"
+        entry = _audit(services, "patients.import")[-1]
+        assert entry.detail["refused"] == 1201 and len(entry.detail["refused_lines"]) == 200
+    # The command line lists them and says how many there were (exit 1: rows refused)
+    monkeypatch.setenv("CHARTVAULT_DATA_DIR", str(catalog_settings.data_dir))
+    monkeypatch.setenv("CHARTVAULT_DATABASE_URL", catalog_settings.catalog_url)
+    shown = _invoke(CliRunner(), "patients", "import", str(path))
+    assert shown.exit_code == 1
+    assert "line 1999: dob is not a date" in shown.output and "line 2001:" not in shown.output
+    assert "first 1,000 of 1,201 refused lines shown (by line number)" in shown.output
+    assert "unchanged 1299, refused 1201" in shown.output
+
+
+def test_page_and_api_stage_the_list_under_its_own_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page and the API stage the export to disk under the registration cap (not the scanned-file
+    limit), remove it after, and the page says when it lists fewer refused lines than were refused; a
+    file (the CLI's) over the cap is refused too."""
+    settings = Settings(data_dir=tmp_path / "data", max_file_bytes=4096, workers=1, _env_file=None)
+    incoming = settings.data_dir / "staging" / ".incoming"
+    path = big_registration(
+        tmp_path / "big.csv", 2500, lambda i: "1960-02-30" if i % 10 == 0 else "1960-01-01"
+    )
+    assert path.stat().st_size > 10 * settings.max_file_bytes
+    with Services(settings) as services:
+        services.access.create_user("him", "Test HIM", "him_admin", password=PASSWORD)
+    with web_client(settings, "him") as web:
+        form = {"csrf": csrf_of(web.get("/ui/patient-index").text)}
+        done = web.post(
+            "/ui/patient-index", data=form, files={"registration": ("big.csv", path.read_bytes())}
+        )
+        assert done.status_code == 200, done.text
+        assert "2250 new patient(s)" in done.text and "250 row(s) refused" in done.text
+        assert "the first 200 of 250 refused lines shown</caption>" in done.text
+        assert len(re.findall(r"<tr><td>\d+</td>", done.text)) == 200
+        assert list(incoming.iterdir()) == []
+    csv_type = {"Content-Type": "text/csv"}
+    with api_client(settings, "him_admin") as client:
+        answer = client.post("/patients/import", content=path.read_bytes(), headers=csv_type)
+        assert answer.status_code == 200, answer.text
+        got = answer.json()
+        assert (got["unchanged"], got["refused"], got["errors_note"]) == (2250, 250, None)
+        assert list(incoming.iterdir()) == []
+        monkeypatch.setattr("chartvault.api.routes.patients.MAX_REGISTRATION_BYTES", 10_000)
+        over = client.post("/patients/import", content=path.read_bytes(), headers=csv_type)
+        assert over.status_code == 413 and "at most 10,000 bytes" in over.text
+        assert list(incoming.iterdir()) == []
+    monkeypatch.setattr("chartvault.services.patients.MAX_REGISTRATION_BYTES", 10_000)  # the CLI's file
+    with Services(settings) as services, pytest.raises(TooLarge, match="at most 10,000 bytes"):
+        services.patients.import_registration(path)
 
 
 # ---------------------------------------------------------------------- linking, on both backends

@@ -18,7 +18,8 @@ def import_csv(
     """Load the registration list into the patient index (safe to repeat; audited).
 
     Each bad row is refused with its line number and what is wrong (never its values); the others
-    are taken. Exit 1 when some row was refused, 2 when the file itself cannot be read.
+    are taken: the first 1,000 refused lines are listed, all are counted. Exit 1 when some row was
+    refused, 2 when the file itself cannot be read.
     """
     with open_services() as services:
         result = services.patients.import_registration(file)
@@ -27,6 +28,8 @@ def import_csv(
     else:
         for e in result.errors:
             err.print(e.message, markup=False, highlight=False)
+        if result.errors_note:
+            err.print(result.errors_note, markup=False, highlight=False)
         out.print(
             f"imported {result.imported}, updated {result.updated}, unchanged {result.unchanged}, "
             f"refused {result.refused}; held documents now linked: {result.documents_linked}",

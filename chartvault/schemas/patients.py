@@ -17,8 +17,9 @@ class PatientImport:
     imported: int  # new patients
     updated: int  # patients already in the index whose name, sex or source changed
     unchanged: int  # rows that were in the index already as they are (a re-import)
-    refused: int  # rows with an error (listed in ``errors`` by line number)
-    errors: list[RowRefusal]
+    refused: int  # rows with an error, all counted
+    errors: list[RowRefusal]  # by line number: all of them, or the first 1,000 (MAX_ROW_ERRORS)
+    errors_note: str | None  # "first 1,000 of 5,321 refused lines shown (by line number)"; None: all are
     documents_linked: int  # held documents (no_patient_identified) the new rows let link
 
 

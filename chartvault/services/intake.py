@@ -106,9 +106,10 @@ class IntakeService:
 
     # -- the flow ---------------------------------------------------------------------------------
 
-    def stager(self) -> Stager:
-        """A file's bytes, pushed piece by piece (a streaming upload), staged while hashed."""
-        return Stager(self._incoming, self.settings.max_file_bytes)
+    def stager(self, max_bytes: int | None = None) -> Stager:
+        """A file's bytes, pushed piece by piece (a streaming upload), staged while hashed; kept up to
+        ``max_bytes`` (a scanned file's limit unless said: the registration list has its own)."""
+        return Stager(self._incoming, self.settings.max_file_bytes if max_bytes is None else max_bytes)
 
     @property
     def _incoming(self) -> Path:

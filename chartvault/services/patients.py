@@ -34,14 +34,26 @@ from chartvault.archive.patients import (
     settle_unlinked,
 )
 from chartvault.archive.registration import BadFile, import_registration
-from chartvault.errors import InvalidInput, NotFound
+from chartvault.errors import InvalidInput, NotFound, TooLarge
 from chartvault.schemas.patients import PatientImport, PatientIndexSummary, RowRefusal
 from chartvault.services.caller import AuditTrail
 
 log = logging.getLogger("chartvault.patients")
 
 _AUDITED_LINES = 200  # refused line numbers kept in the audit entry (the count is always complete)
-MAX_REGISTRATION_BYTES = 64 * 1024 * 1024  # about a million patients; held in memory while it is read
+# Room for a large hospital's master patient index: 3 million patients are some 200 MB of CSV, so this is
+# about 15 million. The file is on disk (the CLI's path, the page's and the API's staged upload) and
+# streamed a chunk at a time: what grows with it is the import's time (some 40 s a million rows on
+# SQLite) and its dict of the MRNs read (about 125 MB a million rows, 440 MB for 3 million: see
+# chartvault.archive.registration and bench.registration), no longer the whole file held in memory.
+MAX_REGISTRATION_BYTES = 1024 * 1024 * 1024
+
+
+def _errors_note(shown: int, refused: int) -> str | None:
+    """What to say when fewer refused lines are listed than were refused (None when all are)."""
+    if shown >= refused:
+        return None
+    return f"first {shown:,} of {refused:,} refused lines shown (by line number)"
 
 
 class PatientService:
@@ -58,15 +70,21 @@ class PatientService:
         self.audit = audit
 
     def import_registration(self, data: Path | bytes) -> PatientImport:
-        """Load the hospital's registration export, a file (the CLI) or its bytes (the API): an admin
-        action, audited with counts and line numbers. Held documents the new rows identify are linked
-        at once (``documents_linked``)."""
+        """Load the hospital's registration export, a file (the CLI, and the page's and API's staged
+        upload) or its bytes: an admin action, audited with counts and line numbers. Held documents the
+        new rows identify are linked at once (``documents_linked``)."""
         if isinstance(data, Path) and not data.is_file():
             raise NotFound(f"no file at {data.name}")
+        size = data.stat().st_size if isinstance(data, Path) else len(data)
+        if size > MAX_REGISTRATION_BYTES:
+            raise TooLarge(f"a registration list is at most {MAX_REGISTRATION_BYTES:,} bytes")
         with self.sessions() as s:
             try:
                 counts = import_registration(s, data)
             except BadFile as exc:
+                # Earlier chunks were flushed: none of them is kept, and SQLite's write lock is let go
+                # before the audit entry is written (its own transaction).
+                s.rollback()
                 self.audit("patients.import", outcome="refused", detail={"error": str(exc)})
                 raise InvalidInput(str(exc)) from None
             s.commit()
@@ -87,6 +105,7 @@ class PatientService:
             unchanged=counts.unchanged,
             refused=counts.refused,
             errors=[RowRefusal(line=e.line, code=e.code, message=e.message) for e in counts.errors],
+            errors_note=_errors_note(len(counts.errors), counts.refused),
             documents_linked=linked,
         )
 

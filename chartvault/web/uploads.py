@@ -7,18 +7,24 @@ from chartvault.web import ReceivedUpload, WebParts
 from chartvault.web.context import PageContext
 
 
-async def receive_form_upload(ctx: PageContext, max_files: int) -> ReceivedUpload:
+async def receive_form_upload(
+    ctx: PageContext, max_files: int, max_file_bytes: int | None = None
+) -> ReceivedUpload:
     """The multipart form of this request: fields, and files staged while hashed (never in memory).
 
     The CSRF token travels in the form, so it is checked once the body is read; a refused form's
-    staged files are removed. A file input left empty (no name, no bytes) is dropped.
+    staged files are removed. A file input left empty (no name, no bytes) is dropped. A file over
+    ``max_file_bytes`` (default: the scanned-file limit) is kept as ``over_limit`` with no bytes.
     """
     request = ctx.request
     parts: WebParts = request.app.state.web
-    settings = ctx.services.settings
-    limits = UploadLimits(max_files, settings.max_form_parts, settings.max_form_bytes)
+    services = ctx.services
+    limits = UploadLimits(max_files, services.settings.max_form_parts, services.settings.max_form_bytes)
     upload = await parts.receive_upload(
-        request.headers.get("content-type", ""), request.stream(), ctx.services.intake.stager, limits
+        request.headers.get("content-type", ""),
+        request.stream(),
+        lambda: services.intake.stager(max_file_bytes),
+        limits,
     )
     try:
         ctx.check_csrf(upload.fields.get("csrf"))

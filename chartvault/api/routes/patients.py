@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -9,6 +11,7 @@ from chartvault.api.deps import ServicesDep
 from chartvault.api.errors import error_responses
 from chartvault.errors import TooLarge
 from chartvault.schemas.patients import PatientImport, PatientIndexSummary
+from chartvault.services import Services
 from chartvault.services.patients import MAX_REGISTRATION_BYTES
 
 router = APIRouter(tags=["patients"])
@@ -31,12 +34,28 @@ _CSV_BODY = {
 )
 async def import_patients(request: Request, services: ServicesDep) -> PatientImport:
     """Safe to repeat (unchanged rows count as ``unchanged``); never echoes a value of a row."""
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > MAX_REGISTRATION_BYTES:
-            raise TooLarge(f"a registration list is at most {MAX_REGISTRATION_BYTES:,} bytes")
-    return await run_in_threadpool(services.patients.import_registration, bytes(data))
+    staged = await _stage_body(request, services)
+    try:
+        return await run_in_threadpool(services.patients.import_registration, staged)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+async def _stage_body(request: Request, services: Services) -> Path:
+    """The CSV body written under the data folder as it arrives (as an upload is, never whole in memory);
+    the import then streams it from there."""
+    stager = services.intake.stager(MAX_REGISTRATION_BYTES)
+    try:
+        async for chunk in request.stream():
+            await run_in_threadpool(stager.write, chunk)  # disk writes off the event loop
+            if stager.size > MAX_REGISTRATION_BYTES:
+                raise TooLarge(f"a registration list is at most {MAX_REGISTRATION_BYTES:,} bytes")
+        staged = await run_in_threadpool(stager.finish)
+    except BaseException:
+        stager.abort()
+        raise
+    assert staged.path is not None  # within the limit, so kept
+    return staged.path
 
 
 @router.get(

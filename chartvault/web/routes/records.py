@@ -57,7 +57,7 @@ def patient_index_page(page: Page) -> Response:
 async def import_registration_page(page: Page) -> Response:
     """The registration export, staged to disk, loaded; the page answers with what the import did (counts
     and refused lines by number, never a value of a row) beside the index as it now is."""
-    upload = await receive_form_upload(page, max_files=1)
+    upload = await receive_form_upload(page, max_files=1, max_file_bytes=MAX_REGISTRATION_BYTES)
     result, error, status = None, None, 200
     try:
         staged = upload.files[0][1] if upload.files else None
