@@ -25,7 +25,13 @@ from webfixtures import PASSWORD, csrf_of, sign_in, web_client
 from chartvault.archive.db import session_factory
 from chartvault.archive.models import AuditEvent, Batch, BatchFile, Document, Patient, new_id
 from chartvault.archive.patients import NEW_PATIENT_MIN_CONFIDENCE, name_keys, settle_patient, settle_pending
-from chartvault.archive.registration import _CHUNK, MAX_ROW_ERRORS, BadFile, import_registration
+from chartvault.archive.registration import (
+    _CHUNK,
+    _CHUNKS_PER_COMMIT,
+    MAX_ROW_ERRORS,
+    BadFile,
+    import_registration,
+)
 from chartvault.classify import extract_identifiers, merge_identifiers
 from chartvault.classify.checkdigit import CheckDigit
 from chartvault.config import Settings
@@ -811,3 +817,34 @@ def test_migration_keys_the_names_already_in_the_catalog(db_engine: Engine) -> N
         assert rows == {"4401": ("HOLLOWAY|MARGARET", "document"), "4402": (None, "document")}
         doc = _seed_doc(s, patient_name="HOLLOWAY, MARGARET", dob=date(1952, 3, 14))
         assert settle_patient(s, doc).via == "name_dob" and doc.mrn == "4401"
+
+
+def test_a_long_import_lets_other_writers_in_between_its_chunks(tmp_path: Path) -> None:
+    """On SQLite one transaction for the whole import held the write lock from its first chunk to its end
+    (some 40 s a million rows): the pipeline, writing beside a nightly import, waited and failed past the
+    30 s busy timeout. Every few chunks are committed as they go: another writer gets the lock mid-import."""
+    import sqlite3
+    import threading
+
+    settings = Settings(data_dir=tmp_path / "data", workers=2, _env_file=None)
+    rows = 3 * _CHUNKS_PER_COMMIT * _CHUNK  # two commits before the last
+    path = big_registration(tmp_path / "big.csv", rows)
+    with Services(settings) as services:
+        importing = threading.Thread(target=services.patients.import_registration, args=(path,))
+        con = sqlite3.connect(settings.data_dir / "catalog.sqlite3", timeout=0, isolation_level=None)
+        got_in_mid_import = False
+        try:
+            importing.start()
+            while importing.is_alive() and not got_in_mid_import:
+                try:
+                    con.execute("BEGIN IMMEDIATE")  # the write lock, without waiting for it
+                except sqlite3.OperationalError:
+                    continue  # a chunk is being written
+                written = con.execute("SELECT count(*) FROM patients").fetchone()[0]
+                con.execute("ROLLBACK")
+                got_in_mid_import = 0 < written < rows and importing.is_alive()
+        finally:
+            importing.join()
+            con.close()
+        assert got_in_mid_import, "no other writer got the write lock while the import ran"
+        assert len(_patients(services)) == rows

@@ -81,9 +81,7 @@ class PatientService:
         with self.sessions() as s:
             try:
                 counts = import_registration(s, data)
-            except BadFile as exc:
-                # Earlier chunks were flushed: none of them is kept, and SQLite's write lock is let go
-                # before the audit entry is written (its own transaction).
+            except BadFile as exc:  # found before any row was written
                 s.rollback()
                 self.audit("patients.import", outcome="refused", detail={"error": str(exc)})
                 raise InvalidInput(str(exc)) from None
