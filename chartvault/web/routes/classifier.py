@@ -34,5 +34,9 @@ def retrain(page: Page) -> Response:
 
 
 def _state(page: Page) -> dict[str, Any]:
+    """The training read before the model: a training that ends between the two reads is then shown as
+    still running (the next poll shows its model), never as done beside the model it replaced, which the
+    page, no longer polling, would keep showing."""
     review = page.services.review
-    return {"model": review.classifier_status(), "training": review.classifier_training()}
+    training = review.classifier_training()
+    return {"model": review.classifier_status(), "training": training}
