@@ -47,6 +47,9 @@ from chartvault.services.caller import AuditTrail
 log = logging.getLogger("chartvault.review")
 
 
+_UNCOUNTED = object()
+
+
 class ClassifierModels:
     """The document-type model for one catalog: the base model, or one that includes its staff corrections.
 
@@ -62,6 +65,7 @@ class ClassifierModels:
         self._model: DocTypeModel | None = None
         self._marker: tuple[int, int] | None = None
         self._training: ClassifierTraining | None = None  # the last one started in the background
+        self._base_texts: int | object | None = _UNCOUNTED
 
     def current(self) -> DocTypeModel | None:
         """None when no model can be built (no training data): the title rules then work alone."""
@@ -116,13 +120,17 @@ class ClassifierModels:
         return cache_path(doctype.model_dir()), None, None
 
     def base_texts(self) -> int | None:
-        """The labelled texts a model learns from before any staff correction (None: they are missing)."""
+        """The labelled texts a model learns from before any staff correction (None: they are missing).
+        Counted once: the classifier page asks every 2 s while a training runs, and the texts are packaged
+        data that do not change while the process runs."""
         from chartvault.classify.model import training_data
 
-        try:
-            return len(training_data()[0])
-        except FileNotFoundError:
-            return None
+        if self._base_texts is _UNCOUNTED:
+            try:
+                self._base_texts = len(training_data()[0])
+            except FileNotFoundError:
+                self._base_texts = None
+        return self._base_texts  # type: ignore[return-value]
 
     def train_in_background(self, train: Callable[[], ClassifierInfo], by: str) -> ClassifierTraining:
         """Run ``train`` in a thread of this process (it takes seconds): one at a time, so a second request

@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from chartvault.errors import InvalidInput
 from chartvault.schemas.patients import DobCorrection
 from chartvault.web.context import Page
+from chartvault.web.forms import day
 from chartvault.web.routing import page_router
 
 router = page_router()
@@ -55,12 +56,10 @@ def _page(page: Page, status: int, now: DobCorrection, **values: Any) -> Respons
 
 
 def _date(text: str) -> date:
-    if not text:
+    found = day(text, "the date of birth")
+    if found is None:
         raise InvalidInput("enter the corrected date of birth")
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput("the date of birth must be a date (YYYY-MM-DD)") from None
+    return found
 
 
 def _item(doc_id: str) -> str:

@@ -3,13 +3,12 @@ confirmation with two identifiers, misfile corrections."""
 
 from __future__ import annotations
 
-from datetime import date
-
 from fastapi.responses import RedirectResponse, Response
 
 from chartvault.classify.types import DOC_TYPES
 from chartvault.errors import InvalidInput
 from chartvault.web.context import Page
+from chartvault.web.forms import day
 from chartvault.web.routing import page_router
 
 router = page_router()
@@ -58,19 +57,11 @@ def resolve(doc_id: str, page: Page) -> Response:
     """Whose document it is, confirmed by a person who compared two identifiers on the page."""
     if not page.field("two_identifiers"):
         raise InvalidInput("confirm that two identifiers on the page (MRN and name or date of birth) match")
-    result = page.services.review.resolve(doc_id, page.field("mrn") or None, _date(page.field("dob")))
+    dob = day(page.field("dob"), "date of birth")
+    result = page.services.review.resolve(doc_id, page.field("mrn") or None, dob)
     if result.review_status == "pending":  # no patient agrees with what was given: still held
         return RedirectResponse(f"/ui/review/{doc_id}?done=unlinked", status_code=303)
     return RedirectResponse("/ui/review?done=resolved", status_code=303)
-
-
-def _date(text: str | None) -> date | None:
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput("date of birth must be a date (YYYY-MM-DD)") from None
 
 
 @router.post("/ui/documents/{doc_id}/misfile")
