@@ -143,6 +143,29 @@ def _split(
     break_glass: bool,
     old_mrn: str | None,
 ) -> MisfileResult:
+    """Two new documents from one (the pages that stay, the pages that move), then the original removed."""
+    _refuse_unsafe_split(s, store, doc, break_glass)
+    pages = sorted(doc.pages, key=lambda p: p.page_no)
+    groups = ([p for p in pages if p.page_no not in moving], [p for p in pages if p.page_no in moving])
+    staying, moved = _store_parts(s, store, policy, doc, groups, tmp_dir)
+    _file_as(moved, patient)
+    _mrn_without_the_moved_pages(staying, groups[0])
+    settle_patient(s, staying)  # the pages that stay: linked by two identifiers, or held saying why
+    s.flush()
+    for d in (staying, moved):
+        apply_retention(s, store, d, policy)
+    _supersede(s, doc, [staying, moved])
+    for mrn in {old_mrn, patient.mrn} - {None}:
+        recompute_patient(s, store, mrn, policy)  # type: ignore[arg-type]
+    deleted = _delete_original(store, doc)
+    new_ids = [staying.id, moved.id]
+    log.info("misfile split doc=%s into=%s versions_deleted=%d", doc.id, new_ids, len(deleted))
+    return MisfileResult(doc.id, "split", new_ids, deleted, break_glass=True)
+
+
+def _refuse_unsafe_split(s: Session, store: ObjectStore, doc: Document, break_glass: bool) -> None:
+    """Splitting deletes the original: refused under COMPLIANCE, a legal hold or a shared object, and
+    under GOVERNANCE unless the caller asked for break-glass."""
     ref = document_ref(doc)
     mode, until = store.retention(ref)
     locked = until is not None and until > datetime.now(UTC)
@@ -169,44 +192,46 @@ def _split(
             f"the original of document {doc.id} also holds other documents; correct those first"
         )
 
-    staying = [p for p in sorted(doc.pages, key=lambda p: p.page_no) if p.page_no not in moving]
-    moved = [p for p in sorted(doc.pages, key=lambda p: p.page_no) if p.page_no in moving]
+
+def _store_parts(
+    s: Session,
+    store: ObjectStore,
+    policy: RetentionPolicy,
+    doc: Document,
+    groups: tuple[list[Page], list[Page]],
+    tmp_dir: Path,
+) -> tuple[Document, Document]:
+    """The original's pages cut into one file per group, each stored and catalogued as a new document."""
     tmp_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=tmp_dir) as work:
         original = Path(work, "original")
         with original.open("wb") as fp:
-            store.read_into(ref, fp)
-        parts = []
-        for n, group in enumerate((staying, moved), start=1):
+            store.read_into(document_ref(doc), fp)
+        made = []
+        for n, group in enumerate(groups, start=1):
             part = Path(work, f"part{n}")
             _extract_pages(original, doc.mime, [p.page_no for p in group], part)
-            parts.append(part)
-        new_docs = [
-            _new_document(s, store, policy, doc, group, part, n)
-            for n, (group, part) in enumerate(zip((staying, moved), parts, strict=True), start=1)
-        ]
-    _file_as(new_docs[1], patient)
-    _mrn_without_the_moved_pages(new_docs[0], staying)
-    settle_patient(s, new_docs[0])  # the pages that stay: linked by two identifiers, or held saying why
-    s.flush()
-    for d in new_docs:
-        apply_retention(s, store, d, policy)
+            made.append(_new_document(s, store, policy, doc, group, part, n))
+    return made[0], made[1]
+
+
+def _supersede(s: Session, doc: Document, new_docs: Sequence[Document]) -> None:
+    """The original leaves the catalog's live set and the index; its text now lives with the new ones."""
     doc.status = DOC_SUPERSEDED
-    for p in doc.pages:  # the text now lives with the new documents
+    for p in doc.pages:
         p.text, p.words, p.identifiers = None, None, None
     s.add(IndexTask(document_id=doc.id, op="delete"))
     s.add_all([IndexTask(document_id=d.id, op="upsert") for d in new_docs])
     s.flush()
-    for mrn in {old_mrn, patient.mrn} - {None}:
-        recompute_patient(s, store, mrn, policy)  # type: ignore[arg-type]
+
+
+def _delete_original(store: ObjectStore, doc: Document) -> list[str]:
+    """Every stored version of the mixed original and its rendition (GOVERNANCE bypassed: break-glass)."""
     deleted = drop_rendition(store, doc, bypass_governance=True)  # its pages are the new documents'
-    for version in store.versions(ref):
+    for version in store.versions(document_ref(doc)):
         store.delete_version(version, bypass_governance=True)
         deleted.append(version.version_id or "(single version)")
-    log.info(
-        "misfile split doc=%s into=%s versions_deleted=%d", doc.id, [d.id for d in new_docs], len(deleted)
-    )
-    return MisfileResult(doc.id, "split", [d.id for d in new_docs], deleted, break_glass=True)
+    return deleted
 
 
 def _new_document(
@@ -218,9 +243,24 @@ def _new_document(
     path: Path,
     n: int,
 ) -> Document:
+    """One part of a split: its file, its document (the old one's identifiers and type), its pages, stored
+    under the retention its own catalog entry decides."""
     with path.open("rb") as fp:
         data_sha = hashlib.file_digest(fp, "sha256").hexdigest()  # streamed, not read whole
-    size = path.stat().st_size
+    f = _correction_file(s, old, n, data_sha, path.stat().st_size, len(pages))
+    doc = _document_like(old, f, data_sha, len(pages))
+    s.add(doc)
+    s.add_all(_page_copy(p, f.id, doc.id, i) for i, p in enumerate(pages, start=1))
+    s.flush()
+    now = doc.archived_at
+    lock_until = policy.lock_until(decide(s, doc, policy, now), now)
+    stored: ObjectRef = store.put_file(str(path), data_sha, old.mime, retain_until=lock_until)
+    doc.object_key, doc.object_version = stored.key, stored.version_id
+    return doc
+
+
+def _correction_file(s: Session, old: Document, n: int, sha: str, size: int, pages: int) -> BatchFile:
+    """The part as a file of the original's batch, so the batch's page accounting still adds up."""
     old_file = s.get(BatchFile, old.file_id)
     assert old_file is not None
     seq = (s.scalar(select(func.max(BatchFile.seq)).where(BatchFile.batch_id == old.batch_id)) or 0) + 1
@@ -230,23 +270,28 @@ def _new_document(
         seq=seq,
         original_name=f"correction-{old.id}-part{n}",
         size=size,
-        sha256=data_sha,
+        sha256=sha,
         kind=old_file.kind,
-        page_count=len(pages),
+        page_count=pages,
         status=FILE_ARCHIVED,
         reason_code="misfile_correction",
         reason=f"Made from document {old.id} by a misfile correction.",
     )
     s.add(f)
+    return f
+
+
+def _document_like(old: Document, f: BatchFile, sha: str, pages: int) -> Document:
+    """A new archived document with the old one's type and identifiers (the caller refiles the moved part)."""
     now = datetime.now(UTC)
-    doc = Document(
+    return Document(
         id=new_id(),
         file_id=f.id,
         batch_id=old.batch_id,
         first_page=1,
-        page_count=len(pages),
-        sha256=data_sha,
-        size=size,
+        page_count=pages,
+        sha256=sha,
+        size=f.size,
         mime=old.mime,
         doc_type=old.doc_type,
         doc_type_confidence=old.doc_type_confidence,
@@ -264,32 +309,27 @@ def _new_document(
         received_at=now,
         archived_at=now,
     )
-    s.add(doc)
-    for i, p in enumerate(pages, start=1):
-        s.add(
-            Page(
-                id=new_id(),
-                file_id=f.id,
-                document_id=doc.id,
-                page_no=i,
-                status=PAGE_ARCHIVED,
-                text=p.text,
-                confidence=p.confidence,
-                source=p.source,
-                rotation=p.rotation,
-                width=p.width,
-                height=p.height,
-                words=p.words,
-                deskew_deg=p.deskew_deg,
-                identifiers=p.identifiers,
-                blank=p.blank,
-            )
-        )
-    s.flush()
-    lock_until = policy.lock_until(decide(s, doc, policy, now), now)
-    stored: ObjectRef = store.put_file(str(path), data_sha, old.mime, retain_until=lock_until)
-    doc.object_key, doc.object_version = stored.key, stored.version_id
-    return doc
+
+
+def _page_copy(p: Page, file_id: str, doc_id: str, page_no: int) -> Page:
+    """Page ``p`` with its OCR text, words and identifiers, renumbered inside its new document."""
+    return Page(
+        id=new_id(),
+        file_id=file_id,
+        document_id=doc_id,
+        page_no=page_no,
+        status=PAGE_ARCHIVED,
+        text=p.text,
+        confidence=p.confidence,
+        source=p.source,
+        rotation=p.rotation,
+        width=p.width,
+        height=p.height,
+        words=p.words,
+        deskew_deg=p.deskew_deg,
+        identifiers=p.identifiers,
+        blank=p.blank,
+    )
 
 
 def _extract_pages(src: Path, mime: str, page_nos: list[int], dst: Path) -> None:
