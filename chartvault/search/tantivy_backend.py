@@ -211,59 +211,19 @@ class TantivyBackend:
         if parsed is None and not clauses_f:
             return SearchResults(total=0, offset=offset, limit=limit, hits=[])
         ranked = ranked_only or (parsed is not None and bool(parsed.match) and query.sort == "relevance")
-        main = main if parsed is not None else TQuery.all_query()
-        # Filters score 0 so they narrow without changing the ranking (like whoosh's filter=).
-        clauses = [(Occur.Must, main)] + [(Occur.Must, TQuery.const_score_query(f, 0.0)) for f in clauses_f]
-        if query.exclude_ids:
-            excluded = TQuery.term_set_query(self._schema, "doc_id", sorted(query.exclude_ids))
-            clauses.append((Occur.MustNot, excluded))
-        q = TQuery.boolean_query(clauses) if len(clauses) > 1 else main
+        q = self._narrowed(query, main if parsed is not None else TQuery.all_query(), clauses_f)
         searcher = ix.searcher()
-        total = _count(searcher.search(q, limit=1, count=True)) if limit == 0 else None
-        if ranked:
-
-            def fetch(n: int) -> list[tuple[str, Any, float]]:
-                nonlocal total
-                result = searcher.search(q, limit=max(1, n), count=total is None)
-                if total is None:
-                    total = _count(result) or 0
-                return [
-                    (_doc_id(searcher.doc(address)), float(score), float(score))
-                    for score, address in result.hits[:n]
-                ]
-
-            key: Callable[[tuple[str, Any, float]], tuple[Any, ...]] = lambda r: (-r[2], r[0])  # noqa: E731
-        else:
-            ascending = query.sort == "date_asc"
-
-            def fetch(n: int) -> list[tuple[str, Any, float]]:
-                nonlocal total
-                # By date; tantivy puts documents without a value last in both orders.
-                result = searcher.search(
-                    q,
-                    limit=max(1, n),  # tantivy panics on 0
-                    count=total is None,
-                    order_by_field="date_of_service",
-                    order=Order.Asc if ascending else Order.Desc,
-                )
-                if total is None:
-                    total = _count(result) or 0
-                return [
-                    (_doc_id(searcher.doc(address)), _UNDATED if value is None else value, 0.0)
-                    for value, address in result.hits[:n]
-                ]
-
-            def key(r: tuple[str, Any, float]) -> tuple[Any, ...]:
-                undated = r[1] == _UNDATED
-                return (undated, r[1] if ascending else -r[1], r[0])
-
+        fetch = _TopRows(searcher, q, ranked, ascending=query.sort == "date_asc")
         if limit == 0:
             rows: list[tuple[str, float]] = []
+            total = _count(searcher.search(q, limit=1, count=True))
         else:
-            cache = {offset + limit + 1: fetch(offset + limit + 1)}
-            assert total is not None
-            rows = stable_window(lambda n: cache[n] if n in cache else fetch(n), total, offset, limit, key)
-        total = total or 0
+            first = fetch(offset + limit + 1)  # also counts the matches, which the window needs
+            cache = {offset + limit + 1: first}
+            total = fetch.total or 0
+            rows = stable_window(
+                lambda n: cache[n] if n in cache else fetch(n), total, offset, limit, fetch.key
+            )
         facets: dict[str, dict[str, int]] = {}
         if query.with_facets and not ranked_only:
             facets = self._facets(searcher, q) if total else {name: {} for name in FACETS}
@@ -274,6 +234,15 @@ class TantivyBackend:
             hits=build_hits(rows, parsed, load_pages),
             facets=facets,
         )
+
+    def _narrowed(self, query: SearchQuery, main: TQuery, filters: list[TQuery]) -> TQuery:
+        """The main query with the field filters and excluded ids. Filters score 0, so they narrow without
+        changing the ranking (like whoosh's ``filter=``)."""
+        clauses = [(Occur.Must, main)] + [(Occur.Must, TQuery.const_score_query(f, 0.0)) for f in filters]
+        if query.exclude_ids:
+            excluded = TQuery.term_set_query(self._schema, "doc_id", sorted(query.exclude_ids))
+            clauses.append((Occur.MustNot, excluded))
+        return TQuery.boolean_query(clauses) if len(clauses) > 1 else main
 
     def _facets(self, searcher: tantivy.Searcher, q: TQuery) -> dict[str, dict[str, int]]:
         """Counts over every match in one aggregation pass over fast fields (types, encounters by
@@ -475,6 +444,55 @@ class TantivyBackend:
         if self._ix is None:
             raise RuntimeError("search backend is closed")
         return self._ix
+
+
+_Row = tuple[str, Any, float]  # doc id, sort value (score or date key), score
+
+
+class _TopRows:
+    """The first ``n`` rows of one query, by relevance or by date of service; the first call also counts
+    every match (``total``), later ones (a wider window) do not count again."""
+
+    def __init__(self, searcher: tantivy.Searcher, q: TQuery, ranked: bool, ascending: bool) -> None:
+        self.searcher, self.q, self.ranked, self.ascending = searcher, q, ranked, ascending
+        self.total: int | None = None
+
+    def __call__(self, n: int) -> list[_Row]:
+        return self._ranked(n) if self.ranked else self._by_date(n)
+
+    def _ranked(self, n: int) -> list[_Row]:
+        result = self.searcher.search(self.q, limit=max(1, n), count=self.total is None)
+        self._counted(result)
+        return [
+            (_doc_id(self.searcher.doc(address)), float(score), float(score))
+            for score, address in result.hits[:n]
+        ]
+
+    def _by_date(self, n: int) -> list[_Row]:
+        # tantivy puts documents without a value last in both orders, and panics on a limit of 0.
+        result = self.searcher.search(
+            self.q,
+            limit=max(1, n),
+            count=self.total is None,
+            order_by_field="date_of_service",
+            order=Order.Asc if self.ascending else Order.Desc,
+        )
+        self._counted(result)
+        return [
+            (_doc_id(self.searcher.doc(address)), _UNDATED if value is None else value, 0.0)
+            for value, address in result.hits[:n]
+        ]
+
+    def _counted(self, result: tantivy.SearchResult) -> None:
+        if self.total is None:
+            self.total = _count(result) or 0
+
+    def key(self, r: _Row) -> tuple[Any, ...]:
+        """The order ``stable_window`` keeps: score then id, or date (undated last) then id."""
+        if self.ranked:
+            return (-r[2], r[0])
+        undated = r[1] == _UNDATED
+        return (undated, r[1] if self.ascending else -r[1], r[0])
 
 
 def _count(result: tantivy.SearchResult) -> int:

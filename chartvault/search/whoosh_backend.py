@@ -287,15 +287,7 @@ class WhooshBackend:
         kwargs: dict[str, Any] = {"filter": filt, "mask": mask}
         with_facets = query.with_facets and not ranked_only
         if with_facets:
-            kwargs["groupedby"] = {
-                name: facet
-                for name, facet in (
-                    ("doc_type", FieldFacet("doc_type")),
-                    ("year", TranslateFacet(_year_key, FieldFacet("date_of_service"))),
-                    ("encounter", FieldFacet("encounter")),
-                )
-                if name == "year" or name in self._names
-            }
+            kwargs["groupedby"] = self._facet_groups()
             kwargs["maptype"] = sorting.Count
         with self._read_lock:
             searcher = self._current_searcher()
@@ -317,17 +309,7 @@ class WhooshBackend:
                 results = searcher.search(q, limit=max(1, offset + limit), **kwargs)
                 total = len(results)
                 rows = [(hit["doc_id"], 0.0) for hit in results[offset : offset + limit]]
-            facets = (
-                {
-                    name: _counts(results.groups(name)) if name in kwargs["groupedby"] else {}
-                    for name in FACETS
-                }
-                if with_facets
-                else {}
-            )
-            if facets.get("encounter") and len(facets["encounter"]) > MAX_FACET_VALUES:
-                top = sorted(facets["encounter"].items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_FACET_VALUES]
-                facets["encounter"] = dict(top)
+            facets = _facet_counts(results, kwargs["groupedby"]) if with_facets else {}
         return SearchResults(
             total=total,
             offset=offset,
@@ -335,6 +317,18 @@ class WhooshBackend:
             hits=build_hits(rows, parsed, load_pages),
             facets=facets,
         )
+
+    def _facet_groups(self) -> dict[str, Any]:
+        """Whoosh facets for the counts beside a result (encounter only once the index has that field)."""
+        return {
+            name: facet
+            for name, facet in (
+                ("doc_type", FieldFacet("doc_type")),
+                ("year", TranslateFacet(_year_key, FieldFacet("date_of_service"))),
+                ("encounter", FieldFacet("encounter")),
+            )
+            if name == "year" or name in self._names
+        }
 
     def _filter(self, query: SearchQuery, filters: Filters) -> wq.Query | None:
         clauses: list[wq.Query] = []
@@ -476,3 +470,12 @@ class WhooshBackend:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("search backend is closed")
+
+
+def _facet_counts(results: Any, groups: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Counts per facet value; encounters cut to the ``MAX_FACET_VALUES`` most frequent, as tantivy's."""
+    facets = {name: _counts(results.groups(name)) if name in groups else {} for name in FACETS}
+    if len(facets["encounter"]) > MAX_FACET_VALUES:
+        top = sorted(facets["encounter"].items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_FACET_VALUES]
+        facets["encounter"] = dict(top)
+    return facets
