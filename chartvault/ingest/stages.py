@@ -176,6 +176,9 @@ def identify(work: FileWork) -> None:
     f = work.file
     for seg in work.segments:
         doc = _new_document(f, seg)
+        # In the session at once: its pages point at it, and reading the batch to flag it (a manifest's
+        # MRN differing) autoflushes them; the document must go in before them.
+        work.session.add(doc)
         page_ids = [(p, _page_identifiers(p)) for p in _content(seg)]
         merged = merge_identifiers(
             [pi for _, pi in page_ids],
@@ -197,7 +200,6 @@ def identify(work: FileWork) -> None:
                 f.id,
                 ",".join(r["code"] for r in reasons),
             )
-        work.session.add(doc)
         settle_patient(work.session, doc)  # linked by two identifiers, or held saying why: never neither
         work.documents.append(doc)
     work.session.commit()
