@@ -44,6 +44,7 @@ class Archive:
     manifest: str  # its page printed CHECKED, its manifest gave MISREAD; CHECKED is in the index
     manifest_batch: str
     resolvable: str  # a page printing CHECKED, for the reviewer's refusals
+    refiled: str  # as read_back, for a refile
 
 
 def _one(services: Services, path: Path, **batch: object) -> tuple[str, str]:
@@ -66,13 +67,14 @@ def archive(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
     with Services(settings) as services:
         _, read_back = _one(services, chart("read_back", MISREAD))
+        _, refiled = _one(services, chart("refiled", MISREAD))
         _, resolvable = _one(services, chart("plain", CHECKED))  # opens the patient CHECKED
         manifest_batch, manifest = _one(
             services, chart("manifest", CHECKED), manifest=parse_manifest({"mrn": MISREAD})
         )
         for role in ("him_admin", "staff"):
             services.access.create_user(role, f"Test {role}", role, password=PASSWORD)
-    return Archive(settings, check, read_back, manifest, manifest_batch, resolvable)
+    return Archive(settings, check, read_back, manifest, manifest_batch, resolvable, refiled)
 
 
 # ------------------------------------------------------------------------------------------ the manifest
@@ -129,6 +131,14 @@ def test_a_reviewer_giving_the_mrn_clears_the_read_back_mark(archive: Archive) -
         services.review.resolve(archive.read_back, CHECKED if archive.check == "luhn" else MISREAD)
         mrn = as_json(services.documents.get(archive.read_back))["identifiers"]["mrn"]
     assert mrn["source"] is None and mrn["read_as"] is None and mrn["confidence"] == 1.0
+
+
+def test_a_refile_clears_the_read_back_mark(archive: Archive) -> None:
+    to = CHECKED if archive.check == "luhn" else MISREAD  # without the setting the misread opened a patient
+    with Services(archive.settings) as services:
+        services.records.correct_misfile(archive.refiled, to, "label misread")
+        mrn = as_json(services.documents.get(archive.refiled))["identifiers"]["mrn"]
+    assert (mrn["value"], mrn["source"], mrn["read_as"], mrn["confidence"]) == (to, None, None, 1.0)
 
 
 # ------------------------------------------------------------------------------------------ the reviewer

@@ -61,6 +61,7 @@ __all__ = [
     "name_keys",
     "settle_patient",
     "settle_unlinked",
+    "with_mrn_given",
 ]
 
 REVIEW_NO_PATIENT = "no_patient_identified"
@@ -70,6 +71,15 @@ MRN_FROM_INDEX = "patient_index"  # identifier_confidence["mrn_source"] when the
 # identifier_confidence["mrn_source"] when the MRN is the pages' reading with one look-alike digit changed
 # to pass the facility's check digit (``classify.checkdigit.read_back``); "mrn_read" keeps what they read.
 MRN_READ_BACK = "check_digit_read_back"
+_MRN_PROVENANCE = ("mrn_source", "mrn_read")
+
+
+def with_mrn_given(conf: dict[str, Any] | None) -> dict[str, Any]:
+    """A document's identifier confidences once a person gave its MRN (reviewer, cover sheet, manifest,
+    refile): sure, and no longer found through the index nor read back by the check digit."""
+    return {**{k: v for k, v in (conf or {}).items() if k not in _MRN_PROVENANCE}, "mrn": 1.0}
+
+
 # Held and linked to no one until a person decides: the pages may be someone else's, or the MRN given for
 # the document (manifest, cover sheet) fails the check digit.
 UNLINKED_REASONS = frozenset({REVIEW_MISFILE, REVIEW_MRN_CHECK_DIGIT})

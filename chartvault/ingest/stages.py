@@ -35,7 +35,7 @@ from chartvault.archive.models import (
     new_id,
 )
 from chartvault.archive.objectstore import ObjectStore
-from chartvault.archive.patients import MRN_READ_BACK, settle_patient
+from chartvault.archive.patients import MRN_READ_BACK, settle_patient, with_mrn_given
 from chartvault.classify import classify_document, extract_identifiers, merge_identifiers
 from chartvault.classify.checkdigit import CheckDigit, passes
 from chartvault.classify.coversheet import CoverSheet, find_cover_sheet
@@ -309,19 +309,27 @@ def _apply_identifiers(
     doc.account = ids.account.value if ids.account else None
     doc.encounter = ids.encounter.value if ids.encounter else None
     doc.icd_codes = list(ids.icd_codes) or None
+    if cover is not None and cover.dob is not None:
+        doc.dob, conf["dob"] = cover.dob, 1.0
+    doc.identifier_confidence, refused = _given_mrn(f, doc, conf, cover, check)
+    return refused
+
+
+def _given_mrn(
+    f: BatchFile, doc: Document, conf: dict[str, float | str], cover: CoverSheet | None, check: CheckDigit
+) -> tuple[dict[str, float | str], list[dict[str, str]]]:
+    """The MRN the cover sheet (printed by staff for this document), then the manifest (the operator's
+    indexing) gives wins over the one read; a disagreement with the manifest is flagged on the batch. One
+    failing the check digit is not applied, and flagged: (identifier confidences, review reasons)."""
     refused: list[dict[str, str]] = []
-    if cover is not None:
-        if passes(cover.mrn, check):
-            _given_mrn(doc, conf, cover.mrn)  # printed by staff for this document: it wins
-        else:
-            refused.append(_mrn_refused("cover sheet", check))
-        if cover.dob is not None:
-            doc.dob, conf["dob"] = cover.dob, 1.0
-    if f.mrn_hint and not passes(f.mrn_hint, check):
-        refused.append(_mrn_refused("manifest", check))
-        flag_batch(f.batch, {**refused[-1], "file_id": f.id, "document_id": doc.id})
-    elif f.mrn_hint:
-        if doc.mrn and doc.mrn != f.mrn_hint:
+    for source, mrn in (("cover sheet", cover.mrn if cover else None), ("manifest", f.mrn_hint)):
+        if not mrn:
+            continue
+        if not passes(mrn, check):
+            refused.append(_mrn_refused(source, check))
+            flag_batch(f.batch, {**refused[-1], "file_id": f.id, "document_id": doc.id})
+            continue
+        if source == "manifest" and doc.mrn and doc.mrn != mrn:
             flag_batch(
                 f.batch,
                 {
@@ -331,17 +339,8 @@ def _apply_identifiers(
                     "message": f"The MRN read from file #{f.seq} differs from the manifest's.",
                 },
             )
-        _given_mrn(doc, conf, f.mrn_hint)  # the operator's indexing wins; the disagreement is flagged
-    doc.identifier_confidence = conf
-    return refused
-
-
-def _given_mrn(doc: Document, conf: dict[str, float | str], mrn: str) -> None:
-    """The MRN a person gave for the document (cover sheet, manifest) replaces the one read, and with it
-    what said how that one was read."""
-    doc.mrn, conf["mrn"] = mrn, 1.0
-    conf.pop("mrn_source", None)
-    conf.pop("mrn_read", None)
+        doc.mrn, conf = mrn, with_mrn_given(conf)
+    return conf, refused
 
 
 def _mrn_refused(source: str, check: CheckDigit) -> dict[str, str]:

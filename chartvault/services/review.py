@@ -25,7 +25,7 @@ from chartvault.archive.models import (
     Page,
 )
 from chartvault.archive.objectstore import ObjectStore
-from chartvault.archive.patients import settle_patient
+from chartvault.archive.patients import settle_patient, with_mrn_given
 from chartvault.classify.checkdigit import CheckDigit, passes
 from chartvault.classify.model import DocTypeModel
 from chartvault.classify.types import DOC_TYPES, SOURCE_STAFF
@@ -262,7 +262,7 @@ class ReviewService:
             old_mrn = doc.mrn
             if mrn is not None:
                 doc.mrn = mrn
-                doc.identifier_confidence = {**_without_mrn_source(doc.identifier_confidence), "mrn": 1.0}
+                doc.identifier_confidence = with_mrn_given(doc.identifier_confidence)
             if dob is not None:
                 doc.dob = dob
                 doc.identifier_confidence = {**(doc.identifier_confidence or {}), "dob": 1.0}
@@ -359,12 +359,6 @@ class ReviewService:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def _without_mrn_source(conf: dict[str, object] | None) -> dict[str, object]:
-    """The document's identifier confidences without what said where the MRN came from (the patient
-    index, a read-back): a person now gave it."""
-    return {k: v for k, v in (conf or {}).items() if k not in ("mrn_source", "mrn_read")}
 
 
 def _drop_reasons(doc: Document, codes: set[str]) -> None:
