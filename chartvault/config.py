@@ -89,7 +89,9 @@ class Settings(BaseSettings):
         "the right, check = (11 - sum mod 11) mod 11, a number needing 10 is invalid) or 'none'. Computed "
         "over the MRN's digits only (a letter prefix is left out; leading zeros count). An MRN read from a "
         "page that fails it is a misread: it never opens a new patient record, and a number that passes "
-        "is preferred; one look-alike digit may read it back, to link only to a patient already known.",
+        "is preferred; one look-alike digit may read it back, to link only to a patient already known. An "
+        "MRN a reviewer types or a registration row carries that fails it is refused; one a manifest or "
+        "cover sheet gives is not applied, and its document waits for a person.",
     )
 
     quarantine_retention_days: int = Field(

@@ -59,6 +59,9 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/releases/{release_id}/sent"): HIM,
     ("GET", "/releases/{release_id}/package"): VENDOR_AND_HIM,
     ("GET", "/patients/{mrn}/disclosures"): HIM,
+    # A patient's DOB corrected, as the page /ui/patients/{mrn}/dob: what it would change, then the change.
+    ("GET", "/patients/{mrn}/dob-correction"): HIM,
+    ("POST", "/patients/{mrn}/dob"): HIM,
     # Management reports: counts only, for records administrators.
     ("GET", "/reports"): HIM,
     ("GET", "/reports/{name}"): HIM,
@@ -119,8 +122,9 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/ui/admin/tokens/{token_id}/revoke"): ADMIN,
     ("GET", "/ui/admin/audit"): ADMIN,  # the entries, filtered and paged, read-only
     ("POST", "/ui/admin/audit"): ADMIN,  # the chain check, as `chartvault audit verify`
-    # A patient's DOB corrected (`chartvault retention correct-dob`; no API route): records management, as
-    # the review's patient confirmation and legal holds. GET shows it; POST previews, then corrects.
+    # A patient's DOB corrected (`chartvault retention correct-dob`, GET /patients/{mrn}/dob-correction and
+    # POST /patients/{mrn}/dob): records management, as the review's patient confirmation and legal holds.
+    # GET shows it; POST previews, then corrects.
     ("GET", "/ui/patients/{mrn}/dob"): HIM,
     ("POST", "/ui/patients/{mrn}/dob"): HIM,
     # The type model retrained on the staff's corrections (`chartvault classifier train`; no API route):

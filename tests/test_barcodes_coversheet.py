@@ -261,6 +261,39 @@ def test_batch_is_split_at_cover_sheets(vault, corpus: list[dict], tmp_path: Pat
     assert f2["status"] == "duplicate" and f2["duplicate_of"] in doc_ids
 
 
+@pytest.mark.slow
+def test_a_cover_sheet_mrn_failing_the_check_digit_holds_its_document(tmp_path: Path) -> None:
+    """A cover sheet printed with a mistyped MRN ('004417320': the Luhn-checked '004417820' with one digit
+    wrong) in front of a chart page whose label prints the right one: without the facility's check digit
+    the sheet's MRN wins as before; with it (Luhn) the sheet's MRN is not applied and the document waits
+    for a person, linked to no one, though the page's MRN and name would have opened a patient record."""
+    from test_patients import render_page
+
+    from chartvault.config import Settings
+    from chartvault.services import Services
+
+    typo, right = "004417320", "004417820"
+    chart = render_page(tmp_path / "chart.png", ["Patient Name: HOLLOWAY, MARGARET A", f"MRN: {right}"])
+    batch = write_tiff([cover_image(CoverSheet(typo, "consult_note")), *frames(chart)], tmp_path / "b.tif")
+    for check in ("none", "luhn"):
+        settings = Settings(
+            data_dir=tmp_path / check, workers=1, watch_settle_s=0, mrn_check_digit=check, _env_file=None
+        )
+        with Services(settings) as services:
+            batch_id = ingest_files(services, batch, source="cli")
+            with services.parts.sessions() as s:
+                (doc,) = s.scalars(select(Document).where(Document.batch_id == batch_id)).all()
+                codes = [r["code"] for r in doc.review_reasons or []]
+                got = (doc.mrn, doc.doc_type, doc.classification_source, doc.first_page)
+        if check == "none":
+            assert got == (typo, "consult_note", "cover_sheet", 2) and "mrn_check_digit_failed" not in codes
+            continue
+        assert got == (right, "consult_note", "cover_sheet", 2)  # the sheet still splits and types
+        assert codes == ["mrn_check_digit_failed"] and "cover sheet" in doc.review_reasons[0]["message"]
+        assert doc.patient_id is None and doc.review_status == "pending"
+        assert typo not in str(doc.review_reasons)
+
+
 def test_batch_report_json_of_a_split_file_is_serialisable(vault) -> None:
     # No batch: only the shape of what an empty queue returns.
     assert json.loads(json.dumps(as_json(vault.review.queue()))) == {

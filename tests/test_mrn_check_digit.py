@@ -210,6 +210,20 @@ def test_a_document_whose_pages_all_fail_is_read_back_below_a_clean_reading() ->
     assert off_pattern is not None and off_pattern.value == MISREAD
 
 
+def test_a_read_back_mrn_keeps_what_the_pages_read() -> None:
+    """The read-back is a guess: the merged MRN carries the pages' reading beside it (``read_as``), so the
+    review page can show both; a number that passes, or no setting, carries none. Pages never store it."""
+    pages = [_ids(MISREAD, CHECK_FAILED), _ids(MISREAD, CHECK_FAILED)]
+    merged = merge_identifiers(pages, mrn_check_digit="luhn", mrn_pattern=r"\d{9}").mrn
+    assert merged is not None and (merged.value, merged.read_as) == (TRUE_MRN, MISREAD)
+    for check, mrn in (("none", MISREAD), ("luhn", TRUE_MRN), ("luhn", AMBIGUOUS)):
+        kept = merge_identifiers([_ids(mrn, 0.9)], mrn_check_digit=check, mrn_pattern=r"\d{9}").mrn
+        assert kept is not None and (kept.value, kept.read_as) == (mrn, None), (check, mrn)
+    page = _page(*_label(MISREAD), check="luhn")
+    assert "read_as" not in page.to_dict()["mrn"]  # stored page rows keep their shape
+    assert Identifiers.from_dict(page.to_dict()) == page
+
+
 def test_pages_agreeing_on_an_mrn_off_the_site_pattern_keep_its_doubt() -> None:
     """A fax inserts the same letter on every page ('MRO09865171' for 'MR09865171', bench draw tuning seed
     13, grid_top-003): the agreeing pages are one misread repeated, not independent evidence, so the

@@ -81,7 +81,7 @@ def test_new_encounter_extends_earlier_documents_and_their_locks(rv: Services, t
 def test_dob_correction_recomputes_minor_rules(rv: Services, tmp_path: Path) -> None:
     (doc_id,) = ingest(rv, chart_pdf(tmp_path / "a.pdf", mrn="00420003", dob="03/04/1970", dos="05/06/2020"))
     assert doc_row(rv, doc_id).retain_until == date(2030, 5, 6)
-    changed = rv.records.correct_dob("00420003", date(2015, 1, 1))  # a child at the encounter
+    changed = rv.records.correct_dob("00420003", date(2015, 1, 1)).documents_changed  # a child then
     assert changed == [doc_id]
     doc = doc_row(rv, doc_id)
     assert doc.retention_rule in {"ahima.adult", "ahima.minor"}

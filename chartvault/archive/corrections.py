@@ -44,7 +44,7 @@ from chartvault.archive.models import (
     new_id,
 )
 from chartvault.archive.objectstore import LOCK_COMPLIANCE, ObjectRef, ObjectStore
-from chartvault.archive.patients import settle_patient
+from chartvault.archive.patients import settle_patient, with_mrn_given
 from chartvault.archive.renditions import drop_rendition
 from chartvault.errors import Conflict
 
@@ -74,11 +74,11 @@ def _target_patient(s: Session, mrn: str) -> Patient:
 
 
 def _file_as(doc: Document, patient: Patient) -> None:
+    """The patient's identifiers onto the document, as a person decided: what said how the MRN was found
+    (``mrn_source``: the index, a check-digit read-back; ``mrn_read``) no longer holds."""
     doc.mrn, doc.patient_id = patient.mrn, patient.id
     doc.patient_name, doc.dob = patient.name, patient.dob
-    conf = dict(doc.identifier_confidence or {})
-    conf.update({"mrn": 1.0, "name": 1.0, "dob": 1.0})
-    doc.identifier_confidence = conf
+    doc.identifier_confidence = {**with_mrn_given(doc.identifier_confidence), "name": 1.0, "dob": 1.0}
 
 
 def correct_misfile(

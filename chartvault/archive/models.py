@@ -117,6 +117,9 @@ RENDITION_ORIGINAL = "original"  # a born-digital PDF: the original is the rendi
 REVIEW_PENDING = "pending"
 REVIEW_RESOLVED = "resolved"
 REVIEW_MISFILE = "possible_misfile"  # a review reason code: pages that may be another patient's
+# A review reason code: the MRN a manifest or cover sheet gave fails the facility's check digit (a typo);
+# it is not applied, and the document is linked to no one until a person confirms the MRN.
+REVIEW_MRN_CHECK_DIGIT = "mrn_check_digit_failed"
 
 # Where a patient row came from: first met on a document, or the hospital's registration list
 PATIENT_SOURCE_DOCUMENT = "document"

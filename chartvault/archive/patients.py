@@ -18,7 +18,8 @@ see ``chartvault.archive.registration``). A document is linked when
 Anything else is never a silent orphan: the document is held in the review queue with the reason
 ``no_patient_identified`` (its message names the fields read, never their values) or
 ``patient_conflict`` (what was read points to a patient, and something else read disagrees).
-A document held as a possible misfile is linked to no one and gets no extra reason: the misfile says it.
+A document held as a possible misfile, or because the MRN its manifest or cover sheet gave fails the
+facility's check digit, is linked to no one and gets no extra reason: its reason says it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from chartvault.archive.models import (
     PATIENT_SOURCE_DOCUMENT,
     PATIENT_SOURCE_REGISTRATION,
     REVIEW_MISFILE,
+    REVIEW_MRN_CHECK_DIGIT,
     REVIEW_PENDING,
     Document,
     Patient,
@@ -47,22 +49,40 @@ from chartvault.archive.models import (
 log = logging.getLogger("chartvault.patients")
 
 __all__ = [
+    "MRN_FROM_INDEX",
+    "MRN_READ_BACK",
     "NEW_PATIENT_MIN_CONFIDENCE",
     "PATIENT_REASONS",
     "REVIEW_NO_PATIENT",
     "REVIEW_PATIENT_CONFLICT",
     "Settled",
-    "held_as_misfile",
+    "held_unlinked",
     "name_key",
     "name_keys",
     "settle_patient",
     "settle_unlinked",
+    "with_mrn_given",
 ]
 
 REVIEW_NO_PATIENT = "no_patient_identified"
 REVIEW_PATIENT_CONFLICT = "patient_conflict"
 PATIENT_REASONS = frozenset({REVIEW_NO_PATIENT, REVIEW_PATIENT_CONFLICT})
 MRN_FROM_INDEX = "patient_index"  # identifier_confidence["mrn_source"] when the MRN came from the index
+# identifier_confidence["mrn_source"] when the MRN is the pages' reading with one look-alike digit changed
+# to pass the facility's check digit (``classify.checkdigit.read_back``); "mrn_read" keeps what they read.
+MRN_READ_BACK = "check_digit_read_back"
+_MRN_PROVENANCE = ("mrn_source", "mrn_read")
+
+
+def with_mrn_given(conf: dict[str, Any] | None) -> dict[str, Any]:
+    """A document's identifier confidences once a person gave its MRN (reviewer, cover sheet, manifest,
+    refile): sure, and no longer found through the index nor read back by the check digit."""
+    return {**{k: v for k, v in (conf or {}).items() if k not in _MRN_PROVENANCE}, "mrn": 1.0}
+
+
+# Held and linked to no one until a person decides: the pages may be someone else's, or the MRN given for
+# the document (manifest, cover sheet) fails the check digit.
+UNLINKED_REASONS = frozenset({REVIEW_MISFILE, REVIEW_MRN_CHECK_DIGIT})
 # A patient record is opened only on an MRN read at least this surely. Below it: two readings of the label
 # that disagree (``classify.labelpass.DISAGREEING_READINGS``, 0.5), a number off the facility's pattern
 # (0.6), a rival among several unkeyed numbers (0.45), a number failing the facility's check digit (0.45)
@@ -251,10 +271,11 @@ def _registration_loaded(s: Session) -> bool:
     return found is not None
 
 
-def held_as_misfile(doc: Document) -> bool:
-    """True while the document waits in review because its pages may belong to someone else."""
+def held_unlinked(doc: Document) -> bool:
+    """True while the document waits in review for a reason that forbids any link (``UNLINKED_REASONS``):
+    its pages may belong to someone else, or the MRN given for it is a typo."""
     return doc.review_status == REVIEW_PENDING and any(
-        r.get("code") == REVIEW_MISFILE for r in (doc.review_reasons or [])
+        r.get("code") in UNLINKED_REASONS for r in (doc.review_reasons or [])
     )
 
 
@@ -262,9 +283,10 @@ def settle_patient(s: Session, doc: Document) -> Settled:
     """Link the document to its patient, or hold it in review saying why: never neither.
 
     Idempotent (a resumed stage or a sweep may run it again): the patient reasons are replaced, not
-    added twice, and a link that now succeeds drops them. A possible misfile stays held without a link.
+    added twice, and a link that now succeeds drops them. A possible misfile, or an MRN given that fails
+    the check digit, stays held without a link.
     """
-    if held_as_misfile(doc):
+    if held_unlinked(doc):
         doc.patient_id = None
         return Settled(None)
     outcome = _decide(s, doc)

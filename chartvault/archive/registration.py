@@ -32,7 +32,7 @@ import csv
 import heapq
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -197,8 +197,11 @@ def _parse_dob(text: str) -> date | None:
     return None
 
 
-def _check(line: int, v: dict[str, str], today: date) -> _Row | RowError:
-    """One row validated; the first problem found is its error (field names only, never values)."""
+def _check(
+    line: int, v: dict[str, str], today: date, mrn_ok: Callable[[str], bool] | None = None
+) -> _Row | RowError:
+    """One row validated; the first problem found is its error (field names only, never values).
+    ``mrn_ok`` is the facility's MRN check digit, when it has one: a row failing it has a mistyped MRN."""
 
     def bad(code: str, what: str) -> RowError:
         return RowError(line, code, f"line {line}: {what}")
@@ -208,6 +211,8 @@ def _check(line: int, v: dict[str, str], today: date) -> _Row | RowError:
             return bad(f"{col}_missing", f"{col} is empty")
     if not _MRN.match(v["mrn"]):
         return bad("mrn_invalid", "mrn must be 1-64 letters, digits or '-'")
+    if mrn_ok is not None and not mrn_ok(v["mrn"]):
+        return bad("mrn_check_digit", "mrn fails the facility's check digit (CHARTVAULT_MRN_CHECK_DIGIT)")
     key = name_key(v["last_name"], v["first_name"])
     if key is None:
         return bad("name_invalid", "last_name and first_name must hold letters (a surname of 2 or more)")
@@ -231,9 +236,15 @@ def _check(line: int, v: dict[str, str], today: date) -> _Row | RowError:
     )
 
 
-def import_registration(s: Session, data: Path | bytes, today: date | None = None) -> ImportCounts:
+def import_registration(
+    s: Session,
+    data: Path | bytes,
+    today: date | None = None,
+    mrn_ok: Callable[[str], bool] | None = None,
+) -> ImportCounts:
     """Load a registration export (a file, or its bytes) into the patient index, streamed and committed a
-    chunk at a time; counts, and the first row errors. ``BadFile`` (not UTF-8, no header) writes nothing."""
+    chunk at a time; counts, and the first row errors. ``BadFile`` (not UTF-8, no header) writes nothing.
+    ``mrn_ok`` checks each row's MRN against the facility's check digit (the catalog knows no scheme)."""
     today = today or date.today()
     counts = ImportCounts()
     refused = _FirstErrors(counts, MAX_ROW_ERRORS)
@@ -244,7 +255,7 @@ def import_registration(s: Session, data: Path | bytes, today: date | None = Non
         _check_utf8(data)
         with _text(data) as fp:
             for item in _rows(fp):
-                row = item if isinstance(item, RowError) else _check(*item, today)
+                row = item if isinstance(item, RowError) else _check(*item, today, mrn_ok)
                 if isinstance(row, _Row) and row.mrn in seen:
                     row = RowError(
                         row.line, "mrn_repeated", f"line {row.line}: mrn repeats line {seen[row.mrn]}"

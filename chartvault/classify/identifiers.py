@@ -436,6 +436,8 @@ def merge_identifiers(
     pass outvote those that fail, which are misreads of a checked number and no evidence of another one;
     when none passes, the winner is read back by one look-alike digit or kept as doubtful
     (``checkdigit.settled_mrn``): however many pages agree on it, it never reaches a clean reading's score.
+    A number read back keeps what the pages printed in ``read_as``: it is a guess, and the person who
+    reviews the document must see both.
     """
     merged = Identifiers()
     for fname, _ in Identifiers().as_items():
@@ -467,8 +469,7 @@ def merge_identifiers(
     for page in pages:  # codes: the union over pages, in page order
         merged.icd_codes.extend(c for c in page.icd_codes if c not in merged.icd_codes)
     if merged.mrn is not None and mrn_check_digit != "none":
-        value, conf = settled_mrn(
-            merged.mrn.value, merged.mrn.confidence, mrn_check_digit, _compiled(mrn_pattern)
-        )
-        merged.mrn = Extracted(value, round(conf, 3))
+        read = merged.mrn.value
+        value, conf = settled_mrn(read, merged.mrn.confidence, mrn_check_digit, _compiled(mrn_pattern))
+        merged.mrn = Extracted(value, round(conf, 3), read_as=read if value != read else None)
     return merged

@@ -27,10 +27,15 @@ DOC_TYPES: tuple[str, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class Extracted:
-    """One identifier value with a confidence in [0, 1]."""
+    """One identifier value with a confidence in [0, 1].
+
+    ``read_as`` is what the pages printed when the value is not what they read but a repair of it (an MRN
+    read back by the facility's check digit, ``checkdigit.settled_mrn``): a person must see both.
+    """
 
     value: str
     confidence: float
+    read_as: str | None = None
 
 
 @dataclass(slots=True)
@@ -52,7 +57,7 @@ class Identifiers:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (stored per page in the catalog)."""
-        out: dict[str, Any] = {k: (asdict(v) if v else None) for k, v in self.as_items()}
+        out: dict[str, Any] = {k: (_extracted_dict(v) if v else None) for k, v in self.as_items()}
         out["icd_codes"] = list(self.icd_codes)
         return out
 
@@ -73,6 +78,14 @@ class Identifiers:
             ("account", self.account),
             ("encounter", self.encounter),
         ]
+
+
+def _extracted_dict(value: Extracted) -> dict[str, Any]:
+    """``read_as`` only when set: pages (never repaired) are stored as they were before it existed."""
+    out = asdict(value)
+    if out["read_as"] is None:
+        del out["read_as"]
+    return out
 
 
 _EXTRACTED_FIELDS = frozenset({"mrn", "name", "dob", "sex", "date_of_service", "account", "encounter"})

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 import typer
 
 from chartvault.cli._common import EXIT_REFUSED, EXIT_USAGE, emit_json, fail, open_services, out, parse_date
+from chartvault.schemas.patients import DobCorrection
 
 hold_app = typer.Typer(help="Legal holds: nothing held is ever disposed of.", no_args_is_help=True)
 retention_app = typer.Typer(help="Retention of archived documents.", no_args_is_help=True)
@@ -38,18 +39,37 @@ def retention_show(doc_id: str, as_json: Annotated[bool, typer.Option("--json")]
 def retention_correct_dob(
     mrn: str,
     dob: Annotated[str, typer.Argument(help="Corrected date of birth, YYYY-MM-DD.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show each document's retention from and to; change nothing.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Record a corrected DOB and recompute retention of the patient's documents (store locks only extend)."""
+    """Record a corrected DOB and recompute retention of the patient's documents (store locks only extend).
+
+    With --dry-run, what it would change, document by document, as the web page previews it.
+    """
 
     when = parse_date(dob, "dob")
     assert when is not None
     with open_services() as services:
-        changed = services.records.correct_dob(mrn, when)
+        if dry_run:
+            _print_dob_preview(services.records.dob_correction(mrn, when), as_json)
+            return
+        done = services.records.correct_dob(mrn, when)
     if as_json:
-        emit_json({"documents_changed": changed})
+        emit_json(done)
     else:
-        out.print(f"retention recomputed; {len(changed)} document(s) changed")
+        out.print(f"retention recomputed; {len(done.documents_changed)} document(s) changed")
+
+
+def _print_dob_preview(preview: DobCorrection, as_json: bool) -> None:
+    if as_json:
+        emit_json(preview)
+        return
+    out.print(f"DOB {preview.dob or 'none'} -> {preview.new_dob}: {preview.changed} document(s) would change")
+    for d in preview.documents:
+        moves = f"{d.retain_until} ({d.rule}) -> {d.new_retain_until} ({d.new_rule})"
+        out.print(f"  {d.document_id} {moves}{'' if d.changed else ' unchanged'}", markup=False)
 
 
 # -- holds ---------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from chartvault.archive.models import (
     PAGE_INDEXED,
     PAGE_OCR,
     REVIEW_MISFILE,
+    REVIEW_MRN_CHECK_DIGIT,
     REVIEW_PENDING,
     BatchFile,
     Document,
@@ -34,9 +35,9 @@ from chartvault.archive.models import (
     new_id,
 )
 from chartvault.archive.objectstore import ObjectStore
-from chartvault.archive.patients import settle_patient
+from chartvault.archive.patients import MRN_READ_BACK, settle_patient, with_mrn_given
 from chartvault.classify import classify_document, extract_identifiers, merge_identifiers
-from chartvault.classify.checkdigit import CheckDigit
+from chartvault.classify.checkdigit import CheckDigit, passes
 from chartvault.classify.coversheet import CoverSheet, find_cover_sheet
 from chartvault.classify.model import DocTypeModel
 from chartvault.classify.types import (
@@ -176,14 +177,17 @@ def identify(work: FileWork) -> None:
     f = work.file
     for seg in work.segments:
         doc = _new_document(f, seg)
+        # In the session at once: its pages point at it, and reading the batch to flag it (a manifest's
+        # MRN differing or failing the check digit) autoflushes them; the document must go in before them.
+        work.session.add(doc)
         page_ids = [(p, _page_identifiers(p)) for p in _content(seg)]
         merged = merge_identifiers(
             [pi for _, pi in page_ids],
             mrn_check_digit=work.env.mrn_check_digit,
             mrn_pattern=work.env.mrn_pattern,
         )
-        _apply_identifiers(f, doc, merged, seg.cover)
-        reasons = _review_reasons(f, seg, doc, page_ids, work.env.review_threshold)
+        refused = _apply_identifiers(f, doc, merged, seg.cover, work.env.mrn_check_digit)
+        reasons = refused + _review_reasons(f, seg, doc, page_ids, work.env.review_threshold)
         if work.cover_sheets_only:
             reasons.append(
                 {"code": "cover_sheet_only", "message": f"File #{f.seq} holds cover sheets but no document."}
@@ -197,7 +201,6 @@ def identify(work: FileWork) -> None:
                 f.id,
                 ",".join(r["code"] for r in reasons),
             )
-        work.session.add(doc)
         settle_patient(work.session, doc)  # linked by two identifiers, or held saying why: never neither
         work.documents.append(doc)
     work.session.commit()
@@ -284,12 +287,21 @@ def _page_identifiers(page: Page) -> Identifiers:
     return Identifiers.from_dict(page.identifiers)
 
 
-def _apply_identifiers(f: BatchFile, doc: Document, ids: Identifiers, cover: CoverSheet | None) -> None:
-    """Identifiers onto the document: values read, then the cover sheet's and manifest's (they win)."""
-    conf: dict[str, float] = {}
+def _apply_identifiers(
+    f: BatchFile, doc: Document, ids: Identifiers, cover: CoverSheet | None, check: CheckDigit
+) -> list[dict[str, str]]:
+    """Identifiers onto the document: values read, then the cover sheet's and manifest's (they win).
+
+    An MRN the cover sheet or manifest gives that fails the facility's check digit (``check``) is a typo:
+    it is not applied, and the review reason returned holds the document unlinked until a person
+    confirms the MRN (a wrong MRN given for a document files it in another patient's chart).
+    """
+    conf: dict[str, float | str] = {}
     for name, value in ids.as_items():
         if value is not None:
             conf[name] = round(value.confidence, 3)
+    if ids.mrn is not None and ids.mrn.read_as is not None:  # a guess: the reviewer sees what was read
+        conf["mrn_source"], conf["mrn_read"] = MRN_READ_BACK, ids.mrn.read_as
     doc.mrn = ids.mrn.value if ids.mrn else None
     doc.patient_name = ids.name.value if ids.name else None
     doc.dob = _iso(ids.dob.value) if ids.dob else None
@@ -297,12 +309,27 @@ def _apply_identifiers(f: BatchFile, doc: Document, ids: Identifiers, cover: Cov
     doc.account = ids.account.value if ids.account else None
     doc.encounter = ids.encounter.value if ids.encounter else None
     doc.icd_codes = list(ids.icd_codes) or None
-    if cover is not None:
-        doc.mrn, conf["mrn"] = cover.mrn, 1.0  # printed by staff for this document: it wins
-        if cover.dob is not None:
-            doc.dob, conf["dob"] = cover.dob, 1.0
-    if f.mrn_hint:
-        if doc.mrn and doc.mrn != f.mrn_hint:
+    if cover is not None and cover.dob is not None:
+        doc.dob, conf["dob"] = cover.dob, 1.0
+    doc.identifier_confidence, refused = _given_mrn(f, doc, conf, cover, check)
+    return refused
+
+
+def _given_mrn(
+    f: BatchFile, doc: Document, conf: dict[str, float | str], cover: CoverSheet | None, check: CheckDigit
+) -> tuple[dict[str, float | str], list[dict[str, str]]]:
+    """The MRN the cover sheet (printed by staff for this document), then the manifest (the operator's
+    indexing) gives wins over the one read; a disagreement with the manifest is flagged on the batch. One
+    failing the check digit is not applied, and flagged: (identifier confidences, review reasons)."""
+    refused: list[dict[str, str]] = []
+    for source, mrn in (("cover sheet", cover.mrn if cover else None), ("manifest", f.mrn_hint)):
+        if not mrn:
+            continue
+        if not passes(mrn, check):
+            refused.append(_mrn_refused(source, check))
+            flag_batch(f.batch, {**refused[-1], "file_id": f.id, "document_id": doc.id})
+            continue
+        if source == "manifest" and doc.mrn and doc.mrn != mrn:
             flag_batch(
                 f.batch,
                 {
@@ -312,9 +339,17 @@ def _apply_identifiers(f: BatchFile, doc: Document, ids: Identifiers, cover: Cov
                     "message": f"The MRN read from file #{f.seq} differs from the manifest's.",
                 },
             )
-        doc.mrn = f.mrn_hint  # the operator's indexing wins; the disagreement is flagged
-        conf["mrn"] = 1.0
-    doc.identifier_confidence = conf
+        doc.mrn, conf = mrn, with_mrn_given(conf)
+    return conf, refused
+
+
+def _mrn_refused(source: str, check: CheckDigit) -> dict[str, str]:
+    """The review reason for a given MRN failing the check digit: names the source, never the value."""
+    return {
+        "code": REVIEW_MRN_CHECK_DIGIT,
+        "message": f"The MRN the {source} gives fails the facility's check digit ({check}): a typo, so it "
+        "was not applied; held, not linked to a patient, until a person confirms the MRN.",
+    }
 
 
 # A page value counts against the document only when it was read cleanly (labelled, no OCR fix-ups):

@@ -10,9 +10,11 @@ from typing import Any
 class IdentifierValue:
     value: str
     confidence: float | None
-    # Where the value came from when it was not read on the page: "patient_index" (an MRN filled in
-    # from the patient found by name and DOB).
+    # Where the value came from when it was not read on the page as it stands: "patient_index" (an MRN
+    # filled in from the patient found by name and DOB), "check_digit_read_back" (the MRN the pages read,
+    # one look-alike digit changed so that it passes the facility's check digit).
     source: str | None = None
+    read_as: str | None = None  # with "check_digit_read_back": what the pages read
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -57,3 +57,12 @@ class DobCorrection:
     new_dob: str | None  # the correction asked for (None: the retention now only)
     documents: list[RetentionChange]  # the patient's live archived documents, by date of service
     changed: int  # how many of them the correction would give another retain-until or rule
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DobCorrected:
+    """A patient's DOB corrected: their live documents' retention recomputed (store locks only extend)."""
+
+    mrn: str
+    dob: str  # the date now on record
+    documents_changed: list[str]  # the documents whose retain-until or rule changed

@@ -136,7 +136,12 @@ def _document_view(doc: Document, linked_files: list[str], with_text: bool) -> D
     def ident(name: str, value: str | None) -> IdentifierValue | None:
         if value is None:
             return None
-        return IdentifierValue(value=value, confidence=conf.get(name), source=conf.get(f"{name}_source"))
+        return IdentifierValue(
+            value=value,
+            confidence=conf.get(name),
+            source=conf.get(f"{name}_source"),
+            read_as=conf.get(f"{name}_read"),
+        )
 
     return DocumentView(
         id=doc.id,

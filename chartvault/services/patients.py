@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -34,6 +35,7 @@ from chartvault.archive.patients import (
     settle_unlinked,
 )
 from chartvault.archive.registration import BadFile, import_registration
+from chartvault.classify.checkdigit import CheckDigit, passes
 from chartvault.errors import InvalidInput, NotFound, TooLarge
 from chartvault.schemas.patients import PatientImport, PatientIndexSummary, RowRefusal
 from chartvault.services.caller import AuditTrail
@@ -63,11 +65,13 @@ class PatientService:
         store: Callable[[], ObjectStore],
         policy: Callable[[], RetentionPolicy],
         audit: AuditTrail,
+        mrn_check_digit: CheckDigit = "none",
     ) -> None:
         self.sessions = sessions
         self._store = store  # opened only when a settled document's MRN changed
         self._policy = policy
         self.audit = audit
+        self.mrn_check_digit = mrn_check_digit  # a registration row's MRN must pass the facility's
 
     def import_registration(self, data: Path | bytes) -> PatientImport:
         """Load the hospital's registration export, a file (the CLI, and the page's and API's staged
@@ -80,7 +84,7 @@ class PatientService:
             raise TooLarge(f"a registration list is at most {MAX_REGISTRATION_BYTES:,} bytes")
         with self.sessions() as s:
             try:
-                counts = import_registration(s, data)
+                counts = import_registration(s, data, mrn_ok=self._mrn_ok())
             except BadFile as exc:  # found before any row was written
                 s.rollback()
                 self.audit("patients.import", outcome="refused", detail={"error": str(exc)})
@@ -106,6 +110,10 @@ class PatientService:
             errors_note=_errors_note(len(counts.errors), counts.refused),
             documents_linked=linked,
         )
+
+    def _mrn_ok(self) -> Callable[[str], bool] | None:
+        """The facility's check digit as the import asks it (the catalog knows no scheme); None: unset."""
+        return None if self.mrn_check_digit == "none" else partial(passes, scheme=self.mrn_check_digit)
 
     def summary(self) -> PatientIndexSummary:
         """Patients by where they came from, and the documents waiting on the index (counts only)."""

@@ -28,7 +28,7 @@ from chartvault.ingest.renditions import render_document
 from chartvault.release.misfiles import audit_fallout, misfile_fallout
 from chartvault.schemas.common import d as day
 from chartvault.schemas.common import iso, to_jsonable
-from chartvault.schemas.patients import DobCorrection, RetentionChange
+from chartvault.schemas.patients import DobCorrected, DobCorrection, RetentionChange
 from chartvault.schemas.records import DispositionRun
 from chartvault.services.caller import AuditTrail
 
@@ -95,11 +95,12 @@ class RecordsService:
         self.audit("retention.read", "document", doc_id)
         return result
 
-    def correct_dob(self, mrn: str, dob: date) -> list[str]:
+    def correct_dob(self, mrn: str, dob: date) -> DobCorrected:
         """Record a corrected DOB for a patient and recompute their documents' retention.
 
-        Refused (``InvalidInput``, audited as refused) for a DOB in the future or after the date of service
-        of one of the patient's documents: retention would ignore it as impossible (``lifecycle._facts``).
+        Refused (``InvalidInput`` coded ``dob_future`` or ``dob_after_service``, audited as refused) for a
+        DOB in the future or after the date of service of one of the patient's documents: retention would
+        ignore it as impossible (``lifecycle._facts``).
         """
         with transaction(self.sessions) as s:
             patient = _patient(s, mrn)
@@ -115,9 +116,9 @@ class RecordsService:
         if problem is not None:
             detail = {"problem": problem[0]}
             self.audit("patient.dob_corrected", "patient", patient_id, outcome="refused", detail=detail)
-            raise InvalidInput(problem[1])
+            raise _dob_refused(problem)
         self.audit("patient.dob_corrected", "patient", patient_id, detail={"documents_changed": len(changed)})
-        return changed
+        return DobCorrected(mrn=mrn, dob=dob.isoformat(), documents_changed=changed)
 
     def dob_correction(self, mrn: str, dob: date | None = None) -> DobCorrection:
         """The DOB on record and each live document's retention now, and what ``correct_dob(mrn, dob)``
@@ -144,7 +145,7 @@ class RecordsService:
         detail = {"documents": len(documents), "dob_given": dob is not None}
         self.audit("patient.retention_read", "patient", patient_id, detail=detail)
         if problem is not None:
-            raise InvalidInput(problem[1])
+            raise _dob_refused(problem)
         return DobCorrection(
             mrn=mrn,
             dob=day(on_record),
@@ -397,6 +398,11 @@ def _dob_problem(dob: date, live: Sequence[Document]) -> tuple[str, str] | None:
             f"the date of birth is after the date of service of {later} of this patient's documents",
         )
     return None
+
+
+def _dob_refused(problem: tuple[str, str]) -> InvalidInput:
+    """The refusal of an impossible DOB, coded for API clients (``dob_future``, ``dob_after_service``)."""
+    return InvalidInput(problem[1], code=f"dob_{problem[0]}")
 
 
 def _retention_change(

@@ -25,7 +25,8 @@ from chartvault.archive.models import (
     Page,
 )
 from chartvault.archive.objectstore import ObjectStore
-from chartvault.archive.patients import settle_patient
+from chartvault.archive.patients import settle_patient, with_mrn_given
+from chartvault.classify.checkdigit import CheckDigit, passes
 from chartvault.classify.model import DocTypeModel
 from chartvault.classify.types import DOC_TYPES, SOURCE_STAFF
 from chartvault.errors import InvalidInput, NotFound
@@ -195,12 +196,14 @@ class ReviewService:
         policy: Callable[[], RetentionPolicy],
         classifier: ClassifierModels,
         audit: AuditTrail,
+        mrn_check_digit: CheckDigit = "none",
     ) -> None:
         self.sessions = sessions
         self._store = store  # opened when a correction recomputes retention
         self._policy = policy
         self.classifier = classifier
         self.audit = audit
+        self.mrn_check_digit = mrn_check_digit  # the facility's: an MRN a person types must pass it
 
     def queue(self, limit: int = 50, offset: int = 0) -> ReviewQueue:
         """Documents waiting for a person (oldest first) with their reasons: ids and codes, never PHI."""
@@ -247,7 +250,10 @@ class ReviewService:
         """A person confirms whose document this is (optionally giving the MRN and DOB they compared):
         every reason is resolved, page misfile flags are cleared, and the document is linked to a
         patient if two identifiers agree. If they do not, it goes back to the queue with the patient
-        reason (``no_patient_identified`` or ``patient_conflict``): never resolved and linked to no one."""
+        reason (``no_patient_identified`` or ``patient_conflict``): never resolved and linked to no one.
+        An MRN that fails the facility's check digit is refused before anything changes: it is mistyped."""
+        if mrn is not None:
+            mrn = self._typed_mrn(mrn)
         with self.sessions() as s:
             doc = s.get(Document, doc_id, options=[selectinload(Document.pages)])
             if doc is None:
@@ -255,10 +261,8 @@ class ReviewService:
             codes = [r.get("code") for r in doc.review_reasons or []]
             old_mrn = doc.mrn
             if mrn is not None:
-                if not mrn.strip() or len(mrn.strip()) > 64:
-                    raise InvalidInput("mrn must be 1-64 characters")
-                doc.mrn = mrn.strip()
-                doc.identifier_confidence = {**(doc.identifier_confidence or {}), "mrn": 1.0}
+                doc.mrn = mrn
+                doc.identifier_confidence = with_mrn_given(doc.identifier_confidence)
             if dob is not None:
                 doc.dob = dob
                 doc.identifier_confidence = {**(doc.identifier_confidence or {}), "dob": 1.0}
@@ -288,6 +292,18 @@ class ReviewService:
         self.audit("document.review_resolve", "document", doc_id, detail=detail)
         audit_fallout(self.audit, doc_id, fallout)  # a changed MRN is a refile: releases, disclosures
         return ReviewResolution(document_id=doc_id, review_status=status, patient_linked=linked)
+
+    def _typed_mrn(self, mrn: str) -> str:
+        """An MRN as a person typed it, checked (the message names the check, never the value)."""
+        if not mrn.strip() or len(mrn.strip()) > 64:
+            raise InvalidInput("mrn must be 1-64 characters")
+        if not passes(mrn.strip(), self.mrn_check_digit):
+            raise InvalidInput(
+                f"the MRN fails the facility's check digit ({self.mrn_check_digit}): a digit is mistyped; "
+                "nothing was changed",
+                code="mrn_check_digit_failed",
+            )
+        return mrn.strip()
 
     def classifier_status(self) -> ClassifierStatus:
         """The model the pipeline uses as saved, the staff corrections it learned from, and those made since

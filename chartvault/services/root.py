@@ -226,7 +226,13 @@ class Services:
         from chartvault.services.patients import PatientService
 
         parts = self.parts
-        return PatientService(parts.sessions, lambda: parts.store, lambda: parts.policy, self.audit)
+        return PatientService(
+            parts.sessions,
+            lambda: parts.store,
+            lambda: parts.policy,
+            self.audit,
+            mrn_check_digit=self.settings.mrn_check_digit,
+        )
 
     @cached_property
     def documents(self) -> DocumentService:
@@ -247,7 +253,12 @@ class Services:
 
         parts = self.parts
         return ReviewService(
-            parts.sessions, lambda: parts.store, lambda: parts.policy, parts.classifier, self.audit
+            parts.sessions,
+            lambda: parts.store,
+            lambda: parts.policy,
+            parts.classifier,
+            self.audit,
+            mrn_check_digit=self.settings.mrn_check_digit,
         )
 
     @cached_property

@@ -1,16 +1,19 @@
-"""The patient index: the hospital's registration list, sent as CSV."""
+"""The patient index: the hospital's registration list, sent as CSV; a patient's DOB corrected."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from chartvault.api.deps import ServicesDep
 from chartvault.api.errors import error_responses
 from chartvault.errors import TooLarge
-from chartvault.schemas.patients import PatientImport, PatientIndexSummary
+from chartvault.schemas.patients import DobCorrected, DobCorrection, PatientImport, PatientIndexSummary
 from chartvault.services import Services
 from chartvault.services.patients import MAX_REGISTRATION_BYTES
 
@@ -67,3 +70,34 @@ def patient_index(services: ServicesDep) -> PatientIndexSummary:
     """Counts only (the web page's table): patients by source, documents held for a patient reason, and
     documents with neither a patient nor a review (``chartvault check``'s figure, which must be 0)."""
     return services.patients.summary()
+
+
+class DobBody(BaseModel):
+    """A patient's corrected date of birth (the audit entry names who made it, never the date)."""
+
+    dob: date = Field(description="The corrected date of birth (YYYY-MM-DD).")
+
+
+@router.get(
+    "/patients/{mrn}/dob-correction",
+    summary="What correcting a patient's DOB would change: each document's retention from and to",
+    responses=error_responses(404, 422),
+)
+def dob_correction(
+    mrn: str,
+    services: ServicesDep,
+    dob: Annotated[date | None, Query(description="The corrected DOB (YYYY-MM-DD); none: now only.")] = None,
+) -> DobCorrection:
+    """Nothing is saved: the web page's preview. A DOB in the future or after one of the patient's dates
+    of service is refused (422, ``dob_future`` / ``dob_after_service``) as the correction would be."""
+    return services.records.dob_correction(mrn, dob)
+
+
+@router.post(
+    "/patients/{mrn}/dob",
+    summary="Correct a patient's DOB and recompute their documents' retention (store locks only extend)",
+    responses=error_responses(404, 422),
+)
+def correct_dob(mrn: str, body: DobBody, services: ServicesDep) -> DobCorrected:
+    """As ``chartvault retention correct-dob`` and the web page: audited as ``patient.dob_corrected``."""
+    return services.records.correct_dob(mrn, body.dob)

@@ -38,7 +38,7 @@ def correct_dob(mrn: str, page: Page) -> Response:
     try:
         dob = _date(value)
         if page.field("confirmed"):
-            changed = records.correct_dob(mrn, dob)
+            changed = records.correct_dob(mrn, dob).documents_changed
             query = urlencode({"done": len(changed), **({"back": back} if back else {})})
             return RedirectResponse(f"/ui/patients/{quote(mrn, safe='')}/dob?{query}", status_code=303)
         preview = records.dob_correction(mrn, dob)

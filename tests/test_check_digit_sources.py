@@ -1,0 +1,204 @@
+"""MRNs that do not come from OCR, checked as OCR's are, and an MRN read back by the check digit shown as one
+(``CHARTVAULT_MRN_CHECK_DIGIT``, ``chartvault.classify.checkdigit``).
+
+A manifest's MRN, a reviewer's and a registration row's that fail the facility's check digit are typos: the
+reviewer and the row are refused, the manifest's document is held for a person and linked to no one. A
+document whose pages read only a failing number, read back by one look-alike digit, says so where the
+reviewer sees it. Born-digital chart pages (a text layer: read by the same identifier code as OCR text,
+without tesseract's time) go through the real pipeline on SQLite with the setting off and on; the API, the
+web pages and the CLI run on the same data folder. The cover sheet's case, printed and scanned, is in
+``test_barcodes_coversheet.py``. Every name, number and date is invented.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import api_client, as_json
+from recordsfixtures import chart_pdf
+from sqlalchemy import select
+from typer.testing import CliRunner
+from webfixtures import PASSWORD, csrf_of, web_client
+
+from chartvault.archive.models import AuditEvent, Patient
+from chartvault.config import Settings
+from chartvault.errors import InvalidInput
+from chartvault.ingest.manifest import parse_manifest
+from chartvault.services import Services
+
+# Nine-digit MRNs ending in a Luhn check digit: a patient's number, and the same with one digit turned into
+# its look-alike (8 -> 3), which exactly one look-alike change makes valid again.
+CHECKED, MISREAD = "004417820", "004417320"
+NAME, DOB, DOS = "HOLLOWAY, MARGARET A", "03/14/1952", "05/06/2024"
+READ_BACK_NOTE = f"read back by check digit from {MISREAD}"
+
+
+@dataclass
+class Archive:
+    settings: Settings
+    check: str
+    read_back: str  # its page printed MISREAD; no patient was in the index yet
+    manifest: str  # its page printed CHECKED, its manifest gave MISREAD; CHECKED is in the index
+    manifest_batch: str
+    resolvable: str  # a page printing CHECKED, for the reviewer's refusals
+    refiled: str  # as read_back, for a refile
+
+
+def _one(services: Services, path: Path, **batch: object) -> tuple[str, str]:
+    """Ingest one file as a batch: (batch id, document id)."""
+    summary = services.intake.ingest([path], source="test", **batch)  # type: ignore[arg-type]
+    (doc_id,) = summary.files[0].documents
+    return summary.batch_id, doc_id
+
+
+@pytest.fixture(scope="module", params=["none", "luhn"])
+def archive(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Archive:
+    check = request.param
+    base = tmp_path_factory.mktemp(f"check-{check}")
+    settings = Settings(
+        data_dir=base / "data", workers=1, watch_settle_s=0, mrn_check_digit=check, _env_file=None
+    )
+
+    def chart(name: str, mrn: str) -> Path:
+        return chart_pdf(base / f"{name}.pdf", mrn=mrn, dob=DOB, dos=DOS, name=NAME, title="PROGRESS NOTE")
+
+    with Services(settings) as services:
+        _, read_back = _one(services, chart("read_back", MISREAD))
+        _, refiled = _one(services, chart("refiled", MISREAD))
+        _, resolvable = _one(services, chart("plain", CHECKED))  # opens the patient CHECKED
+        manifest_batch, manifest = _one(
+            services, chart("manifest", CHECKED), manifest=parse_manifest({"mrn": MISREAD})
+        )
+        for role in ("him_admin", "staff"):
+            services.access.create_user(role, f"Test {role}", role, password=PASSWORD)
+    return Archive(settings, check, read_back, manifest, manifest_batch, resolvable, refiled)
+
+
+# ------------------------------------------------------------------------------------------ the manifest
+
+
+def test_a_manifest_mrn_failing_the_check_holds_the_document_linked_to_no_one(archive: Archive) -> None:
+    with Services(archive.settings) as services:
+        doc = as_json(services.documents.get(archive.manifest))
+        flags = as_json(services.intake.batch(archive.manifest_batch))["flags"]
+        with services.parts.sessions() as s:
+            patients = list(s.scalars(select(Patient.mrn)))
+    codes = [r["code"] for r in doc["review_reasons"]]
+    if archive.check == "none":  # as before: the manifest's MRN wins, the page's disagreeing is flagged
+        assert doc["identifiers"]["mrn"]["value"] == MISREAD and "mrn_check_digit_failed" not in codes
+        assert [f["code"] for f in flags] == ["mrn_mismatch"]
+        return
+    # The typo is not applied; the MRN the page printed is kept, and the patient it names is in the index
+    # (MRN and DOB agree), but the document waits for a person who confirms the MRN.
+    assert CHECKED in patients and MISREAD not in patients
+    assert doc["identifiers"]["mrn"]["value"] == CHECKED
+    assert doc["patient_id"] is None and doc["review_status"] == "pending"
+    assert codes == ["mrn_check_digit_failed"]
+    assert "manifest" in doc["review_reasons"][0]["message"]
+    assert [f["code"] for f in flags] == ["mrn_check_digit_failed"]
+    assert MISREAD not in json.dumps(doc["review_reasons"]) + json.dumps(flags)  # codes and ids, no value
+    with api_client(archive.settings) as client:
+        (held,) = [i for i in client.get("/review").json()["items"] if i["document_id"] == archive.manifest]
+        assert [r["code"] for r in held["reasons"]] == ["mrn_check_digit_failed"]
+    with web_client(archive.settings, "him_admin") as client:
+        assert "The MRN the manifest gives fails the facility" in client.get("/ui/review").text.replace(
+            "&#39;", "'"
+        )
+
+
+# ------------------------------------------------------------------------------------------ the read-back
+
+
+def test_an_mrn_read_back_by_the_check_digit_is_shown_with_what_the_page_read(archive: Archive) -> None:
+    with Services(archive.settings) as services:
+        mrn = as_json(services.documents.get(archive.read_back))["identifiers"]["mrn"]
+    with web_client(archive.settings, "him_admin") as client:
+        page = client.get(f"/ui/review/{archive.read_back}")
+    assert page.status_code == 200
+    if archive.check == "none":
+        assert (mrn["value"], mrn["source"], mrn["read_as"]) == (MISREAD, None, None)
+        assert "read back by check digit" not in page.text
+        return
+    assert (mrn["value"], mrn["source"], mrn["read_as"]) == (CHECKED, "check_digit_read_back", MISREAD)
+    assert READ_BACK_NOTE in page.text and CHECKED in page.text  # the reviewer sees both values
+
+
+def test_a_reviewer_giving_the_mrn_clears_the_read_back_mark(archive: Archive) -> None:
+    with Services(archive.settings) as services:
+        services.review.resolve(archive.read_back, CHECKED if archive.check == "luhn" else MISREAD)
+        mrn = as_json(services.documents.get(archive.read_back))["identifiers"]["mrn"]
+    assert mrn["source"] is None and mrn["read_as"] is None and mrn["confidence"] == 1.0
+
+
+def test_a_refile_clears_the_read_back_mark(archive: Archive) -> None:
+    to = CHECKED if archive.check == "luhn" else MISREAD  # without the setting the misread opened a patient
+    with Services(archive.settings) as services:
+        services.records.correct_misfile(archive.refiled, to, "label misread")
+        mrn = as_json(services.documents.get(archive.refiled))["identifiers"]["mrn"]
+    assert (mrn["value"], mrn["source"], mrn["read_as"], mrn["confidence"]) == (to, None, None, 1.0)
+
+
+# ------------------------------------------------------------------------------------------ the reviewer
+
+
+def test_a_reviewer_mrn_failing_the_check_is_refused_everywhere_and_nothing_changes(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc_id = archive.resolvable
+    with Services(archive.settings) as services:
+        before = as_json(services.documents.get(doc_id))
+    if archive.check == "none":  # without the setting any MRN a person types is taken
+        with Services(archive.settings) as services:
+            services.review.resolve(doc_id, MISREAD)
+            assert services.documents.get(doc_id).identifiers.mrn.value == MISREAD  # type: ignore[union-attr]
+        return
+
+    with Services(archive.settings) as services, pytest.raises(InvalidInput) as refused:
+        services.review.resolve(doc_id, MISREAD)
+    assert refused.value.code == "mrn_check_digit_failed" and MISREAD not in str(refused.value)
+    assert "check digit (luhn)" in str(refused.value)
+
+    with api_client(archive.settings, "him_admin") as client:
+        answer = client.post(f"/documents/{doc_id}/review/resolve", json={"mrn": MISREAD})
+    assert answer.status_code == 422 and answer.json()["error"]["code"] == "mrn_check_digit_failed"
+    assert MISREAD not in answer.text
+
+    with web_client(archive.settings, "him_admin") as client:
+        token = csrf_of(client.get(f"/ui/review/{doc_id}").text)
+        sent = {"csrf": token, "mrn": MISREAD, "dob": "", "two_identifiers": "1"}
+        page = client.post(f"/ui/documents/{doc_id}/review/resolve", data=sent, follow_redirects=False)
+    assert page.status_code == 422 and "fails the facility&#39;s check digit (luhn)" in page.text
+
+    from chartvault.cli import app
+
+    monkeypatch.setenv("CHARTVAULT_DATA_DIR", str(archive.settings.data_dir))
+    monkeypatch.setenv("CHARTVAULT_MRN_CHECK_DIGIT", "luhn")
+    shown = CliRunner().invoke(app, ["resolve", doc_id, "--mrn", MISREAD])
+    assert shown.exit_code == 2 and "check digit (luhn)" in shown.output
+
+    with Services(archive.settings) as services, services.parts.sessions() as s:
+        assert as_json(services.documents.get(doc_id)) == before  # nothing changed
+        resolved = s.scalars(select(AuditEvent).where(AuditEvent.action == "document.review_resolve")).all()
+    assert all(e.target_id != doc_id for e in resolved)
+
+
+# ------------------------------------------------------------------------------ the registration list
+
+
+def test_a_registration_row_whose_mrn_fails_the_check_is_refused(archive: Archive) -> None:
+    rows = (
+        "mrn,last_name,first_name,dob\n009912007,Okafor,Chidi,1990-01-30\n009912002,Okafor,Ada,1991-02-03\n"
+    )
+    with Services(archive.settings) as services:
+        result = services.patients.import_registration(rows.encode())
+    # 009912007 passes Luhn; 009912002 is the same number with its check digit mistyped.
+    if archive.check == "none":
+        assert (result.imported, result.refused) == (2, 0)
+        return
+    assert (result.imported, result.refused) == (1, 1)
+    (error,) = result.errors
+    assert (error.line, error.code) == (3, "mrn_check_digit")
+    assert "009912002" not in error.message and "check digit" in error.message
