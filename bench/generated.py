@@ -160,7 +160,8 @@ def _label_key(spec: DocSpec) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
-LABEL_PASS_VERSION = "3"  # 3: pages whose name is missing are read again too
+LABEL_PASS_VERSION = "4"  # 3: pages whose name is missing are read again too; 4: the MRN's words re-read
+REREAD = {"on": True}  # --no-reread: the MRN's words are read again but their vote is ignored
 
 
 def _page_ids(page: dict[str, Any], mrn_pattern: str | None, check_digit: CheckDigit = "none") -> Any:
@@ -192,27 +193,28 @@ def label_pass(spec: DocSpec, doc: OcrDoc) -> list[dict[str, Any] | None]:
 
     patterns = (spec.patient.facility.mrn_pattern, None, DEFAULT_MRN_PATTERN)
     checks = {"none", spec.patient.facility.check_digit}
-    wanted = [
-        any(needs_label_pass(_page_ids(p, pat, check)) for pat in patterns for check in checks)
-        for p in doc.pages
-    ]
+    firsts = [[_page_ids(p, pat, check) for pat in patterns for check in checks] for p in doc.pages]
+    wanted = [any(needs_label_pass(ids) for ids in page_ids) for page_ids in firsts]
+    targets = [_reread_targets(page, page_ids) for page, page_ids in zip(doc.pages, firsts, strict=True)]
     out: list[dict[str, Any] | None] = [None] * len(doc.pages)
-    if any(wanted):
+    if any(wanted) or any(targets):
         import tempfile
 
         from bench.pages import render_document, save_png
         from chartvault.filetypes import FileKind
         from chartvault.ocr.clock import StageClock
-        from chartvault.ocr.pages import relook_labels
+        from chartvault.ocr.pages import relook_labels, reread_page_words
         from chartvault.ocr.types import OcrOptions
 
         with tempfile.TemporaryDirectory(prefix="cv-lab-") as tmp:
             for i, img in enumerate(render_document(spec).pages):
-                if not wanted[i]:
+                if not wanted[i] and not targets[i]:
                     continue
                 png = save_png(img, Path(tmp) / f"p{i}.png")
                 clock = StageClock()
-                reads = relook_labels(png, FileKind.PNG, 1, OcrOptions(), Path(tmp) / "work", clock)
+                work = Path(tmp) / "work"
+                reads = relook_labels(png, FileKind.PNG, 1, OcrOptions(), work, clock) if wanted[i] else []
+                readings = reread_page_words(png, FileKind.PNG, 1, OcrOptions(), work, targets[i], clock)
                 out[i] = {
                     "cpu_ms": clock.ms,
                     "reads": [
@@ -224,12 +226,26 @@ def label_pass(spec: DocSpec, doc: OcrDoc) -> list[dict[str, Any] | None]:
                         }
                         for r in reads
                     ],
+                    "rereads": [
+                        {"word": list(_w(w)), "readings": r}
+                        for w, r in zip(targets[i], readings, strict=False)
+                    ],
                 }
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp_path = path.with_suffix(f".{os.getpid()}.tmp")
     tmp_path.write_bytes(gzip.compress(json.dumps(out).encode()))
     tmp_path.replace(path)
     return out
+
+
+def _reread_targets(page: dict[str, Any], firsts: list[Any]) -> list[Any]:
+    """The page's words that some reading setting's first MRN would have read again (each once)."""
+    from chartvault.classify.reread import mrn_words
+    from chartvault.ocr.types import Word
+
+    words = [Word(t, c, x, y, w, h) for t, c, x, y, w, h in page["words"]]
+    chosen = {_w(w): w for ids in firsts for w in mrn_words(ids, words)}
+    return list(chosen.values())
 
 
 def _w(w: Any) -> tuple[str, float, int, int, int, int]:
@@ -296,9 +312,9 @@ def page_identifiers(
 
     per_page = []
     for i, page in enumerate(doc.pages):
-        ids = _page_ids(page, mrn_pattern, check_digit)
+        ids = first = _page_ids(page, mrn_pattern, check_digit)
         extra = labels[i] if labels else None
-        if extra is not None and needs_label_pass(ids):
+        if extra is not None and extra["reads"] and needs_label_pass(ids):
             reads = [
                 LabelRead(r["zone"], r["text"], [Word(*w) for w in r["words"]], tuple(r["box"]))
                 for r in extra["reads"]
@@ -314,8 +330,24 @@ def page_identifiers(
                 mrn_check_digit=check_digit,
                 today=TODAY,
             )
+        if extra is not None and extra.get("rereads") and REREAD["on"]:
+            ids = _voted(ids, first, page, extra["rereads"], mrn_pattern, check_digit)
         per_page.append(ids)
     return per_page
+
+
+def _voted(
+    ids: Any, first: Any, page: dict[str, Any], rereads: list[dict[str, Any]], pattern: str | None, check: Any
+) -> Any:
+    """``ids`` after the vote of the re-readings of the words this setting's first MRN names (as the OCR
+    worker does)."""
+    from chartvault.classify.reread import mrn_words, voted
+    from chartvault.ocr.types import Word
+
+    words = [Word(t, c, x, y, w, h) for t, c, x, y, w, h in page["words"]]
+    named = {_w(w) for w in mrn_words(first, words)}
+    readings = [r["readings"] for r in rereads if tuple(r["word"]) in named]
+    return voted(ids, first.mrn, readings, mrn_pattern=pattern, mrn_check_digit=check)
 
 
 def merged_identifiers(
@@ -360,7 +392,7 @@ def score_identifiers(
     totals: Counter[str] = Counter()
     misses: dict[str, list[str]] = {f: [] for f in FIELDS}
     ocr_lost: list[str] = []
-    relooked = pages = 0
+    relooked = pages = reread_ms = 0
     label_ms: Counter[str] = Counter()
     for spec in specs:
         pattern = use_pattern if isinstance(use_pattern, str) else spec.patient.facility.mrn_pattern
@@ -373,6 +405,8 @@ def score_identifiers(
             if extra is not None and _needs(page, pattern, check):
                 relooked += 1
                 label_ms.update(extra["cpu_ms"])
+            if extra is not None and extra.get("rereads"):
+                reread_ms += extra["cpu_ms"].get("reread", 0)
         want = truth(spec)
         for group in ("all", f"layout:{spec.layout.name}", f"tier:{spec.tier}"):
             totals[group] += 1
@@ -390,6 +424,7 @@ def score_identifiers(
         "pages_read_again": relooked,
         "label_zones_ms_per_page_read_again": round(label_ms["labels"] / relooked) if relooked else 0,
         "label_zones_ms_per_page_overall": round(label_ms["labels"] / pages) if pages else 0,
+        "mrn_reread_ms_per_page_overall": round(reread_ms / pages) if pages else 0,
     }
     return {"exact": exact, "misses": misses, "mrn_not_in_ocr_text": ocr_lost, "label_pass": cost}
 
@@ -497,6 +532,7 @@ def main() -> None:
     )
     ap.add_argument("--no-pattern", action="store_true", help="Read without the facility MRN pattern.")
     ap.add_argument("--no-label-pass", action="store_true", help="First OCR pass only (no label zones).")
+    ap.add_argument("--no-reread", action="store_true", help="Ignore the vote of the MRN's words read again.")
     ap.add_argument(
         "--default-pattern", action="store_true", help="Read with the shipped default CHARTVAULT_MRN_PATTERN."
     )
@@ -509,6 +545,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     os.environ["OMP_THREAD_LIMIT"] = "1"
+    REREAD["on"] = not args.no_reread
     if args.cost_pages:
         print(json.dumps(label_pass_cost(args.split, args.per_layout, args.cost_pages)))
         return

@@ -158,14 +158,21 @@ class OcrTask:
                 # Barcodes are read from the pixels the OCR pass decoded: no second decode of the page; so
                 # are the label zones, when the first pass left the patient's MRN or birth date unsure.
                 scan = scan_page(
-                    path, kind, self.page_no, self.options, Path(workdir), barcodes=True, relook=reader.relook
+                    path,
+                    kind,
+                    self.page_no,
+                    self.options,
+                    Path(workdir),
+                    barcodes=True,
+                    relook=reader.relook,
+                    reread=reader.reread,
                 )
             page, barcodes = scan.page, scan.barcodes
             barcode_ms = page.cpu_ms.get("barcodes", 0)
             if barcodes is None:  # a text-layer page (nothing decoded) or a failed read: from the file
                 barcodes, barcode_ms = _barcodes(path, kind, self.page_no)
                 page.cpu_ms["barcodes"] = barcode_ms
-            identifiers = reader.final(page, scan.labels)
+            identifiers = reader.final(page, scan.labels, scan.rereads)
             return PageOutcome(page=page, identifiers=identifiers, barcodes=barcodes, barcode_ms=barcode_ms)
         except OcrError as exc:
             return PageOutcome(error=str(exc))
@@ -202,8 +209,8 @@ class OcrTask:
 
 class _PageIdentifiers:
     """A page's identifiers, read in the worker (timed into the page's CPU as stage *identifiers*): once
-    after the first OCR pass, where they decide whether the label zones are read again, and joined with
-    those reads when they were."""
+    after the first OCR pass, where they decide whether the label zones are read again and which words
+    (the MRN's) are read again in several renderings, and joined with those reads when they were."""
 
     def __init__(self, mrn_pattern: str | None, mrn_check_digit: CheckDigit = "none") -> None:
         from chartvault.ocr.clock import StageClock
@@ -218,8 +225,16 @@ class _PageIdentifiers:
 
         return needs_label_pass(self._first(page))
 
-    def final(self, page: PageText, labels: list[LabelRead]) -> dict[str, Any]:
+    def reread(self, page: PageText) -> list[Word]:
+        from chartvault.classify.reread import mrn_words
+
+        return mrn_words(self._first(page), page.words)
+
+    def final(
+        self, page: PageText, labels: list[LabelRead], rereads: list[list[str]] | None = None
+    ) -> dict[str, Any]:
         from chartvault.classify.labelpass import with_label_reads
+        from chartvault.classify.reread import voted
 
         found = self._first(page)
         if labels:
@@ -230,6 +245,15 @@ class _PageIdentifiers:
                     page.words,
                     (page.width, page.height),
                     labels,
+                    mrn_pattern=self.mrn_pattern,
+                    mrn_check_digit=self.mrn_check_digit,
+                )
+        if rereads:
+            with self.clock.stage("identifiers"):
+                found = voted(
+                    found,
+                    self._first(page).mrn,
+                    rereads,
                     mrn_pattern=self.mrn_pattern,
                     mrn_check_digit=self.mrn_check_digit,
                 )

@@ -29,6 +29,7 @@ from chartvault.ocr.engines import OcrEngine, get_engine
 from chartvault.ocr.errors import OcrError
 from chartvault.ocr.initials import split_glued_initials
 from chartvault.ocr.labels import LabelRead, read_label_zones
+from chartvault.ocr.reread import reread_words
 from chartvault.ocr.source import PageImage, Scratch
 from chartvault.ocr.tess import Deadline, OcrPass
 from chartvault.ocr.types import OcrOptions, PageText, Word
@@ -54,12 +55,14 @@ class PageScan:
 
     `barcodes` is None when they were not (a text-layer page): the caller reads them from the file.
     `labels` are the label zones read again on their own (``chartvault.ocr.labels``), when the caller's
-    `relook` asked for them.
+    `relook` asked for them; `rereads` the texts of each word the caller's `reread` named, one per
+    rendering of its pixels (``chartvault.ocr.reread``).
     """
 
     page: PageText
     barcodes: list[dict[str, str]] | None = None
     labels: list[LabelRead] = field(default_factory=list)
+    rereads: list[list[str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,8 @@ class _Prepared:
 
 # Whether a page's first pass left its label unread (given the page as read): decided by the caller.
 Relook = Callable[[PageText], bool]
+# The words of a page's first pass worth reading again in several renderings (the MRN's, when doubtful).
+Reread = Callable[[PageText], list[Word]]
 
 
 def extract_page(path: Path, kind: FileKind, page_no: int, options: OcrOptions, workdir: Path) -> PageText:
@@ -92,9 +97,11 @@ def scan_page(
     *,
     barcodes: bool = False,
     relook: Relook | None = None,
+    reread: Reread | None = None,
 ) -> PageScan:
     """extract_page, and with `barcodes` the page's barcodes read from the same decoded pixels; with
-    `relook`, the label zones read again (stage *labels*) when it says the first pass missed the label."""
+    `relook`, the label zones read again (stage *labels*) when it says the first pass missed the label;
+    with `reread`, the words it names read again in several renderings (stage *reread*)."""
     started = time.perf_counter()
     if page_no < 1:
         raise OcrError(page_no, "page does not exist")
@@ -104,6 +111,7 @@ def scan_page(
     clock = StageClock()
     found: list[dict[str, str]] | None = None
     labels: list[LabelRead] = []
+    rereads: list[list[str]] = []
     try:
         with clock.stage("decode"):
             loaded = _load(path, kind, page_no, options, wants_pixels=barcodes)
@@ -114,6 +122,10 @@ def scan_page(
             if relook is not None and not page.blank and page.words and relook(page):
                 with clock.stage("labels"):
                     labels = _label_pass(read, options, deadline, scratch)
+            targets = reread(page) if reread is not None and not page.blank and page.words else []
+            if targets:
+                with clock.stage("reread"):
+                    rereads = _reread(read, targets, options, deadline, scratch)
             if barcodes:
                 with clock.stage("barcodes"):
                     found = _barcodes(loaded, page)
@@ -121,7 +133,7 @@ def scan_page(
         scratch.cleanup()
     page.elapsed_ms = round((time.perf_counter() - started) * 1000)
     page.cpu_ms = clock.ms
-    return PageScan(page, found, labels)
+    return PageScan(page, found, labels, rereads)
 
 
 def relook_labels(
@@ -152,6 +164,34 @@ def relook_labels(
         scratch.cleanup()
 
 
+def reread_page_words(
+    path: Path,
+    kind: FileKind,
+    page_no: int,
+    options: OcrOptions,
+    workdir: Path,
+    words: list[Word],
+    clock: StageClock | None = None,
+) -> list[list[str]]:
+    """`words` of an upright scanned page's first pass read again in several renderings (what `scan_page`
+    adds when `reread` names them), for benches that hold the first pass already."""
+    clock = clock or StageClock()
+    workdir.mkdir(parents=True, exist_ok=True)
+    scratch = Scratch(workdir)
+    try:
+        with clock.stage("decode"):
+            loaded = _load(path, kind, page_no, options, wants_pixels=True)
+        if isinstance(loaded, PageText):
+            return []
+        with clock.stage("preprocess"):
+            prepared = _prepared(loaded, options)
+        with clock.stage("reread"):
+            read = _Read(prepared.image, prepared.scale)
+            return _reread(read, words, options, Deadline(options.timeout_s), scratch)
+    finally:
+        scratch.cleanup()
+
+
 @dataclass(frozen=True, slots=True)
 class _Read:
     """The image the chosen pass read (upright) and its pixels per page pixel."""
@@ -169,6 +209,14 @@ def _label_pass(read: _Read, options: OcrOptions, deadline: Deadline, scratch: S
         )
     except OcrError:
         return []
+
+
+def _reread(
+    read: _Read, words: list[Word], options: OcrOptions, deadline: Deadline, scratch: Scratch
+) -> list[list[str]]:
+    """The words (page pixels) read again in the image the first pass read."""
+    engine = get_engine(options.engine, options.lang)
+    return reread_words(engine, read.image, words, deadline, scratch, to_image=read.scale)
 
 
 def _load(
