@@ -32,7 +32,7 @@ import csv
 import heapq
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -231,9 +231,16 @@ def _check(line: int, v: dict[str, str], today: date) -> _Row | RowError:
     )
 
 
-def import_registration(s: Session, data: Path | bytes, today: date | None = None) -> ImportCounts:
+def import_registration(
+    s: Session,
+    data: Path | bytes,
+    today: date | None = None,
+    on_commit: Callable[[ImportCounts], None] | None = None,
+) -> ImportCounts:
     """Load a registration export (a file, or its bytes) into the patient index, streamed and committed a
-    chunk at a time; counts, and the first row errors. ``BadFile`` (not UTF-8, no header) writes nothing."""
+    chunk at a time; counts, and the first row errors. ``BadFile`` (not UTF-8, no header) writes nothing.
+    ``on_commit`` is given the counts so far after each intermediate commit (a background import reports
+    them as its progress)."""
     today = today or date.today()
     counts = ImportCounts()
     refused = _FirstErrors(counts, MAX_ROW_ERRORS)
@@ -259,6 +266,8 @@ def import_registration(s: Session, data: Path | bytes, today: date | None = Non
                     chunks += 1
                     if chunks % _CHUNKS_PER_COMMIT == 0:
                         s.commit()  # the write lock is let go between commits
+                        if on_commit is not None:
+                            on_commit(counts)
                     good = []
             if good:
                 _apply(s, good, counts, refused)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from chartvault.services.access import AccessService
     from chartvault.services.documents import DocumentService
     from chartvault.services.intake import IntakeService
+    from chartvault.services.jobs import JobService
     from chartvault.services.operations import OperationsService
     from chartvault.services.pages import PageCache, PageService
     from chartvault.services.patients import PatientService
@@ -206,6 +207,13 @@ class Services:
         return AuditTrail(self.parts.audit_log, self.caller.actor)
 
     @cached_property
+    def jobs(self) -> JobService:
+        """Long operations in threads of this process, recorded in the catalog (any process follows them)."""
+        from chartvault.services.jobs import JobService
+
+        return JobService(self.parts.sessions, self.settings.data_dir / "jobs", self.audit, self.caller)
+
+    @cached_property
     def intake(self) -> IntakeService:
         from chartvault.services.intake import IntakeService
 
@@ -226,7 +234,9 @@ class Services:
         from chartvault.services.patients import PatientService
 
         parts = self.parts
-        return PatientService(parts.sessions, lambda: parts.store, lambda: parts.policy, self.audit)
+        return PatientService(
+            parts.sessions, lambda: parts.store, lambda: parts.policy, self.audit, self.jobs
+        )
 
     @cached_property
     def documents(self) -> DocumentService:
@@ -247,7 +257,7 @@ class Services:
 
         parts = self.parts
         return ReviewService(
-            parts.sessions, lambda: parts.store, lambda: parts.policy, parts.classifier, self.audit
+            parts.sessions, lambda: parts.store, lambda: parts.policy, parts.classifier, self.audit, self.jobs
         )
 
     @cached_property
@@ -270,6 +280,7 @@ class Services:
             clean_temp=self.intake.clean_temp,
             unlinked=self.patients.unlinked_outside_review,
             settle_unlinked=self.patients.settle_unlinked,
+            jobs=self.jobs,
         )
 
     @cached_property
