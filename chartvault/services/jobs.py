@@ -106,11 +106,12 @@ class JobService:
             raise
         return _info(job), True
 
-    def get(self, job_id: str) -> JobInfo:
-        """One job, to a caller allowed its kind (``Forbidden`` otherwise; an unknown id is ``NotFound``)."""
+    def get(self, job_id: str, kind: str | None = None) -> JobInfo:
+        """One job, to a caller allowed its kind (``Forbidden`` otherwise). An unknown id, or with ``kind``
+        a job of another kind (a page that follows one kind), is ``NotFound``."""
         with self.sessions() as s:
             job = s.get(Job, job_id)
-        if job is None:
+        if job is None or kind not in (None, job.kind):
             raise NotFound(f"job {job_id} not found")
         self._check_kind(job.kind)
         return _info(job)

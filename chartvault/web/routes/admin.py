@@ -181,8 +181,5 @@ def check_job_progress(job_id: str, page: Page) -> Response:
 
 
 def _check_job(page: Page, job_id: str) -> JobInfo:
-    """The job, if it is an archive check (this page shows no other kind)."""
-    job = page.services.jobs.get(job_id)
-    if job.kind != JOB_ARCHIVE_CHECK:
-        raise NotFound(f"no archive check {job_id}")
-    return job
+    """The job, if it is of the kind this page follows (another kind's id is not found here)."""
+    return page.services.jobs.get(job_id, kind=JOB_ARCHIVE_CHECK)

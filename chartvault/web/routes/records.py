@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from chartvault.archive.models import JOB_REGISTRATION_IMPORT
-from chartvault.errors import InvalidInput, NotFound, TooLarge
+from chartvault.errors import InvalidInput, TooLarge
 from chartvault.schemas.jobs import JobInfo
 from chartvault.services.patients import MAX_REGISTRATION_BYTES
 from chartvault.web import ReceivedUpload
@@ -101,8 +101,5 @@ def _registration_file(upload: ReceivedUpload) -> Path:
 
 
 def _registration_job(page: Page, job_id: str) -> JobInfo:
-    """The job, if it is a registration import (this page shows no other kind)."""
-    job = page.services.jobs.get(job_id)
-    if job.kind != JOB_REGISTRATION_IMPORT:
-        raise NotFound(f"no registration import {job_id}")
-    return job
+    """The job, if it is of the kind this page follows (another kind's id is not found here)."""
+    return page.services.jobs.get(job_id, kind=JOB_REGISTRATION_IMPORT)
