@@ -185,24 +185,33 @@ class JobService:
         return moved
 
     def _run(self, job_id: str, work: Work, input: Path | None) -> None:
-        """The job's thread: running, heartbeats, then done with the result or failed with a summary."""
-        self._update(job_id, state=JOB_RUNNING, started_at=datetime.now(UTC))
+        """The job's thread: running, heartbeats, then done with the result or failed with a summary.
+        Whatever happens, this process stops claiming the job when the thread ends: one the catalog could
+        not be told the end of is then seen as abandoned (and marked interrupted) by the next start."""
         stop = threading.Event()
-        threading.Thread(target=self._beat, args=(job_id, stop), name="cv-job-beat", daemon=True).start()
-        context = JobContext(input, lambda counts: self._report(job_id, counts))
-        kind, outcome, error = "", "ok", None
         try:
-            result = work(context)
-            kind = self._finish(job_id, JOB_DONE, result=result)
-        except Exception as exc:  # kept for the page; the details may hold PHI, so the type alone is logged
-            outcome, error = "failed", error_summary(exc)
-            kind = self._finish(job_id, JOB_FAILED, error=error)
-            log.warning("job failed kind=%s job=%s error=%s", kind, job_id, type(exc).__name__)
+            self._update(job_id, state=JOB_RUNNING, started_at=datetime.now(UTC))
+            threading.Thread(target=self._beat, args=(job_id, stop), name="cv-job-beat", daemon=True).start()
+            kind, outcome, error = self._outcome(job_id, work, JobContext(input, self._reporter(job_id)))
         finally:
             stop.set()
             _remove(input)
             _forget(job_id)
         self.audit("job.end", "job", job_id, outcome, {"kind": kind, **({"error": error} if error else {})})
+
+    def _outcome(self, job_id: str, work: Work, context: JobContext) -> tuple[str, str, str | None]:
+        """Run the work and record how it ended: (kind, audit outcome, error summary)."""
+        try:
+            result = work(context)
+        except Exception as exc:  # kept for the page; the details may hold PHI, so the type alone is logged
+            error = error_summary(exc)
+            kind = self._finish(job_id, JOB_FAILED, error=error)
+            log.warning("job failed kind=%s job=%s error=%s", kind, job_id, type(exc).__name__)
+            return kind, "failed", error
+        return self._finish(job_id, JOB_DONE, result=result), "ok", None
+
+    def _reporter(self, job_id: str) -> Callable[[dict[str, Any]], None]:
+        return lambda counts: self._report(job_id, counts)
 
     def _report(self, job_id: str, counts: dict[str, Any]) -> None:
         """Counts so far, kept as the job's result until its outcome replaces them."""
