@@ -20,6 +20,14 @@ SIGNED_IN = frozenset({"scanner", "staff", "him_admin", "vendor", "admin"})
 
 PAGE_PREFIX = "/ui"
 
+# Who may start and follow each kind of background job (chartvault.services.jobs): the roles of the page
+# and API operation the job stands for. GET /jobs/{job_id} is open to their union and then checks the kind.
+JOB_ROLES: dict[str, frozenset[str]] = {
+    "classifier_train": HIM,  # as POST /documents/{doc_id}/classification and the classifier page
+    "registration_import": HIM,  # as POST /patients/import
+    "archive_check": ADMIN,  # as the archive check page
+}
+
 # (method, route path template) -> roles allowed. Everything not listed is refused.
 POLICY: dict[tuple[str, str], frozenset[str]] = {
     # -- the HTTP API ---------------------------------------------------------------------------
@@ -41,6 +49,9 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/documents/{doc_id}/review/resolve"): HIM,
     ("POST", "/patients/import"): HIM,  # the registration list (chartvault patients import)
     ("GET", "/patients/index"): HIM,  # counts only: patients by source, documents waiting on the index
+    ("GET", "/classifier"): HIM,  # the type model and its last training (as the classifier page)
+    ("POST", "/classifier/train"): HIM,  # a retraining, as a background job
+    ("GET", "/jobs/{job_id}"): HIM,  # and only jobs of a kind the role may start (JOB_ROLES)
     ("POST", "/tokens"): SIGNED_IN,  # one's own tokens; for another user: admins (AccessService)
     ("GET", "/tokens"): ADMIN,
     ("DELETE", "/tokens/{token_id}"): ADMIN,
@@ -102,7 +113,9 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/ui/disposition/{disposition_id}"): HIM,  # its certificate, as `chartvault certificate`
     ("GET", "/ui/disposition/{disposition_id}/certificate"): HIM,  # the same, as the archived JSON
     ("GET", "/ui/patient-index"): HIM,
-    ("POST", "/ui/patient-index"): HIM,  # the registration list, as `chartvault patients import`
+    ("POST", "/ui/patient-index"): HIM,  # the registration list, as `chartvault patients import` (a job)
+    ("GET", "/ui/patient-index/jobs/{job_id}"): HIM,  # that import followed to its outcome
+    ("GET", "/ui/patient-index/jobs/{job_id}/progress"): HIM,
     ("GET", "/ui/reports"): HIM,  # the management reports: as GET /reports and /reports/{name}
     ("GET", "/ui/reports/{name}"): HIM,
     ("GET", "/ui/reports/{name}/csv"): HIM,
@@ -127,19 +140,26 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     # GET shows it; POST previews, then corrects.
     ("GET", "/ui/patients/{mrn}/dob"): HIM,
     ("POST", "/ui/patients/{mrn}/dob"): HIM,
-    # The type model retrained on the staff's corrections (`chartvault classifier train`; no API route):
-    # those who make the corrections (POST /documents/{doc_id}/classification).
+    # The type model retrained on the staff's corrections (`chartvault classifier train`, POST
+    # /classifier/train): those who make the corrections (POST /documents/{doc_id}/classification).
     ("GET", "/ui/classifier"): HIM,
     ("POST", "/ui/classifier"): HIM,
     ("GET", "/ui/classifier/progress"): HIM,
     ("GET", "/ui/admin/check"): ADMIN,
     ("POST", "/ui/admin/check"): ADMIN,  # as `chartvault check` (with or without fixity), no repairs
+    ("GET", "/ui/admin/check/jobs/{job_id}"): ADMIN,  # the full check, a job, followed to its outcome
+    ("GET", "/ui/admin/check/jobs/{job_id}/progress"): ADMIN,
 }
 
 
 def is_page(path: str) -> bool:
     """Whether a route path template is a web page (else an API route)."""
     return path == "/" or path.startswith(PAGE_PREFIX + "/")
+
+
+def may_follow_job(kind: str, role: str | None) -> bool:
+    """Whether ``role`` may start or read a job of ``kind`` (None: the console's operator may)."""
+    return role is None or role in JOB_ROLES.get(kind, frozenset())
 
 
 def allowed(method: str, path: str, role: str | None) -> bool:

@@ -558,32 +558,42 @@ def index_server(tmp_path_factory) -> Iterator[str]:
 def test_him_admin_loads_the_registration_list_and_sees_what_it_did(
     browser, index_server: str, tmp_path: Path
 ) -> None:
+    """The list loads as a background job: the page the form leads to follows it (htmx, every 2 s) from
+    running to its counts and refused lines; 40,000 more rows make it last long enough to be seen running."""
     registration = tmp_path / "registration.csv"
+    more = "".join(f"{10_000_000 + i},Synthetic,Patient{i},,1970-01-01,U\n" for i in range(40_000))
     registration.write_text(
         "mrn,last_name,first_name,middle_name,dob,sex\n"
         "004417823,Holloway,Margaret,Anne,1952-03-14,F\n"
         "007730194,Ferreira,Tomas,,07/22/1968,M\n"
-        "002268145,Lindqvist,Harald,,1944-13-02,M\n"  # no 13th month: refused by line number
+        "002268145,Lindqvist,Harald,,1944-13-02,M\n" + more  # no 13th month: refused by line number
     )
     page = _signed_in(browser, index_server, "him_admin")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Patient index").click()
     expect(page.get_by_role("heading", name="Patient index", exact=True)).to_be_visible()
     page.get_by_label("Registration list (CSV)").set_input_files(str(registration))
     page.get_by_role("button", name="Load the list").click()
+    page.wait_for_url(re.compile(r"/ui/patient-index/jobs/[0-9a-f]{32}$"))
+    job_url = page.url
+    if page.locator("#job-state").inner_text() in ("Waiting", "Running"):  # usually: the import takes a while
+        _shot(page, "patient-index-loading")
     done = page.get_by_role("region", name="Registration list loaded")
-    expect(done).to_contain_text("2 new patient(s)")
+    expect(done).to_contain_text("40,002 new patient(s)", timeout=120_000)  # polled, no reload
     expect(done).to_contain_text("1 row(s) refused")
+    expect(page.locator("#job-state")).to_have_text("Done")
+    assert page.url == job_url
     refused = page.get_by_role("table", name=re.compile("^Refused rows"))
     expect(refused.locator("tbody tr")).to_have_count(1)
     expect(refused.locator("tbody td").first).to_have_text("4")
     registered = page.get_by_role("row", name=re.compile("Patients from the registration list"))
-    expect(registered).to_contain_text("2")
+    expect(registered).to_contain_text("40,002")
     assert "1944-13-02" not in page.content() and "Lindqvist" not in page.content()
     _shot(page, "patient-index")
     page.context.close()
     checked = _signed_in(browser, index_server, "him_admin", bypass_csp=True)
-    checked.goto("/ui/patient-index")
-    assert _serious_violations(checked, AXE.read_text()) == []
+    for path in ("/ui/patient-index", job_url):
+        checked.goto(path)
+        assert _serious_violations(checked, AXE.read_text()) == [], path
     checked.context.close()
 
 
@@ -760,8 +770,15 @@ def test_admin_runs_the_archive_check_and_browses_the_audit_entries(
     expect(page.get_by_role("heading", name=re.compile("^The archive is"))).to_be_visible()
     expect(page.locator("#finding-unlinked td").first).to_have_text("0")
     _shot(page, "admin-check-quick")
-    page.get_by_role("button", name="Full check with fixity").click()
-    expect(page.locator("#check-result")).to_contain_text("bytes verified")
+    page.get_by_role("button", name="Full check with fixity").click()  # a background job: its page follows it
+    page.wait_for_url(re.compile(r"/ui/admin/check/jobs/[0-9a-f]{32}$"))
+    job_url = page.url
+    if page.locator("#job-state").inner_text() in ("Waiting", "Running"):
+        _shot(page, "admin-check-running")
+    expect(page.locator("#check-result")).to_contain_text("bytes verified", timeout=60_000)
+    expect(page.locator("#job-state")).to_have_text("Done")
+    expect(page.locator("#finding-corrupt td").first).to_have_text("0")
+    assert page.url == job_url
     _shot(page, "admin-check-full")
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit log").click()
@@ -783,6 +800,8 @@ def test_admin_runs_the_archive_check_and_browses_the_audit_entries(
     checked.goto("/ui/admin/check")
     checked.get_by_role("button", name="Quick check").click()
     checked.locator("#check-result").wait_for()
+    assert _serious_violations(checked, AXE.read_text()) == []
+    checked.goto(job_url)  # the full check's page, done
     assert _serious_violations(checked, AXE.read_text()) == []
     checked.context.close()
 

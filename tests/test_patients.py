@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
-from webfixtures import PASSWORD, csrf_of, sign_in, web_client
+from webfixtures import PASSWORD, csrf_of, follow_job, sign_in, web_client
 
 from chartvault.archive.db import session_factory
 from chartvault.archive.models import AuditEvent, Batch, BatchFile, Document, Patient, new_id
@@ -348,14 +348,15 @@ def test_page_and_api_stage_the_list_under_its_own_cap(
         services.access.create_user("him", "Test HIM", "him_admin", password=PASSWORD)
     with web_client(settings, "him") as web:
         form = {"csrf": csrf_of(web.get("/ui/patient-index").text)}
-        done = web.post(
+        sent = web.post(
             "/ui/patient-index", data=form, files={"registration": ("big.csv", path.read_bytes())}
         )
-        assert done.status_code == 200, done.text
-        assert "2250 new patient(s)" in done.text and "250 row(s) refused" in done.text
+        assert sent.status_code == 200, sent.text
+        done = follow_job(web, sent.url.path)
+        assert "2,250 new patient(s)" in done.text and "250 row(s) refused" in done.text
         assert "the first 200 of 250 refused lines shown</caption>" in done.text
         assert len(re.findall(r"<tr><td>\d+</td>", done.text)) == 200
-        assert list(incoming.iterdir()) == []
+        assert list(incoming.iterdir()) == [] and list((settings.data_dir / "jobs").iterdir()) == []
     csv_type = {"Content-Type": "text/csv"}
     with api_client(settings, "him_admin") as client:
         answer = client.post("/patients/import", content=path.read_bytes(), headers=csv_type)
@@ -740,13 +741,19 @@ def test_him_admin_loads_the_registration_list_from_a_page(
         assert re.search(r"no patient identified</th><td><a href=\"/ui/review\">1<", before.text)
         form = {"csrf": csrf_of(before.text)}
         csv_file = {"registration": ("later.csv", body, "text/csv")}
-        done = web.post("/ui/patient-index", data=form, files=csv_file)
-        assert done.status_code == 200, done.text
+        sent = web.post("/ui/patient-index", data=form, files=csv_file, follow_redirects=False)
+        assert sent.status_code == 303, sent.text
+        job_url = sent.headers["location"]
+        assert re.fullmatch(r"/ui/patient-index/jobs/[0-9a-f]{32}", job_url)
+        done = follow_job(web, job_url)
+        assert 'id="job-state">Done<' in done.text, done.text
         assert "1 new patient(s)" in done.text and "1 row(s) refused; 1 held document(s) linked" in done.text
         assert re.search(r"<tr><td>3</td><td>[^<]+</td>", done.text)  # the refused row, by line number
         assert "31/31/1999" not in done.text and "Doe" not in done.text  # never a value of a row
         assert re.search(r"registration list</th><td>5<", done.text)
         assert re.search(r"no patient identified</th><td>0<", done.text)
+        fragment = web.get(job_url + "/progress")  # what htmx swaps in: the same outcome, no page around it
+        assert "1 new patient(s)" in fragment.text and "<h1>" not in fragment.text
         empty = web.post(
             "/ui/patient-index", data=form, files={"registration": ("", b"", "application/octet-stream")}
         )
@@ -754,12 +761,16 @@ def test_him_admin_loads_the_registration_list_from_a_page(
         headless = web.post(
             "/ui/patient-index", data=form, files={"registration": ("x.csv", b"mrn,name\n1,x\n", "text/csv")}
         )
-        assert headless.status_code == 422 and "dob" in headless.text
+        assert headless.status_code == 200 and headless.url.path.startswith("/ui/patient-index/jobs/")
+        refused = follow_job(web, headless.url.path)
+        assert 'id="job-state">Failed<' in refused.text and "the header lacks the column(s)" in refused.text
+        assert "dob" in refused.text
         no_token = web.post("/ui/patient-index", files=csv_file)
         assert no_token.status_code == 403
     with web_client(settings) as web:
         assert sign_in(web, "clerk").status_code == 303
         assert web.get("/ui/patient-index").status_code == 403
+        assert web.get(job_url).status_code == 403 and web.get(job_url + "/progress").status_code == 403
         assert "/ui/patient-index" not in web.get("/ui/search").text  # not in a clerk's menu
     with api_client(settings, "him_admin") as client:  # the page's table, from the API
         index = client.get("/patients/index").json()

@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 from recordsfixtures import chart_pdf, doc_row, ingest
 from sqlalchemy import select, update
-from webfixtures import PASSWORD, ROLES, RecordsArchive, build_records_archive, csrf_of, web_client
+from webfixtures import (
+    PASSWORD,
+    ROLES,
+    RecordsArchive,
+    build_records_archive,
+    csrf_of,
+    follow_job,
+    web_client,
+)
 
 from chartvault.archive.lifecycle import document_ref
 from chartvault.archive.models import AuditEvent, BatchFile, Disposition, Document
@@ -148,15 +156,25 @@ def test_archive_check_reports_a_deleted_object_as_missing(tmp_path: Path) -> No
     with web_client(settings, "admin") as client:
         page = client.get("/ui/admin/check")
         assert page.status_code == 200 and "Quick check" in page.text and "check-result" not in page.text
-        healthy = client.post("/ui/admin/check", data={"csrf": csrf_of(page.text), "fixity": "full"})
-        assert healthy.status_code == 200 and "The archive is consistent" in healthy.text
+        started = client.post(
+            "/ui/admin/check", data={"csrf": csrf_of(page.text), "fixity": "full"}, follow_redirects=False
+        )
+        assert started.status_code == 303
+        assert re.fullmatch(r"/ui/admin/check/jobs/[0-9a-f]{32}", started.headers["location"])
+        healthy = follow_job(client, started.headers["location"])
+        assert "The archive is consistent" in healthy.text and 'id="job-state">Done<' in healthy.text
         unlinked = healthy.text.split('id="finding-unlinked"')[1].split("</tr>")[0]
         assert '<span class="badge good">0</span>' in unlinked
         with Services(settings) as services:
             services.parts.store.delete_version(document_ref(doc_row(services, gone)), bypass_governance=True)
         for fixity in ("quick", "full"):
             broken = client.post("/ui/admin/check", data={"csrf": csrf_of(page.text), "fixity": fixity})
-            assert broken.status_code == 409 and "The archive is not consistent" in broken.text
+            if fixity == "full":  # a job: its page, followed to the end
+                assert broken.status_code == 200 and "/jobs/" in broken.url.path
+                broken = follow_job(client, broken.url.path)
+            else:  # answered in the request, as before
+                assert broken.status_code == 409
+            assert "The archive is not consistent" in broken.text
             missing = broken.text.split('id="finding-missing"')[1].split("</tr>")[0]
             assert f"document:{gone}" in missing and kept not in missing and ">1</span>" in missing
     checks = [e for e in _entries(settings, "archive.check") if e.actor.startswith("user:")]

@@ -78,6 +78,19 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
+def follow_job(client, url: str, timeout: float = 120):
+    """A background job's page (``/ui/.../jobs/{id}``) read until it stops polling (done or failed)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        page = client.get(url)
+        assert page.status_code == 200, page.text
+        if 'hx-trigger="every 2s"' not in page.text or time.monotonic() > deadline:
+            return page
+        time.sleep(0.1)
+
+
 def sign_in(client, username: str, password: str = PASSWORD):
     """Sign a TestClient in through the real form; the response to the form post."""
     form = client.get("/ui/sign-in")

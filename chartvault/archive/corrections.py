@@ -248,11 +248,11 @@ def _new_document(
     with path.open("rb") as fp:
         data_sha = hashlib.file_digest(fp, "sha256").hexdigest()  # streamed, not read whole
     f = _correction_file(s, old, n, data_sha, path.stat().st_size, len(pages))
-    doc = _document_like(old, f, data_sha, len(pages))
+    now = datetime.now(UTC)
+    doc = _document_like(old, f, data_sha, len(pages), now)
     s.add(doc)
     s.add_all(_page_copy(p, f.id, doc.id, i) for i, p in enumerate(pages, start=1))
     s.flush()
-    now = doc.archived_at
     lock_until = policy.lock_until(decide(s, doc, policy, now), now)
     stored: ObjectRef = store.put_file(str(path), data_sha, old.mime, retain_until=lock_until)
     doc.object_key, doc.object_version = stored.key, stored.version_id
@@ -281,9 +281,8 @@ def _correction_file(s: Session, old: Document, n: int, sha: str, size: int, pag
     return f
 
 
-def _document_like(old: Document, f: BatchFile, sha: str, pages: int) -> Document:
+def _document_like(old: Document, f: BatchFile, sha: str, pages: int, now: datetime) -> Document:
     """A new archived document with the old one's type and identifiers (the caller refiles the moved part)."""
-    now = datetime.now(UTC)
     return Document(
         id=new_id(),
         file_id=f.id,

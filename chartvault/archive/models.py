@@ -684,3 +684,42 @@ class ReportDocumentDay(Base):
     doc_type: Mapped[str | None] = mapped_column(String(64))
     documents: Mapped[int] = mapped_column(Integer)
     pages: Mapped[int] = mapped_column(BigInteger)
+
+
+# -- long operations started from a page or the API ------------------------------------------------------
+
+JOB_CLASSIFIER_TRAIN = "classifier_train"
+JOB_REGISTRATION_IMPORT = "registration_import"
+JOB_ARCHIVE_CHECK = "archive_check"
+JOB_KINDS = (JOB_CLASSIFIER_TRAIN, JOB_REGISTRATION_IMPORT, JOB_ARCHIVE_CHECK)
+JOB_QUEUED = "queued"
+JOB_RUNNING = "running"
+JOB_DONE = "done"
+JOB_FAILED = "failed"
+JOB_STATES = (JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED)
+
+
+class Job(Base):
+    """A long operation (a retraining, a registration import, a full archive check) run in a thread of one
+    server process, kept here so that every process sees it and a restart cannot lose it.
+
+    ``active_kind`` is the kind while the job is queued or running and NULL after: its unique constraint
+    lets the catalog itself refuse a second job of a kind, whichever process asks. ``owner`` names the
+    process running it (host:pid:token) and ``heartbeat_at`` says it still lives, so one left behind by a
+    dead process is recognised and marked failed. ``result`` holds counts and ids, never patient data.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    active_kind: Mapped[str | None] = mapped_column(String(32), unique=True)
+    started_by: Mapped[str | None] = mapped_column(String(32))  # the user's id (None: console, system)
+    owner: Mapped[str] = mapped_column(String(160))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # counts so far, then the outcome
+    error: Mapped[str | None] = mapped_column(String(300))  # exception type and a fixed message

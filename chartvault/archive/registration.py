@@ -241,10 +241,13 @@ def import_registration(
     data: Path | bytes,
     today: date | None = None,
     mrn_ok: Callable[[str], bool] | None = None,
+    on_commit: Callable[[ImportCounts], None] | None = None,
 ) -> ImportCounts:
     """Load a registration export (a file, or its bytes) into the patient index, streamed and committed a
     chunk at a time; counts, and the first row errors. ``BadFile`` (not UTF-8, no header) writes nothing.
-    ``mrn_ok`` checks each row's MRN against the facility's check digit (the catalog knows no scheme)."""
+    ``mrn_ok`` checks each row's MRN against the facility's check digit (the catalog knows no scheme).
+    ``on_commit`` is given the counts so far after each intermediate commit (a background import reports
+    them as its progress)."""
     today = today or date.today()
     counts = ImportCounts()
     refused = _FirstErrors(counts, MAX_ROW_ERRORS)
@@ -270,6 +273,8 @@ def import_registration(
                     chunks += 1
                     if chunks % _CHUNKS_PER_COMMIT == 0:
                         s.commit()  # the write lock is let go between commits
+                        if on_commit is not None:
+                            on_commit(counts)
                     good = []
             if good:
                 _apply(s, good, counts, refused)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from chartvault.schemas.jobs import JobInfo
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FlaggedPage:
@@ -79,11 +81,19 @@ class ClassifierStatus:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClassifierTraining:
-    """A training started from a page, run in the background of this process."""
+    """A training started from a page or the API, run as a job in the background of a server process."""
 
-    state: str  # running | done | failed
+    state: str  # queued | running | done | failed
     started_at: str
-    started_by: str
+    started_by: str | None  # the user's id
     finished_at: str | None
     result: ClassifierInfo | None
     error: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClassifierOverview:
+    """The model in use and the last training job (``GET /classifier``)."""
+
+    model: ClassifierStatus
+    training: JobInfo | None  # None: never retrained from a page or the API

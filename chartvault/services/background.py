@@ -5,7 +5,8 @@ after the batches a restart left unfinished, builds the renditions still missing
 failed build, documents archived before renditions existed); another
 drains the index queue every ``index_commit_interval_s`` while this process owns the index writer,
 and keeps trying to become the owner while another process (a CLI ingest, say) holds it; a third
-deletes quarantined files past ``quarantine_retention_days`` every ``housekeeping_interval_s``.
+deletes quarantined files past ``quarantine_retention_days`` every ``housekeeping_interval_s``. Before any of
+that, jobs (``services.jobs``) a dead process left queued or running are marked failed.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ class BackgroundWork:
         self._lock = threading.Lock()
 
     def start(self, resume: bool = True) -> None:
+        # Jobs a dead process left queued or running (a retraining, an import, a full check) can never end:
+        # they are marked failed before this process starts its own.
+        self.services.jobs.recover()
         # Load (or, on a new machine, train) the classifier now rather than inside the first batch.
         threading.Thread(target=self.services.parts.classifier.current, name="cv-model", daemon=True).start()
         for t in self._threads:

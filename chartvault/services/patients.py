@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,6 +21,7 @@ from chartvault.archive.check import unlinked_outside_review
 from chartvault.archive.holds import apply_holds_to_new_document
 from chartvault.archive.lifecycle import RetentionPolicy, apply_retention
 from chartvault.archive.models import (
+    JOB_REGISTRATION_IMPORT,
     PATIENT_SOURCE_REGISTRATION,
     REVIEW_PENDING,
     Document,
@@ -34,11 +36,14 @@ from chartvault.archive.patients import (
     settle_pending,
     settle_unlinked,
 )
-from chartvault.archive.registration import BadFile, import_registration
+from chartvault.archive.registration import BadFile, ImportCounts, import_registration
 from chartvault.classify.checkdigit import CheckDigit, passes
 from chartvault.errors import InvalidInput, NotFound, TooLarge
+from chartvault.schemas.common import to_jsonable
+from chartvault.schemas.jobs import JobInfo
 from chartvault.schemas.patients import PatientImport, PatientIndexSummary, RowRefusal
 from chartvault.services.caller import AuditTrail
+from chartvault.services.jobs import JobContext, JobService
 
 log = logging.getLogger("chartvault.patients")
 
@@ -49,6 +54,28 @@ _AUDITED_LINES = 200  # refused line numbers kept in the audit entry (the count 
 # SQLite) and its dict of the MRNs read (about 125 MB a million rows, 440 MB for 3 million: see
 # chartvault.archive.registration and bench.registration), no longer the whole file held in memory.
 MAX_REGISTRATION_BYTES = 1024 * 1024 * 1024
+
+
+JOB_ERRORS_SHOWN = 200  # refused lines a background import keeps in its job (the page lists as many)
+
+
+def import_summary(result: PatientImport) -> dict[str, Any]:
+    """What a background import's job keeps: the counts, and the first refused lines by number with the
+    field at fault (never a value), as the page shows them."""
+    shown = result.errors[:JOB_ERRORS_SHOWN]
+    summary: dict[str, Any] = to_jsonable(result)
+    summary.update(errors=to_jsonable(shown), errors_note=_errors_note(len(shown), result.refused))
+    return summary
+
+
+def _rows_so_far(context: JobContext) -> Callable[[ImportCounts], None]:
+    """The import's counts, reported to the job at each commit (the page shows how far it got)."""
+
+    def report(counts: ImportCounts) -> None:
+        taken = counts.imported + counts.updated + counts.unchanged
+        context.progress({"rows_read": taken + counts.refused, "refused": counts.refused})
+
+    return report
 
 
 def _errors_note(shown: int, refused: int) -> str | None:
@@ -65,18 +92,34 @@ class PatientService:
         store: Callable[[], ObjectStore],
         policy: Callable[[], RetentionPolicy],
         audit: AuditTrail,
+        jobs: JobService,
         mrn_check_digit: CheckDigit = "none",
     ) -> None:
         self.sessions = sessions
+        self.jobs = jobs  # a list loaded from a page runs as a job (3 million rows: two minutes)
         self._store = store  # opened only when a settled document's MRN changed
         self._policy = policy
         self.audit = audit
         self.mrn_check_digit = mrn_check_digit  # a registration row's MRN must pass the facility's
 
-    def import_registration(self, data: Path | bytes) -> PatientImport:
+    def start_import(self, staged: Path) -> tuple[JobInfo, bool]:
+        """``import_registration`` of a staged upload as a background job: (the job, True). While another
+        import runs: (that one, False), and this file is deleted unread (load it again after). The job's
+        result is ``import_summary``: counts and the first refused lines, never a value of a row."""
+
+        def work(context: JobContext) -> dict[str, Any]:
+            assert context.input is not None  # the staged file, moved under the jobs folder
+            return import_summary(self.import_registration(context.input, _rows_so_far(context)))
+
+        return self.jobs.start(JOB_REGISTRATION_IMPORT, work, input=staged)
+
+    def import_registration(
+        self, data: Path | bytes, progress: Callable[[ImportCounts], None] | None = None
+    ) -> PatientImport:
         """Load the hospital's registration export, a file (the CLI, and the page's and API's staged
         upload) or its bytes: an admin action, audited with counts and line numbers. Held documents the
-        new rows identify are linked at once (``documents_linked``)."""
+        new rows identify are linked at once (``documents_linked``). ``progress`` gets the counts so far
+        every 25,000 rows."""
         if isinstance(data, Path) and not data.is_file():
             raise NotFound(f"no file at {data.name}")
         size = data.stat().st_size if isinstance(data, Path) else len(data)
@@ -84,7 +127,7 @@ class PatientService:
             raise TooLarge(f"a registration list is at most {MAX_REGISTRATION_BYTES:,} bytes")
         with self.sessions() as s:
             try:
-                counts = import_registration(s, data, mrn_ok=self._mrn_ok())
+                counts = import_registration(s, data, mrn_ok=self._mrn_ok(), on_commit=progress)
             except BadFile as exc:  # found before any row was written
                 s.rollback()
                 self.audit("patients.import", outcome="refused", detail={"error": str(exc)})

@@ -18,7 +18,14 @@ from chartvault.archive.disposition import Plan as Plan  # re-exported: the page
 from chartvault.archive.disposition import execute as execute_disposition
 from chartvault.archive.holds import active_hold_ids, place_hold, release_hold
 from chartvault.archive.lifecycle import INACTIVE, RetentionPolicy, decide, document_ref, recompute_patient
-from chartvault.archive.models import HOLD_ACTIVE, Disposition, Document, LegalHold, Patient
+from chartvault.archive.models import (
+    HOLD_ACTIVE,
+    JOB_ARCHIVE_CHECK,
+    Disposition,
+    Document,
+    LegalHold,
+    Patient,
+)
 from chartvault.archive.objectstore import ObjectRef, ObjectStore
 from chartvault.archive.renditions import missing_renditions
 from chartvault.config import Settings
@@ -28,9 +35,11 @@ from chartvault.ingest.renditions import render_document
 from chartvault.release.misfiles import audit_fallout, misfile_fallout
 from chartvault.schemas.common import d as day
 from chartvault.schemas.common import iso, to_jsonable
+from chartvault.schemas.jobs import JobInfo
 from chartvault.schemas.patients import DobCorrected, DobCorrection, RetentionChange
 from chartvault.schemas.records import DispositionRun
 from chartvault.services.caller import AuditTrail
+from chartvault.services.jobs import JobContext, JobService
 
 
 class RecordsService:
@@ -50,7 +59,9 @@ class RecordsService:
         forget_pages: Callable[[Sequence[str]], None] = lambda doc_ids: None,
         unlinked: Callable[[], int] = lambda: 0,
         settle_unlinked: Callable[[], dict[str, int]] = lambda: {},
+        jobs: JobService | None = None,
     ) -> None:
+        self._jobs = jobs  # the full check runs as a job (as long as reading the whole archive)
         self._unlinked = unlinked  # live archived documents with neither a patient nor a review
         self._settle_unlinked = settle_unlinked
         self.settings = settings
@@ -337,6 +348,18 @@ class RecordsService:
         self.audit("archive.check", outcome="ok" if consistent else "inconsistent", detail=detail)
         return result
 
+    def start_check(self) -> JobInfo:
+        """The full check (every object read back against its sha256, no repairs) as a background job; its
+        result is ``check_summary``. While one runs, that one is given."""
+        if self._jobs is None:
+            raise RuntimeError("this RecordsService was built without jobs")
+
+        def work(_context: JobContext) -> dict[str, Any]:
+            return check_summary(self.check(repair=False, fixity=True), fixity=True)
+
+        job, _ = self._jobs.start(JOB_ARCHIVE_CHECK, work)
+        return job
+
     def _missing_renditions(self) -> list[str]:
         """Live archived documents without their searchable PDF (``resume`` builds them)."""
         with self.sessions() as s:
@@ -435,3 +458,37 @@ def hold_dict(hold: LegalHold) -> dict[str, Any]:
         "released_at": iso(hold.released_at),
         "documents": sorted(i.document_id for i in hold.items),
     }
+
+
+CHECK_IDS_SHOWN = 50  # ids kept per finding by ``check_summary`` (every finding is counted)
+
+
+def check_summary(result: dict[str, Any], fixity: bool) -> dict[str, Any]:
+    """``check``'s answer as the page shows it and a job keeps it: each finding's count and its first
+    ids (documents, objects, batches: no patient data), the index's figures, whether it is consistent."""
+    store, index, temp = result["store"], result["index"], result["temp_leftovers"]
+    findings = {
+        "unlinked": {"count": result["unlinked_outside_review"], "ids": []},  # counted only
+        "missing": _first_ids(store["missing"]),
+        "corrupt": _first_ids(store["corrupt"]),
+        "orphans": _first_ids(store["orphans"]),
+        "renditions": _first_ids(result["renditions_missing"]),
+        "index_missing": _first_ids(index["missing"]),
+        "index_extra": _first_ids(index["extra"]),
+        "index_stale": _first_ids(index["stale"]),
+        "batches": _first_ids(result["unfinished_batches"]),
+        "temp": {"count": len(temp), "ids": [], "bytes": sum(x["bytes"] for x in temp)},  # names not kept
+    }
+    facts = ("index_state", "catalog_documents", "index_documents", "pending")
+    return {
+        "consistent": result["consistent"],
+        "fixity": fixity,
+        "objects_checked": store["objects_checked"],
+        "bytes_checked": store["bytes_checked"],
+        "findings": findings,
+        "index": {name: index[name] for name in facts},
+    }
+
+
+def _first_ids(ids: list[str]) -> dict[str, Any]:
+    return {"count": len(ids), "ids": list(ids[:CHECK_IDS_SHOWN])}

@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -16,6 +15,8 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from chartvault.archive.lifecycle import INACTIVE, RetentionPolicy, apply_retention, recompute_patient
 from chartvault.archive.models import (
+    JOB_CLASSIFIER_TRAIN,
+    JOB_DONE,
     REVIEW_MISFILE,
     REVIEW_PENDING,
     REVIEW_RESOLVED,
@@ -32,10 +33,12 @@ from chartvault.classify.types import DOC_TYPES, SOURCE_STAFF
 from chartvault.errors import InvalidInput, NotFound
 from chartvault.ingest.stages import REVIEW_LOW_CONFIDENCE
 from chartvault.release.misfiles import MisfileFallout, audit_fallout, misfile_fallout
-from chartvault.schemas.common import iso
+from chartvault.schemas.common import iso, to_jsonable
+from chartvault.schemas.jobs import JobInfo
 from chartvault.schemas.review import (
     ClassificationChange,
     ClassifierInfo,
+    ClassifierOverview,
     ClassifierStatus,
     ClassifierTraining,
     FlaggedPage,
@@ -44,6 +47,7 @@ from chartvault.schemas.review import (
     ReviewResolution,
 )
 from chartvault.services.caller import AuditTrail
+from chartvault.services.jobs import JobService
 
 log = logging.getLogger("chartvault.review")
 
@@ -65,7 +69,6 @@ class ClassifierModels:
         self._lock = threading.Lock()
         self._model: DocTypeModel | None = None
         self._marker: tuple[int, int] | None = None
-        self._training: ClassifierTraining | None = None  # the last one started in the background
         self._base_texts: int | object | None = _UNCOUNTED
 
     def current(self) -> DocTypeModel | None:
@@ -133,36 +136,6 @@ class ClassifierModels:
                 self._base_texts = None
         return self._base_texts  # type: ignore[return-value]
 
-    def train_in_background(self, train: Callable[[], ClassifierInfo], by: str) -> ClassifierTraining:
-        """Run ``train`` in a thread of this process (it takes seconds): one at a time, so a second request
-        while one runs is given the running one. The outcome is kept for ``training`` to report."""
-        with self._lock:
-            if self._training is not None and self._training.state == "running":
-                return self._training
-            self._training = ClassifierTraining(
-                state="running", started_at=_now(), started_by=by, finished_at=None, result=None, error=None
-            )
-            started = self._training
-        threading.Thread(target=self._train, args=(train, started), name="cv-classifier", daemon=True).start()
-        return started
-
-    def training(self) -> ClassifierTraining | None:
-        """The last training started in the background of this process, running or finished."""
-        with self._lock:
-            return self._training
-
-    def _train(self, train: Callable[[], ClassifierInfo], started: ClassifierTraining) -> None:
-        result, error = None, None
-        try:
-            result = train()
-        except Exception as exc:  # kept for the page; the texts are PHI, so the type alone is logged
-            log.warning("classifier training failed: %s", type(exc).__name__)
-            error = f"the training failed ({type(exc).__name__}); the model in use is unchanged"
-        with self._lock:
-            self._training = replace(
-                started, state="failed" if error else "done", finished_at=_now(), result=result, error=error
-            )
-
     def corrections(self) -> list[tuple[str, str]]:
         """(text, doc_type) of every staff-corrected document, latest correction per document.
 
@@ -196,9 +169,11 @@ class ReviewService:
         policy: Callable[[], RetentionPolicy],
         classifier: ClassifierModels,
         audit: AuditTrail,
+        jobs: JobService,
         mrn_check_digit: CheckDigit = "none",
     ) -> None:
         self.sessions = sessions
+        self.jobs = jobs  # the retraining runs as a job: any server process shows it, a restart ends it
         self._store = store  # opened when a correction recomputes retention
         self._policy = policy
         self.classifier = classifier
@@ -332,14 +307,35 @@ class ReviewService:
             corrections_waiting=waiting,
         )
 
-    def start_training(self) -> ClassifierTraining:
-        """``train_classifier`` in the background (audited as this caller when it ends): the page that asks
-        answers at once and shows the training until it is done."""
-        return self.classifier.train_in_background(self.train_classifier, self.audit.actor)
+    def start_training(self) -> JobInfo:
+        """``train_classifier`` as a background job (audited as this caller when it starts and ends): the
+        page or API call that asks is answered at once. While a training runs, that one is given."""
+        job, _ = self.jobs.start(JOB_CLASSIFIER_TRAIN, lambda _context: to_jsonable(self.train_classifier()))
+        return job
+
+    def last_training(self) -> JobInfo | None:
+        """The last training started from a page or the API, by any server process (None: never)."""
+        return self.jobs.latest(JOB_CLASSIFIER_TRAIN)
 
     def classifier_training(self) -> ClassifierTraining | None:
-        """The last background training of this process (None: none since it started)."""
-        return self.classifier.training()
+        """``last_training`` as the classifier page shows it, its result read back as ``ClassifierInfo``."""
+        job = self.last_training()
+        if job is None:
+            return None
+        return ClassifierTraining(
+            state=job.state,
+            started_at=job.created_at or "",
+            started_by=job.started_by,
+            finished_at=job.finished_at,
+            result=ClassifierInfo(**job.result) if job.state == JOB_DONE and job.result else None,
+            error=job.error,
+        )
+
+    def classifier_overview(self) -> ClassifierOverview:
+        """The model in use and the last training (``GET /classifier``); the training read first, as the
+        page does, so a training ending between the two reads is never shown done beside the old model."""
+        training = self.last_training()
+        return ClassifierOverview(model=self.classifier_status(), training=training)
 
     def train_classifier(self) -> ClassifierInfo:
         """Retrain the type model on the labelled texts + samples + this catalog's staff corrections."""
@@ -355,10 +351,6 @@ class ReviewService:
             train_s=elapsed,
             path=path,
         )
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 def _drop_reasons(doc: Document, codes: set[str]) -> None:

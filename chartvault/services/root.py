@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from chartvault.services.access import AccessService
     from chartvault.services.documents import DocumentService
     from chartvault.services.intake import IntakeService
+    from chartvault.services.jobs import JobService
     from chartvault.services.operations import OperationsService
     from chartvault.services.pages import PageCache, PageService
     from chartvault.services.patients import PatientService
@@ -206,6 +207,13 @@ class Services:
         return AuditTrail(self.parts.audit_log, self.caller.actor)
 
     @cached_property
+    def jobs(self) -> JobService:
+        """Long operations in threads of this process, recorded in the catalog (any process follows them)."""
+        from chartvault.services.jobs import JobService
+
+        return JobService(self.parts.sessions, self.settings.data_dir / "jobs", self.audit, self.caller)
+
+    @cached_property
     def intake(self) -> IntakeService:
         from chartvault.services.intake import IntakeService
 
@@ -231,6 +239,7 @@ class Services:
             lambda: parts.store,
             lambda: parts.policy,
             self.audit,
+            self.jobs,
             mrn_check_digit=self.settings.mrn_check_digit,
         )
 
@@ -258,6 +267,7 @@ class Services:
             lambda: parts.policy,
             parts.classifier,
             self.audit,
+            self.jobs,
             mrn_check_digit=self.settings.mrn_check_digit,
         )
 
@@ -281,6 +291,7 @@ class Services:
             clean_temp=self.intake.clean_temp,
             unlinked=self.patients.unlinked_outside_review,
             settle_unlinked=self.patients.settle_unlinked,
+            jobs=self.jobs,
         )
 
     @cached_property

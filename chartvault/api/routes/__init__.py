@@ -3,8 +3,10 @@
 from chartvault.api.routes import (
     access,
     batches,
+    classifier,
     documents,
     health,
+    jobs,
     patients,
     releases,
     reports,
@@ -18,10 +20,12 @@ ROUTERS = (
     documents.router,
     search.router,
     review.router,
+    classifier.router,
     patients.router,
     releases.router,
     access.router,
     reports.router,
+    jobs.router,
 )
 
 __all__ = ["ROUTERS"]

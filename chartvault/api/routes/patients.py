@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from chartvault.api.deps import ServicesDep
 from chartvault.api.errors import error_responses
-from chartvault.errors import TooLarge
+from chartvault.errors import Conflict, TooLarge
+from chartvault.schemas.common import to_jsonable
+from chartvault.schemas.jobs import JobInfo
 from chartvault.schemas.patients import DobCorrected, DobCorrection, PatientImport, PatientIndexSummary
 from chartvault.services import Services
 from chartvault.services.patients import MAX_REGISTRATION_BYTES
@@ -32,16 +35,29 @@ _CSV_BODY = {
 @router.post(
     "/patients/import",
     summary="Load the registration list into the patient index (refused rows listed by line number)",
-    responses=error_responses(413, 422),
+    response_model=PatientImport,
+    responses={**error_responses(409, 413, 422), 202: {"model": JobInfo, "description": "With ?background"}},
     openapi_extra=_CSV_BODY,
 )
-async def import_patients(request: Request, services: ServicesDep) -> PatientImport:
-    """Safe to repeat (unchanged rows count as ``unchanged``); never echoes a value of a row."""
+async def import_patients(
+    request: Request, services: ServicesDep, background: bool = False
+) -> PatientImport | JSONResponse:
+    """Safe to repeat (unchanged rows count as ``unchanged``); never echoes a value of a row. With
+    ``?background=true``: 202 and the job (``GET /jobs/{id}``), or 409 while another import runs."""
     staged = await _stage_body(request, services)
     try:
+        if background:
+            return await run_in_threadpool(_start_import, services, staged)
         return await run_in_threadpool(services.patients.import_registration, staged)
     finally:
-        staged.unlink(missing_ok=True)
+        staged.unlink(missing_ok=True)  # a started job moved it under its own name first
+
+
+def _start_import(services: Services, staged: Path) -> JSONResponse:
+    job, started = services.patients.start_import(staged)
+    if not started:
+        raise Conflict(f"registration import {job.id} is running: send the list again once it ends")
+    return JSONResponse(to_jsonable(job), status_code=202)
 
 
 async def _stage_body(request: Request, services: Services) -> Path:

@@ -1,6 +1,6 @@
 """Administrators: named users (who signs in), API tokens (what machines call with), the audit log (its
 entries, filtered and paged, read-only; the chain check as ``chartvault audit verify``) and the archive
-check (as ``chartvault check``, without repairs: those stay with the CLI)."""
+check (as ``chartvault check``, without repairs: those stay with the CLI; the full one a background job)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from urllib.parse import urlencode
 from fastapi import Query
 from fastapi.responses import RedirectResponse, Response
 
-from chartvault.archive.models import ROLES
+from chartvault.archive.models import JOB_ARCHIVE_CHECK, ROLES
 from chartvault.errors import InvalidInput, NotFound
 from chartvault.schemas.access import AuditReport
+from chartvault.schemas.jobs import JobInfo
+from chartvault.services.records import check_summary
 from chartvault.web.context import Page
 from chartvault.web.forms import day
 from chartvault.web.routing import page_router
@@ -150,15 +152,34 @@ def _audit_url(filters: dict[str, str], **cursor: int | None) -> str:
 @router.get("/ui/admin/check")
 def check_page(page: Page) -> Response:
     """What the archive check looks at; running it is a POST (it writes an audit entry)."""
-    return page.render("check.html", result=None, fixity=False)
+    return page.render("check.html", result=None, job=None)
 
 
 @router.post("/ui/admin/check")
 def run_check(page: Page) -> Response:
-    """``chartvault check`` without repairs: the quick one (is every object there) or the full one (read
-    every object back against its sha256, which takes as long as reading the whole archive)."""
-    fixity = page.field("fixity") == "full"
-    result = page.services.records.check(repair=False, fixity=fixity)
-    return page.render(
-        "check.html", status=200 if result["consistent"] else 409, result=result, fixity=fixity
-    )
+    """``chartvault check`` without repairs. The quick one (is every object there) answers here; the full
+    one (every object read back against its sha256, as long as reading the whole archive) is a background
+    job whose page follows it."""
+    records = page.services.records
+    if page.field("fixity") == "full":
+        job = records.start_check()
+        return RedirectResponse(f"/ui/admin/check/jobs/{job.id}", status_code=303)
+    result = check_summary(records.check(repair=False, fixity=False), fixity=False)
+    return page.render("check.html", status=200 if result["consistent"] else 409, result=result, job=None)
+
+
+@router.get("/ui/admin/check/jobs/{job_id}")
+def check_job_page(job_id: str, page: Page) -> Response:
+    """A full check followed (htmx, or a reload without JavaScript) to its findings."""
+    return page.render("check.html", result=None, job=_check_job(page, job_id))
+
+
+@router.get("/ui/admin/check/jobs/{job_id}/progress")
+def check_job_progress(job_id: str, page: Page) -> Response:
+    """The live part of the job's page alone (htmx replaces it every 2 s while the check runs)."""
+    return page.render("_check_status.html", result=None, job=_check_job(page, job_id))
+
+
+def _check_job(page: Page, job_id: str) -> JobInfo:
+    """The job, if it is of the kind this page follows (another kind's id is not found here)."""
+    return page.services.jobs.get(job_id, kind=JOB_ARCHIVE_CHECK)

@@ -1,6 +1,7 @@
 """HIM administrators: the document-type classifier retrained on the staff's type corrections, as
-``chartvault classifier train`` does. A training takes seconds (about six on two cores), so it runs in
-the background of the server and the page follows it, as a batch's page follows the batch."""
+``chartvault classifier train`` does. A training takes seconds (about six on two cores), so it runs as a
+background job (``services.jobs``, kept in the catalog: any server process shows it) and the page follows
+it, as a batch's page follows the batch."""
 
 from __future__ import annotations
 

@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from chartvault.archive.models import JOB_REGISTRATION_IMPORT
 from chartvault.errors import InvalidInput, TooLarge
+from chartvault.schemas.jobs import JobInfo
 from chartvault.services.patients import MAX_REGISTRATION_BYTES
+from chartvault.web import ReceivedUpload
 from chartvault.web.context import Page
 from chartvault.web.routing import page_router
 from chartvault.web.uploads import receive_form_upload
@@ -50,25 +55,51 @@ def release_hold(hold_id: str, page: Page) -> Response:
 @router.get("/ui/patient-index")
 def patient_index_page(page: Page) -> Response:
     """What the index holds, what waits on it, and the form that loads the registration list."""
-    return page.render("patient_index.html", summary=page.services.patients.summary(), result=None)
+    return page.render("patient_index.html", summary=page.services.patients.summary(), job=None)
 
 
 @router.post("/ui/patient-index")
 async def import_registration_page(page: Page) -> Response:
-    """The registration export, staged to disk, loaded; the page answers with what the import did (counts
-    and refused lines by number, never a value of a row) beside the index as it now is."""
+    """The registration export, staged to disk, loaded by a background job (3 million rows take two
+    minutes, longer than a proxy waits): the answer is the job's page, which follows it to its outcome."""
     upload = await receive_form_upload(page, max_files=1, max_file_bytes=MAX_REGISTRATION_BYTES)
-    result, error, status = None, None, 200
     try:
-        staged = upload.files[0][1] if upload.files else None
-        if staged is not None and (staged.over_limit or staged.size > MAX_REGISTRATION_BYTES):
-            raise TooLarge(f"a registration list is at most {MAX_REGISTRATION_BYTES:,} bytes")
-        if staged is None or staged.path is None:
-            raise InvalidInput("choose the registration list (a CSV file) to load")
-        result = await run_in_threadpool(page.services.patients.import_registration, staged.path)
+        staged = _registration_file(upload)
+        job, started = await run_in_threadpool(page.services.patients.start_import, staged)
     except (InvalidInput, TooLarge) as exc:
-        error, status = str(exc), 413 if isinstance(exc, TooLarge) else 422
-    finally:
         upload.discard()
-    summary = await run_in_threadpool(page.services.patients.summary)  # catalog reads off the event loop
-    return page.render("patient_index.html", status=status, summary=summary, result=result, error=error)
+        summary = await run_in_threadpool(page.services.patients.summary)  # catalog reads off the event loop
+        status = 413 if isinstance(exc, TooLarge) else 422
+        return page.render("patient_index.html", status=status, summary=summary, job=None, error=str(exc))
+    return RedirectResponse(f"/ui/patient-index/jobs/{job.id}{'' if started else '?busy=1'}", status_code=303)
+
+
+@router.get("/ui/patient-index/jobs/{job_id}")
+def registration_job_page(job_id: str, page: Page, busy: bool = False) -> Response:
+    """A registration import followed (htmx, or a reload without JavaScript) to its counts and refused
+    lines; ``busy``: the list just sent was not loaded, as this one was running."""
+    job = _registration_job(page, job_id)
+    summary = page.services.patients.summary()
+    return page.render("patient_index.html", summary=summary, job=job, busy=busy)
+
+
+@router.get("/ui/patient-index/jobs/{job_id}/progress")
+def registration_job_progress(job_id: str, page: Page) -> Response:
+    """The live part of the job's page alone (htmx replaces it every 2 s while the import runs)."""
+    job = _registration_job(page, job_id)
+    return page.render("_patient_index_status.html", summary=page.services.patients.summary(), job=job)
+
+
+def _registration_file(upload: ReceivedUpload) -> Path:
+    """The staged upload's path, or why there is none to load."""
+    staged = upload.files[0][1] if upload.files else None
+    if staged is not None and (staged.over_limit or staged.size > MAX_REGISTRATION_BYTES):
+        raise TooLarge(f"a registration list is at most {MAX_REGISTRATION_BYTES:,} bytes")
+    if staged is None or staged.path is None:
+        raise InvalidInput("choose the registration list (a CSV file) to load")
+    return staged.path
+
+
+def _registration_job(page: Page, job_id: str) -> JobInfo:
+    """The job, if it is of the kind this page follows (another kind's id is not found here)."""
+    return page.services.jobs.get(job_id, kind=JOB_REGISTRATION_IMPORT)

@@ -1,0 +1,326 @@
+"""Long operations started from a page or the API, run in a thread of the server process and kept in the
+catalog (``jobs``), so every process sees them and a restart does not lose them.
+
+A retraining takes seconds, a registration import of 3 million rows two minutes, a full archive check as
+long as reading every object: longer than a proxy waits for an answer. The request starts a job and is
+answered at once; the page (htmx) or the API client then follows the job by its id.
+
+One job of a kind at a time, whichever process asks: the row's ``active_kind`` is unique while the job is
+queued or running, so a second start is given the running job instead. The process running a job names
+itself in ``owner`` and beats ``heartbeat_at``; a job whose process is gone (a restart, a crash) is marked
+failed "interrupted by a restart" when a server starts (``recover``) or when another start finds it.
+Results are counts and ids; an error is the exception's type and a fixed message, as either may reach a
+page or a log and neither may carry patient data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from chartvault.archive.models import (
+    JOB_DONE,
+    JOB_FAILED,
+    JOB_KINDS,
+    JOB_QUEUED,
+    JOB_RUNNING,
+    Job,
+    new_id,
+)
+from chartvault.errors import ChartVaultError, Forbidden, InvalidInput, NotFound
+from chartvault.policy import may_follow_job
+from chartvault.schemas.common import iso
+from chartvault.schemas.jobs import JobInfo
+from chartvault.services.caller import AuditTrail, Caller
+
+log = logging.getLogger("chartvault.jobs")
+
+HEARTBEAT_S = 15.0  # how often a running job says its process still lives
+STALE_AFTER = timedelta(minutes=2)  # a job silent this long belongs to a dead process (another host's)
+INTERRUPTED = "interrupted by a restart"
+UNEXPECTED = "the job stopped on an unexpected error; its details are not kept (they may hold patient data)"
+_HOST = socket.gethostname()[:64]
+_TOKEN = secrets.token_hex(6)  # tells this process from an earlier one that had the same pid (a container)
+_RUNNING: set[str] = set()  # jobs this process claimed and whose thread has not ended
+_RUNNING_LOCK = threading.Lock()
+
+
+def this_process() -> str:
+    """The owner a job of this process records: host, pid and a token drawn when the module loaded."""
+    return f"{_HOST}:{os.getpid()}:{_TOKEN}"
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    """What a job's work is handed: its input file (moved under the jobs folder) and a way to report
+    counts while it runs (shown by the page and ``GET /jobs/{id}``)."""
+
+    input: Path | None
+    progress: Callable[[dict[str, Any]], None]
+
+
+Work = Callable[[JobContext], dict[str, Any]]
+
+
+class JobService:
+    """Starts, runs, reads and recovers jobs, acting (and audited) as one caller."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], folder: Path, audit: AuditTrail, caller: Caller
+    ) -> None:
+        self.sessions = sessions
+        self.folder = folder  # input files of queued and running jobs (a registration list), nothing else
+        self.audit = audit
+        self.caller = caller
+
+    def start(self, kind: str, work: Work, input: Path | None = None) -> tuple[JobInfo, bool]:
+        """Run ``work`` in a thread as a job of ``kind``: (the job, True). While a job of that kind is
+        queued or running, in this process or another, nothing starts: (that job, False), and ``input``
+        is deleted (it is the caller's staged file, and it was not taken)."""
+        self._check_kind(kind)
+        job, created = self._claim(kind)
+        if not created:
+            _remove(input)
+            return _info(job), False
+        try:
+            moved = self._take_input(job.id, input)
+            self.audit("job.start", "job", job.id, detail={"kind": kind})
+            thread = threading.Thread(
+                target=self._run, args=(job.id, work, moved), name=f"cv-job-{kind}", daemon=True
+            )
+            thread.start()
+        except BaseException:
+            _forget(job.id)  # never run: the next start (or recover) marks it interrupted
+            raise
+        return _info(job), True
+
+    def get(self, job_id: str, kind: str | None = None) -> JobInfo:
+        """One job, to a caller allowed its kind (``Forbidden`` otherwise). An unknown id, or with ``kind``
+        a job of another kind (a page that follows one kind), is ``NotFound``."""
+        with self.sessions() as s:
+            job = s.get(Job, job_id)
+        if job is None or kind not in (None, job.kind):
+            raise NotFound(f"job {job_id} not found")
+        self._check_kind(job.kind)
+        return _info(job)
+
+    def latest(self, kind: str) -> JobInfo | None:
+        """The last job of ``kind`` started (None: never)."""
+        self._check_kind(kind)
+        with self.sessions() as s:
+            job = s.scalars(
+                select(Job).where(Job.kind == kind).order_by(Job.created_at.desc()).limit(1)
+            ).first()
+        return _info(job) if job is not None else None
+
+    def recover(self) -> list[str]:
+        """At server start: every job left queued or running by a process that is gone is marked failed
+        ("interrupted by a restart", audited), and input files no live job owns are removed. The ids."""
+        with self.sessions() as s:
+            waiting = s.scalars(select(Job).where(Job.state.in_((JOB_QUEUED, JOB_RUNNING)))).all()
+            dead = [(job.id, job.kind) for job in waiting if _abandoned(job)]
+            for job in waiting:
+                if (job.id, job.kind) in dead:
+                    _interrupt(job)
+            s.commit()
+            alive = {job.id for job in waiting} - {job_id for job_id, _ in dead}
+        for job_id, kind in dead:
+            self.audit("job.end", "job", job_id, "failed", {"kind": kind, "error": INTERRUPTED})
+            log.warning("job interrupted by a restart kind=%s job=%s", kind, job_id)
+        self._sweep_inputs(alive)
+        return [job_id for job_id, _ in dead]
+
+    def _check_kind(self, kind: str) -> None:
+        if kind not in JOB_KINDS:
+            raise InvalidInput(f"unknown job kind (expected one of {', '.join(JOB_KINDS)})")
+        if not may_follow_job(kind, self.caller.role):
+            raise Forbidden(f"the {self.caller.role} role may not see {kind} jobs")
+
+    def _claim(self, kind: str) -> tuple[Job, bool]:
+        """(a new queued job of ``kind`` owned by this process, True), or (the one already active, False).
+        An active job whose process is gone is marked interrupted first. The catalog's unique
+        ``active_kind`` decides a race between two requests, here or in two processes."""
+        for _ in range(3):
+            with self.sessions() as s:
+                active = s.scalars(select(Job).where(Job.active_kind == kind)).first()
+                if active is not None and not _abandoned(active):
+                    return active, False
+                if active is not None:
+                    _interrupt(active)
+                job = _new_job(kind, self.caller.user_id)
+                s.add(job)
+                with _RUNNING_LOCK:
+                    _RUNNING.add(job.id)
+                try:
+                    s.commit()
+                except IntegrityError:  # another request started one first: read it on the next turn
+                    s.rollback()
+                    _forget(job.id)
+                    continue
+            if active is not None:
+                self.audit("job.end", "job", active.id, "failed", {"kind": kind, "error": INTERRUPTED})
+            return job, True
+        raise RuntimeError("could not start or find the job")  # three lost races in a row: not expected
+
+    def _take_input(self, job_id: str, input: Path | None) -> Path | None:
+        """The staged input renamed under the jobs folder by job id: ``recover`` finds what a dead
+        process left there (a registration list is PHI) and removes it."""
+        if input is None:
+            return None
+        self.folder.mkdir(parents=True, exist_ok=True)
+        moved = self.folder / f"{job_id}.input"
+        input.replace(moved)
+        return moved
+
+    def _run(self, job_id: str, work: Work, input: Path | None) -> None:
+        """The job's thread: running, heartbeats, then done with the result or failed with a summary.
+        Whatever happens, this process stops claiming the job when the thread ends: one the catalog could
+        not be told the end of is then seen as abandoned (and marked interrupted) by the next start."""
+        stop = threading.Event()
+        try:
+            self._update(job_id, state=JOB_RUNNING, started_at=datetime.now(UTC))
+            threading.Thread(target=self._beat, args=(job_id, stop), name="cv-job-beat", daemon=True).start()
+            kind, outcome, error = self._outcome(job_id, work, JobContext(input, self._reporter(job_id)))
+        finally:
+            stop.set()
+            _remove(input)
+            _forget(job_id)
+        self.audit("job.end", "job", job_id, outcome, {"kind": kind, **({"error": error} if error else {})})
+
+    def _outcome(self, job_id: str, work: Work, context: JobContext) -> tuple[str, str, str | None]:
+        """Run the work and record how it ended: (kind, audit outcome, error summary)."""
+        try:
+            result = work(context)
+        except Exception as exc:  # kept for the page; the details may hold PHI, so the type alone is logged
+            error = error_summary(exc)
+            kind = self._finish(job_id, JOB_FAILED, error=error)
+            log.warning("job failed kind=%s job=%s error=%s", kind, job_id, type(exc).__name__)
+            return kind, "failed", error
+        return self._finish(job_id, JOB_DONE, result=result), "ok", None
+
+    def _reporter(self, job_id: str) -> Callable[[dict[str, Any]], None]:
+        return lambda counts: self._report(job_id, counts)
+
+    def _report(self, job_id: str, counts: dict[str, Any]) -> None:
+        """Counts so far, kept as the job's result until its outcome replaces them."""
+        self._update(job_id, result=dict(counts), heartbeat_at=datetime.now(UTC))
+
+    def _beat(self, job_id: str, stop: threading.Event) -> None:
+        while not stop.wait(HEARTBEAT_S):
+            try:
+                self._update(job_id, heartbeat_at=datetime.now(UTC))
+            except Exception as exc:  # the catalog busy or gone a moment: the next beat tries again
+                log.warning("job heartbeat failed job=%s error=%s", job_id, type(exc).__name__)
+
+    def _finish(self, job_id: str, state: str, **values: Any) -> str:
+        """The job's outcome; it stops being its kind's active job. Its kind."""
+        now = datetime.now(UTC)
+        job = self._update(job_id, state=state, active_kind=None, finished_at=now, heartbeat_at=now, **values)
+        return job.kind
+
+    def _update(self, job_id: str, **values: Any) -> Job:
+        with self.sessions() as s:
+            job = s.get(Job, job_id)
+            if job is None:
+                raise NotFound(f"job {job_id} not found")
+            for name, value in values.items():
+                setattr(job, name, value)
+            s.commit()
+            return job
+
+    def _sweep_inputs(self, alive: set[str]) -> None:
+        if not self.folder.is_dir():
+            return
+        for path in self.folder.iterdir():
+            if path.name.removesuffix(".input") not in alive:
+                _remove(path)
+
+
+def error_summary(exc: BaseException) -> str:
+    """What a failed job says: our own refusals keep their message (written without patient data for
+    API answers: a registration list with no header, say); anything else only its type."""
+    if isinstance(exc, ChartVaultError):
+        return f"{type(exc).__name__}: {exc.message}"[:300]
+    return f"{type(exc).__name__}: {UNEXPECTED}"[:300]
+
+
+def _abandoned(job: Job) -> bool:
+    """Whether the process running ``job`` is gone. Ours: it is gone when its thread ended without saying
+    how (the catalog failed under it). On this host: its pid has no process, or is ours (an earlier
+    process's pid, reused). Elsewhere: it has not beaten for ``STALE_AFTER``."""
+    if job.owner == this_process():
+        with _RUNNING_LOCK:
+            return job.id not in _RUNNING
+    host, _, rest = job.owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host == _HOST and pid_text.isdigit():
+        pid = int(pid_text)
+        if pid == os.getpid() or not _pid_alive(pid):
+            return True
+    beat = job.heartbeat_at or job.created_at
+    return datetime.now(UTC) - beat > STALE_AFTER
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _new_job(kind: str, user_id: str | None) -> Job:
+    now = datetime.now(UTC)
+    return Job(
+        id=new_id(),
+        kind=kind,
+        state=JOB_QUEUED,
+        active_kind=kind,
+        started_by=user_id,
+        owner=this_process(),
+        created_at=now,
+        heartbeat_at=now,
+    )
+
+
+def _forget(job_id: str) -> None:
+    with _RUNNING_LOCK:
+        _RUNNING.discard(job_id)
+
+
+def _interrupt(job: Job) -> None:
+    job.state, job.active_kind, job.error = JOB_FAILED, None, INTERRUPTED
+    job.finished_at = datetime.now(UTC)
+
+
+def _remove(path: Path | None) -> None:
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+
+def _info(job: Job) -> JobInfo:
+    return JobInfo(
+        id=job.id,
+        kind=job.kind,
+        state=job.state,
+        started_by=job.started_by,
+        created_at=iso(job.created_at),
+        started_at=iso(job.started_at),
+        finished_at=iso(job.finished_at),
+        result=job.result,
+        error=job.error,
+    )

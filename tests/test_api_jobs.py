@@ -1,0 +1,132 @@
+"""The API of background jobs over the real app: a retraining started (202) and followed by its id, the
+classifier's status with its last training, a registration import in the background, and who may see
+which job (the roles of ``POLICY``, then the kind's own: the archive check is the admins')."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+from conftest import api_client
+from sqlalchemy import select
+
+from chartvault.archive.models import AuditEvent, Job
+from chartvault.services import Services
+
+REFUSED = ("scanner", "staff", "vendor")
+CSV = {"Content-Type": "text/csv"}
+REGISTRATION = (
+    b"mrn,last_name,first_name,dob\n"
+    b"0012345678,Wayfarer,Minna,1950-03-04\n"
+    b"0012345679,Roe,Rick,1950-02-30\n"  # line 3: no such date
+)
+
+
+def _follow(client, job_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = client.get(f"/jobs/{job_id}")
+        assert answer.status_code == 200, answer.text
+        if answer.json()["state"] in ("done", "failed"):
+            return answer.json()
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not end")
+
+
+def _check_job(settings) -> str:
+    """A full archive check started as the console's operator (an admin's kind of job), run to its end."""
+    with Services(settings) as services:
+        job = services.records.start_check()
+        deadline = time.monotonic() + 60
+        while services.jobs.get(job.id).state not in ("done", "failed") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return job.id
+
+
+def test_roles_that_may_not_are_refused_every_job_route(settings) -> None:
+    check = _check_job(settings)
+    for role in REFUSED:
+        with api_client(settings, role, vendor="Acme" if role == "vendor" else None) as client:
+            assert client.post("/classifier/train").status_code == 403, role
+            assert client.get("/classifier").status_code == 403, role
+            assert client.get(f"/jobs/{check}").status_code == 403, role
+            refused = client.post("/patients/import?background=true", content=REGISTRATION, headers=CSV)
+            assert refused.status_code == 403, role
+    with Services(settings) as services, services.parts.sessions() as s:
+        assert s.scalars(select(Job.kind)).all() == ["archive_check"]  # nothing else was started
+
+
+def test_a_job_of_a_kind_the_role_may_not_start_is_refused(settings) -> None:
+    check = _check_job(settings)
+    with api_client(settings, "him_admin") as client:
+        refused = client.get(f"/jobs/{check}")
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+        assert client.get(f"/jobs/{'0' * 32}").status_code == 404
+    with api_client(settings, "admin") as client:
+        job = client.get(f"/jobs/{check}").json()
+        assert (job["kind"], job["state"]) == ("archive_check", "done")
+        assert job["result"]["fixity"] is True and job["result"]["findings"]["missing"]["count"] == 0
+
+
+def test_a_registration_import_in_the_background(settings) -> None:
+    with api_client(settings, "him_admin") as client:
+        started = client.post("/patients/import?background=true", content=REGISTRATION, headers=CSV)
+        assert started.status_code == 202, started.text
+        job = started.json()
+        assert job["kind"] == "registration_import" and job["state"] in ("queued", "running", "done")
+        done = _follow(client, job["id"])
+        assert done["state"] == "done", done
+        result = done["result"]
+        assert (result["imported"], result["refused"], result["documents_linked"]) == (1, 1, 0)
+        assert [e["line"] for e in result["errors"]] == [3]
+        assert "Wayfarer" not in started.text + str(done) and "1950-02-30" not in str(done)
+        assert list((settings.data_dir / "staging" / ".incoming").iterdir()) == []
+        assert list((settings.data_dir / "jobs").iterdir()) == []
+        assert client.get("/patients/index").json()["registered"] == 1
+        with Services(settings) as services, services.parts.sessions() as s:
+            # another server's import under way (a live process elsewhere, beating): this one is refused
+            s.add(
+                Job(
+                    kind="registration_import",
+                    state="running",
+                    active_kind="registration_import",
+                    owner="replica-2:77:ab",
+                    created_at=datetime.now(UTC),
+                    heartbeat_at=datetime.now(UTC),
+                )
+            )
+            s.commit()
+        busy = client.post("/patients/import?background=true", content=REGISTRATION, headers=CSV)
+        assert busy.status_code == 409 and "send the list again" in busy.json()["error"]["message"]
+        assert list((settings.data_dir / "staging" / ".incoming").iterdir()) == []
+        assert list((settings.data_dir / "jobs").iterdir()) == []
+        synchronous = client.post("/patients/import", content=REGISTRATION, headers=CSV)
+        assert synchronous.status_code == 200 and synchronous.json()["unchanged"] == 1  # as before
+    with Services(settings) as services, services.parts.sessions() as s:
+        started_events = s.scalars(select(AuditEvent).where(AuditEvent.action == "job.start")).all()
+        assert [(e.target_id, e.detail) for e in started_events] == [
+            (job["id"], {"kind": "registration_import"})
+        ]
+        assert started_events[0].actor.startswith("token:")
+
+
+@pytest.mark.slow  # a real retraining (about six seconds on two cores)
+def test_a_retraining_is_started_then_followed_by_its_id(settings) -> None:
+    with api_client(settings, "him_admin") as client:
+        before = client.get("/classifier")
+        assert before.status_code == 200 and before.json()["training"] is None
+        started = client.post("/classifier/train")
+        assert started.status_code == 202, started.text
+        job = started.json()
+        assert (job["kind"], job["error"]) == ("classifier_train", None)
+        again = client.post("/classifier/train")
+        assert again.status_code == 202 and again.json()["id"] == job["id"]  # never two at once
+        done = _follow(client, job["id"], timeout=300)
+        assert done["state"] == "done" and done["result"]["n_train"] > 0
+        status = client.get("/classifier").json()
+        assert status["training"] == done
+        assert status["model"]["version"] == done["result"]["version"]
+    with Services(settings) as services, services.parts.sessions() as s:
+        trained = s.scalars(select(AuditEvent).where(AuditEvent.action == "classifier.train")).all()
+        assert len(trained) == 1 and trained[0].actor.startswith("token:")
