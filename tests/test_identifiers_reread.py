@@ -1,0 +1,109 @@
+"""The MRN's word read again in several renderings of its pixels, and the readings' vote.
+
+The fixture is a synthetic fax page of the bench's generator (``bench.generated --split tuning --seed 13``,
+``tuning-thermal_unit_2digit-006``, stored bilevel): an invented patient whose thermal label prints
+``Unit #: 00192303``, which the whole page's pass reads as ``90192303`` with a keyed MRN's full confidence.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from chartvault.classify import extract_identifiers
+from chartvault.classify.labelpass import DISAGREEING_READINGS
+from chartvault.classify.reread import (
+    CONFIDENCE_OUTVOTED,
+    CONFIDENCE_UNANIMOUS,
+    REREAD_BELOW,
+    mrn_words,
+    voted,
+)
+from chartvault.classify.types import Extracted, Identifiers
+from chartvault.filetypes import FileKind
+from chartvault.ingest.tasks import OcrTask
+from chartvault.ocr import extract_page
+from chartvault.ocr.types import OcrOptions, Word
+
+FAX_PAGE = Path(__file__).parent / "fixtures" / "fax_thermal_label.png"
+PRINTED = "00192303"
+PATTERN = r"\d{8}"
+
+
+def _ids(mrn: str, confidence: float = 0.97) -> Identifiers:
+    return Identifiers(mrn=Extracted(mrn, confidence))
+
+
+def test_the_whole_page_pass_misreads_the_fax_label_number(tmp_path: Path) -> None:
+    """The fixture still shows what the re-reading is for (a wrong digit, fully confident)."""
+    page = extract_page(FAX_PAGE, FileKind.PNG, 1, OcrOptions(), tmp_path)
+    first = extract_identifiers(
+        page.text, words=page.words, page_size=(page.width, page.height), mrn_pattern=PATTERN
+    )
+    assert first.mrn is not None and first.mrn.value != PRINTED and first.mrn.confidence > 0.9
+    assert mrn_words(first, page.words), "the misread word is one tesseract was unsure of"
+
+
+def test_the_ocr_worker_reads_the_printed_number_by_the_vote(tmp_path: Path) -> None:
+    shutil.copy(FAX_PAGE, tmp_path / "page.png")
+    outcome = OcrTask("page.png", FileKind.PNG.value, 1, OcrOptions(), mrn_pattern=PATTERN).run(tmp_path)
+    assert outcome.error is None and outcome.identifiers is not None
+    assert outcome.identifiers["mrn"]["value"] == PRINTED
+    # Out-voted, not unanimous: below what opens a new patient, enough to confirm a known one.
+    assert outcome.identifiers["mrn"]["confidence"] <= CONFIDENCE_UNANIMOUS
+    assert outcome.page is not None and "reread" in outcome.page.cpu_ms
+
+
+def test_readings_that_agree_on_another_number_replace_the_first() -> None:
+    readings = [["Unit #: 00192303"] * 5 + ["Unit #: 90192303"]]
+    got = voted(_ids("90192303"), Extracted("90192303", 0.97), readings, mrn_pattern=PATTERN)
+    assert got.mrn == Extracted(PRINTED, CONFIDENCE_UNANIMOUS)
+    three = [["00192303", "00192303", "00192303", "90192303", "", "0192303"]]
+    got = voted(_ids("90192303"), Extracted("90192303", 0.97), three, mrn_pattern=PATTERN)
+    assert got.mrn == Extracted(PRINTED, CONFIDENCE_OUTVOTED)
+
+
+def test_a_first_reading_the_renderings_back_is_kept_as_it_was() -> None:
+    readings = [["E2161037", "E2161037", "E2161087", "E2161037", "", "E2I61037"]]
+    ids = _ids("E2161037")
+    assert voted(ids, ids.mrn, readings, mrn_pattern=r"E\d{7}") is ids
+
+
+@pytest.mark.parametrize(
+    "readings",
+    [
+        [["00192303", "00192303", "90192303", "90192303", "", ""]],  # a tie
+        [["80192303", "00192303", "10192303", "90192303", "70192303", ""]],  # nobody agrees
+    ],
+)
+def test_a_first_reading_the_renderings_do_not_back_is_doubtful(readings: list[list[str]]) -> None:
+    got = voted(_ids("90192303"), Extracted("90192303", 0.97), readings, mrn_pattern=PATTERN)
+    assert got.mrn == Extracted("90192303", DISAGREEING_READINGS)
+
+
+def test_a_voted_number_off_the_pattern_or_failing_the_check_digit_is_not_taken() -> None:
+    readings = [["E2161037"] * 6]
+    got = voted(_ids("E2161027"), Extracted("E2161027", 0.97), readings, mrn_pattern=r"E216102\d")
+    assert got.mrn == Extracted("E2161027", DISAGREEING_READINGS)
+    luhn_ok = "79927398713"  # passes Luhn; the readings' 79927398718 does not
+    got = voted(_ids(luhn_ok), Extracted(luhn_ok, 0.97), [["79927398718"] * 6], mrn_check_digit="luhn")
+    assert got.mrn == Extracted(luhn_ok, DISAGREEING_READINGS)
+
+
+def test_an_mrn_the_label_pass_changed_is_not_voted_on() -> None:
+    ids = _ids("00192303", 0.9)
+    assert voted(ids, Extracted("90192303", 0.97), [["10192303"] * 6]) is ids
+
+
+def test_only_the_unsure_words_that_carry_the_mrn_are_read_again() -> None:
+    words = [
+        Word("Unit", 96.0, 10, 10, 80, 30),
+        Word("#:", 90.0, 95, 10, 30, 30),
+        Word("90192303", 76.0, 130, 10, 200, 30),
+        Word("90192303", REREAD_BELOW, 130, 900, 200, 30),  # the footer's copy, read with confidence
+        Word("49078739801", 40.0, 400, 10, 260, 30),
+    ]
+    assert mrn_words(_ids("90192303"), words) == [words[2]]
+    assert mrn_words(Identifiers(), words) == []
