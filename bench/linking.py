@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.generated import (
     LABEL_PASS,
+    REREAD,
     SEEDS,
     OcrDoc,
     add_check_digit_args,
@@ -210,8 +211,11 @@ def main() -> None:
     ap.add_argument("--split", choices=sorted(SEEDS), default="held_out")
     ap.add_argument("--seed", type=int, default=None, help="Other documents than the split's usual ones.")
     add_check_digit_args(ap)
+    ap.add_argument("--no-reread", action="store_true", help="Ignore the vote of the MRN's words read again.")
     args = ap.parse_args()
     import json
+
+    REREAD["on"] = not args.no_reread
 
     result = linking_figures(
         args.per_layout, args.workers, args.split, args.seed, args.check_digit, not args.no_check_setting
