@@ -202,3 +202,33 @@ def test_a_registration_row_whose_mrn_fails_the_check_is_refused(archive: Archiv
     (error,) = result.errors
     assert (error.line, error.code) == (3, "mrn_check_digit")
     assert "009912002" not in error.message and "check digit" in error.message
+
+
+# ------------------------------------------------------------------------------ printing a cover sheet
+
+
+def test_a_cover_sheet_is_not_printed_for_an_mrn_failing_the_check(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Every page scanned behind a mistyped sheet would be held for review: the mistake is caught when the
+    sheet is asked for, on the page and on the command line."""
+    from chartvault.cli import app
+
+    with web_client(archive.settings, "him_admin") as client:
+        token = csrf_of(client.get("/ui/coversheet").text)
+        sheets = {
+            mrn: client.post("/ui/coversheet", data={"csrf": token, "mrn": mrn, "type": "consent"})
+            for mrn in (CHECKED, MISREAD)
+        }
+    assert sheets[CHECKED].status_code == 200 and sheets[CHECKED].content.startswith(b"%PDF")
+    monkeypatch.setenv("CHARTVAULT_MRN_CHECK_DIGIT", archive.check)
+    printed = CliRunner().invoke(
+        app, ["coversheet", "--mrn", MISREAD, "--type", "consent", "--out", str(tmp_path / "s.pdf")]
+    )
+    if archive.check == "none":
+        assert sheets[MISREAD].status_code == 200 and printed.exit_code == 0
+        return
+    assert sheets[MISREAD].status_code == 422 and "check digit" in sheets[MISREAD].text
+    assert MISREAD not in sheets[MISREAD].text.replace(f'value="{MISREAD}"', "")  # only in the form's field
+    assert printed.exit_code == 2 and "check digit" in printed.output
+    assert not (tmp_path / "s.pdf").exists()

@@ -29,6 +29,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from chartvault.classify.checkdigit import CheckDigit, passes
 from chartvault.classify.types import DOC_TYPES
 from chartvault.errors import InvalidInput
 
@@ -70,13 +71,21 @@ class CoverSheet:
         return encode_payload(self.mrn, self.doc_type, self.dob)
 
 
-def encode_payload(mrn: str, doc_type: str, dob: date | str | None = None) -> str:
-    """Build and validate a version-1 payload; CoverSheetError when a field is not acceptable."""
+def encode_payload(
+    mrn: str, doc_type: str, dob: date | str | None = None, *, check_digit: CheckDigit = "none"
+) -> str:
+    """Build and validate a version-1 payload; CoverSheetError when a field is not acceptable. With the
+    facility's ``check_digit``, a mistyped MRN is refused here, before a sheet that would hold every page
+    behind it for review is printed."""
     dob_s = dob.isoformat() if isinstance(dob, date) else dob
     text = f"{PREFIX}|mrn={mrn.strip().upper()}|type={doc_type.strip()}"
     if dob_s:
         text += f"|dob={dob_s.strip()}"
-    parse_payload(text)  # one validation path for writing and reading
+    sheet = parse_payload(text)  # one validation path for writing and reading
+    if not passes(sheet.mrn, check_digit):
+        raise CoverSheetError(
+            f"the MRN fails the facility's {check_digit} check digit: check it was typed right"
+        )
     return text
 
 

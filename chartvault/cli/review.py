@@ -107,9 +107,11 @@ def coversheet(
 ) -> None:
     """Print a scanning cover sheet (PDF with a QR code and a Code 128): a batch is split at each one."""
     from chartvault.classify.coversheet import CoverSheetError, encode_payload, parse_payload, render_pdf
+    from chartvault.config import Settings
 
+    check = Settings().mrn_check_digit
     try:
-        sheet = parse_payload(encode_payload(mrn, doc_type, parse_date(dob, "--dob")))
+        sheet = parse_payload(encode_payload(mrn, doc_type, parse_date(dob, "--dob"), check_digit=check))
     except CoverSheetError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     pdf = render_pdf(sheet)

@@ -74,7 +74,10 @@ def coversheet(page: Page) -> Response:
     """A cover sheet PDF (QR + Code 128): the scanned pages behind it become one document."""
     values = {name: page.field(name) for name in ("mrn", "type", "dob")}
     try:
-        sheet = parse_payload(encode_payload(values["mrn"], values["type"], values["dob"] or None))
+        check = page.services.settings.mrn_check_digit
+        sheet = parse_payload(
+            encode_payload(values["mrn"], values["type"], values["dob"] or None, check_digit=check)
+        )
     except InvalidInput as exc:
         return page.render("coversheet.html", status=422, doc_types=DOC_TYPES, values=values, error=str(exc))
     page.services.audit("coversheet.print", detail={"doc_type": sheet.doc_type})
