@@ -9,6 +9,8 @@ import typer
 if TYPE_CHECKING:
     from rich.text import Text
 
+    from chartvault.schemas.search import SearchAnswer
+
 from chartvault.cli._common import EXIT_REFUSED, EXIT_USAGE, emit_json, fail, open_services, out, parse_date
 
 
@@ -30,8 +32,6 @@ def search(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Search the archive; the query may be left out when a filter is given."""
-    from rich.text import Text
-
     from chartvault.search.types import SearchQuery
 
     if sort not in ("relevance", "date_desc", "date_asc"):
@@ -59,7 +59,14 @@ def search(
         result = services.search.search(q)
     if as_json:
         emit_json(result)
-        return
+    else:
+        _print_results(result)
+
+
+def _print_results(result: "SearchAnswer") -> None:
+    """One line per document, its first two snippets under it, matches highlighted."""
+    from rich.text import Text
+
     out.print(f"{result.total} document(s)")
     if result.suggestion:
         out.print(f"nothing matched exactly; showing results for: {result.suggestion}", markup=False)
