@@ -83,6 +83,14 @@ def test_a_first_reading_the_renderings_do_not_back_is_doubtful(readings: list[l
     assert got.mrn == Extracted("90192303", DISAGREEING_READINGS)
 
 
+def test_one_stray_reading_among_noise_leaves_the_first_reading_alone() -> None:
+    """A fax crop the renderings read as noise (tuning-thermal_unit_2digit-007 at seed 11): one reading of
+    another number is no evidence against a first reading that was right."""
+    readings = [["inate", "", "(17764882 |", "f : : : ; ‘ ‘ i", "ppaaerh", "ee"]]
+    ids = _ids("17764881", 0.88)
+    assert voted(ids, ids.mrn, readings, mrn_pattern=PATTERN) is ids
+
+
 def test_a_voted_number_off_the_pattern_or_failing_the_check_digit_is_not_taken() -> None:
     readings = [["E2161037"] * 6]
     got = voted(_ids("E2161027"), Extracted("E2161027", 0.97), readings, mrn_pattern=r"E216102\d")

@@ -11,7 +11,8 @@ again in six renderings of its pixels (``chartvault.ocr.reread``) and they vote:
   ``CONFIDENCE_UNANIMOUS`` when nearly all agree, else ``CONFIDENCE_OUTVOTED``: below what opens a patient
   record, so it can only confirm a patient already known;
 - a first reading that fewer than half the readings repeat, or that another number ties with, is kept as
-  doubtful (``DISAGREEING_READINGS``);
+  doubtful (``DISAGREEING_READINGS``), when at least ``MIN_VOTES`` readings gave a number of its length (a
+  crop the renderings mostly read as noise says nothing);
 - otherwise the first reading stands.
 
 Measured on the tuning draws' pages (``python -m bench.generated --split tuning``), held-out draws never
@@ -74,6 +75,8 @@ def voted(
         if _fits(candidate, mrn_pattern) and passes(candidate, mrn_check_digit):
             score = CONFIDENCE_UNANIMOUS if count >= UNANIMOUS else CONFIDENCE_OUTVOTED
             return replace(ids, mrn=Extracted(candidate, min(mrn.confidence, score)))
+    if sum(votes.values()) < MIN_VOTES:  # the renderings mostly read no such number: no evidence either way
+        return ids
     if votes[digits] * 2 < sum(votes.values()) or (top != digits and count >= votes[digits]):
         return replace(ids, mrn=replace(mrn, confidence=min(mrn.confidence, DISAGREEING_READINGS)))
     return ids
