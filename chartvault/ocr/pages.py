@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from PIL import Image
 
@@ -71,6 +72,8 @@ class _Prepared:
     scale: float  # its pixels per source pixel (< 1 when reduced)
     deskew_deg: float
 
+
+_T = TypeVar("_T")
 
 # Whether a page's first pass left its label unread (given the page as read): decided by the caller.
 Relook = Callable[[PageText], bool]
@@ -147,21 +150,11 @@ def relook_labels(
     """The label pass alone on an upright scanned page (what `scan_page` adds when `relook` says so), for
     benches and tests that hold the first pass already; a text-layer page has none. `clock` gets the CPU of
     the stages (decode, preprocess, labels)."""
-    clock = clock or StageClock()
-    workdir.mkdir(parents=True, exist_ok=True)
-    scratch = Scratch(workdir)
-    try:
-        with clock.stage("decode"):
-            loaded = _load(path, kind, page_no, options, wants_pixels=True)
-        if isinstance(loaded, PageText):
-            return []
-        with clock.stage("preprocess"):
-            prepared = _prepared(loaded, options)
-        with clock.stage("labels"):
-            read = _Read(prepared.image, prepared.scale)
-            return _label_pass(read, options, Deadline(options.timeout_s), scratch)
-    finally:
-        scratch.cleanup()
+
+    def look(read: _Read, deadline: Deadline, scratch: Scratch) -> list[LabelRead]:
+        return _label_pass(read, options, deadline, scratch)
+
+    return _again(path, kind, page_no, options, workdir, clock or StageClock(), "labels", look) or []
 
 
 def reread_page_words(
@@ -175,19 +168,36 @@ def reread_page_words(
 ) -> list[list[str]]:
     """`words` of an upright scanned page's first pass read again in several renderings (what `scan_page`
     adds when `reread` names them), for benches that hold the first pass already."""
-    clock = clock or StageClock()
+
+    def look(read: _Read, deadline: Deadline, scratch: Scratch) -> list[list[str]]:
+        return _reread(read, words, options, deadline, scratch)
+
+    return _again(path, kind, page_no, options, workdir, clock or StageClock(), "reread", look) or []
+
+
+def _again(
+    path: Path,
+    kind: FileKind,
+    page_no: int,
+    options: OcrOptions,
+    workdir: Path,
+    clock: StageClock,
+    stage: str,
+    look: Callable[[_Read, Deadline, Scratch], _T],
+) -> _T | None:
+    """A second look (``look``, timed as ``stage``) at a scanned page decoded and prepared as the first
+    pass had it; None for a text-layer page, which has no pixels to look at."""
     workdir.mkdir(parents=True, exist_ok=True)
     scratch = Scratch(workdir)
     try:
         with clock.stage("decode"):
             loaded = _load(path, kind, page_no, options, wants_pixels=True)
         if isinstance(loaded, PageText):
-            return []
+            return None
         with clock.stage("preprocess"):
             prepared = _prepared(loaded, options)
-        with clock.stage("reread"):
-            read = _Read(prepared.image, prepared.scale)
-            return _reread(read, words, options, Deadline(options.timeout_s), scratch)
+        with clock.stage(stage):
+            return look(_Read(prepared.image, prepared.scale), Deadline(options.timeout_s), scratch)
     finally:
         scratch.cleanup()
 
