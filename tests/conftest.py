@@ -13,6 +13,33 @@ from dbfixtures import *  # noqa: F403 - sqlite_url, pg_url, db_url
 from webfixtures import web_archive  # noqa: F401 - the web pages' archive (test_web, test_browser)
 
 REPO = Path(__file__).resolve().parents[1]
+# Password hashes in tests: argon2id as shipped, with the smallest cost the library accepts. The shipped
+# cost (RFC 9106's low-memory profile, about 0.2 s a hash) is right for a sign-in and ruinous for a suite
+# that signs in a few hundred times: in test_web and test_web_reports it was 36 s of their 87. A hash
+# records its own parameters, so a live server started by a test still verifies these. test_users checks
+# the shipped hasher itself (``shipped_hasher``).
+FAST_HASHER_PARAMS = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}
+_shipped_hasher: list[object] = []  # the module's own hasher, kept for ``shipped_hasher``
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from argon2 import PasswordHasher
+
+    import chartvault.archive.users as users
+
+    _shipped_hasher.append(users._hasher)
+    users._hasher = PasswordHasher(**FAST_HASHER_PARAMS)
+
+
+@pytest.fixture
+def shipped_hasher(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The hasher ChartVault ships, put back for the tests of hashing."""
+    import chartvault.archive.users as users
+
+    monkeypatch.setattr(users, "_hasher", _shipped_hasher[0])
+    users._dummy_hash.cache_clear()
+    yield
+    users._dummy_hash.cache_clear()
 
 
 def corpus_path() -> Path:

@@ -184,14 +184,13 @@ def _cli(data: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 @pytest.mark.parametrize("tamper", ["alter", "insert", "delete"])
 def test_audit_verify_detects_tampering(tmp_path: Path, tamper: str) -> None:
+    from chartvault.config import Settings
+    from chartvault.services import Services
+
     data = tmp_path / "data"
-    for i in range(4):
-        assert (
-            _cli(
-                data, "user", "create", f"user{i}", "--role", "staff", "--name", f"U{i}", "--no-password"
-            ).returncode
-            == 0
-        )
+    with Services(Settings(data_dir=data, _env_file=None)) as services:  # four audited entries
+        for i in range(4):
+            services.access.create_user(f"user{i}", f"U{i}", "staff")
     ok = _cli(data, "audit", "verify")
     assert ok.returncode == 0 and "intact: 4 entries" in ok.stdout
     db = sqlite3.connect(data / "catalog.sqlite3")

@@ -41,6 +41,11 @@ def _audit(services: Services, action: str) -> list[AuditEvent]:
         return list(s.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.seq)))
 
 
+def _naive(at: datetime | str) -> datetime:
+    """A time without its zone (SQLite returns none, PostgreSQL UTC, a job's view ISO text), to compare."""
+    return (datetime.fromisoformat(at) if isinstance(at, str) else at).replace(tzinfo=None)
+
+
 def _dead_pid() -> int:
     """The pid of a process that has ended (and so names no process now)."""
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -69,6 +74,9 @@ def test_a_job_runs_to_done_and_the_catalog_keeps_its_outcome(vault: Services) -
     assert [e.detail for e in _audit(vault, "job.start")] == [{"kind": "registration_import"}]
     ended = _audit(vault, "job.end")
     assert [(e.actor, e.outcome, e.target_id) for e in ended] == [("user:u1", "ok", job.id)]
+    # Audited before it is recorded as ended: whoever sees it done finds the entry (a crash between the
+    # two leaves a job the next start marks interrupted, never an ended job the audit log lacks).
+    assert _naive(ended[0].at) <= _naive(done.finished_at)
 
 
 def test_a_failing_job_is_failed_with_its_type_and_no_patient_data(

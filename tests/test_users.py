@@ -35,6 +35,28 @@ def test_create_sign_in_reset_disable(vault) -> None:
     assert access.sign_in("clerk.one", "a brand new passphrase") is None
 
 
+def test_the_shipped_hasher_stores_rfc_9106_argon2id_and_upgrades_weak_hashes(vault, shipped_hasher) -> None:
+    """The suite hashes cheaply (conftest); what ships uses RFC 9106's low-memory profile, and a hash made
+    with weaker parameters (an older release, a test) is replaced at the next good sign-in."""
+    from argon2 import PasswordHasher, extract_parameters
+    from argon2.profiles import RFC_9106_LOW_MEMORY
+    from conftest import FAST_HASHER_PARAMS
+
+    def stored(username: str) -> str:
+        with vault.parts.sessions() as s:
+            return s.scalars(select(User.password_hash).where(User.username == username)).one()
+
+    vault.access.create_user("strong", "Strong One", "staff", password=PASSWORD)
+    assert extract_parameters(stored("strong")) == RFC_9106_LOW_MEMORY
+    vault.access.create_user("weak", "Weak One", "staff")
+    weak_hash = PasswordHasher(**FAST_HASHER_PARAMS).hash(PASSWORD)
+    with vault.parts.sessions() as s, s.begin():
+        s.scalars(select(User).where(User.username == "weak")).one().password_hash = weak_hash
+    assert vault.access.sign_in("weak", PASSWORD) is not None
+    assert extract_parameters(stored("weak")) == RFC_9106_LOW_MEMORY
+    assert vault.access.sign_in("weak", PASSWORD) is not None
+
+
 def test_bad_users_are_refused(vault) -> None:
     access = vault.access
     with pytest.raises(InvalidInput):

@@ -192,23 +192,31 @@ class JobService:
         try:
             self._update(job_id, state=JOB_RUNNING, started_at=datetime.now(UTC))
             threading.Thread(target=self._beat, args=(job_id, stop), name="cv-job-beat", daemon=True).start()
-            kind, outcome, error = self._outcome(job_id, work, JobContext(input, self._reporter(job_id)))
+            self._outcome(job_id, work, JobContext(input, self._reporter(job_id)))
         finally:
             stop.set()
             _remove(input)
             _forget(job_id)
-        self.audit("job.end", "job", job_id, outcome, {"kind": kind, **({"error": error} if error else {})})
 
-    def _outcome(self, job_id: str, work: Work, context: JobContext) -> tuple[str, str, str | None]:
-        """Run the work and record how it ended: (kind, audit outcome, error summary)."""
+    def _outcome(self, job_id: str, work: Work, context: JobContext) -> None:
+        """Run the work and record how it ended."""
         try:
             result = work(context)
         except Exception as exc:  # kept for the page; the details may hold PHI, so the type alone is logged
             error = error_summary(exc)
-            kind = self._finish(job_id, JOB_FAILED, error=error)
-            log.warning("job failed kind=%s job=%s error=%s", kind, job_id, type(exc).__name__)
-            return kind, "failed", error
-        return self._finish(job_id, JOB_DONE, result=result), "ok", None
+            log.warning("job failed job=%s error=%s", job_id, type(exc).__name__)
+            self._end(job_id, JOB_FAILED, "failed", error=error)
+            return
+        self._end(job_id, JOB_DONE, "ok", result=result)
+
+    def _end(self, job_id: str, state: str, outcome: str, **values: Any) -> None:
+        """Audited first, then recorded as ended: whoever sees the job ended finds its entry, and a crash
+        between the two leaves a job the next start marks interrupted (audited again), never an ended job
+        that the audit log does not know of."""
+        kind = self._update(job_id).kind
+        error = values.get("error")
+        self.audit("job.end", "job", job_id, outcome, {"kind": kind, **({"error": error} if error else {})})
+        self._finish(job_id, state, **values)
 
     def _reporter(self, job_id: str) -> Callable[[dict[str, Any]], None]:
         return lambda counts: self._report(job_id, counts)
@@ -224,11 +232,10 @@ class JobService:
             except Exception as exc:  # the catalog busy or gone a moment: the next beat tries again
                 log.warning("job heartbeat failed job=%s error=%s", job_id, type(exc).__name__)
 
-    def _finish(self, job_id: str, state: str, **values: Any) -> str:
-        """The job's outcome; it stops being its kind's active job. Its kind."""
+    def _finish(self, job_id: str, state: str, **values: Any) -> None:
+        """The job's outcome; it stops being its kind's active job."""
         now = datetime.now(UTC)
-        job = self._update(job_id, state=state, active_kind=None, finished_at=now, heartbeat_at=now, **values)
-        return job.kind
+        self._update(job_id, state=state, active_kind=None, finished_at=now, heartbeat_at=now, **values)
 
     def _update(self, job_id: str, **values: Any) -> Job:
         with self.sessions() as s:
