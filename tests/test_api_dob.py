@@ -163,3 +163,21 @@ def test_the_preview_records_the_documents_it_showed_and_a_refusal_as_refused(
     written = json.dumps([[e.target_id, e.detail] for e in (shown, refused, unknown)])
     for phi in (MRN, "00999999", CHILD, "2021-01-01", DOB):
         assert phi not in written
+
+
+def test_a_dob_before_1880_is_refused_as_the_registration_list_refuses_it(
+    settings: Settings, chart: str
+) -> None:
+    """Before: the year 1 or 1800 was previewed and saved (the registration import and cover sheets refuse
+    such a date; here it drove the retention rules)."""
+    before = _retention(settings, chart)
+    with api_client(settings, "him_admin") as client:
+        for dob in ("0001-01-01", "1800-01-01", "1879-12-31"):
+            for answer in (
+                client.get(f"/patients/{MRN}/dob-correction", params={"dob": dob}),
+                client.post(f"/patients/{MRN}/dob", json={"dob": dob}),
+            ):
+                assert answer.status_code == 422, answer.text
+                assert answer.json()["error"]["code"] == "dob_too_early" and dob not in answer.text
+        assert client.get(f"/patients/{MRN}/dob-correction", params={"dob": "1880-01-01"}).status_code == 200
+    assert _retention(settings, chart) == before

@@ -46,7 +46,15 @@ from sqlalchemy.orm import Session
 from chartvault.archive.models import PATIENT_SOURCE_REGISTRATION, Patient, new_id
 from chartvault.archive.patients import UNSAFE_CHARS, name_key
 
-__all__ = ["COLUMNS", "MAX_LINE_CHARS", "MAX_ROW_ERRORS", "ImportCounts", "RowError", "import_registration"]
+__all__ = [
+    "COLUMNS",
+    "EARLIEST_DOB",
+    "MAX_LINE_CHARS",
+    "MAX_ROW_ERRORS",
+    "ImportCounts",
+    "RowError",
+    "import_registration",
+]
 
 REQUIRED = ("mrn", "last_name", "first_name", "dob")
 OPTIONAL = ("middle_name", "sex")
@@ -72,7 +80,7 @@ _ALIASES = {
 }
 _MRN = re.compile(r"^[A-Za-z0-9\-]{1,64}$")
 _SEX = {"M": "M", "MALE": "M", "F": "F", "FEMALE": "F", "U": "U", "UNKNOWN": "U", "X": "X"}
-_EARLIEST = date(1880, 1, 1)
+EARLIEST_DOB = date(1880, 1, 1)  # no living patient was born before (a DOB correction refuses it too)
 _CHUNK = 1000  # good rows checked against the catalog and written together
 MAX_ROW_ERRORS = 1000  # refused rows kept to be listed, the first by line number (all are counted)
 # A registration row is a few hundred characters. A longer line is no registration list, and csv would hold
@@ -270,7 +278,7 @@ def _check(
     dob = _parse_dob(v["dob"])
     if dob is None:
         return bad("dob_invalid", "dob is not a date (YYYY-MM-DD or MM/DD/YYYY)")
-    if not _EARLIEST <= dob <= today:
+    if not EARLIEST_DOB <= dob <= today:
         return bad("dob_out_of_range", "dob is in the future or before 1880")
     sex = v.get("sex", "")
     if sex and sex.upper() not in _SEX:

@@ -27,6 +27,7 @@ from chartvault.archive.models import (
     Patient,
 )
 from chartvault.archive.objectstore import ObjectRef, ObjectStore
+from chartvault.archive.registration import EARLIEST_DOB
 from chartvault.archive.renditions import missing_renditions
 from chartvault.config import Settings
 from chartvault.errors import InvalidInput, NotFound
@@ -420,6 +421,8 @@ def _dob_problem(dob: date, live: Sequence[Document]) -> tuple[str, str] | None:
     """Why a DOB cannot be a patient's, as (code, message); no date in either (they reach the audit)."""
     if dob > date.today():
         return "future", "the date of birth cannot be in the future"
+    if dob < EARLIEST_DOB:  # as a registration row's
+        return "too_early", f"the date of birth cannot be before {EARLIEST_DOB.year}"
     later = sum(1 for doc in live if doc.date_of_service is not None and doc.date_of_service < dob)
     if later:
         return (
@@ -430,7 +433,8 @@ def _dob_problem(dob: date, live: Sequence[Document]) -> tuple[str, str] | None:
 
 
 def _dob_refused(problem: tuple[str, str]) -> InvalidInput:
-    """The refusal of an impossible DOB, coded for API clients (``dob_future``, ``dob_after_service``)."""
+    """The refusal of an impossible DOB, coded for API clients (``dob_future``, ``dob_too_early``,
+    ``dob_after_service``)."""
     return InvalidInput(problem[1], code=f"dob_{problem[0]}")
 
 
