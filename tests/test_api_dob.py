@@ -137,3 +137,47 @@ def test_the_cli_dry_run_answers_as_the_api_and_changes_nothing(
     assert refused.exit_code == 2 and "after the date of service" in refused.output
     done = runner.invoke(app, ["retention", "correct-dob", MRN, CHILD, "--json"])
     assert done.exit_code == 0 and json.loads(done.stdout)["documents_changed"] == [chart]
+
+
+def test_the_preview_records_the_documents_it_showed_and_a_refusal_as_refused(
+    settings: Settings, chart: str
+) -> None:
+    """The preview shows the DOB on record and each document's id, date of service and retention: a read
+    of the patient's record like a timeline, audited with the ids shown. Before: a count of documents,
+    'ok' even when the date was refused and nothing was shown, and nothing at all for an unknown MRN (a
+    silent probe of who is in the index)."""
+    with api_client(settings, "him_admin") as client:
+        assert client.get(f"/patients/{MRN}/dob-correction", params={"dob": CHILD}).status_code == 200
+        assert client.get(f"/patients/{MRN}/dob-correction", params={"dob": "2021-01-01"}).status_code == 422
+        assert client.get("/patients/00999999/dob-correction").status_code == 404
+    shown, refused, unknown = _audit(settings, "patient.retention_read")
+    with Services(settings) as services:
+        patient = services.audit.patient_ref(MRN).split(":", 1)[1]  # the correction's entries name it so
+        probe = services.audit.patient_ref("00999999")
+    assert (shown.target_id, shown.outcome) == (patient, "ok")
+    assert shown.detail == {"results": 1, "documents": [chart], "part": 1, "parts": 1, "dob_given": True}
+    assert (refused.target_id, refused.outcome) == (patient, "refused")
+    assert refused.detail == {"problem": "after_service", "dob_given": True}
+    assert (unknown.target_id, unknown.outcome) == (probe, "not_found")
+    assert probe.startswith("hmac:")
+    written = json.dumps([[e.target_id, e.detail] for e in (shown, refused, unknown)])
+    for phi in (MRN, "00999999", CHILD, "2021-01-01", DOB):
+        assert phi not in written
+
+
+def test_a_dob_before_1880_is_refused_as_the_registration_list_refuses_it(
+    settings: Settings, chart: str
+) -> None:
+    """Before: the year 1 or 1800 was previewed and saved (the registration import and cover sheets refuse
+    such a date; here it drove the retention rules)."""
+    before = _retention(settings, chart)
+    with api_client(settings, "him_admin") as client:
+        for dob in ("0001-01-01", "1800-01-01", "1879-12-31"):
+            for answer in (
+                client.get(f"/patients/{MRN}/dob-correction", params={"dob": dob}),
+                client.post(f"/patients/{MRN}/dob", json={"dob": dob}),
+            ):
+                assert answer.status_code == 422, answer.text
+                assert answer.json()["error"]["code"] == "dob_too_early" and dob not in answer.text
+        assert client.get(f"/patients/{MRN}/dob-correction", params={"dob": "1880-01-01"}).status_code == 200
+    assert _retention(settings, chart) == before

@@ -82,3 +82,30 @@ def test_duplicate_with_another_patients_manifest_is_flagged_for_review(vault, t
         assert doc.review_status == "pending"
         assert [r["code"] for r in doc.review_reasons] == ["duplicate_mrn_mismatch"]
     assert [i.document_id for i in vault.review.queue(50, 0).items] == [doc_id]
+
+
+TYPED_MRNS = {
+    "direction override": "\u202e00810001",
+    "control character": "00810\x0101",
+    "nul": "00810\x0001",
+    "space inside": "008 10001",
+    "zero width": "0081\u200b0001",
+}
+
+
+@pytest.mark.slow  # one born-digital chart ingested: about 3 s
+def test_a_reviewers_typed_mrn_is_held_to_the_apis_characters_on_every_face(vault, tmp_path: Path) -> None:
+    """The API's body refused these (letters, digits and '-' only); the web review page hands the service
+    the field as typed, and the service only measured its length: a direction override became the
+    document's MRN (and a new patient's, with no registration list). Now the service refuses them."""
+    from chartvault.errors import InvalidInput
+
+    pdf = chart_pdf(tmp_path / "held.pdf", mrn="00810001", dob="01/02/1970", dos="03/04/2024")
+    doc_id = vault.intake.ingest([pdf], source="test").files[0].documents[0]
+    for what, mrn in TYPED_MRNS.items():
+        with pytest.raises(InvalidInput, match="mrn must be") as refused:
+            vault.review.resolve(doc_id, mrn=mrn)
+        assert mrn not in str(refused.value), what
+    with vault.parts.sessions() as s:
+        assert s.get(Document, doc_id).mrn == "00810001"
+    assert vault.review.resolve(doc_id, mrn=" 00810001 ").document_id == doc_id  # trimmed, as before

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chartvault.api.auth import refusal_before_route
 from chartvault.errors import (
@@ -94,6 +95,45 @@ def error_response(
     return JSONResponse({"error": body}, status_code=status)
 
 
+_NOT_CARRIED_OUT = "internal error; the request was not carried out"
+
+
+class ContainErrors:
+    """ASGI middleware: an exception no handler took is answered here, a JSON 500, and ends here.
+
+    Starlette's last resort (its outermost middleware) answers text/plain and then raises the exception
+    on to the server, which logs it with its message ("Exception in ASGI application"): an SQL error's
+    message quotes its parameters, MRNs, names and dates of birth among them. This middleware sits inside
+    it and raises nothing on: the log names the route template and the exception's type and frames, never
+    its message. An error after the answer began (a stream cut short) is logged the same way and the
+    connection closed by the server, as the answer is incomplete.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            route = getattr(scope.get("route"), "path", "?")
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+            log.error("unhandled %s on %s %s\n%s", type(exc).__name__, scope["method"], route, frames)
+            if not started:
+                await error_response(500, "internal_error", _NOT_CARRIED_OUT)(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
     """Answer every error as JSON; authentication is always answered before input."""
 
@@ -111,14 +151,7 @@ def install(app: FastAPI) -> None:
         parts = [f"{'.'.join(str(x) for x in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in exc.errors()]
         return error_response(422, "invalid_request", "; ".join(parts))
 
-    @app.exception_handler(Exception)
-    async def crashed(request: Request, exc: Exception) -> JSONResponse:
-        # Starlette's last resort answers text/plain; this one answers JSON. The log names the route
-        # template and the exception's type and frames, never its message (it may quote a value).
-        route = getattr(request.scope.get("route"), "path", "?")
-        frames = "".join(traceback.format_tb(exc.__traceback__))
-        log.error("unhandled %s on %s %s\n%s", type(exc).__name__, request.method, route, frames)
-        return error_response(500, "internal_error", "internal error; the request was not carried out")
+    app.add_middleware(ContainErrors)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

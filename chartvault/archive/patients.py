@@ -55,6 +55,7 @@ __all__ = [
     "PATIENT_REASONS",
     "REVIEW_NO_PATIENT",
     "REVIEW_PATIENT_CONFLICT",
+    "UNSAFE_CHARS",
     "Settled",
     "held_unlinked",
     "name_key",
@@ -93,6 +94,11 @@ UNLINKED_REASONS = frozenset({REVIEW_MISFILE, REVIEW_MRN_CHECK_DIGIT})
 NEW_PATIENT_MIN_CONFIDENCE = 0.65
 
 # -- names ---------------------------------------------------------------------------------------------
+
+# C0 and C1 controls (NUL included), zero-width characters and bidirectional overrides/isolates: they hide
+# or reorder what a person reads, and have no place in a patient's name or MRN, a station or an operator
+# name (the manifest's fields and the registration list's are refused when they hold one).
+UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 _HONORIFICS = frozenset({"MR", "MRS", "MS", "MISS", "DR"})
 _SUFFIXES = frozenset({"JR", "SR", "II", "III", "IV"})

@@ -21,13 +21,14 @@ million rows), so the pipeline, writing beside a nightly import, would wait and 
 timeout (30 s). A commit per chunk let it in every 40 ms but made a million rows take 64 s instead of
 34; one per 25,000 rows holds the lock about a second at a time, and a million rows take 39 s
 (``bench.registration``, one machine, one run each). A file that is not UTF-8 anywhere, even on its last
-line, is still refused as a whole: its encoding is checked in a first pass (a fraction of a second a
-million rows) before any row is written.
+line, is still refused as a whole, and so is one that is not CSV a registration list can be (a line over
+``MAX_LINE_CHARS``, a field over the csv limit or running over lines: a quote left open would swallow every
+row after it): a first pass reads the whole file (1.3 s a million rows) before any row is written. A name
+holding a control, zero-width or direction-override character, or over ``MAX_NAME_CHARS``, refuses its row.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import heapq
 import io
@@ -43,9 +44,17 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from chartvault.archive.models import PATIENT_SOURCE_REGISTRATION, Patient, new_id
-from chartvault.archive.patients import name_key
+from chartvault.archive.patients import UNSAFE_CHARS, name_key
 
-__all__ = ["COLUMNS", "MAX_ROW_ERRORS", "ImportCounts", "RowError", "import_registration"]
+__all__ = [
+    "COLUMNS",
+    "EARLIEST_DOB",
+    "MAX_LINE_CHARS",
+    "MAX_ROW_ERRORS",
+    "ImportCounts",
+    "RowError",
+    "import_registration",
+]
 
 REQUIRED = ("mrn", "last_name", "first_name", "dob")
 OPTIONAL = ("middle_name", "sex")
@@ -71,9 +80,13 @@ _ALIASES = {
 }
 _MRN = re.compile(r"^[A-Za-z0-9\-]{1,64}$")
 _SEX = {"M": "M", "MALE": "M", "F": "F", "FEMALE": "F", "U": "U", "UNKNOWN": "U", "X": "X"}
-_EARLIEST = date(1880, 1, 1)
+EARLIEST_DOB = date(1880, 1, 1)  # no living patient was born before (a DOB correction refuses it too)
 _CHUNK = 1000  # good rows checked against the catalog and written together
 MAX_ROW_ERRORS = 1000  # refused rows kept to be listed, the first by line number (all are counted)
+# A registration row is a few hundred characters. A longer line is no registration list, and csv would hold
+# it whole in memory (a 1 GiB list of one line: some 5 GB, 4 bytes a character once one is past Latin-1).
+MAX_LINE_CHARS = 64 * 1024
+MAX_NAME_CHARS = 100  # each of last, first and middle name: "LAST, FIRST M" fits the catalog's 256
 
 
 class BadFile(ValueError):
@@ -142,18 +155,58 @@ _DECODE_BLOCK = 1 << 20
 _CHUNKS_PER_COMMIT = 25
 
 
-def _check_utf8(data: Path | bytes) -> None:
-    """Raise ``UnicodeDecodeError`` unless the whole export is UTF-8; reads a block at a time."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    if isinstance(data, Path):
-        with data.open("rb") as fp:
-            while block := fp.read(_DECODE_BLOCK):
-                decoder.decode(block)
-    else:
-        view = memoryview(data)
-        for start in range(0, len(view), _DECODE_BLOCK):
-            decoder.decode(view[start : start + _DECODE_BLOCK])
-    decoder.decode(b"", final=True)
+class _Lines:
+    """The export's lines for ``csv.reader``, none longer than ``MAX_LINE_CHARS`` (``BadFile`` otherwise,
+    before the line is read further), and how many were read."""
+
+    def __init__(self, fp: TextIO) -> None:
+        self.fp = fp
+        self.count = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.fp.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            raise StopIteration
+        self.count += 1
+        if len(line) > MAX_LINE_CHARS:
+            raise BadFile(
+                f"line {self.count} is longer than {MAX_LINE_CHARS:,} characters: not a registration list; "
+                "nothing was imported"
+            )
+        return line
+
+
+def _check_file(data: Path | bytes) -> None:
+    """``BadFile`` unless the whole export reads as rows: UTF-8 text, no line over ``MAX_LINE_CHARS``,
+    every field within the csv module's limit and on one line. No name, MRN, date or sex holds a line
+    break: a field that runs over lines is a quote left open, which would swallow every row after it
+    into one refused row. Read once before any row is written, so a file refused for it changes nothing.
+    """
+    try:
+        with _text(data) as fp:
+            lines = _Lines(fp)
+            reader = csv.reader(lines)
+            while True:
+                first = lines.count + 1
+                try:
+                    record = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error:
+                    raise BadFile(
+                        f"line {first}: not valid CSV (a field over the csv limit, or a stray quote); "
+                        "nothing was imported"
+                    ) from None
+                if lines.count > first or any("\n" in v or "\r" in v for v in record):
+                    raise BadFile(
+                        f"line {first}: a field runs over several lines (a quote left open?); "
+                        "nothing was imported"
+                    )
+    except UnicodeDecodeError:
+        raise BadFile("the file is not UTF-8 text") from None
 
 
 def _text(data: Path | bytes) -> AbstractContextManager[TextIO]:
@@ -165,7 +218,7 @@ def _text(data: Path | bytes) -> AbstractContextManager[TextIO]:
 
 def _rows(fp: TextIO) -> Iterator[tuple[int, dict[str, str]] | RowError]:
     """(line, {column: value}) per data row, or the row's error; the header is checked first."""
-    reader = csv.reader(fp)
+    reader = csv.reader(_Lines(fp))  # _check_file has read it all once: no line or field is too long
     try:
         header = next(reader)
     except StopIteration:
@@ -174,18 +227,15 @@ def _rows(fp: TextIO) -> Iterator[tuple[int, dict[str, str]] | RowError]:
     missing = [c for c in REQUIRED if c not in cols]
     if missing:
         raise BadFile(f"the header lacks the column(s) {', '.join(missing)} (expected {', '.join(COLUMNS)})")
-    try:
-        for raw in reader:
-            line = reader.line_num
-            if not any(v.strip() for v in raw):
-                continue  # blank lines are not rows
-            if len(raw) != len(cols):
-                msg = f"line {line}: {len(raw)} columns, the header has {len(cols)}"
-                yield RowError(line, "columns", msg)
-                continue
-            yield line, {c: v.strip() for c, v in zip(cols, raw, strict=True) if c}
-    except csv.Error:
-        yield RowError(reader.line_num, "csv", f"line {reader.line_num}: not valid CSV (an unclosed quote?)")
+    for raw in reader:
+        line = reader.line_num
+        if not any(v.strip() for v in raw):
+            continue  # blank lines are not rows
+        if len(raw) != len(cols):
+            msg = f"line {line}: {len(raw)} columns, the header has {len(cols)}"
+            yield RowError(line, "columns", msg)
+            continue
+        yield line, {c: v.strip() for c, v in zip(cols, raw, strict=True) if c}
 
 
 def _parse_dob(text: str) -> date | None:
@@ -213,13 +263,22 @@ def _check(
         return bad("mrn_invalid", "mrn must be 1-64 letters, digits or '-'")
     if mrn_ok is not None and not mrn_ok(v["mrn"]):
         return bad("mrn_check_digit", "mrn fails the facility's check digit (CHARTVAULT_MRN_CHECK_DIGIT)")
+    names = (v["last_name"], v["first_name"], v.get("middle_name", ""))
+    if any(len(name) > MAX_NAME_CHARS for name in names):
+        return bad(
+            "name_too_long", f"last_name, first_name and middle_name are at most {MAX_NAME_CHARS} characters"
+        )
+    if any(UNSAFE_CHARS.search(name) for name in names):
+        return bad(
+            "name_characters", "names may hold no control, zero-width or direction-override characters"
+        )
     key = name_key(v["last_name"], v["first_name"])
     if key is None:
         return bad("name_invalid", "last_name and first_name must hold letters (a surname of 2 or more)")
     dob = _parse_dob(v["dob"])
     if dob is None:
         return bad("dob_invalid", "dob is not a date (YYYY-MM-DD or MM/DD/YYYY)")
-    if not _EARLIEST <= dob <= today:
+    if not EARLIEST_DOB <= dob <= today:
         return bad("dob_out_of_range", "dob is in the future or before 1880")
     sex = v.get("sex", "")
     if sex and sex.upper() not in _SEX:
@@ -244,7 +303,8 @@ def import_registration(
     on_commit: Callable[[ImportCounts], None] | None = None,
 ) -> ImportCounts:
     """Load a registration export (a file, or its bytes) into the patient index, streamed and committed a
-    chunk at a time; counts, and the first row errors. ``BadFile`` (not UTF-8, no header) writes nothing.
+    chunk at a time; counts, and the first row errors. ``BadFile`` (not UTF-8, no header, a line too long,
+    malformed CSV: ``_check_file``) writes nothing.
     ``mrn_ok`` checks each row's MRN against the facility's check digit (the catalog knows no scheme).
     ``on_commit`` is given the counts so far after each intermediate commit (a background import reports
     them as its progress)."""
@@ -254,8 +314,8 @@ def import_registration(
     seen: dict[str, int] = {}  # MRN -> line, across chunks
     good: list[_Row] = []
     chunks = 0
+    _check_file(data)
     try:
-        _check_utf8(data)
         with _text(data) as fp:
             for item in _rows(fp):
                 row = item if isinstance(item, RowError) else _check(*item, today, mrn_ok)

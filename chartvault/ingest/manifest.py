@@ -18,13 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
+from chartvault.archive.patients import UNSAFE_CHARS
 from chartvault.classify.types import DOC_TYPES
 from chartvault.config import DEFAULT_MRN_PATTERN
 from chartvault.errors import InvalidInput
 
-# C0 and C1 controls (NUL included), zero-width characters and bidirectional overrides/isolates: they
-# hide or reorder what a person reads, and have no place in an MRN, a station or an operator name.
-_UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 MAX_LABEL_CHARS = 128
 
 
@@ -36,7 +34,7 @@ def check_label(name: str, value: str | None) -> str | None:
     """A station or operator name as given, or a refusal naming the field (never the value)."""
     if value is None or not value.strip():
         return None
-    if _UNSAFE_CHARS.search(value):
+    if UNSAFE_CHARS.search(value):
         raise InvalidField(f"{name}: control, zero-width or direction-override characters are not allowed")
     if len(value) > MAX_LABEL_CHARS:
         raise InvalidField(f"{name}: at most {MAX_LABEL_CHARS} characters")
@@ -96,7 +94,7 @@ def _mrn(value: Any, where: str, pattern: re.Pattern[str]) -> str | None:
     if not isinstance(value, str) or not value.strip():
         # MRNs are strings: a JSON number would already have lost its leading zeros.
         raise ManifestError(f"{where}: 'mrn' must be a string (leading zeros matter)")
-    if _UNSAFE_CHARS.search(value):
+    if UNSAFE_CHARS.search(value):
         raise ManifestError(f"{where}: 'mrn' holds control, zero-width or direction-override characters")
     if not pattern.fullmatch(value.strip()):
         raise ManifestError(f"{where}: 'mrn' is not an MRN of this facility (CHARTVAULT_MRN_PATTERN)")

@@ -12,6 +12,8 @@ from chartvault.archive.audit import AuditLog
 from chartvault.archive.models import Patient
 from chartvault.archive.tokens import Principal
 
+AUDIT_IDS_PER_ENTRY = 500  # document ids in one audit entry of a read (a longer list takes several)
+
 
 @dataclass(frozen=True, slots=True)
 class Caller:
@@ -79,6 +81,16 @@ class AuditTrail:
     ) -> str:
         """Record one entry (ids and codes only) as this caller (or ``actor``); returns its MAC."""
         return self.log.record(actor or self.actor, action, target_type, target_id, outcome, detail)
+
+    def seen(
+        self, action: str, target_type: str, target_id: str | None, shown: list[str], **detail: Any
+    ) -> None:
+        """A read that showed these documents: one entry per ``AUDIT_IDS_PER_ENTRY`` ids (a long timeline
+        takes several), each with the count, its part of the ids and ``detail``."""
+        chunks = [shown[i : i + AUDIT_IDS_PER_ENTRY] for i in range(0, len(shown), AUDIT_IDS_PER_ENTRY)]
+        for part, ids in enumerate(chunks or [[]], start=1):
+            counts = {"results": len(shown), "documents": ids, "part": part, "parts": max(1, len(chunks))}
+            self(action, target_type, target_id, detail={**counts, **detail})
 
     def patient_ref(self, mrn: str | None) -> str | None:
         """What an audit row says instead of an MRN: the patient's internal id, else a keyed hash.

@@ -27,6 +27,7 @@ from chartvault.archive.models import (
     Patient,
 )
 from chartvault.archive.objectstore import ObjectRef, ObjectStore
+from chartvault.archive.registration import EARLIEST_DOB
 from chartvault.archive.renditions import missing_renditions
 from chartvault.config import Settings
 from chartvault.errors import InvalidInput, NotFound
@@ -137,7 +138,10 @@ class RecordsService:
         sees what moves before confirming. Refused as ``correct_dob`` refuses. Audited as a retention read.
         """
         with self.sessions() as s, s.no_autoflush:
-            patient = _patient(s, mrn)
+            patient = s.scalars(select(Patient).where(Patient.mrn == mrn)).first()
+            if patient is None:  # a probe of who is in the index: recorded, under a keyed hash of the MRN
+                self.audit("patient.retention_read", "patient", self.audit.patient_ref(mrn), "not_found")
+                raise NotFound("no patient with that MRN in the patient index")
             live = _live_documents(s, mrn)
             problem = _dob_problem(dob, live) if dob is not None else None
             archived = [doc for doc in live if doc.object_key]
@@ -153,10 +157,13 @@ class RecordsService:
                     after[doc.id] = (decision.retain_until, decision.rule_id)
             documents = [_retention_change(doc, before[doc.id], after.get(doc.id)) for doc in archived]
             s.rollback()  # the DOB set above only to ask the rules
-        detail = {"documents": len(documents), "dob_given": dob is not None}
-        self.audit("patient.retention_read", "patient", patient_id, detail=detail)
-        if problem is not None:
+        target = patient_id  # as the correction's entries name the patient
+        if problem is not None:  # nothing shown
+            detail = {"problem": problem[0], "dob_given": True}
+            self.audit("patient.retention_read", "patient", target, "refused", detail)
             raise _dob_refused(problem)
+        shown = [d.document_id for d in documents]
+        self.audit.seen("patient.retention_read", "patient", target, shown, dob_given=dob is not None)
         return DobCorrection(
             mrn=mrn,
             dob=day(on_record),
@@ -414,6 +421,8 @@ def _dob_problem(dob: date, live: Sequence[Document]) -> tuple[str, str] | None:
     """Why a DOB cannot be a patient's, as (code, message); no date in either (they reach the audit)."""
     if dob > date.today():
         return "future", "the date of birth cannot be in the future"
+    if dob < EARLIEST_DOB:  # as a registration row's
+        return "too_early", f"the date of birth cannot be before {EARLIEST_DOB.year}"
     later = sum(1 for doc in live if doc.date_of_service is not None and doc.date_of_service < dob)
     if later:
         return (
@@ -424,7 +433,8 @@ def _dob_problem(dob: date, live: Sequence[Document]) -> tuple[str, str] | None:
 
 
 def _dob_refused(problem: tuple[str, str]) -> InvalidInput:
-    """The refusal of an impossible DOB, coded for API clients (``dob_future``, ``dob_after_service``)."""
+    """The refusal of an impossible DOB, coded for API clients (``dob_future``, ``dob_too_early``,
+    ``dob_after_service``)."""
     return InvalidInput(problem[1], code=f"dob_{problem[0]}")
 
 

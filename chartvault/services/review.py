@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -52,6 +53,9 @@ from chartvault.services.jobs import JobService
 log = logging.getLogger("chartvault.review")
 
 
+# An MRN a person types (the web review page, the API, `chartvault resolve`): what the API's body and a
+# registration row allow, so no face lets a control, direction-override or zero-width character in.
+TYPED_MRN = re.compile(r"[A-Za-z0-9\-]{1,64}")
 _UNCOUNTED = object()
 
 
@@ -270,8 +274,8 @@ class ReviewService:
 
     def _typed_mrn(self, mrn: str) -> str:
         """An MRN as a person typed it, checked (the message names the check, never the value)."""
-        if not mrn.strip() or len(mrn.strip()) > 64:
-            raise InvalidInput("mrn must be 1-64 characters")
+        if not TYPED_MRN.fullmatch(mrn.strip()):
+            raise InvalidInput("mrn must be 1-64 letters, digits or '-'")
         if not passes(mrn.strip(), self.mrn_check_digit):
             raise InvalidInput(
                 f"the MRN fails the facility's check digit ({self.mrn_check_digit}): a digit is mistyped; "

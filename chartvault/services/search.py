@@ -36,7 +36,6 @@ from chartvault.services.caller import AuditTrail
 from chartvault.telemetry import metrics
 
 # A result list shows at most 500 documents per page; the audit entry of a list holds their ids.
-AUDIT_IDS_PER_ENTRY = 500
 
 
 class SearchService:
@@ -106,7 +105,7 @@ class SearchService:
             if (doc := docs.get(e.doc_id)) is not None:
                 groups.setdefault(doc.encounter, []).append(DocumentSummary(**_summary_fields(doc)))
         shown = [x.document_id for group in groups.values() for x in group]
-        self._audit_seen("patient.timeline", "patient", self.audit.patient_ref(mrn), shown)
+        self.audit.seen("patient.timeline", "patient", self.audit.patient_ref(mrn), shown)
         return Timeline(
             mrn=mrn,
             total=len(docs),
@@ -137,13 +136,6 @@ class SearchService:
         shown = [h.document_id for h in hits]
         self.audit("document.similar", "document", doc_id, detail={"results": len(hits), "documents": shown})
         return SimilarDocuments(document_id=doc_id, total=results.total, hits=hits)
-
-    def _audit_seen(self, action: str, target_type: str, target_id: str | None, shown: list[str]) -> None:
-        """One audit entry per ``AUDIT_IDS_PER_ENTRY`` documents shown (a long timeline takes several)."""
-        chunks = [shown[i : i + AUDIT_IDS_PER_ENTRY] for i in range(0, len(shown), AUDIT_IDS_PER_ENTRY)]
-        for part, ids in enumerate(chunks or [[]], start=1):
-            detail = {"results": len(shown), "documents": ids, "part": part, "parts": max(1, len(chunks))}
-            self.audit(action, target_type, target_id, detail=detail)
 
     def _query_filters(self, query: SearchQuery) -> dict[str, Any]:
         """What a search asked for, minus free text and names (which may be PHI): ids and codes only.

@@ -31,6 +31,16 @@ SESSION_COOKIE = "cv_session"
 SIGN_IN_COOKIE = "cv_sign_in"  # the sign-in form's own CSRF secret (no session exists yet)
 ANONYMOUS = Caller("web:anonymous")
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# The pages that take files (multipart), whose handlers read the body through ``web.uploads``, which checks
+# the CSRF token in it. A multipart body sent anywhere else is read by no one, so its token would never be
+# checked: it is refused, as a body of no form is.
+UPLOADS = frozenset(
+    {
+        ("POST", "/ui/batches"),
+        ("POST", "/ui/patient-index"),
+        ("POST", "/ui/releases/{release_id}/authorization"),
+    }
+)
 
 
 class SignInRequired(Exception):
@@ -165,9 +175,12 @@ async def _check_unsafe(ctx: PageContext) -> None:
         ctx.check_csrf(header or (token if isinstance(token, str) else None))
     elif header is not None:
         ctx.check_csrf(header)
-    elif not content_type.startswith("multipart/form-data"):
+    elif (
+        not content_type.startswith("multipart/form-data")
+        or (request.method, _route_path(request)) not in UPLOADS
+    ):
         raise CsrfRefused("the request carries no form")
-    # multipart: the upload handler checks the token once the body is read (see web.uploads)
+    # multipart to a page that takes files: its handler checks the token once the body is read (web.uploads)
 
 
 def sign_in_redirect(back_to: str | None) -> Response:

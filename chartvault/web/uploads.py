@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chartvault.ingest.staging import UploadLimits
 from chartvault.web import ReceivedUpload, WebParts
-from chartvault.web.context import PageContext
+from chartvault.web.context import UPLOADS, PageContext
 
 
 async def receive_form_upload(
@@ -17,6 +17,8 @@ async def receive_form_upload(
     ``max_file_bytes`` (default: the scanned-file limit) is kept as ``over_limit`` with no bytes.
     """
     request = ctx.request
+    route = getattr(request.scope.get("route"), "path", None)
+    assert (request.method, route) in UPLOADS, f"{route} takes files: list it in web.context.UPLOADS"
     parts: WebParts = request.app.state.web
     services = ctx.services
     limits = UploadLimits(max_files, services.settings.max_form_parts, services.settings.max_form_bytes)

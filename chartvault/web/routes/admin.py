@@ -16,7 +16,7 @@ from chartvault.schemas.access import AuditReport
 from chartvault.schemas.jobs import JobInfo
 from chartvault.services.records import check_summary
 from chartvault.web.context import Page
-from chartvault.web.forms import day
+from chartvault.web.forms import ChainPosition, day
 from chartvault.web.routing import page_router
 
 router = page_router()
@@ -95,8 +95,8 @@ def audit_page(
     document: Filter = "",
     date_from: FromParam = "",
     date_to: ToParam = "",
-    before: int | None = None,
-    after: int | None = None,
+    before: ChainPosition = None,
+    after: ChainPosition = None,
 ) -> Response:
     """The entries, newest first, filtered and paged by chain position; the chain check is a POST (it
     writes an audit entry of its own)."""

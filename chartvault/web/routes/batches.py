@@ -11,6 +11,7 @@ from chartvault.errors import InvalidInput
 from chartvault.ingest.manifest import parse_manifest
 from chartvault.services.intake import Incoming
 from chartvault.web.context import Page
+from chartvault.web.forms import Offset
 from chartvault.web.routing import page_router
 from chartvault.web.uploads import receive_form_upload
 
@@ -20,9 +21,9 @@ PAGE_STATES = ("received", "ocr", "classified", "archived", "indexed")
 
 
 @router.get("/ui/batches")
-def batches_page(page: Page, offset: int = 0) -> Response:
+def batches_page(page: Page, offset: Offset = 0) -> Response:
     """Recent batches (a scanning operator sees only their own) and the upload form."""
-    listing = page.services.intake.batches(50, max(0, offset))
+    listing = page.services.intake.batches(50, offset)
     return page.render("batches.html", listing=listing)
 
 

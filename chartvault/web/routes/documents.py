@@ -13,6 +13,7 @@ from chartvault.classify.types import DOC_TYPES
 from chartvault.search.types import SearchQuery
 from chartvault.services.documents import Original
 from chartvault.web.context import Page
+from chartvault.web.forms import PageNo
 from chartvault.web.routing import page_router
 
 router = page_router()
@@ -96,8 +97,8 @@ def document_page(
     doc_id: str,
     page: Page,
     q: str | None = None,
-    page_no: Annotated[int | None, Query(alias="page", ge=1)] = None,
-    pos: Annotated[int | None, Query(ge=1)] = None,
+    page_no: Annotated[int | None, Query(alias="page", ge=1, le=100_000)] = None,
+    pos: Annotated[int | None, Query(ge=1, le=100_000)] = None,
 ) -> Response:
     """The viewer: the page image with the query's words boxed, the text beside it, page navigation."""
     services = page.services
@@ -120,7 +121,7 @@ def document_page(
 
 @router.get("/ui/documents/{doc_id}/pages/{page_no}/image")
 def page_image(
-    doc_id: str, page_no: int, page: Page, w: Annotated[int, Query(ge=100, le=6000)] = 900
+    doc_id: str, page_no: PageNo, page: Page, w: Annotated[int, Query(ge=100, le=6000)] = 900
 ) -> Response:
     """The page rendered at the width asked for (cached on disk; every fetch audited as a read)."""
     image = page.services.pages.image(doc_id, page_no, w)

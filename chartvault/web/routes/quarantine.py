@@ -17,7 +17,7 @@ from chartvault.errors import Conflict, InvalidInput
 from chartvault.policy import allowed
 from chartvault.schemas.batches import QuarantinePurge
 from chartvault.web.context import Page
-from chartvault.web.forms import fingerprint, whole
+from chartvault.web.forms import Offset, fingerprint, whole
 from chartvault.web.routing import page_router
 
 router = page_router()
@@ -29,7 +29,7 @@ FileParam = Annotated[str, Query(max_length=64)]
 @router.get("/ui/quarantine")
 def quarantine_page(
     page: Page,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     days: Annotated[int | None, Query(ge=1, le=36500)] = None,
     file: FileParam = "",
     purged: Annotated[int | None, Query(ge=0)] = None,

@@ -8,7 +8,7 @@ from fastapi.responses import RedirectResponse, Response
 from chartvault.classify.types import DOC_TYPES
 from chartvault.errors import InvalidInput
 from chartvault.web.context import Page
-from chartvault.web.forms import day
+from chartvault.web.forms import Offset, PageNoQuery, day
 from chartvault.web.routing import page_router
 
 router = page_router()
@@ -19,14 +19,14 @@ PATIENT_REASONS = frozenset({"no_patient_identified", "patient_conflict"})
 
 
 @router.get("/ui/review")
-def review_queue(page: Page, offset: int = 0) -> Response:
+def review_queue(page: Page, offset: Offset = 0) -> Response:
     """Documents held for a person, oldest first, with their reasons (codes, never values)."""
-    queue = page.services.review.queue(50, max(0, offset))
+    queue = page.services.review.queue(50, offset)
     return page.render("review.html", queue=queue, done=page.request.query_params.get("done"))
 
 
 @router.get("/ui/review/{doc_id}")
-def review_item(doc_id: str, page: Page, page_no: int | None = None) -> Response:
+def review_item(doc_id: str, page: Page, page_no: PageNoQuery = None) -> Response:
     """One held document: the page in view beside what was read from it, and the decisions."""
     services = page.services
     document = services.documents.get(doc_id)
