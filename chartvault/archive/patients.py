@@ -45,6 +45,7 @@ from chartvault.archive.models import (
     Patient,
     new_id,
 )
+from chartvault.schemas.documents import MRN_SOURCE_INDEX, MRN_SOURCE_READ_BACK
 
 log = logging.getLogger("chartvault.patients")
 
@@ -67,16 +68,17 @@ __all__ = [
 REVIEW_NO_PATIENT = "no_patient_identified"
 REVIEW_PATIENT_CONFLICT = "patient_conflict"
 PATIENT_REASONS = frozenset({REVIEW_NO_PATIENT, REVIEW_PATIENT_CONFLICT})
-MRN_FROM_INDEX = "patient_index"  # identifier_confidence["mrn_source"] when the MRN came from the index
+MRN_FROM_INDEX = MRN_SOURCE_INDEX  # identifier_confidence["mrn_source"] when the MRN came from the index
 # identifier_confidence["mrn_source"] when the MRN is the pages' reading with one look-alike digit changed
 # to pass the facility's check digit (``classify.checkdigit.read_back``); "mrn_read" keeps what they read.
-MRN_READ_BACK = "check_digit_read_back"
+# (The MRN the re-read renderings voted for is marked alike, ``MRN_SOURCE_REREAD``.)
+MRN_READ_BACK = MRN_SOURCE_READ_BACK
 _MRN_PROVENANCE = ("mrn_source", "mrn_read")
 
 
 def with_mrn_given(conf: dict[str, Any] | None) -> dict[str, Any]:
     """A document's identifier confidences once a person gave its MRN (reviewer, cover sheet, manifest,
-    refile): sure, and no longer found through the index nor read back by the check digit."""
+    refile): sure, and no longer found through the index, read back by the check digit nor re-read."""
     return {**{k: v for k, v in (conf or {}).items() if k not in _MRN_PROVENANCE}, "mrn": 1.0}
 
 
