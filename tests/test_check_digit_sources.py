@@ -109,6 +109,30 @@ def test_a_manifest_mrn_failing_the_check_holds_the_document_linked_to_no_one(ar
         )
 
 
+def test_the_refused_manifest_mrn_is_shown_to_the_reviewer_and_kept_nowhere_else(archive: Archive) -> None:
+    """The reviewer compares the refused number with the page: the document's answer (to the roles that may
+    read it) and the review page show it; reasons, flags and the audit never carry it. Resolving ends it."""
+    with api_client(archive.settings, "staff") as client:
+        doc = client.get(f"/documents/{archive.manifest}").json()
+    refused = doc["identifiers"]["mrn_refused"]
+    with web_client(archive.settings, "him_admin") as client:
+        page = client.get(f"/ui/review/{archive.manifest}").text
+    if archive.check == "none":  # applied as before: nothing refused
+        assert refused == [] and 'id="mrn-refused-' not in page
+        return
+    assert refused == [{"source": "manifest", "value": MISREAD}]
+    assert f'<dt>MRN the manifest gave</dt><dd id="mrn-refused-manifest">{MISREAD} ' in page
+    assert "fails the check digit: not applied" in page and CHECKED in page  # beside the MRN read
+    with Services(archive.settings) as services, services.parts.sessions() as s:
+        details = [str(e.detail) for e in s.scalars(select(AuditEvent))]
+        flags = as_json(services.intake.batch(archive.manifest_batch))["flags"]
+    assert MISREAD not in " ".join(details) + json.dumps(flags) + json.dumps(doc["review_reasons"])
+    with Services(archive.settings) as services:
+        services.review.resolve(archive.manifest)  # the reviewer confirms the MRN the page printed
+        after = as_json(services.documents.get(archive.manifest))["identifiers"]
+    assert after["mrn_refused"] == [] and after["mrn"]["value"] == CHECKED
+
+
 # ------------------------------------------------------------------------------------------ the read-back
 
 

@@ -52,6 +52,7 @@ log = logging.getLogger("chartvault.patients")
 __all__ = [
     "MRN_FROM_INDEX",
     "MRN_READ_BACK",
+    "MRN_REFUSED",
     "NEW_PATIENT_MIN_CONFIDENCE",
     "PATIENT_REASONS",
     "REVIEW_NO_PATIENT",
@@ -63,6 +64,7 @@ __all__ = [
     "settle_patient",
     "settle_unlinked",
     "with_mrn_given",
+    "without_refused_mrns",
 ]
 
 REVIEW_NO_PATIENT = "no_patient_identified"
@@ -73,13 +75,24 @@ MRN_FROM_INDEX = MRN_SOURCE_INDEX  # identifier_confidence["mrn_source"] when th
 # to pass the facility's check digit (``classify.checkdigit.read_back``); "mrn_read" keeps what they read.
 # (The MRN the re-read renderings voted for is marked alike, ``MRN_SOURCE_REREAD``.)
 MRN_READ_BACK = MRN_SOURCE_READ_BACK
-_MRN_PROVENANCE = ("mrn_source", "mrn_read")
+# identifier_confidence[MRN_REFUSED]: the MRNs a cover sheet or manifest gave that failed the facility's
+# check digit, [{"source": "cover_sheet" | "manifest", "value": ...}], kept for the reviewer to compare with
+# the page (a value: never in a reason, a flag, a log or the audit). A person's decision on the MRN drops it.
+MRN_REFUSED = "mrn_refused"
+_MRN_PROVENANCE = ("mrn_source", "mrn_read", MRN_REFUSED)
 
 
 def with_mrn_given(conf: dict[str, Any] | None) -> dict[str, Any]:
     """A document's identifier confidences once a person gave its MRN (reviewer, cover sheet, manifest,
-    refile): sure, and no longer found through the index, read back by the check digit nor re-read."""
+    refile): sure, and no longer found through the index, read back by the check digit nor re-read; the
+    MRNs refused for the document are settled too."""
     return {**{k: v for k, v in (conf or {}).items() if k not in _MRN_PROVENANCE}, "mrn": 1.0}
+
+
+def without_refused_mrns(conf: dict[str, Any] | None) -> dict[str, Any]:
+    """A document's identifier confidences once a person confirmed its MRN as read: the MRNs a cover sheet
+    or manifest gave and the check digit refused are settled."""
+    return {k: v for k, v in (conf or {}).items() if k != MRN_REFUSED}
 
 
 # Held and linked to no one until a person decides: the pages may be someone else's, or the MRN given for

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # Where a document's MRN came from when it is not what the pages printed as it stands (IdentifierValue.source,
@@ -25,6 +25,15 @@ class IdentifierValue:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RefusedMrn:
+    """An MRN a cover sheet or manifest gave for the document that fails the facility's check digit: not
+    applied (the document is held, ``mrn_check_digit_failed``), shown so the reviewer can compare it."""
+
+    source: str  # cover_sheet | manifest
+    value: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DocumentIdentifiers:
     mrn: IdentifierValue | None
     name: IdentifierValue | None
@@ -32,6 +41,8 @@ class DocumentIdentifiers:
     date_of_service: IdentifierValue | None
     account: IdentifierValue | None
     encounter: IdentifierValue | None
+    # Until a person resolves the review or refiles the document (empty then, and without the setting).
+    mrn_refused: list[RefusedMrn] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

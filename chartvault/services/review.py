@@ -26,7 +26,7 @@ from chartvault.archive.models import (
     Page,
 )
 from chartvault.archive.objectstore import ObjectStore
-from chartvault.archive.patients import settle_patient, with_mrn_given
+from chartvault.archive.patients import settle_patient, with_mrn_given, without_refused_mrns
 from chartvault.classify.checkdigit import CheckDigit, passes
 from chartvault.classify.model import DocTypeModel
 from chartvault.classify.types import DOC_TYPES, SOURCE_STAFF
@@ -235,6 +235,7 @@ class ReviewService:
                 raise NotFound(f"document {doc_id} not found")
             codes = [r.get("code") for r in doc.review_reasons or []]
             old_mrn = doc.mrn
+            doc.identifier_confidence = without_refused_mrns(doc.identifier_confidence)  # compared now
             if mrn is not None:
                 doc.mrn = mrn
                 doc.identifier_confidence = with_mrn_given(doc.identifier_confidence)
