@@ -209,6 +209,44 @@ def test_a_reviewer_mrn_failing_the_check_is_refused_everywhere_and_nothing_chan
     assert all(e.target_id != doc_id for e in resolved)
 
 
+def test_a_refile_to_an_mrn_failing_the_check_is_refused_everywhere_and_nothing_changes(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``misfile --to-mrn``, the review page's refile form and the service refuse a mistyped target MRN as
+    the reviewer's is refused (no API route refiles)."""
+    if archive.check == "none":  # nothing to refuse without the setting (the refile itself: test_records)
+        return
+    doc_id = archive.resolvable
+    with Services(archive.settings) as services:
+        before = as_json(services.documents.get(doc_id))
+        with pytest.raises(InvalidInput) as refused:
+            services.records.correct_misfile(doc_id, f" {MISREAD} ", "label misread")
+    assert refused.value.code == "mrn_check_digit_failed" and MISREAD not in str(refused.value)
+
+    with web_client(archive.settings, "him_admin") as client:
+        token = csrf_of(client.get(f"/ui/review/{doc_id}").text)
+        sent = {"csrf": token, "to_mrn": MISREAD, "reason": "label misread", "pages": ""}
+        page = client.post(f"/ui/documents/{doc_id}/misfile", data=sent, follow_redirects=False)
+    assert page.status_code == 422 and "fails the facility&#39;s check digit (luhn)" in page.text
+    assert "nothing was changed" in page.text
+
+    from chartvault.cli import app
+
+    monkeypatch.setenv("CHARTVAULT_DATA_DIR", str(archive.settings.data_dir))
+    monkeypatch.setenv("CHARTVAULT_MRN_CHECK_DIGIT", "luhn")
+    shown = CliRunner().invoke(app, ["misfile", doc_id, "--to-mrn", MISREAD, "--reason", "label misread"])
+    assert shown.exit_code == 2 and "check digit (luhn)" in shown.output and MISREAD not in shown.output
+
+    with Services(archive.settings) as services, services.parts.sessions() as s:
+        assert as_json(services.documents.get(doc_id)) == before  # nothing changed
+        misfiles = s.scalars(
+            select(AuditEvent).where(
+                AuditEvent.action == "document.misfile_correction", AuditEvent.target_id == doc_id
+            )
+        ).all()
+    assert [(e.outcome, e.detail["refused"]) for e in misfiles] == [("refused", "mrn_check_digit_failed")] * 3
+
+
 # ------------------------------------------------------------------------------ the registration list
 
 

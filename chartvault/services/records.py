@@ -40,6 +40,7 @@ from chartvault.schemas.patients import DobCorrected, DobCorrection, RetentionCh
 from chartvault.schemas.records import DispositionRun
 from chartvault.services.caller import AuditTrail
 from chartvault.services.jobs import JobContext, JobService
+from chartvault.services.mrns import typed_mrn
 
 
 class RecordsService:
@@ -246,10 +247,18 @@ class RecordsService:
         pages: Sequence[int] | None = None,
         break_glass: bool = False,
     ) -> MisfileResult:
-        """Refile a document, or split misfiled pages out of it (break-glass under GOVERNANCE)."""
+        """Refile a document, or split misfiled pages out of it (break-glass under GOVERNANCE). A target MRN
+        failing the facility's check digit is refused (``mrn_check_digit_failed``, audited) as a reviewer's
+        is, before anything changes."""
         if not reason.strip():
             raise MisfileRefused("a misfile correction needs a reason")
         detail: dict[str, Any] = {"break_glass": break_glass, "pages": list(pages or [])}
+        try:
+            to_mrn = typed_mrn(to_mrn, self.settings.mrn_check_digit)
+        except InvalidInput as exc:
+            refused = {**detail, "refused": exc.code}
+            self.audit("document.misfile_correction", "document", doc_id, outcome="refused", detail=refused)
+            raise
         try:
             with transaction(self.sessions) as s:
                 doc = s.get(Document, doc_id)

@@ -27,7 +27,7 @@ from chartvault.archive.models import (
 )
 from chartvault.archive.objectstore import ObjectStore
 from chartvault.archive.patients import settle_patient, with_mrn_given, without_refused_mrns
-from chartvault.classify.checkdigit import CheckDigit, passes
+from chartvault.classify.checkdigit import CheckDigit
 from chartvault.classify.model import DocTypeModel
 from chartvault.classify.types import DOC_TYPES, SOURCE_STAFF
 from chartvault.errors import InvalidInput, NotFound
@@ -48,6 +48,7 @@ from chartvault.schemas.review import (
 )
 from chartvault.services.caller import AuditTrail
 from chartvault.services.jobs import JobService
+from chartvault.services.mrns import typed_mrn
 
 log = logging.getLogger("chartvault.review")
 
@@ -228,7 +229,7 @@ class ReviewService:
         reason (``no_patient_identified`` or ``patient_conflict``): never resolved and linked to no one.
         An MRN that fails the facility's check digit is refused before anything changes: it is mistyped."""
         if mrn is not None:
-            mrn = self._typed_mrn(mrn)
+            mrn = typed_mrn(mrn, self.mrn_check_digit)
         with self.sessions() as s:
             doc = s.get(Document, doc_id, options=[selectinload(Document.pages)])
             if doc is None:
@@ -268,18 +269,6 @@ class ReviewService:
         self.audit("document.review_resolve", "document", doc_id, detail=detail)
         audit_fallout(self.audit, doc_id, fallout)  # a changed MRN is a refile: releases, disclosures
         return ReviewResolution(document_id=doc_id, review_status=status, patient_linked=linked)
-
-    def _typed_mrn(self, mrn: str) -> str:
-        """An MRN as a person typed it, checked (the message names the check, never the value)."""
-        if not mrn.strip() or len(mrn.strip()) > 64:
-            raise InvalidInput("mrn must be 1-64 characters")
-        if not passes(mrn.strip(), self.mrn_check_digit):
-            raise InvalidInput(
-                f"the MRN fails the facility's check digit ({self.mrn_check_digit}): a digit is mistyped; "
-                "nothing was changed",
-                code="mrn_check_digit_failed",
-            )
-        return mrn.strip()
 
     def classifier_status(self) -> ClassifierStatus:
         """The model the pipeline uses as saved, the staff corrections it learned from, and those made since
