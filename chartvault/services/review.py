@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -28,7 +29,7 @@ from chartvault.archive.models import (
 from chartvault.archive.objectstore import ObjectStore
 from chartvault.archive.patients import settle_patient, with_mrn_given, without_refused_mrns
 from chartvault.classify.checkdigit import CheckDigit
-from chartvault.classify.model import DocTypeModel
+from chartvault.classify.model import RETRAIN_STAGES, DocTypeModel
 from chartvault.classify.types import DOC_TYPES, SOURCE_STAFF
 from chartvault.errors import InvalidInput, NotFound
 from chartvault.ingest.stages import REVIEW_LOW_CONFIDENCE
@@ -47,7 +48,7 @@ from chartvault.schemas.review import (
     ReviewResolution,
 )
 from chartvault.services.caller import AuditTrail
-from chartvault.services.jobs import JobService
+from chartvault.services.jobs import JobContext, JobService
 from chartvault.services.mrns import typed_mrn
 
 log = logging.getLogger("chartvault.review")
@@ -91,15 +92,19 @@ class ClassifierModels:
                 self._marker = marker
             return self._model
 
-    def retrain(self) -> tuple[DocTypeModel, int, str]:
-        """Train again on the labelled texts, the samples and the corrections: (model, corrections, path)."""
+    def retrain(self, at_stage: Callable[[str], None] | None = None) -> tuple[DocTypeModel, int, str]:
+        """Train again on the labelled texts, the samples and the corrections: (model, corrections, path).
+        ``at_stage`` is called as each of ``RETRAIN_STAGES`` begins; an exception it raises before "save"
+        ends the retraining with nothing saved and the model in use unchanged."""
         from chartvault.classify import doctype
         from chartvault.classify.model import cache_path, retrain
 
+        stage = at_stage or (lambda _name: None)
+        stage("corrections")
         marker = self._corrections_marker()
         corrections = self.corrections()
         folder = self.folder if corrections else doctype.model_dir()
-        model = retrain(folder, corrections)
+        model = retrain(folder, corrections, at_stage=stage)
         with self._lock:
             self._model, self._marker = model, marker
         if not corrections:
@@ -299,8 +304,19 @@ class ReviewService:
 
     def start_training(self) -> JobInfo:
         """``train_classifier`` as a background job (audited as this caller when it starts and ends): the
-        page or API call that asks is answered at once. While a training runs, that one is given."""
-        job, _ = self.jobs.start(JOB_CLASSIFIER_TRAIN, lambda _context: to_jsonable(self.train_classifier()))
+        page or API call that asks is answered at once. While a training runs, that one is given. Its
+        progress is the stage it is in (``RETRAIN_STAGES``); cancelled, it stops as the next stage begins:
+        the fit itself cannot be interrupted, so a cancel during it takes effect when it ends, and the
+        model it fitted is thrown away (never saved, never used)."""
+
+        def work(context: JobContext) -> dict[str, Any]:
+            def at_stage(stage: str) -> None:
+                context.boundary({"stage": stage, "stages": list(RETRAIN_STAGES)})
+
+            result: dict[str, Any] = to_jsonable(self.train_classifier(at_stage))
+            return result
+
+        job, _ = self.jobs.start(JOB_CLASSIFIER_TRAIN, work)
         return job
 
     def last_training(self) -> JobInfo | None:
@@ -319,6 +335,8 @@ class ReviewService:
             finished_at=job.finished_at,
             result=ClassifierInfo(**job.result) if job.state == JOB_DONE and job.result else None,
             error=job.error,
+            progress=job.result if job.state != JOB_DONE else None,
+            cancel_requested_at=job.cancel_requested_at,
         )
 
     def classifier_overview(self) -> ClassifierOverview:
@@ -327,10 +345,11 @@ class ReviewService:
         training = self.last_training()
         return ClassifierOverview(model=self.classifier_status(), training=training)
 
-    def train_classifier(self) -> ClassifierInfo:
-        """Retrain the type model on the labelled texts + samples + this catalog's staff corrections."""
+    def train_classifier(self, at_stage: Callable[[str], None] | None = None) -> ClassifierInfo:
+        """Retrain the type model on the labelled texts + samples + this catalog's staff corrections
+        (``at_stage``: see ``ClassifierModels.retrain``)."""
         started = time.perf_counter()
-        model, corrections, path = self.classifier.retrain()
+        model, corrections, path = self.classifier.retrain(at_stage)
         elapsed = round(time.perf_counter() - started, 2)
         self.audit("classifier.train", detail={"version": model.version, "corrections": corrections})
         return ClassifierInfo(
