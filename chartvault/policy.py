@@ -151,6 +151,10 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/ui/admin/check"): ADMIN,  # as `chartvault check` (with or without fixity), no repairs
     ("GET", "/ui/admin/check/jobs/{job_id}"): ADMIN,  # the full check, a job, followed to its outcome
     ("GET", "/ui/admin/check/jobs/{job_id}/progress"): ADMIN,
+    # Every background job (retraining, registration import, archive check), as GET /jobs and
+    # POST /jobs/{job_id}/cancel: the admins', who may see every kind.
+    ("GET", "/ui/admin/jobs"): ADMIN,
+    ("POST", "/ui/admin/jobs/{job_id}/cancel"): ADMIN,
 }
 
 
