@@ -491,3 +491,24 @@ def test_a_retraining_cancelled_during_the_fit_stops_before_saving_and_keeps_the
     training = him.review.classifier_training()
     assert training.state == "cancelled" and training.result is None and training.progress["stage"] == "save"
     assert not _audit(vault, "classifier.train")  # no training happened
+
+
+def test_the_console_lists_and_cancels_jobs(vault: Services, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from chartvault.cli import app
+
+    running = _left_running(vault, "archive_check", "far-away-host:4242:0a1b", timedelta(0))
+    done = job_row(
+        vault.settings, "registration_import", "done", result={"imported": 3, "updated": 0, "refused": 1}
+    )
+    monkeypatch.setenv("CHARTVAULT_DATA_DIR", str(vault.settings.data_dir))
+    cli = CliRunner(env={"COLUMNS": "250"})  # no wrapped lines
+    cancelled = cli.invoke(app, ["jobs", "cancel", running])
+    assert cancelled.exit_code == 0 and "stops at its next chunk or step" in cancelled.output
+    assert vault.jobs.get(running).cancel_requested_at is not None
+    refused = cli.invoke(app, ["jobs", "cancel", done])
+    assert refused.exit_code == 1 and "already ended (done)" in refused.output
+    listed = cli.invoke(app, ["jobs", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "running (cancel asked)" in listed.output and "3 new, 0 updated, 1 refused" in listed.output
