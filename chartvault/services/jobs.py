@@ -31,13 +31,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from chartvault.archive.models import (
+    JOB_ACTIVE,
     JOB_CANCELLED,
     JOB_DONE,
     JOB_ENDED,
@@ -54,6 +55,9 @@ from chartvault.policy import may_follow_job
 from chartvault.schemas.common import iso
 from chartvault.schemas.jobs import JobInfo
 from chartvault.services.caller import AuditTrail, Caller
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import CursorResult
 
 log = logging.getLogger("chartvault.jobs")
 
@@ -185,16 +189,17 @@ class JobService:
             if job is None:
                 raise NotFound(f"job {job_id} not found")
             self._check_kind(job.kind)
-            if job.state in JOB_ENDED:
+            abandoned = job.state not in JOB_ENDED and _abandoned(job)
+            asked = job.cancel_requested_at or datetime.now(UTC)
+            values = _interrupted() if abandoned else {"cancel_requested_at": asked}
+            # Only while it is still active: a job that ends meanwhile keeps its end (a conditional UPDATE).
+            still = s.execute(update(Job).where(Job.id == job_id, Job.state.in_(JOB_ACTIVE)).values(**values))
+            s.commit()
+            s.refresh(job)
+            if not cast("CursorResult[Any]", still).rowcount:
                 raise Conflict(
                     f"job {job_id} already ended ({job.state}): nothing to cancel", code="job_ended"
                 )
-            abandoned = _abandoned(job)
-            if abandoned:
-                _interrupt(job)
-            elif job.cancel_requested_at is None:
-                job.cancel_requested_at = datetime.now(UTC)
-            s.commit()
             info = _info(job)
         self.audit("job.cancel", "job", job_id, detail={"kind": info.kind})
         if abandoned:
@@ -459,9 +464,14 @@ def _forget(job_id: str) -> None:
         _RUNNING.discard(job_id)
 
 
+def _interrupted() -> dict[str, Any]:
+    """What a job whose process is gone becomes: failed, interrupted, its kind free again."""
+    return {"state": JOB_FAILED, "active_kind": None, "error": INTERRUPTED, "finished_at": datetime.now(UTC)}
+
+
 def _interrupt(job: Job) -> None:
-    job.state, job.active_kind, job.error = JOB_FAILED, None, INTERRUPTED
-    job.finished_at = datetime.now(UTC)
+    for name, value in _interrupted().items():
+        setattr(job, name, value)
 
 
 def _remove(path: Path | None) -> None:
