@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     housekeeping_interval_s: float = Field(
         3600, gt=0, description="How often the server purges expired quarantined files."
     )
+    job_retention_days: int = Field(
+        30,
+        ge=0,
+        description="Background jobs that ended more than this many days ago are removed from the catalog "
+        "when a server starts (`chartvault jobs prune` does it by hand); 0 keeps them all.",
+    )
 
     # OCR
     ocr_lang: str = "eng"

@@ -20,8 +20,8 @@ SIGNED_IN = frozenset({"scanner", "staff", "him_admin", "vendor", "admin"})
 
 PAGE_PREFIX = "/ui"
 
-# Who may start and follow each kind of background job (chartvault.services.jobs): the roles of the page
-# and API operation the job stands for. GET /jobs/{job_id} is open to their union and then checks the kind.
+# Who may start, follow and cancel each kind of background job (chartvault.services.jobs): the roles of the
+# page and API operation the job stands for. The /jobs routes are open to their union, then check the kind.
 JOB_ROLES: dict[str, frozenset[str]] = {
     "classifier_train": HIM,  # as POST /documents/{doc_id}/classification and the classifier page
     "registration_import": HIM,  # as POST /patients/import
@@ -52,6 +52,8 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/classifier"): HIM,  # the type model and its last training (as the classifier page)
     ("POST", "/classifier/train"): HIM,  # a retraining, as a background job
     ("GET", "/jobs/{job_id}"): HIM,  # and only jobs of a kind the role may start (JOB_ROLES)
+    ("GET", "/jobs"): HIM,  # recent jobs, of the kinds the role may start only
+    ("POST", "/jobs/{job_id}/cancel"): HIM,  # a cooperative cancel, of a kind the role may start
     ("POST", "/tokens"): SIGNED_IN,  # one's own tokens; for another user: admins (AccessService)
     ("GET", "/tokens"): ADMIN,
     ("DELETE", "/tokens/{token_id}"): ADMIN,
@@ -149,6 +151,10 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/ui/admin/check"): ADMIN,  # as `chartvault check` (with or without fixity), no repairs
     ("GET", "/ui/admin/check/jobs/{job_id}"): ADMIN,  # the full check, a job, followed to its outcome
     ("GET", "/ui/admin/check/jobs/{job_id}/progress"): ADMIN,
+    # Every background job (retraining, registration import, archive check), as GET /jobs and
+    # POST /jobs/{job_id}/cancel: the admins', who may see every kind.
+    ("GET", "/ui/admin/jobs"): ADMIN,
+    ("POST", "/ui/admin/jobs/{job_id}/cancel"): ADMIN,
 }
 
 

@@ -99,6 +99,29 @@ def as_json(answer):
     return to_jsonable(answer)
 
 
+def job_row(settings, kind: str, state: str = "running", *, result=None, age=None) -> str:
+    """A job as another server process (on another host, beating now) keeps it in the catalog, written
+    directly: running (or queued) now, or ended ``state`` (done, failed, cancelled); made ``age`` ago (a
+    timedelta), and ended then. Its id."""
+    from datetime import UTC, datetime, timedelta
+
+    from chartvault.archive.models import Job
+    from chartvault.services import Services
+
+    now = datetime.now(UTC)
+    made = now - (age or timedelta(0))
+    active = state in ("queued", "running")
+    with Services(settings) as services, services.parts.sessions() as s:
+        job = Job(kind=kind, state=state, active_kind=kind if active else None, owner="replica-2:77:ab")
+        job.created_at = job.started_at = made
+        job.heartbeat_at = now  # a live process beats (a silent one is recovered as interrupted)
+        job.finished_at = None if active else made
+        job.result = result
+        s.add(job)
+        s.commit()
+        return job.id
+
+
 def ingest_files(services, *paths: Path, progress=None, **batch) -> str:
     """Receive these files as one batch and run it through the pipeline; the batch id."""
     from chartvault.services.intake import Incoming

@@ -5,10 +5,10 @@ which job (the roles of ``POLICY``, then the kind's own: the archive check is th
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import api_client
+from conftest import api_client, job_row
 from sqlalchemy import select
 
 from chartvault.archive.models import AuditEvent, Job
@@ -130,3 +130,89 @@ def test_a_retraining_is_started_then_followed_by_its_id(settings) -> None:
     with Services(settings) as services, services.parts.sessions() as s:
         trained = s.scalars(select(AuditEvent).where(AuditEvent.action == "classifier.train")).all()
         assert len(trained) == 1 and trained[0].actor.startswith("token:")
+
+
+def test_recent_jobs_are_listed_newest_first_to_the_roles_of_their_kinds(settings) -> None:
+    check = job_row(settings, "archive_check", "done", age=timedelta(minutes=30))
+    train = job_row(settings, "classifier_train", "failed", age=timedelta(minutes=20))
+    imports = job_row(settings, "registration_import", age=timedelta(minutes=10))
+    with api_client(settings, "him_admin") as client:
+        listed = client.get("/jobs")
+        assert listed.status_code == 200, listed.text
+        assert listed.json()["limit"] == 50 and [j["id"] for j in listed.json()["items"]] == [imports, train]
+        assert client.get("/jobs?kind=archive_check").status_code == 403  # the admins' kind
+        assert [j["id"] for j in client.get("/jobs?state=failed").json()["items"]] == [train]
+        for bad in ("limit=0", "limit=201", "state=sleeping", "kind=reindex"):
+            answer = client.get(f"/jobs?{bad}")
+            assert answer.status_code == 422, bad
+    with api_client(settings, "admin") as client:
+        assert [j["id"] for j in client.get("/jobs?limit=5").json()["items"]] == [imports, train, check]
+        assert [j["id"] for j in client.get("/jobs?limit=1").json()["items"]] == [imports]
+    for role in REFUSED:
+        with api_client(settings, role, vendor="Acme" if role == "vendor" else None) as client:
+            assert client.get("/jobs").status_code == 403, role
+            assert client.post(f"/jobs/{imports}/cancel").status_code == 403, role
+
+
+def test_a_background_import_cancelled_midway_keeps_the_rows_it_committed(settings, monkeypatch) -> None:
+    """Cancelled after its first commit: it stops there, the rows committed stay (the index is consistent:
+    what the answer says was applied is what is in it) and the job says how many rows were applied."""
+    import threading
+
+    from chartvault.archive import registration
+    from chartvault.services import patients
+
+    monkeypatch.setattr(registration, "_CHUNKS_PER_COMMIT", 1)  # a commit every 1,000 rows
+    committed, go = threading.Event(), threading.Event()
+    real = patients._rows_so_far
+
+    def held_at_first_commit(context):
+        report = real(context)
+
+        def hold(counts) -> None:
+            report(counts)
+            committed.set()
+            go.wait(30)
+
+        return hold
+
+    monkeypatch.setattr(patients, "_rows_so_far", held_at_first_commit)
+    body = "mrn,last_name,first_name,dob\n" + "".join(
+        f"{400000 + i},Doe,Jane,1960-01-01\n" for i in range(3_500)
+    )
+    with api_client(settings, "him_admin") as client:
+        started = client.post("/patients/import?background=true", content=body.encode(), headers=CSV)
+        assert started.status_code == 202, started.text
+        job_id = started.json()["id"]
+        assert committed.wait(30)
+        asked = client.post(f"/jobs/{job_id}/cancel")
+        go.set()
+        assert asked.status_code == 202 and asked.json()["cancel_requested_at"], asked.text
+        assert asked.json()["state"] == "running"
+        ended = _follow_to(client, job_id, "cancelled")
+        result = ended["result"]
+        assert (result["rows_applied"], result["imported"], result["refused"]) == (1_000, 1_000, 0)
+        assert client.get("/patients/index").json()["registered"] == 1_000
+        again = client.post(f"/jobs/{job_id}/cancel")
+        assert again.status_code == 409 and again.json()["error"]["code"] == "job_ended"
+        assert [j["state"] for j in client.get("/jobs?kind=registration_import").json()["items"]] == [
+            "cancelled"
+        ]
+    assert list((settings.data_dir / "jobs").iterdir()) == []  # the staged list is gone
+    with Services(settings) as services, services.parts.sessions() as s:
+        cancels = s.scalars(select(AuditEvent).where(AuditEvent.action == "job.cancel")).all()
+        imports = s.scalars(select(AuditEvent).where(AuditEvent.action == "patients.import")).all()
+    assert [(e.target_id, e.actor.startswith("token:")) for e in cancels] == [(job_id, True)]
+    assert [(e.outcome, e.detail["imported"]) for e in imports] == [("cancelled", 1_000)]
+
+
+def _follow_to(client, job_id: str, state: str, timeout: float = 60) -> dict:
+    """The job's answer once it ended (in ``state``, or the test fails)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["state"] in ("done", "failed", "cancelled"):
+            assert job["state"] == state, job
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not end")

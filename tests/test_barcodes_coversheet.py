@@ -292,6 +292,11 @@ def test_a_cover_sheet_mrn_failing_the_check_digit_holds_its_document(tmp_path: 
         assert codes == ["mrn_check_digit_failed"] and "cover sheet" in doc.review_reasons[0]["message"]
         assert doc.patient_id is None and doc.review_status == "pending"
         assert typo not in str(doc.review_reasons)
+        # kept for the reviewer beside what was read, to compare with the page
+        assert doc.identifier_confidence["mrn_refused"] == [{"source": "cover_sheet", "value": typo}]
+        with Services(settings) as services:
+            shown = as_json(services.documents.get(doc.id))["identifiers"]["mrn_refused"]
+        assert shown == [{"source": "cover_sheet", "value": typo}]
 
 
 def test_batch_report_json_of_a_split_file_is_serialisable(vault) -> None:

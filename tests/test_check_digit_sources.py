@@ -109,6 +109,30 @@ def test_a_manifest_mrn_failing_the_check_holds_the_document_linked_to_no_one(ar
         )
 
 
+def test_the_refused_manifest_mrn_is_shown_to_the_reviewer_and_kept_nowhere_else(archive: Archive) -> None:
+    """The reviewer compares the refused number with the page: the document's answer (to the roles that may
+    read it) and the review page show it; reasons, flags and the audit never carry it. Resolving ends it."""
+    with api_client(archive.settings, "staff") as client:
+        doc = client.get(f"/documents/{archive.manifest}").json()
+    refused = doc["identifiers"]["mrn_refused"]
+    with web_client(archive.settings, "him_admin") as client:
+        page = client.get(f"/ui/review/{archive.manifest}").text
+    if archive.check == "none":  # applied as before: nothing refused
+        assert refused == [] and 'id="mrn-refused-' not in page
+        return
+    assert refused == [{"source": "manifest", "value": MISREAD}]
+    assert f'<dt>MRN the manifest gave</dt><dd id="mrn-refused-manifest">{MISREAD} ' in page
+    assert "fails the check digit: not applied" in page and CHECKED in page  # beside the MRN read
+    with Services(archive.settings) as services, services.parts.sessions() as s:
+        details = [str(e.detail) for e in s.scalars(select(AuditEvent))]
+        flags = as_json(services.intake.batch(archive.manifest_batch))["flags"]
+    assert MISREAD not in " ".join(details) + json.dumps(flags) + json.dumps(doc["review_reasons"])
+    with Services(archive.settings) as services:
+        services.review.resolve(archive.manifest)  # the reviewer confirms the MRN the page printed
+        after = as_json(services.documents.get(archive.manifest))["identifiers"]
+    assert after["mrn_refused"] == [] and after["mrn"]["value"] == CHECKED
+
+
 # ------------------------------------------------------------------------------------------ the read-back
 
 
@@ -183,6 +207,44 @@ def test_a_reviewer_mrn_failing_the_check_is_refused_everywhere_and_nothing_chan
         assert as_json(services.documents.get(doc_id)) == before  # nothing changed
         resolved = s.scalars(select(AuditEvent).where(AuditEvent.action == "document.review_resolve")).all()
     assert all(e.target_id != doc_id for e in resolved)
+
+
+def test_a_refile_to_an_mrn_failing_the_check_is_refused_everywhere_and_nothing_changes(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``misfile --to-mrn``, the review page's refile form and the service refuse a mistyped target MRN as
+    the reviewer's is refused (no API route refiles)."""
+    if archive.check == "none":  # nothing to refuse without the setting (the refile itself: test_records)
+        return
+    doc_id = archive.resolvable
+    with Services(archive.settings) as services:
+        before = as_json(services.documents.get(doc_id))
+        with pytest.raises(InvalidInput) as refused:
+            services.records.correct_misfile(doc_id, f" {MISREAD} ", "label misread")
+    assert refused.value.code == "mrn_check_digit_failed" and MISREAD not in str(refused.value)
+
+    with web_client(archive.settings, "him_admin") as client:
+        token = csrf_of(client.get(f"/ui/review/{doc_id}").text)
+        sent = {"csrf": token, "to_mrn": MISREAD, "reason": "label misread", "pages": ""}
+        page = client.post(f"/ui/documents/{doc_id}/misfile", data=sent, follow_redirects=False)
+    assert page.status_code == 422 and "fails the facility&#39;s check digit (luhn)" in page.text
+    assert "nothing was changed" in page.text
+
+    from chartvault.cli import app
+
+    monkeypatch.setenv("CHARTVAULT_DATA_DIR", str(archive.settings.data_dir))
+    monkeypatch.setenv("CHARTVAULT_MRN_CHECK_DIGIT", "luhn")
+    shown = CliRunner().invoke(app, ["misfile", doc_id, "--to-mrn", MISREAD, "--reason", "label misread"])
+    assert shown.exit_code == 2 and "check digit (luhn)" in shown.output and MISREAD not in shown.output
+
+    with Services(archive.settings) as services, services.parts.sessions() as s:
+        assert as_json(services.documents.get(doc_id)) == before  # nothing changed
+        misfiles = s.scalars(
+            select(AuditEvent).where(
+                AuditEvent.action == "document.misfile_correction", AuditEvent.target_id == doc_id
+            )
+        ).all()
+    assert [(e.outcome, e.detail["refused"]) for e in misfiles] == [("refused", "mrn_check_digit_failed")] * 3
 
 
 # ------------------------------------------------------------------------------ the registration list

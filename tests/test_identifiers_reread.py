@@ -30,6 +30,7 @@ from chartvault.ocr.types import OcrOptions, Word
 FAX_PAGE = Path(__file__).parent / "fixtures" / "fax_thermal_label.png"
 PRINTED = "00192303"
 PATTERN = r"\d{8}"
+REREAD = "reread_vote"
 
 
 def _ids(mrn: str, confidence: float = 0.97) -> Identifiers:
@@ -51,18 +52,28 @@ def test_the_ocr_worker_reads_the_printed_number_by_the_vote(tmp_path: Path) -> 
     outcome = OcrTask("page.png", FileKind.PNG.value, 1, OcrOptions(), mrn_pattern=PATTERN).run(tmp_path)
     assert outcome.error is None and outcome.identifiers is not None
     assert outcome.identifiers["mrn"]["value"] == PRINTED
+    assert outcome.identifiers["mrn"]["source"] == REREAD  # marked, with what the first pass read
+    assert outcome.identifiers["mrn"]["read_as"] not in (None, PRINTED)
     # Out-voted, not unanimous: below what opens a new patient, enough to confirm a known one.
     assert outcome.identifiers["mrn"]["confidence"] <= CONFIDENCE_UNANIMOUS
     assert outcome.page is not None and "reread" in outcome.page.cpu_ms
 
 
 def test_readings_that_agree_on_another_number_replace_the_first() -> None:
+    """The number voted for is marked as the re-read's, with the first reading beside it."""
     readings = [["Unit #: 00192303"] * 5 + ["Unit #: 90192303"]]
     got = voted(_ids("90192303"), Extracted("90192303", 0.97), readings, mrn_pattern=PATTERN)
-    assert got.mrn == Extracted(PRINTED, CONFIDENCE_UNANIMOUS)
+    assert got.mrn == Extracted(PRINTED, CONFIDENCE_UNANIMOUS, read_as="90192303", source=REREAD)
     three = [["00192303", "00192303", "00192303", "90192303", "", "0192303"]]
     got = voted(_ids("90192303"), Extracted("90192303", 0.97), three, mrn_pattern=PATTERN)
-    assert got.mrn == Extracted(PRINTED, CONFIDENCE_OUTVOTED)
+    assert got.mrn == Extracted(PRINTED, CONFIDENCE_OUTVOTED, read_as="90192303", source=REREAD)
+    assert got.to_dict()["mrn"] == {
+        "value": PRINTED,
+        "confidence": CONFIDENCE_OUTVOTED,
+        "read_as": "90192303",
+        "source": REREAD,
+    }
+    assert Identifiers.from_dict(got.to_dict()) == got  # as the worker sends it and the catalog keeps it
 
 
 def test_a_first_reading_the_renderings_back_is_kept_as_it_was() -> None:
@@ -115,3 +126,75 @@ def test_only_the_unsure_words_that_carry_the_mrn_are_read_again() -> None:
     ]
     assert mrn_words(_ids("90192303"), words) == [words[2]]
     assert mrn_words(Identifiers(), words) == []
+
+
+# ---------------------------------------------------------------------- the mark, from page to reviewer
+
+
+def _reread_page(first: str = "90192303") -> Identifiers:
+    """A page whose MRN the renderings voted for (what ``voted`` returns for it)."""
+    return Identifiers(mrn=Extracted(PRINTED, CONFIDENCE_UNANIMOUS, read_as=first, source=REREAD))
+
+
+def test_a_document_whose_mrn_rests_on_the_re_read_keeps_the_mark() -> None:
+    from chartvault.classify import merge_identifiers
+
+    merged = merge_identifiers([_reread_page(), _reread_page("80192303"), _reread_page()])
+    assert merged.mrn is not None and merged.mrn.value == PRINTED
+    assert (merged.mrn.source, merged.mrn.read_as) == (REREAD, "90192303")  # the commonest first reading
+    checked = merge_identifiers([_reread_page()], mrn_check_digit="luhn", mrn_pattern=PATTERN)
+    assert checked.mrn is not None and checked.mrn.value == PRINTED  # passes Luhn: not read back
+    assert (checked.mrn.source, checked.mrn.read_as) == (REREAD, "90192303")
+
+
+def test_a_page_that_read_the_mrn_as_printed_takes_the_mark_off() -> None:
+    from chartvault.classify import merge_identifiers
+
+    merged = merge_identifiers([_reread_page(), Identifiers(mrn=Extracted(PRINTED, 0.97))])
+    assert merged.mrn is not None and merged.mrn.value == PRINTED
+    assert (merged.mrn.source, merged.mrn.read_as) == (None, None)
+    other = merge_identifiers([_reread_page(), _ids("12345678"), _ids("12345678")])
+    assert other.mrn is not None and other.mrn.value == "12345678" and other.mrn.source is None
+
+
+def test_the_identify_stage_records_the_re_read_for_the_reviewer() -> None:
+    from chartvault.archive.models import BatchFile, Document
+    from chartvault.classify import merge_identifiers
+    from chartvault.ingest.stages import _apply_identifiers
+
+    doc = Document(id="d" * 32)
+    refused = _apply_identifiers(
+        BatchFile(mrn_hint=None), doc, merge_identifiers([_reread_page()]), None, "none"
+    )
+    assert refused == [] and doc.mrn == PRINTED
+    assert doc.identifier_confidence == {
+        "mrn": CONFIDENCE_UNANIMOUS,
+        "mrn_source": REREAD,
+        "mrn_read": "90192303",
+    }
+
+
+@pytest.mark.slow  # a real OCR'd page through the whole pipeline (about seven seconds)
+def test_a_re_read_mrn_is_shown_to_the_reviewer_until_a_person_gives_the_mrn(tmp_path: Path) -> None:
+    from conftest import api_client
+    from webfixtures import PASSWORD, web_client
+
+    from chartvault.config import Settings
+    from chartvault.services import Services
+
+    settings = Settings(data_dir=tmp_path / "data", workers=1, mrn_pattern=PATTERN, _env_file=None)
+    with Services(settings) as services:
+        summary = services.intake.ingest([FAX_PAGE], source="test")
+        (doc_id,) = summary.files[0].documents
+        services.access.create_user("him_admin", "Test him_admin", "him_admin", password=PASSWORD)
+    with api_client(settings, "staff") as client:
+        mrn = client.get(f"/documents/{doc_id}").json()["identifiers"]["mrn"]
+    assert (mrn["value"], mrn["source"]) == (PRINTED, REREAD) and mrn["read_as"] not in (None, PRINTED)
+    with web_client(settings, "him_admin") as client:
+        page = client.get(f"/ui/review/{doc_id}")  # held: a voted MRN opens no patient record
+        assert page.status_code == 200
+        assert f'id="mrn-reread">re-read from {mrn["read_as"]}</span>' in page.text and PRINTED in page.text
+    with Services(settings) as services:
+        services.review.resolve(doc_id, PRINTED)
+        after = services.documents.get(doc_id).identifiers.mrn
+    assert after is not None and (after.value, after.source, after.read_as) == (PRINTED, None, None)

@@ -5,6 +5,7 @@ starts; and a registration import, a full archive check and a retraining each ru
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -16,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from conftest import job_row
+from sqlalchemy import func, select
 
 from chartvault.archive.models import AuditEvent, Job
 from chartvault.errors import Forbidden, NotFound
@@ -27,10 +29,13 @@ PHI = ("WAYFARER", "MINNA", "0012345678", "1950-03-04")
 
 
 def _wait(services: Services, job_id: str, timeout: float = 60) -> object:
+    """The job once it ended (done, failed or cancelled) and its thread wrote ``job.end``, which it does
+    just after the job's end is committed (asserting on the audit sooner was a race under load)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = services.jobs.get(job_id)
-        if job.state in ("done", "failed"):
+        ended = any(e.target_id == job_id for e in _audit(services, "job.end"))
+        if job.state in ("done", "failed", "cancelled") and ended:
             return job
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} did not end")
@@ -44,6 +49,12 @@ def _audit(services: Services, action: str) -> list[AuditEvent]:
 def _naive(at: datetime | str) -> datetime:
     """A time without its zone (SQLite returns none, PostgreSQL UTC, a job's view ISO text), to compare."""
     return (datetime.fromisoformat(at) if isinstance(at, str) else at).replace(tzinfo=None)
+
+
+def _unwrapped(output: str) -> str:
+    """Console output with its lines joined: rich wraps at the width it found when the console was made,
+    which under pytest-xdist is whatever an earlier test of the process left."""
+    return " ".join(output.split())
 
 
 def _dead_pid() -> int:
@@ -244,3 +255,278 @@ def test_a_retraining_runs_as_a_job_and_the_page_reads_it_from_the_catalog(vault
     with Services(vault.settings) as other:  # what another server process's classifier page shows
         training = other.review.classifier_training()
         assert training.state == "done" and training.result.version == done.result["version"]
+
+
+# ------------------------------------------------------------------------------ managing jobs: cancel
+
+
+def test_a_cancelled_job_stops_at_its_next_boundary_with_its_counts_so_far(vault: Services) -> None:
+    reached, go = threading.Event(), threading.Event()
+    steps: list[int] = []
+
+    def work(context) -> dict:
+        context.boundary({"rows": 1000})
+        steps.append(1)
+        reached.set()
+        go.wait(30)
+        context.boundary({"rows": 2000})  # a cancel asked meanwhile stops it here
+        steps.append(2)
+        return {"rows": 3000}
+
+    admin = vault.acting_as(Caller("user:a", "admin", user_id="a"))
+    job, _ = admin.jobs.start("registration_import", work)
+    assert reached.wait(30)
+    with Services(vault.settings) as other:  # another server process is asked
+        asked = other.acting_as(Caller("user:h", "him_admin", user_id="h")).jobs.cancel(job.id)
+    go.set()
+    assert asked.state == "running" and asked.cancel_requested_at
+    ended = _wait(vault, job.id)
+    assert (ended.state, ended.result, ended.error, steps) == ("cancelled", {"rows": 2000}, None, [1])
+    assert ended.finished_at and ended.cancel_requested_at == asked.cancel_requested_at
+    assert [(e.actor, e.detail) for e in _audit(vault, "job.cancel")] == [
+        ("user:h", {"kind": "registration_import"})
+    ]
+    assert [(e.outcome, e.target_id) for e in _audit(vault, "job.end")] == [("cancelled", job.id)]
+    with vault.parts.sessions() as s:
+        assert s.get(Job, job.id).active_kind is None  # the kind is free again
+
+
+def test_cancelling_a_job_that_ended_is_a_conflict_and_only_for_its_roles(vault: Services) -> None:
+    from chartvault.errors import Conflict
+
+    job, _ = vault.jobs.start("archive_check", lambda context: {"consistent": True})
+    assert _wait(vault, job.id).state == "done"
+    with pytest.raises(Conflict) as ended:
+        vault.jobs.cancel(job.id)
+    assert ended.value.code == "job_ended" and "already ended (done)" in str(ended.value)
+    assert vault.jobs.get(job.id).state == "done" and not _audit(vault, "job.cancel")
+    running = _left_running(vault, "archive_check", "far-away-host:4242:0a1b", timedelta(0))
+    with pytest.raises(Forbidden):  # the archive check is the admins'
+        vault.acting_as(Caller("user:h", "him_admin", user_id="h")).jobs.cancel(running)
+    with pytest.raises(NotFound):
+        vault.jobs.cancel("0" * 32)
+    assert vault.jobs.get(running).cancel_requested_at is None
+
+
+def test_cancelling_a_job_whose_process_died_ends_it_at_once(vault: Services) -> None:
+    dead = _left_running(
+        vault, "classifier_train", f"{socket.gethostname()}:{_dead_pid()}:0a1b", timedelta(0)
+    )
+    answer = vault.jobs.cancel(dead)
+    assert (answer.state, answer.error) == ("failed", "interrupted by a restart") and answer.finished_at
+    assert [e.outcome for e in _audit(vault, "job.end")] == ["failed"]
+
+
+# ------------------------------------------------------------------------------ managing jobs: list, prune
+
+
+def test_recent_jobs_newest_first_of_the_kinds_the_role_may_see(vault: Services) -> None:
+    from chartvault.errors import InvalidInput
+
+    old_check = job_row(vault.settings, "archive_check", "done", age=timedelta(days=3))
+    import_ = job_row(vault.settings, "registration_import", "cancelled", age=timedelta(days=2))
+    train = job_row(vault.settings, "classifier_train", "failed", age=timedelta(days=1))
+    running = _left_running(vault, "registration_import", "far-away-host:1:0a1b", timedelta(0))
+    admin = vault.acting_as(Caller("user:a", "admin", user_id="a"))
+    him = vault.acting_as(Caller("user:h", "him_admin", user_id="h"))
+    assert [j.id for j in admin.jobs.recent()] == [running, train, import_, old_check]
+    assert [j.id for j in him.jobs.recent()] == [running, train, import_]  # no archive check
+    assert [j.id for j in admin.jobs.recent(kind="registration_import")] == [running, import_]
+    assert [j.id for j in admin.jobs.recent(state="cancelled")] == [import_]
+    assert [j.id for j in admin.jobs.recent(limit=2)] == [running, train]
+    with pytest.raises(Forbidden):
+        him.jobs.recent(kind="archive_check")
+    with pytest.raises(Forbidden):
+        vault.acting_as(Caller("user:s", "staff", user_id="s")).jobs.recent(kind="classifier_train")
+    assert vault.acting_as(Caller("user:s", "staff", user_id="s")).jobs.recent() == []
+    for bad in ({"limit": 0}, {"limit": 201}, {"state": "sleeping"}, {"kind": "reindex"}):
+        with pytest.raises(InvalidInput):
+            admin.jobs.recent(**bad)
+
+
+def test_prune_removes_only_jobs_that_ended_long_enough_ago(vault: Services, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from chartvault.cli import app
+
+    gone = [
+        job_row(vault.settings, "archive_check", "done", age=timedelta(days=40)),
+        job_row(vault.settings, "classifier_train", "failed", age=timedelta(days=31)),
+    ]
+    recent = job_row(vault.settings, "registration_import", "cancelled", age=timedelta(days=5))
+    active = _left_running(vault, "registration_import", "far-away-host:1:0a1b", timedelta(days=90))
+    monkeypatch.setenv("CHARTVAULT_DATA_DIR", str(vault.settings.data_dir))
+    listed = CliRunner().invoke(app, ["jobs", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [j["id"] for j in json.loads(listed.output)] == [recent, gone[1], gone[0], active]
+    pruned = CliRunner().invoke(app, ["jobs", "prune", "--older-than", "30"])
+    assert pruned.exit_code == 0 and "removed 2 job(s)" in pruned.output
+    with vault.parts.sessions() as s:
+        assert set(s.scalars(select(Job.id))) == {recent, active}  # the running one, however old, stays
+    assert [e.detail for e in _audit(vault, "jobs.prune")] == [{"older_than_days": 30, "removed": 2}]
+    assert vault.jobs.prune(30) == 0 and len(_audit(vault, "jobs.prune")) == 1  # nothing gone: no entry
+    assert vault.jobs.prune(0) == 1  # every ended job
+    with vault.parts.sessions() as s:
+        assert list(s.scalars(select(Job.id))) == [active]
+
+
+def test_a_server_start_prunes_jobs_past_the_retention(vault: Services) -> None:
+    old = job_row(
+        vault.settings, "archive_check", "done", age=timedelta(days=vault.settings.job_retention_days + 1)
+    )
+    kept = job_row(
+        vault.settings, "archive_check", "done", age=timedelta(days=vault.settings.job_retention_days - 1)
+    )
+    background = BackgroundWork(vault)
+    background.start(resume=False)
+    background.stop()
+    with vault.parts.sessions() as s:
+        assert set(s.scalars(select(Job.id))) == {kept} and old != kept
+
+
+# ------------------------------------------------------------------------------ cancelling the three kinds
+
+
+def test_a_registration_import_stopped_at_a_commit_keeps_what_it_committed(
+    vault: Services, tmp_path: Path, monkeypatch
+) -> None:
+    from chartvault.archive import registration
+    from chartvault.archive.models import Patient
+
+    monkeypatch.setattr(registration, "_CHUNKS_PER_COMMIT", 1)  # a commit every 1,000 rows
+    rows = ["mrn,last_name,first_name,dob"] + [f"{300000 + i},Doe,Jane,1960-01-01" for i in range(3_500)]
+    path = tmp_path / "reg.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    asked: list[int] = []
+    result, counts = vault.patients._import(path, stop=lambda: not asked.append(1))  # stop at the first
+    assert counts.stopped and counts.applied == 1_000 and len(asked) == 1
+    assert (result.imported, result.refused) == (1_000, 0)
+    with vault.parts.sessions() as s:
+        assert s.scalar(select(func.count(Patient.id))) == 1_000  # committed, consistent
+    assert _audit(vault, "patients.import")[-1].outcome == "cancelled"
+    again = vault.patients.import_registration(path)  # the list loaded again finishes it
+    assert (again.imported, again.unchanged) == (2_500, 1_000)
+
+
+def _fake_store_refs(vault: Services, monkeypatch, n: int) -> None:
+    """The catalog naming ``n`` small objects (put in the store), without ingesting documents."""
+    import hashlib
+
+    from chartvault.archive import check
+
+    refs = []
+    for i in range(n):
+        data = f"object {i}".encode()
+        path = vault.settings.data_dir / f"object-{i}.bin"
+        path.write_bytes(data)
+        ref = vault.parts.store.put_file(
+            str(path), hashlib.sha256(data).hexdigest(), "application/octet-stream"
+        )
+        refs.append((f"document:{i:032d}", ref))
+    monkeypatch.setattr(check, "_catalog_refs", lambda s: iter(refs))
+
+
+def test_the_archive_check_reports_objects_checked_of_the_total_and_stops_when_cancelled(
+    vault: Services, monkeypatch
+) -> None:
+    from chartvault.services import records
+    from chartvault.services.jobs import JobCancelled, JobContext
+
+    _fake_store_refs(vault, monkeypatch, 3)
+    monkeypatch.setattr(records._CheckSteps, "ASK_EVERY_S", 0.0)  # asked before every object, not every 0.5 s
+    seen: list[dict] = []
+    result = vault.records.check(fixity=True, job=JobContext(None, seen.append))
+    assert result["store"]["objects_total"] == 3 and result["store"]["objects_checked"] == 3
+    assert seen[0]["step"] == "objects" and seen[0]["objects_total"] == 3  # after the first object
+    index = next(p for p in seen if p["step"] == "index")
+    assert (index["objects_checked"], index["objects_total"], index["missing"]) == (3, 3, 0)
+    assert [p["step"] for p in seen[1:]] == ["index", "batches", "renditions", "temp", "unlinked"]
+
+    asked = iter([False, True])  # cancelled after the first object
+    with pytest.raises(JobCancelled) as stopped:
+        vault.records.check(job=JobContext(None, seen.append, lambda: next(asked, True)))
+    so_far = stopped.value.result
+    assert (so_far["step"], so_far["objects_checked"], so_far["objects_total"]) == ("objects", 1, 3)
+    assert _audit(vault, "archive.check")[-1].outcome == "cancelled"
+    answers = [
+        False,
+        False,
+        False,
+        True,
+    ]  # asked before each of the three objects, then as the index step begins
+    with pytest.raises(JobCancelled) as between:
+        vault.records.check(job=JobContext(None, lambda counts: None, lambda: answers.pop(0)))
+    assert between.value.result["step"] == "index" and between.value.result["objects_checked"] == 3
+
+
+class _FakeModel:
+    """What a fit returns, without fitting (a real one takes 15-40 s)."""
+
+    version, sklearn_version, n_train = "fake", "0", 1
+
+    def __init__(self) -> None:
+        self.saved: list[Path] = []
+
+    def save(self, path: Path) -> None:
+        self.saved.append(path)
+
+
+def test_a_retraining_cancelled_during_the_fit_stops_before_saving_and_keeps_the_model(
+    vault: Services, monkeypatch
+) -> None:
+    """The fit cannot be interrupted: a cancel during it takes effect as the next stage ("save") begins, the
+    fitted model is thrown away, and the model in use stays what it was."""
+    from chartvault.classify import doctype, model
+
+    fitting, finish = threading.Event(), threading.Event()
+    fitted: list[_FakeModel] = []
+    installed: list[object] = []
+
+    def fake_train(texts, labels, params=None):
+        fitting.set()
+        finish.wait(30)
+        fitted.append(_FakeModel())
+        return fitted[-1]
+
+    monkeypatch.setattr(model, "train", fake_train)
+    monkeypatch.setattr(doctype, "set_default_model", installed.append)
+    him = vault.acting_as(Caller("user:h", "him_admin", user_id="h"))
+    job = him.review.start_training()
+    assert fitting.wait(30)
+    assert him.jobs.get(job.id).result["stage"] == "fit"  # what the classifier page shows
+    him.jobs.cancel(job.id)
+    finish.set()
+    ended = _wait(vault, job.id)
+    assert ended.state == "cancelled" and ended.result == {
+        "stage": "save",
+        "stages": ["corrections", "texts", "fit", "save"],
+    }
+    assert len(fitted) == 1 and fitted[0].saved == [] and installed == []  # thrown away
+    training = him.review.classifier_training()
+    assert training.state == "cancelled" and training.result is None and training.progress["stage"] == "save"
+    assert not _audit(vault, "classifier.train")  # no training happened
+
+
+def test_the_console_lists_and_cancels_jobs(vault: Services, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from chartvault.cli import app
+
+    running = _left_running(vault, "archive_check", "far-away-host:4242:0a1b", timedelta(0))
+    done = job_row(
+        vault.settings, "registration_import", "done", result={"imported": 3, "updated": 0, "refused": 1}
+    )
+    monkeypatch.setenv("CHARTVAULT_DATA_DIR", str(vault.settings.data_dir))
+    cli = CliRunner()
+    cancelled = cli.invoke(app, ["jobs", "cancel", running])
+    assert cancelled.exit_code == 0 and "stops at its next chunk or step" in _unwrapped(cancelled.output)
+    assert vault.jobs.get(running).cancel_requested_at is not None
+    refused = cli.invoke(app, ["jobs", "cancel", done])
+    assert refused.exit_code == 1 and "already ended (done)" in _unwrapped(refused.output)
+    listed = cli.invoke(app, ["jobs", "list"])  # the table (its width is the console's): it prints
+    assert listed.exit_code == 0 and "state" in listed.output, listed.output
+    as_json = cli.invoke(app, ["jobs", "list", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    jobs = {job["id"]: job for job in json.loads(as_json.output)}
+    assert jobs[running]["state"] == "running" and jobs[running]["cancel_requested_at"]
+    assert jobs[done]["state"] == "done" and jobs[done]["result"]["refused"] == 1

@@ -6,7 +6,7 @@ side is the indexer's reconcile; ``chartvault check`` joins them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,10 +52,12 @@ def unlinked_outside_review(s: Session) -> int:
 @dataclass
 class StoreReport:
     objects_checked: int = 0
+    objects_total: int = 0  # the objects the catalog names (what a stopped check had still to read)
     bytes_checked: int = 0
     missing: list[str] = field(default_factory=list)  # catalog row ids whose object is gone
     corrupt: list[str] = field(default_factory=list)  # catalog row ids whose bytes fail sha256
     orphans: list[str] = field(default_factory=list)  # store keys no catalog row names
+    stopped: bool = False  # asked to stop: the objects after ``objects_checked`` and the orphans unread
 
     @property
     def consistent(self) -> bool:
@@ -65,6 +67,7 @@ class StoreReport:
         return {
             "consistent": self.consistent,
             "objects_checked": self.objects_checked,
+            "objects_total": self.objects_total,
             "bytes_checked": self.bytes_checked,
             "missing": sorted(self.missing),
             "corrupt": sorted(self.corrupt),
@@ -106,29 +109,33 @@ def _catalog_refs(s: Session) -> Iterator[tuple[str, ObjectRef]]:
             yield f"{label}:{row_id}", ObjectRef(key, sha, size or 0, version)
 
 
-def check_store(sessions: sessionmaker[Session], store: ObjectStore, fixity: bool = True) -> StoreReport:
+def check_store(
+    sessions: sessionmaker[Session],
+    store: ObjectStore,
+    fixity: bool = True,
+    progress: Callable[[StoreReport], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> StoreReport:
     """Read back every catalog object (sha256 verified) and look for store objects nobody names.
 
     Orphans are reported, never deleted here: they are usually locked, and an orphan
     can be a write whose catalog commit a crash cut off (re-running its batch relinks it).
+    ``progress`` is given the report after each object; ``stop`` is asked before each, and when it says
+    so the check ends there (``stopped``: the rest, orphans included, is not looked at).
     """
     report = StoreReport()
     named: set[tuple[str, str | None]] = set()
     with sessions() as s:
         refs = list(_catalog_refs(s))
+    report.objects_total = len(refs)
     for owner, ref in refs:
+        if stop is not None and stop():
+            report.stopped = True
+            return report
         named.add((ref.key, ref.version_id))
-        report.objects_checked += 1
-        try:
-            if fixity:
-                for chunk in store.open(ref):
-                    report.bytes_checked += len(chunk)
-            elif not store.exists(ref):
-                raise ObjectNotFoundError(ref.key)
-        except ObjectNotFoundError:
-            report.missing.append(owner)
-        except IntegrityError:
-            report.corrupt.append(owner)
+        _check_object(store, owner, ref, fixity, report)
+        if progress is not None:
+            progress(report)
     for ref in store.iter_refs():
         if (ref.key, ref.version_id) not in named:
             report.orphans.append(f"{ref.key}@{ref.version_id}" if ref.version_id else ref.key)
@@ -140,3 +147,18 @@ def check_store(sessions: sessionmaker[Session], store: ObjectStore, fixity: boo
             len(report.orphans),
         )
     return report
+
+
+def _check_object(store: ObjectStore, owner: str, ref: ObjectRef, fixity: bool, report: StoreReport) -> None:
+    """One catalog object: present (and with ``fixity`` its bytes matching its sha256), else reported."""
+    report.objects_checked += 1
+    try:
+        if fixity:
+            for chunk in store.open(ref):
+                report.bytes_checked += len(chunk)
+        elif not store.exists(ref):
+            raise ObjectNotFoundError(ref.key)
+    except ObjectNotFoundError:
+        report.missing.append(owner)
+    except IntegrityError:
+        report.corrupt.append(owner)

@@ -24,7 +24,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 # The newest migration. Checking it with one query lets a command skip loading Alembic when the
 # catalog is already current (tests/test_archive_db.py keeps it equal to Alembic's own head).
-SCHEMA_HEAD = "0013_jobs"
+SCHEMA_HEAD = "0014_job_cancel"
 
 # How long a SQLite writer waits for another process's write lock before failing.
 SQLITE_BUSY_TIMEOUT_MS = 30_000

@@ -696,7 +696,10 @@ JOB_QUEUED = "queued"
 JOB_RUNNING = "running"
 JOB_DONE = "done"
 JOB_FAILED = "failed"
-JOB_STATES = (JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED)
+JOB_CANCELLED = "cancelled"  # stopped at a chunk or step boundary after a cancel was asked for
+JOB_STATES = (JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED, JOB_CANCELLED)
+JOB_ACTIVE = (JOB_QUEUED, JOB_RUNNING)
+JOB_ENDED = (JOB_DONE, JOB_FAILED, JOB_CANCELLED)
 
 
 class Job(Base):
@@ -723,3 +726,5 @@ class Job(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # counts so far, then the outcome
     error: Mapped[str | None] = mapped_column(String(300))  # exception type and a fixed message
+    # When an operator asked for the job to stop (any process): its work stops at its next boundary.
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

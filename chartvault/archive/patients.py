@@ -45,12 +45,14 @@ from chartvault.archive.models import (
     Patient,
     new_id,
 )
+from chartvault.schemas.documents import MRN_SOURCE_INDEX, MRN_SOURCE_READ_BACK
 
 log = logging.getLogger("chartvault.patients")
 
 __all__ = [
     "MRN_FROM_INDEX",
     "MRN_READ_BACK",
+    "MRN_REFUSED",
     "NEW_PATIENT_MIN_CONFIDENCE",
     "PATIENT_REASONS",
     "REVIEW_NO_PATIENT",
@@ -63,22 +65,35 @@ __all__ = [
     "settle_patient",
     "settle_unlinked",
     "with_mrn_given",
+    "without_refused_mrns",
 ]
 
 REVIEW_NO_PATIENT = "no_patient_identified"
 REVIEW_PATIENT_CONFLICT = "patient_conflict"
 PATIENT_REASONS = frozenset({REVIEW_NO_PATIENT, REVIEW_PATIENT_CONFLICT})
-MRN_FROM_INDEX = "patient_index"  # identifier_confidence["mrn_source"] when the MRN came from the index
+MRN_FROM_INDEX = MRN_SOURCE_INDEX  # identifier_confidence["mrn_source"] when the MRN came from the index
 # identifier_confidence["mrn_source"] when the MRN is the pages' reading with one look-alike digit changed
 # to pass the facility's check digit (``classify.checkdigit.read_back``); "mrn_read" keeps what they read.
-MRN_READ_BACK = "check_digit_read_back"
-_MRN_PROVENANCE = ("mrn_source", "mrn_read")
+# (The MRN the re-read renderings voted for is marked alike, ``MRN_SOURCE_REREAD``.)
+MRN_READ_BACK = MRN_SOURCE_READ_BACK
+# identifier_confidence[MRN_REFUSED]: the MRNs a cover sheet or manifest gave that failed the facility's
+# check digit, [{"source": "cover_sheet" | "manifest", "value": ...}], kept for the reviewer to compare with
+# the page (a value: never in a reason, a flag, a log or the audit). A person's decision on the MRN drops it.
+MRN_REFUSED = "mrn_refused"
+_MRN_PROVENANCE = ("mrn_source", "mrn_read", MRN_REFUSED)
 
 
 def with_mrn_given(conf: dict[str, Any] | None) -> dict[str, Any]:
     """A document's identifier confidences once a person gave its MRN (reviewer, cover sheet, manifest,
-    refile): sure, and no longer found through the index nor read back by the check digit."""
+    refile): sure, and no longer found through the index, read back by the check digit nor re-read; the
+    MRNs refused for the document are settled too."""
     return {**{k: v for k, v in (conf or {}).items() if k not in _MRN_PROVENANCE}, "mrn": 1.0}
+
+
+def without_refused_mrns(conf: dict[str, Any] | None) -> dict[str, Any]:
+    """A document's identifier confidences once a person confirmed its MRN as read: the MRNs a cover sheet
+    or manifest gave and the check digit refused are settled."""
+    return {k: v for k, v in (conf or {}).items() if k != MRN_REFUSED}
 
 
 # Held and linked to no one until a person decides: the pages may be someone else's, or the MRN given for

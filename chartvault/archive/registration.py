@@ -107,6 +107,12 @@ class ImportCounts:
     unchanged: int = 0
     refused: int = 0
     errors: list[RowError] = field(default_factory=list)  # the first MAX_ROW_ERRORS by line number
+    stopped: bool = False  # asked to stop: the counts are what was committed, the rest of the file unread
+
+    @property
+    def applied(self) -> int:
+        """Rows taken into the index (new, updated or found unchanged)."""
+        return self.imported + self.updated + self.unchanged
 
 
 class _FirstErrors:
@@ -301,13 +307,16 @@ def import_registration(
     today: date | None = None,
     mrn_ok: Callable[[str], bool] | None = None,
     on_commit: Callable[[ImportCounts], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> ImportCounts:
     """Load a registration export (a file, or its bytes) into the patient index, streamed and committed a
     chunk at a time; counts, and the first row errors. ``BadFile`` (not UTF-8, no header, a line too long,
     malformed CSV: ``_check_file``) writes nothing.
     ``mrn_ok`` checks each row's MRN against the facility's check digit (the catalog knows no scheme).
     ``on_commit`` is given the counts so far after each intermediate commit (a background import reports
-    them as its progress)."""
+    them as its progress). ``stop`` is asked after each: when it says so, the import ends there
+    (``stopped``), with every row counted committed and nothing after them read; importing the file again
+    later finishes it (the rows already in come back ``unchanged``)."""
     today = today or date.today()
     counts = ImportCounts()
     refused = _FirstErrors(counts, MAX_ROW_ERRORS)
@@ -331,11 +340,9 @@ def import_registration(
                 if len(good) == _CHUNK:
                     _apply(s, good, counts, refused)
                     chunks += 1
-                    if chunks % _CHUNKS_PER_COMMIT == 0:
-                        s.commit()  # the write lock is let go between commits
-                        if on_commit is not None:
-                            on_commit(counts)
                     good = []
+                    if chunks % _CHUNKS_PER_COMMIT == 0 and _committed(s, counts, on_commit, stop):
+                        break
             if good:
                 _apply(s, good, counts, refused)
             s.commit()
@@ -343,6 +350,21 @@ def import_registration(
         raise BadFile("the file is not UTF-8 text") from None
     counts.errors = refused.by_line()
     return counts
+
+
+def _committed(
+    s: Session,
+    counts: ImportCounts,
+    on_commit: Callable[[ImportCounts], None] | None,
+    stop: Callable[[], bool] | None,
+) -> bool:
+    """Commit the chunks applied (the write lock is let go between commits), report, and say whether to
+    stop here (``counts.stopped``)."""
+    s.commit()
+    if on_commit is not None:
+        on_commit(counts)
+    counts.stopped = stop is not None and stop()
+    return counts.stopped
 
 
 def _apply(s: Session, rows: list[_Row], counts: ImportCounts, refused: _FirstErrors) -> None:

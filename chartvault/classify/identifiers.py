@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
 
@@ -46,6 +46,7 @@ from chartvault.classify.layout import Row, blocks, page_rows
 from chartvault.classify.names import normalise_name
 from chartvault.classify.types import Extracted, Identifiers
 from chartvault.ocr.types import Word
+from chartvault.schemas.documents import MRN_SOURCE_READ_BACK, MRN_SOURCE_REREAD
 
 __all__ = ["extract_icd_codes", "extract_identifiers", "merge_identifiers", "normalise_name", "parse_date"]
 
@@ -437,7 +438,9 @@ def merge_identifiers(
     when none passes, the winner is read back by one look-alike digit or kept as doubtful
     (``checkdigit.settled_mrn``): however many pages agree on it, it never reaches a clean reading's score.
     A number read back keeps what the pages printed in ``read_as``: it is a guess, and the person who
-    reviews the document must see both.
+    reviews the document must see both. So does an MRN that rests on re-reading alone (every page that
+    gave it had its first reading out-voted by the renderings, ``reread.voted``): it keeps that page's
+    mark, and the first reading (the most common, when pages differ) in ``read_as``.
     """
     merged = Identifiers()
     for fname, _ in Identifiers().as_items():
@@ -468,8 +471,23 @@ def merge_identifiers(
         setattr(merged, fname, Extracted(winner, round(conf, 3)))
     for page in pages:  # codes: the union over pages, in page order
         merged.icd_codes.extend(c for c in page.icd_codes if c not in merged.icd_codes)
+    if merged.mrn is not None:
+        merged.mrn = _reread_mark(merged.mrn, [page.mrn for page in pages if page.mrn is not None])
     if merged.mrn is not None and mrn_check_digit != "none":
         read = merged.mrn.value
         value, conf = settled_mrn(read, merged.mrn.confidence, mrn_check_digit, _compiled(mrn_pattern))
-        merged.mrn = Extracted(value, round(conf, 3), read_as=read if value != read else None)
+        if value != read:
+            merged.mrn = Extracted(value, round(conf, 3), read_as=read, source=MRN_SOURCE_READ_BACK)
+        else:
+            merged.mrn = replace(merged.mrn, confidence=round(conf, 3))
     return merged
+
+
+def _reread_mark(mrn: Extracted, readings: list[Extracted]) -> Extracted:
+    """The document's MRN marked as the re-read's when every page that gave it had it from the re-read
+    vote (a page that printed it readably vouches for it as read): ``read_as`` the first reading."""
+    giving = [r for r in readings if r.value == mrn.value]
+    if not giving or any(r.source != MRN_SOURCE_REREAD or r.read_as is None for r in giving):
+        return mrn
+    first_reads = Counter(r.read_as for r in giving)
+    return replace(mrn, read_as=first_reads.most_common(1)[0][0], source=MRN_SOURCE_REREAD)

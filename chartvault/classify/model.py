@@ -27,7 +27,7 @@ import pickle
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -340,13 +340,32 @@ def cache_path(cache_dir: Path) -> Path:
     return Path(cache_dir) / _CACHE_NAME
 
 
+# The stages of a retraining, as ``retrain`` tells them to ``at_stage`` (its caller reads the corrections
+# first). The fit cannot be interrupted: a retraining asked to stop while it fits stops when the fit ends,
+# before its model is saved.
+RETRAIN_STAGES = ("corrections", "texts", "fit", "save")
+
+
+def _no_stage(stage: str) -> None:
+    """``retrain`` told of no stage (the command line, the first batch)."""
+
+
 def retrain(
-    cache_dir: Path, corrections: Iterable[tuple[str, str]] = (), dev_path: Path | None = None
+    cache_dir: Path,
+    corrections: Iterable[tuple[str, str]] = (),
+    dev_path: Path | None = None,
+    at_stage: Callable[[str], None] = _no_stage,
 ) -> DocTypeModel:
-    """Train now (whatever the cache holds) and replace the cached model: ``chartvault classifier train``."""
+    """Train now (whatever the cache holds) and replace the cached model: ``chartvault classifier train``.
+
+    ``at_stage`` is called as each stage begins ("texts", "fit", "save"); an exception it raises ends the
+    retraining there, and before "save" nothing is written: the cached model stays as it was."""
+    at_stage("texts")
     texts, labels = training_data(dev_path, corrections)
     with _train_lock:
+        at_stage("fit")
         model = train(texts, labels)
+        at_stage("save")
         model.save(cache_path(cache_dir))
     return model
 

@@ -9,7 +9,8 @@ again in six renderings of its pixels (``chartvault.ocr.reread``) and they vote:
 - a number of the same length that at least ``MIN_VOTES`` readings agree on, more than agree with the first
   reading, replaces it when it still fits the facility's pattern and check digit; it scores
   ``CONFIDENCE_UNANIMOUS`` when nearly all agree, else ``CONFIDENCE_OUTVOTED``: below what opens a patient
-  record, so it can only confirm a patient already known;
+  record, so it can only confirm a patient already known. It is marked (``source`` ``reread_vote``,
+  ``read_as`` the first reading): the reviewer sees both;
 - a first reading that fewer than half the readings repeat, or that another number ties with, is kept as
   doubtful (``DISAGREEING_READINGS``), when at least ``MIN_VOTES`` readings gave a number of its length (a
   crop the renderings mostly read as noise says nothing);
@@ -31,6 +32,7 @@ from chartvault.classify.keyless import clean_id
 from chartvault.classify.labelpass import DISAGREEING_READINGS
 from chartvault.classify.types import Extracted, Identifiers
 from chartvault.ocr.types import Word
+from chartvault.schemas.documents import MRN_SOURCE_REREAD
 
 __all__ = ["CONFIDENCE_OUTVOTED", "CONFIDENCE_UNANIMOUS", "MIN_VOTES", "REREAD_BELOW", "mrn_words", "voted"]
 
@@ -74,7 +76,8 @@ def voted(
         candidate = mrn.value[: len(mrn.value) - len(digits)] + top
         if _fits(candidate, mrn_pattern) and passes(candidate, mrn_check_digit):
             score = CONFIDENCE_UNANIMOUS if count >= UNANIMOUS else CONFIDENCE_OUTVOTED
-            return replace(ids, mrn=Extracted(candidate, min(mrn.confidence, score)))
+            voted_mrn = Extracted(candidate, min(mrn.confidence, score), mrn.value, MRN_SOURCE_REREAD)
+            return replace(ids, mrn=voted_mrn)
     if sum(votes.values()) < MIN_VOTES:  # the renderings mostly read no such number: no evidence either way
         return ids
     if votes[digits] * 2 < sum(votes.values()) or (top != digits and count >= votes[digits]):

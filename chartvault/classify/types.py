@@ -29,13 +29,16 @@ DOC_TYPES: tuple[str, ...] = (
 class Extracted:
     """One identifier value with a confidence in [0, 1].
 
-    ``read_as`` is what the pages printed when the value is not what they read but a repair of it (an MRN
-    read back by the facility's check digit, ``checkdigit.settled_mrn``): a person must see both.
+    ``read_as`` is what the pages printed when the value is not what they read but a repair of it, and
+    ``source`` says which repair (``schemas.documents.MRN_SOURCE_*``): an MRN read back by the facility's
+    check digit (``checkdigit.settled_mrn``) or one the re-read renderings voted for (``reread.voted``).
+    A person must see both.
     """
 
     value: str
     confidence: float
     read_as: str | None = None
+    source: str | None = None
 
 
 @dataclass(slots=True)
@@ -81,11 +84,8 @@ class Identifiers:
 
 
 def _extracted_dict(value: Extracted) -> dict[str, Any]:
-    """``read_as`` only when set: pages (never repaired) are stored as they were before it existed."""
-    out = asdict(value)
-    if out["read_as"] is None:
-        del out["read_as"]
-    return out
+    """``read_as`` and ``source`` only when set: values read as printed are stored as before they existed."""
+    return {k: v for k, v in asdict(value).items() if v is not None or k not in ("read_as", "source")}
 
 
 _EXTRACTED_FIELDS = frozenset({"mrn", "name", "dob", "sex", "date_of_service", "account", "encounter"})

@@ -9,6 +9,7 @@ from chartvault.cli import (
     access,
     documents,
     intake,
+    jobs,
     patients,
     records,
     release,
@@ -39,7 +40,7 @@ def main(
     configure_logging(Settings().log_format, logging.INFO if verbose else logging.WARNING)
 
 
-for feature in (intake, documents, search, review, patients, records, release, reports, access, serve):
+for feature in (intake, documents, search, review, patients, records, release, reports, access, jobs, serve):
     feature.register(app)
 
 __all__ = ["app"]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,7 +36,7 @@ from chartvault.archive.models import (
     new_id,
 )
 from chartvault.archive.objectstore import ObjectStore
-from chartvault.archive.patients import MRN_READ_BACK, settle_patient, with_mrn_given
+from chartvault.archive.patients import MRN_READ_BACK, MRN_REFUSED, settle_patient, with_mrn_given
 from chartvault.classify import classify_document, extract_identifiers, merge_identifiers
 from chartvault.classify.checkdigit import CheckDigit, passes
 from chartvault.classify.coversheet import CoverSheet, find_cover_sheet
@@ -296,12 +297,12 @@ def _apply_identifiers(
     it is not applied, and the review reason returned holds the document unlinked until a person
     confirms the MRN (a wrong MRN given for a document files it in another patient's chart).
     """
-    conf: dict[str, float | str] = {}
+    conf: dict[str, Any] = {}
     for name, value in ids.as_items():
         if value is not None:
             conf[name] = round(value.confidence, 3)
-    if ids.mrn is not None and ids.mrn.read_as is not None:  # a guess: the reviewer sees what was read
-        conf["mrn_source"], conf["mrn_read"] = MRN_READ_BACK, ids.mrn.read_as
+    if ids.mrn is not None and ids.mrn.read_as is not None:  # a repair: the reviewer sees what was read
+        conf["mrn_source"], conf["mrn_read"] = ids.mrn.source or MRN_READ_BACK, ids.mrn.read_as
     doc.mrn = ids.mrn.value if ids.mrn else None
     doc.patient_name = ids.name.value if ids.name else None
     doc.dob = _iso(ids.dob.value) if ids.dob else None
@@ -316,17 +317,21 @@ def _apply_identifiers(
 
 
 def _given_mrn(
-    f: BatchFile, doc: Document, conf: dict[str, float | str], cover: CoverSheet | None, check: CheckDigit
-) -> tuple[dict[str, float | str], list[dict[str, str]]]:
+    f: BatchFile, doc: Document, conf: dict[str, Any], cover: CoverSheet | None, check: CheckDigit
+) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """The MRN the cover sheet (printed by staff for this document), then the manifest (the operator's
     indexing) gives wins over the one read; a disagreement with the manifest is flagged on the batch. One
-    failing the check digit is not applied, and flagged: (identifier confidences, review reasons)."""
+    failing the check digit is not applied, and flagged: (identifier confidences, review reasons). The
+    refused value is kept with the confidences (``MRN_REFUSED``), where the reviewer who compares it with
+    the page sees it, and nowhere else: the reason, the batch's flag and the log name its source only."""
     refused: list[dict[str, str]] = []
+    refused_values: list[dict[str, str]] = []
     for source, mrn in (("cover sheet", cover.mrn if cover else None), ("manifest", f.mrn_hint)):
         if not mrn:
             continue
         if not passes(mrn, check):
             refused.append(_mrn_refused(source, check))
+            refused_values.append({"source": source.replace(" ", "_"), "value": mrn})
             flag_batch(f.batch, {**refused[-1], "file_id": f.id, "document_id": doc.id})
             continue
         if source == "manifest" and doc.mrn and doc.mrn != mrn:
@@ -340,6 +345,8 @@ def _given_mrn(
                 },
             )
         doc.mrn, conf = mrn, with_mrn_given(conf)
+    if refused_values:
+        conf[MRN_REFUSED] = refused_values
     return conf, refused
 
 

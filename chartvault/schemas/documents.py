@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+# Where a document's MRN came from when it is not what the pages printed as it stands (IdentifierValue.source,
+# the catalog's identifier_confidence["mrn_source"]); with the first two, read_as keeps what the pages read.
+MRN_SOURCE_READ_BACK = "check_digit_read_back"  # one look-alike digit changed to pass the check digit
+MRN_SOURCE_REREAD = "reread_vote"  # the renderings of the MRN's word out-voted the first reading
+MRN_SOURCE_INDEX = "patient_index"  # filled in from the patient found by name and DOB
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -12,9 +18,19 @@ class IdentifierValue:
     confidence: float | None
     # Where the value came from when it was not read on the page as it stands: "patient_index" (an MRN
     # filled in from the patient found by name and DOB), "check_digit_read_back" (the MRN the pages read,
-    # one look-alike digit changed so that it passes the facility's check digit).
+    # one look-alike digit changed so that it passes the facility's check digit), "reread_vote" (the MRN's
+    # word read again in several renderings, which out-voted the first reading).
     source: str | None = None
-    read_as: str | None = None  # with "check_digit_read_back": what the pages read
+    read_as: str | None = None  # with "check_digit_read_back" and "reread_vote": what the pages first read
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefusedMrn:
+    """An MRN a cover sheet or manifest gave for the document that fails the facility's check digit: not
+    applied (the document is held, ``mrn_check_digit_failed``), shown so the reviewer can compare it."""
+
+    source: str  # cover_sheet | manifest
+    value: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,6 +41,8 @@ class DocumentIdentifiers:
     date_of_service: IdentifierValue | None
     account: IdentifierValue | None
     encounter: IdentifierValue | None
+    # Until a person resolves the review or refiles the document (empty then, and without the setting).
+    mrn_refused: list[RefusedMrn] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -83,12 +83,15 @@ class ClassifierStatus:
 class ClassifierTraining:
     """A training started from a page or the API, run as a job in the background of a server process."""
 
-    state: str  # queued | running | done | failed
+    state: str  # queued | running | done | failed | cancelled
     started_at: str
     started_by: str | None  # the user's id
     finished_at: str | None
     result: ClassifierInfo | None
     error: str | None
+    # While it runs, and once cancelled: the stage it is in (or was about to begin), of "stages".
+    progress: dict[str, Any] | None = None
+    cancel_requested_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

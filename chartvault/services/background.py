@@ -6,7 +6,8 @@ failed build, documents archived before renditions existed); another
 drains the index queue every ``index_commit_interval_s`` while this process owns the index writer,
 and keeps trying to become the owner while another process (a CLI ingest, say) holds it; a third
 deletes quarantined files past ``quarantine_retention_days`` every ``housekeeping_interval_s``. Before any of
-that, jobs (``services.jobs``) a dead process left queued or running are marked failed.
+that, jobs (``services.jobs``) a dead process left queued or running are marked failed, and jobs that ended
+more than ``job_retention_days`` ago are removed.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class BackgroundWork:
         # Jobs a dead process left queued or running (a retraining, an import, a full check) can never end:
         # they are marked failed before this process starts its own.
         self.services.jobs.recover()
+        self._prune_jobs()
         # Load (or, on a new machine, train) the classifier now rather than inside the first batch.
         threading.Thread(target=self.services.parts.classifier.current, name="cv-model", daemon=True).start()
         for t in self._threads:
@@ -48,6 +50,16 @@ class BackgroundWork:
         if resume:
             self.services.intake.resume(schedule=self.submit)
             self.submit(RENDITION_SWEEP)
+
+    def _prune_jobs(self) -> None:
+        """Jobs that ended more than ``job_retention_days`` ago leave the catalog (never an active one)."""
+        days = self.services.settings.job_retention_days
+        if not days:
+            return
+        try:
+            self.services.jobs.prune(days)
+        except Exception:  # the server still starts; the next start (or `chartvault jobs prune`) tries again
+            log.exception("pruning old jobs failed")
 
     def submit(self, batch_id: str) -> None:
         """Process this batch after those already waiting (a batch queued twice runs once)."""

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from chartvault.archive.models import DOC_DISPOSED, RENDITION_ORIGINAL, BatchFile, Document, Page
 from chartvault.archive.objectstore import ObjectRef, ObjectStore
+from chartvault.archive.patients import MRN_REFUSED
 from chartvault.archive.renditions import RENDITION_MIME, rendition_ref
 from chartvault.errors import NotFound
 from chartvault.schemas.common import d, iso
@@ -19,6 +20,7 @@ from chartvault.schemas.documents import (
     DocumentView,
     IdentifierValue,
     PageText,
+    RefusedMrn,
 )
 from chartvault.services.caller import AuditTrail
 
@@ -157,6 +159,7 @@ def _document_view(doc: Document, linked_files: list[str], with_text: bool) -> D
             date_of_service=ident("date_of_service", d(doc.date_of_service)),
             account=ident("account", doc.account),
             encounter=ident("encounter", doc.encounter),
+            mrn_refused=_refused_mrns(conf.get(MRN_REFUSED)),
         ),
         patient_id=doc.patient_id,
         sha256=doc.sha256,
@@ -188,3 +191,14 @@ def _document_view(doc: Document, linked_files: list[str], with_text: bool) -> D
             if not p.blank
         ],
     )
+
+
+def _refused_mrns(kept: object) -> list[RefusedMrn]:
+    """The MRNs a cover sheet or manifest gave that the check digit refused, as the catalog keeps them."""
+    if not isinstance(kept, list):
+        return []
+    return [
+        RefusedMrn(source=str(r["source"]), value=str(r["value"]))
+        for r in kept
+        if isinstance(r, dict) and "source" in r and "value" in r
+    ]

@@ -11,6 +11,12 @@ itself in ``owner`` and beats ``heartbeat_at``; a job whose process is gone (a r
 failed "interrupted by a restart" when a server starts (``recover``) or when another start finds it.
 Results are counts and ids; an error is the exception's type and a fixed message, as either may reach a
 page or a log and neither may carry patient data.
+
+An operator may cancel a queued or running job (``cancel``), from any process: the request is kept in the
+catalog (``cancel_requested_at``) and the work, which asks ``JobContext.cancelled`` at its chunk or step
+boundaries, stops there and raises ``JobCancelled`` with its counts so far; the job ends ``cancelled``. A
+job that reaches its end first ends ``done``. Ended jobs are listed (``recent``) and pruned after a while
+(``prune``: ``chartvault jobs prune``, and the server at start); an active one is never removed.
 """
 
 from __future__ import annotations
@@ -20,30 +26,38 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from chartvault.archive.models import (
+    JOB_ACTIVE,
+    JOB_CANCELLED,
     JOB_DONE,
+    JOB_ENDED,
     JOB_FAILED,
     JOB_KINDS,
     JOB_QUEUED,
     JOB_RUNNING,
+    JOB_STATES,
     Job,
     new_id,
 )
-from chartvault.errors import ChartVaultError, Forbidden, InvalidInput, NotFound
+from chartvault.errors import ChartVaultError, Conflict, Forbidden, InvalidInput, NotFound
 from chartvault.policy import may_follow_job
 from chartvault.schemas.common import iso
 from chartvault.schemas.jobs import JobInfo
 from chartvault.services.caller import AuditTrail, Caller
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import CursorResult
 
 log = logging.getLogger("chartvault.jobs")
 
@@ -55,6 +69,8 @@ _HOST = socket.gethostname()[:64]
 _TOKEN = secrets.token_hex(6)  # tells this process from an earlier one that had the same pid (a container)
 _RUNNING: set[str] = set()  # jobs this process claimed and whose thread has not ended
 _RUNNING_LOCK = threading.Lock()
+CANCEL_POLL_S = 0.5  # work that would ask for every small item asks the catalog this often (``throttled``)
+MAX_LISTED = 200  # jobs ``recent`` answers at most
 
 
 def this_process() -> str:
@@ -62,13 +78,35 @@ def this_process() -> str:
     return f"{_HOST}:{os.getpid()}:{_TOKEN}"
 
 
+def _never() -> bool:
+    return False
+
+
+class JobCancelled(Exception):
+    """Raised by a job's work that stopped at a boundary because a cancel was asked for; ``result`` is what
+    it did until then (counts, never a value of a record), kept as the cancelled job's result."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__("the job was cancelled")
+        self.result = result
+
+
 @dataclass(frozen=True, slots=True)
 class JobContext:
-    """What a job's work is handed: its input file (moved under the jobs folder) and a way to report
-    counts while it runs (shown by the page and ``GET /jobs/{id}``)."""
+    """What a job's work is handed: its input file (moved under the jobs folder), a way to report counts
+    while it runs (shown by the page and ``GET /jobs/{id}``), and whether an operator asked it to stop
+    (asked at the work's boundaries: a chunk committed, a step done)."""
 
     input: Path | None
     progress: Callable[[dict[str, Any]], None]
+    cancelled: Callable[[], bool] = _never
+
+    def boundary(self, counts: dict[str, Any]) -> None:
+        """A point where the work may stop: ``JobCancelled`` with ``counts`` if it was cancelled, else
+        ``counts`` reported as its progress."""
+        if self.cancelled():
+            raise JobCancelled(counts)
+        self.progress(counts)
 
 
 Work = Callable[[JobContext], dict[str, Any]]
@@ -125,6 +163,68 @@ class JobService:
             ).first()
         return _info(job) if job is not None else None
 
+    def recent(self, kind: str | None = None, state: str | None = None, limit: int = 50) -> list[JobInfo]:
+        """The latest jobs, newest first, of the kinds this caller may see (``kind``: that one only, refused
+        if the caller may not see it), optionally in one ``state``; at most ``limit`` (1-``MAX_LISTED``)."""
+        if kind is not None:
+            self._check_kind(kind)
+        if state is not None and state not in JOB_STATES:
+            raise InvalidInput(f"unknown job state (expected one of {', '.join(JOB_STATES)})")
+        if not 1 <= limit <= MAX_LISTED:
+            raise InvalidInput(f"limit must be 1-{MAX_LISTED}")
+        query = select(Job).where(Job.kind.in_([kind] if kind else self._visible_kinds()))
+        if state is not None:
+            query = query.where(Job.state == state)
+        with self.sessions() as s:
+            jobs = s.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)).all()
+        return [_info(job) for job in jobs]
+
+    def cancel(self, job_id: str) -> JobInfo:
+        """Ask a queued or running job to stop (audited as ``job.cancel``): its work stops at its next
+        boundary and the job ends ``cancelled``; the answer is the job as it is now. ``Conflict``
+        (``job_ended``) for a job that already ended. A job whose process is gone ends at once (failed,
+        interrupted), as a start would find it."""
+        with self.sessions() as s:
+            job = s.get(Job, job_id)
+            if job is None:
+                raise NotFound(f"job {job_id} not found")
+            self._check_kind(job.kind)
+            abandoned = job.state not in JOB_ENDED and _abandoned(job)
+            asked = job.cancel_requested_at or datetime.now(UTC)
+            values = _interrupted() if abandoned else {"cancel_requested_at": asked}
+            # Only while it is still active: a job that ends meanwhile keeps its end (a conditional UPDATE).
+            still = s.execute(update(Job).where(Job.id == job_id, Job.state.in_(JOB_ACTIVE)).values(**values))
+            s.commit()
+            s.refresh(job)
+            if not cast("CursorResult[Any]", still).rowcount:
+                raise Conflict(
+                    f"job {job_id} already ended ({job.state}): nothing to cancel", code="job_ended"
+                )
+            info = _info(job)
+        self.audit("job.cancel", "job", job_id, detail={"kind": info.kind})
+        if abandoned:
+            self.audit("job.end", "job", job_id, "failed", {"kind": info.kind, "error": INTERRUPTED})
+        return info
+
+    def prune(self, older_than_days: int) -> int:
+        """Remove the ended jobs (done, failed, cancelled) of the kinds this caller may see that finished
+        more than ``older_than_days`` ago; a queued or running job is never removed. How many went
+        (audited as ``jobs.prune`` when any did)."""
+        if older_than_days < 0:
+            raise InvalidInput("older_than_days must be 0 or more")
+        cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
+        ended = select(Job.id).where(Job.state.in_(JOB_ENDED), Job.active_kind.is_(None))
+        with self.sessions() as s:
+            old = list(s.scalars(ended.where(Job.finished_at < cutoff, Job.kind.in_(self._visible_kinds()))))
+            for start in range(0, len(old), 500):
+                s.execute(delete(Job).where(Job.id.in_(old[start : start + 500]), Job.state.in_(JOB_ENDED)))
+            s.commit()
+        removed = len(old)
+        if removed:
+            self.audit("jobs.prune", detail={"older_than_days": older_than_days, "removed": removed})
+            log.info("jobs pruned removed=%d older_than_days=%d", removed, older_than_days)
+        return removed
+
     def recover(self) -> list[str]:
         """At server start: every job left queued or running by a process that is gone is marked failed
         ("interrupted by a restart", audited), and input files no live job owns are removed. The ids."""
@@ -141,6 +241,9 @@ class JobService:
             log.warning("job interrupted by a restart kind=%s job=%s", kind, job_id)
         self._sweep_inputs(alive)
         return [job_id for job_id, _ in dead]
+
+    def _visible_kinds(self) -> list[str]:
+        return [kind for kind in JOB_KINDS if may_follow_job(kind, self.caller.role)]
 
     def _check_kind(self, kind: str) -> None:
         if kind not in JOB_KINDS:
@@ -192,7 +295,8 @@ class JobService:
         try:
             self._update(job_id, state=JOB_RUNNING, started_at=datetime.now(UTC))
             threading.Thread(target=self._beat, args=(job_id, stop), name="cv-job-beat", daemon=True).start()
-            self._outcome(job_id, work, JobContext(input, self._reporter(job_id)))
+            context = JobContext(input, self._reporter(job_id), _cancel_poll(self.sessions, job_id))
+            self._outcome(job_id, work, context)
         finally:
             stop.set()
             _remove(input)
@@ -201,7 +305,13 @@ class JobService:
     def _outcome(self, job_id: str, work: Work, context: JobContext) -> None:
         """Run the work and record how it ended."""
         try:
+            if context.cancelled():  # cancelled while it waited: it never starts
+                raise JobCancelled({})
             result = work(context)
+        except JobCancelled as stopped:
+            log.info("job cancelled job=%s", job_id)
+            self._end(job_id, JOB_CANCELLED, "cancelled", result=stopped.result)
+            return
         except Exception as exc:  # kept for the page; the details may hold PHI, so the type alone is logged
             error = error_summary(exc)
             log.warning("job failed job=%s error=%s", job_id, type(exc).__name__)
@@ -255,12 +365,64 @@ class JobService:
                 _remove(path)
 
 
+def job_summary(job: JobInfo) -> str:
+    """How far a job got, or what it did, in a few words (counts only): objects checked of the total, rows
+    read or applied, the retraining's stage; its error once it failed."""
+    result = job.result or {}
+    if job.error:
+        return job.error
+    if "objects_checked" in result:
+        total = result.get("objects_total")
+        return f"{result['objects_checked']:,}{f' of {total:,}' if total is not None else ''} objects checked"
+    if "rows_applied" in result:
+        return f"{result['rows_applied']:,} rows applied, {result.get('refused', 0):,} refused"
+    if "imported" in result:
+        return f"{result['imported']:,} new, {result['updated']:,} updated, {result['refused']:,} refused"
+    if "rows_read" in result:
+        return f"{result['rows_read']:,} rows read"
+    if "stage" in result:
+        return f"stage: {result['stage']}"
+    if "n_train" in result:
+        return f"trained on {result['n_train']:,} texts"
+    return ""
+
+
 def error_summary(exc: BaseException) -> str:
     """What a failed job says: our own refusals keep their message (written without patient data for
     API answers: a registration list with no header, say); anything else only its type."""
     if isinstance(exc, ChartVaultError):
         return f"{type(exc).__name__}: {exc.message}"[:300]
     return f"{type(exc).__name__}: {UNEXPECTED}"[:300]
+
+
+def _cancel_poll(sessions: sessionmaker[Session], job_id: str) -> Callable[[], bool]:
+    """Whether a cancel of the job was asked for, read from the catalog (any process may have asked: one
+    query); once it was, always. Work asking it more often than a chunk or a step (per object) throttles
+    it with ``throttled``."""
+    asked = threading.Event()
+
+    def cancelled() -> bool:
+        if not asked.is_set():
+            with sessions() as s:
+                if s.scalar(select(Job.cancel_requested_at).where(Job.id == job_id)) is not None:
+                    asked.set()
+        return asked.is_set()
+
+    return cancelled
+
+
+def throttled(cancelled: Callable[[], bool], every_s: float = CANCEL_POLL_S) -> Callable[[], bool]:
+    """``cancelled`` asked at most every ``every_s`` (in between, the last answer), for work that would ask
+    it for every small item: a cancel is then seen up to ``every_s`` late."""
+    last = [float("-inf"), False]
+
+    def ask() -> bool:
+        now = time.monotonic()
+        if not last[1] and now - float(last[0]) >= every_s:
+            last[0], last[1] = now, cancelled()
+        return bool(last[1])
+
+    return ask
 
 
 def _abandoned(job: Job) -> bool:
@@ -309,9 +471,14 @@ def _forget(job_id: str) -> None:
         _RUNNING.discard(job_id)
 
 
+def _interrupted() -> dict[str, Any]:
+    """What a job whose process is gone becomes: failed, interrupted, its kind free again."""
+    return {"state": JOB_FAILED, "active_kind": None, "error": INTERRUPTED, "finished_at": datetime.now(UTC)}
+
+
 def _interrupt(job: Job) -> None:
-    job.state, job.active_kind, job.error = JOB_FAILED, None, INTERRUPTED
-    job.finished_at = datetime.now(UTC)
+    for name, value in _interrupted().items():
+        setattr(job, name, value)
 
 
 def _remove(path: Path | None) -> None:
@@ -330,4 +497,5 @@ def _info(job: Job) -> JobInfo:
         finished_at=iso(job.finished_at),
         result=job.result,
         error=job.error,
+        cancel_requested_at=iso(job.cancel_requested_at),
     )

@@ -43,7 +43,7 @@ from chartvault.schemas.common import to_jsonable
 from chartvault.schemas.jobs import JobInfo
 from chartvault.schemas.patients import PatientImport, PatientIndexSummary, RowRefusal
 from chartvault.services.caller import AuditTrail
-from chartvault.services.jobs import JobContext, JobService
+from chartvault.services.jobs import JobCancelled, JobContext, JobService
 
 log = logging.getLogger("chartvault.patients")
 
@@ -72,8 +72,7 @@ def _rows_so_far(context: JobContext) -> Callable[[ImportCounts], None]:
     """The import's counts, reported to the job at each commit (the page shows how far it got)."""
 
     def report(counts: ImportCounts) -> None:
-        taken = counts.imported + counts.updated + counts.unchanged
-        context.progress({"rows_read": taken + counts.refused, "refused": counts.refused})
+        context.progress({"rows_read": counts.applied + counts.refused, "refused": counts.refused})
 
     return report
 
@@ -109,7 +108,10 @@ class PatientService:
 
         def work(context: JobContext) -> dict[str, Any]:
             assert context.input is not None  # the staged file, moved under the jobs folder
-            return import_summary(self.import_registration(context.input, _rows_so_far(context)))
+            result, counts = self._import(context.input, _rows_so_far(context), context.cancelled)
+            if counts.stopped:  # at a commit: what was committed stays, the rest of the file is not read
+                raise JobCancelled({**import_summary(result), "rows_applied": counts.applied})
+            return import_summary(result)
 
         return self.jobs.start(JOB_REGISTRATION_IMPORT, work, input=staged)
 
@@ -120,6 +122,17 @@ class PatientService:
         upload) or its bytes: an admin action, audited with counts and line numbers. Held documents the
         new rows identify are linked at once (``documents_linked``). ``progress`` gets the counts so far
         every 25,000 rows."""
+        return self._import(data, progress)[0]
+
+    def _import(
+        self,
+        data: Path | bytes,
+        progress: Callable[[ImportCounts], None] | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> tuple[PatientImport, ImportCounts]:
+        """``import_registration``, stopped at a commit when ``stop`` says so: (the answer, its counts). A
+        stopped import keeps the rows it committed and links the held documents they identify, as a
+        whole one does; it is audited with its counts, outcome ``cancelled``."""
         if isinstance(data, Path) and not data.is_file():
             raise NotFound(f"no file at {data.name}")
         size = data.stat().st_size if isinstance(data, Path) else len(data)
@@ -127,7 +140,7 @@ class PatientService:
             raise TooLarge(f"a registration list is at most {MAX_REGISTRATION_BYTES:,} bytes")
         with self.sessions() as s:
             try:
-                counts = import_registration(s, data, mrn_ok=self._mrn_ok(), on_commit=progress)
+                counts = import_registration(s, data, mrn_ok=self._mrn_ok(), on_commit=progress, stop=stop)
             except BadFile as exc:  # found before any row was written
                 s.rollback()
                 self.audit("patients.import", outcome="refused", detail={"error": str(exc)})
@@ -142,9 +155,9 @@ class PatientService:
             "refused_lines": [e.line for e in counts.errors[:_AUDITED_LINES]],
             "documents_linked": linked,
         }
-        self.audit("patients.import", detail=detail)
+        self.audit("patients.import", outcome="cancelled" if counts.stopped else "ok", detail=detail)
         log.info("registration imported %s", {k: v for k, v in detail.items() if k != "refused_lines"})
-        return PatientImport(
+        answer = PatientImport(
             imported=counts.imported,
             updated=counts.updated,
             unchanged=counts.unchanged,
@@ -153,6 +166,7 @@ class PatientService:
             errors_note=_errors_note(len(counts.errors), counts.refused),
             documents_linked=linked,
         )
+        return answer, counts
 
     def _mrn_ok(self) -> Callable[[str], bool] | None:
         """The facility's check digit as the import asks it (the catalog knows no scheme); None: unset."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from chartvault.archive.check import check_store
+from chartvault.archive.check import StoreReport, check_store
 from chartvault.archive.corrections import MisfileRefused, MisfileResult, correct_misfile
 from chartvault.archive.db import transaction
 from chartvault.archive.disposition import DispositionResult, plan
@@ -40,7 +41,8 @@ from chartvault.schemas.jobs import JobInfo
 from chartvault.schemas.patients import DobCorrected, DobCorrection, RetentionChange
 from chartvault.schemas.records import DispositionRun
 from chartvault.services.caller import AuditTrail
-from chartvault.services.jobs import JobContext, JobService
+from chartvault.services.jobs import CANCEL_POLL_S, JobCancelled, JobContext, JobService, throttled
+from chartvault.services.mrns import typed_mrn
 
 
 class RecordsService:
@@ -253,10 +255,18 @@ class RecordsService:
         pages: Sequence[int] | None = None,
         break_glass: bool = False,
     ) -> MisfileResult:
-        """Refile a document, or split misfiled pages out of it (break-glass under GOVERNANCE)."""
+        """Refile a document, or split misfiled pages out of it (break-glass under GOVERNANCE). A target MRN
+        failing the facility's check digit is refused (``mrn_check_digit_failed``, audited) as a reviewer's
+        is, before anything changes."""
         if not reason.strip():
             raise MisfileRefused("a misfile correction needs a reason")
         detail: dict[str, Any] = {"break_glass": break_glass, "pages": list(pages or [])}
+        try:
+            to_mrn = typed_mrn(to_mrn, self.settings.mrn_check_digit)
+        except InvalidInput as exc:
+            refused = {**detail, "refused": exc.code}
+            self.audit("document.misfile_correction", "document", doc_id, outcome="refused", detail=refused)
+            raise
         try:
             with transaction(self.sessions) as s:
                 doc = s.get(Document, doc_id)
@@ -297,7 +307,9 @@ class RecordsService:
                 if (doc := s.get(Document, new_id)) is not None:
                     render_document(s, self.store, self.settings.data_dir, doc, None)
 
-    def check(self, repair: bool = False, fixity: bool = True) -> dict[str, Any]:
+    def check(
+        self, repair: bool = False, fixity: bool = True, job: JobContext | None = None
+    ) -> dict[str, Any]:
         """The whole archive: store fixity and orphans, index against catalog, unfinished batches,
         documents with neither a patient nor a pending review (``unlinked_outside_review``: lost charts).
 
@@ -305,22 +317,51 @@ class RecordsService:
         unfinished batches are resumed and lost charts are linked or held for review; missing,
         corrupt and orphaned objects are reported for a person (they are locked, and a missing
         original cannot be made up).
+
+        Run as a ``job``, it reports where it is (the step, objects checked of the total) and stops at
+        the next object or step when the job is cancelled (``JobCancelled`` with the counts so far,
+        audited as a cancelled check).
         """
-        store = check_store(self.sessions, self.store, fixity=fixity)
+        steps = _CheckSteps(job)
+        try:
+            result = self._findings(repair, fixity, steps)
+        except JobCancelled:
+            detail = {"repair": repair, "fixity": fixity, **steps.counts}
+            self.audit("archive.check", outcome="cancelled", detail=detail)
+            raise
+        detail = {
+            "consistent": result["consistent"],
+            "repair": repair,
+            "fixity": fixity,
+            "objects": result["store"]["objects_checked"],
+            "unlinked_outside_review": result["unlinked_outside_review"],
+        }
+        self.audit("archive.check", outcome="ok" if result["consistent"] else "inconsistent", detail=detail)
+        return result
+
+    def _findings(self, repair: bool, fixity: bool, steps: _CheckSteps) -> dict[str, Any]:
+        """``check``'s answer, step by step (each a point where a cancelled job stops)."""
+        store = check_store(self.sessions, self.store, fixity=fixity, progress=steps.objects, stop=steps.stop)
+        steps.objects(store, final=True)
+        steps.enter("index")
         index = self._reconcile_index(repair)
+        steps.enter("batches")
         unfinished = self._unfinished()
         resumed: list[str] = []
         if repair and unfinished:
             resumed = self._resume()
             unfinished = self._unfinished()
+        steps.enter("renditions")
         no_rendition = self._missing_renditions()
         if repair and no_rendition:
             self._resume()  # builds every missing rendition
             no_rendition = self._missing_renditions()
+        steps.enter("temp")
         leftovers = self._temp_leftovers()  # page images of a killed ingest hold PHI: not to stay
         removed = self._clean_temp() if repair and leftovers else []
         if removed:
             leftovers = self._temp_leftovers()
+        steps.enter("unlinked")
         unlinked = self._unlinked()
         settled = self._settle_unlinked() if repair and unlinked else {}
         if settled:
@@ -333,7 +374,7 @@ class RecordsService:
             and not unlinked
             and not no_rendition
         )
-        result = {
+        return {
             "consistent": consistent,
             "store": store.as_dict(),
             "index": to_jsonable(index),
@@ -345,24 +386,16 @@ class RecordsService:
             "unlinked_outside_review": unlinked,
             "unlinked_settled": settled.get("settled", 0),
         }
-        detail = {
-            "consistent": consistent,
-            "repair": repair,
-            "fixity": fixity,
-            "objects": store.objects_checked,
-            "unlinked_outside_review": unlinked,
-        }
-        self.audit("archive.check", outcome="ok" if consistent else "inconsistent", detail=detail)
-        return result
 
     def start_check(self) -> JobInfo:
         """The full check (every object read back against its sha256, no repairs) as a background job; its
-        result is ``check_summary``. While one runs, that one is given."""
+        result is ``check_summary``, its progress the step and the objects read back of the total. While
+        one runs, that one is given; cancelled, it stops at the next object or step."""
         if self._jobs is None:
             raise RuntimeError("this RecordsService was built without jobs")
 
-        def work(_context: JobContext) -> dict[str, Any]:
-            return check_summary(self.check(repair=False, fixity=True), fixity=True)
+        def work(context: JobContext) -> dict[str, Any]:
+            return check_summary(self.check(repair=False, fixity=True, job=context), fixity=True)
 
         job, _ = self._jobs.start(JOB_ARCHIVE_CHECK, work)
         return job
@@ -468,6 +501,48 @@ def hold_dict(hold: LegalHold) -> dict[str, Any]:
         "released_at": iso(hold.released_at),
         "documents": sorted(i.document_id for i in hold.items),
     }
+
+
+CHECK_STEPS = ("objects", "index", "batches", "renditions", "temp", "unlinked")  # in the order a check runs
+
+
+class _CheckSteps:
+    """Where a check is (``counts``: the step, objects checked of the total, bytes, missing and corrupt so
+    far), told to the job it runs as at most every ``REPORT_EVERY_S`` and at each step; the job's cancel is
+    asked before each object and step. Without a job it only counts."""
+
+    REPORT_EVERY_S = 1.0
+    ASK_EVERY_S = CANCEL_POLL_S  # the cancel is asked at most this often between objects, at every step
+
+    def __init__(self, job: JobContext | None) -> None:
+        self.job = job
+        self.counts: dict[str, Any] = {"step": CHECK_STEPS[0], "steps": list(CHECK_STEPS)}
+        self._reported = float("-inf")
+        self._cancelled = throttled(job.cancelled, self.ASK_EVERY_S) if job is not None else None
+
+    def enter(self, step: str) -> None:
+        """The next step begins: where the job stops (``JobCancelled``) if it was cancelled."""
+        self.counts["step"] = step
+        if self.job is not None:
+            self.job.boundary(dict(self.counts))
+
+    def objects(self, report: StoreReport, final: bool = False) -> None:
+        """The store check's counts so far; a stopped one ends the check here."""
+        self.counts.update(
+            objects_checked=report.objects_checked,
+            objects_total=report.objects_total,
+            bytes_checked=report.bytes_checked,
+            missing=len(report.missing),
+            corrupt=len(report.corrupt),
+        )
+        if report.stopped:
+            raise JobCancelled(dict(self.counts))
+        if self.job is not None and not final and time.monotonic() - self._reported >= self.REPORT_EVERY_S:
+            self._reported = time.monotonic()
+            self.job.progress(dict(self.counts))
+
+    def stop(self) -> bool:
+        return self._cancelled is not None and self._cancelled()
 
 
 CHECK_IDS_SHOWN = 50  # ids kept per finding by ``check_summary`` (every finding is counted)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -27,9 +27,9 @@ from chartvault.archive.models import (
     Page,
 )
 from chartvault.archive.objectstore import ObjectStore
-from chartvault.archive.patients import settle_patient, with_mrn_given
-from chartvault.classify.checkdigit import CheckDigit, passes
-from chartvault.classify.model import DocTypeModel
+from chartvault.archive.patients import settle_patient, with_mrn_given, without_refused_mrns
+from chartvault.classify.checkdigit import CheckDigit
+from chartvault.classify.model import RETRAIN_STAGES, DocTypeModel
 from chartvault.classify.types import DOC_TYPES, SOURCE_STAFF
 from chartvault.errors import InvalidInput, NotFound
 from chartvault.ingest.stages import REVIEW_LOW_CONFIDENCE
@@ -48,14 +48,14 @@ from chartvault.schemas.review import (
     ReviewResolution,
 )
 from chartvault.services.caller import AuditTrail
-from chartvault.services.jobs import JobService
+from chartvault.services.jobs import JobContext, JobService
+from chartvault.services.mrns import typed_mrn
 
 log = logging.getLogger("chartvault.review")
 
 
 # An MRN a person types (the web review page, the API, `chartvault resolve`): what the API's body and a
 # registration row allow, so no face lets a control, direction-override or zero-width character in.
-TYPED_MRN = re.compile(r"[A-Za-z0-9\-]{1,64}")
 _UNCOUNTED = object()
 
 
@@ -94,15 +94,19 @@ class ClassifierModels:
                 self._marker = marker
             return self._model
 
-    def retrain(self) -> tuple[DocTypeModel, int, str]:
-        """Train again on the labelled texts, the samples and the corrections: (model, corrections, path)."""
+    def retrain(self, at_stage: Callable[[str], None] | None = None) -> tuple[DocTypeModel, int, str]:
+        """Train again on the labelled texts, the samples and the corrections: (model, corrections, path).
+        ``at_stage`` is called as each of ``RETRAIN_STAGES`` begins; an exception it raises before "save"
+        ends the retraining with nothing saved and the model in use unchanged."""
         from chartvault.classify import doctype
         from chartvault.classify.model import cache_path, retrain
 
+        stage = at_stage or (lambda _name: None)
+        stage("corrections")
         marker = self._corrections_marker()
         corrections = self.corrections()
         folder = self.folder if corrections else doctype.model_dir()
-        model = retrain(folder, corrections)
+        model = retrain(folder, corrections, at_stage=stage)
         with self._lock:
             self._model, self._marker = model, marker
         if not corrections:
@@ -232,13 +236,14 @@ class ReviewService:
         reason (``no_patient_identified`` or ``patient_conflict``): never resolved and linked to no one.
         An MRN that fails the facility's check digit is refused before anything changes: it is mistyped."""
         if mrn is not None:
-            mrn = self._typed_mrn(mrn)
+            mrn = typed_mrn(mrn, self.mrn_check_digit)
         with self.sessions() as s:
             doc = s.get(Document, doc_id, options=[selectinload(Document.pages)])
             if doc is None:
                 raise NotFound(f"document {doc_id} not found")
             codes = [r.get("code") for r in doc.review_reasons or []]
             old_mrn = doc.mrn
+            doc.identifier_confidence = without_refused_mrns(doc.identifier_confidence)  # compared now
             if mrn is not None:
                 doc.mrn = mrn
                 doc.identifier_confidence = with_mrn_given(doc.identifier_confidence)
@@ -272,18 +277,6 @@ class ReviewService:
         audit_fallout(self.audit, doc_id, fallout)  # a changed MRN is a refile: releases, disclosures
         return ReviewResolution(document_id=doc_id, review_status=status, patient_linked=linked)
 
-    def _typed_mrn(self, mrn: str) -> str:
-        """An MRN as a person typed it, checked (the message names the check, never the value)."""
-        if not TYPED_MRN.fullmatch(mrn.strip()):
-            raise InvalidInput("mrn must be 1-64 letters, digits or '-'")
-        if not passes(mrn.strip(), self.mrn_check_digit):
-            raise InvalidInput(
-                f"the MRN fails the facility's check digit ({self.mrn_check_digit}): a digit is mistyped; "
-                "nothing was changed",
-                code="mrn_check_digit_failed",
-            )
-        return mrn.strip()
-
     def classifier_status(self) -> ClassifierStatus:
         """The model the pipeline uses as saved, the staff corrections it learned from, and those made since
         it was written (the next training, or the next batch, takes them in). Counts only."""
@@ -313,8 +306,19 @@ class ReviewService:
 
     def start_training(self) -> JobInfo:
         """``train_classifier`` as a background job (audited as this caller when it starts and ends): the
-        page or API call that asks is answered at once. While a training runs, that one is given."""
-        job, _ = self.jobs.start(JOB_CLASSIFIER_TRAIN, lambda _context: to_jsonable(self.train_classifier()))
+        page or API call that asks is answered at once. While a training runs, that one is given. Its
+        progress is the stage it is in (``RETRAIN_STAGES``); cancelled, it stops as the next stage begins:
+        the fit itself cannot be interrupted, so a cancel during it takes effect when it ends, and the
+        model it fitted is thrown away (never saved, never used)."""
+
+        def work(context: JobContext) -> dict[str, Any]:
+            def at_stage(stage: str) -> None:
+                context.boundary({"stage": stage, "stages": list(RETRAIN_STAGES)})
+
+            result: dict[str, Any] = to_jsonable(self.train_classifier(at_stage))
+            return result
+
+        job, _ = self.jobs.start(JOB_CLASSIFIER_TRAIN, work)
         return job
 
     def last_training(self) -> JobInfo | None:
@@ -333,6 +337,8 @@ class ReviewService:
             finished_at=job.finished_at,
             result=ClassifierInfo(**job.result) if job.state == JOB_DONE and job.result else None,
             error=job.error,
+            progress=job.result if job.state != JOB_DONE else None,
+            cancel_requested_at=job.cancel_requested_at,
         )
 
     def classifier_overview(self) -> ClassifierOverview:
@@ -341,10 +347,11 @@ class ReviewService:
         training = self.last_training()
         return ClassifierOverview(model=self.classifier_status(), training=training)
 
-    def train_classifier(self) -> ClassifierInfo:
-        """Retrain the type model on the labelled texts + samples + this catalog's staff corrections."""
+    def train_classifier(self, at_stage: Callable[[str], None] | None = None) -> ClassifierInfo:
+        """Retrain the type model on the labelled texts + samples + this catalog's staff corrections
+        (``at_stage``: see ``ClassifierModels.retrain``)."""
         started = time.perf_counter()
-        model, corrections, path = self.classifier.retrain()
+        model, corrections, path = self.classifier.retrain(at_stage)
         elapsed = round(time.perf_counter() - started, 2)
         self.audit("classifier.train", detail={"version": model.version, "corrections": corrections})
         return ClassifierInfo(

@@ -32,6 +32,7 @@ MENU: tuple[tuple[str, str], ...] = (
     ("Audit log", "/ui/admin/audit"),
     ("Classifier", "/ui/classifier"),
     ("Archive check", "/ui/admin/check"),
+    ("Jobs", "/ui/admin/jobs"),
 )
 
 ROLE_LABELS = {

@@ -1,6 +1,7 @@
 """Administrators: named users (who signs in), API tokens (what machines call with), the audit log (its
-entries, filtered and paged, read-only; the chain check as ``chartvault audit verify``) and the archive
-check (as ``chartvault check``, without repairs: those stay with the CLI; the full one a background job)."""
+entries, filtered and paged, read-only; the chain check as ``chartvault audit verify``), the archive
+check (as ``chartvault check``, without repairs: those stay with the CLI; the full one a background job)
+and the background jobs of every kind (as ``GET /jobs``), each active one with a button that cancels it."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from urllib.parse import urlencode
 from fastapi import Query
 from fastapi.responses import RedirectResponse, Response
 
-from chartvault.archive.models import JOB_ARCHIVE_CHECK, ROLES
+from chartvault.archive.models import JOB_ARCHIVE_CHECK, JOB_KINDS, JOB_STATES, ROLES
 from chartvault.errors import InvalidInput, NotFound
 from chartvault.schemas.access import AuditReport
 from chartvault.schemas.jobs import JobInfo
+from chartvault.services.jobs import job_summary
 from chartvault.services.records import check_summary
 from chartvault.web.context import Page
 from chartvault.web.forms import ChainPosition, day
@@ -183,3 +185,30 @@ def check_job_progress(job_id: str, page: Page) -> Response:
 def _check_job(page: Page, job_id: str) -> JobInfo:
     """The job, if it is of the kind this page follows (another kind's id is not found here)."""
     return page.services.jobs.get(job_id, kind=JOB_ARCHIVE_CHECK)
+
+
+JOBS_SHOWN = 100  # the latest jobs the jobs page lists
+
+
+@router.get("/ui/admin/jobs")
+def jobs_page(page: Page, kind: Filter = "", state: Filter = "") -> Response:
+    """The latest background jobs of every kind, newest first, how far each got; a cancel button for each
+    one still queued or running (a form with the session's CSRF token, as every other)."""
+    chosen = {"kind": kind, "state": state}
+    jobs = page.services.jobs.recent(kind or None, state or None, JOBS_SHOWN)
+    names = {u.id: u.username for u in page.services.access.users().users}
+    return page.render(
+        "jobs.html",
+        rows=[(job, job_summary(job), names.get(job.started_by or "", job.started_by)) for job in jobs],
+        kinds=JOB_KINDS,
+        states=JOB_STATES,
+        chosen=chosen,
+        done=page.request.query_params.get("done"),
+    )
+
+
+@router.post("/ui/admin/jobs/{job_id}/cancel")
+def cancel_job(job_id: str, page: Page) -> Response:
+    """Ask the job to stop at its next chunk or step (as ``POST /jobs/{id}/cancel``; 409 once it ended)."""
+    page.services.jobs.cancel(job_id)
+    return RedirectResponse("/ui/admin/jobs?done=cancel", status_code=303)

@@ -14,6 +14,14 @@ from chartvault.web.routing import page_router
 
 router = page_router()
 
+# The stages of a retraining (chartvault.classify.model.RETRAIN_STAGES) as the page names them.
+STAGE_NAMES = {
+    "corrections": "reading the staff's type corrections",
+    "texts": "reading the labelled texts",
+    "fit": "fitting the model",
+    "save": "saving the model",
+}
+
 
 @router.get("/ui/classifier")
 def classifier_page(page: Page) -> Response:
@@ -40,4 +48,4 @@ def _state(page: Page) -> dict[str, Any]:
     page, no longer polling, would keep showing."""
     review = page.services.review
     training = review.classifier_training()
-    return {"model": review.classifier_status(), "training": training}
+    return {"model": review.classifier_status(), "training": training, "stage_names": STAGE_NAMES}
