@@ -26,11 +26,12 @@ run: setup
 # Three test processes (pytest-xdist), each module kept whole on one of them so its fixtures are built once.
 # Three on two cores: the suite waits as well as computes (servers starting, subprocesses, the browser,
 # killed runs): 909 s of CPU in a 650 s run with three processes; four measured the same 643 s.
-# The 20 slowest tests are listed at the end, for whoever keeps the suite under ten minutes.
+# Modules go out heaviest first (tests/weights.json; refresh it with scripts/test_weights.py after a run with
+# --durations=0). The 20 slowest tests are listed at the end, for whoever keeps the suite under ten minutes.
 TEST_WORKERS ?= 3
 
 test: setup-test checks
-	OMP_THREAD_LIMIT=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=20 $(PYTEST_ARGS)
+	OMP_THREAD_LIMIT=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20 $(PYTEST_ARGS)
 
 # The edit-test loop (about two minutes): the tests not marked slow (none over 10 s; no live server,
 # browser or whole pipeline run), on SQLite only. `make test` runs everything, PostgreSQL included.

@@ -31,6 +31,23 @@ def pytest_configure(config: pytest.Config) -> None:
     users._hasher = PasswordHasher(**FAST_HASHER_PARAMS)
 
 
+UNMEASURED_MODULE_S = 10  # a module new since tests/weights.json was written: neither first nor last
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Modules heaviest first (tests/weights.json, scripts/test_weights.py), each kept in its own order.
+
+    pytest-xdist (``--dist loadfile``, ``--no-loadscope-reorder``) deals whole modules out in this order;
+    its own order, by number of tests, started the one-test 90-second crash module last."""
+    weights_file = Path(__file__).with_name("weights.json")
+    weights = json.loads(weights_file.read_text(encoding="utf-8")) if weights_file.is_file() else {}
+
+    def weight(item: pytest.Item) -> float:
+        return -weights.get(item.path.name, UNMEASURED_MODULE_S)
+
+    items.sort(key=weight)  # stable: a module's tests keep their order
+
+
 @pytest.fixture
 def shipped_hasher(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The hasher ChartVault ships, put back for the tests of hashing."""

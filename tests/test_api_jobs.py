@@ -101,8 +101,9 @@ def test_a_registration_import_in_the_background(settings) -> None:
         assert busy.status_code == 409 and "send the list again" in busy.json()["error"]["message"]
         assert list((settings.data_dir / "staging" / ".incoming").iterdir()) == []
         assert list((settings.data_dir / "jobs").iterdir()) == []
-        synchronous = client.post("/patients/import", content=REGISTRATION, headers=CSV)
-        assert synchronous.status_code == 200 and synchronous.json()["unchanged"] == 1  # as before
+        synchronous = client.post("/patients/import", content=REGISTRATION, headers=CSV)  # one at a time
+        assert synchronous.status_code == 409 and synchronous.json()["error"]["code"] == "job_running"
+        assert list((settings.data_dir / "staging" / ".incoming").iterdir()) == []
     with Services(settings) as services, services.parts.sessions() as s:
         started_events = s.scalars(select(AuditEvent).where(AuditEvent.action == "job.start")).all()
         assert [(e.target_id, e.detail) for e in started_events] == [

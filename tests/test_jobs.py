@@ -408,6 +408,61 @@ def test_a_registration_import_stopped_at_a_commit_keeps_what_it_committed(
     assert (again.imported, again.unchanged) == (2_500, 1_000)
 
 
+def _registration_csv(tmp_path: Path, rows: int) -> Path:
+    path = tmp_path / "reg.csv"
+    lines = ["mrn,last_name,first_name,dob"] + [f"{300000 + i},Doe,Jane,1960-01-01" for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_an_import_while_another_runs_is_refused_on_every_face_and_writes_nothing(
+    vault: Services, tmp_path: Path
+) -> None:
+    """Two imports at once failed on each other's new MRNs: a 500 part-way, a list half loaded. The console's
+    and the API's import run as the kind's job now, one at a time whichever process runs the other."""
+    from fastapi.testclient import TestClient
+
+    from chartvault.api.app import create_app
+    from chartvault.archive.models import Patient
+    from chartvault.errors import Conflict
+
+    running = _left_running(vault, "registration_import", "far-away-host:4242:0a1b", timedelta(0))
+    path = _registration_csv(tmp_path, 3)
+    with pytest.raises(Conflict) as refused:
+        vault.patients.import_registration(path)
+    assert refused.value.code == "job_running" and running in refused.value.message
+    token = vault.access.create_token("him_admin", "an importer").token
+    with TestClient(create_app(vault.settings, start_background=False)) as client:
+        answer = client.post(
+            "/patients/import", content=path.read_bytes(), headers={"Authorization": f"Bearer {token}"}
+        )
+    assert answer.status_code == 409 and answer.json()["error"]["code"] == "job_running", answer.text
+    with vault.parts.sessions() as s:
+        assert s.scalar(select(func.count(Patient.id))) == 0
+    assert vault.jobs.latest("registration_import").id == running  # nothing else was started
+
+
+def test_an_import_in_the_foreground_is_a_job_listed_and_cancellable(
+    vault: Services, tmp_path: Path, monkeypatch
+) -> None:
+    from chartvault.archive import registration
+
+    monkeypatch.setattr(registration, "_CHUNKS_PER_COMMIT", 1)  # a commit every 1,000 rows
+    path = _registration_csv(tmp_path, 3_500)
+
+    def cancel_at_the_first_commit(counts) -> None:  # as an operator would, from the jobs page
+        vault.jobs.cancel(vault.jobs.latest("registration_import").id)
+
+    stopped = vault.patients.import_registration(path, progress=cancel_at_the_first_commit)
+    assert stopped.cancelled and (stopped.imported, stopped.refused) == (1_000, 0)
+    job = vault.jobs.latest("registration_import")
+    assert job.state == "cancelled" and job.result["rows_applied"] == 1_000
+    again = vault.patients.import_registration(path)
+    assert not again.cancelled and (again.imported, again.unchanged) == (2_500, 1_000)
+    finished = vault.jobs.latest("registration_import")
+    assert finished.id != job.id and finished.state == "done" and finished.result["imported"] == 2_500
+
+
 def _fake_store_refs(vault: Services, monkeypatch, n: int) -> None:
     """The catalog naming ``n`` small objects (put in the store), without ingesting documents."""
     import hashlib

@@ -18,8 +18,9 @@ def import_csv(
     """Load the registration list into the patient index (safe to repeat; audited).
 
     Each bad row is refused with its line number and what is wrong (never its values); the others
-    are taken: the first 1,000 refused lines are listed, all are counted. Exit 1 when some row was
-    refused, 2 when the file itself cannot be read.
+    are taken: the first 1,000 refused lines are listed, all are counted. It runs as a registration-import
+    job (``chartvault jobs list``), one at a time. Exit 1 when some row was refused, an operator cancelled it
+    or another import is running; 2 when the file itself cannot be read.
     """
     with open_services() as services:
         result = services.patients.import_registration(file)
@@ -35,7 +36,14 @@ def import_csv(
             f"refused {result.refused}; held documents now linked: {result.documents_linked}",
             markup=False,
         )
-    if result.refused:
+        if result.cancelled:
+            err.print(
+                "cancelled by an operator at a commit: the rows counted above are in the index, the rest "
+                "of the file was not read (import it again to finish)",
+                markup=False,
+                highlight=False,
+            )
+    if result.refused or result.cancelled:
         raise typer.Exit(EXIT_REFUSED)
 
 

@@ -21,6 +21,9 @@ class PatientImport:
     errors: list[RowRefusal]  # by line number: all of them, or the first 1,000 (MAX_ROW_ERRORS)
     errors_note: str | None  # "first 1,000 of 5,321 refused lines shown (by line number)"; None: all are
     documents_linked: int  # held documents (no_patient_identified) the new rows let link
+    # An operator cancelled it (the jobs page, ``chartvault jobs cancel``): it stopped at a commit; the rows
+    # committed until then stay, the rest of the file was not read.
+    cancelled: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

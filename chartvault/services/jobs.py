@@ -144,6 +144,20 @@ class JobService:
             raise
         return _info(job), True
 
+    def run_here(self, kind: str, work: Work) -> dict[str, Any]:
+        """``work`` as a job of ``kind`` in the calling thread (a console command, a request that waits for
+        its answer): serialised with that kind's background jobs in every process, listed and cancellable
+        with them. Its result; ``Conflict`` (``job_running``) while a job of the kind is queued or running.
+        An exception of the work is raised on once the job is recorded as ended (``JobCancelled`` too)."""
+        self._check_kind(kind)
+        job, created = self._claim(kind)
+        if not created:
+            raise Conflict(f"{kind} job {job.id} is running: try again once it ends", code="job_running")
+        self.audit("job.start", "job", job.id, detail={"kind": kind})
+        result = self._run(job.id, work, None, reraise=True)
+        assert result is not None  # reraise: a job that did not end done raised
+        return result
+
     def get(self, job_id: str, kind: str | None = None) -> JobInfo:
         """One job, to a caller allowed its kind (``Forbidden`` otherwise). An unknown id, or with ``kind``
         a job of another kind (a page that follows one kind), is ``NotFound``."""
@@ -287,23 +301,26 @@ class JobService:
         input.replace(moved)
         return moved
 
-    def _run(self, job_id: str, work: Work, input: Path | None) -> None:
-        """The job's thread: running, heartbeats, then done with the result or failed with a summary.
-        Whatever happens, this process stops claiming the job when the thread ends: one the catalog could
-        not be told the end of is then seen as abandoned (and marked interrupted) by the next start."""
+    def _run(
+        self, job_id: str, work: Work, input: Path | None, reraise: bool = False
+    ) -> dict[str, Any] | None:
+        """Running, heartbeats, then done with the result or failed with a summary (or cancelled); the
+        result when done. Whatever happens, this process stops claiming the job when it ends: one the
+        catalog could not be told the end of is then seen as abandoned (and marked interrupted) by the next
+        start. ``reraise``: the work's exception is raised on once recorded (``run_here``)."""
         stop = threading.Event()
         try:
             self._update(job_id, state=JOB_RUNNING, started_at=datetime.now(UTC))
             threading.Thread(target=self._beat, args=(job_id, stop), name="cv-job-beat", daemon=True).start()
             context = JobContext(input, self._reporter(job_id), _cancel_poll(self.sessions, job_id))
-            self._outcome(job_id, work, context)
+            return self._outcome(job_id, work, context, reraise)
         finally:
             stop.set()
             _remove(input)
             _forget(job_id)
 
-    def _outcome(self, job_id: str, work: Work, context: JobContext) -> None:
-        """Run the work and record how it ended."""
+    def _outcome(self, job_id: str, work: Work, context: JobContext, reraise: bool) -> dict[str, Any] | None:
+        """Run the work and record how it ended: its result when done."""
         try:
             if context.cancelled():  # cancelled while it waited: it never starts
                 raise JobCancelled({})
@@ -311,13 +328,17 @@ class JobService:
         except JobCancelled as stopped:
             log.info("job cancelled job=%s", job_id)
             self._end(job_id, JOB_CANCELLED, "cancelled", result=stopped.result)
-            return
+            if reraise:
+                raise
+            return None
         except Exception as exc:  # kept for the page; the details may hold PHI, so the type alone is logged
-            error = error_summary(exc)
             log.warning("job failed job=%s error=%s", job_id, type(exc).__name__)
-            self._end(job_id, JOB_FAILED, "failed", error=error)
-            return
+            self._end(job_id, JOB_FAILED, "failed", error=error_summary(exc))
+            if reraise:
+                raise
+            return None
         self._end(job_id, JOB_DONE, "ok", result=result)
+        return result
 
     def _end(self, job_id: str, state: str, outcome: str, **values: Any) -> None:
         """Audited first, then recorded as ended: whoever sees the job ended finds its entry, and a crash

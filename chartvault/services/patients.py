@@ -7,9 +7,11 @@ has its retention, holds and index entry brought up to date here, as the pipelin
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -108,10 +110,7 @@ class PatientService:
 
         def work(context: JobContext) -> dict[str, Any]:
             assert context.input is not None  # the staged file, moved under the jobs folder
-            result, counts = self._import(context.input, _rows_so_far(context), context.cancelled)
-            if counts.stopped:  # at a commit: what was committed stays, the rest of the file is not read
-                raise JobCancelled({**import_summary(result), "rows_applied": counts.applied})
-            return import_summary(result)
+            return self._import_in_job(context, context.input)
 
         return self.jobs.start(JOB_REGISTRATION_IMPORT, work, input=staged)
 
@@ -121,8 +120,44 @@ class PatientService:
         """Load the hospital's registration export, a file (the CLI, and the page's and API's staged
         upload) or its bytes: an admin action, audited with counts and line numbers. Held documents the
         new rows identify are linked at once (``documents_linked``). ``progress`` gets the counts so far
-        every 25,000 rows."""
-        return self._import(data, progress)[0]
+        every 25,000 rows.
+
+        It runs as a registration-import job in the caller's thread, so two imports never run at once
+        (they fail on each other's new MRNs): ``Conflict`` (``job_running``) while one runs, here or in
+        another process. Like a background import it is listed with the jobs and can be cancelled."""
+        answers: list[PatientImport] = []
+
+        def work(context: JobContext) -> dict[str, Any]:
+            return self._import_in_job(context, data, progress, answers)
+
+        with contextlib.suppress(JobCancelled):  # the answer says so, with what was committed
+            self.jobs.run_here(JOB_REGISTRATION_IMPORT, work)
+        return answers[0]
+
+    def _import_in_job(
+        self,
+        context: JobContext,
+        data: Path | bytes,
+        progress: Callable[[ImportCounts], None] | None = None,
+        answers: list[PatientImport] | None = None,
+    ) -> dict[str, Any]:
+        """The import as a job's work, its result: counts reported to the job (and ``progress``) at each
+        commit, stopped at a commit once cancelled, raising ``JobCancelled`` with what it did. The whole
+        answer (``cancelled`` when it stopped) is appended to ``answers``."""
+        report = _rows_so_far(context)
+
+        def on_commit(counts: ImportCounts) -> None:
+            report(counts)
+            if progress is not None:
+                progress(counts)
+
+        found, counts = self._import(data, on_commit, context.cancelled)
+        result = replace(found, cancelled=counts.stopped)
+        if answers is not None:
+            answers.append(result)
+        if counts.stopped:  # at a commit: what was committed stays, the rest of the file is not read
+            raise JobCancelled({**import_summary(result), "rows_applied": counts.applied})
+        return import_summary(result)
 
     def _import(
         self,
