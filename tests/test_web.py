@@ -99,6 +99,44 @@ def test_session_cookie_flags_and_sign_out(web_archive) -> None:
         assert "Secure" in cookie
 
 
+def test_api_answers_are_never_cached_only_static_files_may_be(web_archive) -> None:
+    """API answers carry patient data: a browser trying them at /docs, or a proxy, must keep none of them
+    (pages already said no-store; the API said nothing, so a browser could keep a timeline on disk)."""
+    doc, mrn = web_archive.docs["mammogram"], web_archive.mrns["ed_note"]
+    with web_client(web_archive.settings) as client:
+        token = client.app.state.services.access.create_token("admin", "cache probe").token
+        api = {"Authorization": f"Bearer {token}"}
+        batch = client.get("/batches", headers=api).json()["items"][0]["id"]
+        answers = {
+            url: client.get(url, headers=api)
+            for url in (
+                f"/documents/{doc}",
+                f"/documents/{doc}/pages/1/text",
+                f"/documents/{doc}/similar",
+                f"/documents/{doc}/original",
+                f"/documents/{doc}/rendition",
+                "/search?q=chest",
+                f"/search?mrn={mrn}",
+                f"/patients/{mrn}/timeline",
+                "/batches",
+                f"/batches/{batch}",
+                "/review",
+                "/documents/0123456789abcdef0123456789abcdef",  # an error answer too
+                "/health",
+            )
+        }
+        answers["/search (no token)"] = client.get("/search?q=chest")
+        for url, resp in answers.items():
+            assert resp.status_code in (200, 401, 404), f"{url}: {resp.status_code}"
+            assert resp.headers.get("cache-control") == "no-store", url
+            assert resp.headers.get("pragma") == "no-cache", url
+        assert answers[f"/documents/{doc}/original"].content[:5] == b"%PDF-"
+        assert client.get("/ui/sign-in").headers["cache-control"] == "no-store"  # pages, as before
+        for static in ("/docs/static/swagger-ui.css", "/ui/static/app.css"):
+            resp = client.get(static)
+            assert resp.status_code == 200 and "cache-control" not in resp.headers, static
+
+
 def test_idle_and_disabled_sessions_end(web_archive) -> None:
     from chartvault.services import Services
 
