@@ -344,7 +344,7 @@ class IntakeService:
     # -- what people see of batches ---------------------------------------------------------------
 
     def summary(self, received: Received, indexed: bool) -> IngestSummary:
-        report = self.batch(received.batch_id)
+        report = self._report(received.batch_id)  # the files just given, as given: not a read of the archive
         files = [
             IngestedFile(
                 path=received.file_ids.get(f.id, f.name),
@@ -380,7 +380,15 @@ class IntakeService:
         )
 
     def batch(self, batch_id: str) -> BatchReport:
-        """Every file and page of a batch (a scanner sees only the batches it uploaded)."""
+        """Every file and page of a batch (a scanner sees only the batches they uploaded). Audited as a read
+        (``batch.read``) with the ids of the documents shown: a batch lists the names its files came with,
+        which may name a patient. The audit entry names none of them (the files are the batch's)."""
+        report = self._report(batch_id)
+        shown = [doc for f in report.files for doc in f.documents]
+        self.audit.seen("batch.read", "batch", batch_id, shown, files=len(report.files))
+        return report
+
+    def _report(self, batch_id: str) -> BatchReport:
         with self.sessions() as s:
             batch = s.get(
                 Batch,
@@ -411,6 +419,7 @@ class IntakeService:
                 )
                 for b in rows
             ]
+        self.audit("batch.list", detail={"results": len(items), "batches": [b.id for b in items]})
         return BatchList(limit=limit, offset=offset, items=items)
 
     def _may_see(self, batch: Batch) -> bool:
