@@ -35,7 +35,7 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/health/ready"): PUBLIC,
     ("GET", "/metrics"): ADMIN,  # and the scrape token (chartvault.api.auth.SCRAPE_ROUTES)
     ("POST", "/batches"): SCANNING,
-    ("GET", "/batches"): BATCH_READERS,  # a scanner sees only its own batches
+    ("GET", "/batches"): BATCH_READERS,  # a scanner: the batches they uploaded (any token or session)
     ("GET", "/batches/{batch_id}"): BATCH_READERS,
     ("GET", "/documents/{doc_id}"): STAFF,
     ("GET", "/documents/{doc_id}/original"): STAFF,
