@@ -35,7 +35,7 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/health/ready"): PUBLIC,
     ("GET", "/metrics"): ADMIN,  # and the scrape token (chartvault.api.auth.SCRAPE_ROUTES)
     ("POST", "/batches"): SCANNING,
-    ("GET", "/batches"): BATCH_READERS,  # a scanner sees only its own batches
+    ("GET", "/batches"): BATCH_READERS,  # a scanner: the batches they uploaded (any token or session)
     ("GET", "/batches/{batch_id}"): BATCH_READERS,
     ("GET", "/documents/{doc_id}"): STAFF,
     ("GET", "/documents/{doc_id}/original"): STAFF,
@@ -73,7 +73,7 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/releases/{release_id}/package"): VENDOR_AND_HIM,
     ("GET", "/patients/{mrn}/disclosures"): HIM,
     # A patient's DOB corrected, as the page /ui/patients/{mrn}/dob: what it would change, then the change.
-    ("GET", "/patients/{mrn}/dob-correction"): HIM,
+    ("POST", "/patients/{mrn}/dob-correction"): HIM,  # a preview: the DOB in the body, never in a URL
     ("POST", "/patients/{mrn}/dob"): HIM,
     # Management reports: counts only, for records administrators.
     ("GET", "/reports"): HIM,
@@ -137,7 +137,7 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/ui/admin/tokens/{token_id}/revoke"): ADMIN,
     ("GET", "/ui/admin/audit"): ADMIN,  # the entries, filtered and paged, read-only
     ("POST", "/ui/admin/audit"): ADMIN,  # the chain check, as `chartvault audit verify`
-    # A patient's DOB corrected (`chartvault retention correct-dob`, GET /patients/{mrn}/dob-correction and
+    # A patient's DOB corrected (`chartvault retention correct-dob`, POST /patients/{mrn}/dob-correction and
     # POST /patients/{mrn}/dob): records management, as the review's patient confirmation and legal holds.
     # GET shows it; POST previews, then corrects.
     ("GET", "/ui/patients/{mrn}/dob"): HIM,

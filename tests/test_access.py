@@ -151,6 +151,59 @@ def test_scanner_sees_only_its_own_batches(settings, corpus) -> None:
         assert c.get("/search", params={"q": "x"}, headers=one).status_code == 403
 
 
+def test_a_scanner_sees_the_batches_they_uploaded_from_any_token_or_session(settings) -> None:
+    """A scanning operator is a person: the batches they sent with any of their tokens or from a signed-in
+    page are theirs on every face, never another operator's; a token of no user still sees only its own."""
+    from webfixtures import PASSWORD, csrf_of, sign_in, web_client
+
+    scan = ("scan.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")
+    with web_client(settings) as ana_web, web_client(settings) as bo_web:
+        access = ana_web.app.state.services.access
+        for who in ("ana", "bo"):
+            access.create_user(who, who.title(), "scanner", password=PASSWORD)
+        tokens = {
+            "ana": access.create_token("scanner", "ana at station 1", username="ana").token,
+            "ana2": access.create_token("scanner", "ana at station 2", username="ana").token,
+            "bo": access.create_token("scanner", "bo at station 1", username="bo").token,
+            "legacy": access.create_token("scanner", "a station from before users").token,
+        }
+
+        def api(who: str, method: str, url: str, **kw):
+            return ana_web.request(method, url, headers={"Authorization": f"Bearer {tokens[who]}"}, **kw)
+
+        def upload(who: str) -> str:
+            sent = api(who, "POST", "/batches", files={"files": scan})
+            assert sent.status_code == 202, sent.text
+            return sent.json()["batch_id"]
+
+        by = {who: upload(who) for who in ("ana", "bo", "legacy")}
+        assert sign_in(ana_web, "ana").status_code == 303 and sign_in(bo_web, "bo").status_code == 303
+        form = csrf_of(ana_web.get("/ui/batches").text)
+        sent = ana_web.post("/ui/batches", data={"csrf": form}, files={"files": scan}, follow_redirects=False)
+        assert sent.status_code == 303
+        by["ana_web"] = sent.headers["location"].rsplit("/", 1)[-1]
+        anas = {by["ana"], by["ana_web"]}
+
+        def listed(who: str) -> set[str]:
+            return {b["id"] for b in api(who, "GET", "/batches").json()["items"]}
+
+        for who in ("ana", "ana2"):  # her tokens see what she sent from the page, and from each other
+            assert listed(who) == anas, who
+            assert all(api(who, "GET", f"/batches/{b}").status_code == 200 for b in anas)
+            assert api(who, "GET", f"/batches/{by['bo']}").status_code == 404
+            assert api(who, "GET", f"/batches/{by['legacy']}").status_code == 404
+        page = ana_web.get("/ui/batches").text
+        assert all(b in page for b in anas) and by["bo"] not in page and by["legacy"] not in page
+        assert ana_web.get(f"/ui/batches/{by['ana']}").status_code == 200  # her token's, on her page
+        assert ana_web.get(f"/ui/batches/{by['bo']}").status_code == 404
+        assert listed("bo") == {by["bo"]} and listed("legacy") == {by["legacy"]}
+        assert api("bo", "GET", f"/batches/{by['ana_web']}").status_code == 404
+        assert api("legacy", "GET", f"/batches/{by['ana']}").status_code == 404
+        bo_page = bo_web.get("/ui/batches").text
+        assert by["bo"] in bo_page and not any(b in bo_page for b in anas | {by["legacy"]})
+        assert all(bo_web.get(f"/ui/batches/{b}").status_code == 404 for b in anas)
+
+
 def test_actions_are_audited_under_the_calling_token(settings) -> None:
     with api_client(settings) as c:
         vault = c.app.state.services

@@ -1,4 +1,4 @@
-"""A patient's DOB correction over the API (``GET /patients/{mrn}/dob-correction``, ``POST
+"""A patient's DOB correction over the API (``POST /patients/{mrn}/dob-correction``, ``POST
 /patients/{mrn}/dob``) and the CLI's ``retention correct-dob --dry-run``: the web page's preview and
 correction, for the same roles, audited the same way, refused for the same impossible dates.
 
@@ -9,6 +9,7 @@ TestClient with tokens of each role. Every name, number and date is invented.
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -48,12 +49,41 @@ def _audit(settings: Settings, action: str) -> list[AuditEvent]:
         return list(s.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)))
 
 
+def _preview(client, mrn: str, dob: str | None = None):
+    """The preview, the date in a JSON body (none: the retention now only)."""
+    return client.post(f"/patients/{mrn}/dob-correction", json={"dob": dob} if dob else {})
+
+
+def test_no_date_of_birth_travels_in_a_url(settings: Settings, chart: str) -> None:
+    """Before: the preview was GET /patients/{mrn}/dob-correction?dob=..., so a reverse proxy's access log
+    kept a patient's MRN with a date of birth. Now the date goes in a POST body; no API operation takes a
+    DOB in its query, and no page form that sends a date of birth is a GET."""
+    with api_client(settings, "him_admin") as client:
+        old = client.get(f"/patients/{MRN}/dob-correction", params={"dob": CHILD})
+        assert old.status_code == 405, old.text
+        assert _preview(client, MRN, CHILD).json()["new_dob"] == CHILD
+        paths = client.app.openapi()["paths"]
+    in_query = [
+        (method, path, p["name"])
+        for path, ops in paths.items()
+        for method, op in ops.items()
+        for p in op.get("parameters", [])
+        if p["in"] == "query" and "dob" in p["name"].lower()
+    ]
+    assert in_query == []
+    templates = Path(__file__).resolve().parents[1] / "chartvault" / "web" / "templates"
+    for template in templates.glob("*.html"):
+        for form in re.findall(r"<form\b[^>]*>.*?</form>", template.read_text(), flags=re.S):
+            if 'method="post"' not in form.split(">", 1)[0]:
+                assert not re.search(r'name="dob"', form), template.name
+
+
 def test_the_preview_shows_each_document_moving_and_saves_nothing(settings: Settings, chart: str) -> None:
     before = _retention(settings, chart)
     assert before == (date(1970, 3, 4), date(2030, 5, 6), "ahima.adult")
     with api_client(settings, "him_admin") as client:
-        now = client.get(f"/patients/{MRN}/dob-correction")
-        preview = client.get(f"/patients/{MRN}/dob-correction", params={"dob": CHILD})
+        now = _preview(client, MRN)
+        preview = _preview(client, MRN, CHILD)
     assert now.status_code == 200 and now.json()["new_dob"] is None and now.json()["changed"] == 0
     assert preview.status_code == 200
     body = preview.json()
@@ -89,14 +119,14 @@ def test_impossible_dates_and_unknown_patients_are_refused_and_change_nothing(
     with api_client(settings, "admin") as client:
         for dob, code in [(tomorrow, "dob_future"), ("2021-01-01", "dob_after_service")]:
             for answer in (
-                client.get(f"/patients/{MRN}/dob-correction", params={"dob": dob}),
+                _preview(client, MRN, dob),
                 client.post(f"/patients/{MRN}/dob", json={"dob": dob}),
             ):
                 assert answer.status_code == 422, answer.text
                 assert answer.json()["error"]["code"] == code and dob not in answer.text
-        assert client.get(f"/patients/{MRN}/dob-correction", params={"dob": "1970-02-30"}).status_code == 422
+        assert _preview(client, MRN, "1970-02-30").status_code == 422
         assert client.post(f"/patients/{MRN}/dob", json={}).status_code == 422
-        assert client.get("/patients/00999999/dob-correction").status_code == 404
+        assert _preview(client, "00999999").status_code == 404
         assert client.post("/patients/00999999/dob", json={"dob": CHILD}).status_code == 404
     assert _retention(settings, chart) == before
     refused = [e for e in _audit(settings, "patient.dob_corrected") if e.outcome == "refused"]
@@ -107,7 +137,7 @@ def test_only_the_him_roles_may_preview_or_correct(settings: Settings, chart: st
     before = _retention(settings, chart)
     for role in ("staff", "scanner", "vendor"):
         with api_client(settings, role, vendor="Acme Copy" if role == "vendor" else None) as client:
-            assert client.get(f"/patients/{MRN}/dob-correction", params={"dob": CHILD}).status_code == 403
+            assert _preview(client, MRN, CHILD).status_code == 403
             assert client.post(f"/patients/{MRN}/dob", json={"dob": CHILD}).status_code == 403
     assert _retention(settings, chart) == before
     assert _audit(settings, "patient.dob_corrected") == []
@@ -123,10 +153,7 @@ def test_the_cli_dry_run_answers_as_the_api_and_changes_nothing(
     shown = runner.invoke(app, ["retention", "correct-dob", MRN, CHILD, "--dry-run", "--json"])
     assert shown.exit_code == 0, shown.output
     with api_client(settings, "him_admin") as client:
-        assert (
-            json.loads(shown.stdout)
-            == client.get(f"/patients/{MRN}/dob-correction", params={"dob": CHILD}).json()
-        )
+        assert json.loads(shown.stdout) == _preview(client, MRN, CHILD).json()
     table = runner.invoke(app, ["retention", "correct-dob", MRN, CHILD, "--dry-run"])
     assert (
         "1 document(s) would change" in table.output
@@ -147,9 +174,9 @@ def test_the_preview_records_the_documents_it_showed_and_a_refusal_as_refused(
     'ok' even when the date was refused and nothing was shown, and nothing at all for an unknown MRN (a
     silent probe of who is in the index)."""
     with api_client(settings, "him_admin") as client:
-        assert client.get(f"/patients/{MRN}/dob-correction", params={"dob": CHILD}).status_code == 200
-        assert client.get(f"/patients/{MRN}/dob-correction", params={"dob": "2021-01-01"}).status_code == 422
-        assert client.get("/patients/00999999/dob-correction").status_code == 404
+        assert _preview(client, MRN, CHILD).status_code == 200
+        assert _preview(client, MRN, "2021-01-01").status_code == 422
+        assert _preview(client, "00999999").status_code == 404
     shown, refused, unknown = _audit(settings, "patient.retention_read")
     with Services(settings) as services:
         patient = services.audit.patient_ref(MRN).split(":", 1)[1]  # the correction's entries name it so
@@ -174,10 +201,10 @@ def test_a_dob_before_1880_is_refused_as_the_registration_list_refuses_it(
     with api_client(settings, "him_admin") as client:
         for dob in ("0001-01-01", "1800-01-01", "1879-12-31"):
             for answer in (
-                client.get(f"/patients/{MRN}/dob-correction", params={"dob": dob}),
+                _preview(client, MRN, dob),
                 client.post(f"/patients/{MRN}/dob", json={"dob": dob}),
             ):
                 assert answer.status_code == 422, answer.text
                 assert answer.json()["error"]["code"] == "dob_too_early" and dob not in answer.text
-        assert client.get(f"/patients/{MRN}/dob-correction", params={"dob": "1880-01-01"}).status_code == 200
+        assert _preview(client, MRN, "1880-01-01").status_code == 200
     assert _retention(settings, chart) == before

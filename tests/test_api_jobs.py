@@ -112,6 +112,42 @@ def test_a_registration_import_in_the_background(settings) -> None:
         assert started_events[0].actor.startswith("token:")
 
 
+def _no_server_path(answer: object, where: str) -> None:
+    """Nothing in an answer names a file on the server (the model's path told where the data folder is)."""
+    if isinstance(answer, dict):
+        assert "path" not in answer, where
+        for key, value in answer.items():
+            _no_server_path(value, f"{where}.{key}")
+    elif isinstance(answer, list):
+        for i, value in enumerate(answer):
+            _no_server_path(value, f"{where}[{i}]")
+    else:
+        assert not (isinstance(answer, str) and answer.startswith("/")), where
+
+
+def test_the_classifier_and_its_trainings_name_no_server_path(settings) -> None:
+    """GET /classifier and a training's result told HIM users where the model file lies on the server; a
+    training recorded that way before (its result kept the path) is shown without it too."""
+    from chartvault.archive.models import JOB_CLASSIFIER_TRAIN
+
+    with api_client(settings, "him_admin") as client:
+        status = client.get("/classifier")
+        assert status.status_code == 200, status.text
+        _no_server_path(status.json(), "GET /classifier")
+        figures = {"version": "v1", "sklearn_version": "1.0", "n_train": 9, "corrections": 1, "train_s": 0.1}
+        old = {**figures, "path": str(settings.data_dir / "models" / "doctype.joblib")}
+        job, _ = client.app.state.services.jobs.start(JOB_CLASSIFIER_TRAIN, lambda _context: old)
+        done = _follow(client, job.id)
+        assert done["state"] == "done" and done["result"] == figures
+        _no_server_path(done, "GET /jobs/{id}")
+        listed = client.get("/jobs", params={"kind": JOB_CLASSIFIER_TRAIN}).json()["items"]
+        assert [j["id"] for j in listed] == [job.id]
+        _no_server_path(listed, "GET /jobs")
+        status = client.get("/classifier").json()
+        assert status["training"]["result"] == figures
+        _no_server_path(status, "GET /classifier after a training")
+
+
 @pytest.mark.slow  # a real retraining (about six seconds on two cores)
 def test_a_retraining_is_started_then_followed_by_its_id(settings) -> None:
     with api_client(settings, "him_admin") as client:
@@ -125,6 +161,7 @@ def test_a_retraining_is_started_then_followed_by_its_id(settings) -> None:
         assert again.status_code == 202 and again.json()["id"] == job["id"]  # never two at once
         done = _follow(client, job["id"], timeout=300)
         assert done["state"] == "done" and done["result"]["n_train"] > 0
+        _no_server_path(done, "the training's result")
         status = client.get("/classifier").json()
         assert status["training"] == done
         assert status["model"]["version"] == done["result"]["version"]

@@ -109,3 +109,39 @@ def test_a_reviewers_typed_mrn_is_held_to_the_apis_characters_on_every_face(vaul
     with vault.parts.sessions() as s:
         assert s.get(Document, doc_id).mrn == "00810001"
     assert vault.review.resolve(doc_id, mrn=" 00810001 ").document_id == doc_id  # trimmed, as before
+
+
+@pytest.mark.slow  # a fresh catalog, an app and a sign-in: about 3 s
+def test_a_page_upload_holds_its_manifest_to_the_facilitys_mrn_pattern(tmp_path: Path) -> None:
+    """Before: the batch page parsed its manifest against the default pattern, not CHARTVAULT_MRN_PATTERN
+    as the API does: an MRN of another site's shape was taken from the page and refused by the API."""
+    from webfixtures import PASSWORD, csrf_of, sign_in, web_client
+
+    from chartvault.archive.models import Batch
+
+    settings = Settings(data_dir=tmp_path / "data", mrn_pattern=r"M\d{7}", _env_file=None)
+    scan = ("scan.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")
+    with web_client(settings) as client:
+        services = client.app.state.services
+        services.access.create_user("ana", "Ana", "scanner", password=PASSWORD)
+        token = services.access.create_token("scanner", "station", username="ana").token
+        assert sign_in(client, "ana").status_code == 303
+        form = csrf_of(client.get("/ui/batches").text)
+        for mrn, taken in (("0012345678", False), ("M1234567", True)):
+            manifest = json.dumps({"mrn": mrn})
+            page = client.post(
+                "/ui/batches",
+                data={"csrf": form, "manifest": manifest},
+                files={"files": scan},
+                follow_redirects=False,
+            )
+            api = client.post(
+                "/batches",
+                data={"manifest": manifest},
+                files={"files": scan},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert (page.status_code, api.status_code) == ((303, 202) if taken else (422, 422)), mrn
+            assert mrn not in page.text and mrn not in api.text
+        with services.parts.sessions() as s:
+            assert len(s.scalars(select(Batch)).all()) == 2  # the two taken; nothing of the refused ones

@@ -100,3 +100,27 @@ def test_an_ordinary_list_is_still_taken_whole(vault: Services) -> None:
     data = (HEADER + "7400001,O'Neil-Smith,Mary Anne,1950-01-01\n7400002,Núñez,José,03/04/1961\n").encode()
     result = vault.patients.import_registration(b"\xef\xbb\xbf" + data.replace(b"\n", b"\r\n"))
     assert (result.imported, result.refused) == (2, 0)
+
+
+def test_a_row_whose_mrn_is_not_of_this_facility_is_refused_by_line(tmp_path: Path) -> None:
+    """Before: a row was checked for the characters an MRN may hold and its check digit, but not against
+    the facility's MRN pattern (CHARTVAULT_MRN_PATTERN) that manifests and labels are held to, so a list
+    of another site's numbers (or a shifted column) opened patients no document could ever match."""
+    from chartvault.config import Settings
+
+    settings = Settings(data_dir=tmp_path / "data", mrn_pattern=r"M\d{7}", _env_file=None)
+    data = (
+        HEADER
+        + "M7500001,Good,Anna,1950-01-01\n"
+        + "7500002,Quint,Ada,1950-01-01\n"  # line 3: no M
+        + "M75000030,Quint,Ada,1950-01-01\n"  # line 4: a digit too many
+        + "m7500004,Quint,Ada,1950-01-01\n"  # line 5: the pattern's case
+        + "M75-0005,Quint,Ada,1950-01-01\n"  # line 6: characters an MRN may hold, not this site's
+        + "M7500006,Good,Bea,1950-01-01\n"
+    ).encode()
+    with Services(settings) as vault:
+        result = vault.patients.import_registration(data)
+        assert (result.imported, result.refused) == (2, 4)
+        assert [(e.line, e.code) for e in result.errors] == [(n, "mrn_pattern") for n in (3, 4, 5, 6)]
+        assert all("750000" not in e.message and "CHARTVAULT_MRN_PATTERN" in e.message for e in result.errors)
+        assert _mrns(vault) == {"M7500001", "M7500006"}

@@ -227,6 +227,8 @@ def test_review_queue_and_correction_over_the_api(strict_client: TestClient, cor
     assert e["patient"]["mrn"] in corrections[0][0]
     base_texts, base_labels = mdl.training_data()
     info = as_json(vault.review.train_classifier())
+    assert "path" not in info  # pages and the API name no file of the server; the console does
+    info["path"] = str(vault.review.model_file())
     assert info["corrections"] == 1 and info["n_train"] == len(base_texts) + 1
     expected = mdl.training_version([*base_texts, corrections[0][0]], [*base_labels, new_type])
     assert info["version"] == expected  # trained on exactly base + the corrected text

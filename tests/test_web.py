@@ -12,7 +12,7 @@ import pytest
 from fastapi.routing import APIRoute
 from PIL import Image
 from sqlalchemy import select, update
-from webfixtures import ROLES, csrf_of, sign_in, web_client
+from webfixtures import FILES, ROLES, csrf_of, sign_in, web_client
 
 from chartvault.archive.models import AuditEvent, Page, WebSession
 from chartvault.ocr.render import upright_box
@@ -97,6 +97,44 @@ def test_session_cookie_flags_and_sign_out(web_archive) -> None:
     with web_client(web_archive.settings, base_url="https://127.0.0.1") as tls:
         cookie = next(c for c in sign_in(tls, "staff").headers.get_list("set-cookie") if "cv_session=" in c)
         assert "Secure" in cookie
+
+
+def test_api_answers_are_never_cached_only_static_files_may_be(web_archive) -> None:
+    """API answers carry patient data: a browser trying them at /docs, or a proxy, must keep none of them
+    (pages already said no-store; the API said nothing, so a browser could keep a timeline on disk)."""
+    doc, mrn = web_archive.docs["mammogram"], web_archive.mrns["ed_note"]
+    with web_client(web_archive.settings) as client:
+        token = client.app.state.services.access.create_token("admin", "cache probe").token
+        api = {"Authorization": f"Bearer {token}"}
+        batch = client.get("/batches", headers=api).json()["items"][0]["id"]
+        answers = {
+            url: client.get(url, headers=api)
+            for url in (
+                f"/documents/{doc}",
+                f"/documents/{doc}/pages/1/text",
+                f"/documents/{doc}/similar",
+                f"/documents/{doc}/original",
+                f"/documents/{doc}/rendition",
+                "/search?q=chest",
+                f"/search?mrn={mrn}",
+                f"/patients/{mrn}/timeline",
+                "/batches",
+                f"/batches/{batch}",
+                "/review",
+                "/documents/0123456789abcdef0123456789abcdef",  # an error answer too
+                "/health",
+            )
+        }
+        answers["/search (no token)"] = client.get("/search?q=chest")
+        for url, resp in answers.items():
+            assert resp.status_code in (200, 401, 404), f"{url}: {resp.status_code}"
+            assert resp.headers.get("cache-control") == "no-store", url
+            assert resp.headers.get("pragma") == "no-cache", url
+        assert answers[f"/documents/{doc}/original"].content[:5] == b"%PDF-"
+        assert client.get("/ui/sign-in").headers["cache-control"] == "no-store"  # pages, as before
+        for static in ("/docs/static/swagger-ui.css", "/ui/static/app.css"):
+            resp = client.get(static)
+            assert resp.status_code == 200 and "cache-control" not in resp.headers, static
 
 
 def test_idle_and_disabled_sessions_end(web_archive) -> None:
@@ -312,6 +350,45 @@ def test_him_pages_correct_a_type_hold_a_patient_and_print_a_cover_sheet(web_arc
         assert bad.status_code == 422 and "type" in bad.text
     placed = _audit(web_archive.settings, "hold.place")
     assert placed and placed[-1].actor.startswith("user:")
+
+
+def test_batch_and_hold_reads_are_audited_by_id_never_by_name(web_archive) -> None:
+    """A batch lists the names its files came with (a scan is often named after its patient) and the
+    holds page shows the MRNs held: both are reads of what they show, audited with ids, never the names."""
+    import json
+
+    settings = web_archive.settings
+    names = [rel.rsplit("/", 1)[-1] for rel in FILES.values()]
+    mrn = web_archive.mrns["shoulder"]
+    with web_client(settings, "him_admin") as client:
+        batch = client.app.state.services.documents.get(web_archive.docs["shoulder"]).batch_id
+        assert f'href="/ui/batches/{batch}"' in client.get("/ui/batches").text
+        page = client.get(f"/ui/batches/{batch}")
+        assert page.status_code == 200 and all(name in page.text for name in names)
+        assert client.get(f"/ui/batches/{batch}/progress").status_code == 200
+        token = csrf_of(client.get("/ui/holds").text)
+        held = client.post(
+            "/ui/holds",
+            data={"csrf": token, "matter": "M-audit", "scope": "patient", "value": mrn, "reason": "audit"},
+        )
+        assert held.status_code == 200 and mrn in held.text
+        hold_id = re.search(r'action="/ui/holds/([0-9a-f]+)/release"', held.text).group(1)
+        client.post(f"/ui/holds/{hold_id}/release", data={"csrf": token, "reason": "done"})
+        api_token = client.app.state.services.access.create_token("staff", "batch reader").token
+        api = {"Authorization": f"Bearer {api_token}"}
+        assert client.get(f"/batches/{batch}", headers=api).status_code == 200
+        assert batch in [b["id"] for b in client.get("/batches", headers=api).json()["items"]]
+    docs = set(web_archive.docs.values())
+    reads = [e for e in _audit(settings, "batch.read") if e.target_id == batch]
+    assert {e.actor.split(":")[0] for e in reads} >= {"user", "token"} and len(reads) >= 3  # page, part, API
+    assert all(e.target_type == "batch" and set(e.detail["documents"]) == docs for e in reads)
+    listed = [e for e in _audit(settings, "batch.list") if batch in e.detail["batches"]]
+    assert {e.actor.split(":")[0] for e in listed} >= {"user", "token"}
+    holds = [e for e in _audit(settings, "hold.list") if hold_id in e.detail["holds"]]
+    assert holds and all(e.actor.startswith("user:") for e in holds)
+    for entry in [*reads, *listed, *holds]:
+        written = json.dumps(entry.detail) + str(entry.target_id)
+        assert mrn not in written and not any(name in written for name in names), entry.action
 
 
 def test_an_incomplete_authorization_shows_what_is_missing_and_blocks_approval(web_archive) -> None:

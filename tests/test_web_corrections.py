@@ -230,6 +230,8 @@ def test_retraining_after_a_type_correction_learns_one_more(web_archive) -> None
             0,
         )
         assert re.search(rf'id="model-version">{expected}<', fragment.text), fragment.text
+        for shown in (fragment.text, client.get("/ui/classifier").text):  # no file of the server named
+            assert "Saved as" not in shown and str(settings.data_dir) not in shown
         assert re.search(r'id="corrections-waiting">0<', fragment.text)
         vault.review.correct_type(doc, original)  # its type as it was, for the other tests
     trained = _audit(settings, "classifier.train")

@@ -18,6 +18,7 @@ from fastapi import Depends, FastAPI
 from chartvault import __version__, web
 from chartvault.api import docs, errors, observability
 from chartvault.api.auth import audit_failed_authentications, authorize
+from chartvault.api.caching import NoStore
 from chartvault.api.ratelimit import FailedAuthLimiter
 from chartvault.api.routes import ROUTERS
 from chartvault.api.uploads import receive_upload
@@ -58,4 +59,5 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     errors.install(app)
     docs.install(app)
     observability.install(app)
+    app.add_middleware(NoStore)  # outermost: every answer, errors and 500s included, is never cached
     return app

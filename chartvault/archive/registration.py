@@ -254,10 +254,15 @@ def _parse_dob(text: str) -> date | None:
 
 
 def _check(
-    line: int, v: dict[str, str], today: date, mrn_ok: Callable[[str], bool] | None = None
+    line: int,
+    v: dict[str, str],
+    today: date,
+    mrn_ok: Callable[[str], bool] | None = None,
+    mrn_shape: re.Pattern[str] | None = None,
 ) -> _Row | RowError:
     """One row validated; the first problem found is its error (field names only, never values).
-    ``mrn_ok`` is the facility's MRN check digit, when it has one: a row failing it has a mistyped MRN."""
+    ``mrn_shape`` is the facility's MRN pattern (a whole MRN matches it) and ``mrn_ok`` its check digit,
+    when it has one: a row failing either is not an MRN of this facility, or a mistyped one."""
 
     def bad(code: str, what: str) -> RowError:
         return RowError(line, code, f"line {line}: {what}")
@@ -267,6 +272,8 @@ def _check(
             return bad(f"{col}_missing", f"{col} is empty")
     if not _MRN.match(v["mrn"]):
         return bad("mrn_invalid", "mrn must be 1-64 letters, digits or '-'")
+    if mrn_shape is not None and not mrn_shape.fullmatch(v["mrn"]):
+        return bad("mrn_pattern", "mrn is not an MRN of this facility (CHARTVAULT_MRN_PATTERN)")
     if mrn_ok is not None and not mrn_ok(v["mrn"]):
         return bad("mrn_check_digit", "mrn fails the facility's check digit (CHARTVAULT_MRN_CHECK_DIGIT)")
     names = (v["last_name"], v["first_name"], v.get("middle_name", ""))
@@ -308,11 +315,13 @@ def import_registration(
     mrn_ok: Callable[[str], bool] | None = None,
     on_commit: Callable[[ImportCounts], None] | None = None,
     stop: Callable[[], bool] | None = None,
+    mrn_pattern: str | None = None,
 ) -> ImportCounts:
     """Load a registration export (a file, or its bytes) into the patient index, streamed and committed a
     chunk at a time; counts, and the first row errors. ``BadFile`` (not UTF-8, no header, a line too long,
     malformed CSV: ``_check_file``) writes nothing.
-    ``mrn_ok`` checks each row's MRN against the facility's check digit (the catalog knows no scheme).
+    ``mrn_ok`` checks each row's MRN against the facility's check digit (the catalog knows no scheme), and
+    ``mrn_pattern`` against its MRN pattern (``CHARTVAULT_MRN_PATTERN``; None: any MRN's characters).
     ``on_commit`` is given the counts so far after each intermediate commit (a background import reports
     them as its progress). ``stop`` is asked after each: when it says so, the import ends there
     (``stopped``), with every row counted committed and nothing after them read; importing the file again
@@ -323,11 +332,12 @@ def import_registration(
     seen: dict[str, int] = {}  # MRN -> line, across chunks
     good: list[_Row] = []
     chunks = 0
+    shape = re.compile(mrn_pattern) if mrn_pattern else None
     _check_file(data)
     try:
         with _text(data) as fp:
             for item in _rows(fp):
-                row = item if isinstance(item, RowError) else _check(*item, today, mrn_ok)
+                row = item if isinstance(item, RowError) else _check(*item, today, mrn_ok, shape)
                 if isinstance(row, _Row) and row.mrn in seen:
                     row = RowError(
                         row.line, "mrn_repeated", f"line {row.line}: mrn repeats line {seen[row.mrn]}"

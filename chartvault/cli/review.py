@@ -23,14 +23,17 @@ classifier_app = typer.Typer(help="The document-type classifier.", no_args_is_he
 @classifier_app.command("train")
 def classifier_train(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Retrain the type model on the labelled texts, the packaged samples and the staff corrections."""
+    from chartvault.schemas.common import to_jsonable
+
     with open_services() as services:
         info = services.review.train_classifier()
+        path = services.review.model_file()  # the operator's, at the console: pages and the API name no file
     if as_json:
-        emit_json(info)
+        emit_json({**to_jsonable(info), "path": str(path)})
         return
     out.print(
         f"model {info.version}: {info.n_train} texts ({info.corrections} staff corrections), "
-        f"trained in {info.train_s} s -> {info.path}",
+        f"trained in {info.train_s} s -> {path}",
         markup=False,
     )
 

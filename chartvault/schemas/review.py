@@ -62,7 +62,6 @@ class ClassifierInfo:
     n_train: int
     corrections: int
     train_s: float
-    path: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,8 +72,7 @@ class ClassifierStatus:
     sklearn_version: str | None
     n_train: int | None  # texts it was trained on
     corrections_learned: int | None  # of those, staff corrections (None: the labelled texts are missing)
-    trained_at: str | None  # when the saved model was written
-    path: str
+    trained_at: str | None  # when the saved model was written (where it lies is the console's: no path)
     corrections_recorded: int  # type corrections made in review, all told
     corrections_waiting: int  # made since the saved model was trained
 

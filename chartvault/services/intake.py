@@ -24,6 +24,7 @@ from chartvault.archive.models import (
     BATCH_RECEIVING,
     FILE_DONE_STATES,
     FILE_QUARANTINED,
+    ApiToken,
     Batch,
     BatchFile,
 )
@@ -344,7 +345,7 @@ class IntakeService:
     # -- what people see of batches ---------------------------------------------------------------
 
     def summary(self, received: Received, indexed: bool) -> IngestSummary:
-        report = self.batch(received.batch_id)
+        report = self._report(received.batch_id)  # the files just given, as given: not a read of the archive
         files = [
             IngestedFile(
                 path=received.file_ids.get(f.id, f.name),
@@ -380,7 +381,15 @@ class IntakeService:
         )
 
     def batch(self, batch_id: str) -> BatchReport:
-        """Every file and page of a batch (a scanner sees only the batches it uploaded)."""
+        """Every file and page of a batch (a scanner sees only the batches they uploaded). Audited as a read
+        (``batch.read``) with the ids of the documents shown: a batch lists the names its files came with,
+        which may name a patient. The audit entry names none of them (the files are the batch's)."""
+        report = self._report(batch_id)
+        shown = [doc for f in report.files for doc in f.documents]
+        self.audit.seen("batch.read", "batch", batch_id, shown, files=len(report.files))
+        return report
+
+    def _report(self, batch_id: str) -> BatchReport:
         with self.sessions() as s:
             batch = s.get(
                 Batch,
@@ -390,15 +399,15 @@ class IntakeService:
                     selectinload(Batch.files).selectinload(BatchFile.documents),
                 ],
             )
-            if batch is None or not self._may_see(batch):
+            if batch is None or not self._may_see(s, batch):
                 raise NotFound(f"batch {batch_id} not found")
             return _batch_report(batch)
 
     def batches(self, limit: int, offset: int) -> BatchList:
         with self.sessions() as s:
             q = select(Batch).order_by(Batch.created_at.desc())
-            if self.caller.is_scanner:
-                q = q.where(Batch.created_by == self.caller.actor)  # a station sees its own batches
+            if (uploaders := self._uploaders(s)) is not None:
+                q = q.where(Batch.created_by.in_(uploaders))  # a scanner sees their own batches
             rows = s.scalars(q.limit(limit).offset(offset)).all()
             items = [
                 BatchSummary(
@@ -411,11 +420,27 @@ class IntakeService:
                 )
                 for b in rows
             ]
+        self.audit("batch.list", detail={"results": len(items), "batches": [b.id for b in items]})
         return BatchList(limit=limit, offset=offset, items=items)
 
-    def _may_see(self, batch: Batch) -> bool:
+    def _may_see(self, s: Session, batch: Batch) -> bool:
         """Scanners see only the batches they uploaded (404 otherwise: no existence leak)."""
-        return not self.caller.is_scanner or batch.created_by == self.caller.actor
+        uploaders = self._uploaders(s)
+        return uploaders is None or batch.created_by in uploaders
+
+    def _uploaders(self, s: Session) -> list[str] | None:
+        """The actors whose batches the caller sees: None, every one's (all but scanners). A scanner is a
+        person: their web sessions (``user:<id>``) and every token of theirs, revoked and expired ones too
+        (what they sent then is still theirs). A token of no user (from before users) is only itself."""
+        if not self.caller.is_scanner:
+            return None
+        actors = {self.caller.actor}
+        if (user_id := self.caller.user_id) is not None:
+            actors.add(f"user:{user_id}")
+            actors.update(
+                f"token:{t}" for t in s.scalars(select(ApiToken.id).where(ApiToken.user_id == user_id))
+            )
+        return sorted(actors)
 
 
 def _batch_report(batch: Batch) -> BatchReport:

@@ -95,6 +95,7 @@ class PatientService:
         audit: AuditTrail,
         jobs: JobService,
         mrn_check_digit: CheckDigit = "none",
+        mrn_pattern: str | None = None,
     ) -> None:
         self.sessions = sessions
         self.jobs = jobs  # a list loaded from a page runs as a job (3 million rows: two minutes)
@@ -102,6 +103,7 @@ class PatientService:
         self._policy = policy
         self.audit = audit
         self.mrn_check_digit = mrn_check_digit  # a registration row's MRN must pass the facility's
+        self.mrn_pattern = mrn_pattern  # and match its MRN pattern
 
     def start_import(self, staged: Path) -> tuple[JobInfo, bool]:
         """``import_registration`` of a staged upload as a background job: (the job, True). While another
@@ -175,7 +177,14 @@ class PatientService:
             raise TooLarge(f"a registration list is at most {MAX_REGISTRATION_BYTES:,} bytes")
         with self.sessions() as s:
             try:
-                counts = import_registration(s, data, mrn_ok=self._mrn_ok(), on_commit=progress, stop=stop)
+                counts = import_registration(
+                    s,
+                    data,
+                    mrn_ok=self._mrn_ok(),
+                    on_commit=progress,
+                    stop=stop,
+                    mrn_pattern=self.mrn_pattern,
+                )
             except BadFile as exc:  # found before any row was written
                 s.rollback()
                 self.audit("patients.import", outcome="refused", detail={"error": str(exc)})

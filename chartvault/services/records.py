@@ -207,11 +207,16 @@ class RecordsService:
         return result
 
     def holds(self, active_only: bool = True) -> list[dict[str, Any]]:
+        """Legal holds, oldest first; audited as a read (``hold.list``) with the ids of the holds shown,
+        never what they cover (a patient's hold shows the MRN)."""
         with self.sessions() as s:
             q = select(LegalHold).order_by(LegalHold.placed_at)
             if active_only:
                 q = q.where(LegalHold.status == HOLD_ACTIVE)
-            return [hold_dict(h) for h in s.scalars(q)]
+            holds = [hold_dict(h) for h in s.scalars(q)]
+        detail = {"results": len(holds), "holds": [h["id"] for h in holds], "active_only": active_only}
+        self.audit("hold.list", detail=detail)
+        return holds
 
     def disposition_plan(self, as_of: date | None = None) -> Plan:
         """The dry run: what is past retention, what is held (nothing is changed)."""

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import fields, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -94,12 +95,12 @@ class ClassifierModels:
                 self._marker = marker
             return self._model
 
-    def retrain(self, at_stage: Callable[[str], None] | None = None) -> tuple[DocTypeModel, int, str]:
-        """Train again on the labelled texts, the samples and the corrections: (model, corrections, path).
+    def retrain(self, at_stage: Callable[[str], None] | None = None) -> tuple[DocTypeModel, int]:
+        """Train again on the labelled texts, the samples and the corrections: (model, corrections).
         ``at_stage`` is called as each of ``RETRAIN_STAGES`` begins; an exception it raises before "save"
         ends the retraining with nothing saved and the model in use unchanged."""
         from chartvault.classify import doctype
-        from chartvault.classify.model import cache_path, retrain
+        from chartvault.classify.model import retrain
 
         stage = at_stage or (lambda _name: None)
         stage("corrections")
@@ -111,7 +112,7 @@ class ClassifierModels:
             self._model, self._marker = model, marker
         if not corrections:
             doctype.set_default_model(model)
-        return model, len(corrections), str(cache_path(folder))
+        return model, len(corrections)
 
     def saved(self) -> tuple[Path, dict[str, object] | None, datetime | None]:
         """The model ``current`` uses as saved: this catalog's once staff corrected a type and it was trained
@@ -280,7 +281,7 @@ class ReviewService:
     def classifier_status(self) -> ClassifierStatus:
         """The model the pipeline uses as saved, the staff corrections it learned from, and those made since
         it was written (the next training, or the next batch, takes them in). Counts only."""
-        path, header, written = self.classifier.saved()
+        _, header, written = self.classifier.saved()
         n_train = header.get("n_train") if header else None
         base = self.classifier.base_texts() if isinstance(n_train, int) else None
         with self.sessions() as s:
@@ -299,7 +300,6 @@ class ReviewService:
             if isinstance(n_train, int) and base is not None
             else None,
             trained_at=iso(written),
-            path=str(path),
             corrections_recorded=recorded,
             corrections_waiting=waiting,
         )
@@ -323,7 +323,8 @@ class ReviewService:
 
     def last_training(self) -> JobInfo | None:
         """The last training started from a page or the API, by any server process (None: never)."""
-        return self.jobs.latest(JOB_CLASSIFIER_TRAIN)
+        job = self.jobs.latest(JOB_CLASSIFIER_TRAIN)
+        return None if job is None else training_shown(job)
 
     def classifier_training(self) -> ClassifierTraining | None:
         """``last_training`` as the classifier page shows it, its result read back as ``ClassifierInfo``."""
@@ -347,11 +348,16 @@ class ReviewService:
         training = self.last_training()
         return ClassifierOverview(model=self.classifier_status(), training=training)
 
+    def model_file(self) -> Path:
+        """Where the model in use is saved on this machine: for the console's operator (``chartvault
+        classifier train``); no page or API answer names a file of the server."""
+        return self.classifier.saved()[0]
+
     def train_classifier(self, at_stage: Callable[[str], None] | None = None) -> ClassifierInfo:
         """Retrain the type model on the labelled texts + samples + this catalog's staff corrections
         (``at_stage``: see ``ClassifierModels.retrain``)."""
         started = time.perf_counter()
-        model, corrections, path = self.classifier.retrain(at_stage)
+        model, corrections = self.classifier.retrain(at_stage)
         elapsed = round(time.perf_counter() - started, 2)
         self.audit("classifier.train", detail={"version": model.version, "corrections": corrections})
         return ClassifierInfo(
@@ -360,8 +366,18 @@ class ReviewService:
             n_train=model.n_train,
             corrections=corrections,
             train_s=elapsed,
-            path=path,
         )
+
+
+_TRAINING_FIGURES = frozenset(f.name for f in fields(ClassifierInfo))
+
+
+def training_shown(job: JobInfo) -> JobInfo:
+    """A retraining job as pages and the API show it: its result's figures only. A training recorded by an
+    earlier version also kept the model file's path on the server, which no page or API answer names."""
+    if job.state != JOB_DONE or not job.result:
+        return job
+    return replace(job, result={k: v for k, v in job.result.items() if k in _TRAINING_FIGURES})
 
 
 def _drop_reasons(doc: Document, codes: set[str]) -> None:

@@ -241,6 +241,7 @@ class Services:
             self.audit,
             self.jobs,
             mrn_check_digit=self.settings.mrn_check_digit,
+            mrn_pattern=self.settings.mrn_pattern,
         )
 
     @cached_property

@@ -90,7 +90,9 @@ async def post_batch(request: Request, services: ServicesDep) -> BatchAccepted:
 
 
 @router.get(
-    "/batches", summary="Batches, newest first (a scanner sees its own)", responses=error_responses(422)
+    "/batches",
+    summary="Batches, newest first (a scanner sees those they uploaded)",
+    responses=error_responses(422),
 )
 def list_batches(services: ServicesDep, limit: Limit = 50, offset: Offset = 0) -> BatchList:
     return services.intake.batches(limit, offset)

@@ -9,8 +9,10 @@ from fastapi import APIRouter, Query
 
 from chartvault.api.deps import ServicesDep
 from chartvault.api.errors import error_responses
+from chartvault.archive.models import JOB_CLASSIFIER_TRAIN
 from chartvault.schemas.jobs import JobInfo, JobList
 from chartvault.services.jobs import MAX_LISTED
+from chartvault.services.review import training_shown
 
 router = APIRouter(tags=["jobs"])
 
@@ -32,7 +34,7 @@ def jobs(
     limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 50,
 ) -> JobList:
     """A kind the role may not see is refused (403): the archive check's jobs are the admins'."""
-    return JobList(limit=limit, items=services.jobs.recent(kind, state, limit))
+    return JobList(limit=limit, items=[_shown(j) for j in services.jobs.recent(kind, state, limit)])
 
 
 @router.get(
@@ -42,7 +44,7 @@ def jobs(
 )
 def job(job_id: str, services: ServicesDep) -> JobInfo:
     """Only to a role that may start jobs of that kind (403 otherwise): the archive check's to admins."""
-    return services.jobs.get(job_id)
+    return _shown(services.jobs.get(job_id))
 
 
 @router.post(
@@ -56,4 +58,9 @@ def cancel(job_id: str, services: ServicesDep) -> JobInfo:
     A registration import stops after its next commit (the rows committed stay); the archive check before
     its next object or step; a retraining as its next stage begins (a fit under way ends first, and its
     model is thrown away). A job that reaches its end first ends ``done``. Audited as ``job.cancel``."""
-    return services.jobs.cancel(job_id)
+    return _shown(services.jobs.cancel(job_id))
+
+
+def _shown(job: JobInfo) -> JobInfo:
+    """A job as the API answers it: a retraining's result without the server path an earlier version kept."""
+    return training_shown(job) if job.kind == JOB_CLASSIFIER_TRAIN else job

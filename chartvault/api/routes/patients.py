@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -94,19 +93,25 @@ class DobBody(BaseModel):
     dob: date = Field(description="The corrected date of birth (YYYY-MM-DD).")
 
 
-@router.get(
+class DobPreviewBody(BaseModel):
+    """The date of birth a correction would give (in the body: a URL's query is kept by proxies' logs)."""
+
+    dob: date | None = Field(
+        None, description="The corrected DOB (YYYY-MM-DD); none: the retention now only."
+    )
+
+
+@router.post(
     "/patients/{mrn}/dob-correction",
     summary="What correcting a patient's DOB would change: each document's retention from and to",
     responses=error_responses(404, 422),
 )
-def dob_correction(
-    mrn: str,
-    services: ServicesDep,
-    dob: Annotated[date | None, Query(description="The corrected DOB (YYYY-MM-DD); none: now only.")] = None,
-) -> DobCorrection:
-    """Nothing is saved: the web page's preview. A DOB in the future or after one of the patient's dates
-    of service is refused (422, ``dob_future`` / ``dob_after_service``) as the correction would be."""
-    return services.records.dob_correction(mrn, dob)
+def dob_correction(mrn: str, body: DobPreviewBody, services: ServicesDep) -> DobCorrection:
+    """Nothing is saved: the web page's preview. A POST so that the date travels in the body, never in a
+    URL (a reverse proxy's access log keeps whole URLs). A DOB in the future, before 1880 or after one of
+    the patient's dates of service is refused (422, ``dob_future`` / ``dob_too_early`` /
+    ``dob_after_service``) as the correction would be."""
+    return services.records.dob_correction(mrn, body.dob)
 
 
 @router.post(

@@ -36,7 +36,7 @@ async def upload_batch(page: Page) -> Response:
         if not upload.files:
             raise InvalidInput("choose at least one file to upload")
         manifest_text = upload.fields.get("manifest", "").strip()
-        manifest = parse_manifest(manifest_text) if manifest_text else None
+        manifest = parse_manifest(manifest_text, services.settings.mrn_pattern) if manifest_text else None
     except InvalidInput:
         upload.discard()
         raise
