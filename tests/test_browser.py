@@ -806,6 +806,36 @@ def test_admin_runs_the_archive_check_and_browses_the_audit_entries(
     checked.context.close()
 
 
+def test_admin_follows_the_background_jobs_and_cancels_a_running_one(
+    browser, records_server: str, records_archive: RecordsArchive
+) -> None:
+    """The jobs page lists what runs in the background of every server process (a registration import
+    under way in another one, here) with its counts; Cancel asks it to stop at its next commit."""
+    from conftest import job_row
+
+    running = job_row(
+        records_archive.settings, "registration_import", result={"rows_read": 25_000, "refused": 3}
+    )
+    page = _signed_in(browser, records_server, "admin")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Jobs").click()
+    expect(page.get_by_role("heading", name="Background jobs")).to_be_visible()
+    row = page.locator(f"#job-{running}")
+    expect(row).to_contain_text("Running")
+    expect(row).to_contain_text("25,000 rows read, 3 refused")
+    _shot(page, "admin-jobs")
+    row.get_by_role("button", name=re.compile("^Cancel the registration import job")).click()
+    expect(page.locator("#cancel-asked")).to_be_visible()
+    row = page.locator(f"#job-{running}")
+    expect(row).to_contain_text("cancel asked")
+    expect(row.get_by_role("button")).to_have_count(0)  # asked once: nothing more to press
+    _shot(page, "admin-jobs-cancel-asked")
+    page.context.close()
+    checked = _signed_in(browser, records_server, "admin", bypass_csp=True)
+    checked.goto("/ui/admin/jobs")
+    assert _serious_violations(checked, AXE.read_text()) == []
+    checked.context.close()
+
+
 def test_quarantine_is_read_by_him_and_purged_by_an_admin(
     browser, records_server: str, records_archive: RecordsArchive
 ) -> None:

@@ -400,7 +400,7 @@ def job_summary(job: JobInfo) -> str:
     if "imported" in result:
         return f"{result['imported']:,} new, {result['updated']:,} updated, {result['refused']:,} refused"
     if "rows_read" in result:
-        return f"{result['rows_read']:,} rows read"
+        return f"{result['rows_read']:,} rows read, {result.get('refused', 0):,} refused"
     if "stage" in result:
         return f"stage: {result['stage']}"
     if "n_train" in result:
