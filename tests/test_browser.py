@@ -655,6 +655,45 @@ def test_him_admin_corrects_a_date_of_birth_seeing_the_retention_it_moves(
         assert services.records.retention(doc)["retain_until"] == "2029-04-13"
 
 
+def test_the_reviewer_sees_a_re_read_mrn_and_a_refused_one_beside_the_page(
+    browser, server: str, web_archive
+) -> None:
+    """What the machine repaired or refused is shown where the reviewer compares it with the page: the MRN
+    a re-read vote replaced (with what the first reading said), and a manifest's MRN that failed the check
+    digit (never applied)."""
+    from chartvault.archive.models import Document
+    from chartvault.services import Services
+
+    doc = web_archive.docs["ed_note"]
+    mrn = web_archive.mrns["ed_note"]
+    first_reading = ("9" if mrn[0] != "9" else "8") + mrn[1:]
+    with Services(web_archive.settings) as services, services.parts.sessions() as s:
+        row = s.get(Document, doc)
+        kept = (dict(row.identifier_confidence or {}), row.review_status)
+        row.identifier_confidence = {
+            **kept[0],
+            "mrn_source": "reread_vote",
+            "mrn_read": first_reading,
+            "mrn_refused": [{"source": "manifest", "value": "000000001"}],
+        }
+        s.commit()
+    try:
+        page = _signed_in(browser, server, "him_admin", bypass_csp=True)
+        page.goto(f"/ui/review/{doc}")
+        expect(page.locator("#mrn-reread")).to_have_text(f"re-read from {first_reading}")
+        refused = page.locator("#mrn-refused-manifest")
+        expect(refused).to_contain_text("000000001")
+        expect(refused).to_contain_text("fails the check digit")
+        assert _serious_violations(page, AXE.read_text()) == []
+        _shot(page, "him-review-reread-and-refused-mrn")
+        page.context.close()
+    finally:
+        with Services(web_archive.settings) as services, services.parts.sessions() as s:
+            row = s.get(Document, doc)
+            row.identifier_confidence, row.review_status = kept
+            s.commit()
+
+
 def test_him_admin_retrains_the_classifier_after_correcting_a_type(browser, server: str, web_archive) -> None:
     """A type corrected in review waits for the next training; the Classifier page retrains now, follows the
     training while it runs (htmx) and shows what the new model learned from."""
