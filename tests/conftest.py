@@ -48,6 +48,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=weight)  # stable: a module's tests keep their order
 
 
+@pytest.fixture(autouse=True)
+def _fresh_repeat_reads() -> None:
+    """Each test starts with no read remembered as audited (``AuditTrail.seen_once``): a test that reads
+    a batch of the session's archive must see its own audit entry, whatever an earlier test read."""
+    from chartvault.services import caller
+
+    caller._RECENT_READS.clear()
+
+
 @pytest.fixture
 def shipped_hasher(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The hasher ChartVault ships, put back for the tests of hashing."""

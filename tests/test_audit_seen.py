@@ -134,3 +134,39 @@ def test_cursor_pages_through_every_hit_once(world: World) -> None:
     assert other_query.status_code == 422 and other_query.json()["error"]["code"] == "bad_cursor"
     both = c.get("/search", params={**params, "offset": 1, "cursor": first["next_cursor"]})
     assert both.status_code == 422
+
+
+def test_a_polled_view_is_audited_once_a_window_and_anything_new_at_once(tmp_path: Path, monkeypatch) -> None:
+    """A page that polls (a batch's live part, every 2 s) shows one person the same thing again and again:
+    one entry a window (``REPEAT_READ_WINDOW_S``). A new view, another person, another target or the
+    window gone by each write their own."""
+    from chartvault.config import Settings
+    from chartvault.services import caller
+    from chartvault.services.caller import Caller
+
+    clock = [1000.0]
+    monkeypatch.setattr(caller, "_RECENT_READS", caller._RecentReads(clock=lambda: clock[0]))
+    with Services(Settings(data_dir=tmp_path / "data", _env_file=None)) as services:
+        ann = services.acting_as(Caller("user:ann", "scanner", user_id="ann")).audit
+        bob = services.acting_as(Caller("user:bob", "scanner", user_id="bob")).audit
+        view = (("file-1",), ("doc-1",))
+        for _ in range(5):
+            ann.seen_once("batch.read", "batch", "b1", ["doc-1"], view)
+        bob.seen_once("batch.read", "batch", "b1", ["doc-1"], view)
+        ann.seen_once("batch.read", "batch", "b2", ["doc-9"], (("file-9",), ("doc-9",)))
+        ann.seen_once("batch.read", "batch", "b1", ["doc-1", "doc-2"], (("file-1",), ("doc-1", "doc-2")))
+        clock[0] += caller.REPEAT_READ_WINDOW_S - 1
+        ann.seen_once("batch.read", "batch", "b1", ["doc-1", "doc-2"], (("file-1",), ("doc-1", "doc-2")))
+        clock[0] += 2
+        ann.seen_once("batch.read", "batch", "b1", ["doc-1", "doc-2"], (("file-1",), ("doc-1", "doc-2")))
+        with services.parts.sessions() as s:
+            entries = s.scalars(
+                select(AuditEvent).where(AuditEvent.action == "batch.read").order_by(AuditEvent.seq)
+            ).all()
+    assert [(e.actor, e.target_id, e.detail["documents"]) for e in entries] == [
+        ("user:ann", "b1", ["doc-1"]),
+        ("user:bob", "b1", ["doc-1"]),
+        ("user:ann", "b2", ["doc-9"]),
+        ("user:ann", "b1", ["doc-1", "doc-2"]),  # something new: at once
+        ("user:ann", "b1", ["doc-1", "doc-2"]),  # the same, a window later
+    ]

@@ -122,7 +122,7 @@ def test_the_refused_manifest_mrn_is_shown_to_the_reviewer_and_kept_nowhere_else
         return
     assert refused == [{"source": "manifest", "value": MISREAD}]
     assert f'<dt>MRN the manifest gave</dt><dd id="mrn-refused-manifest">{MISREAD} ' in page
-    assert "fails the check digit</span> <span class=\"muted\">not applied" in page and CHECKED in page
+    assert 'fails the check digit</span> <span class="muted">not applied' in page and CHECKED in page
     with Services(archive.settings) as services, services.parts.sessions() as s:
         details = [str(e.detail) for e in s.scalars(select(AuditEvent))]
         flags = as_json(services.intake.batch(archive.manifest_batch))["flags"]

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import getpass
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +65,37 @@ class Caller:
 
 
 SYSTEM = Caller("system")
+REPEAT_READ_WINDOW_S = 600.0  # the same view of the same thing, read again by the same caller: audited once
+
+
+class _RecentReads:
+    """The last audited view of each (actor, action, target) in this process, bounded (oldest dropped)."""
+
+    def __init__(self, size: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self._views: OrderedDict[Hashable, tuple[Hashable, float]] = OrderedDict()
+        self._size = size
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._views.clear()
+
+    def is_repeat(self, key: Hashable, view: Hashable) -> bool:
+        """True when ``key`` was audited showing ``view`` within the window; else it is recorded as now."""
+        now = self._clock()
+        with self._lock:
+            last = self._views.get(key)
+            if last is not None and last[0] == view and now - last[1] < REPEAT_READ_WINDOW_S:
+                return True
+            self._views[key] = (view, now)
+            self._views.move_to_end(key)
+            while len(self._views) > self._size:
+                self._views.popitem(last=False)
+            return False
+
+
+_RECENT_READS = _RecentReads()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +126,17 @@ class AuditTrail:
         for part, ids in enumerate(chunks or [[]], start=1):
             counts = {"results": len(shown), "documents": ids, "part": part, "parts": max(1, len(chunks))}
             self(action, target_type, target_id, detail={**counts, **detail})
+
+    def seen_once(
+        self, action: str, target_type: str, target_id: str, shown: list[str], view: Hashable, **detail: Any
+    ) -> None:
+        """``seen``, unless this caller was audited reading the same ``view`` of the same target (what the
+        read showed: its files and documents, say) less than ``REPEAT_READ_WINDOW_S`` ago in this process.
+        For pages that poll: a batch's live part reads the batch every 2 s, and an operator following a
+        batch for twenty minutes wrote 600 identical entries. Anything new shown is audited at once; the
+        same view again, once a window. Several server processes may each record it: more, never fewer."""
+        if not _RECENT_READS.is_repeat((self.actor, action, target_type, target_id), view):
+            self.seen(action, target_type, target_id, shown, **detail)
 
     def patient_ref(self, mrn: str | None) -> str | None:
         """What an audit row says instead of an MRN: the patient's internal id, else a keyed hash.

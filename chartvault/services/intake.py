@@ -383,10 +383,12 @@ class IntakeService:
     def batch(self, batch_id: str) -> BatchReport:
         """Every file and page of a batch (a scanner sees only the batches they uploaded). Audited as a read
         (``batch.read``) with the ids of the documents shown: a batch lists the names its files came with,
-        which may name a patient. The audit entry names none of them (the files are the batch's)."""
+        which may name a patient. The audit entry names none of them (the files are the batch's). A page
+        polling the same view is audited once a window (``AuditTrail.seen_once``)."""
         report = self._report(batch_id)
         shown = [doc for f in report.files for doc in f.documents]
-        self.audit.seen("batch.read", "batch", batch_id, shown, files=len(report.files))
+        view = (tuple(f.id for f in report.files), tuple(shown))  # the same again (a live page): once
+        self.audit.seen_once("batch.read", "batch", batch_id, shown, view, files=len(report.files))
         return report
 
     def _report(self, batch_id: str) -> BatchReport:
