@@ -444,31 +444,9 @@ def merge_identifiers(
     """
     merged = Identifiers()
     for fname, _ in Identifiers().as_items():
-        votes: dict[str, list[float]] = {}
-        for page in pages:
-            ex = getattr(page, fname)
-            if ex is not None:
-                votes.setdefault(ex.value, []).append(max(0.0, min(1.0, ex.confidence)))
-        if not votes:
-            continue
-        if fname == "name":
-            votes = _with_initials_restored(votes)
-        if fname == "mrn" and mrn_check_digit != "none":
-            votes = {v: c for v, c in votes.items() if passes(v, mrn_check_digit)} or votes
-        order = list(votes)
-        total = sum(sum(v) for v in votes.values())
-        winner = max(order, key=lambda v: (sum(votes[v]), -order.index(v)))
-        if total <= 0:
-            setattr(merged, fname, Extracted(winner, 0.0))
-            continue
-        share = sum(votes[winner]) / total
-        miss = 1.0
-        for c in votes[winner]:
-            miss *= 1.0 - c
-        conf = share * (1.0 - miss)
-        if fname == "mrn" and not _fits(winner, mrn_pattern):
-            conf = min(conf, max(votes[winner]))  # agreeing pages repeat one misread; no more evidence
-        setattr(merged, fname, Extracted(winner, round(conf, 3)))
+        voted = _field_vote(fname, pages, mrn_check_digit, mrn_pattern)
+        if voted is not None:
+            setattr(merged, fname, voted)
     for page in pages:  # codes: the union over pages, in page order
         merged.icd_codes.extend(c for c in page.icd_codes if c not in merged.icd_codes)
     if merged.mrn is not None:
@@ -481,6 +459,36 @@ def merge_identifiers(
         else:
             merged.mrn = replace(merged.mrn, confidence=round(conf, 3))
     return merged
+
+
+def _field_vote(
+    fname: str, pages: list[Identifiers], mrn_check_digit: CheckDigit, mrn_pattern: str | None
+) -> Extracted | None:
+    """One field's document value (``merge_identifiers``): the confidence-weighted winner of the pages'
+    votes, scored by its share of the vote times the chance that not every page giving it misread it."""
+    votes: dict[str, list[float]] = {}
+    for page in pages:
+        ex = getattr(page, fname)
+        if ex is not None:
+            votes.setdefault(ex.value, []).append(max(0.0, min(1.0, ex.confidence)))
+    if not votes:
+        return None
+    if fname == "name":
+        votes = _with_initials_restored(votes)
+    if fname == "mrn" and mrn_check_digit != "none":
+        votes = {v: c for v, c in votes.items() if passes(v, mrn_check_digit)} or votes
+    order = list(votes)
+    total = sum(sum(v) for v in votes.values())
+    winner = max(order, key=lambda v: (sum(votes[v]), -order.index(v)))
+    if total <= 0:
+        return Extracted(winner, 0.0)
+    miss = 1.0
+    for c in votes[winner]:
+        miss *= 1.0 - c
+    conf = sum(votes[winner]) / total * (1.0 - miss)
+    if fname == "mrn" and not _fits(winner, mrn_pattern):
+        conf = min(conf, max(votes[winner]))  # agreeing pages repeat one misread; no more evidence
+    return Extracted(winner, round(conf, 3))
 
 
 def _reread_mark(mrn: Extracted, readings: list[Extracted]) -> Extracted:
