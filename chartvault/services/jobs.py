@@ -344,7 +344,8 @@ class JobService:
         """Audited first, then recorded as ended: whoever sees the job ended finds its entry, and a crash
         between the two leaves a job the next start marks interrupted (audited again), never an ended job
         that the audit log does not know of."""
-        kind = self._update(job_id).kind
+        with self.sessions() as s:
+            kind = s.scalar(select(Job.kind).where(Job.id == job_id))
         error = values.get("error")
         self.audit("job.end", "job", job_id, outcome, {"kind": kind, **({"error": error} if error else {})})
         self._finish(job_id, state, **values)
