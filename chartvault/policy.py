@@ -44,7 +44,7 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/documents/{doc_id}/similar"): STAFF,
     ("GET", "/search"): STAFF,
     ("GET", "/patients/{mrn}/timeline"): STAFF,
-    ("GET", "/review"): STAFF,
+    ("GET", "/review"): HIM,  # as the review pages: the people who resolve it
     ("POST", "/documents/{doc_id}/classification"): HIM,
     ("POST", "/documents/{doc_id}/review/resolve"): HIM,
     ("POST", "/patients/import"): HIM,  # the registration list (chartvault patients import)

@@ -118,6 +118,18 @@ def test_vendor_and_role_token_rules(settings) -> None:
             vault.access.create_token("admin", "escalate", username="acme-1")
 
 
+def test_review_queue_is_for_the_roles_of_the_review_pages(settings) -> None:
+    """The queue is worked by HIM administrators on /ui/review; the API answered it to every staff
+    token too, so two faces of one list disagreed on who may see it."""
+    with api_client(settings) as c:
+        access = c.app.state.services.access
+        for role, status in (("staff", 403), ("scanner", 403), ("vendor", 403), ("him_admin", 200)):
+            vendor = "Acme Copy" if role == "vendor" else None
+            token = access.create_token(role, f"review {role}", vendor=vendor).token
+            answer = c.get("/review", headers={"Authorization": f"Bearer {token}"})
+            assert answer.status_code == status, role
+
+
 @pytest.mark.slow
 def test_cli_tokens_belong_to_a_user(tmp_path: Path) -> None:
     data = tmp_path / "data"

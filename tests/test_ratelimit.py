@@ -30,7 +30,7 @@ def _audit_rows(c, action: str | None = None) -> int:
 
 def test_failures_are_limited_and_summarised_once_per_minute(settings) -> None:
     settings = settings.model_copy(update={"auth_failures_per_minute": 5})
-    with api_client(settings, role="staff") as c:
+    with api_client(settings, role="him_admin") as c:
         clock = Clock()
         c.app.state.auth_limiter.clock = clock
         before = _audit_rows(c)
