@@ -183,6 +183,31 @@ def test_jobs_a_dead_process_left_running_are_failed_when_a_server_starts(vault:
     assert started and _wait(vault, job.id).state == "done"  # the kind is not held by the dead job
 
 
+def test_a_dead_job_is_marked_ended_only_once_its_end_is_audited(vault: Services, monkeypatch) -> None:
+    """Recovery recorded a dead job as failed, then audited it: a crash (or an audit store that failed)
+    between the two left an ended job the audit log never heard of. Now the entry comes first, and a job
+    whose entry could not be written stays for the next start to end, at recovery and at a new start."""
+    for kind, end in (("registration_import", vault.jobs.recover), ("archive_check", None)):
+        dead = _left_running(vault, kind, f"{socket.gethostname()}:{_dead_pid()}:0a1b", timedelta(0))
+        trail = vault.jobs.audit
+
+        def broken(*args: object, **kwargs: object) -> None:
+            raise OSError("the audit store is unreachable")
+
+        monkeypatch.setattr(vault.jobs, "audit", broken)
+        with pytest.raises(OSError):
+            end() if end else vault.jobs.start(kind, lambda context: {"consistent": True})
+        assert vault.jobs.get(dead).state == "running"  # not ended without its entry
+        monkeypatch.setattr(vault.jobs, "audit", trail)
+        if end:
+            assert end() == [dead]
+        else:
+            job, started = vault.jobs.start(kind, lambda context: {"consistent": True})
+            assert started and _wait(vault, job.id).state == "done"
+        assert vault.jobs.get(dead).error == "interrupted by a restart"
+        assert [e.outcome for e in _audit(vault, "job.end") if e.target_id == dead] == ["failed"]
+
+
 def test_a_start_takes_over_from_a_job_whose_process_died(vault: Services) -> None:
     """Without a restart of this server (another replica died): the next start finds the job dead."""
     dead = _left_running(vault, "archive_check", f"{socket.gethostname()}:{_dead_pid()}:0a1b", timedelta(0))

@@ -241,20 +241,21 @@ class JobService:
 
     def recover(self) -> list[str]:
         """At server start: every job left queued or running by a process that is gone is marked failed
-        ("interrupted by a restart", audited), and input files no live job owns are removed. The ids."""
+        ("interrupted by a restart", audited), and input files no live job owns are removed. The ids.
+        Each end is audited before it is recorded, as ``_end`` does: a crash between the two leaves the job
+        for the next start to find (audited again), never a job ended without its entry."""
         with self.sessions() as s:
             waiting = s.scalars(select(Job).where(Job.state.in_((JOB_QUEUED, JOB_RUNNING)))).all()
-            dead = [(job.id, job.kind) for job in waiting if _abandoned(job)]
-            for job in waiting:
-                if (job.id, job.kind) in dead:
-                    _interrupt(job)
+            dead = [job for job in waiting if _abandoned(job)]
+            for job in dead:
+                self._audit_interrupted(job)
+            for job in dead:
+                _interrupt(job)
             s.commit()
-            alive = {job.id for job in waiting} - {job_id for job_id, _ in dead}
-        for job_id, kind in dead:
-            self.audit("job.end", "job", job_id, "failed", {"kind": kind, "error": INTERRUPTED})
-            log.warning("job interrupted by a restart kind=%s job=%s", kind, job_id)
+            alive = {job.id for job in waiting} - {job.id for job in dead}
+            ids = [job.id for job in dead]
         self._sweep_inputs(alive)
-        return [job_id for job_id, _ in dead]
+        return ids
 
     def _visible_kinds(self) -> list[str]:
         return [kind for kind in JOB_KINDS if may_follow_job(kind, self.caller.role)]
@@ -274,7 +275,8 @@ class JobService:
                 active = s.scalars(select(Job).where(Job.active_kind == kind)).first()
                 if active is not None and not _abandoned(active):
                     return active, False
-                if active is not None:
+                if active is not None:  # audited before it is recorded, as in recover
+                    self._audit_interrupted(active)
                     _interrupt(active)
                 job = _new_job(kind, self.caller.user_id)
                 s.add(job)
@@ -286,10 +288,12 @@ class JobService:
                     s.rollback()
                     _forget(job.id)
                     continue
-            if active is not None:
-                self.audit("job.end", "job", active.id, "failed", {"kind": kind, "error": INTERRUPTED})
             return job, True
         raise RuntimeError("could not start or find the job")  # three lost races in a row: not expected
+
+    def _audit_interrupted(self, job: Job) -> None:
+        self.audit("job.end", "job", job.id, "failed", {"kind": job.kind, "error": INTERRUPTED})
+        log.warning("job interrupted by a restart kind=%s job=%s", job.kind, job.id)
 
     def _take_input(self, job_id: str, input: Path | None) -> Path | None:
         """The staged input renamed under the jobs folder by job id: ``recover`` finds what a dead
