@@ -219,9 +219,8 @@ class PatientService:
     def summary(self) -> PatientIndexSummary:
         """Patients by where they came from, and the documents waiting on the index (counts only)."""
         with self.sessions() as s:
-            by_source = dict(
-                s.execute(select(Patient.source, func.count()).group_by(Patient.source)).tuples().all()
-            )
+            counted = s.execute(select(Patient.source, func.count()).group_by(Patient.source))
+            by_source: dict[str, int] = {source: count for source, count in counted}
             held = s.scalars(select(Document.review_reasons).where(Document.review_status == REVIEW_PENDING))
             codes = Counter(r.get("code") for reasons in held for r in (reasons or []) if isinstance(r, dict))
             registered = by_source.pop(PATIENT_SOURCE_REGISTRATION, 0)
