@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dbfixtures import *  # noqa: F403 - sqlite_url, pg_url, db_url
+from dbfixtures import *  # noqa: F403 - sqlite_url, pg_url, db_url, db_engine, the migrated templates
+from dbfixtures import seed_catalog
 from webfixtures import web_archive  # noqa: F401 - the web pages' archive (test_web, test_browser)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,9 +104,11 @@ def pick(corpus: list[dict], fmt: str, pages: int | None = None, tier: str | Non
 
 
 @pytest.fixture
-def settings(tmp_path: Path):
+def settings(tmp_path: Path, migrated_sqlite: Path):
+    """The settings of a fresh data folder, its catalog at the schema head (a copy: see migrated_sqlite)."""
     from chartvault.config import Settings
 
+    seed_catalog(tmp_path / "data", migrated_sqlite)
     return Settings(data_dir=tmp_path / "data", workers=2, watch_settle_s=0, _env_file=None)
 
 
