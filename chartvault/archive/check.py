@@ -83,7 +83,7 @@ _OTHER_OBJECTS = (
 )
 
 
-def _catalog_refs(s: Session) -> Iterator[tuple[str, ObjectRef]]:
+def catalog_refs(s: Session) -> Iterator[tuple[str, ObjectRef]]:
     """(owner id, ref) for every object the catalog says exists."""
     docs = s.execute(
         select(
@@ -126,7 +126,7 @@ def check_store(
     report = StoreReport()
     named: set[tuple[str, str | None]] = set()
     with sessions() as s:
-        refs = list(_catalog_refs(s))
+        refs = list(catalog_refs(s))
     report.objects_total = len(refs)
     for owner, ref in refs:
         if stop is not None and stop():

@@ -7,6 +7,7 @@ import typer
 
 from chartvault.cli import (
     access,
+    backups,
     documents,
     intake,
     jobs,
@@ -40,7 +41,20 @@ def main(
     configure_logging(Settings().log_format, logging.INFO if verbose else logging.WARNING)
 
 
-for feature in (intake, documents, search, review, patients, records, release, reports, access, jobs, serve):
+for feature in (
+    intake,
+    documents,
+    search,
+    review,
+    patients,
+    records,
+    release,
+    reports,
+    access,
+    jobs,
+    backups,
+    serve,
+):
     feature.register(app)
 
 __all__ = ["app"]

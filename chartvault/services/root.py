@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from chartvault.ingest.pipeline import Pipeline
     from chartvault.search.indexer import Indexer
     from chartvault.services.access import AccessService
+    from chartvault.services.backups import BackupService
     from chartvault.services.documents import DocumentService
     from chartvault.services.intake import IntakeService
     from chartvault.services.jobs import JobService
@@ -205,6 +206,13 @@ class Services:
     @cached_property
     def audit(self) -> AuditTrail:
         return AuditTrail(self.parts.audit_log, self.caller.actor)
+
+    @cached_property
+    def backups(self) -> BackupService:
+        """Snapshots of the catalog and the objects into a backup folder (restore: ``backups.restore``)."""
+        from chartvault.services.backups import BackupService
+
+        return BackupService(self.settings, self.parts.store, self.audit)
 
     @cached_property
     def jobs(self) -> JobService:

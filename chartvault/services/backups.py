@@ -1,0 +1,125 @@
+"""Backups of the embedded defaults (SQLite catalog, local or S3 objects) and their restore.
+
+The file work is ``chartvault.archive.backup``'s; this layer refuses what it cannot back up (a
+PostgreSQL catalog has its own tools), audits each backup in the archive's log and each restore in the
+restored one, and after a restore rebuilds the search index and checks the whole archive, so the
+operator learns at once whether what came back is complete.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from chartvault.archive import backup as files
+from chartvault.archive.objectstore import ObjectStore
+from chartvault.config import Settings
+from chartvault.errors import Conflict, InvalidInput, NotFound
+from chartvault.services.caller import AuditTrail
+
+log = logging.getLogger(__name__)
+
+
+class BackupService:
+    """Snapshots of this archive into a backup folder, their pruning, and restores from one."""
+
+    def __init__(self, settings: Settings, store: ObjectStore, audit: AuditTrail) -> None:
+        self.settings, self.store, self.audit = settings, store, audit
+
+    def create(self, dest: Path, keep: int | None = None) -> dict[str, Any]:
+        """A snapshot in ``dest`` (and, with ``keep``, the older ones pruned), audited ``backup.create``
+        with its stamp and counts. The answer: the snapshot's summary, the problems by owner id."""
+        _embedded_catalog(self.settings)
+        snap = _refused_as(lambda: files.backup(self.settings.data_dir, self.store, self._key_files(), dest))
+        summary = _summary(snap)
+        if keep is not None:
+            gone, removed = _refused_as(lambda: files.prune(dest, keep))
+            summary["pruned_snapshots"], summary["pruned_objects"] = gone, removed
+        detail = {k: summary[k] for k in ("stamp", "objects", "copied_objects", "complete")}
+        self.audit("backup.create", "backup", snap.stamp, "ok" if snap.complete else "incomplete", detail)
+        log.info("backup stamp=%s objects=%d copied=%d", snap.stamp, len(snap.objects), snap.copied_objects)
+        return summary
+
+    def restored(self, done: files.Restored) -> None:
+        """Record, in the restored archive's own log, that it came back from snapshot ``done.stamp``."""
+        self.audit("backup.restore", "backup", done.stamp, detail={"objects": done.objects})
+
+    def _key_files(self) -> list[Path]:
+        """The audit key ring file (wherever it is set) and every other key file of the data folder."""
+        folder = self.settings.data_dir / "keys"
+        others = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+        return [self.settings.audit_key_path, *(p for p in others if p != self.settings.audit_key_path)]
+
+    @staticmethod
+    def list(dest: Path) -> list[dict[str, Any]]:
+        """Every snapshot of ``dest``, oldest first: its stamp, completeness and counts."""
+        found = []
+        for stamp in files.snapshots(dest):
+            m = _refused_as(lambda stamp=stamp: files.read_manifest(dest, stamp))
+            found.append(
+                {
+                    "stamp": stamp,
+                    "complete": m["complete"],
+                    "objects": len(m["objects"]),
+                    "bytes": sum(o["size"] for o in m["objects"]),
+                    "schema": m["schema"],
+                }
+            )
+        return found
+
+
+def restore(settings: Settings, dest: Path, stamp: str | None) -> files.Restored:
+    """Snapshot ``stamp`` (the newest when None) of ``dest`` into ``settings.data_dir``, which must be
+    empty. The restored archive is then opened as usual: ``BackupService.restored`` audits the restore
+    in its own log, and the archive check (``check --repair``) rebuilds its index and says whether it
+    is whole."""
+    _embedded_catalog(settings)
+    if settings.object_store != "local":
+        raise InvalidInput(
+            "restore writes the embedded local object store: set CHARTVAULT_OBJECT_STORE=local"
+        )
+    stamps = files.snapshots(dest)
+    if not stamps:
+        raise NotFound(f"no snapshot in {dest}")
+    chosen = stamp or stamps[-1]
+    if chosen not in stamps:
+        raise NotFound(f"no snapshot {chosen} in {dest}")
+    key_file, mode = settings.audit_key_path, settings.s3_lock_mode
+    restored: files.Restored = _refused_as(
+        lambda: files.restore(dest, chosen, settings.data_dir, key_file, mode)
+    )
+    return restored
+
+
+def _embedded_catalog(settings: Settings) -> None:
+    if not settings.catalog_url.startswith("sqlite"):
+        raise InvalidInput(
+            "the catalog is not the embedded SQLite one: back it up with its database's own tools "
+            "(PostgreSQL: pg_dump or continuous archiving), objects with the bucket's versioning and "
+            "replication"
+        )
+
+
+def _summary(snap: files.Snapshot) -> dict[str, Any]:
+    return {
+        "stamp": snap.stamp,
+        "complete": snap.complete,
+        "objects": len(snap.objects),
+        "checkpoints": len(snap.named),
+        "bytes": sum(o.size for o in snap.objects),
+        "copied_objects": snap.copied_objects,
+        "copied_bytes": snap.copied_bytes,
+        "audit_entries": snap.audit_entries,
+        "keys": snap.keys,
+        "missing": snap.missing,
+        "corrupt": snap.corrupt,
+    }
+
+
+def _refused_as(work: Any) -> Any:
+    """A backup folder that cannot serve is a refusal (exit 1 / 409), not a traceback."""
+    try:
+        return work()
+    except files.BackupError as exc:
+        raise Conflict(str(exc), code="backup_refused") from None
