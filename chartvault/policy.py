@@ -43,7 +43,9 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/documents/{doc_id}/pages/{page_no}/text"): STAFF,
     ("GET", "/documents/{doc_id}/similar"): STAFF,
     ("GET", "/search"): STAFF,
-    ("GET", "/patients/{mrn}/timeline"): STAFF,
+    ("POST", "/search"): STAFF,  # the same search, its fields in a JSON body: no name or MRN in a URL
+    ("GET", "/patients/{mrn}/timeline"): STAFF,  # deprecated: the MRN in the URL (proxies' logs keep it)
+    ("POST", "/patients/timeline"): STAFF,  # the same timeline, the MRN in the body
     ("GET", "/review"): STAFF,
     ("POST", "/documents/{doc_id}/classification"): HIM,
     ("POST", "/documents/{doc_id}/review/resolve"): HIM,
@@ -71,10 +73,13 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/releases/{release_id}/close"): HIM,
     ("POST", "/releases/{release_id}/sent"): HIM,
     ("GET", "/releases/{release_id}/package"): VENDOR_AND_HIM,
-    ("GET", "/patients/{mrn}/disclosures"): HIM,
+    ("GET", "/patients/{mrn}/disclosures"): HIM,  # deprecated, as GET /patients/{mrn}/timeline
+    ("POST", "/patients/disclosures"): HIM,  # the same accounting, the MRN in the body
     # A patient's DOB corrected, as the page /ui/patients/{ref}/dob: what it would change, then the change.
     ("POST", "/patients/{mrn}/dob-correction"): HIM,  # a preview: the DOB in the body, never in a URL
     ("POST", "/patients/{mrn}/dob"): HIM,
+    ("POST", "/patients/dob-correction"): HIM,  # the same two, the MRN in the body too (the {mrn} ones
+    ("POST", "/patients/dob"): HIM,  # are deprecated: their MRN is in the URL)
     # Management reports: counts only, for records administrators.
     ("GET", "/reports"): HIM,
     ("GET", "/reports/{name}"): HIM,
