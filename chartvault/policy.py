@@ -76,10 +76,10 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/patients/{mrn}/disclosures"): HIM,  # deprecated, as GET /patients/{mrn}/timeline
     ("POST", "/patients/disclosures"): HIM,  # the same accounting, the MRN in the body
     # A patient's DOB corrected, as the page /ui/patients/{ref}/dob: what it would change, then the change.
-    ("POST", "/patients/{mrn}/dob-correction"): HIM,  # a preview: the DOB in the body, never in a URL
+    ("POST", "/patients/dob-correction"): HIM,  # a preview: the DOB and the MRN in the body, never in a URL
+    ("POST", "/patients/dob"): HIM,
+    ("POST", "/patients/{mrn}/dob-correction"): HIM,  # the same two, deprecated: their MRN is in the URL
     ("POST", "/patients/{mrn}/dob"): HIM,
-    ("POST", "/patients/dob-correction"): HIM,  # the same two, the MRN in the body too (the {mrn} ones
-    ("POST", "/patients/dob"): HIM,  # are deprecated: their MRN is in the URL)
     # Management reports: counts only, for records administrators.
     ("GET", "/reports"): HIM,
     ("GET", "/reports/{name}"): HIM,
@@ -146,8 +146,8 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/ui/admin/tokens/{token_id}/revoke"): ADMIN,
     ("GET", "/ui/admin/audit"): ADMIN,  # the entries, filtered and paged, read-only
     ("POST", "/ui/admin/audit"): ADMIN,  # the chain check, as `chartvault audit verify`
-    # A patient's DOB corrected (`chartvault retention correct-dob`, POST /patients/{mrn}/dob-correction and
-    # POST /patients/{mrn}/dob): records management, as the review's patient confirmation and legal holds.
+    # A patient's DOB corrected (`chartvault retention correct-dob`, POST /patients/dob-correction and
+    # POST /patients/dob): records management, as the review's patient confirmation and legal holds.
     # GET shows it; POST previews, then corrects.
     ("GET", "/ui/patients/{ref}/dob"): HIM,
     ("POST", "/ui/patients/{ref}/dob"): HIM,
