@@ -233,6 +233,24 @@ class Settings(BaseSettings):
         "within web_sign_in_window_minutes; further attempts are refused until the window moves on.",
     )
     web_sign_in_window_minutes: int = Field(15, ge=1, description="The window failed sign-ins count in.")
+    web_link_hours: int = Field(
+        12,
+        ge=1,
+        le=168,
+        description="How long a page link sealing a search or a patient (chartvault.services.links) opens, "
+        "for the person it was made for only; then they search again.",
+    )
+    link_key: SecretStr | None = Field(
+        None,
+        description="Key that seals page links (32+ characters); when unset, the link key file is used. "
+        "Every server of one deployment must have the same (or share the data folder's key file).",
+    )
+    link_retired_keys: SecretStr | None = Field(
+        None, description="Earlier link keys, comma-separated: links they sealed open until they expire."
+    )
+    link_key_file: Path | None = Field(
+        None, description="Link key ring file (0600, made on first use); default <data_dir>/keys/links.key."
+    )
     page_image_max_width: int = Field(
         2000, ge=200, le=6000, description="Widest page image the viewer may ask for, in pixels."
     )
@@ -279,6 +297,10 @@ class Settings(BaseSettings):
     @property
     def audit_key_path(self) -> Path:
         return self.audit_key_file or self.data_dir / "keys" / "audit.key"
+
+    @property
+    def link_key_path(self) -> Path:
+        return self.link_key_file or self.data_dir / "keys" / "links.key"
 
     @property
     def worker_count(self) -> int:

@@ -43,7 +43,9 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/documents/{doc_id}/pages/{page_no}/text"): STAFF,
     ("GET", "/documents/{doc_id}/similar"): STAFF,
     ("GET", "/search"): STAFF,
-    ("GET", "/patients/{mrn}/timeline"): STAFF,
+    ("POST", "/search"): STAFF,  # the same search, its fields in a JSON body: no name or MRN in a URL
+    ("GET", "/patients/{mrn}/timeline"): STAFF,  # deprecated: the MRN in the URL (proxies' logs keep it)
+    ("POST", "/patients/timeline"): STAFF,  # the same timeline, the MRN in the body
     ("GET", "/review"): HIM,  # as the review pages: the people who resolve it
     ("POST", "/documents/{doc_id}/classification"): HIM,
     ("POST", "/documents/{doc_id}/review/resolve"): HIM,
@@ -71,9 +73,12 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/releases/{release_id}/close"): HIM,
     ("POST", "/releases/{release_id}/sent"): HIM,
     ("GET", "/releases/{release_id}/package"): VENDOR_AND_HIM,
-    ("GET", "/patients/{mrn}/disclosures"): HIM,
-    # A patient's DOB corrected, as the page /ui/patients/{mrn}/dob: what it would change, then the change.
-    ("POST", "/patients/{mrn}/dob-correction"): HIM,  # a preview: the DOB in the body, never in a URL
+    ("GET", "/patients/{mrn}/disclosures"): HIM,  # deprecated, as GET /patients/{mrn}/timeline
+    ("POST", "/patients/disclosures"): HIM,  # the same accounting, the MRN in the body
+    # A patient's DOB corrected, as the page /ui/patients/{ref}/dob: what it would change, then the change.
+    ("POST", "/patients/dob-correction"): HIM,  # a preview: the DOB and the MRN in the body, never in a URL
+    ("POST", "/patients/dob"): HIM,
+    ("POST", "/patients/{mrn}/dob-correction"): HIM,  # the same two, deprecated: their MRN is in the URL
     ("POST", "/patients/{mrn}/dob"): HIM,
     # Management reports: counts only, for records administrators.
     ("GET", "/reports"): HIM,
@@ -85,14 +90,18 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/ui/sign-out"): SIGNED_IN,
     ("GET", "/ui/account"): SIGNED_IN,
     ("POST", "/ui/account/password"): SIGNED_IN,
+    # Patient pages are addressed by a sealed reference ({ref}, chartvault.services.links), never by the
+    # MRN; a search by a sealed search (GET /ui/search?s=), made by the form's POST.
     ("GET", "/ui/search"): STAFF,
+    ("POST", "/ui/search"): STAFF,
     ("GET", "/ui/documents/{doc_id}"): STAFF,
     ("GET", "/ui/documents/{doc_id}/pages/{page_no}/image"): STAFF,
     ("GET", "/ui/documents/{doc_id}/original"): STAFF,
     ("GET", "/ui/documents/{doc_id}/rendition"): STAFF,
     ("GET", "/ui/documents/{doc_id}/similar"): STAFF,
-    ("GET", "/ui/patients/{mrn}"): STAFF,
-    ("GET", "/ui/patients/{mrn}/disclosures"): HIM,
+    ("POST", "/ui/documents/{doc_id}/find"): STAFF,  # the viewer's "find in this document", sealed
+    ("GET", "/ui/patients/{ref}"): STAFF,
+    ("GET", "/ui/patients/{ref}/disclosures"): HIM,
     ("GET", "/ui/review"): HIM,
     ("GET", "/ui/review/{doc_id}"): HIM,
     ("POST", "/ui/documents/{doc_id}/classification"): HIM,
@@ -137,11 +146,11 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/ui/admin/tokens/{token_id}/revoke"): ADMIN,
     ("GET", "/ui/admin/audit"): ADMIN,  # the entries, filtered and paged, read-only
     ("POST", "/ui/admin/audit"): ADMIN,  # the chain check, as `chartvault audit verify`
-    # A patient's DOB corrected (`chartvault retention correct-dob`, POST /patients/{mrn}/dob-correction and
-    # POST /patients/{mrn}/dob): records management, as the review's patient confirmation and legal holds.
+    # A patient's DOB corrected (`chartvault retention correct-dob`, POST /patients/dob-correction and
+    # POST /patients/dob): records management, as the review's patient confirmation and legal holds.
     # GET shows it; POST previews, then corrects.
-    ("GET", "/ui/patients/{mrn}/dob"): HIM,
-    ("POST", "/ui/patients/{mrn}/dob"): HIM,
+    ("GET", "/ui/patients/{ref}/dob"): HIM,
+    ("POST", "/ui/patients/{ref}/dob"): HIM,
     # The type model retrained on the staff's corrections (`chartvault classifier train`, POST
     # /classifier/train): those who make the corrections (POST /documents/{doc_id}/classification).
     ("GET", "/ui/classifier"): HIM,

@@ -97,11 +97,19 @@ def test_the_preview_shows_each_document_moving_and_saves_nothing(settings: Sett
     assert len(read) == 2 and all(e.actor.startswith("token:") for e in read)
 
 
+def _correct(client, mrn: str, body: dict, in_body: bool):
+    """The correction, the MRN in the path (deprecated: proxies' logs keep it) or in the body."""
+    if in_body:
+        return client.post("/patients/dob", json={"mrn": mrn, **body})
+    return client.post(f"/patients/{mrn}/dob", json=body)
+
+
+@pytest.mark.parametrize("in_body", [False, True], ids=["mrn-in-path", "mrn-in-body"])
 def test_the_correction_moves_the_retention_and_is_audited_without_a_date(
-    settings: Settings, chart: str
+    settings: Settings, chart: str, in_body: bool
 ) -> None:
     with api_client(settings, "him_admin") as client:
-        done = client.post(f"/patients/{MRN}/dob", json={"dob": CHILD})
+        done = _correct(client, MRN, {"dob": CHILD}, in_body)
     assert done.status_code == 200, done.text
     assert done.json() == {"mrn": MRN, "dob": CHILD, "documents_changed": [chart]}
     assert _retention(settings, chart) == (date(2015, 1, 1), date(2036, 1, 1), "ahima.minor")
@@ -120,7 +128,9 @@ def test_impossible_dates_and_unknown_patients_are_refused_and_change_nothing(
         for dob, code in [(tomorrow, "dob_future"), ("2021-01-01", "dob_after_service")]:
             for answer in (
                 _preview(client, MRN, dob),
-                client.post(f"/patients/{MRN}/dob", json={"dob": dob}),
+                client.post("/patients/dob-correction", json={"mrn": MRN, "dob": dob}),
+                _correct(client, MRN, {"dob": dob}, in_body=False),
+                _correct(client, MRN, {"dob": dob}, in_body=True),
             ):
                 assert answer.status_code == 422, answer.text
                 assert answer.json()["error"]["code"] == code and dob not in answer.text
@@ -128,9 +138,11 @@ def test_impossible_dates_and_unknown_patients_are_refused_and_change_nothing(
         assert client.post(f"/patients/{MRN}/dob", json={}).status_code == 422
         assert _preview(client, "00999999").status_code == 404
         assert client.post("/patients/00999999/dob", json={"dob": CHILD}).status_code == 404
+        assert _correct(client, "00999999", {"dob": CHILD}, in_body=True).status_code == 404
+        assert client.post("/patients/dob", json={"dob": CHILD}).status_code == 422  # no MRN
     assert _retention(settings, chart) == before
-    refused = [e for e in _audit(settings, "patient.dob_corrected") if e.outcome == "refused"]
-    assert [e.detail for e in refused] == [{"problem": "future"}, {"problem": "after_service"}]
+    refused = [e.detail for e in _audit(settings, "patient.dob_corrected") if e.outcome == "refused"]
+    assert refused == [{"problem": "future"}] * 2 + [{"problem": "after_service"}] * 2
 
 
 def test_only_the_him_roles_may_preview_or_correct(settings: Settings, chart: str) -> None:
@@ -202,7 +214,9 @@ def test_a_dob_before_1880_is_refused_as_the_registration_list_refuses_it(
         for dob in ("0001-01-01", "1800-01-01", "1879-12-31"):
             for answer in (
                 _preview(client, MRN, dob),
-                client.post(f"/patients/{MRN}/dob", json={"dob": dob}),
+                client.post("/patients/dob-correction", json={"mrn": MRN, "dob": dob}),
+                _correct(client, MRN, {"dob": dob}, in_body=False),
+                _correct(client, MRN, {"dob": dob}, in_body=True),
             ):
                 assert answer.status_code == 422, answer.text
                 assert answer.json()["error"]["code"] == "dob_too_early" and dob not in answer.text

@@ -133,6 +133,27 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+def _sealed(web_archive, username: str, purpose: str, value: dict[str, str]) -> str:
+    """A link sealed for ``username`` as the server's pages seal it: the test and the server share the
+    data folder, so its link key file (as servers sharing a data folder do)."""
+    from chartvault.services import Services
+    from chartvault.services.links import LinkSealer
+
+    with Services(web_archive.settings) as services:
+        user = next(u for u in services.access.users().users if u.username == username)
+    return LinkSealer.from_settings(web_archive.settings).seal(purpose, f"user:{user.id}", value)
+
+
+def _search_by_mrn(page, mrn: str) -> None:
+    """The search form with the MRN filter, as a person fills it (the filters fold open first)."""
+    page.goto("/ui/search")
+    page.get_by_text("Filters").click()
+    page.get_by_label("MRN").fill(mrn)
+    page.get_by_role("button", name="Search", exact=True).click()
+    page.wait_for_url(re.compile(r"/ui/search\?s=[A-Za-z0-9_-]+$"))
+    assert mrn not in page.url
+
+
 def _refused(page, *paths: str) -> None:
     for path in paths:
         response = page.goto(path)
@@ -146,7 +167,11 @@ def approved_release(browser, server: str, web_archive, corpus_dir: Path) -> dic
     authorization; an HIM admin takes it into review and approves it. All through the pages."""
     mrn = web_archive.mrns["shoulder"]
     staff = _signed_in(browser, server, "staff")
-    staff.goto(f"/ui/patients/{mrn}")
+    _search_by_mrn(staff, mrn)
+    staff.get_by_role("link", name="timeline").first.click()
+    staff.wait_for_url(re.compile(r"/ui/patients/[A-Za-z0-9_-]+$"))
+    assert mrn not in staff.url
+    _shot(staff, "staff-timeline")
     staff.locator(f"#pick-{web_archive.docs['shoulder']}").check()
     staff.get_by_role("button", name="Request a release of the chosen documents").click()
     staff.get_by_label("Who is asking").select_option("patient_directed")
@@ -187,8 +212,12 @@ def test_staff_search_open_document_hit_boxed_on_the_page_image(browser, server:
     assert page.url.endswith("/ui/search")
     page.get_by_label(re.compile("^Words")).fill('"chest pain"')
     page.get_by_role("button", name="Search", exact=True).click()
-    page.wait_for_url(re.compile(r"q=%22chest"))
+    page.wait_for_url(re.compile(r"/ui/search\?s=[A-Za-z0-9_-]+$"))  # the search sealed, not in the URL
+    assert "chest" not in page.url
     assert page.locator(".hit mark").first.is_visible()
+    page.reload()  # the results come back from the sealed search, without resending a form
+    assert page.locator(".hit mark").first.is_visible()
+    expect(page.get_by_label(re.compile("^Words"))).to_have_value('"chest pain"')
     _shot(page, "staff-search")
     page.locator(f'.hit h2 a[href^="/ui/documents/{web_archive.docs["ed_note"]}"]').click()
     image = page.locator("#page-image")
@@ -221,7 +250,8 @@ def test_staff_search_open_document_hit_boxed_on_the_page_image(browser, server:
 def test_reading_works_with_javascript_off(browser, server: str, web_archive) -> None:
     """Search, the viewer with its boxes, paging and the batch view are plain HTML: no script needed."""
     page = _signed_in(browser, server, "staff", java_script_enabled=False)
-    page.goto("/ui/search?q=mammogram")
+    page.get_by_label(re.compile("^Words")).fill("mammogram")
+    page.get_by_role("button", name="Search", exact=True).click()
     page.locator(f'.hit h2 a[href^="/ui/documents/{web_archive.docs["mammogram"]}"]').click()
     page.wait_for_url(re.compile(r"/ui/documents/"))
     shown = page.locator("#page-image").bounding_box()
@@ -258,7 +288,7 @@ def test_vendor_downloads_its_package_and_reaches_nothing_else(
         "/ui/search",
         f"/ui/documents/{doc}",
         f"/ui/documents/{doc}/pages/1/image?w=600",
-        f"/ui/patients/{web_archive.mrns['ed_note']}",
+        "/ui/patients/" + _sealed(web_archive, "vendor", "patient", {"mrn": web_archive.mrns["ed_note"]}),
         "/ui/batches",
         "/ui/review",
         "/ui/releases/new",
@@ -311,7 +341,12 @@ def test_admin_pages_and_keyboard_sign_in(browser, server: str) -> None:
 
 
 MAIN_PAGES = {
-    "staff": ["/ui/search?q=pain", "/ui/documents/{doc}?q=pain", "/ui/patients/{mrn}", "/ui/releases"],
+    "staff": [
+        "/ui/search?s={search}",  # sealed searches and patient references, as the pages link them
+        "/ui/documents/{doc}?s={search}",
+        "/ui/patients/{ref}",
+        "/ui/releases",
+    ],
     "him_admin": [
         "/ui/review",
         "/ui/releases",
@@ -322,7 +357,7 @@ MAIN_PAGES = {
         "/ui/patient-index",
         "/ui/reports",
         "/ui/reports/scanning",
-        "/ui/patients/{mrn}/dob",
+        "/ui/patients/{ref}/dob",
         "/ui/classifier",
     ],
     "scanner": ["/ui/batches", "/ui/coversheet"],
@@ -359,10 +394,12 @@ def test_no_serious_accessibility_violations_on_the_main_pages(browser, server: 
     pages = [(anonymous.new_page(), "/ui/sign-in")]
     for role, paths in MAIN_PAGES.items():
         page = _signed_in(browser, server, role, bypass_csp=True)  # so axe can be injected
+        sealed = {
+            "ref": _sealed(web_archive, role, "patient", {"mrn": web_archive.mrns["ed_note"]}),
+            "search": _sealed(web_archive, role, "search", {"q": "pain"}),
+        }
         for path in paths:
-            pages.append(
-                (page, path.format(doc=web_archive.docs["ed_note"], mrn=web_archive.mrns["ed_note"]))
-            )
+            pages.append((page, path.format(doc=web_archive.docs["ed_note"], **sealed)))
     for page, path in pages:
         page.goto(path)
         bad = _serious_violations(page, axe)
@@ -616,7 +653,7 @@ def test_him_admin_corrects_a_date_of_birth_seeing_the_retention_it_moves(
     assert right == "1968-02-21"
     axe = AXE.read_text()
     page = _signed_in(browser, server, "him_admin", bypass_csp=True)  # so axe can be injected
-    page.goto(f"/ui/patients/{mrn}")
+    page.goto("/ui/patients/" + _sealed(web_archive, "him_admin", "patient", {"mrn": mrn}))
     page.get_by_role("link", name="Date of birth and retention").click()
     expect(page.get_by_role("heading", name=f"Date of birth of MRN {mrn}")).to_be_visible()
     expect(page.locator("#dob-on-record")).to_have_text("2012-02-21")

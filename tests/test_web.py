@@ -12,7 +12,16 @@ import pytest
 from fastapi.routing import APIRoute
 from PIL import Image
 from sqlalchemy import select, update
-from webfixtures import FILES, ROLES, csrf_of, sign_in, web_client
+from webfixtures import (
+    FILES,
+    ROLES,
+    csrf_of,
+    patient_path,
+    search_form,
+    sign_in,
+    viewer_path,
+    web_client,
+)
 
 from chartvault.archive.models import AuditEvent, Page, WebSession
 from chartvault.ocr.render import upright_box
@@ -239,12 +248,14 @@ def test_search_hit_is_boxed_on_the_scanned_page_where_ocr_read_it(web_archive) 
 
     doc = web_archive.docs["ed_note"]
     with web_client(web_archive.settings, "staff") as client:
-        results = client.get("/ui/search", params={"q": "chest pain"})
+        results = search_form(client, q="chest pain")
         assert results.status_code == 200 and f"/ui/documents/{doc}" in results.text
         assert (
             "<mark>chest</mark>" in results.text.lower() or "<mark>chest pain</mark>" in results.text.lower()
         )
-        viewer = client.get(f"/ui/documents/{doc}", params={"q": "chest pain"})
+        opened = re.search(rf'href="(/ui/documents/{doc}\?s=[^"&]+)"', results.text)
+        assert opened, "the hit carries no sealed search to the viewer"
+        viewer = client.get(opened.group(1))
     assert viewer.status_code == 200
     rects = [
         tuple(map(float, r))
@@ -271,7 +282,7 @@ def test_search_hit_is_boxed_on_the_scanned_page_where_ocr_read_it(web_archive) 
 def test_text_layer_pages_are_boxed_in_points(web_archive) -> None:
     doc = web_archive.docs["mammogram"]
     with web_client(web_archive.settings, "staff") as client:
-        viewer = client.get(f"/ui/documents/{doc}", params={"q": "mammogram"})
+        viewer = client.get(viewer_path(client, doc, "mammogram"))
     rects = re.findall(r'<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)"', viewer.text)
     assert rects
     for x, y, w, h in rects:  # on the page, and word-sized (a points/pixels mix-up would not be)
@@ -298,7 +309,7 @@ def test_document_pages_write_the_api_read_entries(web_archive) -> None:
         assert client.get(f"/ui/documents/{doc}").status_code == 200
         original = client.get(f"/ui/documents/{doc}/original")
         assert original.status_code == 200 and original.content[:4] in (b"II*\x00", b"MM\x00*")
-        timeline = client.get(f"/ui/patients/{web_archive.mrns['shoulder']}")
+        timeline = client.get(patient_path(client, web_archive.mrns["shoulder"]))
         assert timeline.status_code == 200 and doc in timeline.text
     for action in ("document.read", "document.download", "patient.timeline"):
         entries = _audit(web_archive.settings, action)
@@ -398,7 +409,7 @@ def test_batch_and_hold_reads_are_audited_by_id_never_by_name(web_archive) -> No
 def test_an_incomplete_authorization_shows_what_is_missing_and_blocks_approval(web_archive) -> None:
     mrn = web_archive.mrns["ed_note"]
     with web_client(web_archive.settings, "staff") as staff:
-        form = staff.get(f"/ui/releases/new?mrn={mrn}")
+        form = staff.get("/ui/releases/new")
         made = staff.post(
             "/ui/releases",
             data={
@@ -454,5 +465,5 @@ def test_a_person_changes_their_own_password_and_is_signed_out_everywhere(web_ar
         assert sign_in(client, "changer", "the first passphrase").status_code == 401
         assert sign_in(client, "changer", "a second passphrase").status_code == 303
     with web_client(web_archive.settings, "him_admin") as him:
-        page = him.get(f"/ui/patients/{web_archive.mrns['shoulder']}/disclosures")
+        page = him.get(patient_path(him, web_archive.mrns["shoulder"]) + "/disclosures")
         assert page.status_code == 200 and "Accounting of disclosures" in page.text

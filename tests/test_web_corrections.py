@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
-from webfixtures import csrf_of, web_client
+from webfixtures import csrf_of, patient_path, web_client
 
 from chartvault.archive.models import AuditEvent, Document, Patient
 
@@ -43,23 +43,25 @@ def test_only_him_roles_see_and_use_the_dob_and_classifier_pages(web_archive) ->
         with web_client(web_archive.settings, role) as client:
             home = client.get("/ui/account")
             assert 'href="/ui/classifier"' not in home.text  # not in their menu
-            for path in (f"/ui/patients/{mrn}/dob", "/ui/classifier", "/ui/classifier/progress"):
+            patient = patient_path(client, mrn)
+            for path in (f"{patient}/dob", "/ui/classifier", "/ui/classifier/progress"):
                 refused = client.get(path)
                 assert refused.status_code == 403 and "Not allowed" in refused.text, (role, path)
             token = csrf_of(home.text)
             sent = {"csrf": token, "dob": "1999-01-01", "confirmed": "1"}
-            assert client.post(f"/ui/patients/{mrn}/dob", data=sent).status_code == 403
+            assert client.post(f"{patient}/dob", data=sent).status_code == 403
             assert client.post("/ui/classifier", data={"csrf": token}).status_code == 403
             if role == "staff":  # the patient page is theirs, the correction is not
-                timeline = client.get(f"/ui/patients/{mrn}")
+                timeline = client.get(patient)
                 assert timeline.status_code == 200 and "/dob" not in timeline.text
     assert _dob_and_retention(web_archive.settings, mrn, web_archive.docs["mammogram"]) == before
     for role in ("him_admin", "admin"):
         with web_client(web_archive.settings, role) as client:
             assert 'href="/ui/classifier"' in client.get("/ui/account").text
-            assert f'href="/ui/patients/{mrn}/dob"' in client.get(f"/ui/patients/{mrn}").text
+            patient = patient_path(client, mrn)
+            assert f'href="{patient}/dob"' in client.get(patient).text
     refusals = [e for e in _audit(web_archive.settings, "session.use") if e.outcome == "forbidden"]
-    assert any(e.target_id == "POST /ui/patients/{mrn}/dob" for e in refusals)
+    assert any(e.target_id == "POST /ui/patients/{ref}/dob" for e in refusals)
 
 
 def test_a_dob_correction_is_shown_then_made_and_moves_the_retention(web_archive) -> None:
@@ -67,8 +69,8 @@ def test_a_dob_correction_is_shown_then_made_and_moves_the_retention(web_archive
     mrn, doc = web_archive.mrns["ed_note"], web_archive.docs["ed_note"]
     old_dob, old_until, old_rule, old_lock = _dob_and_retention(settings, mrn, doc)
     assert (old_dob, old_until, old_rule) == (date(2001, 7, 16), date(2032, 3, 15), "ahima.adult")
-    page_url = f"/ui/patients/{mrn}/dob"
     with web_client(settings, "him_admin") as client:
+        page_url = patient_path(client, mrn) + "/dob"
         form = client.get(page_url)
         assert form.status_code == 200 and "2001-07-16" in form.text and "2032-03-15" in form.text
         token = csrf_of(form.text)
@@ -146,19 +148,20 @@ def test_a_review_item_held_on_its_patient_offers_the_dob_correction(web_archive
     with web_client(settings, "him_admin") as client:
         item = client.get(f"/ui/review/{doc}")
         assert item.status_code == 200 and "the DOB read disagrees with that patient" in item.text
-        link = f'href="/ui/patients/{mrn}/dob?back={doc}"'
-        assert link in item.text
+        link = re.search(rf'href="(/ui/patients/([^/"]+)/dob)\?back={doc}"', item.text)
+        assert link and mrn not in link.group(0)  # a sealed reference, never the MRN
+        page_url = link.group(1)
         assert "/dob?back=" not in client.get(f"/ui/review/{other}").text  # not held on its patient
-        form = client.get(f"/ui/patients/{mrn}/dob?back={doc}")
+        form = client.get(f"{page_url}?back={doc}")
         sent = {"csrf": csrf_of(form.text), "dob": right.isoformat(), "back": doc}
-        preview = client.post(f"/ui/patients/{mrn}/dob", data=sent)
+        preview = client.post(page_url, data=sent)
         # Its own DOB (the page's, given when it was resolved) already dates it: nothing moves.
         assert (
             "No retention date changes (the rules give the archived document the same date)" in preview.text
         )
         assert 'name="back" value="' + doc in preview.text
-        done = client.post(f"/ui/patients/{mrn}/dob", data={**sent, "confirmed": "1"}, follow_redirects=False)
-        assert done.headers["location"] == f"/ui/patients/{mrn}/dob?done=0&back={doc}"
+        done = client.post(page_url, data={**sent, "confirmed": "1"}, follow_redirects=False)
+        assert done.headers["location"] == f"{page_url}?done=0&back={doc}"
         assert (
             f'<a href="/ui/review/{doc}">Back to the review item to resolve it</a>'
             in client.get(done.headers["location"]).text

@@ -172,3 +172,30 @@ def build_records_archive(base: Path, lock_s: int = 2) -> RecordsArchive:
             services.access.create_user(role, f"Test {role}", role, password=PASSWORD, vendor=vendor)
     time.sleep(lock_s + 0.5)  # the store's minimum lock has run out: only retention and holds decide
     return RecordsArchive(settings, old=docs[:2], held=docs[2], current=docs[3], quarantined=quarantined)
+
+
+def acting_as_signed_in(client):
+    """The app's services acting as the person signed in on ``client`` (for what only they may open)."""
+    from chartvault.services import Caller
+
+    services = client.app.state.services
+    session = services.sessions.resolve(client.cookies["cv_session"])
+    assert session is not None, "not signed in"
+    return services.acting_as(Caller.of_user(session.user_id, session.role, session.vendor))
+
+
+def patient_path(client, mrn: str) -> str:
+    """``/ui/patients/<sealed reference>`` for the person signed in on ``client``, as their pages link it."""
+    return "/ui/patients/" + acting_as_signed_in(client).links.patient(mrn)
+
+
+def viewer_path(client, doc_id: str, q: str) -> str:
+    """The viewer of ``doc_id`` carrying the search ``q``, sealed for the person signed in on ``client``."""
+    return f"/ui/documents/{doc_id}?s=" + acting_as_signed_in(client).links.seal("search", {"q": q})
+
+
+def search_form(client, follow_redirects: bool = True, **fields: str):
+    """The search form sent as a person sends it (a POST with the CSRF token), its 303 followed."""
+    form = client.get("/ui/search")
+    data = {"csrf": csrf_of(form.text), **fields}
+    return client.post("/ui/search", data=data, follow_redirects=follow_redirects)

@@ -1,4 +1,4 @@
-"""The keys of the audit log's MAC chain, kept outside the catalog.
+"""The keys of the audit log's MAC chain (and of sealed page links), kept outside the catalog.
 
 A plain hash chain can be recomputed by anyone who can write the catalog; an HMAC
 cannot without its key, so the key lives where the catalog's writers cannot read it:
@@ -12,6 +12,10 @@ generated key is 64 hex characters (256 random bits), so moving a file key to th
 environment is copying the string. A key id is a fingerprint of the key (``k`` + 16 hex
 digits of a domain-separated SHA-256), so no key needs a name of its own and the id
 reveals nothing about the key.
+
+The same ring, under another file and other variables (``KeyRingSpec``), keeps the key that seals the
+web pages' links (``chartvault.services.links``): one way to keep, share between machines and rotate a
+secret, whichever secret it is.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import secrets
 import stat
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,8 +44,34 @@ FILE_FORMAT = "chartvault-audit-keys/1"
 _ID_DOMAIN = b"chartvault audit key id\x00"
 
 
+@dataclass(frozen=True, slots=True)
+class KeyRingSpec:
+    """What a ring is called: its file's format, the variables that give its keys (named in messages)."""
+
+    what: str  # "audit", "link": in messages ("audit key file ...")
+    file_format: str
+    env_key: str
+    env_retired: str
+    env_file: str
+
+
+AUDIT_KEYS = KeyRingSpec(
+    "audit", FILE_FORMAT, "CHARTVAULT_AUDIT_KEY", "CHARTVAULT_AUDIT_RETIRED_KEYS", "CHARTVAULT_AUDIT_KEY_FILE"
+)
+LINK_KEYS = KeyRingSpec(
+    "link",
+    "chartvault-link-keys/1",
+    "CHARTVAULT_LINK_KEY",
+    "CHARTVAULT_LINK_RETIRED_KEYS",
+    "CHARTVAULT_LINK_KEY_FILE",
+)
+
+
 class AuditKeyError(InvalidInput):
-    """A key is missing, unreadable, too weak or too widely readable (messages name paths and ids only)."""
+    """A key is missing, unreadable, too weak or too widely readable (messages name paths and ids only).
+
+    Raised for either ring (the audit log's, the links'): the message names which.
+    """
 
 
 def key_id_of(key: bytes) -> str:
@@ -82,13 +113,15 @@ class KeyRing:
         path: Path | None,
         env_key: str | None = None,
         env_retired: Sequence[str] = (),
+        spec: KeyRingSpec = AUDIT_KEYS,
     ) -> None:
         self.path = path
-        self._env_current = _secret_key(env_key, "CHARTVAULT_AUDIT_KEY") if env_key else None
+        self.spec = spec
+        self._env_current = _secret_key(env_key, spec.env_key) if env_key else None
         self._env_keys = {
             key_id_of(k): k
             for k in [
-                *(_secret_key(s, "CHARTVAULT_AUDIT_RETIRED_KEYS entries") for s in env_retired),
+                *(_secret_key(s, f"{spec.env_retired} entries") for s in env_retired),
                 *([self._env_current] if self._env_current else []),
             ]
         }
@@ -141,9 +174,10 @@ class KeyRing:
         atomic rename, so a crash leaves either the old ring or the new one, never half.
         """
         if self._env_current is not None:
+            spec = self.spec
             raise AuditKeyError(
-                "the audit key comes from CHARTVAULT_AUDIT_KEY: rotate it there and move the old "
-                "key to CHARTVAULT_AUDIT_RETIRED_KEYS"
+                f"the {spec.what} key comes from {spec.env_key}: rotate it there and move the old "
+                f"key to {spec.env_retired}"
             )
         path = self._need_path()
         with self._lock, self._file_lock(path):
@@ -162,7 +196,8 @@ class KeyRing:
 
     def _need_path(self) -> Path:
         if self.path is None:
-            raise AuditKeyError("no audit key: set CHARTVAULT_AUDIT_KEY or CHARTVAULT_AUDIT_KEY_FILE")
+            spec = self.spec
+            raise AuditKeyError(f"no {spec.what} key: set {spec.env_key} or {spec.env_file}")
         return self.path
 
     def _refresh_file(self, create: bool) -> None:
@@ -181,7 +216,7 @@ class KeyRing:
             st = self.path.stat()
         stamp = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_mode)
         if stamp != self._file_stamp:
-            self._file_current, self._file_keys = _read_key_file(self.path, st)
+            self._file_current, self._file_keys = _read_key_file(self.path, st, self.spec)
             self._file_stamp = stamp
 
     def _create(self, path: Path) -> None:
@@ -200,9 +235,9 @@ class KeyRing:
             tmp.unlink()
         _fsync_dir(folder)
 
-    @staticmethod
-    def _write_temp(path: Path, current: str, keys: dict[str, bytes]) -> Path:
-        body = {"format": FILE_FORMAT, "current": current, "keys": {k: v.decode() for k, v in keys.items()}}
+    def _write_temp(self, path: Path, current: str, keys: dict[str, bytes]) -> Path:
+        stored = {k: v.decode() for k, v in keys.items()}
+        body = {"format": self.spec.file_format, "current": current, "keys": stored}
         tmp = path.parent / f".{path.name}.tmp-{secrets.token_hex(8)}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with open(fd, "w", closefd=True) as out:
@@ -223,11 +258,12 @@ class KeyRing:
             os.close(fd)
 
 
-def _read_key_file(path: Path, st: os.stat_result) -> tuple[str, dict[str, bytes]]:
+def _read_key_file(path: Path, st: os.stat_result, spec: KeyRingSpec) -> tuple[str, dict[str, bytes]]:
     """(current id, keys) from the key file; refused when others may read it or it is malformed."""
+    what = spec.what
     if stat.S_IMODE(st.st_mode) & 0o077:
         raise AuditKeyError(
-            f"audit key file {path} is accessible to other users (mode {stat.S_IMODE(st.st_mode):04o}); "
+            f"{what} key file {path} is accessible to other users (mode {stat.S_IMODE(st.st_mode):04o}); "
             "chmod 600 it"
         )
     try:
@@ -235,10 +271,10 @@ def _read_key_file(path: Path, st: os.stat_result) -> tuple[str, dict[str, bytes
         keys = {str(k): _secret_key(v, f"key {k}") for k, v in body["keys"].items()}
         current = str(body["current"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError, AuditKeyError) as exc:
-        raise AuditKeyError(f"audit key file {path} is unreadable ({type(exc).__name__})") from None
-    if body.get("format") != FILE_FORMAT or current not in keys:
-        raise AuditKeyError(f"audit key file {path} is not a {FILE_FORMAT} key ring")
+        raise AuditKeyError(f"{what} key file {path} is unreadable ({type(exc).__name__})") from None
+    if body.get("format") != spec.file_format or current not in keys:
+        raise AuditKeyError(f"{what} key file {path} is not a {spec.file_format} key ring")
     for key_id, key in keys.items():
         if key_id_of(key) != key_id:
-            raise AuditKeyError(f"audit key file {path}: key {key_id} does not match its id")
+            raise AuditKeyError(f"{what} key file {path}: key {key_id} does not match its id")
     return current, keys

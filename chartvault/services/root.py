@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from chartvault.services.documents import DocumentService
     from chartvault.services.intake import IntakeService
     from chartvault.services.jobs import JobService
+    from chartvault.services.links import LinkSealer, LinkService
     from chartvault.services.operations import OperationsService
     from chartvault.services.pages import PageCache, PageService
     from chartvault.services.patients import PatientService
@@ -145,6 +146,13 @@ class Parts:
         from chartvault.services.sessions import SignInThrottle
 
         return SignInThrottle.from_settings(self.settings)
+
+    @_part
+    def link_sealer(self) -> LinkSealer:
+        """Seals the pages' links (searches, patients) with the link key ring."""
+        from chartvault.services.links import LinkSealer
+
+        return LinkSealer.from_settings(self.settings)
 
     @_part
     def page_cache(self) -> PageCache:
@@ -332,6 +340,14 @@ class Services:
 
         parts = self.parts
         return SessionService(self.settings, parts.sessions, self.access, parts.sign_in_throttle, self.audit)
+
+    @cached_property
+    def links(self) -> LinkService:
+        """Page links sealed for this caller: no MRN or name in an address (``services.links``)."""
+        from chartvault.services.links import LinkService
+
+        parts = self.parts
+        return LinkService(lambda: parts.link_sealer, self.caller)
 
     @cached_property
     def pages(self) -> PageService:

@@ -103,9 +103,14 @@ class PageContext:
             "csrf_token": self.csrf_token,
             "notices": self.notices,
             "current_path": self.request.url.path,
+            "patient_ref": self._patient_ref,
             **values,
         }
         return templates.TemplateResponse(self.request, template, context, status_code=status)
+
+    def _patient_ref(self, mrn: str) -> str:
+        """A sealed reference to a patient for this person's page links (never the MRN in an address)."""
+        return self.services.links.patient(mrn)
 
 
 def _route_path(request: Request) -> str:

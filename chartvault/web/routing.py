@@ -31,7 +31,7 @@ SECURITY_HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",  # page addresses may hold an MRN: never sent to another site
+    "Referrer-Policy": "same-origin",  # page addresses carry sealed links only; still, never sent elsewhere
 }
 
 

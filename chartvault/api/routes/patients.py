@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -101,24 +102,58 @@ class DobPreviewBody(BaseModel):
     )
 
 
+class PatientDobPreviewBody(DobPreviewBody):
+    """The patient and the date of birth a correction would give, both in the body."""
+
+    mrn: str = Field(min_length=1, max_length=64, description="The patient's MRN.")
+
+
+class PatientDobBody(DobBody):
+    """The patient and their corrected date of birth, both in the body."""
+
+    mrn: str = Field(min_length=1, max_length=64, description="The patient's MRN.")
+
+
+_PREVIEW: dict[str, Any] = {
+    "summary": "What correcting a patient's DOB would change: each document's retention from and to",
+    "responses": error_responses(404, 422),
+}
+_CORRECTION: dict[str, Any] = {
+    "summary": "Correct a patient's DOB and recompute their documents' retention (store locks only extend)",
+    "responses": error_responses(404, 422),
+}
+_MRN_IN_URL = "Deprecated: the MRN is in the URL, which proxies' access logs keep. Use `POST {}`."
+
+
+@router.post("/patients/dob-correction", **_PREVIEW)
+def dob_correction_by_body(body: PatientDobPreviewBody, services: ServicesDep) -> DobCorrection:
+    """Nothing is saved: the web page's preview. A POST so that the date and the MRN travel in the body,
+    never in a URL (a reverse proxy's access log keeps whole URLs). A DOB in the future, before 1880 or
+    after one of the patient's dates of service is refused (422, ``dob_future`` / ``dob_too_early`` /
+    ``dob_after_service``) as the correction would be."""
+    return services.records.dob_correction(body.mrn, body.dob)
+
+
+@router.post("/patients/dob", **_CORRECTION)
+def correct_dob_by_body(body: PatientDobBody, services: ServicesDep) -> DobCorrected:
+    """As ``chartvault retention correct-dob`` and the web page: audited as ``patient.dob_corrected``."""
+    return services.records.correct_dob(body.mrn, body.dob)
+
+
 @router.post(
     "/patients/{mrn}/dob-correction",
-    summary="What correcting a patient's DOB would change: each document's retention from and to",
-    responses=error_responses(404, 422),
+    description=_MRN_IN_URL.format("/patients/dob-correction"),
+    deprecated=True,
+    **_PREVIEW,
 )
 def dob_correction(mrn: str, body: DobPreviewBody, services: ServicesDep) -> DobCorrection:
-    """Nothing is saved: the web page's preview. A POST so that the date travels in the body, never in a
-    URL (a reverse proxy's access log keeps whole URLs). A DOB in the future, before 1880 or after one of
-    the patient's dates of service is refused (422, ``dob_future`` / ``dob_too_early`` /
-    ``dob_after_service``) as the correction would be."""
+    """As ``POST /patients/dob-correction``, the MRN in the path."""
     return services.records.dob_correction(mrn, body.dob)
 
 
 @router.post(
-    "/patients/{mrn}/dob",
-    summary="Correct a patient's DOB and recompute their documents' retention (store locks only extend)",
-    responses=error_responses(404, 422),
+    "/patients/{mrn}/dob", description=_MRN_IN_URL.format("/patients/dob"), deprecated=True, **_CORRECTION
 )
 def correct_dob(mrn: str, body: DobBody, services: ServicesDep) -> DobCorrected:
-    """As ``chartvault retention correct-dob`` and the web page: audited as ``patient.dob_corrected``."""
+    """As ``POST /patients/dob``, the MRN in the path."""
     return services.records.correct_dob(mrn, body.dob)

@@ -264,9 +264,29 @@ def get_package(
 @router.get(
     "/patients/{mrn}/disclosures",
     summary="Accounting of disclosures (164.528), six years back",
+    description="Deprecated: the MRN is in the URL, which proxies' access logs keep. Use "
+    "`POST /patients/disclosures`.",
+    deprecated=True,
     responses=error_responses(422),
 )
 def patient_disclosures(
     mrn: str, services: ServicesDep, accountable_only: bool = False
 ) -> DisclosureAccounting:
     return services.releases.disclosures(mrn, accountable_only=accountable_only)
+
+
+class DisclosuresBody(BaseModel):
+    """Whose accounting, in the body (where no proxy's access log keeps the MRN)."""
+
+    mrn: str = Field(min_length=1, max_length=64, description="The patient's MRN.")
+    accountable_only: bool = Field(False, description="Only the disclosures owed an account of.")
+
+
+@router.post(
+    "/patients/disclosures",
+    summary="Accounting of disclosures (164.528), six years back",
+    responses=error_responses(422),
+)
+def patient_disclosures_by_body(body: DisclosuresBody, services: ServicesDep) -> DisclosureAccounting:
+    """As ``GET /patients/{mrn}/disclosures``, the MRN in the body (audited the same)."""
+    return services.releases.disclosures(body.mrn, accountable_only=body.accountable_only)

@@ -14,11 +14,13 @@ from chartvault.web.routes import (
     releases,
     reports,
     review,
+    search,
 )
 
 ROUTERS = (
     auth.router,
     account.router,
+    search.router,
     documents.router,
     review.router,
     releases.router,

@@ -49,10 +49,12 @@ def releases_page(page: Page, status: str = "", overdue: bool = False) -> Respon
 
 
 @router.get("/ui/releases/new")
-def new_release_form(page: Page, mrn: str = "") -> Response:
-    """The request form; documents chosen on a patient's timeline arrive as ``doc`` parameters."""
+def new_release_form(page: Page, patient: str = "") -> Response:
+    """The request form; from a patient's timeline, the patient as a sealed reference (``patient``: never
+    the MRN in the address) and the documents chosen as ``doc`` parameters."""
     chosen = [d for d in page.request.query_params.getlist("doc") if d][:1000]
-    return _new_form(page, {"mrn": mrn.strip()}, chosen)
+    mrn = page.services.links.mrn_of(patient) if patient else ""
+    return _new_form(page, {"mrn": mrn}, chosen)
 
 
 @router.post("/ui/releases")
@@ -160,10 +162,12 @@ def package(release_id: str, page: Page) -> Response:
     )
 
 
-@router.get("/ui/patients/{mrn}/disclosures")
-def disclosures_page(mrn: str, page: Page) -> Response:
-    """The accounting of disclosures (164.528): six years back, exempt ones marked."""
-    return page.render("disclosures.html", accounting=page.services.releases.disclosures(mrn))
+@router.get("/ui/patients/{ref}/disclosures")
+def disclosures_page(ref: str, page: Page) -> Response:
+    """The accounting of disclosures (164.528): six years back, exempt ones marked. ``ref``: a sealed
+    patient reference (``services.links``), never the MRN."""
+    accounting = page.services.releases.disclosures(page.services.links.mrn_of(ref))
+    return page.render("disclosures.html", accounting=accounting, ref=ref)
 
 
 def _new_form(
