@@ -102,6 +102,11 @@ class LocalObjectStore:
             raise ObjectStoreError(f"object key {ref.key} does not match the ref's sha256")
         return path
 
+    def path_of(self, ref: ObjectRef) -> Path:
+        """The file holding an object, for a copy that checks it on the way (``put_file`` hashes what it
+        copies): one read instead of a verified read into a scratch file and a second read from it."""
+        return self._path_for_ref(ref)
+
     def _make_dirs(self, directory: Path) -> None:
         """Create the fan-out folders, fsyncing each parent whose entries changed."""
         missing: list[Path] = []
