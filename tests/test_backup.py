@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ingest_files
+from conftest import api_client, ingest_files
 from sqlalchemy import select
 
 from chartvault.archive.models import AuditEvent, Document
@@ -146,3 +146,15 @@ def test_a_catalog_on_a_database_server_is_refused_with_what_to_use(tmp_path: Pa
     with Services(settings) as services, pytest.raises(InvalidInput, match="pg_dump"):
         services.backups.create(tmp_path / "backups")
     assert not (tmp_path / "backups").exists()
+
+
+def test_the_age_of_the_newest_complete_backup_is_a_metric(settings: Settings, tmp_path: Path) -> None:
+    """The engineer on call is paged when backups stop: absent before the first, then its age."""
+    with api_client(settings) as client:
+        gauge = "chartvault_backup_age_seconds"
+        assert gauge not in client.get("/metrics").text
+        made = client.app.state.services.backups.create(tmp_path / "backups")
+        assert made["complete"] and made["objects"] == 0  # an empty archive backs up too
+        client.app.state.services.operations._gauges = None  # the gauges' 5 s cache, not waited for
+        lines = [line for line in client.get("/metrics").text.splitlines() if line.startswith(gauge)]
+        assert len(lines) == 1 and 0 <= float(lines[0].split()[-1]) < 60

@@ -95,6 +95,12 @@ class CatalogCollector(Collector):
                 "Age of the newest audit checkpoint in the object store (absent until the first one).",
                 value=g.newest_checkpoint_age_s,
             )
+        if g.newest_backup_age_s is not None:
+            yield GaugeMetricFamily(
+                "chartvault_backup_age_seconds",
+                "Age of the newest complete backup (chartvault backup create; absent until the first one).",
+                value=g.newest_backup_age_s,
+            )
 
 
 _registry_lock = threading.Lock()

@@ -29,6 +29,7 @@ from chartvault.archive.models import (
     PAGE_FAILED,
     PAGE_OCR,
     PAGE_RECEIVED,
+    AuditEvent,
     Batch,
     IndexTask,
     Page,
@@ -55,6 +56,7 @@ class CatalogGauges:
     unfinished_batches: int
     oldest_unfinished_batch_age_s: float | None
     newest_checkpoint_age_s: float | None
+    newest_backup_age_s: float | None  # the newest complete backup (``backup.create`` ok); None: none yet
 
 
 class OperationsService:
@@ -159,6 +161,11 @@ class OperationsService:
             open_batches, oldest = s.execute(
                 select(func.count(), func.min(Batch.created_at)).where(Batch.status.in_(OPEN_BATCH_STATES))
             ).one()
+            backed_up = s.scalar(  # by the action's index: a handful of rows however long the log
+                select(func.max(AuditEvent.at)).where(
+                    AuditEvent.action == "backup.create", AuditEvent.outcome == "ok"
+                )
+            )
         checkpoint = self._newest_checkpoint()
         return CatalogGauges(
             pages_by_state={state: int(pages.get(state, 0)) for state in PAGE_STATES},
@@ -166,6 +173,7 @@ class OperationsService:
             unfinished_batches=int(open_batches),
             oldest_unfinished_batch_age_s=_age(moment, oldest),
             newest_checkpoint_age_s=_age(moment, checkpoint),
+            newest_backup_age_s=_age(moment, _utc(backed_up)),
         )
 
     def _newest_checkpoint(self) -> datetime | None:
@@ -182,6 +190,11 @@ class OperationsService:
         with self._lock:
             self._checkpoint = (now, newest)
         return newest
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    """A catalog time in UTC (SQLite gives it back without its zone)."""
+    return at if at is None or at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _age(now: datetime, then: datetime | None) -> float | None:
