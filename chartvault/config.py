@@ -73,7 +73,8 @@ class Settings(BaseSettings):
         2 * 1024 * 1024,
         gt=0,
         description="Most bytes of non-file form fields (station, operator, manifest...) in one request, "
-        "all together: fields are held in memory.",
+        "all together: fields are held in memory. Also the largest JSON body and urlencoded form, refused "
+        "before the token is checked (chartvault.api.bodylimit).",
     )
 
     mrn_pattern: str = Field(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -169,6 +169,8 @@ async def _check_unsafe(ctx: PageContext) -> None:
     if content_type.startswith("application/x-www-form-urlencoded"):
         try:
             ctx.form = await request.form(max_files=0, max_fields=200)
+        except HTTPException:
+            raise  # a body over the cap (chartvault.api.bodylimit): 413, not "malformed"
         except Exception:
             raise MalformedRequest("the form could not be read") from None
         token = ctx.form.get("csrf")
