@@ -24,22 +24,32 @@ HEADERS = {
 }
 
 
-class SecurityHeaders:
-    """ASGI middleware: the headers above on every response that did not set its own."""
+class DefaultHeaders:
+    """ASGI middleware: ``headers`` on every response that did not set its own, but those under
+    ``skip_prefixes``."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, headers: dict[str, str], skip_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.headers = headers
+        self.skip_prefixes = skip_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(self.skip_prefixes):
             await self.app(scope, receive, send)
             return
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for name, value in HEADERS.items():
+                for name, value in self.headers.items():
                     headers.setdefault(name, value)
             await send(message)
 
         await self.app(scope, receive, sending)
+
+
+class SecurityHeaders(DefaultHeaders):
+    """The headers above on every response (the pages set their own policy first)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        super().__init__(app, HEADERS)
