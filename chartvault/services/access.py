@@ -117,6 +117,7 @@ class AccessService:
         days: int = 90,
         *,
         username: str | None = None,
+        not_after: datetime | None = None,
     ) -> NewToken:
         """A new token (of ``username`` when given); its secret is in the answer once and nowhere else.
 
@@ -134,6 +135,7 @@ class AccessService:
                 vendor=vendor,
                 days=days,
                 user=user,
+                not_after=not_after,
             )
             made = NewToken(**to_fields(_token_view(row)), token=plaintext)
         self.audit("token.create", "token", made.id, detail={"role": made.role, "user": made.user_id})
@@ -154,7 +156,21 @@ class AccessService:
                 raise Forbidden("this token's user no longer exists")
         elif self.caller.role != "admin":
             raise Forbidden("only an admin makes tokens for another user")
-        return self.create_token(None, name, days=days, username=username)
+        return self.create_token(
+            None, name, days=days, username=username, not_after=self._calling_token_end()
+        )
+
+    def _calling_token_end(self) -> datetime | None:
+        """When the caller's token expires, if a token made by it must end no later (anyone but an
+        admin): else a stolen token would mint itself a successor of ten years, and that one another."""
+        if self.caller.role == "admin" or not self.caller.actor.startswith("token:"):
+            return None
+        with self.sessions() as s:
+            row = s.get(ApiToken, self.caller.actor.removeprefix("token:"))
+            if row is None:
+                return datetime.now(UTC)  # cannot happen for a caller that passed the door
+            end = row.expires_at
+            return end if end.tzinfo is not None else end.replace(tzinfo=UTC)
 
     def verify_token(self, presented: str) -> Principal | None:
         """The principal of a valid token, None for anything else (the reason never leaks)."""
