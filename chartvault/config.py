@@ -234,6 +234,12 @@ class Settings(BaseSettings):
         "within web_sign_in_window_minutes; further attempts are refused until the window moves on.",
     )
     web_sign_in_window_minutes: int = Field(15, ge=1, description="The window failed sign-ins count in.")
+    web_cookie_secure: bool | None = Field(
+        None,
+        description="Session cookies marked Secure: true always (behind a TLS proxy whose forwarded "
+        "headers uvicorn does not trust, the app sees http), false never; unset: when the request came "
+        "over https.",
+    )
     page_image_max_width: int = Field(
         2000, ge=200, le=6000, description="Widest page image the viewer may ask for, in pixels."
     )

@@ -12,7 +12,7 @@ import pytest
 from fastapi.routing import APIRoute
 from PIL import Image
 from sqlalchemy import select, update
-from webfixtures import FILES, ROLES, csrf_of, sign_in, web_client
+from webfixtures import FILES, PASSWORD, ROLES, csrf_of, sign_in, web_client
 
 from chartvault.archive.models import AuditEvent, Page, WebSession
 from chartvault.ocr.render import upright_box
@@ -97,6 +97,30 @@ def test_session_cookie_flags_and_sign_out(web_archive) -> None:
     with web_client(web_archive.settings, base_url="https://127.0.0.1") as tls:
         cookie = next(c for c in sign_in(tls, "staff").headers.get_list("set-cookie") if "cv_session=" in c)
         assert "Secure" in cookie
+
+
+def test_session_cookies_can_be_made_secure_behind_a_tls_proxy(web_archive) -> None:
+    """Behind a TLS proxy that does not say so (forwarded headers from an address uvicorn does not trust)
+    the app sees http and sent the session cookie without Secure: a browser sends it over plain http
+    too. CHARTVAULT_WEB_COOKIE_SECURE=true makes every cookie Secure; false never (a test rig)."""
+    forced = web_archive.settings.model_copy(update={"web_cookie_secure": True})
+    with web_client(forced) as client:
+        form = client.get("/ui/sign-in")
+        assert "Secure" in form.headers["set-cookie"]
+        secret = form.cookies["cv_sign_in"]  # a client keeps a Secure cookie off plain http: sent by hand
+        client.cookies.clear()
+        resp = client.post(
+            "/ui/sign-in",
+            data={"csrf": csrf_of(form.text), "username": "staff", "password": PASSWORD},
+            headers={"Cookie": f"cv_sign_in={secret}"},
+            follow_redirects=False,
+        )
+        cookie = next(c for c in resp.headers.get_list("set-cookie") if "cv_session=" in c)
+        assert "Secure" in cookie
+    never = web_archive.settings.model_copy(update={"web_cookie_secure": False})
+    with web_client(never, base_url="https://127.0.0.1") as tls:
+        cookie = next(c for c in sign_in(tls, "staff").headers.get_list("set-cookie") if "cv_session=" in c)
+        assert "Secure" not in cookie
 
 
 def test_api_answers_are_never_cached_only_static_files_may_be(web_archive) -> None:

@@ -194,7 +194,9 @@ def sign_in_redirect(back_to: str | None) -> Response:
 
 
 def set_cookie(response: Response, request: Request, name: str, value: str, max_age: int | None) -> None:
-    """A cookie only this site's pages send back: HttpOnly, SameSite=Strict, Secure over TLS."""
+    """A cookie only this site's pages send back: HttpOnly, SameSite=Strict, Secure over TLS (or always,
+    with ``CHARTVAULT_WEB_COOKIE_SECURE=true``, where a TLS proxy in front does not say it is one)."""
+    forced: bool | None = request.app.state.services.settings.web_cookie_secure
     response.set_cookie(
         name,
         value,
@@ -202,7 +204,7 @@ def set_cookie(response: Response, request: Request, name: str, value: str, max_
         path="/",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=request.url.scheme == "https" if forced is None else forced,
     )
 
 
