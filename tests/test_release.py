@@ -309,6 +309,40 @@ def test_vendor_sees_and_fetches_only_its_own_live_releases(roi: Roi) -> None:
 
 
 @pytest.mark.slow
+def test_a_vendor_sees_what_it_needs_to_send_the_package_and_no_more(roi: Roi) -> None:
+    """A vendor's view of its release held which documents of the chart went in, who at the hospital
+    asked and decided (user and token ids) and the HIM's reason for an extension: nothing a copy service
+    needs to send the package to its recipient (minimum necessary). Staff still see all of it."""
+    rel = request_release(roi)
+    assert (
+        roi.call(
+            "him", "POST", f"/releases/{rel['id']}/extend", json={"reason": "chart at offsite storage"}
+        ).status_code
+        == 200
+    )
+    assert upload_authorization(roi, rel["id"], elements()).status_code == 201
+    assert roi.call("him", "POST", f"/releases/{rel['id']}/review").status_code == 200
+    assert roi.call("him", "POST", f"/releases/{rel['id']}/approve").status_code == 200
+    hidden = (
+        "document_ids",
+        "approved_document_ids",
+        "criteria",
+        "extension_reason",
+        "requested_by",
+        "requested_by_user",
+        "decided_by",
+        "decided_by_user",
+    )
+    listed = roi.call("vendor_a", "GET", "/releases").json()["items"]
+    one = roi.call("vendor_a", "GET", f"/releases/{rel['id']}").json()
+    for view in (listed[0], one):
+        assert view["id"] == rel["id"] and view["package"] is not None and view["recipient"]
+        assert {k: view[k] for k in hidden} == dict.fromkeys(hidden), view
+    staff = roi.call("staff", "GET", f"/releases/{rel['id']}").json()
+    assert staff["approved_document_ids"] and staff["requested_by_user"] and staff["extension_reason"]
+
+
+@pytest.mark.slow
 def test_revoking_the_authorization_stops_the_release(roi: Roi) -> None:
     rel = approved_release(roi)
     r = roi.call("him", "POST", f"/releases/{rel['id']}/revoke", json={"authorization_revoked": True})
