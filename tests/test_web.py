@@ -213,6 +213,20 @@ def test_failed_sign_ins_are_throttled_and_audited_without_secrets(web_archive) 
     assert all("wrong password" not in str(e.detail) and e.target_id != "scanner" for e in attempts)
 
 
+def test_a_flood_of_throttled_sign_ins_writes_one_audit_entry(settings) -> None:
+    """Every throttled sign-in wrote an audit entry (a MAC-chained row in a write transaction): a stranger
+    posting the form as fast as it answers wrote 150 a second, without end, drowning the log and holding
+    the catalog's writer. Throttled attempts from one address are recorded once a window."""
+    with web_client(settings) as client:
+        for _ in range(settings.web_sign_in_failures):
+            assert sign_in(client, "nobody", "wrong password, surely").status_code == 401
+        for _ in range(40):
+            assert sign_in(client, "nobody", "wrong password, surely").status_code == 429
+    attempts = [e.outcome for e in _audit(settings, "user.sign_in")]
+    assert attempts.count("refused") == settings.web_sign_in_failures
+    assert attempts.count("throttled") == 1
+
+
 def test_failure_throttle_window_moves_on() -> None:
     now = [1000.0]
     throttle = FailureThrottle(3, 60, clock=lambda: now[0])

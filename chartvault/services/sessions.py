@@ -92,7 +92,7 @@ class SessionService:
         try:
             self.throttle.check(name, address)
         except TooManyAttempts:
-            self.audit("user.sign_in", outcome="throttled")
+            self.audit.refused_once("user.sign_in", "throttled", address)
             raise
         user = self.access.sign_in(name, password)  # audits the attempt either way
         if user is None:
