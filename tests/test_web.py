@@ -99,6 +99,25 @@ def test_session_cookie_flags_and_sign_out(web_archive) -> None:
         assert "Secure" in cookie
 
 
+def test_signing_in_again_ends_the_session_the_browser_held(web_archive) -> None:
+    """Signing in replaced the cookie but left the earlier session live until it idled out: whoever had
+    copied it (or the person before, on a shared workstation) kept it for up to 15 minutes more."""
+    with web_client(web_archive.settings, "staff") as client:
+        first = client.cookies["cv_session"]
+        form = client.get("/ui/sign-in", follow_redirects=False)
+        assert form.status_code == 303  # signed in: the form is not shown, but it can still be posted
+        token = csrf_of(client.get("/ui/account").text)  # a signed-in browser's forms carry its session's
+        again = client.post(
+            "/ui/sign-in",
+            data={"csrf": token, "username": "staff", "password": PASSWORD},
+            follow_redirects=False,
+        )
+        assert again.status_code == 303 and again.cookies["cv_session"] != first
+        client.cookies.clear()
+        client.cookies.set("cv_session", first)
+        assert client.get("/ui/search", follow_redirects=False).status_code == 303  # the old one is dead
+
+
 def test_session_cookies_can_be_made_secure_behind_a_tls_proxy(web_archive) -> None:
     """Behind a TLS proxy that does not say so (forwarded headers from an address uvicorn does not trust)
     the app sees http and sent the session cookie without Secure: a browser sends it over plain http
