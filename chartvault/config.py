@@ -73,7 +73,8 @@ class Settings(BaseSettings):
         2 * 1024 * 1024,
         gt=0,
         description="Most bytes of non-file form fields (station, operator, manifest...) in one request, "
-        "all together: fields are held in memory.",
+        "all together: fields are held in memory. Also the largest JSON body and urlencoded form, refused "
+        "before the token is checked (chartvault.api.bodylimit).",
     )
 
     mrn_pattern: str = Field(
@@ -250,6 +251,12 @@ class Settings(BaseSettings):
     )
     link_key_file: Path | None = Field(
         None, description="Link key ring file (0600, made on first use); default <data_dir>/keys/links.key."
+    )
+    web_cookie_secure: bool | None = Field(
+        None,
+        description="Session cookies marked Secure: true always (behind a TLS proxy whose forwarded "
+        "headers uvicorn does not trust, the app sees http), false never; unset: when the request came "
+        "over https.",
     )
     page_image_max_width: int = Field(
         2000, ge=200, le=6000, description="Widest page image the viewer may ask for, in pixels."

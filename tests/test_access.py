@@ -216,6 +216,30 @@ def test_a_scanner_sees_the_batches_they_uploaded_from_any_token_or_session(sett
         assert all(bo_web.get(f"/ui/batches/{b}").status_code == 404 for b in anas)
 
 
+def test_a_token_cannot_make_itself_outlive_its_expiry(settings) -> None:
+    """A stolen 90-day token minted a 10-year one for its user (POST /tokens, days up to 3,650), and that
+    one another: the expiry meant nothing. A token made with a token now ends no later than it; an
+    admin may still give any user a longer one."""
+    with api_client(settings) as c:
+        access = c.app.state.services.access
+        access.create_user("vendy", "Vendy", "vendor", vendor="Acme Copy")
+        parent = access.create_token(None, "acme laptop", days=7, username="vendy")
+        vendor = {"Authorization": f"Bearer {parent.token}"}
+        child = c.post("/tokens", json={"name": "forever", "days": 3650}, headers=vendor)
+        assert child.status_code == 201, child.text
+        assert child.json()["expires_at"] <= parent.expires_at
+        grandchild = c.post(
+            "/tokens",
+            json={"name": "again", "days": 3650},
+            headers={"Authorization": f"Bearer {child.json()['token']}"},
+        )
+        assert grandchild.json()["expires_at"] <= parent.expires_at
+        shorter = c.post("/tokens", json={"name": "a day", "days": 1}, headers=vendor).json()
+        assert shorter["expires_at"] < parent.expires_at  # a shorter one stays shorter
+        by_admin = c.post("/tokens", json={"name": "long", "user": "vendy", "days": 365}).json()
+        assert by_admin["expires_at"] > parent.expires_at
+
+
 def test_actions_are_audited_under_the_calling_token(settings) -> None:
     with api_client(settings) as c:
         vault = c.app.state.services

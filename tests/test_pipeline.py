@@ -191,6 +191,31 @@ def test_hot_folder_ignores_a_growing_file(hot, corpus):
     assert hot.poll() is None and target.exists()
 
 
+def test_hot_folder_takes_no_link_to_a_file_outside_it(hot, corpus, tmp_path):
+    """A hard link in the hot folder to a file elsewhere was archived as a scan (the file's name is all
+    the share holds), and a name swapped for a symbolic link between the scan and the claim was followed.
+    Neither is read now: each goes to failed/ with its reason; the file elsewhere is untouched."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    secret = outside / "other-patient.pdf"
+    shutil.copy(pick(corpus, "pdf_text")["file"], secret)
+    os.link(secret, hot.folder / "linked.pdf")
+    (hot.folder / "symlinked.pdf").symlink_to(secret)
+    hot.poll()
+    assert hot.poll() is None  # nothing taken: no batch
+    assert (hot.folder / "symlinked.pdf").is_symlink()  # never taken from the scan
+    assert (hot.folder / "failed" / "linked.pdf").exists()
+    assert "other links" in (hot.folder / "failed" / "linked.pdf.reason.txt").read_text()
+
+    # A plain file at scan time, a link by the time it is claimed.
+    (hot.folder / "swapped.pdf").symlink_to(secret)
+    assert hot._claim(hot.folder / "swapped.pdf") is None
+    assert "not a plain file" in (hot.folder / "failed" / "swapped.pdf.reason.txt").read_text()
+    assert not any(hot.processing.iterdir())
+    assert secret.read_bytes() == Path(pick(corpus, "pdf_text")["file"]).read_bytes()
+    assert hot.intake.batches(50, 0).items == []
+
+
 @pytest.mark.slow
 def test_hot_folder_restart_finishes_claimed_files_once(tmp_path, settings, corpus):
     from chartvault.ingest.hotfolder import HotFolder

@@ -7,6 +7,7 @@ would bring (an access window that has run out), it writes that state to the cat
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import uuid
@@ -309,6 +310,40 @@ def test_vendor_sees_and_fetches_only_its_own_live_releases(roi: Roi) -> None:
 
 
 @pytest.mark.slow
+def test_a_vendor_sees_what_it_needs_to_send_the_package_and_no_more(roi: Roi) -> None:
+    """A vendor's view of its release held which documents of the chart went in, who at the hospital
+    asked and decided (user and token ids) and the HIM's reason for an extension: nothing a copy service
+    needs to send the package to its recipient (minimum necessary). Staff still see all of it."""
+    rel = request_release(roi)
+    assert (
+        roi.call(
+            "him", "POST", f"/releases/{rel['id']}/extend", json={"reason": "chart at offsite storage"}
+        ).status_code
+        == 200
+    )
+    assert upload_authorization(roi, rel["id"], elements()).status_code == 201
+    assert roi.call("him", "POST", f"/releases/{rel['id']}/review").status_code == 200
+    assert roi.call("him", "POST", f"/releases/{rel['id']}/approve").status_code == 200
+    hidden = (
+        "document_ids",
+        "approved_document_ids",
+        "criteria",
+        "extension_reason",
+        "requested_by",
+        "requested_by_user",
+        "decided_by",
+        "decided_by_user",
+    )
+    listed = roi.call("vendor_a", "GET", "/releases").json()["items"]
+    one = roi.call("vendor_a", "GET", f"/releases/{rel['id']}").json()
+    for view in (listed[0], one):
+        assert view["id"] == rel["id"] and view["package"] is not None and view["recipient"]
+        assert {k: view[k] for k in hidden} == dict.fromkeys(hidden), view
+    staff = roi.call("staff", "GET", f"/releases/{rel['id']}").json()
+    assert staff["approved_document_ids"] and staff["requested_by_user"] and staff["extension_reason"]
+
+
+@pytest.mark.slow
 def test_revoking_the_authorization_stops_the_release(roi: Roi) -> None:
     rel = approved_release(roi)
     r = roi.call("him", "POST", f"/releases/{rel['id']}/revoke", json={"authorization_revoked": True})
@@ -513,6 +548,70 @@ def test_package_turns_images_into_stamped_pages(tmp_path: Path) -> None:
             assert f"Release rel123 - page {n} of 4" in text and REDISCLOSURE_NOTICE in text
         assert len(pdf.pages[0].images) == 1
         assert "DISCHARGE SUMMARY" in pdf.pages[3].extract_text()
+
+
+def _hostile_pdf(path: Path) -> Path:
+    """A born-digital chart page carrying what a PDF can run: JavaScript on opening the document and the
+    page, a link running JavaScript, one launching a program, one to another site, an attached file."""
+    import pikepdf
+    from pikepdf import Array, Dictionary, Name, String
+
+    pdf = pikepdf.open(chart_pdf(path.with_suffix(".plain.pdf"), mrn=MRN, dob="03/04/1970", dos="05/06/2024"))
+    page = pdf.pages[0].obj
+
+    def link(action: Dictionary) -> Dictionary:
+        return pdf.make_indirect(
+            Dictionary(Type=Name.Annot, Subtype=Name.Link, Rect=Array([0, 0, 9, 9]), A=action)
+        )
+
+    page["/Annots"] = Array(
+        [
+            link(Dictionary(S=Name.JavaScript, JS=String("app.alert('page link')"))),
+            link(Dictionary(S=Name.Launch, F=String("cmd.exe"))),
+            link(Dictionary(S=Name.URI, URI=String("https://evil.example/collect"))),
+            pdf.make_indirect(
+                Dictionary(
+                    Type=Name.Annot,
+                    Subtype=Name.FileAttachment,
+                    Rect=Array([9, 9, 19, 19]),
+                    FS=String("x.exe"),
+                )
+            ),
+        ]
+    )
+    page["/AA"] = Dictionary(O=Dictionary(S=Name.JavaScript, JS=String("app.alert('page open')")))
+    pdf.Root.OpenAction = Dictionary(S=Name.JavaScript, JS=String("app.alert('document open')"))
+    pdf.save(path)
+    return path
+
+
+def test_package_carries_no_active_content_of_an_uploaded_pdf(tmp_path: Path) -> None:
+    """A scanner's PDF went into the package the hospital sends out as it was: its page-open JavaScript,
+    JavaScript and program-launching links and attached files reached the vendor and the recipient under
+    the hospital's stamp. The package keeps the pages' text, images and notes, and nothing that runs."""
+    import pikepdf
+
+    built = build_package(
+        "rel9",
+        [PackageSource("d1", _hostile_pdf(tmp_path / "h.pdf"), "application/pdf", 1, 1)],
+        tmp_path / "out.pdf",
+    )
+    raw = built.path.read_bytes()
+    for active in (
+        b"/JavaScript",
+        b"/JS",
+        b"/Launch",
+        b"/OpenAction",
+        b"/AA",
+        b"/FileAttachment",
+        b"evil.example",
+    ):
+        assert active not in raw, active
+    with pikepdf.open(built.path) as pdf:
+        assert len(pdf.pages) == 1
+    with pdfplumber.open(built.path) as pdf:
+        assert "DISCHARGE SUMMARY" in pdf.pages[0].extract_text()
+    assert hashlib.sha256(raw).hexdigest() == built.sha256 and len(raw) == built.size
 
 
 # -- policy and CLI ------------------------------------------------------------------------------

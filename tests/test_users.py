@@ -114,3 +114,31 @@ def test_cli_creates_users_reading_the_password_from_stdin(tmp_path: Path) -> No
         subprocess.run([*cli, "list", "--json"], env=env, capture_output=True, text=True).stdout
     )
     assert [u["username"] for u in listed["users"]] == ["admin1"]
+
+
+def test_a_password_reset_anywhere_ends_the_users_web_sessions(tmp_path: Path) -> None:
+    """`chartvault user reset-password` (the console, where an admin goes when an account is stolen)
+    left every web session of the user open: whoever held the stolen session kept it."""
+    from chartvault.config import Settings
+    from chartvault.services import Services
+
+    settings = Settings(data_dir=tmp_path / "data", _env_file=None)
+    with Services(settings) as vault:
+        vault.access.create_user("clerk", "Clerk", "staff", password=PASSWORD)
+        stolen = vault.sessions.sign_in("clerk", PASSWORD, "10.0.0.9").secret
+        assert vault.sessions.resolve(stolen) is not None
+    env = {**os.environ, "CHARTVAULT_DATA_DIR": str(tmp_path / "data")}
+    reset = subprocess.run(
+        [sys.executable, "-m", "chartvault.cli", "user", "reset-password", "clerk", "--password-stdin"],
+        input="a brand new passphrase\n",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert reset.returncode == 0, reset.stderr
+    with Services(settings) as vault:
+        assert vault.sessions.resolve(stolen) is None
+        # And the service the console calls does it too, for any caller.
+        again = vault.sessions.sign_in("clerk", "a brand new passphrase", "10.0.0.9").secret
+        vault.access.reset_password("clerk", "yet another passphrase")
+        assert vault.sessions.resolve(again) is None

@@ -14,6 +14,7 @@ from PIL import Image
 from sqlalchemy import select, update
 from webfixtures import (
     FILES,
+    PASSWORD,
     ROLES,
     csrf_of,
     patient_path,
@@ -108,6 +109,49 @@ def test_session_cookie_flags_and_sign_out(web_archive) -> None:
         assert "Secure" in cookie
 
 
+def test_signing_in_again_ends_the_session_the_browser_held(web_archive) -> None:
+    """Signing in replaced the cookie but left the earlier session live until it idled out: whoever had
+    copied it (or the person before, on a shared workstation) kept it for up to 15 minutes more."""
+    with web_client(web_archive.settings, "staff") as client:
+        first = client.cookies["cv_session"]
+        form = client.get("/ui/sign-in", follow_redirects=False)
+        assert form.status_code == 303  # signed in: the form is not shown, but it can still be posted
+        token = csrf_of(client.get("/ui/account").text)  # a signed-in browser's forms carry its session's
+        again = client.post(
+            "/ui/sign-in",
+            data={"csrf": token, "username": "staff", "password": PASSWORD},
+            follow_redirects=False,
+        )
+        assert again.status_code == 303 and again.cookies["cv_session"] != first
+        client.cookies.clear()
+        client.cookies.set("cv_session", first)
+        assert client.get("/ui/search", follow_redirects=False).status_code == 303  # the old one is dead
+
+
+def test_session_cookies_can_be_made_secure_behind_a_tls_proxy(web_archive) -> None:
+    """Behind a TLS proxy that does not say so (forwarded headers from an address uvicorn does not trust)
+    the app sees http and sent the session cookie without Secure: a browser sends it over plain http
+    too. CHARTVAULT_WEB_COOKIE_SECURE=true makes every cookie Secure; false never (a test rig)."""
+    forced = web_archive.settings.model_copy(update={"web_cookie_secure": True})
+    with web_client(forced) as client:
+        form = client.get("/ui/sign-in")
+        assert "Secure" in form.headers["set-cookie"]
+        secret = form.cookies["cv_sign_in"]  # a client keeps a Secure cookie off plain http: sent by hand
+        client.cookies.clear()
+        resp = client.post(
+            "/ui/sign-in",
+            data={"csrf": csrf_of(form.text), "username": "staff", "password": PASSWORD},
+            headers={"Cookie": f"cv_sign_in={secret}"},
+            follow_redirects=False,
+        )
+        cookie = next(c for c in resp.headers.get_list("set-cookie") if "cv_session=" in c)
+        assert "Secure" in cookie
+    never = web_archive.settings.model_copy(update={"web_cookie_secure": False})
+    with web_client(never, base_url="https://127.0.0.1") as tls:
+        cookie = next(c for c in sign_in(tls, "staff").headers.get_list("set-cookie") if "cv_session=" in c)
+        assert "Secure" not in cookie
+
+
 def test_api_answers_are_never_cached_only_static_files_may_be(web_archive) -> None:
     """API answers carry patient data: a browser trying them at /docs, or a proxy, must keep none of them
     (pages already said no-store; the API said nothing, so a browser could keep a timeline on disk)."""
@@ -196,6 +240,20 @@ def test_failed_sign_ins_are_throttled_and_audited_without_secrets(web_archive) 
     attempts = _audit(web_archive.settings, "user.sign_in")
     assert [e.outcome for e in attempts].count("throttled") == 1
     assert all("wrong password" not in str(e.detail) and e.target_id != "scanner" for e in attempts)
+
+
+def test_a_flood_of_throttled_sign_ins_writes_one_audit_entry(settings) -> None:
+    """Every throttled sign-in wrote an audit entry (a MAC-chained row in a write transaction): a stranger
+    posting the form as fast as it answers wrote 150 a second, without end, drowning the log and holding
+    the catalog's writer. Throttled attempts from one address are recorded once a window."""
+    with web_client(settings) as client:
+        for _ in range(settings.web_sign_in_failures):
+            assert sign_in(client, "nobody", "wrong password, surely").status_code == 401
+        for _ in range(40):
+            assert sign_in(client, "nobody", "wrong password, surely").status_code == 429
+    attempts = [e.outcome for e in _audit(settings, "user.sign_in")]
+    assert attempts.count("refused") == settings.web_sign_in_failures
+    assert attempts.count("throttled") == 1
 
 
 def test_failure_throttle_window_moves_on() -> None:

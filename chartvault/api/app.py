@@ -18,7 +18,9 @@ from fastapi import Depends, FastAPI
 from chartvault import __version__, web
 from chartvault.api import docs, errors, observability
 from chartvault.api.auth import audit_failed_authentications, authorize
+from chartvault.api.bodylimit import BodyLimit
 from chartvault.api.caching import NoStore
+from chartvault.api.headers import SecurityHeaders
 from chartvault.api.ratelimit import FailedAuthLimiter
 from chartvault.api.routes import ROUTERS
 from chartvault.api.uploads import receive_upload
@@ -59,5 +61,8 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     errors.install(app)
     docs.install(app)
     observability.install(app)
+    # Bodies read whole are capped before the token is looked at (a stranger's 1 GB JSON is refused).
+    app.add_middleware(BodyLimit, max_bytes=settings.max_form_bytes)
+    app.add_middleware(SecurityHeaders)  # nosniff, no framing, inert API answers (pages: their own)
     app.add_middleware(NoStore)  # outermost: every answer, errors and 500s included, is never cached
     return app

@@ -10,30 +10,17 @@ they are the same for everyone and hold no data. A response that set its own ``C
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
+
+from chartvault.api.headers import DefaultHeaders
 
 # The packaged static files: the same bytes for everyone, no data of any patient.
 CACHEABLE_PREFIXES = ("/docs/static/", "/ui/static/")
 
 
-class NoStore:
+class NoStore(DefaultHeaders):
     """ASGI middleware: ``Cache-Control: no-store`` and ``Pragma: no-cache`` (HTTP/1.0 caches) on every
     response but the static files'."""
 
     def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(CACHEABLE_PREFIXES):
-            await self.app(scope, receive, send)
-            return
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("Cache-Control", "no-store")
-                headers.setdefault("Pragma", "no-cache")
-            await send(message)
-
-        await self.app(scope, receive, sending)
+        super().__init__(app, {"Cache-Control": "no-store", "Pragma": "no-cache"}, CACHEABLE_PREFIXES)

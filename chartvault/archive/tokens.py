@@ -62,11 +62,13 @@ def create_token(
     days: int = 90,
     user: User | None = None,
     created_by_user: str | None = None,
+    not_after: datetime | None = None,
 ) -> tuple[ApiToken, str]:
     """A new token row and its plaintext (shown once, never stored). The caller commits.
 
     A token of a ``user`` carries that user's role and organisation (a ``role`` or ``vendor`` given too
-    must agree). A token without a user (made by code, e.g. tests) needs both itself.
+    must agree). A token without a user (made by code, e.g. tests) needs both itself. ``not_after``
+    caps its expiry (a token made with a token ends no later than it).
     """
     if user is not None:
         if user.disabled_at is not None:
@@ -94,7 +96,9 @@ def create_token(
         created_by=created_by,
         created_by_user=created_by_user,
         created_at=datetime.now(UTC),
-        expires_at=datetime.now(UTC) + timedelta(days=days),
+        expires_at=min(
+            datetime.now(UTC) + timedelta(days=days), not_after or datetime.max.replace(tzinfo=UTC)
+        ),
         user_id=user.id if user is not None else None,
     )
     s.add(row)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 import uuid
 from collections.abc import Sequence
@@ -122,6 +123,13 @@ class HotFolder:
         return ready
 
     def _claim(self, path: Path) -> Path | None:
+        """The file moved into ``.processing`` under a unique name, or None if it is gone or refused.
+
+        Only a plain file with no other name is taken, as it is once claimed (the scan saw it, but the
+        name may have been swapped since): a symbolic or hard link names a file outside the hot folder,
+        which whoever can write to the share should not be able to have archived (another patient's
+        scan, anything the service can read). It goes to ``failed/`` with the reason instead.
+        """
         claim = self.processing / f"{uuid.uuid4().hex[:12]}-{path.name}"
         try:
             os.rename(path, claim)  # atomic: the scanner's name disappears exactly once
@@ -130,7 +138,23 @@ class HotFolder:
         with self.sessions() as s:
             s.add(HotFolderEntry(folder=str(self.folder), claim_name=claim.name, state="claimed"))
             s.commit()
-        return claim
+        return None if self._refused(claim) else claim
+
+    def _refused(self, claim: Path) -> bool:
+        """Whether a claimed file is a link or special file, filed under ``failed/`` if so."""
+        st = os.lstat(claim)
+        refusal = (
+            "not a plain file (a link or a special file)"
+            if not stat.S_ISREG(st.st_mode)
+            else "the file has other links (another name elsewhere)"
+            if st.st_nlink > 1
+            else None
+        )
+        if refusal is None:
+            return False
+        log.warning("hot folder refused a claimed file: %s", refusal)
+        self._finish(claim, FILE_FAILED, "not_a_plain_file", refusal)
+        return True
 
     def _ingest(self, claims: list[Path]) -> str | None:
         """One batch of claimed files; each is filed under done/ or failed/ once processed."""
@@ -178,7 +202,7 @@ class HotFolder:
                     s.add(HotFolderEntry(folder=str(self.folder), claim_name=claim.name, state="claimed"))
                     s.commit()
                 if row is None:
-                    orphans.append(claim)  # claimed, never staged: take it now
+                    orphans.append(claim)  # claimed, never staged: take it now (if a plain file)
                     continue
                 if entry is not None and entry.file_id is None:
                     entry.batch_id, entry.file_id = row.batch_id, row.id
@@ -188,6 +212,7 @@ class HotFolder:
             log.info("hot folder resuming batch=%s", batch_id)
             self.intake.resume([batch_id])
             self._file_away(batch_id)
+        orphans = [claim for claim in orphans if not self._refused(claim)]
         if orphans:
             self._ingest(orphans)
 
@@ -210,7 +235,7 @@ class HotFolder:
         bad = status in (FILE_QUARANTINED, FILE_FAILED)
         original = claim.name.split("-", 1)[1] if "-" in claim.name else claim.name
         target = _free_name((self.failed if bad else self.done) / original)
-        if claim.exists():
+        if os.path.lexists(claim):  # a refused link is moved, never followed
             os.replace(claim, target)
         if bad:
             target.with_name(target.name + ".reason.txt").write_text(

@@ -11,6 +11,7 @@ from chartvault.archive.db import transaction
 from chartvault.archive.models import ApiToken, AuditEvent, User
 from chartvault.archive.tokens import Principal, create_token, list_tokens, revoke_token, verify_token
 from chartvault.archive.users import authenticate, create_user, find_user, list_users, set_password
+from chartvault.archive.web_sessions import end_user_sessions
 from chartvault.errors import Forbidden, InvalidInput
 from chartvault.schemas.access import (
     AuditCheckpoint,
@@ -62,23 +63,34 @@ class AccessService:
         self.audit("user.create", "user", view.id, detail={"role": role})
         return view
 
-    def reset_password(self, username: str, password: str) -> UserView:
+    def reset_password(self, username: str, password: str, *, reason: str = "password_reset") -> UserView:
+        """A new password; every web session of the user ends with it, whoever asks (the page, the
+        console, the user's own change): a reset is what is done when an account was taken."""
         with transaction(self.sessions) as s:
             user = find_user(s, username)
             set_password(user, password)
+            ended = end_user_sessions(s, user.id, reason)
             view = _user_view(user)
         self.audit("user.password_reset", "user", view.id)
+        self._audit_ended(view.id, reason, ended)
         return view
 
     def disable_user(self, username: str) -> UserView:
-        """The user can no longer sign in, and every token of theirs stops working."""
+        """The user can no longer sign in, every token of theirs stops working and their web
+        sessions end."""
         with transaction(self.sessions) as s:
             user = find_user(s, username)
             if user.disabled_at is None:
                 user.disabled_at = datetime.now(UTC)
+            ended = end_user_sessions(s, user.id, "disabled")
             view = _user_view(user)
         self.audit("user.disable", "user", view.id)
+        self._audit_ended(view.id, "disabled", ended)
         return view
+
+    def _audit_ended(self, user_id: str, reason: str, sessions: int) -> None:
+        if sessions:
+            self.audit("session.end", "user", user_id, detail={"reason": reason, "sessions": sessions})
 
     def users(self) -> UserList:
         with self.sessions() as s:
@@ -105,6 +117,7 @@ class AccessService:
         days: int = 90,
         *,
         username: str | None = None,
+        not_after: datetime | None = None,
     ) -> NewToken:
         """A new token (of ``username`` when given); its secret is in the answer once and nowhere else.
 
@@ -122,6 +135,7 @@ class AccessService:
                 vendor=vendor,
                 days=days,
                 user=user,
+                not_after=not_after,
             )
             made = NewToken(**to_fields(_token_view(row)), token=plaintext)
         self.audit("token.create", "token", made.id, detail={"role": made.role, "user": made.user_id})
@@ -142,7 +156,21 @@ class AccessService:
                 raise Forbidden("this token's user no longer exists")
         elif self.caller.role != "admin":
             raise Forbidden("only an admin makes tokens for another user")
-        return self.create_token(None, name, days=days, username=username)
+        return self.create_token(
+            None, name, days=days, username=username, not_after=self._calling_token_end()
+        )
+
+    def _calling_token_end(self) -> datetime | None:
+        """When the caller's token expires, if a token made by it must end no later (anyone but an
+        admin): else a stolen token would mint itself a successor of ten years, and that one another."""
+        if self.caller.role == "admin" or not self.caller.actor.startswith("token:"):
+            return None
+        with self.sessions() as s:
+            row = s.get(ApiToken, self.caller.actor.removeprefix("token:"))
+            if row is None:
+                return datetime.now(UTC)  # cannot happen for a caller that passed the door
+            end = row.expires_at
+            return end if end.tzinfo is not None else end.replace(tzinfo=UTC)
 
     def verify_token(self, presented: str) -> Principal | None:
         """The principal of a valid token, None for anything else (the reason never leaks)."""

@@ -138,6 +138,13 @@ class AuditTrail:
         if not _RECENT_READS.is_repeat((self.actor, action, target_type, target_id), view):
             self.seen(action, target_type, target_id, shown, **detail)
 
+    def refused_once(self, action: str, outcome: str, source: Hashable) -> None:
+        """A refusal anyone can repeat without limit (a throttled sign-in), audited once per ``source``
+        (a client address: kept for the comparison, never written) a ``REPEAT_READ_WINDOW_S`` in this
+        process: one entry each would let a stranger write the log as fast as the server answers."""
+        if not _RECENT_READS.is_repeat((self.actor, action, outcome, source), None):
+            self(action, outcome=outcome)
+
     def patient_ref(self, mrn: str | None) -> str | None:
         """What an audit row says instead of an MRN: the patient's internal id, else a keyed hash.
 

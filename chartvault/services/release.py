@@ -168,6 +168,24 @@ class ReleaseService:
         self.audit("release.request", "release", result.id, detail=detail)
         return result
 
+    def _as_seen(self, view: ReleaseView) -> ReleaseView:
+        """The release as the caller may see it: a vendor gets what sending the package needs (the
+        recipient, the purpose, the package and its dates), not which documents of the chart went in,
+        who at the hospital asked and decided, or the HIM's reason for an extension (minimum necessary)."""
+        if self._vendor() is None:
+            return view
+        return replace(
+            view,
+            document_ids=None,
+            approved_document_ids=None,
+            criteria=None,
+            extension_reason=None,
+            requested_by=None,
+            requested_by_user=None,
+            decided_by=None,
+            decided_by_user=None,
+        )
+
     def releases(self, status: str | None = None, overdue: bool = False) -> list[ReleaseView]:
         """Releases, newest first; a vendor sees only its own that it may fetch now."""
         now = rq.utcnow()
@@ -189,7 +207,7 @@ class ReleaseService:
                 rows = [r for r in rows if rq.visible_to_vendor(r, vendor, now)]
             if status is not None:
                 rows = [r for r in rows if r.status == status]
-            result = [rq.release_view(r, now) for r in rows]
+            result = [self._as_seen(rq.release_view(r, now)) for r in rows]
         self.audit("release.list", outcome="ok", detail={"count": len(result), "overdue": overdue})
         return result
 
@@ -201,7 +219,7 @@ class ReleaseService:
         """One release (authorizations included for staff); vendors only see their fetchable ones."""
         with transaction(self.sessions) as s:
             row = self._load(s, release_id)
-            result = rq.release_view(row)
+            result = self._as_seen(rq.release_view(row))
             auths = s.scalars(
                 select(ReleaseAuthorization)
                 .where(ReleaseAuthorization.release_id == release_id)

@@ -18,7 +18,6 @@ from chartvault.archive.web_sessions import (
     EndedSession,
     OpenSession,
     end_session,
-    end_user_sessions,
     open_session,
     resolve_session,
 )
@@ -93,7 +92,7 @@ class SessionService:
         try:
             self.throttle.check(name, address)
         except TooManyAttempts:
-            self.audit("user.sign_in", outcome="throttled")
+            self.audit.refused_once("user.sign_in", "throttled", address)
             raise
         user = self.access.sign_in(name, password)  # audits the attempt either way
         if user is None:
@@ -132,13 +131,5 @@ class SessionService:
         if user is None:
             self.throttle.fail(name, address)
             raise SignInRefused("the current password is not right")
-        self.access.reset_password(name, new)  # audited; refuses a password that is too short
-        self.end_user_sessions(user.id, "password_changed")
-
-    def end_user_sessions(self, user_id: str, reason: str) -> int:
-        """Sign a user out everywhere (disabled, password reset); how many sessions were live."""
-        with transaction(self.sessions) as s:
-            count = end_user_sessions(s, user_id, reason)
-        if count:
-            self.audit("session.end", "user", user_id, detail={"reason": reason, "sessions": count})
-        return count
+        # Audited; refuses a password that is too short; ends every session of theirs.
+        self.access.reset_password(name, new, reason="password_changed")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -174,6 +174,8 @@ async def _check_unsafe(ctx: PageContext) -> None:
     if content_type.startswith("application/x-www-form-urlencoded"):
         try:
             ctx.form = await request.form(max_files=0, max_fields=200)
+        except HTTPException:
+            raise  # a body over the cap (chartvault.api.bodylimit): 413, not "malformed"
         except Exception:
             raise MalformedRequest("the form could not be read") from None
         token = ctx.form.get("csrf")
@@ -197,7 +199,9 @@ def sign_in_redirect(back_to: str | None) -> Response:
 
 
 def set_cookie(response: Response, request: Request, name: str, value: str, max_age: int | None) -> None:
-    """A cookie only this site's pages send back: HttpOnly, SameSite=Strict, Secure over TLS."""
+    """A cookie only this site's pages send back: HttpOnly, SameSite=Strict, Secure over TLS (or always,
+    with ``CHARTVAULT_WEB_COOKIE_SECURE=true``, where a TLS proxy in front does not say it is one)."""
+    forced: bool | None = request.app.state.services.settings.web_cookie_secure
     response.set_cookie(
         name,
         value,
@@ -205,7 +209,7 @@ def set_cookie(response: Response, request: Request, name: str, value: str, max_
         path="/",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=request.url.scheme == "https" if forced is None else forced,
     )
 
 

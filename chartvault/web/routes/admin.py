@@ -54,11 +54,9 @@ def user_action(username: str, action: str, page: Page) -> Response:
         password = page.form.get("password") if page.form else None
         if not isinstance(password, str):
             raise InvalidInput("a new password is needed")
-        user = access.reset_password(username, password)
-        page.services.sessions.end_user_sessions(user.id, "password_reset")
+        access.reset_password(username, password)  # ends the user's sessions
     elif action == "disable":
-        user = access.disable_user(username)
-        page.services.sessions.end_user_sessions(user.id, "disabled")
+        access.disable_user(username)  # ends the user's sessions
     else:
         raise NotFound(f"no such action: {action}")
     return RedirectResponse("/ui/admin/users", status_code=303)

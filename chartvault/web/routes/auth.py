@@ -62,6 +62,9 @@ async def sign_in(page: Page, request: Request, next: str | None = None) -> Resp
         response = _sign_in_page(page, back_to, username=username, error=message, status=401)
         response.headers["WWW-Authenticate"] = 'Form realm="ChartVault"'  # a 401 names its scheme
         return response
+    held = request.cookies.get(SESSION_COOKIE)
+    if held and page.session is not None:  # the session this browser held ends: one per browser
+        await run_in_threadpool(page.services.sessions.sign_out, held, f"user:{page.session.user_id}")
     signed_in = RedirectResponse(back_to or start_page(opened.user.role), status_code=303)
     set_cookie(signed_in, request, SESSION_COOKIE, opened.secret, max_age=None)  # ends with the browser
     signed_in.delete_cookie(SIGN_IN_COOKIE, path="/", httponly=True, samesite="strict")
