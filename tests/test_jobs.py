@@ -503,7 +503,7 @@ def _fake_store_refs(vault: Services, monkeypatch, n: int) -> None:
             str(path), hashlib.sha256(data).hexdigest(), "application/octet-stream"
         )
         refs.append((f"document:{i:032d}", ref))
-    monkeypatch.setattr(check, "_catalog_refs", lambda s: iter(refs))
+    monkeypatch.setattr(check, "catalog_refs", lambda s: iter(refs))
 
 
 def test_the_archive_check_reports_objects_checked_of_the_total_and_stops_when_cancelled(
