@@ -142,3 +142,25 @@ def test_a_password_reset_anywhere_ends_the_users_web_sessions(tmp_path: Path) -
         again = vault.sessions.sign_in("clerk", "a brand new passphrase", "10.0.0.9").secret
         vault.access.reset_password("clerk", "yet another passphrase")
         assert vault.sessions.resolve(again) is None
+
+
+def test_a_stranger_locks_a_username_out_of_their_own_address_only(vault) -> None:
+    """Five wrong passwords for a username locked it from every address for 15 minutes: anyone who could
+    reach the sign-in page kept a named person (an admin) out. Now only from the address that failed,
+    under a ceiling over all addresses (100 at the default) that still bounds spread-out guessing."""
+    from chartvault.services.sessions import SignInRefused, TooManyAttempts
+
+    vault.access.create_user("ana", "Ana", "him_admin", password=PASSWORD)
+    sessions, failures = vault.sessions, vault.settings.web_sign_in_failures
+    for _ in range(failures):
+        with pytest.raises(SignInRefused):
+            sessions.sign_in("ana", "wrong guess, surely", "203.0.113.9")
+    with pytest.raises(TooManyAttempts):
+        sessions.sign_in("ana", PASSWORD, "203.0.113.9")  # the stranger's address: locked
+    assert sessions.sign_in("ana", PASSWORD, "10.1.2.3").user.username == "ana"  # her ward: not
+
+    for n in range(failures * 20 - failures):  # guessing spread over many addresses hits the ceiling
+        with pytest.raises(SignInRefused):
+            sessions.sign_in("ana", "wrong guess, surely", f"198.51.100.{n % 250}")
+    with pytest.raises(TooManyAttempts):
+        sessions.sign_in("ana", PASSWORD, "10.1.2.3")

@@ -31,6 +31,7 @@ from chartvault.services.throttle import FailureThrottle, TooManyAttempts
 __all__ = ["OpenSession", "SessionService", "SignInRefused", "SignInThrottle", "SignedIn", "TooManyAttempts"]
 
 ADDRESS_FACTOR = 4  # one address may be shared (a ward's NAT): it gets more tries than one username
+USER_CEILING_FACTOR = 20  # one username over every address: 100 at the default 5 (NIST SP 800-63B's ceiling)
 
 
 class SignInRefused(InvalidInput):
@@ -51,10 +52,19 @@ class SignedIn:
 
 
 class SignInThrottle:
-    """Failed sign-ins per username and per client address, shared by every request of the process."""
+    """Failed sign-ins, shared by every request of the process, counted three ways.
+
+    A username is locked from one client address after ``failures`` there: a stranger guessing (or
+    merely typing a colleague's name wrong on purpose) locks it out of their own address only, not out
+    of the ward where its owner works. Across every address a username gets ``USER_CEILING_FACTOR``
+    times as many (NIST SP 800-63B 5.2.2 allows up to 100 consecutive failures), which bounds guessing
+    spread over many addresses; and one address gets ``ADDRESS_FACTOR`` times as many over all names,
+    which bounds spraying one password across usernames.
+    """
 
     def __init__(self, failures: int, window_s: float) -> None:
-        self.by_user = FailureThrottle(failures, window_s)
+        self.by_user_here = FailureThrottle(failures, window_s)
+        self.by_user = FailureThrottle(failures * USER_CEILING_FACTOR, window_s)
         self.by_address = FailureThrottle(failures * ADDRESS_FACTOR, window_s)
 
     @classmethod
@@ -62,12 +72,18 @@ class SignInThrottle:
         return cls(settings.web_sign_in_failures, settings.web_sign_in_window_minutes * 60.0)
 
     def check(self, username: str, address: str) -> None:
+        self.by_user_here.check(_here(username, address))
         self.by_user.check(username)
         self.by_address.check(address)
 
     def fail(self, username: str, address: str) -> None:
+        self.by_user_here.fail(_here(username, address))
         self.by_user.fail(username)
         self.by_address.fail(address)
+
+
+def _here(username: str, address: str) -> str:
+    return f"{address}\n{username}"  # a newline is in neither a username nor an address
 
 
 class SessionService:
