@@ -281,6 +281,9 @@ def test_vendor_downloads_its_package_and_reaches_nothing_else(
     with page.expect_download() as download:
         page.get_by_role("link", name="Download the package (PDF)").click()
     assert Path(download.value.path()).read_bytes()[:5] == b"%PDF-"
+    terms = page.locator("dl dt").all_inner_texts()
+    assert "Recipient" in terms and "Documents" not in terms  # minimum necessary: no row of empty dashes
+    assert "1 pages" not in page.locator("main").inner_text()
     _shot(page, "vendor-release")
     doc = web_archive.docs["ed_note"]
     _refused(
