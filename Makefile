@@ -33,7 +33,7 @@ TEST_WORKERS ?= 3
 test: setup-test checks
 	OMP_THREAD_LIMIT=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20 $(PYTEST_ARGS)
 
-# The edit-test loop (about three and a half minutes): the tests not marked slow (none over 10 s; no live server,
+# The edit-test loop (about three minutes): the tests not marked slow (none over 10 s; no live server,
 # browser or whole pipeline run), on SQLite only. `make test` runs everything, PostgreSQL included.
 test-fast: setup-test
 	OMP_THREAD_LIMIT=1 $(PY) -m pytest -q -m "not slow and not postgres" $(PYTEST_ARGS)
