@@ -158,3 +158,11 @@ def test_the_age_of_the_newest_complete_backup_is_a_metric(settings: Settings, t
         client.app.state.services.operations._gauges = None  # the gauges' 5 s cache, not waited for
         lines = [line for line in client.get("/metrics").text.splitlines() if line.startswith(gauge)]
         assert len(lines) == 1 and 0 <= float(lines[0].split()[-1]) < 60
+
+
+def test_objects_in_an_s3_bucket_are_refused_with_what_to_use(settings: Settings, tmp_path: Path) -> None:
+    """A bucket's object versions could not come back into a local folder as the catalog names them."""
+    on_s3 = settings.model_copy(update={"object_store": "s3", "s3_endpoint": "http://127.0.0.1:1"})
+    with Services(on_s3) as services, pytest.raises(InvalidInput, match="replication"):
+        services.backups.create(tmp_path / "backups")
+    assert not (tmp_path / "backups").exists()

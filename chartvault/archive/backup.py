@@ -8,9 +8,8 @@ A backup folder holds snapshots that share one content-addressed object folder::
     <dest>/snapshots/<stamp>/keys/, staging/, quarantine/
 
 Why this shape. The catalog is copied first, while the server may be writing (SQLite's online backup
-copies one consistent state); the objects copied are exactly those that snapshot names, read through the
-live store so every byte is checked against its sha256 on the way (a corrupt object is reported, never
-copied). Objects never change, so a second backup to the same folder copies only what is new. Audit
+copies one consistent state); the objects copied are exactly those that snapshot names, each hashed as it
+is copied and checked against its sha256 (a corrupt object is reported, never kept). Objects never change, so a second backup to the same folder copies only what is new. Audit
 checkpoints are taken only up to the snapshot's last entry: a later one would make the restored log look
 truncated. Retention and legal holds are the store's, not the catalog's, so the manifest carries them and
 a restore puts them back. ``prune`` keeps the newest snapshots and deletes the objects no kept snapshot
@@ -25,7 +24,6 @@ import json
 import os
 import shutil
 import sqlite3
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -91,7 +89,7 @@ class Snapshot:
         return {"format": FORMAT, "complete": self.complete, **asdict(self)}
 
 
-def backup(data_dir: Path, store: ObjectStore, key_files: list[Path], dest: Path) -> Snapshot:
+def backup(data_dir: Path, store: LocalObjectStore, key_files: list[Path], dest: Path) -> Snapshot:
     """A new snapshot of the archive in ``data_dir`` (its SQLite catalog, ``store``'s objects) in
     ``dest``; objects already in ``dest`` are not copied again. Incomplete when an object the catalog
     names is missing or corrupt in the live store (listed by owner id; the snapshot is still written,
@@ -141,7 +139,7 @@ def _catalog_sessions(catalog: Path) -> Iterator[tuple[str | None, Any]]:
 
 
 def _save_objects(
-    store: ObjectStore, kept: LocalObjectStore, refs: list[tuple[str, ObjectRef]], snap: Snapshot
+    store: LocalObjectStore, kept: LocalObjectStore, refs: list[tuple[str, ObjectRef]], snap: Snapshot
 ) -> None:
     """Every object the snapshot names, ``COPY_THREADS`` at a time (each copy waits mostly on the disk:
     reads, fsyncs), recorded in the catalog's order."""
@@ -158,7 +156,7 @@ def _save_objects(
 
 
 def _save_object(
-    store: ObjectStore, kept: LocalObjectStore, ref: ObjectRef
+    store: LocalObjectStore, kept: LocalObjectStore, ref: ObjectRef
 ) -> tuple[str, SavedObject | None]:
     """("copied" | "kept", the object with its lock), or ("missing" | "corrupt", None)."""
     saved = SavedObject(ref.key, ref.sha256, ref.size)
@@ -176,34 +174,19 @@ def _save_object(
     return "copied", saved
 
 
-def _copy_object(source: ObjectStore, ref: ObjectRef, target: ObjectStore, until: datetime | None) -> None:
+def _copy_object(
+    source: LocalObjectStore, ref: ObjectRef, target: ObjectStore, until: datetime | None
+) -> None:
     """One object from ``source`` into ``target``, its bytes checked against its sha256 on the way
-    (IntegrityError, ObjectNotFoundError). From a local store the file is copied whole by ``put_file``,
-    which hashes what it copies; from any other, the verified stream goes through a scratch file."""
-    if isinstance(source, LocalObjectStore):
-        try:
-            target.put_file(
-                str(source.path_of(ref)), ref.sha256, "application/octet-stream", retain_until=until
-            )
-        except FileNotFoundError:
-            raise ObjectNotFoundError(ref.key) from None
-        return
-    with _fetched(source, ref) as path:
-        target.put_file(str(path), ref.sha256, "application/octet-stream", retain_until=until)
+    (IntegrityError, ObjectNotFoundError): ``put_file`` hashes the file as it copies it, so each object is
+    read once."""
+    try:
+        target.put_file(str(source.path_of(ref)), ref.sha256, "application/octet-stream", retain_until=until)
+    except FileNotFoundError:
+        raise ObjectNotFoundError(ref.key) from None
 
 
-@contextmanager
-def _fetched(store: ObjectStore, ref: ObjectRef) -> Iterator[Path]:
-    """The object's bytes in a scratch file beside nothing else (IntegrityError if they do not hash)."""
-    with tempfile.TemporaryDirectory(prefix="cv-backup-") as scratch:
-        path = Path(scratch, "object")
-        with open(path, "wb") as out:
-            for chunk in store.open(ref):
-                out.write(chunk)
-        yield path
-
-
-def _save_checkpoints(store: ObjectStore, kept: LocalObjectStore, snap: Snapshot) -> None:
+def _save_checkpoints(store: LocalObjectStore, kept: LocalObjectStore, snap: Snapshot) -> None:
     """The audit checkpoints the snapshot's log reaches (a later one would say entries are missing)."""
     for cp in audit_checkpoints.list_checkpoints(store):
         if cp.entries > snap.audit_entries:

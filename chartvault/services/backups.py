@@ -9,10 +9,12 @@ operator learns at once whether what came back is complete.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from chartvault.archive import backup as files
+from chartvault.archive.localstore import LocalObjectStore
 from chartvault.archive.objectstore import ObjectStore
 from chartvault.config import Settings
 from chartvault.errors import Conflict, InvalidInput, NotFound
@@ -24,14 +26,17 @@ log = logging.getLogger(__name__)
 class BackupService:
     """Snapshots of this archive into a backup folder, their pruning, and restores from one."""
 
-    def __init__(self, settings: Settings, store: ObjectStore, audit: AuditTrail) -> None:
-        self.settings, self.store, self.audit = settings, store, audit
+    def __init__(self, settings: Settings, store: Callable[[], ObjectStore], audit: AuditTrail) -> None:
+        self.settings, self.store, self.audit = settings, store, audit  # the store opened when needed
 
     def create(self, dest: Path, keep: int | None = None) -> dict[str, Any]:
         """A snapshot in ``dest`` (and, with ``keep``, the older ones pruned), audited ``backup.create``
         with its stamp and counts. The answer: the snapshot's summary, the problems by owner id."""
-        _embedded_catalog(self.settings)
-        snap = _refused_as(lambda: files.backup(self.settings.data_dir, self.store, self._key_files(), dest))
+        _embedded(self.settings)
+        store = self.store()
+        if not isinstance(store, LocalObjectStore):  # _embedded said local: the settings chose this one
+            raise InvalidInput("this command backs up the embedded local object store")
+        snap = _refused_as(lambda: files.backup(self.settings.data_dir, store, self._key_files(), dest))
         summary = _summary(snap)
         if keep is not None:
             gone, removed = _refused_as(lambda: files.prune(dest, keep))
@@ -74,11 +79,7 @@ def restore(settings: Settings, dest: Path, stamp: str | None) -> files.Restored
     empty. The restored archive is then opened as usual: ``BackupService.restored`` audits the restore
     in its own log, and the archive check (``check --repair``) rebuilds its index and says whether it
     is whole."""
-    _embedded_catalog(settings)
-    if settings.object_store != "local":
-        raise InvalidInput(
-            "restore writes the embedded local object store: set CHARTVAULT_OBJECT_STORE=local"
-        )
+    _embedded(settings)
     stamps = files.snapshots(dest)
     if not stamps:
         raise NotFound(f"no snapshot in {dest}")
@@ -92,12 +93,19 @@ def restore(settings: Settings, dest: Path, stamp: str | None) -> files.Restored
     return restored
 
 
-def _embedded_catalog(settings: Settings) -> None:
+def _embedded(settings: Settings) -> None:
+    """Refused unless the archive is the embedded one: a database server and an S3 bucket have their own
+    backups, and a bucket's versions could not come back into a local folder as the catalog names them."""
     if not settings.catalog_url.startswith("sqlite"):
         raise InvalidInput(
             "the catalog is not the embedded SQLite one: back it up with its database's own tools "
             "(PostgreSQL: pg_dump or continuous archiving), objects with the bucket's versioning and "
             "replication"
+        )
+    if settings.object_store != "local":
+        raise InvalidInput(
+            "the objects are in an S3 bucket: keep them with the bucket's versioning and replication "
+            "(Object Lock holds on the replica); this command backs up the embedded local store"
         )
 
 
