@@ -15,7 +15,7 @@ from chartvault.archive.models import Document
 from chartvault.config import Settings
 from chartvault.services import Caller, Services
 
-__all__ = ["MIN_LOCK_S", "chart_pdf", "doc_row", "ingest", "records_settings", "rv"]
+__all__ = ["MIN_LOCK_S", "chart_pdf", "doc_row", "hostile_pdf", "ingest", "records_settings", "rv"]
 
 MIN_LOCK_S = 4  # a record already past retention is still locked this long after it is stored
 
@@ -50,6 +50,41 @@ def chart_pdf(
         y -= 18
     c.showPage()
     c.save()
+    return path
+
+
+def hostile_pdf(path: Path, mrn: str) -> Path:
+    """A born-digital chart page carrying what a PDF can run: JavaScript on opening the document and the
+    page, a link running JavaScript, one launching a program, one to another site, an attached file."""
+    import pikepdf
+    from pikepdf import Array, Dictionary, Name, String
+
+    pdf = pikepdf.open(chart_pdf(path.with_suffix(".plain.pdf"), mrn=mrn, dob="03/04/1970", dos="05/06/2024"))
+    page = pdf.pages[0].obj
+
+    def link(action: Dictionary) -> Dictionary:
+        return pdf.make_indirect(
+            Dictionary(Type=Name.Annot, Subtype=Name.Link, Rect=Array([0, 0, 9, 9]), A=action)
+        )
+
+    page["/Annots"] = Array(
+        [
+            link(Dictionary(S=Name.JavaScript, JS=String("app.alert('page link')"))),
+            link(Dictionary(S=Name.Launch, F=String("cmd.exe"))),
+            link(Dictionary(S=Name.URI, URI=String("https://evil.example/collect"))),
+            pdf.make_indirect(
+                Dictionary(
+                    Type=Name.Annot,
+                    Subtype=Name.FileAttachment,
+                    Rect=Array([9, 9, 19, 19]),
+                    FS=String("x.exe"),
+                )
+            ),
+        ]
+    )
+    page["/AA"] = Dictionary(O=Dictionary(S=Name.JavaScript, JS=String("app.alert('page open')")))
+    pdf.Root.OpenAction = Dictionary(S=Name.JavaScript, JS=String("app.alert('document open')"))
+    pdf.save(path)
     return path
 
 

@@ -23,7 +23,7 @@ from conftest import api_client
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from PIL import Image
-from recordsfixtures import chart_pdf, ingest
+from recordsfixtures import chart_pdf, hostile_pdf, ingest
 from s3fixtures import *  # noqa: F403 - s3_settings
 from sqlalchemy import select
 
@@ -550,41 +550,6 @@ def test_package_turns_images_into_stamped_pages(tmp_path: Path) -> None:
         assert "DISCHARGE SUMMARY" in pdf.pages[3].extract_text()
 
 
-def _hostile_pdf(path: Path) -> Path:
-    """A born-digital chart page carrying what a PDF can run: JavaScript on opening the document and the
-    page, a link running JavaScript, one launching a program, one to another site, an attached file."""
-    import pikepdf
-    from pikepdf import Array, Dictionary, Name, String
-
-    pdf = pikepdf.open(chart_pdf(path.with_suffix(".plain.pdf"), mrn=MRN, dob="03/04/1970", dos="05/06/2024"))
-    page = pdf.pages[0].obj
-
-    def link(action: Dictionary) -> Dictionary:
-        return pdf.make_indirect(
-            Dictionary(Type=Name.Annot, Subtype=Name.Link, Rect=Array([0, 0, 9, 9]), A=action)
-        )
-
-    page["/Annots"] = Array(
-        [
-            link(Dictionary(S=Name.JavaScript, JS=String("app.alert('page link')"))),
-            link(Dictionary(S=Name.Launch, F=String("cmd.exe"))),
-            link(Dictionary(S=Name.URI, URI=String("https://evil.example/collect"))),
-            pdf.make_indirect(
-                Dictionary(
-                    Type=Name.Annot,
-                    Subtype=Name.FileAttachment,
-                    Rect=Array([9, 9, 19, 19]),
-                    FS=String("x.exe"),
-                )
-            ),
-        ]
-    )
-    page["/AA"] = Dictionary(O=Dictionary(S=Name.JavaScript, JS=String("app.alert('page open')")))
-    pdf.Root.OpenAction = Dictionary(S=Name.JavaScript, JS=String("app.alert('document open')"))
-    pdf.save(path)
-    return path
-
-
 def test_package_carries_no_active_content_of_an_uploaded_pdf(tmp_path: Path) -> None:
     """A scanner's PDF went into the package the hospital sends out as it was: its page-open JavaScript,
     JavaScript and program-launching links and attached files reached the vendor and the recipient under
@@ -593,7 +558,7 @@ def test_package_carries_no_active_content_of_an_uploaded_pdf(tmp_path: Path) ->
 
     built = build_package(
         "rel9",
-        [PackageSource("d1", _hostile_pdf(tmp_path / "h.pdf"), "application/pdf", 1, 1)],
+        [PackageSource("d1", hostile_pdf(tmp_path / "h.pdf", MRN), "application/pdf", 1, 1)],
         tmp_path / "out.pdf",
     )
     raw = built.path.read_bytes()

@@ -21,7 +21,7 @@ import pytest
 from conftest import api_client, ingest_files, pick
 from PIL import Image, ImageChops
 from recordsfixtures import *  # noqa: F403 - rv, records_settings
-from recordsfixtures import MIN_LOCK_S, chart_pdf, doc_row, ingest
+from recordsfixtures import MIN_LOCK_S, chart_pdf, doc_row, hostile_pdf, ingest
 from s3fixtures import *  # noqa: F403 - s3_settings
 from sqlalchemy import select
 
@@ -462,3 +462,24 @@ def test_misfile_split_replaces_the_mixed_rendition_with_the_parts(vault: Servic
     staying = doc_row(vault, result.new_documents[0])  # patient A's pages: linked, not a lost chart
     assert staying.patient_id is not None and staying.review_status is None
     assert vault.records.check(fixity=False)["consistent"]
+
+
+@pytest.mark.slow
+def test_a_born_digital_pdf_that_would_run_something_gets_an_inert_rendition(tmp_path: Path) -> None:
+    """A born-digital PDF was its own rendition: the searchable PDF staff download carried the sender's
+    JavaScript, launch links and attachments. It gets an inert copy now; the original stays as it came."""
+    from chartvault.ocr.inert import active_content
+
+    hostile = hostile_pdf(tmp_path / "outside-records.pdf", "00424242")
+    settings = Settings(data_dir=tmp_path / "data", workers=1, watch_settle_s=0, _env_file=None)
+    with Services(settings) as v:
+        (doc_id,) = _doc_ids(v, ingest_files(v, hostile))
+        doc = doc_row(v, doc_id)
+        assert doc.rendition_form == "pdf" and doc.rendition_key != doc.object_key
+        original = b"".join(v.parts.store.open(document_ref(doc)))
+        rendition = b"".join(v.parts.store.open(rendition_ref(doc)))
+    assert original == hostile.read_bytes()  # the record, byte for byte
+    (tmp_path / "rendition.pdf").write_bytes(rendition)
+    assert active_content(hostile) and active_content(tmp_path / "rendition.pdf") == []
+    with pdfplumber.open(tmp_path / "rendition.pdf") as pdf:
+        assert "DISCHARGE SUMMARY" in pdf.pages[0].extract_text()

@@ -9,12 +9,13 @@ A backup folder holds snapshots that share one content-addressed object folder::
 
 Why this shape. The catalog is copied first, while the server may be writing (SQLite's online backup
 copies one consistent state); the objects copied are exactly those that snapshot names, each hashed as it
-is copied and checked against its sha256 (a corrupt object is reported, never kept). Objects never change, so a second backup to the same folder copies only what is new. Audit
-checkpoints are taken only up to the snapshot's last entry: a later one would make the restored log look
-truncated. Retention and legal holds are the store's, not the catalog's, so the manifest carries them and
-a restore puts them back. ``prune`` keeps the newest snapshots and deletes the objects no kept snapshot
-names, so a document destroyed under the retention schedule leaves the backups when its last snapshot
-ages out. The search index is not backed up: a restore rebuilds it from the catalog.
+is copied and checked against its sha256 (a corrupt object is reported, never kept). Objects never
+change, so a second backup to the same folder copies only what is new. Audit checkpoints are taken only
+up to the snapshot's last entry: a later one would make the restored log look truncated. Retention and
+legal holds are the store's, not the catalog's, so the manifest carries them and a restore puts them
+back. ``prune`` keeps the newest snapshots and deletes the objects no kept snapshot names, so a document
+destroyed under the retention schedule leaves the backups when its last snapshot ages out. The search
+index is not backed up: a restore rebuilds it from the catalog.
 """
 
 from __future__ import annotations

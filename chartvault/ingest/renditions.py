@@ -9,7 +9,9 @@ for the next ``resume``; ``chartvault check`` lists documents still missing one.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +26,7 @@ from chartvault.archive.objectstore import ObjectStore
 from chartvault.archive.renditions import missing_renditions, original_is_rendition, store_rendition
 from chartvault.filetypes import FileKind
 from chartvault.ingest.private import ocr_workdir_prefix
+from chartvault.ocr.inert import active_content, remove_active_content
 from chartvault.ocr.rendition import RenditionPage, build_rendition
 
 log = logging.getLogger("chartvault.pipeline")
@@ -32,7 +35,8 @@ _KINDS = {kind.mime: kind for kind in FileKind}
 
 
 def born_digital(doc: Document) -> bool:
-    """A PDF every page of which was read from its own text layer: it is its own rendition."""
+    """A PDF every page of which was read from its own text layer: it is its own rendition, unless it
+    carries something a PDF reader would run (then an inert copy is: ``_inert_copy``)."""
     return (
         doc.mime == FileKind.PDF.mime and bool(doc.pages) and all(p.source == "text_layer" for p in doc.pages)
     )
@@ -65,30 +69,50 @@ def render_document(
     """
     if doc.rendition_form is not None or doc.object_key is None:
         return True
-    if born_digital(doc):
-        original_is_rendition(doc)
-        s.commit()
-        return True
     kind = _KINDS.get(doc.mime)
     try:
-        if kind is None:
+        if kind is None and not born_digital(doc):
             raise ValueError("no rendition for this kind of original")
         with _local_original(store, data_dir, doc, original) as path, _scratch(data_dir, doc.id) as out:
-            built = build_rendition(
-                path,
-                kind,
-                rendition_pages(list(doc.pages), doc.first_page),
-                out,
-                created=doc.archived_at or doc.created_at,
-                title=f"ChartVault document {doc.id}",
-            )
-            store_rendition(s, store, doc, str(out), built.sha256, held=bool(active_hold_ids(s, doc.id)))
+            sha256 = _inert_copy(path, out) if born_digital(doc) else _built(doc, path, kind, out)
+            if sha256 is None:  # a born-digital PDF with nothing active in it: its own rendition
+                original_is_rendition(doc)
+            else:
+                store_rendition(s, store, doc, str(out), sha256, held=bool(active_hold_ids(s, doc.id)))
         s.commit()
         return True
     except Exception as exc:  # a rendition never stops the pipeline: resume retries it
         s.rollback()
         log.warning("rendition not built doc=%s error=%s", doc.id, type(exc).__name__)
         return False
+
+
+def _built(doc: Document, path: Path, kind: FileKind | None, out: Path) -> str:
+    """The searchable PDF of a scanned original, written to ``out``; its sha256."""
+    if kind is None:
+        raise ValueError("no rendition for this kind of original")
+    built = build_rendition(
+        path,
+        kind,
+        rendition_pages(list(doc.pages), doc.first_page),
+        out,
+        created=doc.archived_at or doc.created_at,
+        title=f"ChartVault document {doc.id}",
+    )
+    return built.sha256
+
+
+def _inert_copy(path: Path, out: Path) -> str | None:
+    """A born-digital PDF that would run something when opened (JavaScript, a launch, an attachment):
+    its copy without it, written to ``out``, and its sha256; None when there is nothing to take out. The
+    original stays as it came (the record); staff open the rendition."""
+    found = active_content(path)
+    if not found:
+        return None
+    shutil.copyfile(path, out)
+    remove_active_content(out)
+    log.info("born-digital rendition made inert found=%s", ",".join(found))
+    return hashlib.sha256(out.read_bytes()).hexdigest()
 
 
 def build_missing(sessions: sessionmaker[Session], store: ObjectStore, data_dir: Path) -> tuple[int, int]:

@@ -18,6 +18,8 @@ from pathlib import Path
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
+from chartvault.ocr.inert import remove_active_content
+
 REDISCLOSURE_NOTICE = (
     "This information has been disclosed to you from records protected by federal confidentiality rules; "
     "further disclosure is prohibited unless permitted by law."
@@ -80,7 +82,7 @@ def build_package(release_id: str, sources: Sequence[PackageSource], out: Path) 
         pdf.save(str(out))
     finally:
         pdf.close()
-    _remove_active_content(out)
+    remove_active_content(out)  # the hospital's document: nothing in it runs (chartvault.ocr.inert)
     digest = hashlib.sha256()
     with out.open("rb") as fp:
         for chunk in iter(lambda: fp.read(1 << 20), b""):
@@ -98,50 +100,6 @@ def _add_pdf(pdf: pdfium.PdfDocument, src: PackageSource) -> None:
         pdf.import_pages(original, pages=list(range(first, first + src.page_count)))
     finally:
         original.close()
-
-
-# Annotations that carry or play something rather than mark the page: dropped from a package.
-_ACTIVE_ANNOTATIONS = frozenset({"/FileAttachment", "/Screen", "/Movie", "/Sound", "/RichMedia", "/3D"})
-
-
-def _remove_active_content(path: Path) -> None:
-    """Strip from the package whatever a PDF reader would run or open: it is the hospital's document.
-
-    A PDF original is the scanner's (or a sender's) file: ``import_pages`` copies its pages with their
-    annotations and open actions, so JavaScript, a link launching a program or posting to another site,
-    or an attached file would reach the vendor and the recipient under the hospital's stamp. Pages keep
-    their content, text and marks (highlights, notes); links keep only jumps inside the document.
-    """
-    import pikepdf
-
-    with pikepdf.open(path, allow_overwriting_input=True) as doc:
-        for key in ("/OpenAction", "/AA", "/AcroForm"):
-            if key in doc.Root:
-                del doc.Root[key]
-        names = doc.Root.get("/Names")
-        if isinstance(names, pikepdf.Dictionary):
-            for key in ("/JavaScript", "/EmbeddedFiles"):
-                if key in names:
-                    del names[key]
-        for page in doc.pages:
-            if "/AA" in page.obj:
-                del page.obj["/AA"]
-            annots = page.obj.get("/Annots")
-            if not isinstance(annots, pikepdf.Array):
-                continue
-            kept = pikepdf.Array()
-            for annot in annots:
-                if not isinstance(annot, pikepdf.Dictionary) or annot.get("/Subtype") in _ACTIVE_ANNOTATIONS:
-                    continue
-                if "/AA" in annot:
-                    del annot["/AA"]
-                action = annot.get("/A")
-                if isinstance(action, pikepdf.Dictionary) and action.get("/S") != pikepdf.Name.GoTo:
-                    del annot["/A"]
-                kept.append(annot)
-            page.obj["/Annots"] = kept
-        doc.remove_unreferenced_resources()
-        doc.save(path)
 
 
 def _add_image(pdf: pdfium.PdfDocument, src: PackageSource) -> None:
