@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlencode, urljoin, urlsplit
 
 import pytest
 from sqlalchemy import select
-from webfixtures import csrf_of, patient_path, search_form, web_client
+from webfixtures import csrf_of, patient_path, search_form, sign_in, web_client
 
 from chartvault.archive.models import AuditEvent
 
@@ -146,6 +146,26 @@ def test_the_search_is_sealed_pages_and_survives_a_reload(web_archive) -> None:
         if nav:  # more than a page of hits: the next page is the same sealed search, another offset
             assert nav[0].startswith(str(many.url.path) + "?s=") and "offset=20" in nav[0]
             assert client.get(nav[0].replace("&amp;", "&")).status_code == 200
+
+
+def test_a_search_interrupted_by_the_end_of_a_session_comes_back_after_signing_in(web_archive) -> None:
+    """Only the path was kept for the return, so a person timed out mid-search signed in to an empty form.
+    The sealed search travels through the sign-in page now; an old address's patient fields never do."""
+    mrn = web_archive.mrns["ed_note"]
+    with web_client(web_archive.settings, "staff") as client:
+        where = search_form(client, follow_redirects=False, mrn=mrn).headers["location"]
+        client.cookies.clear()  # the session has ended (timed out, or another browser)
+        to_sign_in = client.get(where, follow_redirects=False)
+        assert to_sign_in.status_code == 303
+        back = unquote(urlsplit(to_sign_in.headers["location"]).query.removeprefix("next="))
+        assert back == where
+        signed = sign_in(client, "staff", next_page=back)
+        assert signed.status_code == 303 and signed.headers["location"] == where
+        again = client.get(where)
+        assert again.status_code == 200 and "1 document" in again.text
+        client.cookies.clear()
+        old = client.get(f"/ui/search?mrn={mrn}", follow_redirects=False)
+        assert old.status_code == 303 and mrn not in old.headers["location"]
 
 
 def test_a_search_in_the_address_is_refused_and_not_echoed(web_archive) -> None:

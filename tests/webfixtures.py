@@ -91,11 +91,14 @@ def follow_job(client, url: str, timeout: float = 120):
         time.sleep(0.1)
 
 
-def sign_in(client, username: str, password: str = PASSWORD):
-    """Sign a TestClient in through the real form; the response to the form post."""
-    form = client.get("/ui/sign-in")
+def sign_in(client, username: str, password: str = PASSWORD, next_page: str | None = None):
+    """Sign a TestClient in through the real form (arrived at with ``next_page`` to return to, as a
+    redirect to the sign-in page sends a person); the response to the form post."""
+    params = {"next": next_page} if next_page else {}
+    form = client.get("/ui/sign-in", params=params)
     return client.post(
         "/ui/sign-in",
+        params=params,
         data={"csrf": csrf_of(form.text), "username": username, "password": password},
         follow_redirects=False,
     )

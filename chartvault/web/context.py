@@ -138,6 +138,20 @@ def safe_back_to(target: str | None) -> str | None:
     return target
 
 
+# Query fields a page address may carry back through the sign-in page: sealed links and positions, none
+# of them patient data. Any other field (an old bookmark's ``?mrn=``) is dropped, never put in ``next``.
+RETURN_FIELDS = frozenset({"s", "patient", "offset", "page"})
+
+
+def _return_path(request: Request) -> str:
+    """Where a person whose session ended was going: the path, and its query when it holds only sealed
+    links and positions (a search interrupted by a timeout comes back after signing in)."""
+    fields = request.query_params
+    if fields and all(name in RETURN_FIELDS for name in fields):
+        return f"{request.url.path}?{request.url.query}"
+    return request.url.path
+
+
 async def page_context(request: Request) -> PageContext:
     """The dependency of every page: session, policy check, CSRF for unsafe methods."""
     root: Services = request.app.state.services
@@ -152,7 +166,7 @@ async def page_context(request: Request) -> PageContext:
     request.state.page_session = session  # for refusal pages rendered outside the route
     if roles is not PUBLIC:
         if session is None:
-            raise SignInRequired(request.url.path if method == "GET" else None)
+            raise SignInRequired(_return_path(request) if method == "GET" else None)
         if roles is None or session.role not in roles:
             where = f"{method} {path}"
             await run_in_threadpool(
