@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import api_client, ingest_files
 from sqlalchemy import select
+from webfixtures import sign_in, web_client
 
 from chartvault.archive.models import AuditEvent, Document
 from chartvault.archive.objectstore import ObjectRef
@@ -21,7 +22,7 @@ from chartvault.services import Services
 
 
 def _cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CHARTVAULT_DATA_DIR": str(data)}
+    env = {**os.environ, "CHARTVAULT_DATA_DIR": str(data), "COLUMNS": "1000"}  # rich wraps at the width
     return subprocess.run(
         [sys.executable, "-m", "chartvault.cli", *args], env=env, capture_output=True, text=True
     )
@@ -166,3 +167,20 @@ def test_objects_in_an_s3_bucket_are_refused_with_what_to_use(settings: Settings
     with Services(on_s3) as services, pytest.raises(InvalidInput, match="replication"):
         services.backups.create(tmp_path / "backups")
     assert not (tmp_path / "backups").exists()
+
+
+def test_the_archive_check_page_shows_the_latest_backups_and_flags_none(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Whoever checks the archive also sees whether it could be brought back: none is flagged, then the
+    snapshot's stamp and state; never a path of the backup folder."""
+    with Services(settings) as services:
+        services.access.create_user("root-admin", "Root Admin", "admin", password="correct horse battery")
+    with web_client(settings) as client:
+        assert sign_in(client, "root-admin", "correct horse battery").status_code == 303
+        before = client.get("/ui/admin/check")
+        assert before.status_code == 200 and "No backup of this archive has been made" in before.text
+        made = client.app.state.services.backups.create(tmp_path / "secret-backup-place")
+        after = client.get("/ui/admin/check").text
+        assert made["stamp"] in after and "complete" in after and "recent" in after
+        assert "No backup" not in after and "secret-backup-place" not in after

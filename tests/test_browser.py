@@ -848,7 +848,15 @@ def test_admin_runs_the_archive_check_and_browses_the_audit_entries(
     page.get_by_role("button", name="Quick check").click()
     expect(page.get_by_role("heading", name=re.compile("^The archive is"))).to_be_visible()
     expect(page.locator("#finding-unlinked td").first).to_have_text("0")
+    expect(page.get_by_text("No backup of this archive has been made")).to_be_visible()
     _shot(page, "admin-check-quick")
+    data_dir = records_archive.settings.data_dir  # type: ignore[attr-defined]
+    env = {**os.environ, "CHARTVAULT_DATA_DIR": str(data_dir)}
+    backup = [sys.executable, "-m", "chartvault.cli", "backup", "create", str(data_dir.parent / "backups")]
+    assert subprocess.run(backup, env=env, capture_output=True).returncode == 0  # beside the running server
+    page.goto("/ui/admin/check")  # not a reload: that would send the check's form again
+    expect(page.get_by_role("table").filter(has_text="Snapshot")).to_contain_text("complete")
+    _shot(page, "admin-check-backups")
     page.get_by_role("button", name="Full check with fixity").click()  # a background job: its page follows it
     page.wait_for_url(re.compile(r"/ui/admin/check/jobs/[0-9a-f]{32}$"))
     job_url = page.url

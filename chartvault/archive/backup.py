@@ -77,7 +77,7 @@ class Snapshot:
     objects: list[SavedObject] = field(default_factory=list)
     named: list[SavedObject] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
-    copied_objects: int = 0
+    copied_objects: int = 0  # of ``objects`` (the few bytes of new checkpoints are not counted)
     copied_bytes: int = 0
     missing: list[str] = field(default_factory=list)  # owners ("document:<id>") whose object is gone
     corrupt: list[str] = field(default_factory=list)  # owners whose bytes no longer match their sha256
@@ -198,8 +198,6 @@ def _save_checkpoints(store: LocalObjectStore, kept: LocalObjectStore, snap: Sna
         mode, until = store.retention(ref)
         if not kept.exists(ObjectRef(cp.object_key, sha, len(data))):
             kept.put_named(cp.object_key, data, "application/json", retain_until=_at_least_a_day(until))
-            snap.copied_objects += 1
-            snap.copied_bytes += len(data)
         iso = until.isoformat() if until else None
         snap.named.append(SavedObject(cp.object_key, sha, len(data), iso, mode))
 

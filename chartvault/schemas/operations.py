@@ -28,3 +28,14 @@ class Readiness:
     @property
     def ready(self) -> bool:
         return self.status == "ready"
+
+
+@dataclass(frozen=True, slots=True)
+class BackupRecord:
+    """One backup as its audit entry recorded it: when, which snapshot, whole or not, how much."""
+
+    at: str  # ISO 8601, UTC
+    stamp: str
+    complete: bool
+    objects: int
+    copied_objects: int

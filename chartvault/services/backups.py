@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
 from chartvault.archive import backup as files
 from chartvault.archive.localstore import LocalObjectStore
+from chartvault.archive.models import AuditEvent
 from chartvault.archive.objectstore import ObjectStore
 from chartvault.config import Settings
 from chartvault.errors import Conflict, InvalidInput, NotFound
+from chartvault.schemas.operations import BackupRecord
 from chartvault.services.caller import AuditTrail
 
 log = logging.getLogger(__name__)
@@ -26,8 +32,29 @@ log = logging.getLogger(__name__)
 class BackupService:
     """Snapshots of this archive into a backup folder, their pruning, and restores from one."""
 
-    def __init__(self, settings: Settings, store: Callable[[], ObjectStore], audit: AuditTrail) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Callable[[], ObjectStore],
+        audit: AuditTrail,
+        sessions: sessionmaker[Session],
+    ) -> None:
         self.settings, self.store, self.audit = settings, store, audit  # the store opened when needed
+        self.sessions = sessions
+
+    def recent(self, limit: int = 5) -> list[BackupRecord]:
+        """The newest backups of this archive, newest first, from their ``backup.create`` audit entries
+        (the backup folders are the operator's: the archive knows only what it recorded). Not a read of
+        patient data, so not audited itself."""
+        query = (
+            select(AuditEvent.at, AuditEvent.target_id, AuditEvent.outcome, AuditEvent.detail)
+            .where(AuditEvent.action == "backup.create")
+            .order_by(AuditEvent.seq.desc())
+            .limit(limit)
+        )
+        with self.sessions() as s:
+            rows = s.execute(query).all()
+        return [_record(at, stamp, outcome, detail or {}) for at, stamp, outcome, detail in rows]
 
     def create(self, dest: Path, keep: int | None = None) -> dict[str, Any]:
         """A snapshot in ``dest`` (and, with ``keep``, the older ones pruned), audited ``backup.create``
@@ -107,6 +134,17 @@ def _embedded(settings: Settings) -> None:
             "the objects are in an S3 bucket: keep them with the bucket's versioning and replication "
             "(Object Lock holds on the replica); this command backs up the embedded local store"
         )
+
+
+def _record(at: datetime, stamp: str | None, outcome: str, detail: dict[str, Any]) -> BackupRecord:
+    when = at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # SQLite gives it back without its zone
+    return BackupRecord(
+        at=when.isoformat(),
+        stamp=stamp or "",
+        complete=outcome == "ok",
+        objects=int(detail.get("objects", 0)),
+        copied_objects=int(detail.get("copied_objects", 0)),
+    )
 
 
 def _summary(snap: files.Snapshot) -> dict[str, Any]:

@@ -220,7 +220,7 @@ class Services:
         """Snapshots of the catalog and the objects into a backup folder (restore: ``backups.restore``)."""
         from chartvault.services.backups import BackupService
 
-        return BackupService(self.settings, lambda: self.parts.store, self.audit)
+        return BackupService(self.settings, lambda: self.parts.store, self.audit, self.parts.sessions)
 
     @cached_property
     def jobs(self) -> JobService:

@@ -5,7 +5,8 @@ and the background jobs of every kind (as ``GET /jobs``), each active one with a
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import Query
@@ -151,8 +152,9 @@ def _audit_url(filters: dict[str, str], **cursor: int | None) -> str:
 
 @router.get("/ui/admin/check")
 def check_page(page: Page) -> Response:
-    """What the archive check looks at; running it is a POST (it writes an audit entry)."""
-    return page.render("check.html", result=None, job=None)
+    """What the archive check looks at, and the latest backups; running it is a POST (it writes an audit
+    entry)."""
+    return _check_page(page, 200, result=None, job=None)
 
 
 @router.post("/ui/admin/check")
@@ -165,13 +167,13 @@ def run_check(page: Page) -> Response:
         job = records.start_check()
         return RedirectResponse(f"/ui/admin/check/jobs/{job.id}", status_code=303)
     result = check_summary(records.check(repair=False, fixity=False), fixity=False)
-    return page.render("check.html", status=200 if result["consistent"] else 409, result=result, job=None)
+    return _check_page(page, 200 if result["consistent"] else 409, result=result, job=None)
 
 
 @router.get("/ui/admin/check/jobs/{job_id}")
 def check_job_page(job_id: str, page: Page) -> Response:
     """A full check followed (htmx, or a reload without JavaScript) to its findings."""
-    return page.render("check.html", result=None, job=_check_job(page, job_id))
+    return _check_page(page, 200, result=None, job=_check_job(page, job_id))
 
 
 @router.get("/ui/admin/check/jobs/{job_id}/progress")
@@ -180,11 +182,24 @@ def check_job_progress(job_id: str, page: Page) -> Response:
     return page.render("_check_status.html", result=None, job=_check_job(page, job_id))
 
 
+def _check_page(page: Page, status: int, **values: Any) -> Response:
+    """The check page, with the backups the archive recorded (``chartvault backup create``) beside it:
+    whoever checks the archive also sees whether it could be brought back."""
+    backups = page.services.backups.recent()
+    stale = not backups or _age_days(backups[0].at) > BACKUP_STALE_DAYS
+    return page.render("check.html", status=status, backups=backups, backups_stale=stale, **values)
+
+
+def _age_days(iso: str) -> float:
+    return (datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds() / 86400
+
+
 def _check_job(page: Page, job_id: str) -> JobInfo:
     """The job, if it is of the kind this page follows (another kind's id is not found here)."""
     return page.services.jobs.get(job_id, kind=JOB_ARCHIVE_CHECK)
 
 
+BACKUP_STALE_DAYS = 2  # nightly backups: flagged when the newest is older than this
 JOBS_SHOWN = 100  # the latest jobs the jobs page lists
 
 
