@@ -229,11 +229,8 @@ def _write_json(path: Path, body: dict[str, Any]) -> None:
 
 
 def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fp:
-        while chunk := fp.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fp, "sha256").hexdigest()
 
 
 # -- listing and pruning ----------------------------------------------------------------------

@@ -112,7 +112,8 @@ def _inert_copy(path: Path, out: Path) -> str | None:
     shutil.copyfile(path, out)
     remove_active_content(out)
     log.info("born-digital rendition made inert found=%s", ",".join(found))
-    return hashlib.sha256(out.read_bytes()).hexdigest()
+    with out.open("rb") as fp:
+        return hashlib.file_digest(fp, "sha256").hexdigest()  # streamed: a PDF may be large
 
 
 def build_missing(sessions: sessionmaker[Session], store: ObjectStore, data_dir: Path) -> tuple[int, int]:
