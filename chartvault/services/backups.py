@@ -65,12 +65,12 @@ class BackupService:
             raise InvalidInput("this command backs up the embedded local object store")
         snap = _refused_as(lambda: files.backup(self.settings.data_dir, store, self._key_files(), dest))
         summary = _summary(snap)
-        if keep is not None:
-            gone, removed = _refused_as(lambda: files.prune(dest, keep))
-            summary["pruned_snapshots"], summary["pruned_objects"] = gone, removed
         detail = {k: summary[k] for k in ("stamp", "objects", "copied_objects", "complete")}
         self.audit("backup.create", "backup", snap.stamp, "ok" if snap.complete else "incomplete", detail)
         log.info("backup stamp=%s objects=%d copied=%d", snap.stamp, len(snap.objects), snap.copied_objects)
+        if keep is not None:  # after the entry: a prune that fails leaves the snapshot made and recorded
+            gone, removed = _refused_as(lambda: files.prune(dest, keep))
+            summary["pruned_snapshots"], summary["pruned_objects"] = gone, removed
         return summary
 
     def restored(self, done: files.Restored) -> None:
