@@ -77,7 +77,38 @@ def _cache_key(spec: DocSpec) -> str:
 
 
 def ocr_document(spec: DocSpec) -> OcrDoc:
-    """Render and OCR one document, or read it from the cache (a worker-process function)."""
+    """Render and OCR one document, or read it from the cache (a worker-process function); each page
+    with the barcodes the OCR worker would read on it (``page_codes``)."""
+    doc = _ocr_document(spec)
+    for page, codes in zip(doc.pages, page_codes(spec), strict=True):
+        page["barcodes"] = codes
+    return doc
+
+
+BARCODES = {"on": True}  # --no-barcodes: the label's barcode is read but not used
+BARCODE_PASS_VERSION = "1"
+
+
+def page_codes(spec: DocSpec) -> list[list[dict[str, str]]]:
+    """Per page, the barcodes the OCR worker reads from the decoded pixels (``scan_decoded``: the whole
+    page at ~100 dpi, the label bands again at ~300 when that found no linear code), cached beside the OCR."""
+    from chartvault.ocr.barcodes import LABEL_BOTTOM, LABEL_DPI, LABEL_TOP, scan_decoded
+
+    raw = f"{_cache_key(spec)}|{LABEL_TOP}|{LABEL_BOTTOM}|{LABEL_DPI}|{BARCODE_PASS_VERSION}"
+    path = CACHE / f"codes-{hashlib.sha256(raw.encode()).hexdigest()[:24]}.json.gz"
+    if path.is_file():
+        return json.loads(gzip.decompress(path.read_bytes()))
+    from bench.pages import DPI, render_document
+
+    codes = [scan_decoded(img, DPI, few_words=False) for img in render_document(spec).pages]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp_path = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp_path.write_bytes(gzip.compress(json.dumps(codes).encode()))
+    tmp_path.replace(path)
+    return codes
+
+
+def _ocr_document(spec: DocSpec) -> OcrDoc:
     path = CACHE / f"{_cache_key(spec)}.json.gz"
     if path.is_file():
         return OcrDoc(spec.doc_id, json.loads(gzip.decompress(path.read_bytes())))
@@ -306,6 +337,7 @@ def page_identifiers(
 ) -> list[Any]:
     """Each page's identifiers from its text and word boxes, with the label pass's reads joined on the
     pages whose first reading asks for them (as the OCR worker does)."""
+    from chartvault.classify.labelcodes import with_label_barcodes
     from chartvault.classify.labelpass import needs_label_pass, with_label_reads
     from chartvault.ocr.labels import LabelRead
     from chartvault.ocr.types import Word
@@ -332,6 +364,10 @@ def page_identifiers(
             )
         if extra is not None and extra.get("rereads") and REREAD["on"]:
             ids = _voted(ids, first, page, extra["rereads"], mrn_pattern, check_digit)
+        if page.get("barcodes") and BARCODES["on"]:
+            ids = with_label_barcodes(
+                ids, page["barcodes"], mrn_pattern=mrn_pattern, mrn_check_digit=check_digit
+            )
         per_page.append(ids)
     return per_page
 
@@ -533,6 +569,7 @@ def main() -> None:
     ap.add_argument("--no-pattern", action="store_true", help="Read without the facility MRN pattern.")
     ap.add_argument("--no-label-pass", action="store_true", help="First OCR pass only (no label zones).")
     ap.add_argument("--no-reread", action="store_true", help="Ignore the vote of the MRN's words read again.")
+    ap.add_argument("--no-barcodes", action="store_true", help="Ignore the patient labels' barcodes.")
     ap.add_argument(
         "--default-pattern", action="store_true", help="Read with the shipped default CHARTVAULT_MRN_PATTERN."
     )
@@ -546,6 +583,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ["OMP_THREAD_LIMIT"] = "1"
     REREAD["on"] = not args.no_reread
+    BARCODES["on"] = not args.no_barcodes
     if args.cost_pages:
         print(json.dumps(label_pass_cost(args.split, args.per_layout, args.cost_pages)))
         return

@@ -695,43 +695,75 @@ def test_him_admin_corrects_a_date_of_birth_seeing_the_retention_it_moves(
         assert services.records.retention(doc)["retain_until"] == "2029-04-13"
 
 
+@contextmanager
+def _mrn_provenance(web_archive, doc: str, extra: dict):
+    """The document's identifier confidences with ``extra`` (an MRN's provenance) for the test's length;
+    yields a setter for other values; the row as it was afterwards."""
+    from chartvault.archive.models import Document
+    from chartvault.services import Services
+
+    def put(values: dict) -> None:
+        with Services(web_archive.settings) as services, services.parts.sessions() as s:
+            row = s.get(Document, doc)
+            row.identifier_confidence = {**kept[0], **values}
+            s.commit()
+
+    with Services(web_archive.settings) as services, services.parts.sessions() as s:
+        row = s.get(Document, doc)
+        kept = (dict(row.identifier_confidence or {}), row.review_status)
+    put(extra)
+    try:
+        yield put
+    finally:
+        with Services(web_archive.settings) as services, services.parts.sessions() as s:
+            row = s.get(Document, doc)
+            row.identifier_confidence, row.review_status = kept
+            s.commit()
+
+
+def _misread(mrn: str) -> str:
+    return ("9" if mrn[0] != "9" else "8") + mrn[1:]
+
+
 def test_the_reviewer_sees_a_re_read_mrn_and_a_refused_one_beside_the_page(
     browser, server: str, web_archive
 ) -> None:
     """What the machine repaired or refused is shown where the reviewer compares it with the page: the MRN
     a re-read vote replaced (with what the first reading said), and a manifest's MRN that failed the check
     digit (never applied)."""
-    from chartvault.archive.models import Document
-    from chartvault.services import Services
-
     doc = web_archive.docs["ed_note"]
-    mrn = web_archive.mrns["ed_note"]
-    first_reading = ("9" if mrn[0] != "9" else "8") + mrn[1:]
-    with Services(web_archive.settings) as services, services.parts.sessions() as s:
-        row = s.get(Document, doc)
-        kept = (dict(row.identifier_confidence or {}), row.review_status)
-        row.identifier_confidence = {
-            **kept[0],
-            "mrn_source": "reread_vote",
-            "mrn_read": first_reading,
-            "mrn_refused": [{"source": "manifest", "value": "000000001"}],
-        }
-        s.commit()
-    try:
+    first_reading = _misread(web_archive.mrns["ed_note"])
+    refused = [{"source": "manifest", "value": "000000001"}]
+    provenance = {"mrn_source": "reread_vote", "mrn_read": first_reading, "mrn_refused": refused}
+    with _mrn_provenance(web_archive, doc, provenance):
         page = _signed_in(browser, server, "him_admin", bypass_csp=True)
         page.goto(f"/ui/review/{doc}")
         expect(page.locator("#mrn-reread")).to_have_text(f"re-read from {first_reading}")
-        refused = page.locator("#mrn-refused-manifest")
-        expect(refused).to_contain_text("000000001")
-        expect(refused).to_contain_text("fails the check digit")
+        shown = page.locator("#mrn-refused-manifest")
+        expect(shown).to_contain_text("000000001")
+        expect(shown).to_contain_text("fails the check digit")
         assert _serious_violations(page, AXE.read_text()) == []
         _shot(page, "him-review-reread-and-refused-mrn")
         page.context.close()
-    finally:
-        with Services(web_archive.settings) as services, services.parts.sessions() as s:
-            row = s.get(Document, doc)
-            row.identifier_confidence, row.review_status = kept
-            s.commit()
+
+
+def test_the_reviewer_sees_an_mrn_the_labels_barcode_mended(browser, server: str, web_archive) -> None:
+    """An MRN taken from the patient label's barcode where the text was misread says so, with what the
+    text read, and one the barcode alone gave says that."""
+    doc = web_archive.docs["ed_note"]
+    text_read = _misread(web_archive.mrns["ed_note"])
+    with _mrn_provenance(web_archive, doc, {"mrn_source": "label_barcode", "mrn_read": text_read}) as put:
+        page = _signed_in(browser, server, "him_admin", bypass_csp=True)
+        page.goto(f"/ui/review/{doc}")
+        expect(page.locator("#mrn-barcode")).to_have_text(
+            f"from the label's barcode; the text read {text_read}"
+        )
+        assert _serious_violations(page, AXE.read_text()) == []
+        _shot(page, "him-review-barcode-mrn")
+        put({"mrn_source": "label_barcode"})
+        page.reload()
+        expect(page.locator("#mrn-barcode")).to_have_text("from the label's barcode alone")
+        page.context.close()
 
 
 def test_him_admin_retrains_the_classifier_after_correcting_a_type(browser, server: str, web_archive) -> None:

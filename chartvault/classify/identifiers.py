@@ -46,7 +46,7 @@ from chartvault.classify.layout import Row, blocks, page_rows
 from chartvault.classify.names import normalise_name
 from chartvault.classify.types import Extracted, Identifiers
 from chartvault.ocr.types import Word
-from chartvault.schemas.documents import MRN_SOURCE_READ_BACK, MRN_SOURCE_REREAD
+from chartvault.schemas.documents import MRN_SOURCE_BARCODE, MRN_SOURCE_READ_BACK, MRN_SOURCE_REREAD
 
 __all__ = ["extract_icd_codes", "extract_identifiers", "merge_identifiers", "normalise_name", "parse_date"]
 
@@ -450,7 +450,7 @@ def merge_identifiers(
     for page in pages:  # codes: the union over pages, in page order
         merged.icd_codes.extend(c for c in page.icd_codes if c not in merged.icd_codes)
     if merged.mrn is not None:
-        merged.mrn = _reread_mark(merged.mrn, [page.mrn for page in pages if page.mrn is not None])
+        merged.mrn = _repair_mark(merged.mrn, [page.mrn for page in pages if page.mrn is not None])
     if merged.mrn is not None and mrn_check_digit != "none":
         read = merged.mrn.value
         value, conf = settled_mrn(read, merged.mrn.confidence, mrn_check_digit, _compiled(mrn_pattern))
@@ -491,11 +491,18 @@ def _field_vote(
     return Extracted(winner, round(conf, 3))
 
 
-def _reread_mark(mrn: Extracted, readings: list[Extracted]) -> Extracted:
-    """The document's MRN marked as the re-read's when every page that gave it had it from the re-read
-    vote (a page that printed it readably vouches for it as read): ``read_as`` the first reading."""
+_PAGE_REPAIRS = (MRN_SOURCE_REREAD, MRN_SOURCE_BARCODE)
+
+
+def _repair_mark(mrn: Extracted, readings: list[Extracted]) -> Extracted:
+    """The document's MRN marked as a page-level repair's (the re-read vote, the label's barcode) when every
+    page that gave it had it from that repair (a page that printed it readably vouches for it as read; a
+    barcode that only supplied an unread MRN says so): ``read_as`` the first reading, when there was one."""
     giving = [r for r in readings if r.value == mrn.value]
-    if not giving or any(r.source != MRN_SOURCE_REREAD or r.read_as is None for r in giving):
+    sources = {r.source for r in giving}
+    if len(sources) != 1 or (source := sources.pop()) not in _PAGE_REPAIRS:
         return mrn
-    first_reads = Counter(r.read_as for r in giving)
-    return replace(mrn, read_as=first_reads.most_common(1)[0][0], source=MRN_SOURCE_REREAD)
+    first_reads = Counter(r.read_as for r in giving if r.read_as is not None)
+    if not first_reads:
+        return replace(mrn, source=source) if source == MRN_SOURCE_BARCODE else mrn
+    return replace(mrn, read_as=first_reads.most_common(1)[0][0], source=source)

@@ -303,6 +303,8 @@ def _apply_identifiers(
             conf[name] = round(value.confidence, 3)
     if ids.mrn is not None and ids.mrn.read_as is not None:  # a repair: the reviewer sees what was read
         conf["mrn_source"], conf["mrn_read"] = ids.mrn.source or MRN_READ_BACK, ids.mrn.read_as
+    elif ids.mrn is not None and ids.mrn.source is not None:  # given by the label's barcode alone
+        conf["mrn_source"] = ids.mrn.source
     doc.mrn = ids.mrn.value if ids.mrn else None
     doc.patient_name = ids.name.value if ids.name else None
     doc.dob = _iso(ids.dob.value) if ids.dob else None

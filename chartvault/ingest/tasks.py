@@ -172,7 +172,7 @@ class OcrTask:
             if barcodes is None:  # a text-layer page (nothing decoded) or a failed read: from the file
                 barcodes, barcode_ms = _barcodes(path, kind, self.page_no)
                 page.cpu_ms["barcodes"] = barcode_ms
-            identifiers = reader.final(page, scan.labels, scan.rereads)
+            identifiers = reader.final(page, scan.labels, scan.rereads, barcodes)
             return PageOutcome(page=page, identifiers=identifiers, barcodes=barcodes, barcode_ms=barcode_ms)
         except OcrError as exc:
             return PageOutcome(error=str(exc))
@@ -231,8 +231,13 @@ class _PageIdentifiers:
         return mrn_words(self._first(page), page.words)
 
     def final(
-        self, page: PageText, labels: list[LabelRead], rereads: list[list[str]] | None = None
+        self,
+        page: PageText,
+        labels: list[LabelRead],
+        rereads: list[list[str]] | None = None,
+        barcodes: list[dict[str, str]] | None = None,
     ) -> dict[str, Any]:
+        from chartvault.classify.labelcodes import with_label_barcodes
         from chartvault.classify.labelpass import with_label_reads
         from chartvault.classify.reread import voted
 
@@ -256,6 +261,11 @@ class _PageIdentifiers:
                     rereads,
                     mrn_pattern=self.mrn_pattern,
                     mrn_check_digit=self.mrn_check_digit,
+                )
+        if barcodes:  # last: a barcode decodes exactly or not at all, where every reading above guesses
+            with self.clock.stage("identifiers"):
+                found = with_label_barcodes(
+                    found, barcodes, mrn_pattern=self.mrn_pattern, mrn_check_digit=self.mrn_check_digit
                 )
         page.cpu_ms.update(self.clock.ms)
         return found.to_dict()

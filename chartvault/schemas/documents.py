@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Where a document's MRN came from when it is not what the pages printed as it stands (IdentifierValue.source,
-# the catalog's identifier_confidence["mrn_source"]); with the first two, read_as keeps what the pages read.
+# the catalog's identifier_confidence["mrn_source"]); with the first two and a
+# barcode's mending, read_as keeps what the pages read.
 MRN_SOURCE_READ_BACK = "check_digit_read_back"  # one look-alike digit changed to pass the check digit
 MRN_SOURCE_REREAD = "reread_vote"  # the renderings of the MRN's word out-voted the first reading
 MRN_SOURCE_INDEX = "patient_index"  # filled in from the patient found by name and DOB
+MRN_SOURCE_BARCODE = "label_barcode"  # the patient label's barcode, where the text was misread or unread
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -19,9 +21,11 @@ class IdentifierValue:
     # Where the value came from when it was not read on the page as it stands: "patient_index" (an MRN
     # filled in from the patient found by name and DOB), "check_digit_read_back" (the MRN the pages read,
     # one look-alike digit changed so that it passes the facility's check digit), "reread_vote" (the MRN's
-    # word read again in several renderings, which out-voted the first reading).
+    # word read again in several renderings, which out-voted the first reading), "label_barcode" (the
+    # patient label's barcode, which mended a misread or gave the MRN the text did not).
     source: str | None = None
-    read_as: str | None = None  # with "check_digit_read_back" and "reread_vote": what the pages first read
+    # with "check_digit_read_back", "reread_vote" and a mending "label_barcode": what the pages first read
+    read_as: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
