@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.generated import (
+    BARCODES,
     LABEL_PASS,
     REREAD,
     SEEDS,
@@ -212,10 +213,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=None, help="Other documents than the split's usual ones.")
     add_check_digit_args(ap)
     ap.add_argument("--no-reread", action="store_true", help="Ignore the vote of the MRN's words read again.")
+    ap.add_argument("--no-barcodes", action="store_true", help="Ignore the patient labels' barcodes.")
     args = ap.parse_args()
     import json
 
     REREAD["on"] = not args.no_reread
+    BARCODES["on"] = not args.no_barcodes
 
     result = linking_figures(
         args.per_layout, args.workers, args.split, args.seed, args.check_digit, not args.no_check_setting

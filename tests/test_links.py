@@ -4,6 +4,7 @@ name or a search's words. Sealed for one person and one purpose, expiring, and o
 from __future__ import annotations
 
 import base64
+import json
 import stat
 from pathlib import Path
 
@@ -103,3 +104,56 @@ def test_a_key_from_the_environment_and_its_retired_keys(tmp_path: Path) -> None
 def test_a_value_too_long_for_an_address_is_refused(sealer: LinkSealer) -> None:
     with pytest.raises(InvalidInput, match="too long"):
         sealer.seal("search", ALICE, {"q": "x" * 3000})
+
+
+def test_rotating_the_link_key_keeps_old_links_until_a_revocation_ends_them(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`chartvault links rotate-key` (a key in use for a while) and `--revoke-old` (a key that leaked): a
+    running server's sealer takes the new ring from the file without a restart; both are audited."""
+    from sqlalchemy import select
+    from typer.testing import CliRunner
+
+    from chartvault.archive.models import AuditEvent
+    from chartvault.cli import app
+    from chartvault.services import Services
+
+    running = LinkSealer.from_settings(settings)  # as a server holds it
+    before = running.seal("patient", ALICE, {"mrn": MRN})
+    old_key = running.keys.current()[0]
+    monkeypatch.setenv("CHARTVAULT_DATA_DIR", str(settings.data_dir))
+    runner = CliRunner()
+    rotated = runner.invoke(app, ["links", "rotate-key", "--json"])
+    assert rotated.exit_code == 0, rotated.output
+    result = json.loads(rotated.stdout)
+    assert result["from_key"] == old_key and result["to_key"] != old_key and result["revoked"] == []
+    assert running.keys.current()[0] == result["to_key"]  # new links use the new key at once
+    assert running.open("patient", ALICE, before) == {"mrn": MRN}  # old ones open until they expire
+    during = running.seal("patient", ALICE, {"mrn": MRN})
+
+    revoked = runner.invoke(app, ["links", "rotate-key", "--revoke-old"])
+    assert revoked.exit_code == 0 and "2 old key(s) dropped" in revoked.output, revoked.output
+    for link in (before, during):
+        with pytest.raises(LinkExpired):
+            running.open("patient", ALICE, link)
+    assert running.open("patient", ALICE, running.seal("patient", ALICE, {"mrn": MRN})) == {"mrn": MRN}
+    key_file = settings.data_dir / "keys" / "links.key"
+    assert (
+        stat.S_IMODE(key_file.stat().st_mode) == 0o600 and len(json.loads(key_file.read_text())["keys"]) == 1
+    )
+    with Services(settings) as services, services.parts.sessions() as s:
+        entries = s.scalars(select(AuditEvent).where(AuditEvent.action == "links.rotate_key")).all()
+    assert [len(e.detail["revoked"]) for e in entries] == [0, 2]
+
+
+def test_audit_keys_are_never_dropped_and_an_environment_link_key_is_rotated_there(tmp_path: Path) -> None:
+    from chartvault.archive.audit_keys import AuditKeyError, KeyRing
+
+    audit_ring = KeyRing(tmp_path / "keys" / "audit.key")
+    first = audit_ring.current()[0]
+    with pytest.raises(AuditKeyError, match="never dropped"):
+        audit_ring.rotate(keep_old=False)
+    assert audit_ring.key_ids() == [first]
+    from_env = LinkSealer.from_settings(_settings(tmp_path / "env", link_key="e" * 40))
+    with pytest.raises(AuditKeyError, match="CHARTVAULT_LINK_KEY"):
+        from_env.keys.rotate(keep_old=False)

@@ -53,6 +53,9 @@ class KeyRingSpec:
     env_key: str
     env_retired: str
     env_file: str
+    # Whether a rotation may drop the old keys: link keys only open links (a leaked one is revoked by
+    # dropping it, and its links die); audit keys verify entries for as long as the log is kept.
+    revocable: bool = False
 
 
 AUDIT_KEYS = KeyRingSpec(
@@ -64,6 +67,7 @@ LINK_KEYS = KeyRingSpec(
     "CHARTVAULT_LINK_KEY",
     "CHARTVAULT_LINK_RETIRED_KEYS",
     "CHARTVAULT_LINK_KEY_FILE",
+    revocable=True,
 )
 
 
@@ -167,12 +171,15 @@ class KeyRing:
             self._refresh_file(create=False)
             return sorted({*self._env_keys, *self._file_keys})
 
-    def rotate(self) -> str:
-        """Make a new file key current, keeping every old one; returns the new key's id.
+    def rotate(self, *, keep_old: bool = True) -> str:
+        """Make a new file key current, keeping every old one (or, for a revocable ring and
+        ``keep_old=False``, dropping them); returns the new key's id.
 
         Serialised across processes by a lock file beside the key file, and written by an
         atomic rename, so a crash leaves either the old ring or the new one, never half.
         """
+        if not keep_old and not self.spec.revocable:
+            raise AuditKeyError(f"{self.spec.what} keys are never dropped: the entries they signed need them")
         if self._env_current is not None:
             spec = self.spec
             raise AuditKeyError(
@@ -184,7 +191,7 @@ class KeyRing:
             self._refresh_file(create=True)
             key = _new_key()
             new_id = key_id_of(key)
-            keys = {**self._file_keys, new_id: key}
+            keys = {**(self._file_keys if keep_old else {}), new_id: key}
             tmp = self._write_temp(path, new_id, keys)
             os.replace(tmp, path)
             _fsync_dir(path.parent)

@@ -14,6 +14,9 @@ token_app = typer.Typer(
     help="API tokens: random, shown once, stored hashed, expiring, revocable.", no_args_is_help=True
 )
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+links_app = typer.Typer(
+    help="The keys that seal page links (no patient in an address).", no_args_is_help=True
+)
 user_app = typer.Typer(
     help="Named users: who signs in to the web pages and holds tokens.", no_args_is_help=True
 )
@@ -199,7 +202,31 @@ def audit_rotate_key(as_json: Annotated[bool, typer.Option("--json")] = False) -
         out.print(f"audit key rotated: {result.from_key} -> {result.to_key} (old key kept for verification)")
 
 
+@links_app.command("rotate-key")
+def links_rotate_key(
+    revoke_old: Annotated[
+        bool, typer.Option("--revoke-old", help="Drop the old keys: every link made before stops opening.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Make a new page-link key current (links made before still open until they expire, or not at all
+    with --revoke-old, for a key that leaked); running servers take it up without a restart."""
+    with open_services() as services:
+        result = services.links.rotate_key(revoke_old=revoke_old)
+    if as_json:
+        emit_json(result)
+    else:
+        rotated = f"link key rotated: {result.from_key} -> {result.to_key}"
+        if result.revoked:
+            out.print(
+                f"{rotated}; {len(result.revoked)} old key(s) dropped: links made before no longer open"
+            )
+        else:
+            out.print(f"{rotated} (links made before open until they expire)")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(token_app, name="token")
     app.add_typer(audit_app, name="audit")
+    app.add_typer(links_app, name="links")
     app.add_typer(user_app, name="user")

@@ -74,6 +74,15 @@ class AuditKeyRotation:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LinkKeyRotation:
+    """A new page-link key made current; with ``revoked``, the keys dropped (their links no longer open)."""
+
+    from_key: str
+    to_key: str
+    revoked: list[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AuditReport:
     """The audit chain walked end to end against every checkpoint: where it first breaks, if it does."""
 

@@ -46,7 +46,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from chartvault.archive.audit_keys import LINK_KEYS, KeyRing
 from chartvault.config import Settings
 from chartvault.errors import InvalidInput, NotFound
-from chartvault.services.caller import Caller
+from chartvault.schemas.access import LinkKeyRotation
+from chartvault.services.caller import AuditTrail, Caller
 
 VERSION = b"\x01"
 NONCE_BYTES = 12
@@ -155,9 +156,22 @@ def _split(raw: bytes) -> tuple[bytes, bytes, bytes]:
 class LinkService:
     """Links sealed for, and opened by, the caller: a person's links open for that person only."""
 
-    def __init__(self, sealer: Callable[[], LinkSealer], caller: Caller) -> None:
+    def __init__(self, sealer: Callable[[], LinkSealer], caller: Caller, audit: AuditTrail) -> None:
         self._sealer = sealer
         self.caller = caller
+        self.audit = audit
+
+    def rotate_key(self, *, revoke_old: bool = False) -> LinkKeyRotation:
+        """Make a new link key current. Old keys stay to open the links they sealed until those expire,
+        unless ``revoke_old``: then they are dropped and every link made before stops opening at once, on
+        every server sharing the key file (it is re-read when it changes); people search again."""
+        ring = self._sealer().keys
+        old_id, _ = ring.current()
+        before = set(ring.key_ids())
+        new_id = ring.rotate(keep_old=not revoke_old)
+        revoked = sorted(before - set(ring.key_ids()))
+        self.audit("links.rotate_key", detail={"from_key": old_id, "to_key": new_id, "revoked": revoked})
+        return LinkKeyRotation(from_key=old_id, to_key=new_id, revoked=revoked)
 
     def seal(self, purpose: str, value: Mapping[str, Any]) -> str:
         """``value`` sealed for the caller."""

@@ -347,7 +347,7 @@ class Services:
         from chartvault.services.links import LinkService
 
         parts = self.parts
-        return LinkService(lambda: parts.link_sealer, self.caller)
+        return LinkService(lambda: parts.link_sealer, self.caller, self.audit)
 
     @cached_property
     def pages(self) -> PageService:
