@@ -11,7 +11,9 @@ Encounter #; DOB, D.O.B., Birthdate; DOS, Date of Service, Adm/Disch, Visit Date
 while the extractor is developed; ``HELD_OUT`` layouts (other field names, orders, positions and date forms of
 the same label kinds) are measured and reported, never tuned on. Both sets hold an addressograph, a thermal
 label, a strip and a form grid, so a figure on the held-out set says how the extractor does on label
-variants it was not shaped by. Names, numbers and facilities are invented.
+variants it was not shaped by. ``BLIND`` layouts were written later, without reading the extractor's code,
+as a check of how the held-out figure generalises (``--split blind``); they too are only measured. Names,
+numbers and facilities are invented.
 """
 
 from __future__ import annotations
@@ -180,6 +182,11 @@ def month_name(d: date) -> str:
     return f"{_MON[d.month - 1].title()} {d.day}, {d.year}"
 
 
+def md4y(d: date) -> str:
+    """Unpadded month and day, four-digit year: 3/4/1952."""
+    return f"{d.month}/{d.day}/{d.year}"
+
+
 # --------------------------------------------------------------------------------------------- layouts
 
 
@@ -198,6 +205,21 @@ class LabelLayout:
 
 def _att(p: Patient) -> str:
     return p.attending.split()[-1].upper()
+
+
+def _first_last(p: Patient) -> str:
+    """'Jane A. Whitmore'."""
+    return f"{p.first} {p.middle + '. ' if p.middle else ''}{p.last}"
+
+
+def _last_first_mixed(p: Patient) -> str:
+    """'Whitmore, Jane A' (mixed case, as some EHRs print it)."""
+    return f"{p.last}, {p.first}" + (f" {p.middle}" if p.middle else "")
+
+
+def _cols(*cells: str) -> str:
+    """Columns of a monospaced label, each padded to 16 characters but the last."""
+    return "".join(c.ljust(16) for c in cells[:-1]) + cells[-1]
 
 
 # fmt: off
@@ -285,6 +307,63 @@ HELD_OUT: tuple[LabelLayout, ...] = (
         f"Enc # {p.encounter}   Visit Date {month_name(p.service_date)}",
     ], barcode=True),
 )
+
+# Written for the blind check (branch 'blind') without reading the extractor: other combinations of the same
+# label kinds (keys above their values, account before MRN on an imprint, room and attending between the
+# identifiers, unpadded dates, two-digit years beside an age, 'Sex/Age: F/72', '72Y F', mixed-case and
+# 'First M. Last' names, other corners and bands). Only measured, never tuned on.
+BLIND: tuple[LabelLayout, ...] = (
+    LabelLayout("thermal_keys_above", "bottom_right", "thermal", "mono", lambda p: [
+        p.label_name,
+        _cols("Med Rec No.", "Acct/FIN"),
+        _cols(p.mrn, p.account),
+        _cols("Birth Date", "Sex/Age"),
+        _cols(md4y(p.dob), f"{p.sex}/{p.age}"),
+        f"Admit: {md4y(p.service_date)}",
+    ]),
+    LabelLayout("addressograph_acct_first", "bottom_left", "imprint", "imprint", lambda p: [
+        f"{p.account}   {p.mrn}",
+        p.label_name,
+        f"{md2y(p.dob)}  {p.age}  {p.sex}",
+        f"{md2y(p.service_date)}  RM {p.room}  DR {_att(p)}",
+    ]),
+    LabelLayout("thermal_room_between", "top_left", "thermal", "sans", lambda p: [
+        p.label_name.replace(", ", ","),
+        f"MR No: {p.mrn}",
+        f"Rm/Bed: {p.room}",
+        f"Attending: {p.attending}, MD",
+        f"D.O.B.: {md4y(p.dob)}   Sex/Age: {p.sex}/{p.age}",
+        f"Encounter #: {p.encounter}",
+        f"DOS: {md4y(p.service_date)}",
+    ]),
+    LabelLayout("strip_unit_no", "top", "strip", "mono", lambda p: [
+        f"Unit No: {p.mrn} | {p.label_name} | {p.age}Y {p.sex} | DOB: {md2y(p.dob)} | "
+        f"Adm/Disch: {md2y(p.service_date)} -",
+    ]),
+    LabelLayout("grid_mrn_last", "top_right", "grid", "sans", lambda p: [
+        ("NAME", p.label_name), ("D.O.B.", dmon(p.dob)), ("SEX/AGE", f"{p.sex}/{p.age}"),
+        ("ACCT/FIN", p.account), ("ADMIT", md4y(p.service_date)), ("MR NO", p.mrn),
+    ]),
+    LabelLayout("box_first_last", "top_left", "box", "serif", lambda p: [
+        f"Name: {_first_last(p)}",
+        f"Birthdate: {md4y(p.dob)}   Sex: {p.sex}",
+        f"MR#: {p.mrn}   CSN: {p.encounter}",
+        f"Date of Service: {dmon(p.service_date)}",
+    ]),
+    LabelLayout("plain_mixed_case", "bottom_left", "plain", "serif", lambda p: [
+        f"{_last_first_mixed(p)}   {p.age}Y {p.sex}",
+        f"Med Rec No. {p.mrn}",
+        f"Birth Date {dmon(p.dob)}",
+        f"Visit # {p.encounter}   Visit Date {mdy4(p.service_date)}",
+    ]),
+    LabelLayout("thermal_fin_first", "top_right", "thermal", "sans", lambda p: [
+        f"FIN: {p.account}",
+        p.label_name,
+        f"MRN: {p.mrn}   {p.sex}/{p.age}",
+        f"DOB: {md4y(p.dob)}",
+        f"Admit: {md2y(p.service_date)}   Rm {p.room}",
+    ], barcode=True),
+)
 # fmt: on
 
-SPLITS: dict[str, tuple[LabelLayout, ...]] = {"tuning": TUNING, "held_out": HELD_OUT}
+SPLITS: dict[str, tuple[LabelLayout, ...]] = {"tuning": TUNING, "held_out": HELD_OUT, "blind": BLIND}
