@@ -15,9 +15,9 @@ carry hundreds of words and never pay the second pass. A patient label's Code 12
 held-out draw; at ~150, 3), at ~300 none, fax pages included; so a page that showed no linear code has its
 label bands (above ``LABEL_TOP`` and below ``LABEL_BOTTOM`` of its height, where labels are stuck) read
 again at ~``LABEL_DPI``: the barcode stage went from 11 to 27 ms CPU per page (`bench.resolution`, the 108
-scanned corpus pages, none with a label barcode), 2.8 % of the OCR's 965 ms. Files whose pages were not decoded
-for OCR (a PDF page read from its text layer) go through ``page_barcodes``: the page is decoded (a PDF page
-rendered by pdfium at ``BARCODE_DPI``) and reduced to at most ``MAX_SIDE`` pixels on the long side.
+scanned corpus pages, none with a label barcode), 2.8 % of the OCR's 965 ms. Files whose pages were not
+decoded for OCR (a PDF page read from its text layer) go through ``page_barcodes``: the page is decoded (a
+PDF page rendered by pdfium at ``BARCODE_DPI``) and reduced to at most ``MAX_SIDE`` pixels on the long side.
 """
 
 from __future__ import annotations
