@@ -271,3 +271,23 @@ def test_a_junk_glyph_close_to_a_word_does_not_make_every_space_a_field_gap() ->
     assert ids.name is not None and ids.name.value == "PEMBERTON, GIDEON M"
     row = next(r for r in page_rows("", [*words, junk, *sex], PAGE) if "PEMBERTON" in r.text)
     assert "GIDEON M" in row.text and "  Sex:" in row.text  # the gap before the next field is still one
+
+
+@pytest.mark.parametrize("damaged", ["D.O.B.", "1D.0.B.", '0.0.8."'])
+def test_form_grid_with_combined_keys_and_a_key_ocr_damaged(damaged: str) -> None:
+    # Found on the blind layouts (bench.generated --split blind): 'SEX/AGE' and 'ACCT/FIN' cells, and OCR's
+    # '1D.0.B.' for 'D.O.B.', made the grid reader give up on the row; without the site's pattern the account
+    # number under 'ACCT/FIN' was taken for the MRN.
+    keys = f"NAME            {damaged:14s}SEX/AGE   ACCT/FIN      ADMIT       MR NO"
+    values = "DOE, JANE Q     14-MAR-1952   F/71      7766554433    5/2/2023    001234567"
+    ids = read(*HEADER, (400, keys), (450, values), *body())
+    assert ids.mrn is not None and (ids.mrn.value, ids.mrn.confidence >= 0.9) == ("001234567", True)
+    assert ids.account is not None and ids.account.value == "7766554433"
+    assert ids.date_of_service is not None and ids.date_of_service.value == "2023-05-02"
+
+
+def test_a_key_row_with_a_value_beside_a_key_is_no_grid() -> None:
+    # Three keys, and a number where a damaged key would be: keys and values on one row, read as such.
+    ids = read(*HEADER, (400, "NAME  DOE, JANE Q   MRN 001234567   SEX F"), *body())
+    assert ids.mrn is not None and ids.mrn.value == "001234567"
+    assert ids.name is not None and ids.name.value == "DOE, JANE Q"

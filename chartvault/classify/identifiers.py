@@ -227,7 +227,7 @@ def _stacked_rows(rows: list[Row]) -> list[Row]:
                 for w, a, b in below.words
                 if left - row.height <= w.left < right - row.height / 2 and w.text.strip(_BORDER_MARKS)
             ]
-            if value:
+            if value and label:  # a column whose key could not be read bounds its neighbours, names nothing
                 text = f"{label}: {' '.join(v for v, _, _ in value)}"
                 index = _STACKED_ROW_OFFSET + below.index * 50 + k
                 sources = [(below.index, a, b) for _, a, b in value]
@@ -235,19 +235,37 @@ def _stacked_rows(rows: list[Row]) -> list[Row]:
     return out
 
 
+# What may stand between two keys printed above their values: separators, and the '/' of a combined cell
+# ('ACCT/FIN', 'Acct /FIN': two keys over one value).
+_BETWEEN_KEYS = _BORDER_MARKS + ":;#.-/"
+_GRID_KEYS = 3  # keys a row needs before a stretch between them that no key pattern reads is taken for one
+_VALUE_LIKE = re.compile(r"\d{3}|\d[/\-]\d|[a-z]{3}")  # a number, a date, a lower-case word: no damaged key
+
+
 def _standalone_keys(row: Row) -> list[tuple[str, int]]:
-    """Keys of a row with no value after them: (key text, left edge in pixels), left to right."""
+    """Keys of a row with no value after them: (key text, left edge in pixels), left to right.
+
+    In a row of at least ``_GRID_KEYS`` keys, a short stretch no key pattern reads and that holds nothing a
+    value would ('1D.0.B.', '0.0.8.": a key OCR damaged) is a column of its own, with an empty key: it
+    bounds the columns beside it and names no value.
+    """
     found = list(keys.ANY_KEY_RE.finditer(row.text))
-    if not found or row.text[: found[0].start()].strip(_BORDER_MARKS + ":;#.-"):
+    if not found or row.text[: found[0].start()].strip(_BETWEEN_KEYS):
         return []  # words before the first key: prose that ends in a key word ('... The patient')
     out = []
     for k, m in enumerate(found):
         end = found[k + 1].start() if k + 1 < len(found) else len(row.text)
-        if row.text[m.end() : end].strip(_BORDER_MARKS + ":;#.-"):
-            return []  # a value beside a key: not a grid row
         lefts = [w.left for w, s, e in row.words if s < m.end() and e > m.start()]
         if lefts:
             out.append((m.group(1), min(lefts)))
+        between = row.text[m.end() : end].strip(_BETWEEN_KEYS)
+        if not between:
+            continue
+        if len(found) < _GRID_KEYS or len(between.split()) > 2 or _VALUE_LIKE.search(between):
+            return []  # a value beside a key: not a grid row
+        damaged = [w.left for w, s, e in row.words if s < end and e > m.end() and w.text.strip(_BETWEEN_KEYS)]
+        if damaged:
+            out.append(("", min(damaged)))
     return out
 
 

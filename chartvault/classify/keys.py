@@ -83,7 +83,7 @@ ANY_KEY_RE = re.compile(
     + "("
     + "|".join(
         (_NAME_LABEL.replace("|PATIENT|NAME)", "|PATIENT|NAME(?![A-Za-z]))"), _MRN_LABEL, _ACCT_LABEL,
-         _ENC_LABEL, _DOB_LABEL, _DOS_LABEL, _ADM_LABEL, r"AGE[ ]?/[ ]?SEX|SEX|GENDER|AGE")
+         _ENC_LABEL, _DOB_LABEL, _DOS_LABEL, _ADM_LABEL, r"AGE[ ]?/[ ]?SEX|SEX[ ]?/[ ]?AGE|SEX|GENDER|AGE")
     )
     + r")(?![A-Za-z])",
     re.I,
