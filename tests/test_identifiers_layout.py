@@ -291,3 +291,33 @@ def test_a_key_row_with_a_value_beside_a_key_is_no_grid() -> None:
     ids = read(*HEADER, (400, "NAME  DOE, JANE Q   MRN 001234567   SEX F"), *body())
     assert ids.mrn is not None and ids.mrn.value == "001234567"
     assert ids.name is not None and ids.name.value == "DOE, JANE Q"
+
+
+@pytest.mark.parametrize(
+    ("printed", "name", "sex"),
+    [
+        ("Whitmore, Jane A   39Y F", "WHITMORE, JANE A", "F"),
+        ("Van Der Berg, Linda   72YF", "VAN DER BERG, LINDA", "F"),
+        ("O'Brien-Marsh, Esme C'   9YM", "O'BRIEN-MARSH, ESME C", "M"),  # a speck after the initial
+        ("Donnelly, KasiaB   36Y F", "DONNELLY, KASIA B", "F"),  # the initial glued to the first name
+    ],
+)
+def test_a_mixed_case_name_line_of_a_label(printed: str, name: str, sex: str) -> None:
+    # Found on the blind layouts: 'Whitmore, Jane A' (as some systems print a label's name) was never read,
+    # and an age glued to the sex ('39YF') gave neither.
+    label = [printed, "Med Rec No. 001234567", "Birth Date 14-MAR-1952"]
+    ids = read(*HEADER, *body(), *((2800 + 50 * i, ln, 200) for i, ln in enumerate(label)))
+    assert ids.name is not None and ids.name.value == name
+    assert ids.sex is not None and ids.sex.value == sex
+    assert ids.mrn is not None and ids.mrn.value == "001234567"
+
+
+def test_mixed_case_words_with_a_comma_that_are_no_name_line() -> None:
+    # An address in the header block beside numbers, and a name inside a sentence: neither is a name.
+    ids = read(
+        (150, "Riverbend General Hospital"),
+        (200, "1200 Valley Pike, Harrow, KY 40601  MRN 001234567"),
+        (250, "Seen by Smith, John today  DOB 03/14/1952"),
+        *body(),
+    )
+    assert ids.name is None

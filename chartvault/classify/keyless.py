@@ -31,6 +31,15 @@ _NAME_SHAPE = re.compile(
     r"[ ]?,[ ]{0,2}([A-Z][A-Z'\-]+)"
     r"(?:([ ]{1,2})([A-Z])\.?(?![A-Za-z0-9'\-]))?"
 )
+# 'Whitmore, Jane A' as some systems print it: mixed case is what prose and addresses look like too, so only
+# a whole field of a label block (from its start to a field gap or its end) is read as a name this way.
+_SURNAME = r"[A-Z](?:[a-z]+|'[A-Z][a-z]+|[a-z][A-Z][a-z]+)"
+# A speck before it or after the initial is tolerated; so is an initial glued to the first name ('KasiaB':
+# in mixed case a capital after small letters can only be one).
+_MIXED_NAME_SHAPE = re.compile(
+    r"^[ .,'‘’`]*(" + _SURNAME + r"(?:(?:[ ]|-)" + _SURNAME + r"){0,2}),[ ]{0,2}"
+    r"([A-Z][a-z]+(?:-[A-Z][a-z]+)?)(?:([ ]?)([A-Z]))?[.'‘’`]?(?=[ ]{2,}|[ ]*$)"
+)
 _CREDENTIAL_AFTER = re.compile(r"^[ ,]*(?:M\.?D|D\.?O|R\.?N|N\.?P|P\.?A(?:-C)?|DDS|PH\.?D|DPM)\b\.?", re.I)
 _CLINICIAN_BEFORE = re.compile(
     r"(?i)(?:\bDR\.?|\bATT(?:ENDING)?\.?|\bPHYSICIAN|\bPROVIDER|\bPCP|\bREF(?:ERRING)?|\bSURGEON|\bBY)[ :]*$"
@@ -43,6 +52,7 @@ _SEX = re.compile(r"(?<![A-Za-z0-9.'/])(M|F|MALE|FEMALE|Male|Female)(?![A-Za-z0-
 _AGE_SEX = re.compile(
     r"(?<![\d/.\-])(\d{1,3})[ ]?/[ ]?([MF])(?![A-Za-z])|(?<![A-Za-z])([MF])[ ]?/[ ]?(\d{1,3})(?![\d/])"
 )
+_AGE_Y_SEX = re.compile(r"(?<![\d/.\-])(\d{1,3})[ ]?(?:Y|YO|yo|y)[ ]?([MF])(?![A-Za-z])")  # '39YF', '72Y F'
 _AGE_UNIT = re.compile(
     r"(?<![\d/.\-])\(?(\d{1,3})[ ]?(?:y/o|Y/O|yo|YO|yrs?|YRS?|y|Y|years?|YEARS?)\)?(?![A-Za-z0-9])"
 )
@@ -182,7 +192,9 @@ def _read_piece(seg: Segment, masked: dict[int, str], keyed_rows: dict[int, int]
     text = row_text[seg.offset : seg.offset + len(seg.text)] if row_text else seg.text
     p = _Piece(seg, text, keyed=keyed_rows.get(seg.row, 0))
     rest = _blank(text, _NAME_SHAPE, lambda m: _take_name(p, m))
+    rest = _blank(rest, _MIXED_NAME_SHAPE, lambda m: _take_name(p, m))
     rest = _blank(rest, _AGE_SEX, lambda m: _take_age_sex(p, m))
+    rest = _blank(rest, _AGE_Y_SEX, lambda m: _take_age_sex(p, m))
     rest = _blank(rest, _DATE, lambda m: _take_date(p, m))
     rest = _blank(rest, _AGE_UNIT, lambda m: _take_age(p, m))
     rest = _blank(rest, _ID_SHAPE, lambda m: _take_id(p, m))
