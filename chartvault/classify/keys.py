@@ -16,7 +16,8 @@ from chartvault.classify.dates import DATE_TOKEN
 # followed by optional separators (OCR turns ':' into ';' or '.', adds spaces before it).
 # OCR drops the spaces of a small-print key ('DATEOFBIRTH'), so 'of' keys take them optionally.
 # OCR adds stray characters around separators ("MR#t:", "DOB-", "ENC;"): tolerate one letter before a colon.
-_SEP = r"[ \t]*(?:[A-Za-z](?=[:;]))?[ \t]*[:;.#=\-]*[ \t]*"
+# It reads a key's '.' as ',' ('Med Rec No,').
+_SEP = r"[ \t]*(?:[A-Za-z](?=[:;]))?[ \t]*[:;.,#=\-]*[ \t]*"
 _B = r"(?<![A-Za-z0-9])"
 
 _MRN_LABEL = (
@@ -32,13 +33,16 @@ _ENC_LABEL = (
     r"(?:ENC\b\.?[ ]*(?:#|No\b\.?)?|Encounter[ ]*(?:#|No\b\.?|Number|ID)?|Visit[ ]*(?:#|No\b\.?|Number|ID)|"
     r"(?-i:CSN)\b[ ]*#?)"
 )
-_DOB_LABEL = r"(?:D\.?[ ]?[O0o]\.?[ ]?[B8](?![A-Za-z])\.?|Birth[ ]*-?[ ]*[DB]ate|Date[ ]*of[ ]*Birth)"
+_DOB_LABEL = (
+    r"(?:D\.?[ ]?[O0o]\.?[ ]?[B8](?![A-Za-z])\.?|Birth[ ]*-?[ ]*[DB]ate|Date[ ]*of[ ]*Birth|"
+    r"(?-i:[DR][O0]R)(?=[ ]*:))"  # fax: 'DOR:', 'ROR:' (capitals and a colon: no word of prose)
+)
 _DOS_LABEL = (
-    r"(?:D\.?[ ]?[O0o]\.?[ ]?S(?![A-Za-z])\.?|Date[ ]*of[ ]*(?:Service|Visit)|"
+    r"(?:D\.?[ ]?[O0o]\.?[ ]?S(?![A-Za-z])\.?|Date[ ]*of[ ]*(?:Serv[il1][ce][ce]|Visit)|"  # fax: 'Serviee'
     r"(?:Service|Svc|Visit|Encounter)\.?[ ]+Da(?:t[ea]|le))"  # fax: 'Visit Dale', 'Visit Data'
 )
 _ADM_LABEL = (
-    r"(?:Adm(?:it|ission|\.)?(?:[ ]*(?:Date|Dt))?(?:[ ]*/[ ]*Dis[a-z]{0,6}\.?(?:[ ]*Date)?)?|"
+    r"(?:Adm(?:i[tl]|ission|\.)?(?:[ ]*(?:Date|Dt))?(?:[ ]*/[ ]*Dis[a-z]{0,6}\.?(?:[ ]*Date)?)?|"
     r"Date[ ]*of[ ]*Admission)"
 )
 _NAME_LABEL = r"(?:Patient[ ]*Name|Pt\.?[ ]*Name|Name[ ]+of[ ]+Patient|PATIENT|NAME)"
