@@ -1,6 +1,6 @@
 """Identifier and document-type quality on generated chart pages (bench.pages) with label layouts of our own.
 
-    python -m bench.generated [--split tuning|held_out|blind] [--per-layout N] [--seed S] [--workers W]
+    python -m bench.generated [--split tuning|held_out|blind|blind2] [--per-layout N] [--seed S] [--workers W]
                               [--no-pattern] [--check-digit luhn|mod11 [--no-check-setting]]
 
 Each document is rendered, OCR'd page by page with ChartVault's own OCR (``chartvault.ocr.extract_page``,
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 GENERATOR_VERSION = "5"  # 5: a glued initial's blank measured on the letters' height; a trailing '_' ignored
 CACHE = REPO / "bench" / "results" / "ocr-cache"
-SEEDS = {"tuning": 1, "held_out": 2, "blind": 3}
+SEEDS = {"tuning": 1, "held_out": 2, "blind": 3, "blind2": 4}
 FIELDS = ("mrn", "dob", "date_of_service", "name", "sex")
 TODAY = date(2025, 1, 1)  # fixed so two-digit years resolve the same way in every run
 

@@ -12,8 +12,10 @@ while the extractor is developed; ``HELD_OUT`` layouts (other field names, order
 the same label kinds) are measured and reported, never tuned on. Both sets hold an addressograph, a thermal
 label, a strip and a form grid, so a figure on the held-out set says how the extractor does on label
 variants it was not shaped by. ``BLIND`` layouts were written later, without reading the extractor's code,
-as a check of how the held-out figure generalises (``--split blind``); they too are only measured. Names,
-numbers and facilities are invented.
+as a check of how the held-out figure generalises (``--split blind``); they too are only measured.
+``BLIND2`` layouts (``--split blind2``) were written later still, again without reading the extractor, to stay
+unseen while the extractor is improved against ``BLIND``: an honest measurement on labels nobody tuned on.
+Names, numbers and facilities are invented.
 """
 
 from __future__ import annotations
@@ -187,6 +189,16 @@ def md4y(d: date) -> str:
     return f"{d.month}/{d.day}/{d.year}"
 
 
+def dmon_space(d: date) -> str:
+    """Day, mixed-case month abbreviation, four-digit year: 04 Mar 1952."""
+    return f"{d.day:02d} {_MON[d.month - 1].title()} {d.year}"
+
+
+def dmon_compact(d: date) -> str:
+    """Day, month abbreviation and year run together, as some label printers do: 04MAR1952."""
+    return f"{d.day:02d}{_MON[d.month - 1]}{d.year}"
+
+
 # --------------------------------------------------------------------------------------------- layouts
 
 
@@ -215,6 +227,15 @@ def _first_last(p: Patient) -> str:
 def _last_first_mixed(p: Patient) -> str:
     """'Whitmore, Jane A' (mixed case, as some EHRs print it)."""
     return f"{p.last}, {p.first}" + (f" {p.middle}" if p.middle else "")
+
+
+def _last_first_bare(p: Patient) -> str:
+    """'WHITMORE JANE A' (no comma, as embossing plates often print it)."""
+    return f"{p.last.upper()} {p.first.upper()}" + (f" {p.middle}" if p.middle else "")
+
+
+def _sex_word(p: Patient) -> str:
+    return {"M": "Male", "F": "Female"}[p.sex]
 
 
 def _cols(*cells: str) -> str:
@@ -364,6 +385,67 @@ BLIND: tuple[LabelLayout, ...] = (
         f"Admit: {md2y(p.service_date)}   Rm {p.room}",
     ], barcode=True),
 )
+
+# Written for the second blind check (branch 'blind2') without reading the extractor, to stay unseen while the
+# extractor is improved against BLIND: other keys ('Hosp #', 'Med Rec Number', 'MRN#', 'Pt Name:', 'Patient:',
+# 'DOB/Age', 'Admitted', 'Svc Date', 'Adm Date', 'Gender'), ISO, '04 Mar 1952', '04MAR1952', '03-04-1952'
+# and '3/4/52 (72 yrs)' dates, 'Male'/'Female', names without a comma or in mixed case, the account beside the
+# MRN, a barcode on a bottom label, an imprint with no keys at all. Only measured, never tuned on.
+BLIND2: tuple[LabelLayout, ...] = (
+    LabelLayout("thermal_hosp_no_barcode", "bottom_left", "thermal", "mono", lambda p: [
+        p.label_name,
+        f"Hosp #: {p.mrn}  Acct #: {p.account}",
+        f"DOB/Age: {mdy4(p.dob)} / {p.age}Y  Sex: {p.sex}",
+        f"Admitted: {mdy4(p.service_date)}",
+        f"Dr. {p.attending}",
+    ], barcode=True),
+    LabelLayout("imprint_keyless_no_comma", "top_right", "imprint", "imprint", lambda p: [
+        _last_first_bare(p),
+        f"{p.mrn}   {dmon_compact(p.dob)}   {p.sex}",
+        f"{p.account}   {dmon_compact(p.service_date)}",
+        f"DR {_att(p)}",
+    ]),
+    LabelLayout("strip_pt_name_iso", "bottom", "strip", "serif", lambda p: [
+        f"Pt Name: {_last_first_mixed(p)} | MRN#: {p.mrn} | DOB: {p.dob.isoformat()} | Sex: {_sex_word(p)} | "
+        f"Svc Date: {p.service_date.isoformat()}",
+    ]),
+    LabelLayout("grid_acct_beside_mrn", "bottom", "grid", "sans", lambda p: [
+        ("PATIENT NAME", p.label_name), ("MEDICAL RECORD #", p.mrn), ("ACCOUNT #", p.account),
+        ("DOB/AGE", f"{mdy4_dash(p.dob)} / {p.age}"), ("SEX", p.sex),
+        ("VISIT DATE", mdy4_dash(p.service_date)),
+    ]),
+    LabelLayout("box_patient_first_last", "top_right", "box", "sans", lambda p: [
+        f"Patient: {_first_last(p)}",
+        f"Med Rec Number: {p.mrn}",
+        f"DOB: {md2y(p.dob)} ({p.age} yrs)   Sex: {p.sex}",
+        f"Visit Date: {md2y(p.service_date)}",
+    ]),
+    LabelLayout("thermal_har_sex_word", "top_left", "thermal", "sans", lambda p: [
+        p.label_name,
+        f"MR#: {p.mrn}   HAR: {p.account}",
+        f"D.O.B.: {dmon_space(p.dob)}   Sex: {_sex_word(p)}",
+        f"DOS: {dmon_space(p.service_date)}",
+        f"Room: {p.room}",
+    ]),
+    LabelLayout("plain_header_encounter_first", "top_left", "plain", "serif", lambda p: [
+        f"Patient Name: {p.label_name}",
+        f"Encounter #: {p.encounter}     MRN: {p.mrn}",
+        f"Birthdate: {mdy4_dash(p.dob)}   Age: {p.age}   Gender: {_sex_word(p)}",
+        f"Date of Service: {mdy4_dash(p.service_date)}",
+    ]),
+    LabelLayout("thermal_compact_dates", "bottom_right", "thermal", "sans", lambda p: [
+        p.label_name,
+        f"Med Rec #: {p.mrn}",
+        f"Visit #: {p.encounter}",
+        f"DOB: {dmon_compact(p.dob)}  {p.age}Y  {p.sex}",
+        f"Adm Date: {dmon_compact(p.service_date)}",
+    ]),
+)
 # fmt: on
 
-SPLITS: dict[str, tuple[LabelLayout, ...]] = {"tuning": TUNING, "held_out": HELD_OUT, "blind": BLIND}
+SPLITS: dict[str, tuple[LabelLayout, ...]] = {
+    "tuning": TUNING,
+    "held_out": HELD_OUT,
+    "blind": BLIND,
+    "blind2": BLIND2,
+}
