@@ -321,3 +321,13 @@ def test_mixed_case_words_with_a_comma_that_are_no_name_line() -> None:
         *body(),
     )
     assert ids.name is None
+
+
+def test_a_combined_key_read_as_one_word_names_its_first_value() -> None:
+    # Found on the second blind layouts: 'DOB/AGE' over '03-04-1952 / 72', one OCR word for two keys: the
+    # value went to 'AGE' and the page had no birth date.
+    keys = "PATIENT NAME   MEDICAL RECORD #   DOB/AGE        SEX   VISIT DATE"
+    values = "DOE, JANE Q    001234567          03-14-1952 / 72   F     05-02-2023"
+    ids = read(*HEADER, (400, keys), (450, values), *body())
+    assert ids.dob is not None and (ids.dob.value, ids.dob.confidence >= 0.9) == ("1952-03-14", True)
+    assert ids.mrn is not None and ids.mrn.value == "001234567"

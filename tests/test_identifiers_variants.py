@@ -372,3 +372,23 @@ def test_keys_fax_damaged_on_other_labels(line: str, field: str, want: str) -> N
 def test_a_dob_misread_key_needs_capitals_and_a_colon(line: str) -> None:
     text = header("Name: Aaron N. Novak", "MRN: 0012345") + f"\nRange of motion {line} good."
     assert extract_identifiers(text, today=TODAY).dob is None
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "want"),
+    [
+        ("DOB: 04MAR1952  72Y  F", "dob", "1952-03-04"),  # compact day-month-year, as some labels print it
+        ("DOB: O4MAR52  72Y  F", "dob", "1952-03-04"),
+        ("Adm Date: 12SEP2019", "date_of_service", "2019-09-12"),
+    ],
+)
+def test_compact_dates(line: str, field: str, want: str) -> None:
+    label = ["DOE, JANE A", "Med Rec #: 0012345", line]
+    if field == "date_of_service":
+        label.insert(2, "DOB: 03/04/1952")
+    got = getattr(extract_identifiers(header(*label), today=TODAY), field)
+    assert got is not None and got.value == want
+
+
+def test_a_dose_glued_to_a_number_is_no_compact_date() -> None:
+    assert extract_identifiers(header("DOE, JANE A", "MRN: 0012345", "DOB: 5mg2020"), today=TODAY).dob is None

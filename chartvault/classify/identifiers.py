@@ -256,7 +256,7 @@ def _standalone_keys(row: Row) -> list[tuple[str, int]]:
     for k, m in enumerate(found):
         end = found[k + 1].start() if k + 1 < len(found) else len(row.text)
         lefts = [w.left for w, s, e in row.words if s < m.end() and e > m.start()]
-        if lefts:
+        if lefts and not (out and out[-1][1] == min(lefts)):  # 'DOB/AGE' read as one word: its first key
             out.append((m.group(1), min(lefts)))
         between = row.text[m.end() : end].strip(_BETWEEN_KEYS)
         if not between:
