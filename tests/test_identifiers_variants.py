@@ -392,3 +392,47 @@ def test_compact_dates(line: str, field: str, want: str) -> None:
 
 def test_a_dose_glued_to_a_number_is_no_compact_date() -> None:
     assert extract_identifiers(header("DOE, JANE A", "MRN: 0012345", "DOB: 5mg2020"), today=TODAY).dob is None
+
+
+# What OCR made of the second blind layouts (bench.generated --split blind2): keys and dates of labels that
+# print 'DOB/Age:', 'Admitted:', 'Svc Date:' and day-month-year dates, through fax and smudge.
+@pytest.mark.parametrize(
+    ("line", "field", "want"),
+    [
+        ("DOB/Age: 03/04/1952 / 72Y  Sex: F", "dob", "1952-03-04"),
+        ("Admitted: 09/12/2019", "date_of_service", "2019-09-12"),
+        ("Sve Date: 2019-02-12", "date_of_service", "2019-02-12"),
+        ("DOS: 18.May 2019", "date_of_service", "2019-05-18"),
+        ("DOS: 04. May 2024", "date_of_service", "2024-05-04"),
+        ("Adm Date: 090CT2023", "date_of_service", "2023-10-09"),
+        ("Pt Namo: Hollister, Calvin D | MRN#: 55768713", "name", "HOLLISTER, CALVIN D"),
+    ],
+)
+def test_keys_and_dates_of_other_labels(line: str, field: str, want: str) -> None:
+    label = ["DOE, JANE A", "Med Rec #: 0012345", line]
+    if field == "date_of_service":
+        label.insert(2, "DOB: 03/04/1952")
+    if field == "name":
+        label = [line]
+    got = getattr(extract_identifiers(header(*label), today=TODAY), field)
+    assert got is not None and got.value == want
+
+
+def test_an_imprint_name_without_a_comma() -> None:
+    # 'LAST FIRST M' embossed without a comma, beside keyless numbers and dates: the surname first.
+    from chartvault.classify.keyless import BARE_NAME
+
+    text = "\n".join(
+        ["ST. AURELIA MEDICAL CENTER", "OKONKWO GRETA W", "M992481736  25APR1999  F", "V0091  03JUN2020"]
+        + ["DR HALVORSEN", "", "HISTORY AND PHYSICAL", "", "CHIEF COMPLAINT: Cough for two weeks."]
+    )
+    ids = extract_identifiers(text, today=TODAY)
+    assert ids.name is not None and (ids.name.value, ids.name.confidence) == ("OKONKWO, GRETA W", BARE_NAME)
+    assert ids.dob is not None and ids.dob.value == "1999-04-25"
+    assert ids.mrn is not None and ids.mrn.value == "M992481736"
+
+
+@pytest.mark.parametrize("title", ["RADIOLOGY REPORT", "DISCHARGE SUMMARY", "MEDICAL CENTER"])
+def test_a_title_in_capitals_is_no_imprint_name(title: str) -> None:
+    text = "\n".join([title, "M992481736  25APR1999  F", "", "CHIEF COMPLAINT: Cough for two weeks."])
+    assert extract_identifiers(text, today=TODAY).name is None

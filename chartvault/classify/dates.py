@@ -36,14 +36,14 @@ _MONTHS["sept"] = 9
 # A day before a month name may carry one OCR confusion ('O8'), never two ('IS May 2021' is prose); a month
 # name may start with a bracket or bar for its 'J' (']UL').
 _DAY = r"(?:\d[0-9OoIlSB|]?|[OoIlSB|]\d)"
-_MONTH_WORD = r"[A-Za-z\]\[|][A-Za-z]{2,8}"
+_MONTH_WORD = r"[A-Za-z\]\[|0][A-Za-z]{2,8}"  # fax: "0CT" for OCT
 # What OCR makes of month names on faxes, undone before the month is looked up ('JLIN' -> 'JUN').
 _MONTH_FIXES = (("]", "j"), ("[", "j"), ("|", "j"), ("li", "u"), ("0", "o"))
 
 DATE_TOKEN = (
     r"(?:\d{4}-\d{1,2}-\d{1,2}"  # ISO
     r"|[0-9OoIlSB|]{1,2}[ ]?[/\-.][ ]?[0-9OoIlSB|]{1,2}[ ]?[/\-.][ ]?[0-9OoIlSB|]{2,4}"  # 05/01/1980, 5-1-80
-    r"|" + _DAY + r"[ \-]?" + _MONTH_WORD + r"\.?[ \-,]*\d{2,4}"  # 05-JAN-1980, 5 Jan 1980, 05JAN1980
+    r"|" + _DAY + r"(?:[ \-]|\.[ ]?)?" + _MONTH_WORD + r"\.?[ \-,]*\d{2,4}"  # 05-JAN-1980, 5 Jan 1980
     r"|[A-Za-z]{3,9}\.?[ ]+\d{1,2}(?:st|nd|rd|th)?,?[ ]+\d{2,4})"  # January 5, 1980 / Jan 5, 1980
     r"(?![0-9])"
 )
@@ -122,7 +122,7 @@ def parse_raw_date(token: str) -> RawDate | None:
     return None
 
 
-_DAY_FIRST = re.compile("(" + _DAY + r")[ \-]?(" + _MONTH_WORD + r")\.?[ \-,]*(\d{2,4})")
+_DAY_FIRST = re.compile("(" + _DAY + r")(?:[ \-]|\.[ ]?)?(" + _MONTH_WORD + r")\.?[ \-,]*(\d{2,4})")
 
 
 def _month(word: str) -> tuple[int, int] | None:

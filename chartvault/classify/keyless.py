@@ -40,6 +40,21 @@ _MIXED_NAME_SHAPE = re.compile(
     r"^[ .,'‘’`]*(" + _SURNAME + r"(?:(?:[ ]|-)" + _SURNAME + r"){0,2}),[ ]{0,2}"
     r"([A-Z][a-z]+(?:-[A-Z][a-z]+)?)(?:([ ]?)([A-Z]))?[.'‘’`]?(?=[ ]{2,}|[ ]*$)"
 )
+# 'OKONKWO GRETA W' on an imprint: two words in capitals and an initial, no comma, the surname first as
+# embossed cards print it. Words of headers, titles and keys are in capitals too: only a whole field of a
+# label block is read so, none of its words may be one of those, and it is weaker evidence (``BARE_NAME``).
+_BARE_NAME_SHAPE = re.compile(r"^[ .,'‘’`]*([A-Z][A-Z'\-]+)[ ]([A-Z][A-Z'\-]+)(?:[ ]([A-Z]))?[ .'‘’`]*$")
+_NOT_NAME_WORDS = (
+    "HOSPITAL HEALTH CENTER CENTRE MEDICAL CLINIC CLINICS REGIONAL MEMORIAL GENERAL COMMUNITY UNIVERSITY "
+    "SAINT ST REPORT NOTE NOTES SUMMARY CONSULT CONSULTATION DISCHARGE PROGRESS HISTORY PHYSICAL OPERATIVE "
+    "OPERATION RADIOLOGY EMERGENCY DEPARTMENT DEPT ROOM RECORD RECORDS PATIENT NAME DATE INFORMATION "
+    "CONFIDENTIAL PAGE LETTER ADMISSION ADMIT DR MD DO RN NP PA EXAM IMPRESSION FINDINGS PLAN ASSESSMENT "
+    "CHIEF COMPLAINT FAX TEL PHONE STREET ROAD AVENUE DRIVE SUITE FLOOR UNIT ACCOUNT VISIT ENCOUNTER MRN "
+    "SEX AGE MALE FEMALE DOB DOS ATTENDING PHYSICIAN SERVICE PROCEDURE SURGERY DIAGNOSIS COPY CHART "
+    "ORDER ORDERS LAB RESULTS FORM SCAN SCANNED"
+)
+_NOT_NAMES = frozenset(_NOT_NAME_WORDS.split())
+BARE_NAME = 0.6  # a name read from shape and place alone, with no comma to say which part is the surname
 _CREDENTIAL_AFTER = re.compile(r"^[ ,]*(?:M\.?D|D\.?O|R\.?N|N\.?P|P\.?A(?:-C)?|DDS|PH\.?D|DPM)\b\.?", re.I)
 _CLINICIAN_BEFORE = re.compile(
     r"(?i)(?:\bDR\.?|\bATT(?:ENDING)?\.?|\bPHYSICIAN|\bPROVIDER|\bPCP|\bREF(?:ERRING)?|\bSURGEON|\bBY)[ :]*$"
@@ -137,6 +152,7 @@ class _Piece:
     seg: Segment
     text: str
     names: list[tuple[str, int, int]] = field(default_factory=list)  # normalised, span
+    bare_names: list[str] = field(default_factory=list)  # 'LAST FIRST M' without a comma (``BARE_NAME``)
     ids: list[tuple[str, int, int]] = field(default_factory=list)  # value, OCR fixes, start
     dates: list[tuple[RawDate, int]] = field(default_factory=list)  # date, start
     sexes: list[str] = field(default_factory=list)
@@ -144,7 +160,11 @@ class _Piece:
     keyed: int = 0  # keyed identifiers this segment held (counted as kinds of the block)
 
     def kinds(self) -> set[str]:
-        out = {k for k, v in (("name", self.names), ("id", self.ids), ("date", self.dates)) if v}
+        out = {
+            k
+            for k, v in (("name", self.names + self.bare_names), ("id", self.ids), ("date", self.dates))
+            if v
+        }
         if self.sexes:
             out.add("sex")
         return out
@@ -193,6 +213,7 @@ def _read_piece(seg: Segment, masked: dict[int, str], keyed_rows: dict[int, int]
     p = _Piece(seg, text, keyed=keyed_rows.get(seg.row, 0))
     rest = _blank(text, _NAME_SHAPE, lambda m: _take_name(p, m))
     rest = _blank(rest, _MIXED_NAME_SHAPE, lambda m: _take_name(p, m))
+    rest = _blank(rest, _BARE_NAME_SHAPE, lambda m: _take_bare_name(p, m))
     rest = _blank(rest, _AGE_SEX, lambda m: _take_age_sex(p, m))
     rest = _blank(rest, _AGE_Y_SEX, lambda m: _take_age_sex(p, m))
     rest = _blank(rest, _DATE, lambda m: _take_date(p, m))
@@ -227,6 +248,17 @@ def _take_name(p: _Piece, m: re.Match[str]) -> int | None:
         return None
     p.names.append((name, m.start(), end))
     return end
+
+
+def _take_bare_name(p: _Piece, m: re.Match[str]) -> int | None:
+    last, first, initial = m.group(1), m.group(2), m.group(3)
+    if {last, first, initial} & _NOT_NAMES or min(len(last), len(first)) < 2:
+        return None
+    name = normalise_name(f"{last}, {first}" + (f" {initial}" if initial else ""))
+    if not name:
+        return None
+    p.bare_names.append(name)
+    return m.end()
 
 
 def _take_age_sex(p: _Piece, m: re.Match[str]) -> int:
@@ -279,6 +311,7 @@ def _take_block(
     for p in pieces:
         for name, _, _ in p.names:
             out.names.append(Cand(name, 0.88 if strong else 0.75, p.seg.row, 2, True))
+        out.names.extend(Cand(name, BARE_NAME, p.seg.row, 1, True) for name in p.bare_names)
     _take_ids(pieces, out, mrn_pattern, line)
     _take_dates(pieces, out, have_dob=have_dob, have_dos=have_dos, today=today)
     sexes = {s for p in pieces for s in p.sexes}
@@ -328,7 +361,7 @@ def _take_dates(
     finds: list[_Dated] = []
     for row in rows.values():
         doctor = any(_CLINICIAN_CUE.search(p.text) for p in row)
-        person = any(p.names or p.sexes or p.ages for p in row)
+        person = any(p.names or p.bare_names or p.sexes or p.ages for p in row)
         for p in row:
             finds.extend(_Dated(rd, "dos" if doctor else "dob" if person else "") for rd, _ in p.dates)
     for role, latest in (("dob", False), ("dos", True)):  # one date per role; the others fall open

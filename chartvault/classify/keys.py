@@ -34,18 +34,19 @@ _ENC_LABEL = (
     r"(?-i:CSN)\b[ ]*#?)"
 )
 _DOB_LABEL = (
-    r"(?:D\.?[ ]?[O0o]\.?[ ]?[B8](?![A-Za-z])\.?|Birth[ ]*-?[ ]*[DB]ate|Date[ ]*of[ ]*Birth|"
+    r"(?:(?:D\.?[ ]?[O0o]\.?[ ]?[B8](?![A-Za-z])\.?|Birth[ ]*-?[ ]*[DB]ate|Date[ ]*of[ ]*Birth|"
     r"(?-i:[DR][O0]R)(?=[ ]*:))"  # fax: 'DOR:', 'ROR:' (capitals and a colon: no word of prose)
+    r"(?:[ ]?/[ ]?Age(?![A-Za-z]))?)"  # 'DOB/Age: 03/04/1952 / 72Y': the date comes first
 )
 _DOS_LABEL = (
     r"(?:D\.?[ ]?[O0o]\.?[ ]?S(?![A-Za-z])\.?|Date[ ]*of[ ]*(?:Serv[il1][ce][ce]|Visit)|"  # fax: 'Serviee'
-    r"(?:Service|Svc|Visit|Encounter)\.?[ ]+Da(?:t[ea]|le))"  # fax: 'Visit Dale', 'Visit Data'
+    r"(?:Service|Sv[ce]|Visit|Encounter)\.?[ ]+Da(?:t[ea]|le))"  # fax: 'Visit Dale', 'Visit Data', 'Sve Date'
 )
 _ADM_LABEL = (
-    r"(?:Adm(?:i[tl]|ission|\.)?(?:[ ]*(?:Date|Dt))?(?:[ ]*/[ ]*Dis[a-z]{0,6}\.?(?:[ ]*Date)?)?|"
+    r"(?:Adm(?:i[tl](?:ted)?|ission|\.)?(?:[ ]*(?:Date|Dt))?(?:[ ]*/[ ]*Dis[a-z]{0,6}\.?(?:[ ]*Date)?)?|"
     r"Date[ ]*of[ ]*Admission)"
 )
-_NAME_LABEL = r"(?:Patient[ ]*Name|Pt\.?[ ]*Name|Name[ ]+of[ ]+Patient|PATIENT|NAME)"
+_NAME_LABEL = r"(?:Patient[ ]*Name|Pt\.?[ ]*Nam[eo]|Name[ ]+of[ ]+Patient|PATIENT|NAME)"
 _AGE_LABEL = r"(?:AGE)"
 
 _ID_TOKEN = r"[A-Za-z0-9|!£€][A-Za-z0-9|!\-]{2,24}"
