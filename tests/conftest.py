@@ -173,3 +173,19 @@ def api_client(settings, role: str = "admin", vendor: str | None = None, **app_k
         token = c.app.state.services.access.create_token(role, f"test {role}", vendor=vendor).token
         c.headers["Authorization"] = f"Bearer {token}"
         yield c
+
+
+@pytest.fixture
+def barcode_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The size of every image zxing is asked to search, in order (the real reader still reads them)."""
+    from chartvault.ocr import barcodes
+
+    sizes: list[tuple[int, int]] = []
+    real = barcodes.read_barcodes
+
+    def counting(image):  # type: ignore[no-untyped-def]
+        sizes.append(image.size)
+        return real(image)
+
+    monkeypatch.setattr(barcodes, "read_barcodes", counting)
+    return sizes

@@ -422,10 +422,9 @@ def test_an_imprint_name_without_a_comma() -> None:
     # 'LAST FIRST M' embossed without a comma, beside keyless numbers and dates: the surname first.
     from chartvault.classify.keyless import BARE_NAME
 
-    text = "\n".join(
-        ["ST. AURELIA MEDICAL CENTER", "OKONKWO GRETA W", "M992481736  25APR1999  F", "V0091  03JUN2020"]
-        + ["DR HALVORSEN", "", "HISTORY AND PHYSICAL", "", "CHIEF COMPLAINT: Cough for two weeks."]
-    )
+    label = ["ST. AURELIA MEDICAL CENTER", "OKONKWO GRETA W", "M992481736  25APR1999  F", "V0091  03JUN2020"]
+    report = ["DR HALVORSEN", "", "HISTORY AND PHYSICAL", "", "CHIEF COMPLAINT: Cough for two weeks."]
+    text = "\n".join([*label, *report])
     ids = extract_identifiers(text, today=TODAY)
     assert ids.name is not None and (ids.name.value, ids.name.confidence) == ("OKONKWO, GRETA W", BARE_NAME)
     assert ids.dob is not None and ids.dob.value == "1999-04-25"

@@ -172,3 +172,11 @@ def test_the_ocr_worker_takes_the_labels_barcode_over_the_fax_misread(tmp_path: 
     assert (mrn["value"], mrn["source"], mrn["confidence"]) == (PRINTED, BARCODE, CONFIDENCE_MENDED)
     assert mrn["read_as"] == MISREAD  # what the text pass read, for the reviewer
     assert outcome.barcodes == [_code(PRINTED)]
+
+
+def test_a_page_whose_scan_found_a_linear_code_is_not_searched_again(
+    tmp_path: Path, barcode_reads: list[tuple[int, int]]
+) -> None:
+    page = Image.open(_with_label_barcode(tmp_path, 3)).convert("L")
+    assert scan_decoded(page, 300, few_words=False) == [_code(PRINTED)]
+    assert barcode_reads == [(850, 1100)]  # found at ~100 dpi: the bands are not read again

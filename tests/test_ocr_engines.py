@@ -262,19 +262,12 @@ def test_cover_sheet_found_on_a_page_read_at_lower_resolution(tmp_path: Path) ->
 
 @pytest.mark.slow
 @needs_tesseract
-def test_chart_page_is_searched_for_barcodes_once(
-    corpus: list[dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_chart_page_is_searched_for_barcodes_once_and_its_label_bands_again(
+    corpus: list[dict], tmp_path: Path, barcode_reads: list[tuple[int, int]]
 ) -> None:
     entry = entry_where(corpus, "png", lambda d: d["tier"] == "clean")
-    sizes: list[tuple[int, int]] = []
-    real = barcodes.read_barcodes
-
-    def counting(image: Image.Image) -> list[dict[str, str]]:
-        sizes.append(image.size)
-        return real(image)
-
-    monkeypatch.setattr(barcodes, "read_barcodes", counting)
     scan = scan_page(entry["file"], FileKind.PNG, 1, OcrOptions(), tmp_path, barcodes=True)
     assert scan.barcodes == []
     assert len(scan.page.words) > ocr_pages.COVER_SHEET_MAX_WORDS
-    assert sizes == [(850, 1100)]  # one pass, at ~100 dpi
+    # the page once at ~100 dpi; no linear code there, so its label bands again at ~300 (a label's thin bars)
+    assert barcode_reads == [(850, 1100), (2550, 990), (2550, 726)]
