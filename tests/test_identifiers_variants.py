@@ -435,3 +435,11 @@ def test_an_imprint_name_without_a_comma() -> None:
 def test_a_title_in_capitals_is_no_imprint_name(title: str) -> None:
     text = "\n".join([title, "M992481736  25APR1999  F", "", "CHIEF COMPLAINT: Cough for two weeks."])
     assert extract_identifiers(text, today=TODAY).name is None
+
+
+def test_the_age_of_a_dob_age_key_is_the_value_after_the_date() -> None:
+    # 'DOB/Age: 03/04/1952 / 72Y': read as 'Age: 03' the age was 3, which the birth date contradicted.
+    label = ["DOE, JANE A", "Hosp #: 0012345", "DOB/Age: 03/04/1952 / 72Y", "Admitted: 05/02/2024"]
+    ids = extract_identifiers(header(*label), today=TODAY)
+    assert ids.dob is not None and (ids.dob.value, ids.dob.confidence >= 0.9) == ("1952-03-04", True)
+    assert ids.mrn is not None and (ids.mrn.value, ids.mrn.confidence >= 0.9) == ("0012345", True)

@@ -1,6 +1,6 @@
 """The keys labels print before a value: every synonym of the domain notes (A4), as patterns.
 
-MRN, MR#, Med Rec #, Unit # (Meditech), Chart #, Patient ID, EMPI; Acct #, FIN, HAR, CSN (Epic), Visit #,
+MRN, MR#, Med Rec #, Unit # (Meditech), Chart #, Hosp #, Patient ID, EMPI; Acct #, FIN, HAR, CSN (Epic), Visit #,
 Encounter #; DOB, D.O.B., Birthdate; DOS, Date of Service, Adm/Disch, Visit Date; sex and age. OCR damage
 that labels suffer (a misread letter, a stray mark before the colon) is tolerated where it cannot make a
 different key.
@@ -23,7 +23,8 @@ _B = r"(?<![A-Za-z0-9])"
 _MRN_LABEL = (
     r"(?:M[ ]?R[ ]?N(?:[ ]?(?:#|No\b\.?))?|MR[ ]*(?:#|No\b\.?|Number)|"
     r"M[ae]d(?:ical)?\.?[ ]*Re[ce](?:ord)?s?\.?[ ]*(?:#|No\b\.?|Number|Num\b)?|"  # fax: 'Mad Ree #'
-    r"Unit[ ]*(?:#|No\b\.?|Number)|Chart[ ]*(?:#|No\b\.?|Number)|(?:Patient|Pt\.?)[ ]*ID|EMPI)"
+    r"Unit[ ]*(?:#|No\b\.?|Number)|Chart[ ]*(?:#|No\b\.?|Number)|"
+    r"Hosp(?:ital)?\.?[ ]*(?:#|No\b\.?|Number)|(?:Patient|Pt\.?)[ ]*ID|EMPI)"
 )
 _ACCT_LABEL = (
     r"(?:ACCT\b\.?[ ]*(?:#|No\b\.?|Number)?|Account[ ]*(?:#|No\b\.?|Number)?|"
@@ -63,8 +64,11 @@ _FUZZY_SEP = r"[ \t]*[:;][ \t]*"
 MRN_FUZZY_RE = re.compile(_B + r"(M[RBAKHW]{1,2}N|M[RBAKHW]?#)" + _FUZZY_SEP + "(" + _ID_TOKEN + ")")
 ACCT_FUZZY_RE = re.compile(_B + r"(A[CG]{1,2}[CGT]T?|F[I1l]N)" + _FUZZY_SEP + "(" + _ID_TOKEN + ")")
 ENC_FUZZY_RE = re.compile(_B + r"(EN\S{0,3}?|V[I1l]S[I1l]T\S?)" + _FUZZY_SEP + "(" + _ID_TOKEN + ")")
-AGE_RE = re.compile(
-    _B + _AGE_LABEL + r"[ \t]*[:;.]?[ \t]*(\d{1,3})[ ]*(?:Y|YR|YRS|YO|years?)?(?![0-9A-Za-z])", re.I
+AGE_RE = re.compile(  # not after '/': in 'DOB/Age: 03/04/1952 / 72Y' the first value is the date
+    r"(?<![A-Za-z0-9/])"
+    + _AGE_LABEL
+    + r"[ \t]*[:;.]?[ \t]*(\d{1,3})[ ]*(?:Y|YR|YRS|YO|years?)?(?![0-9A-Za-z])",
+    re.I,
 )
 NAME_RE = re.compile(
     r"(?:^|(?<=[ \t]{2})|(?<=\t)|(?<=\|))[ \t]*(" + _NAME_LABEL + r")[ \t]*[:;][ \t]*(.+)", re.I
