@@ -1,9 +1,9 @@
 """The keys labels print before a value: every synonym of the domain notes (A4), as patterns.
 
-MRN, MR#, Med Rec #, Unit # (Meditech), Chart #, Hosp #, Patient ID, EMPI; Acct #, FIN, HAR, CSN (Epic), Visit #,
-Encounter #; DOB, D.O.B., Birthdate; DOS, Date of Service, Adm/Disch, Visit Date; sex and age. OCR damage
-that labels suffer (a misread letter, a stray mark before the colon) is tolerated where it cannot make a
-different key.
+MRN, MR#, Med Rec #, Unit # (Meditech), Chart #, Hosp #, Patient ID, EMPI; Acct #, FIN, HAR, CSN (Epic),
+Visit #, Encounter #; DOB, D.O.B., Birthdate; DOS, Date of Service, Adm/Disch, Visit Date; sex and age.
+OCR damage that labels suffer (a misread letter, a stray mark before the colon) is tolerated where it
+cannot make a different key.
 """
 
 from __future__ import annotations
