@@ -252,7 +252,7 @@ def _standalone_keys(row: Row) -> list[tuple[str, int]]:
     found = list(keys.ANY_KEY_RE.finditer(row.text))
     if not found or row.text[: found[0].start()].strip(_BETWEEN_KEYS):
         return []  # words before the first key: prose that ends in a key word ('... The patient')
-    out = []
+    out: list[tuple[str, int]] = []
     for k, m in enumerate(found):
         end = found[k + 1].start() if k + 1 < len(found) else len(row.text)
         lefts = [w.left for w, s, e in row.words if s < m.end() and e > m.start()]
