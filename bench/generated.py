@@ -92,7 +92,8 @@ BARCODE_PASS_VERSION = "1"
 def page_codes(spec: DocSpec) -> list[list[dict[str, str]]]:
     """Per page, the barcodes the OCR worker reads from the decoded pixels (``scan_decoded``: the whole
     page at ~100 dpi, the label bands again at ~300 when that found no linear code), cached beside the OCR."""
-    from chartvault.ocr.barcodes import LABEL_BOTTOM, LABEL_DPI, LABEL_TOP, scan_decoded
+    from chartvault.ocr.barcodes import LABEL_DPI, scan_decoded
+    from chartvault.ocr.types import LABEL_BOTTOM, LABEL_TOP
 
     raw = f"{_cache_key(spec)}|{LABEL_TOP}|{LABEL_BOTTOM}|{LABEL_DPI}|{BARCODE_PASS_VERSION}"
     path = CACHE / f"codes-{hashlib.sha256(raw.encode()).hexdigest()[:24]}.json.gz"

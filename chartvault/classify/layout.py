@@ -18,13 +18,10 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from chartvault.ocr.types import Word
+from chartvault.ocr.types import LABEL_BOTTOM, LABEL_TOP, Word
 
 __all__ = ["Row", "Segment", "blocks", "page_rows"]
 
-# Bands of the page where labels, imprints and header/footer strips are printed (fractions of the height).
-TOP_BAND = 0.30
-BOTTOM_BAND = 0.78
 # Without boxes: lines counted as the top and bottom bands.
 TEXT_HEADER_LINES = 14
 TEXT_FOOTER_LINES = 3
@@ -156,7 +153,7 @@ def _build_row(members: list[Word], index: int, h: int, page_height: int) -> Row
             text += w.text
         segments.append(_segment(group, text[start:], index, start))
     cy = statistics.median(w.top + w.height / 2 for w in members)
-    band = cy < TOP_BAND * page_height or cy > BOTTOM_BAND * page_height
+    band = cy < LABEL_TOP * page_height or cy > LABEL_BOTTOM * page_height
     return Row(text, band, index, segments, height=h, words=spans)
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from PIL import Image
 
 from chartvault.filetypes import FileKind
+from chartvault.ocr.types import LABEL_BOTTOM, LABEL_TOP
 
 __all__ = [
     "BARCODE_DPI",
@@ -49,7 +50,6 @@ MAX_SIDE = 2200  # longer sides are reduced (a 300-dpi letter page is 3300 px): 
 SCAN_DPI = 100  # every OCR'd page is searched for barcodes at about this resolution
 FINE_DPI = 200  # ...and a page with few words and no barcode found again at about this one
 LABEL_DPI = 300  # ...and the label bands of a page with no linear code found at about this one
-LABEL_TOP, LABEL_BOTTOM = 0.30, 0.78  # the label bands: above and below these fractions of the height
 LINEAR = frozenset({"Code128", "Code39"})
 
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+# The bands of a page where patient labels, imprints and header/footer strips are stuck: above LABEL_TOP and
+# below LABEL_BOTTOM (fractions of the page height). The identifier reader's rows and the barcode pass's
+# second look share them.
+LABEL_TOP, LABEL_BOTTOM = 0.30, 0.78
+
 
 @dataclass(frozen=True, slots=True)
 class Word:
